@@ -1,0 +1,2 @@
+/** Test helpers shared by every workspace: real servers, never mocks of them. */
+export { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";

@@ -1,0 +1,47 @@
+/** WorkerDirectory over the orchestrator's Membership service, refreshed every refresh_ms. */
+import type { Logger } from "@expertmesh/common";
+import { type Member, MembershipClient } from "@expertmesh/proto/cluster";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import type { WorkerDirectory } from "../domain/worker-directory.ts";
+
+export class OrchestratorDirectory implements WorkerDirectory {
+  readonly #client: MembershipClient;
+  readonly #log: Logger;
+  #members: Member[] = [];
+  #healthy = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(address: string, refreshMs: number, log: Logger) {
+    this.#client = new MembershipClient(address, credentials.createInsecure());
+    this.#log = log.child({ component: "directory", orchestrator: address });
+    const tick = () => {
+      this.#client.listMembers({ model: "" }, new Metadata(), { deadline: Date.now() + refreshMs }, (err, res) => {
+        if (err) {
+          if (this.#healthy) this.#log.warn({ code: err.code, err: err.details }, "worker discovery failed");
+          this.#healthy = false;
+        } else {
+          this.#members = res.members;
+          this.#healthy = true;
+        }
+        if (!this.#closed) {
+          this.#timer = setTimeout(tick, refreshMs);
+          this.#timer.unref();
+        }
+      });
+    };
+    tick();
+  }
+
+  members(): readonly Member[] {
+    return this.#members;
+  }
+  healthy(): boolean {
+    return this.#healthy;
+  }
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#client.close();
+  }
+}

@@ -1,0 +1,53 @@
+/** Gateway configuration, validated once at startup (GATEWAY_CONFIG_FILE, then env). */
+import { loadConfig } from "@expertmesh/common";
+import { z } from "zod";
+
+const positive = z.coerce.number().int().positive();
+const csv = z.preprocess(
+  (v) =>
+    typeof v === "string"
+      ? v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(z.string().min(8, "API keys must be at least 8 characters")),
+);
+
+export const GatewayConfigSchema = z.object({
+  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  http: z
+    .object({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.coerce.number().int().min(0).max(65535).default(8080),
+      body_limit_bytes: positive.default(8 * 1024 * 1024),
+    })
+    .prefault({}),
+  /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
+  api_keys: csv.default([]),
+  orchestrator: z
+    .object({
+      /** Membership service address used to discover workers. */
+      address: z.string().default("127.0.0.1:50050"),
+      refresh_ms: positive.default(2_000),
+    })
+    .prefault({}),
+  shutdown_grace_ms: positive.default(30_000),
+});
+
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+
+export const gatewayEnv = {
+  log_level: "LOG_LEVEL",
+  "http.host": "GATEWAY_HOST",
+  "http.port": "GATEWAY_PORT",
+  "http.body_limit_bytes": "GATEWAY_BODY_LIMIT_BYTES",
+  api_keys: "GATEWAY_API_KEYS",
+  "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
+  "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
+  shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
+} as const;
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  return loadConfig({ service: "gateway", schema: GatewayConfigSchema, fileEnv: "GATEWAY_CONFIG_FILE", env: gatewayEnv }, env);
+}

@@ -1,0 +1,47 @@
+/** The gateway's error catalogue; every HTTP error body is OpenAI-shaped ({error:{message,type,param,code}}). */
+import { defineErrorCatalogue, GrpcCode } from "@expertmesh/common";
+
+export const gatewayErrors = defineErrorCatalogue({
+  invalid_api_key: {
+    http: 401,
+    grpc: GrpcCode.UNAUTHENTICATED,
+    type: "authentication_error",
+    retryable: false,
+    message: (p: { reason: string }) => p.reason,
+  },
+  not_found: {
+    http: 404,
+    grpc: GrpcCode.NOT_FOUND,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { method: string; url: string }) => `Unknown request URL: ${p.method} ${p.url}`,
+  },
+  model_not_found: {
+    http: 404,
+    grpc: GrpcCode.NOT_FOUND,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { model: string }) => `The model '${p.model}' does not exist or you do not have access to it.`,
+  },
+  invalid_request_error: {
+    http: 400,
+    grpc: GrpcCode.INVALID_ARGUMENT,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { detail: string }) => p.detail,
+  },
+  server_error: {
+    http: 500,
+    grpc: GrpcCode.INTERNAL,
+    type: "server_error",
+    retryable: false,
+    message: (p: { requestId: string }) => `The server had an error while processing your request (request id ${p.requestId}).`,
+  },
+  service_unavailable: {
+    http: 503,
+    grpc: GrpcCode.UNAVAILABLE,
+    type: "server_error",
+    retryable: true,
+    message: (p: { reason: string }) => p.reason,
+  },
+});

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+/** Gateway process entry: config → telemetry → createServer → listen → graceful shutdown. */
+import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
+import closeWithGrace from "close-with-grace";
+import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
+import { loadGatewayConfig } from "./config.ts";
+import { createServer } from "./server.ts";
+
+let config: ReturnType<typeof loadGatewayConfig>;
+try {
+  config = loadGatewayConfig();
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(2);
+}
+const log = createLogger("gateway", config.log_level);
+const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
+if (config.api_keys.length === 0) log.warn("GATEWAY_API_KEYS is empty: authentication is disabled (local development only)");
+
+const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
+const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway") });
+const address = await app.listen({ host: config.http.host, port: config.http.port });
+log.info({ address }, "gateway listening");
+
+closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
+  if (err) log.error({ err }, "fatal error, shutting down");
+  else log.info({ signal }, "shutting down");
+  await app.close();
+  directory.close();
+  await telemetry.shutdown();
+});

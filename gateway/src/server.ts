@@ -1,0 +1,75 @@
+/**
+ * createServer(deps): the gateway's HTTP app (Fastify), with no side effects beyond what deps provide.
+ * Cross-cutting behaviour lives here: request ids, auth, OpenAI-shaped errors, metrics.
+ */
+import { randomUUID } from "node:crypto";
+import { AppError, Histogram, type Logger, type Registry } from "@expertmesh/common";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
+import type { GatewayConfig } from "./config.ts";
+import type { WorkerDirectory } from "./domain/worker-directory.ts";
+import { gatewayErrors } from "./errors.ts";
+import { createAuthHook } from "./http/auth.ts";
+import { registerHealthRoutes } from "./http/routes/health.ts";
+import { registerModelRoutes } from "./http/routes/models.ts";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  log: Logger;
+  directory: WorkerDirectory;
+  registry: Registry;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createServer(deps: GatewayDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: deps.config.http.body_limit_bytes,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : `req_${randomUUID().replaceAll("-", "")}`;
+    },
+    logController: new LogController({ requestIdLogLabel: "reqId", disableRequestLogging: true }),
+  });
+
+  const duration = new Histogram({
+    name: "expertmesh_gateway_http_request_duration_seconds",
+    help: "HTTP request duration by route and status",
+    labelNames: ["method", "route", "status"] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [deps.registry],
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onRequest", createAuthHook(deps.config.api_keys));
+  app.addHook("onResponse", async (request, reply) => {
+    duration.observe(
+      { method: request.method, route: request.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw gatewayErrors.create("not_found", { method: request.method, url: request.url.split("?")[0] ?? "" });
+  });
+  app.setErrorHandler(async (error: FastifyError | AppError, request, reply) => {
+    if (error instanceof AppError) {
+      if (error.retryAfterMs !== undefined) reply.header("retry-after", Math.ceil(error.retryAfterMs / 1000));
+      return reply.code(error.http).send(error.toOpenAi());
+    }
+    const status = (error as FastifyError).statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const appErr = gatewayErrors.create("invalid_request_error", { detail: error.message });
+      return reply.code(status).send(appErr.toOpenAi());
+    }
+    request.log.error({ err: error }, "unhandled error");
+    return reply.code(500).send(gatewayErrors.create("server_error", { requestId: request.id }).toOpenAi());
+  });
+
+  registerHealthRoutes(app, deps.directory);
+  registerModelRoutes(app, deps.directory);
+  app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
+  return app;
+}

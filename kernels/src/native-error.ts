@@ -1,0 +1,29 @@
+/**
+ * The JS error class for failures reported by the native engine. The addon constructs it (it is
+ * registered with setErrorClass at load time), so C++ status codes surface as a typed error.
+ */
+export const NativeStatus = {
+  invalid_argument: 1,
+  unsupported_argument: 2,
+  invalid_state: 3,
+  io_error: 4,
+  insufficient_memory: 5,
+  insufficient_resources: 6,
+  unsupported_system: 7,
+  context_overflow: 8,
+  invalid_checkpoint: 9,
+  communicator_error: 10,
+} as const;
+export type NativeStatusName = keyof typeof NativeStatus;
+
+export class NativeError extends Error {
+  override readonly name = "NativeError";
+  readonly status: number;
+  readonly statusName: NativeStatusName | "unknown";
+
+  constructor(status: number, statusName: string, message: string) {
+    super(message);
+    this.status = status;
+    this.statusName = statusName in NativeStatus ? (statusName as NativeStatusName) : "unknown";
+  }
+}

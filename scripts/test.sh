@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# TEST: the same setup as UP, then the whole suite — lint, typecheck, unit + integration + native op
+# tests (per workspace, through turbo), end-to-end — and one summary line at the end.
+# Exit status is 0 only when every step passed.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
+cd "$EM_ROOT"
+started=$(date +%s)
+
+bash scripts/setup.sh || em_die "setup failed"
+
+results=()
+failed=0
+out="$EM_RUN/test"
+mkdir -p "$out"
+
+step() { # name command...
+  local name="$1"
+  shift
+  local t0
+  t0=$(date +%s)
+  em_log "── $name"
+  if "$@" 2>&1 | tee "$out/$name.log"; then
+    results+=("$name ok ($(($(date +%s) - t0))s)")
+  else
+    results+=("$name FAILED")
+    failed=1
+  fi
+}
+
+# Sums vitest's "Tests  N passed | M skipped" lines of a log.
+count_tests() {
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^\S*\s*Tests\s' | awk '
+    { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^skipped/) s += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+    END { printf "%d passed, %d skipped, %d failed", p, s, f }'
+}
+
+step lint bash -c 'biome ci . && (cd proto && buf lint)'
+step typecheck turbo run typecheck --output-logs=errors-only --concurrency=2
+step unit turbo run test --output-logs=full --concurrency=1 --log-prefix=task
+step e2e npm run --silent test:e2e -w @expertmesh/e2e
+
+elapsed=$(($(date +%s) - started))
+tests="unit/integration: $(count_tests "$out/unit.log"); e2e: $(count_tests "$out/e2e.log")"
+summary="$(IFS=';'; echo "${results[*]}" | sed 's/;/, /g')"
+if [ "$failed" = 0 ]; then
+  echo "TEST PASS in ${elapsed}s — ${summary} — ${tests}"
+else
+  echo "TEST FAIL in ${elapsed}s — ${summary} — ${tests}"
+  exit 1
+fi

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# UP: installs what is missing, then runs the whole stack on loopback until Ctrl-C:
+#   redis-server → orchestrator (membership) → worker (rank 0 of 1) → gateway (HTTP, prints its URL).
+# Ctrl-C (or SIGTERM) stops everything this script started; nothing is left running.
+#
+# Settings (environment): EXPERTMESH_MODEL=DIR serves that checkpoint (default: none yet — the worker
+# reports NOT_SERVING until the engine lands), GATEWAY_PORT (8080), ORCHESTRATOR_PORT (50050),
+# WORKER_PORT (50051), WORKER_METRICS_PORT (9091), EXPERTMESH_REDIS_PORT (6390), GATEWAY_API_KEYS.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
+cd "$EM_ROOT"
+
+bash scripts/setup.sh
+
+export GATEWAY_PORT="${GATEWAY_PORT:-8080}" ORCHESTRATOR_PORT="${ORCHESTRATOR_PORT:-50050}"
+export WORKER_PORT="${WORKER_PORT:-50051}" WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9091}"
+redis_port="${EXPERTMESH_REDIS_PORT:-6390}"
+logs="$EM_RUN/logs"
+mkdir -p "$logs" "$EM_RUN/redis"
+
+pids=()
+names=()
+stopping=0
+cleanup() {
+  local status=$?
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap - INT TERM
+  if [ "${#pids[@]}" -gt 0 ]; then
+    em_log "stopping: ${names[*]}"
+    # Reverse start order: the gateway drains first, redis goes last.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do
+      alive=0
+      for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    em_log "stopped"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start() { # name logfile command...
+  local name="$1" log="$2"
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+}
+
+start redis "$logs/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$EM_RUN/redis" \
+  --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ""
+node scripts/wait-for.ts "tcp://127.0.0.1:$redis_port" 15 || em_die "redis did not start (see $logs/redis.log)"
+
+REDIS_URL="redis://127.0.0.1:$redis_port" start orchestrator "$logs/orchestrator.log" node orchestrator/src/main.ts
+node scripts/wait-for.ts "tcp://127.0.0.1:$ORCHESTRATOR_PORT" 30 || em_die "orchestrator did not start (see $logs/orchestrator.log)"
+
+WORKER_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" WORKER_MODEL_PATH="${EXPERTMESH_MODEL:-}" \
+  start worker "$logs/worker.log" node worker/src/main.ts
+node scripts/wait-for.ts "tcp://127.0.0.1:$WORKER_PORT" 60 || em_die "worker did not start (see $logs/worker.log)"
+
+GATEWAY_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" start gateway "$logs/gateway.log" node gateway/src/main.ts
+node scripts/wait-for.ts "http://127.0.0.1:$GATEWAY_PORT/health" 30 || em_die "gateway did not start (see $logs/gateway.log)"
+
+em_log "logs: ${logs#"$EM_ROOT"/}/{redis,orchestrator,worker,gateway}.log"
+echo "ExpertMesh is up: http://127.0.0.1:$GATEWAY_PORT  (Ctrl-C stops everything)"
+
+# Run until Ctrl-C, or until any service dies (then stop the rest and fail).
+set +e
+wait -n "${pids[@]}"
+code=$?
+set -e
+if [ "$stopping" = 0 ]; then
+  em_warn "a service exited unexpectedly (status $code); stopping the stack — see $logs/"
+  exit 1
+fi

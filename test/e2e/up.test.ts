@@ -1,0 +1,82 @@
+/**
+ * UP, exactly as a user runs it: `bash scripts/up.sh`, then Ctrl-C. Ctrl-C is simulated as a terminal
+ * does it: SIGINT to the whole foreground process group. Afterwards no process of that group may remain
+ * and every port it opened must be closed.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createConnection } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@expertmesh/common/testing";
+import { afterAll, describe, expect, it } from "vitest";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+
+function groupMembers(pgid: number): number[] {
+  const out = execFileSync("ps", ["-eo", "pid=,pgid="], { encoding: "utf8" });
+  return out
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter(([, g]) => g === pgid)
+    .map(([p]) => p as number);
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: "127.0.0.1", port }, () => {
+      s.end();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+let up: ChildProcess | undefined;
+afterAll(() => {
+  if (up?.pid && up.exitCode === null) process.kill(-up.pid, "SIGKILL");
+});
+
+describe("UP (scripts/up.sh)", () => {
+  it("brings the stack up, answers GET /health, and leaves nothing running after Ctrl-C", async () => {
+    const ports = {
+      GATEWAY_PORT: await freePort(),
+      ORCHESTRATOR_PORT: await freePort(),
+      WORKER_PORT: await freePort(),
+      WORKER_METRICS_PORT: await freePort(),
+      EXPERTMESH_REDIS_PORT: await freePort(),
+    };
+    const env = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+    up = spawn("bash", ["scripts/up.sh"], { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const pgid = up.pid as number;
+    let output = "";
+    up.stderr?.on("data", (d: Buffer) => {
+      output += d.toString();
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      up?.stdout?.on("data", (d: Buffer) => {
+        output += d.toString();
+        const m = /ExpertMesh is up: (http:\/\/\S+)/.exec(output);
+        if (m?.[1]) resolve(m[1]);
+      });
+      up?.on("exit", (code) => reject(new Error(`up.sh exited early with ${code}:\n${output}`)));
+    });
+    expect(url).toBe(`http://127.0.0.1:${ports.GATEWAY_PORT}`);
+
+    const health = await fetch(`${url}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+    // The worker registered through the orchestrator (Redis-backed membership) and the gateway sees it.
+    await expect
+      .poll(async () => ((await (await fetch(`${url}/ready`)).json()) as { workers: number }).workers, { timeout: 15_000 })
+      .toBe(1);
+    expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(5); // bash, redis, orchestrator, worker, gateway
+
+    const exited = new Promise<number | null>((resolve) => up?.on("exit", (code) => resolve(code)));
+    process.kill(-pgid, "SIGINT");
+    const code = await exited;
+    expect(code).toBe(130);
+    await expect.poll(() => groupMembers(pgid), { timeout: 10_000 }).toEqual([]);
+    for (const port of Object.values(ports)) expect(await portOpen(port)).toBe(false);
+  });
+});

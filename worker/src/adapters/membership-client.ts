@@ -1,0 +1,75 @@
+/**
+ * Keeps this worker in the cluster roster: Register at start, Heartbeat every heartbeat_ms (re-registering
+ * when the lease was lost), Leave on shutdown. The orchestrator being down never stops the worker; it
+ * retries and logs.
+ */
+import type { Logger } from "@expertmesh/common";
+import { Accelerator, type Member, MemberState, MembershipClient } from "@expertmesh/proto/cluster";
+import { credentials, status as GrpcStatus, Metadata, type ServiceError } from "@grpc/grpc-js";
+
+type Callback<Res> = (err: ServiceError | null, res: Res) => void;
+
+/** Promise over a grpc-js unary call with a deadline. */
+function unary<Res>(call: (md: Metadata, opts: { deadline: number }, cb: Callback<Res>) => unknown, timeoutMs = 2_000): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    call(new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+export class MembershipAgent {
+  readonly #client: MembershipClient;
+  readonly #member: Member;
+  readonly #heartbeatMs: number;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #registered = false;
+  #state: MemberState = MemberState.MEMBER_STATE_STARTING;
+
+  constructor(address: string, member: Omit<Member, "state" | "registeredUnixMs">, heartbeatMs: number, log: Logger) {
+    this.#client = new MembershipClient(address, credentials.createInsecure());
+    this.#member = { ...member, state: MemberState.MEMBER_STATE_STARTING, registeredUnixMs: Date.now() };
+    this.#heartbeatMs = heartbeatMs;
+    this.#log = log.child({ component: "membership", orchestrator: address });
+  }
+
+  start(state: MemberState): void {
+    this.#state = state;
+    const tick = async () => {
+      try {
+        if (!this.#registered) {
+          const member = { ...this.#member, state: this.#state };
+          await unary((md, o, cb) => this.#client.register({ member }, md, o, cb));
+          this.#registered = true;
+          this.#log.info({ workerId: this.#member.workerId }, "registered with the orchestrator");
+        } else {
+          const beat = { workerId: this.#member.workerId, state: this.#state };
+          await unary((md, o, cb) => this.#client.heartbeat(beat, md, o, cb));
+        }
+      } catch (err) {
+        const e = err as ServiceError;
+        if (e.code === GrpcStatus.NOT_FOUND) this.#registered = false;
+        this.#log.warn({ code: e.code, err: e.details ?? e.message }, "membership call failed; retrying");
+      }
+      this.#timer = setTimeout(tick, this.#heartbeatMs);
+      this.#timer.unref();
+    };
+    void tick();
+  }
+
+  setState(state: MemberState): void {
+    this.#state = state;
+  }
+
+  async leave(): Promise<void> {
+    clearTimeout(this.#timer);
+    if (this.#registered) {
+      const workerId = this.#member.workerId;
+      await unary((md, o, cb) => this.#client.leave({ workerId }, md, o, cb)).catch((err: Error) =>
+        this.#log.warn({ err: err.message }, "leave failed"),
+      );
+    }
+    this.#client.close();
+  }
+}
+
+export { Accelerator };

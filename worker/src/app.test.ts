@@ -1,0 +1,60 @@
+import { createLogger } from "@expertmesh/common";
+import { HealthCheckResponse_ServingStatus, HealthClient } from "@expertmesh/proto/health";
+import { ErrorKind, WorkerClient } from "@expertmesh/proto/worker";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningWorker, startWorker, WORKER_SERVICE_NAME } from "./app.ts";
+import { loadWorkerConfig } from "./config.ts";
+import { errorDetailOf } from "./transport/grpc-errors.ts";
+
+let worker: RunningWorker;
+
+beforeAll(async () => {
+  const config = loadWorkerConfig({ WORKER_PORT: "0", WORKER_METRICS_PORT: "0", WORKER_ID: "w-test", WORKER_KV_NUM_BLOCKS: "128" });
+  worker = await startWorker(config, createLogger("worker-test", "silent"));
+});
+afterAll(async () => {
+  await worker.close();
+});
+
+describe("worker without a model, over real gRPC", () => {
+  it("answers Info with its identity and capacity", async () => {
+    const client = new WorkerClient(worker.address, credentials.createInsecure());
+    const info = await new Promise((resolve, reject) => client.info({}, (err, res) => (err ? reject(err) : resolve(res))));
+    expect(info).toMatchObject({ workerId: "w-test", rank: 0, worldSize: 1, capacity: { kvBlocksTotal: 128, kvBlocksFree: 128 } });
+    client.close();
+  });
+
+  it("reports the process SERVING and the Worker service NOT_SERVING in grpc.health.v1", async () => {
+    const health = new HealthClient(worker.address, credentials.createInsecure());
+    const check = (service: string) =>
+      new Promise<number>((resolve, reject) => health.check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))));
+    expect(await check("")).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect(await check(WORKER_SERVICE_NAME)).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    health.close();
+  });
+
+  it("rejects Generate with UNAVAILABLE and a typed NOT_READY detail carrying a retry hint", async () => {
+    const client = new WorkerClient(worker.address, credentials.createInsecure());
+    const err = await new Promise<ServiceError>((resolve) => {
+      const stream = client.generate(
+        { requestId: "r1", promptTokenIds: [1, 2], stopTokenIds: [], maxTokens: 4, priority: 1, deadlineUnixMs: 0 },
+        new Metadata(),
+      );
+      stream.on("data", () => {});
+      stream.on("error", resolve);
+    });
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(errorDetailOf(err)).toMatchObject({ kind: ErrorKind.ERROR_KIND_NOT_READY, retryAfterMs: 5000 });
+    client.close();
+  });
+
+  it("serves Prometheus metrics", async () => {
+    const body = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
+    expect(body).toMatch(/expertmesh_worker_ready\{service="worker",rank="0"\} 0/);
+  });
+
+  it("refuses rank >= world_size at startup", () => {
+    expect(() => loadWorkerConfig({ WORKER_RANK: "2", WORKER_WORLD_SIZE: "2" })).toThrow(/rank 2 must be < world_size 2/);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Wires a worker: engine (port) → gRPC service + grpc.health.v1 → metrics → membership.
+ * main.ts reads config and calls startWorker(); tests call it directly with their own config.
+ */
+import type { Server as HttpServer } from "node:http";
+import { createMetricsRegistry, Gauge, type Logger } from "@expertmesh/common";
+import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { WorkerService } from "@expertmesh/proto/worker";
+import { Server } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { MembershipAgent } from "./adapters/membership-client.ts";
+import type { WorkerConfig } from "./config.ts";
+import type { EnginePort } from "./engine/engine-port.ts";
+import { NoModelEngine } from "./engine/no-model-engine.ts";
+import { serverCredentials } from "./transport/credentials.ts";
+import { startMetricsServer } from "./transport/metrics-server.ts";
+import { createWorkerService } from "./transport/worker-service.ts";
+
+export const WORKER_SERVICE_NAME = "expertmesh.worker.v1.Worker";
+
+export interface RunningWorker {
+  address: string;
+  metricsAddress: string;
+  engine: EnginePort;
+  health: HealthImplementation;
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: WorkerConfig, log: Logger, engine?: EnginePort): Promise<RunningWorker> {
+  const eng =
+    engine ??
+    new NoModelEngine(config.model.name, {
+      blockSize: config.kv.block_size,
+      blocks: config.kv.num_blocks,
+      maxNumSeqs: config.scheduler.max_num_seqs,
+      maxTokensPerStep: config.scheduler.max_tokens_per_step,
+    });
+
+  const registry = createMetricsRegistry("worker", { rank: String(config.rank) });
+  new Gauge({
+    name: "expertmesh_worker_ready",
+    help: "1 when the worker has a model loaded and serves Generate",
+    registers: [registry],
+    collect() {
+      this.set(eng.ready ? 1 : 0);
+    },
+  });
+
+  const server = new Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+  server.addService(
+    WorkerService,
+    createWorkerService(eng, { workerId: config.worker_id, rank: config.rank, worldSize: config.world_size }, log),
+  );
+  const health = new HealthImplementation({ "": "SERVING", [WORKER_SERVICE_NAME]: eng.ready ? "SERVING" : "NOT_SERVING" });
+  health.addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.grpc.host}:${config.grpc.port}`, serverCredentials(config.tls), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  const address = `${config.grpc.host}:${port}`;
+  const metrics: HttpServer = await startMetricsServer(registry, config.metrics.host, config.metrics.port);
+  const maddr = metrics.address();
+  const metricsAddress = typeof maddr === "object" && maddr ? `${config.metrics.host}:${maddr.port}` : "";
+
+  let membership: MembershipAgent | undefined;
+  if (config.orchestrator.address) {
+    membership = new MembershipAgent(
+      config.orchestrator.address,
+      {
+        workerId: config.worker_id,
+        address: config.grpc.advertise_address || address,
+        model: config.model.name,
+        accelerator: Accelerator.ACCELERATOR_CPU,
+        groupId: "",
+        rank: config.rank,
+        worldSize: config.world_size,
+      },
+      config.orchestrator.heartbeat_ms,
+      log,
+    );
+    membership.start(eng.ready ? MemberState.MEMBER_STATE_READY : MemberState.MEMBER_STATE_STARTING);
+  }
+  log.info({ address, metricsAddress, ready: eng.ready, reason: eng.ready ? undefined : eng.notReadyReason }, "worker listening");
+
+  return {
+    address,
+    metricsAddress,
+    engine: eng,
+    health,
+    async close() {
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(WORKER_SERVICE_NAME, "NOT_SERVING");
+      membership?.setState(MemberState.MEMBER_STATE_DRAINING);
+      await membership?.leave();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await new Promise<void>((resolve) => metrics.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Worker configuration: one schema, validated once at startup (file from WORKER_CONFIG_FILE, then env).
+ * Units are in the names. The Helm chart mounts the same keys as a YAML file.
+ */
+import { hostname } from "node:os";
+import { loadConfig } from "@expertmesh/common";
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positive = z.coerce.number().int().positive();
+
+export const WorkerConfigSchema = z.object({
+  worker_id: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  model: z
+    .object({
+      /** Checkpoint directory (HF layout). Empty: no engine yet, the worker reports NOT_SERVING. */
+      path: z.string().default(""),
+      name: z.string().min(1).default("gpt-oss-20b"),
+    })
+    .prefault({}),
+  rank: z.coerce.number().int().min(0).default(0),
+  world_size: positive.default(1),
+  grpc: z
+    .object({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: port.default(50051),
+      /** host:port announced to the orchestrator; defaults to host:port. */
+      advertise_address: z.string().default(""),
+    })
+    .prefault({}),
+  metrics: z.object({ host: z.string().default("127.0.0.1"), port: port.default(9091) }).prefault({}),
+  kv: z.object({ block_size: positive.default(16), num_blocks: positive.default(4096) }).prefault({}),
+  scheduler: z
+    .object({
+      max_num_seqs: positive.default(64),
+      max_tokens_per_step: positive.default(2048),
+      max_waiting: positive.default(256),
+    })
+    .prefault({}),
+  tls: z
+    .object({
+      cert_file: z.string().default(""),
+      key_file: z.string().default(""),
+      /** When set, clients must present a certificate signed by this CA (mTLS). */
+      client_ca_file: z.string().default(""),
+    })
+    .prefault({}),
+  orchestrator: z
+    .object({
+      /** Membership service address; empty = standalone (no registration). */
+      address: z.string().default(""),
+      heartbeat_ms: positive.default(2000),
+    })
+    .prefault({}),
+  shutdown_grace_ms: positive.default(30_000),
+});
+
+export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
+
+export const workerEnv = {
+  worker_id: "WORKER_ID",
+  log_level: "LOG_LEVEL",
+  "model.path": "WORKER_MODEL_PATH",
+  "model.name": "WORKER_MODEL_NAME",
+  rank: "WORKER_RANK",
+  world_size: "WORKER_WORLD_SIZE",
+  "grpc.host": "WORKER_HOST",
+  "grpc.port": "WORKER_PORT",
+  "grpc.advertise_address": "WORKER_ADVERTISE_ADDRESS",
+  "metrics.host": "WORKER_METRICS_HOST",
+  "metrics.port": "WORKER_METRICS_PORT",
+  "kv.block_size": "WORKER_KV_BLOCK_SIZE",
+  "kv.num_blocks": "WORKER_KV_NUM_BLOCKS",
+  "scheduler.max_num_seqs": "WORKER_MAX_NUM_SEQS",
+  "scheduler.max_tokens_per_step": "WORKER_MAX_TOKENS_PER_STEP",
+  "scheduler.max_waiting": "WORKER_MAX_WAITING",
+  "tls.cert_file": "WORKER_TLS_CERT_FILE",
+  "tls.key_file": "WORKER_TLS_KEY_FILE",
+  "tls.client_ca_file": "WORKER_TLS_CLIENT_CA_FILE",
+  "orchestrator.address": "WORKER_ORCHESTRATOR_ADDRESS",
+  "orchestrator.heartbeat_ms": "WORKER_HEARTBEAT_MS",
+  shutdown_grace_ms: "WORKER_SHUTDOWN_GRACE_MS",
+} as const;
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const cfg = loadConfig({ service: "worker", schema: WorkerConfigSchema, fileEnv: "WORKER_CONFIG_FILE", env: workerEnv }, env);
+  if (cfg.rank >= cfg.world_size) {
+    throw new Error(`invalid worker configuration: rank ${cfg.rank} must be < world_size ${cfg.world_size}`);
+  }
+  return cfg;
+}

@@ -1,0 +1,22 @@
+/**
+ * The port between the gRPC transport and whatever runs the model. The transport only sees this
+ * interface; the native engine (kernels/) and test stubs implement it.
+ *
+ * Contract:
+ * - generate() yields token batches in order and ends with exactly one Finished event, or throws an
+ *   AppError from the worker catalogue before or between batches.
+ * - aborting the signal makes generate() finish with FINISH_REASON_ABORTED at the next step.
+ * - abort(requestId) is idempotent; it returns false when the id is unknown.
+ */
+import type { Finished, GenerateRequest, InfoResponse, TokenBatch } from "@expertmesh/proto/worker";
+
+export type EngineEvent = { kind: "tokens"; tokens: TokenBatch } | { kind: "finished"; finished: Finished };
+
+export interface EnginePort {
+  /** False until a model is loaded; the reason is shown to clients and in health. */
+  readonly ready: boolean;
+  readonly notReadyReason: string;
+  info(): Omit<InfoResponse, "workerId" | "rank" | "worldSize">;
+  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  abort(requestId: string): boolean;
+}

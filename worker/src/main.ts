@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/** Worker process entry: config → telemetry → startWorker → graceful shutdown on SIGTERM/SIGINT. */
+import { ConfigError, createLogger, startTelemetry } from "@expertmesh/common";
+import closeWithGrace from "close-with-grace";
+import { startWorker } from "./app.ts";
+import { loadWorkerConfig } from "./config.ts";
+
+let config: ReturnType<typeof loadWorkerConfig>;
+try {
+  config = loadWorkerConfig();
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(2);
+}
+const log = createLogger("worker", config.log_level).child({ workerId: config.worker_id, rank: config.rank });
+const telemetry = startTelemetry({ serviceName: "expertmesh-worker" });
+const worker = await startWorker(config, log);
+
+closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
+  if (err) log.error({ err }, "fatal error, shutting down");
+  else log.info({ signal }, "shutting down");
+  await worker.close();
+  await telemetry.shutdown();
+});
