@@ -14,6 +14,7 @@ declare -A EM_APT=(
   [cmake]="cmd:cmake"
   [g++]="cmd:g++"
   [make]="cmd:make"
+  [nlohmann-json3-dev]="file:/usr/include/nlohmann/json.hpp"
 )
 missing=()
 for pkg in "${!EM_APT[@]}"; do
