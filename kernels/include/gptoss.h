@@ -57,6 +57,53 @@ typedef struct gptoss_capabilities {
 
 gptoss_status gptoss_query_capabilities(gptoss_capabilities* out);
 
+/* The message of the last failed call on this thread (names file, tensor, shape...). */
+const char* gptoss_last_error(void);
+
+/* ---- model: a checkpoint's weights, or one rank's share of them --------------------------------- */
+typedef struct gptoss_model* gptoss_model_t;
+
+typedef struct gptoss_model_config {
+  int32_t num_layers, hidden, intermediate, num_experts, experts_per_token;
+  int32_t num_q_heads, num_kv_heads, head_dim, vocab, sliding_window, max_positions, eos_token_id;
+  int32_t original_format;
+} gptoss_model_config;
+
+typedef struct gptoss_shard_info {
+  int32_t rank, world, q_head_begin, q_head_end, kv_head_begin, kv_head_end, num_experts;
+  uint64_t expert_bytes;
+} gptoss_shard_info;
+
+/* Loads <dir> (config.json + safetensors, sharded or not). rank/world select a share; experts (may be
+ * NULL) is the explicit placement of this rank, else a contiguous split. */
+gptoss_status gptoss_model_load(const char* dir, int32_t rank, int32_t world, const int32_t* experts, size_t num_experts,
+                                gptoss_model_t* out);
+gptoss_status gptoss_model_get_config(gptoss_model_t model, gptoss_model_config* out);
+/* Fills info; writes up to capacity expert ids of this rank into experts. */
+gptoss_status gptoss_model_get_shard(gptoss_model_t model, gptoss_shard_info* info, int32_t* experts, size_t capacity);
+void gptoss_model_release(gptoss_model_t model);
+
+/* ---- engine: a model plus its paged KV cache; runs batched steps --------------------------------- */
+typedef struct gptoss_engine* gptoss_engine_t;
+
+typedef struct gptoss_seq_chunk {
+  int32_t num_tokens;         /* rows of this sequence in the step */
+  int32_t pos_begin;          /* absolute position of its first row */
+  const int32_t* full_blocks; /* KV blocks of full-attention layers, covering [0, pos_begin + num_tokens) */
+  int32_t num_full_blocks;
+  const int32_t* ring_blocks; /* the sequence's ring for sliding layers (gptoss_engine_ring_blocks_per_seq) */
+  int32_t num_ring_blocks;
+  int32_t all_logits;         /* 1: logits for every row; 0: the last row only */
+} gptoss_seq_chunk;
+
+gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
+                                   int32_t num_ring_blocks, gptoss_engine_t* out);
+int32_t gptoss_engine_ring_blocks_per_seq(gptoss_engine_t engine);
+/* One step. logits receives [rows, vocab] float32 for the requested rows, sequence after sequence. */
+gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
+                                 const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity);
+void gptoss_engine_release(gptoss_engine_t engine);
+
 const char* gptoss_status_name(gptoss_status status);
 
 #ifdef __cplusplus

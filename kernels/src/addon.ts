@@ -26,9 +26,56 @@ export interface RawCapabilities {
   gloo: { compiled: boolean; usable: boolean };
 }
 
+export interface ModelConfigInfo {
+  numLayers: number;
+  hidden: number;
+  intermediate: number;
+  numExperts: number;
+  expertsPerToken: number;
+  numQHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocab: number;
+  slidingWindow: number;
+  maxPositions: number;
+  eosTokenId: number;
+  originalFormat: boolean;
+}
+
+export interface ShardInfo {
+  rank: number;
+  world: number;
+  qHeadBegin: number;
+  qHeadEnd: number;
+  kvHeadBegin: number;
+  kvHeadEnd: number;
+  experts: number[];
+  /** MXFP4 bytes (blocks + scales) of this rank's experts, all layers. */
+  expertBytes: number;
+}
+
+/** Opaque native handles. */
+export type ModelHandle = { readonly __brand: "ModelHandle" };
+export type EngineHandle = { readonly __brand: "EngineHandle" };
+
+export interface RawModel {
+  config: ModelConfigInfo;
+  shard: ShardInfo;
+  handle: ModelHandle;
+}
+
+export interface RawEngine {
+  ringBlocksPerSeq: number;
+  handle: EngineHandle;
+}
+
 export interface Addon {
   setErrorClass(ctor: typeof NativeError): void;
   capabilities(): RawCapabilities;
+  loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
+  createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numRingBlocks: number): RawEngine;
+  /** seqs: 7 int32 per sequence (numTokens, posBegin, allLogits, fullOffset, fullCount, ringOffset, ringCount). */
+  step(engine: RawEngine, tokens: Int32Array, seqs: Int32Array, blocks: Int32Array, logitRows: number): Promise<Float32Array>;
 }
 
 const addonPath = join(dirname(fileURLToPath(import.meta.url)), "../build/Release/expertmesh_kernels.node");

@@ -1,0 +1,62 @@
+// ops.h — the engine's op set, one entry per op, the same list on every backend (cpu/ today, cuda/ next).
+// model/gpt_oss.cpp calls ops only through an OpSet, so a backend is one table (ggml's dispatch switch).
+// Every op computes in fp32 from bf16 or MXFP4 weights; names follow <in>_<weight>_<op>.
+// Each op file has a "kernels" section (the inner loops) and a "launchers" section (checks + dispatch).
+#pragma once
+
+#include <cstdint>
+
+#include "../model/weights.h"
+
+namespace gptoss {
+
+// One sequence's slice of a step, as attention sees it.
+struct AttnSeq {
+  int token_begin;        // first row of this sequence in the step's token rows
+  int num_tokens;         // rows of this sequence in the step
+  int pos_begin;          // absolute position of the first row
+  const int32_t* blocks;  // KV block table (full layers: by position / block_size; sliding: ring)
+  int num_blocks;
+};
+
+// One layer's paged KV storage: block b holds K then V, each [kv_heads][block_size][head_dim] fp32.
+struct KvLayer {
+  float* pool;
+  int block_size;
+  int kv_heads;
+  int head_dim;
+  bool ring;  // sliding layer: position p lives in slot p mod (num_blocks * block_size)
+  int64_t block_floats() const { return 2ll * kv_heads * block_size * head_dim; }
+};
+
+struct OpSet {
+  const char* name;
+  // out[t] = table[ids[t]] widened to fp32.
+  void (*bf16w_embed)(const MatrixBF16& table, const int32_t* ids, int T, float* out);
+  // out = x * rsqrt(mean(x²) + eps) * gain, per row of H.
+  void (*f32_rmsnorm)(const float* x, int T, int H, const float* gain, float eps, float* out);
+  // out[T, w.rows] = x[T, w.cols] · wᵀ + bias (bias may be null). ldo = row stride of out.
+  void (*f32_bf16w_matmul)(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo);
+  // In-place half-split RoPE on x[T, heads, head_dim] (row stride ldx), cos/sin scaled by concentration.
+  void (*f32_rope)(float* x, int T, int heads, int head_dim, int64_t ldx, const int32_t* positions, const float* inv_freq,
+                   float concentration);
+  // Attention with sinks over paged KV (positions < pos_begin) plus this step's k/v rows.
+  void (*f32_sdpa_sinks)(const float* q, int64_t ldq, const float* k_new, const float* v_new, int64_t ldkv,
+                         const AttnSeq* seqs, int num_seqs, const KvLayer& kv, int q_heads, const float* sinks,
+                         float scale, int window, float* out, int64_t ldo);
+  // Writes this step's k/v rows into the paged cache.
+  void (*f32_kv_store)(const float* k_new, const float* v_new, int64_t ldkv, const AttnSeq* seqs, int num_seqs,
+                       const KvLayer& kv);
+  // Top-k of each row of logits[T, E] (ties → lower index), softmax over the k → idx/weights [T, k].
+  void (*f32_router_topk)(const float* logits, int T, int E, int k, int32_t* idx, float* weights);
+  // out[n, w.rows] = x[n, w.cols] · W(MXFP4)ᵀ + bias.
+  void (*f32_mxfp4w_matmul)(const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out);
+  // z[n, I] = clamp(gate)·σ(α·gate)·(clamp(up)+1) from interleaved u[n, 2I].
+  void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
+  // logits[T, V] = x[T, H] · lm_headᵀ (no bias).
+  void (*f32_bf16w_unembed)(const float* x, int T, const MatrixBF16& w, float* logits);
+};
+
+const OpSet& cpu_ops();
+
+}  // namespace gptoss

@@ -1,0 +1,196 @@
+// gpt_oss.cpp — the forward pass, read like openai/gpt-oss gpt_oss/torch/model.py:
+//   h = Embed(x); per layer: h += AttentionBlock(h); h += MLPBlock(h); logits = Unembed(RMSNorm(h)).
+// Shapes: T = rows in this step, H = hidden, D = head_dim, Hq/Hkv = this rank's query/kv heads,
+// E = experts, K = experts per token, I = intermediate. Activations and accumulation are fp32.
+// Expert parallelism shows as the two all_reduce calls per layer; with one rank they do nothing.
+#include "gpt_oss.h"
+
+#include <cmath>
+#include <algorithm>
+#include <numeric>
+
+#include "../core/error.h"
+
+namespace gptoss {
+
+// ---- RoPE: YaRN frequencies and concentration, fp32 as in the reference (spec §4.3) -------------
+static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentration) {
+  const int D = c.head_dim, half = D / 2;
+  const double pi = 3.14159265358979323846;
+  const double low = half * std::log(c.rope_original_context / (c.rope_beta_fast * 2 * pi)) / std::log(c.rope_theta);
+  const double high = half * std::log(c.rope_original_context / (c.rope_beta_slow * 2 * pi)) / std::log(c.rope_theta);
+  *concentration = c.rope_factor > 1.0f ? static_cast<float>(0.1 * std::log(c.rope_factor) + 1.0) : 1.0f;
+  std::vector<float> inv(half);
+  for (int f = 0; f < half; ++f) {
+    const float freq = std::pow(c.rope_theta, static_cast<float>(2 * f) / static_cast<float>(D));
+    if (c.rope_factor <= 1.0f) {
+      inv[f] = 1.0f / freq;
+      continue;
+    }
+    const float interp = 1.0f / (c.rope_factor * freq), extrap = 1.0f / freq;
+    const float ramp = static_cast<float>((f - low) / (high - low));
+    const float mask = 1.0f - std::min(1.0f, std::max(0.0f, ramp));
+    inv[f] = interp * (1.0f - mask) + extrap * mask;
+  }
+  return inv;
+}
+
+// ---- KV cache ----------------------------------------------------------------------------------
+KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_ring_blocks)
+    : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_ring_(num_ring_blocks),
+      ring_per_seq_((c.sliding_window + block_size - 1) / block_size), kv_heads_(s.kv_head_end - s.kv_head_begin),
+      head_dim_(c.head_dim) {
+  check(block_size > 0 && num_full_blocks >= 0 && num_ring_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
+  block_floats_ = 2ll * kv_heads_ * block_size * head_dim_;
+  int n_full = 0, n_slide = 0;
+  for (bool sl : sliding_) index_in_kind_.push_back(sl ? n_slide++ : n_full++);
+  try {
+    full_.assign(static_cast<size_t>(n_full) * num_full_blocks * block_floats_, 0.0f);
+    ring_.assign(static_cast<size_t>(n_slide) * num_ring_blocks * block_floats_, 0.0f);
+  } catch (const std::bad_alloc&) {
+    fail(gptoss_status_insufficient_memory, "kv cache: cannot allocate " + std::to_string(num_full_blocks) + " + " +
+                                                std::to_string(num_ring_blocks) + " blocks");
+  }
+}
+
+KvLayer KvCache::layer(int l) const {
+  const bool ring = sliding_[l];
+  const int64_t per_layer = static_cast<int64_t>(ring ? num_ring_ : num_full_) * block_floats_;
+  float* base = const_cast<float*>(ring ? ring_.data() : full_.data()) + index_in_kind_[l] * per_layer;
+  return KvLayer{base, block_size_, kv_heads_, head_dim_, ring};
+}
+
+// ---- the transformer ---------------------------------------------------------------------------
+struct Transformer::Scratch {
+  int T = 0;
+  std::vector<int32_t> positions;
+  std::vector<AttnSeq> full_seqs, ring_seqs;
+  std::vector<float> h, t, q, k, v, attn, proj;  // [T,H] [T,H] [T,Hq·D] [T,Hkv·D] [T,Hkv·D] [T,Hq·D] [T,H]
+  std::vector<float> router;                     // [T,E]
+  std::vector<int32_t> expert_idx;               // [T,K]
+  std::vector<float> expert_w;                   // [T,K]
+  std::vector<float> xs, u, z, y;                // per-expert gathered rows
+};
+
+Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
+    : w_(std::move(w)), ops_(ops), all_reduce_(all_reduce) {
+  inv_freq_ = yarn_inv_freq(w_->config, &concentration_);
+}
+
+void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
+  const ModelConfig& c = w_->config;
+  const AttentionWeights& a = w_->layers[l].attn;
+  const int T = s.T, H = c.hidden, D = c.head_dim;
+  const int hq = static_cast<int>(a.q.w.rows) / D, hkv = static_cast<int>(a.k.w.rows) / D;
+  ops_.f32_rmsnorm(s.h.data(), T, H, a.norm.data(), c.rms_eps, s.t.data());
+  ops_.f32_bf16w_matmul(s.t.data(), T, a.q.w, a.q.bias.data(), s.q.data(), hq * D);
+  ops_.f32_bf16w_matmul(s.t.data(), T, a.k.w, a.k.bias.data(), s.k.data(), hkv * D);
+  ops_.f32_bf16w_matmul(s.t.data(), T, a.v.w, a.v.bias.data(), s.v.data(), hkv * D);
+  ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_.data(), concentration_);
+  ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_.data(), concentration_);
+  const KvLayer layer = kv.layer(l);
+  const auto& seqs = w_->layers[l].sliding ? s.ring_seqs : s.full_seqs;
+  const int window = w_->layers[l].sliding ? c.sliding_window : 0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer,
+                      hq, a.sinks.data(), scale, window, s.attn.data(), hq * D);
+  ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer);
+  ops_.f32_bf16w_matmul(s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
+  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
+  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+}
+
+void Transformer::mlp_block(int l, Scratch& s) const {
+  const ModelConfig& c = w_->config;
+  const MoEWeights& m = w_->layers[l].moe;
+  const int T = s.T, H = c.hidden, E = c.num_experts, K = c.experts_per_token, I = c.intermediate;
+  ops_.f32_rmsnorm(s.h.data(), T, H, m.norm.data(), c.rms_eps, s.t.data());
+  ops_.f32_bf16w_matmul(s.t.data(), T, m.router.w, m.router.bias.data(), s.router.data(), E);
+  ops_.f32_router_topk(s.router.data(), T, E, K, s.expert_idx.data(), s.expert_w.data());
+  std::fill(s.proj.begin(), s.proj.end(), 0.0f);
+  // Group the step's rows by expert so each expert's weights are read once for all its tokens.
+  std::vector<std::vector<std::pair<int, float>>> routed(E);
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < K; ++j) routed[s.expert_idx[t * K + j]].emplace_back(t, s.expert_w[t * K + j]);
+  for (int e = 0; e < E; ++e) {
+    const int slot = m.local_of_global[e];
+    if (slot < 0 || routed[e].empty()) continue;  // another rank holds it, or no token chose it
+    const Expert& x = m.experts[slot];
+    const int n = static_cast<int>(routed[e].size());
+    for (int i = 0; i < n; ++i) std::copy_n(&s.t[routed[e][i].first * static_cast<int64_t>(H)], H, &s.xs[i * static_cast<int64_t>(H)]);
+    ops_.f32_mxfp4w_matmul(s.xs.data(), n, x.w1, x.b1.data(), s.u.data());
+    ops_.f32_swiglu_oai(s.u.data(), n, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
+    ops_.f32_mxfp4w_matmul(s.z.data(), n, x.w2, x.b2.data(), s.y.data());
+    for (int i = 0; i < n; ++i) {
+      const auto [t, wt] = routed[e][i];
+      for (int d = 0; d < H; ++d) s.proj[t * static_cast<int64_t>(H) + d] += wt * s.y[i * static_cast<int64_t>(H) + d];
+    }
+  }
+  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
+  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+}
+
+std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
+  const ModelConfig& c = w_->config;
+  const int T = static_cast<int>(tokens.size()), H = c.hidden, D = c.head_dim;
+  Scratch s;
+  s.T = T;
+  int row = 0, out_rows = 0;
+  for (const SeqChunk& q : seqs) {
+    check(q.num_tokens > 0 && q.pos_begin >= 0, gptoss_status_invalid_argument, "step: empty sequence chunk");
+    check(q.pos_begin + q.num_tokens <= c.max_positions, gptoss_status_context_overflow, "step: position past the context length");
+    const int need = (q.pos_begin + q.num_tokens + kv.block_size() - 1) / kv.block_size();
+    check(static_cast<int>(q.full_blocks.size()) >= need, gptoss_status_invalid_argument,
+          "step: block table has " + std::to_string(q.full_blocks.size()) + " blocks, positions need " + std::to_string(need));
+    check(static_cast<int>(q.ring_blocks.size()) == kv.ring_blocks_per_seq(), gptoss_status_invalid_argument,
+          "step: ring table must have " + std::to_string(kv.ring_blocks_per_seq()) + " blocks");
+    for (int32_t b : q.full_blocks) check(b >= 0 && b < kv.num_full_blocks(), gptoss_status_invalid_argument, "step: full block id out of range");
+    for (int32_t b : q.ring_blocks) check(b >= 0 && b < kv.num_ring_blocks(), gptoss_status_invalid_argument, "step: ring block id out of range");
+    s.full_seqs.push_back({row, q.num_tokens, q.pos_begin, q.full_blocks.data(), static_cast<int>(q.full_blocks.size())});
+    s.ring_seqs.push_back({row, q.num_tokens, q.pos_begin, q.ring_blocks.data(), static_cast<int>(q.ring_blocks.size())});
+    for (int i = 0; i < q.num_tokens; ++i) s.positions.push_back(q.pos_begin + i);
+    row += q.num_tokens;
+    out_rows += q.all_logits ? q.num_tokens : 1;
+  }
+  check(row == T, gptoss_status_invalid_argument, "step: token count does not match the sequence chunks");
+
+  const ShardInfo& sh = w_->shard;
+  const int hq = sh.q_head_end - sh.q_head_begin, hkv = sh.kv_head_end - sh.kv_head_begin;
+  int max_routed = T;
+  s.h.resize(static_cast<size_t>(T) * H);
+  s.t.resize(s.h.size());
+  s.proj.resize(s.h.size());
+  s.q.resize(static_cast<size_t>(T) * hq * D);
+  s.attn.resize(s.q.size());
+  s.k.resize(static_cast<size_t>(T) * hkv * D);
+  s.v.resize(s.k.size());
+  s.router.resize(static_cast<size_t>(T) * c.num_experts);
+  s.expert_idx.resize(static_cast<size_t>(T) * c.experts_per_token);
+  s.expert_w.resize(s.expert_idx.size());
+  s.xs.resize(static_cast<size_t>(max_routed) * H);
+  s.u.resize(static_cast<size_t>(max_routed) * 2 * c.intermediate);
+  s.z.resize(static_cast<size_t>(max_routed) * c.intermediate);
+  s.y.resize(static_cast<size_t>(max_routed) * H);
+
+  ops_.bf16w_embed(w_->embed, tokens.data(), T, s.h.data());
+  for (int l = 0; l < c.num_layers; ++l) {
+    attention_block(l, s, kv);
+    mlp_block(l, s);
+  }
+
+  // Only the rows whose logits are wanted go through the final norm and the (large) unembedding.
+  std::vector<float> last(static_cast<size_t>(out_rows) * H);
+  int o = 0;
+  row = 0;
+  for (const SeqChunk& q : seqs) {
+    const int first = q.all_logits ? row : row + q.num_tokens - 1;
+    for (int r = first; r < row + q.num_tokens; ++r, ++o) std::copy_n(&s.h[r * static_cast<int64_t>(H)], H, &last[o * static_cast<int64_t>(H)]);
+    row += q.num_tokens;
+  }
+  ops_.f32_rmsnorm(last.data(), out_rows, H, w_->final_norm.data(), c.rms_eps, last.data());
+  std::vector<float> logits(static_cast<size_t>(out_rows) * c.vocab);
+  ops_.f32_bf16w_unembed(last.data(), out_rows, w_->lm_head, logits.data());
+  return logits;
+}
+
+}  // namespace gptoss

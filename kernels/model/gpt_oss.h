@@ -1,0 +1,72 @@
+// gpt_oss.h — the gpt-oss forward pass over a batch of sequence chunks (prefill chunks and decode tokens
+// mixed), reading and extending a paged KV cache. Knows nothing about scheduling, sampling or tokens'
+// meaning: it turns token ids into logits.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "../cpu/ops.h"
+#include "weights.h"
+
+namespace gptoss {
+
+// Collective used between the ranks of an expert-parallel group; null for a single rank.
+class AllReduce {
+ public:
+  virtual ~AllReduce() = default;
+  virtual void sum(float* data, int64_t count) = 0;
+};
+
+// Paged KV storage for every layer of one rank. Full-attention layers index blocks by position;
+// sliding layers use a per-sequence ring of blocks that keeps only the last positions.
+class KvCache {
+ public:
+  KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_ring_blocks);
+  KvLayer layer(int l) const;
+  int block_size() const { return block_size_; }
+  int num_full_blocks() const { return num_full_; }
+  int num_ring_blocks() const { return num_ring_; }
+  // Blocks a sliding layer's ring needs per sequence: ceil(window / block_size).
+  int ring_blocks_per_seq() const { return ring_per_seq_; }
+  uint64_t bytes() const { return (full_.size() + ring_.size()) * sizeof(float); }
+
+ private:
+  std::vector<bool> sliding_;
+  std::vector<int> index_in_kind_;
+  int block_size_, num_full_, num_ring_, ring_per_seq_, kv_heads_, head_dim_;
+  int64_t block_floats_;
+  std::vector<float> full_, ring_;
+};
+
+struct SeqChunk {
+  int num_tokens;
+  int pos_begin;
+  std::vector<int32_t> full_blocks;  // covers positions [0, pos_begin + num_tokens)
+  std::vector<int32_t> ring_blocks;  // ring_blocks_per_seq() blocks
+  bool all_logits;                   // logits for every row (teacher forcing) or only the last
+};
+
+class Transformer {
+ public:
+  Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce = nullptr);
+  const ModelConfig& config() const { return w_->config; }
+  const ModelWeights& weights() const { return *w_; }
+
+  // tokens: the step's rows, sequence after sequence. Returns logits [rows, vocab] for the requested rows
+  // (per sequence: all of its rows, or its last row), in order.
+  std::vector<float> forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+
+ private:
+  struct Scratch;
+  void attention_block(int l, Scratch& s, KvCache& kv) const;
+  void mlp_block(int l, Scratch& s) const;
+
+  std::shared_ptr<const ModelWeights> w_;
+  const OpSet& ops_;
+  AllReduce* all_reduce_;
+  std::vector<float> inv_freq_;
+  float concentration_;
+};
+
+}  // namespace gptoss

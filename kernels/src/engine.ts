@@ -1,0 +1,136 @@
+/**
+ * Engine: a Model plus its paged KV cache, running batched steps off the event loop. A step mixes
+ * sequences at any stage: a prefill chunk is many rows of one sequence, a decode step is one row.
+ * Arguments are validated here with exact messages before they cross into C++.
+ */
+import { addon, type RawEngine } from "./addon.ts";
+import type { Model } from "./model.ts";
+
+export interface EngineOptions {
+  /** Tokens per KV block (default 16). */
+  blockSize?: number;
+  /** Blocks shared by all full-attention layers (positions of every sequence). */
+  numFullBlocks: number;
+  /** Blocks for the sliding layers' rings: each live sequence holds `ringBlocksPerSeq` of them. */
+  numRingBlocks: number;
+}
+
+export interface StepSequence {
+  /** This step's token ids of the sequence (a prefill chunk, or one decode token). */
+  tokens: ArrayLike<number>;
+  /** Absolute position of tokens[0]: the number of tokens already in the KV cache. */
+  posBegin: number;
+  /** Full-layer block table covering positions [0, posBegin + tokens.length). */
+  fullBlocks: readonly number[];
+  /** The sequence's sliding-layer ring (exactly ringBlocksPerSeq blocks, kept for its lifetime). */
+  ringBlocks: readonly number[];
+  /** Logits for every row (teacher forcing) instead of the last row only. */
+  allLogits?: boolean;
+}
+
+export class Engine {
+  readonly model: Model;
+  readonly blockSize: number;
+  readonly numFullBlocks: number;
+  readonly numRingBlocks: number;
+  readonly ringBlocksPerSeq: number;
+  readonly #raw: RawEngine;
+  #busy = false;
+
+  constructor(model: Model, options: EngineOptions) {
+    const blockSize = options.blockSize ?? 16;
+    for (const [name, v, min] of [
+      ["blockSize", blockSize, 1],
+      ["numFullBlocks", options.numFullBlocks, 1],
+      ["numRingBlocks", options.numRingBlocks, 1],
+    ] as const) {
+      if (!Number.isInteger(v) || v < min || v > 2 ** 31 - 1) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+    }
+    this.model = model;
+    this.blockSize = blockSize;
+    this.numFullBlocks = options.numFullBlocks;
+    this.numRingBlocks = options.numRingBlocks;
+    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numRingBlocks);
+    this.ringBlocksPerSeq = this.#raw.ringBlocksPerSeq;
+  }
+
+  /** Full-layer blocks needed to hold `positions` tokens. */
+  blocksFor(positions: number): number {
+    return Math.ceil(positions / this.blockSize);
+  }
+
+  /**
+   * Runs one step. Resolves to one Float32Array per sequence: [rows, vocab] logits, where rows is
+   * tokens.length with allLogits, else 1 (the last row). Steps on one engine never overlap.
+   */
+  async step(seqs: readonly StepSequence[]): Promise<Float32Array[]> {
+    if (this.#busy) throw new Error("Engine.step: a step is already running on this engine; await it first");
+    if (!Array.isArray(seqs) || seqs.length === 0) throw new TypeError("Engine.step: seqs must be a non-empty array");
+    const { vocab, maxPositions } = this.model.config;
+    let numTokens = 0;
+    let numBlocks = 0;
+    seqs.forEach((s, i) => {
+      const where = `seqs[${i}]`;
+      if (s.tokens.length === 0) throw new RangeError(`${where}.tokens must not be empty`);
+      if (!Number.isInteger(s.posBegin) || s.posBegin < 0)
+        throw new RangeError(`${where}.posBegin must be a non-negative integer, got ${s.posBegin}`);
+      const end = s.posBegin + s.tokens.length;
+      if (end > maxPositions) throw new RangeError(`${where}: positions up to ${end} exceed the context length ${maxPositions}`);
+      for (let t = 0; t < s.tokens.length; t++) {
+        const id = s.tokens[t] as number;
+        if (!Number.isInteger(id) || id < 0 || id >= vocab)
+          throw new RangeError(`${where}.tokens[${t}] = ${id} is not a token id in [0, ${vocab})`);
+      }
+      if (s.fullBlocks.length < this.blocksFor(end)) {
+        throw new RangeError(`${where}.fullBlocks has ${s.fullBlocks.length} blocks; positions [0, ${end}) need ${this.blocksFor(end)}`);
+      }
+      if (s.ringBlocks.length !== this.ringBlocksPerSeq) {
+        throw new RangeError(`${where}.ringBlocks must have exactly ${this.ringBlocksPerSeq} blocks, got ${s.ringBlocks.length}`);
+      }
+      for (const [table, cap] of [
+        [s.fullBlocks, this.numFullBlocks],
+        [s.ringBlocks, this.numRingBlocks],
+      ] as const) {
+        for (const b of table)
+          if (!Number.isInteger(b) || b < 0 || b >= cap) throw new RangeError(`${where}: block id ${b} is not in [0, ${cap})`);
+      }
+      numTokens += s.tokens.length;
+      numBlocks += s.fullBlocks.length + s.ringBlocks.length;
+    });
+
+    const tokens = new Int32Array(numTokens);
+    const packed = new Int32Array(seqs.length * 7);
+    const blocks = new Int32Array(numBlocks);
+    let tok = 0;
+    let blk = 0;
+    let logitRows = 0;
+    seqs.forEach((s, i) => {
+      for (let t = 0; t < s.tokens.length; t++) tokens[tok++] = s.tokens[t] as number;
+      const fullOffset = blk;
+      for (const b of s.fullBlocks) blocks[blk++] = b;
+      const ringOffset = blk;
+      for (const b of s.ringBlocks) blocks[blk++] = b;
+      packed.set(
+        [s.tokens.length, s.posBegin, s.allLogits ? 1 : 0, fullOffset, s.fullBlocks.length, ringOffset, s.ringBlocks.length],
+        i * 7,
+      );
+      logitRows += s.allLogits ? s.tokens.length : 1;
+    });
+
+    this.#busy = true;
+    let flat: Float32Array;
+    try {
+      flat = await addon().step(this.#raw, tokens, packed, blocks, logitRows);
+    } finally {
+      this.#busy = false;
+    }
+    const out: Float32Array[] = [];
+    let row = 0;
+    for (const s of seqs) {
+      const rows = s.allLogits ? s.tokens.length : 1;
+      out.push(flat.subarray(row * vocab, (row + rows) * vocab));
+      row += rows;
+    }
+    return out;
+  }
+}
