@@ -203,30 +203,55 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Packed step arguments (see src/engine.ts, which builds them):
+//   seqs      Int32Array, kSeqInts per sequence: numTokens, posBegin, allLogits, returnLogits,
+//             fullOffset, fullCount, ringOffset, ringCount, samplingIndex (-1 = none)
+//   blocks    Int32Array, block ids addressed by the offsets above
+//   sampF     Float64Array, kSampFloats per sampling: temperature, topP, topK, minP, presence, frequency,
+//             repetition, seedHigh32, seedLow32, counter, numTopLogprobs
+//   sampI     Int32Array, kSampInts per sampling: biasOffset, biasCount, promptOffset, promptCount,
+//             outputOffset, outputCount (offsets into aux; bias values at the same offsets in auxF)
+constexpr size_t kSeqInts = 9, kSampFloats = 11, kSampInts = 6;
+
+template <typename T, typename A>
+std::vector<T> copy_of(const A& a) {
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
 class StepWorker : public Napi::AsyncWorker {
  public:
-  // seqs: Int32Array of 7 ints per sequence: numTokens, posBegin, allLogits, fullOffset, fullCount, ringOffset, ringCount
-  // (offsets into blocks). The typed arrays are copied: JS may reuse its buffers as soon as step() returns.
-  StepWorker(Napi::Env env, Napi::Object engine_ref, EngineBox* box, Napi::Int32Array tokens, Napi::Int32Array seqs,
-             Napi::Int32Array blocks, size_t logit_rows)
+  StepWorker(Napi::Env env, Napi::Object engine_ref, EngineBox* box, const Napi::CallbackInfo& info)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), box_(box),
-        tokens_(tokens.Data(), tokens.Data() + tokens.ElementLength()), seqs_(seqs.Data(), seqs.Data() + seqs.ElementLength()),
-        blocks_(blocks.Data(), blocks.Data() + blocks.ElementLength()), logit_rows_(logit_rows) {
+        tokens_(copy_of<int32_t>(info[1].As<Napi::Int32Array>())), seqs_(copy_of<int32_t>(info[2].As<Napi::Int32Array>())),
+        blocks_(copy_of<int32_t>(info[3].As<Napi::Int32Array>())), samp_f_(copy_of<double>(info[4].As<Napi::Float64Array>())),
+        samp_i_(copy_of<int32_t>(info[5].As<Napi::Int32Array>())), aux_(copy_of<int32_t>(info[6].As<Napi::Int32Array>())),
+        aux_f_(copy_of<float>(info[7].As<Napi::Float32Array>())), logit_floats_(info[8].As<Napi::Number>().Int64Value()) {
     keep_.Reset(engine_ref, 1);  // the engine must outlive the step
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    const size_t n = seqs_.size() / 7;
-    std::vector<gptoss_seq_chunk> chunks(n);
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t* s = &seqs_[i * 7];
-      chunks[i] = {s[0], s[1], blocks_.data() + s[3], s[4], blocks_.data() + s[5], s[6], s[2]};
+    const size_t n = seqs_.size() / kSeqInts;
+    std::vector<gptoss_sampling> sampling(samp_f_.size() / kSampFloats);
+    for (size_t k = 0; k < sampling.size(); ++k) {
+      const double* f = &samp_f_[k * kSampFloats];
+      const int32_t* i = &samp_i_[k * kSampInts];
+      sampling[k] = {static_cast<float>(f[0]), static_cast<float>(f[1]), static_cast<int32_t>(f[2]), static_cast<float>(f[3]),
+                     static_cast<float>(f[4]), static_cast<float>(f[5]), static_cast<float>(f[6]),
+                     (static_cast<uint64_t>(f[7]) << 32) | static_cast<uint64_t>(f[8]), static_cast<uint64_t>(f[9]),
+                     static_cast<int32_t>(f[10]), aux_.data() + i[0], aux_f_.data() + i[0], i[1], aux_.data() + i[2], i[3],
+                     aux_.data() + i[4], i[5]};
     }
-    gptoss_model_config c{};
-    gptoss_model_get_config(box_->model.get(), &c);
-    logits_.resize(logit_rows_ * static_cast<size_t>(c.vocab));
-    status_ = gptoss_engine_step(box_->engine.get(), tokens_.data(), tokens_.size(), chunks.data(), n, logits_.data(), logits_.size());
+    std::vector<gptoss_seq_chunk> chunks(n);
+    for (size_t k = 0; k < n; ++k) {
+      const int32_t* s = &seqs_[k * kSeqInts];
+      chunks[k] = {s[0], s[1], blocks_.data() + s[4], s[5], blocks_.data() + s[6], s[7], s[2], s[3],
+                   s[8] >= 0 ? &sampling[s[8]] : nullptr};
+    }
+    logits_.resize(logit_floats_);
+    samples_.resize(n);
+    status_ = gptoss_engine_step(box_->engine.get(), tokens_.data(), tokens_.size(), chunks.data(), n, logits_.data(),
+                                 logits_.size(), samples_.data());
     if (status_ != gptoss_status_success) message_ = gptoss_last_error();
   }
   void OnOK() override {
@@ -236,8 +261,30 @@ class StepWorker : public Napi::AsyncWorker {
       deferred_.Reject(LoadWorker::MakeError(env, status_, message_));
       return;
     }
-    auto out = Napi::Float32Array::New(env, logits_.size());
-    std::copy(logits_.begin(), logits_.end(), out.Data());
+    const size_t n = samples_.size();
+    auto logits = Napi::Float32Array::New(env, logits_.size());
+    std::copy(logits_.begin(), logits_.end(), logits.Data());
+    auto tokens = Napi::Int32Array::New(env, n);
+    auto logprobs = Napi::Float32Array::New(env, n);
+    auto top_counts = Napi::Int32Array::New(env, n);
+    auto top_ids = Napi::Int32Array::New(env, n * 20);
+    auto top_lp = Napi::Float32Array::New(env, n * 20);
+    for (size_t k = 0; k < n; ++k) {
+      tokens[k] = samples_[k].token;
+      logprobs[k] = samples_[k].logprob;
+      top_counts[k] = samples_[k].num_top;
+      for (int j = 0; j < 20; ++j) {
+        top_ids[k * 20 + j] = samples_[k].top_ids[j];
+        top_lp[k * 20 + j] = samples_[k].top_logprobs[j];
+      }
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("logits", logits);
+    out.Set("tokens", tokens);
+    out.Set("logprobs", logprobs);
+    out.Set("topCounts", top_counts);
+    out.Set("topIds", top_ids);
+    out.Set("topLogprobs", top_lp);
     deferred_.Resolve(out);
   }
   void OnError(const Napi::Error& e) override {
@@ -250,19 +297,22 @@ class StepWorker : public Napi::AsyncWorker {
   Napi::ObjectReference keep_;
   EngineBox* box_;
   std::vector<int32_t> tokens_, seqs_, blocks_;
-  size_t logit_rows_;
+  std::vector<double> samp_f_;
+  std::vector<int32_t> samp_i_, aux_;
+  std::vector<float> aux_f_;
+  int64_t logit_floats_;
   std::vector<float> logits_;
+  std::vector<gptoss_sample_result> samples_;
   gptoss_status status_ = gptoss_status_success;
   std::string message_;
 };
 
-// step(engineObject, tokens, seqs, blocks, logitRows) -> Promise<Float32Array>
+// step(engineObject, tokens, seqs, blocks, sampF, sampI, aux, auxF, logitFloats) -> Promise<StepOutput>
 Napi::Value Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object engine = info[0].As<Napi::Object>();
   EngineBox* box = engine.Get("handle").As<Napi::External<EngineBox>>().Data();
-  auto* w = new StepWorker(env, engine, box, info[1].As<Napi::Int32Array>(), info[2].As<Napi::Int32Array>(),
-                           info[3].As<Napi::Int32Array>(), info[4].As<Napi::Number>().Uint32Value());
+  auto* w = new StepWorker(env, engine, box, info);
   auto promise = w->Promise();
   w->Queue();
   return promise;

@@ -29,6 +29,34 @@ struct KvLayer {
   int64_t block_floats() const { return 2ll * kv_heads * block_size * head_dim; }
 };
 
+// Per-request sampling controls (see cpu/sample.cpp for the order they apply in).
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 = greedy
+  float top_p = 1.0f;
+  int top_k = 0;             // 0 = off
+  float min_p = 0.0f;
+  float presence_penalty = 0.0f, frequency_penalty = 0.0f, repetition_penalty = 1.0f;
+  uint64_t seed = 0;
+  int num_top_logprobs = 0;  // top-N alternatives to report (≤ kMaxTopLogprobs)
+  const int32_t* bias_ids = nullptr;
+  const float* bias_values = nullptr;
+  int num_bias = 0;
+  const int32_t* prompt = nullptr;  // for the repetition penalty
+  int num_prompt = 0;
+  const int32_t* output = nullptr;  // generated so far: penalties
+  int num_output = 0;
+};
+
+constexpr int kMaxTopLogprobs = 20;
+
+struct SampleResult {
+  int32_t token;
+  float logprob;
+  int num_top;
+  int32_t top_ids[kMaxTopLogprobs];
+  float top_logprobs[kMaxTopLogprobs];
+};
+
 struct OpSet {
   const char* name;
   // out[t] = table[ids[t]] widened to fp32.
@@ -55,6 +83,8 @@ struct OpSet {
   void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
   // logits[T, V] = x[T, H] · lm_headᵀ (no bias).
   void (*f32_bf16w_unembed)(const float* x, int T, const MatrixBF16& w, float* logits);
+  // Picks the next token from one row of logits; counter = index of the token being sampled.
+  void (*f32_sample)(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out);
 };
 
 const OpSet& cpu_ops();

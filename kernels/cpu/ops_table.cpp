@@ -14,6 +14,7 @@ void f32_router_topk(const float*, int, int, int, int32_t*, float*);
 void f32_mxfp4w_matmul(const float*, int, const MxFp4Matrix&, const float*, float*);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*);
+void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 }  // namespace cpu
 
 const OpSet& cpu_ops() {
@@ -29,6 +30,7 @@ const OpSet& cpu_ops() {
       cpu::f32_mxfp4w_matmul,
       cpu::f32_swiglu_oai,
       cpu::f32_bf16w_unembed,
+      cpu::f32_sample,
   };
   return ops;
 }

@@ -86,6 +86,34 @@ void gptoss_model_release(gptoss_model_t model);
 /* ---- engine: a model plus its paged KV cache; runs batched steps --------------------------------- */
 typedef struct gptoss_engine* gptoss_engine_t;
 
+/* Sampling of one sequence's next token, from its last row (cpu/sample.cpp has the exact order). */
+typedef struct gptoss_sampling {
+  float temperature; /* 0 = greedy */
+  float top_p;       /* 1 = off */
+  int32_t top_k;     /* 0 = off */
+  float min_p;       /* 0 = off */
+  float presence_penalty, frequency_penalty;
+  float repetition_penalty; /* 1 = off */
+  uint64_t seed;
+  uint64_t counter;  /* index of the token being sampled: makes draws independent of batching */
+  int32_t num_top_logprobs;
+  const int32_t* bias_ids;
+  const float* bias_values;
+  int32_t num_bias;
+  const int32_t* prompt;
+  int32_t num_prompt;
+  const int32_t* output;
+  int32_t num_output;
+} gptoss_sampling;
+
+typedef struct gptoss_sample_result {
+  int32_t token;
+  float logprob; /* log-softmax of the raw logits */
+  int32_t num_top;
+  int32_t top_ids[20];
+  float top_logprobs[20];
+} gptoss_sample_result;
+
 typedef struct gptoss_seq_chunk {
   int32_t num_tokens;         /* rows of this sequence in the step */
   int32_t pos_begin;          /* absolute position of its first row */
@@ -94,14 +122,18 @@ typedef struct gptoss_seq_chunk {
   const int32_t* ring_blocks; /* the sequence's ring for sliding layers (gptoss_engine_ring_blocks_per_seq) */
   int32_t num_ring_blocks;
   int32_t all_logits;         /* 1: logits for every row; 0: the last row only */
+  int32_t return_logits;      /* 1: copy this sequence's logits rows out */
+  const gptoss_sampling* sampling; /* NULL: no token is sampled */
 } gptoss_seq_chunk;
 
 gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
                                    int32_t num_ring_blocks, gptoss_engine_t* out);
 int32_t gptoss_engine_ring_blocks_per_seq(gptoss_engine_t engine);
-/* One step. logits receives [rows, vocab] float32 for the requested rows, sequence after sequence. */
+/* One step. logits receives [rows, vocab] float32 for the sequences with return_logits, in order;
+ * samples[i] is filled for every sequence with sampling != NULL. */
 gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
-                                 const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity);
+                                 const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity,
+                                 gptoss_sample_result* samples);
 void gptoss_engine_release(gptoss_engine_t engine);
 
 const char* gptoss_status_name(gptoss_status status);

@@ -95,9 +95,10 @@ extern "C" int32_t gptoss_engine_ring_blocks_per_seq(gptoss_engine_t engine) {
 }
 
 extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
-                                            const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity) {
+                                            const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity,
+                                            gptoss_sample_result* samples) {
   return guarded([&] {
-    gptoss::check(engine != nullptr && tokens != nullptr && seqs != nullptr && logits != nullptr, gptoss_status_invalid_argument,
+    gptoss::check(engine != nullptr && tokens != nullptr && seqs != nullptr, gptoss_status_invalid_argument,
                   "engine_step: null argument");
     std::unique_lock lock(engine->busy, std::try_to_lock);
     gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_step: a step is already running on this engine");
@@ -108,12 +109,55 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
       gptoss::check(s.num_full_blocks >= 0 && s.num_ring_blocks >= 0, gptoss_status_invalid_argument, "engine_step: negative block count");
       chunks.push_back({s.num_tokens, s.pos_begin, std::vector<int32_t>(s.full_blocks, s.full_blocks + s.num_full_blocks),
                         std::vector<int32_t>(s.ring_blocks, s.ring_blocks + s.num_ring_blocks), s.all_logits != 0});
+      if (s.sampling != nullptr) gptoss::check(s.sampling->num_top_logprobs <= 20, gptoss_status_invalid_argument, "engine_step: at most 20 top logprobs");
     }
     const std::vector<int32_t> toks(tokens, tokens + num_tokens);
     const std::vector<float> out = engine->transformer->forward(toks, chunks, *engine->kv);
-    gptoss::check(out.size() <= logits_capacity, gptoss_status_invalid_argument,
-                  "engine_step: logits buffer holds " + std::to_string(logits_capacity) + " floats, step needs " + std::to_string(out.size()));
-    std::memcpy(logits, out.data(), out.size() * sizeof(float));
+    const int V = engine->weights->config.vocab;
+    const auto& ops = gptoss::cpu_ops();
+    size_t row = 0, written = 0;
+    for (size_t i = 0; i < num_seqs; ++i) {
+      const gptoss_seq_chunk& s = seqs[i];
+      const size_t rows = s.all_logits ? static_cast<size_t>(s.num_tokens) : 1;
+      const float* first = out.data() + row * V;
+      if (s.return_logits) {
+        gptoss::check(logits != nullptr && written + rows * V <= logits_capacity, gptoss_status_invalid_argument,
+                      "engine_step: logits buffer too small (" + std::to_string(logits_capacity) + " floats)");
+        std::memcpy(logits + written, first, rows * V * sizeof(float));
+        written += rows * V;
+      }
+      if (s.sampling != nullptr) {
+        gptoss::check(samples != nullptr, gptoss_status_invalid_argument, "engine_step: samples buffer is null");
+        const gptoss_sampling& q = *s.sampling;
+        gptoss::SamplingParams p;
+        p.temperature = q.temperature;
+        p.top_p = q.top_p;
+        p.top_k = q.top_k;
+        p.min_p = q.min_p;
+        p.presence_penalty = q.presence_penalty;
+        p.frequency_penalty = q.frequency_penalty;
+        p.repetition_penalty = q.repetition_penalty;
+        p.seed = q.seed;
+        p.num_top_logprobs = q.num_top_logprobs;
+        p.bias_ids = q.bias_ids;
+        p.bias_values = q.bias_values;
+        p.num_bias = q.num_bias;
+        p.prompt = q.prompt;
+        p.num_prompt = q.num_prompt;
+        p.output = q.output;
+        p.num_output = q.num_output;
+        for (int k = 0; k < q.num_prompt; ++k) gptoss::check(q.prompt[k] >= 0 && q.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
+        for (int k = 0; k < q.num_output; ++k) gptoss::check(q.output[k] >= 0 && q.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
+        gptoss::SampleResult r{};
+        ops.f32_sample(first + (rows - 1) * V, V, p, q.counter, &r);
+        samples[i].token = r.token;
+        samples[i].logprob = r.logprob;
+        samples[i].num_top = r.num_top;
+        std::memcpy(samples[i].top_ids, r.top_ids, sizeof r.top_ids);
+        std::memcpy(samples[i].top_logprobs, r.top_logprobs, sizeof r.top_logprobs);
+      }
+      row += rows;
+    }
   });
 }
 

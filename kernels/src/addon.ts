@@ -69,13 +69,32 @@ export interface RawEngine {
   handle: EngineHandle;
 }
 
+export interface RawStepOutput {
+  logits: Float32Array;
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  topCounts: Int32Array;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
 export interface Addon {
   setErrorClass(ctor: typeof NativeError): void;
   capabilities(): RawCapabilities;
   loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
   createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numRingBlocks: number): RawEngine;
-  /** seqs: 7 int32 per sequence (numTokens, posBegin, allLogits, fullOffset, fullCount, ringOffset, ringCount). */
-  step(engine: RawEngine, tokens: Int32Array, seqs: Int32Array, blocks: Int32Array, logitRows: number): Promise<Float32Array>;
+  /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */
+  step(
+    engine: RawEngine,
+    tokens: Int32Array,
+    seqs: Int32Array,
+    blocks: Int32Array,
+    samplingFloats: Float64Array,
+    samplingInts: Int32Array,
+    aux: Int32Array,
+    auxFloats: Float32Array,
+    logitFloats: number,
+  ): Promise<RawStepOutput>;
 }
 
 const addonPath = join(dirname(fileURLToPath(import.meta.url)), "../build/Release/expertmesh_kernels.node");

@@ -3,8 +3,27 @@
  * sequences at any stage: a prefill chunk is many rows of one sequence, a decode step is one row.
  * Arguments are validated here with exact messages before they cross into C++.
  */
-import { addon, type RawEngine } from "./addon.ts";
+import { addon, type RawEngine, type RawStepOutput } from "./addon.ts";
 import type { Model } from "./model.ts";
+import { type PackedSampling, packSampling, SAMPLING_FLOATS, SAMPLING_INTS, type SamplingOptions } from "./sampling.ts";
+
+const SEQ_INTS = 9;
+
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
+
+/** What a step returns for one sequence. */
+export interface StepResult {
+  /** [rows, vocab] logits when returnLogits (rows = tokens.length with allLogits, else 1). */
+  logits?: Float32Array;
+  /** The sampled next token, when sampling was requested. */
+  token?: number;
+  /** Its logprob (log-softmax of the raw logits). */
+  logprob?: number;
+  topLogprobs?: TokenLogprob[];
+}
 
 export interface EngineOptions {
   /** Tokens per KV block (default 16). */
@@ -26,6 +45,10 @@ export interface StepSequence {
   ringBlocks: readonly number[];
   /** Logits for every row (teacher forcing) instead of the last row only. */
   allLogits?: boolean;
+  /** Return the logits rows (default: true unless sampling is set). */
+  returnLogits?: boolean;
+  /** Sample the next token from the last row in native code. */
+  sampling?: SamplingOptions;
 }
 
 export class Engine {
@@ -60,10 +83,9 @@ export class Engine {
   }
 
   /**
-   * Runs one step. Resolves to one Float32Array per sequence: [rows, vocab] logits, where rows is
-   * tokens.length with allLogits, else 1 (the last row). Steps on one engine never overlap.
+   * Runs one step. Resolves to one StepResult per sequence, in order. Steps on one engine never overlap.
    */
-  async step(seqs: readonly StepSequence[]): Promise<Float32Array[]> {
+  async step(seqs: readonly StepSequence[]): Promise<StepResult[]> {
     if (this.#busy) throw new Error("Engine.step: a step is already running on this engine; await it first");
     if (!Array.isArray(seqs) || seqs.length === 0) throw new TypeError("Engine.step: seqs must be a non-empty array");
     const { vocab, maxPositions } = this.model.config;
@@ -98,39 +120,86 @@ export class Engine {
       numBlocks += s.fullBlocks.length + s.ringBlocks.length;
     });
 
+    const sampling: PackedSampling[] = [];
+    seqs.forEach((s, i) => {
+      if (s.sampling) sampling.push(packSampling(s.sampling, vocab, `seqs[${i}].sampling`));
+    });
     const tokens = new Int32Array(numTokens);
-    const packed = new Int32Array(seqs.length * 7);
+    const packed = new Int32Array(seqs.length * SEQ_INTS);
     const blocks = new Int32Array(numBlocks);
+    const sampF = new Float64Array(sampling.length * SAMPLING_FLOATS);
+    const sampI = new Int32Array(sampling.length * SAMPLING_INTS);
+    const auxLen = sampling.reduce((n, p) => n + p.bias.length + p.prompt.length + p.output.length, 0);
+    const aux = new Int32Array(auxLen);
+    const auxF = new Float32Array(auxLen);
+    let a = 0;
+    sampling.forEach((p, k) => {
+      sampF.set(p.floats, k * SAMPLING_FLOATS);
+      const biasOffset = a;
+      for (const [id, v] of p.bias) {
+        aux[a] = id;
+        auxF[a++] = v;
+      }
+      const promptOffset = a;
+      for (let i = 0; i < p.prompt.length; i++) aux[a++] = p.prompt[i] as number;
+      const outputOffset = a;
+      for (let i = 0; i < p.output.length; i++) aux[a++] = p.output[i] as number;
+      sampI.set([biasOffset, p.bias.length, promptOffset, p.prompt.length, outputOffset, p.output.length], k * SAMPLING_INTS);
+    });
     let tok = 0;
     let blk = 0;
-    let logitRows = 0;
+    let logitFloats = 0;
+    let samplingIndex = 0;
     seqs.forEach((s, i) => {
       for (let t = 0; t < s.tokens.length; t++) tokens[tok++] = s.tokens[t] as number;
       const fullOffset = blk;
       for (const b of s.fullBlocks) blocks[blk++] = b;
       const ringOffset = blk;
       for (const b of s.ringBlocks) blocks[blk++] = b;
+      const returnLogits = s.returnLogits ?? !s.sampling;
+      if (returnLogits) logitFloats += (s.allLogits ? s.tokens.length : 1) * vocab;
+      const sIdx = s.sampling ? samplingIndex++ : -1;
       packed.set(
-        [s.tokens.length, s.posBegin, s.allLogits ? 1 : 0, fullOffset, s.fullBlocks.length, ringOffset, s.ringBlocks.length],
-        i * 7,
+        [
+          s.tokens.length,
+          s.posBegin,
+          s.allLogits ? 1 : 0,
+          returnLogits ? 1 : 0,
+          fullOffset,
+          s.fullBlocks.length,
+          ringOffset,
+          s.ringBlocks.length,
+          sIdx,
+        ],
+        i * SEQ_INTS,
       );
-      logitRows += s.allLogits ? s.tokens.length : 1;
     });
 
     this.#busy = true;
-    let flat: Float32Array;
+    let raw: RawStepOutput;
     try {
-      flat = await addon().step(this.#raw, tokens, packed, blocks, logitRows);
+      raw = await addon().step(this.#raw, tokens, packed, blocks, sampF, sampI, aux, auxF, logitFloats);
     } finally {
       this.#busy = false;
     }
-    const out: Float32Array[] = [];
-    let row = 0;
-    for (const s of seqs) {
-      const rows = s.allLogits ? s.tokens.length : 1;
-      out.push(flat.subarray(row * vocab, (row + rows) * vocab));
-      row += rows;
-    }
-    return out;
+    let offset = 0;
+    return seqs.map((s, i) => {
+      const result: StepResult = {};
+      if (s.returnLogits ?? !s.sampling) {
+        const n = (s.allLogits ? s.tokens.length : 1) * vocab;
+        result.logits = raw.logits.subarray(offset, offset + n);
+        offset += n;
+      }
+      if (s.sampling) {
+        result.token = raw.tokens[i] as number;
+        result.logprob = raw.logprobs[i] as number;
+        const n = raw.topCounts[i] as number;
+        result.topLogprobs = Array.from({ length: n }, (_, j) => ({
+          token: raw.topIds[i * 20 + j] as number,
+          logprob: raw.topLogprobs[i * 20 + j] as number,
+        }));
+      }
+      return result;
+    });
   }
 }

@@ -2,7 +2,7 @@
  * LocalSequence: one sequence on an Engine with its own blocks — what the CLI and tests use to prefill,
  * decode and read logits without a scheduler. The worker's scheduler does the same for many sequences.
  */
-import type { Engine } from "./engine.ts";
+import type { Engine, StepSequence } from "./engine.ts";
 import type { BlockPool } from "./kv-blocks.ts";
 
 export class LocalSequence {
@@ -32,10 +32,9 @@ export class LocalSequence {
     return true;
   }
 
-  /** The step entry for the next `tokens` of this sequence (call reserve first), then advance. */
-  entry(tokens: ArrayLike<number>, allLogits = false) {
-    const e = { tokens, posBegin: this.length, fullBlocks: this.fullBlocks, ringBlocks: this.ringBlocks, allLogits };
-    return e;
+  /** The step entry for the next `tokens` of this sequence (call reserve first, advance after). */
+  entry(tokens: ArrayLike<number>, extra: Partial<StepSequence> = {}): StepSequence {
+    return { tokens, posBegin: this.length, fullBlocks: this.fullBlocks, ringBlocks: this.ringBlocks, ...extra };
   }
 
   advance(n: number): void {
@@ -49,9 +48,9 @@ export class LocalSequence {
     for (let i = 0; i < tokens.length; i += chunk) {
       const part = tokens.slice(i, i + chunk);
       if (!this.reserve(part.length)) throw new Error("LocalSequence: KV cache is full");
-      const [logits] = await this.#engine.step([this.entry(part, options.allLogits ?? true)]);
+      const [result] = await this.#engine.step([this.entry(part, { allLogits: options.allLogits ?? true })]);
       this.advance(part.length);
-      if (logits) out.push(logits);
+      if (result?.logits) out.push(result.logits);
     }
     return out;
   }

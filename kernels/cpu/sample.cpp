@@ -1,0 +1,120 @@
+// sample.cpp — token selection from one row of logits, in native code (no 800 KB logits round trip to JS).
+// Order: logit_bias → repetition penalty (prompt ∪ output) → presence/frequency penalties (output) →
+// greedy (temperature 0; lowest id on ties) or temperature → top-k → min-p → top-p → draw.
+// The draw uses a counter-based generator keyed by (seed, counter), so a request's tokens do not depend
+// on what else shares the batch. Logprobs are log-softmax of the model's raw logits (vLLM's default).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+#include <vector>
+
+#include "../core/error.h"
+#include "ops.h"
+
+namespace gptoss::cpu {
+
+// kernels
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static double uniform01(uint64_t seed, uint64_t counter) {
+  return static_cast<double>(splitmix64(splitmix64(seed) ^ counter) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void top_logprobs(const float* logits, int V, int n, float lse, SampleResult* out) {
+  out->num_top = std::min(n, kMaxTopLogprobs);
+  if (out->num_top <= 0) return;
+  std::vector<int32_t> ids(V);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto better = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(ids.begin(), ids.begin() + out->num_top, ids.end(), better);
+  for (int i = 0; i < out->num_top; ++i) {
+    out->top_ids[i] = ids[i];
+    out->top_logprobs[i] = logits[ids[i]] - lse;
+  }
+}
+
+// launchers
+void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
+  check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
+  // Raw log-softmax for the reported logprobs.
+  float mx = logits[0];
+  for (int i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
+  double z = 0.0;
+  for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(logits[i]) - mx);
+  const float lse = mx + static_cast<float>(std::log(z));
+
+  std::vector<float> x(logits, logits + V);
+  for (int i = 0; i < p.num_bias; ++i) {
+    check(p.bias_ids[i] >= 0 && p.bias_ids[i] < V, gptoss_status_invalid_argument, "sample: logit_bias token out of range");
+    x[p.bias_ids[i]] += p.bias_values[i];
+  }
+  if (p.repetition_penalty > 0.0f && p.repetition_penalty != 1.0f) {
+    std::vector<bool> seen(V, false);
+    for (int i = 0; i < p.num_prompt; ++i) seen[p.prompt[i]] = true;
+    for (int i = 0; i < p.num_output; ++i) seen[p.output[i]] = true;
+    for (int i = 0; i < V; ++i)
+      if (seen[i]) x[i] = x[i] > 0 ? x[i] / p.repetition_penalty : x[i] * p.repetition_penalty;
+  }
+  if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+    std::unordered_map<int32_t, int> counts;
+    for (int i = 0; i < p.num_output; ++i) ++counts[p.output[i]];
+    for (const auto& [tok, n] : counts) x[tok] -= p.presence_penalty + p.frequency_penalty * static_cast<float>(n);
+  }
+
+  int32_t chosen = 0;
+  if (p.temperature <= 0.0f) {
+    for (int i = 1; i < V; ++i)
+      if (x[i] > x[chosen]) chosen = i;
+  } else {
+    // Candidates sorted by processed logit, best first, cut by top-k; then probabilities at temperature.
+    std::vector<int32_t> ids(V);
+    std::iota(ids.begin(), ids.end(), 0);
+    auto better = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+    int n = V;
+    if (p.top_k > 0 && p.top_k < V) {
+      n = p.top_k;
+      std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
+    } else {
+      std::sort(ids.begin(), ids.end(), better);
+    }
+    std::vector<double> prob(n);
+    const double top = x[ids[0]];
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) total += (prob[i] = std::exp((x[ids[i]] - top) / p.temperature));
+    if (p.min_p > 0.0f) {
+      const double floor = p.min_p * prob[0];  // prob[0] is the most likely candidate
+      while (n > 1 && prob[n - 1] < floor) total -= prob[--n];
+    }
+    if (p.top_p > 0.0f && p.top_p < 1.0f) {
+      double cum = 0.0;
+      int keep = 0;
+      while (keep < n) {
+        cum += prob[keep++];
+        if (cum >= p.top_p * total) break;
+      }
+      n = keep;
+      total = cum;
+    }
+    double u = uniform01(p.seed, counter) * total;
+    chosen = ids[n - 1];
+    for (int i = 0; i < n; ++i) {
+      u -= prob[i];
+      if (u < 0.0) {
+        chosen = ids[i];
+        break;
+      }
+    }
+  }
+  out->token = chosen;
+  out->logprob = logits[chosen] - lse;
+  out->num_top = 0;
+  if (p.num_top_logprobs > 0) top_logprobs(logits, V, p.num_top_logprobs, lse, out);
+}
+
+}  // namespace gptoss::cpu

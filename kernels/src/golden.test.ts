@@ -1,0 +1,96 @@
+/**
+ * Golden: every shared case matches OpenAI's fp32 reference within the README's exact-mode tolerances,
+ * through the step API — as one prefill step, chunked, and token by token through the paged KV cache.
+ */
+import { describe, expect, it } from "vitest";
+import { BlockPool, Engine, LocalSequence, Model } from "./index.ts";
+import { argmax, compareLogits, goldenCases } from "./testing/golden.ts";
+
+const cases = goldenCases();
+
+async function open(dir: string) {
+  const model = await Model.load(dir);
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 256, numRingBlocks: 256 });
+  const full = new BlockPool(256);
+  const ring = new BlockPool(256);
+  return { model, engine, seq: () => new LocalSequence(engine, full, ring) };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+describe.each(cases)("golden $name", (g) => {
+  it("one prefill step: rel L2 ≤ 1e-4, max |Δ| ≤ 1e-3, top-1 where the margin > 1e-3", async () => {
+    const { seq } = await open(g.dir);
+    const logits = concat(await seq().feed(g.tokens));
+    const cmp = compareLogits(logits, g, 1e-3);
+    expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
+    expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
+    expect(cmp.top1Mismatches).toEqual([]);
+  });
+
+  it("token by token and chunked through the paged KV cache equal one full pass", async () => {
+    const { seq } = await open(g.dir);
+    const whole = concat(await seq().feed(g.tokens));
+    const stepwise = concat(await seq().feed(g.tokens, { chunk: 1 }));
+    const chunked = concat(await seq().feed(g.tokens, { chunk: 7 }));
+    for (const other of [stepwise, chunked]) {
+      let worst = 0;
+      for (let i = 0; i < whole.length; i++) worst = Math.max(worst, Math.abs((other[i] as number) - (whole[i] as number)));
+      expect(worst).toBeLessThanOrEqual(1e-4);
+    }
+    expect(compareLogits(stepwise, g, 1e-3).relL2).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("greedy continuation equals the reference while its margins exceed 1e-3", async () => {
+    const { seq } = await open(g.dir);
+    const s = seq();
+    const [prefill] = await s.feed(g.tokens, { allLogits: false });
+    let next = argmax(prefill as Float32Array);
+    const greedy: number[] = [];
+    for (let i = 0; i < g.fp32.greedy.length; i++) {
+      greedy.push(next);
+      const [row] = await s.feed([next], { allLogits: false });
+      next = argmax(row as Float32Array);
+    }
+    for (let i = 0; i < greedy.length; i++) {
+      if ((g.fp32.greedy_margins[i] as number) <= 1e-3) break;
+      expect(greedy[i], `greedy token ${i}`).toBe(g.fp32.greedy[i]);
+    }
+  });
+});
+
+describe("paged KV cache past the sliding window", () => {
+  it("the golden set covers prompts longer than a 128-token window", () => {
+    const g2 = cases.find((c) => c.name === "g2-small-window128");
+    expect(g2?.tokens.length).toBeGreaterThan(128);
+  });
+
+  it("decoding 400 tokens one by one (the ring wraps 3 times) gives the full pass's logits", async () => {
+    const g2 = cases.find((c) => c.name === "g2-small-window128") as (typeof cases)[number];
+    const { model, seq } = await open(g2.dir);
+    const tokens = Array.from({ length: 400 }, (_, i) => (g2.tokens[i % g2.tokens.length] as number) ^ (i >> 4));
+    expect(tokens.every((t) => t < model.config.vocab)).toBe(true);
+    const whole = concat(await seq().feed(tokens));
+    const stepwise = concat(await seq().feed(tokens, { chunk: 1 }));
+    const mixed = concat(await seq().feed(tokens, { chunk: 150 }));
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < whole.length; i++) {
+      worst = Math.max(
+        worst,
+        Math.abs((stepwise[i] as number) - (whole[i] as number)),
+        Math.abs((mixed[i] as number) - (whole[i] as number)),
+      );
+      scale = Math.max(scale, Math.abs(whole[i] as number));
+    }
+    expect(worst / scale).toBeLessThanOrEqual(1e-5);
+  });
+});

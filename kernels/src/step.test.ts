@@ -1,0 +1,183 @@
+/**
+ * The batched step API: batch invariance, native sampling semantics, and argument validation.
+ */
+import { describe, expect, it } from "vitest";
+import { BlockPool, Engine, LocalSequence, Model, NativeError } from "./index.ts";
+import { argmax, goldenCases } from "./testing/golden.ts";
+
+const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
+
+async function setup(blocks = 512) {
+  const model = await Model.load(g2.dir);
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numRingBlocks: blocks });
+  return { model, engine, full: new BlockPool(blocks), ring: new BlockPool(blocks) };
+}
+
+/** 16 distinct prompts of different lengths (some beyond the 128-token window). */
+function prompts(vocab: number): number[][] {
+  return Array.from({ length: 16 }, (_, i) =>
+    Array.from({ length: 5 + i * 11 }, (_, j) => ((g2.tokens[(i * 7 + j) % g2.tokens.length] as number) * (i + 1)) % vocab),
+  );
+}
+
+async function greedyAlone(engine: Engine, full: BlockPool, ring: BlockPool, prompt: number[], n: number): Promise<number[]> {
+  const seq = new LocalSequence(engine, full, ring);
+  seq.reserve(prompt.length + n);
+  const out: number[] = [];
+  let next = prompt;
+  for (let i = 0; i < n; i++) {
+    const [r] = await engine.step([seq.entry(next, { sampling: { temperature: 0, counter: i } })]);
+    seq.advance(next.length);
+    out.push(r?.token as number);
+    next = [r?.token as number];
+  }
+  seq.release();
+  return out;
+}
+
+describe("batched steps", () => {
+  it("batch invariance: 16 sequences stepped together produce the greedy tokens each produces alone", async () => {
+    const { model, engine, full, ring } = await setup();
+    const ps = prompts(model.config.vocab);
+    const N = 8;
+    const alone = [];
+    for (const p of ps) alone.push(await greedyAlone(engine, full, ring, p, N));
+
+    const seqs = ps.map((p) => {
+      const s = new LocalSequence(engine, full, ring);
+      s.reserve(p.length + N);
+      return s;
+    });
+    const together: number[][] = ps.map(() => []);
+    let inputs = ps;
+    for (let i = 0; i < N; i++) {
+      // Step 0 mixes 16 prefills; later steps are 16 decodes.
+      const results = await engine.step(seqs.map((s, k) => s.entry(inputs[k] as number[], { sampling: { temperature: 0, counter: i } })));
+      seqs.forEach((s, k) => s.advance((inputs[k] as number[]).length));
+      inputs = results.map((r) => [r.token as number]);
+      results.forEach((r, k) => together[k]?.push(r.token as number));
+    }
+    expect(together).toEqual(alone);
+    for (const s of seqs) s.release();
+    expect(full.free).toBe(full.capacity);
+    expect(ring.free).toBe(ring.capacity);
+  });
+
+  it("mixes a prefill chunk and decode tokens of other sequences in one step", async () => {
+    const { engine, full, ring } = await setup();
+    const a = new LocalSequence(engine, full, ring);
+    const b = new LocalSequence(engine, full, ring);
+    a.reserve(200);
+    b.reserve(200);
+    const [ra] = await engine.step([a.entry(g2.tokens.slice(0, 50))]);
+    a.advance(50);
+    const [rMixedA, rMixedB] = await engine.step([a.entry([7]), b.entry(g2.tokens.slice(0, 51))]);
+    a.advance(1);
+    b.advance(51);
+    // b's last row and a's decode row both see tokens[0..50] → identical logits for the same context.
+    const aRef = new LocalSequence(engine, full, ring);
+    const [ref] = await aRef.feed([...g2.tokens.slice(0, 50), 7], { allLogits: false });
+    expect(argmax(rMixedA?.logits as Float32Array)).toBe(argmax(ref as Float32Array));
+    expect(ra?.logits?.length).toBe(g2.shape[1]);
+    expect(rMixedB?.logits?.length).toBe(g2.shape[1]);
+  });
+});
+
+describe("native sampling", () => {
+  it("greedy picks the argmax and reports its logprob and top alternatives", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(g2.tokens.length);
+    const [r] = await engine.step([s.entry(g2.tokens, { sampling: { temperature: 0, topLogprobs: 5 }, returnLogits: true })]);
+    const logits = r?.logits as Float32Array;
+    expect(r?.token).toBe(argmax(logits));
+    const lse =
+      Math.log(logits.reduce((z, x) => z + Math.exp(x - (logits[argmax(logits)] as number)), 0)) + (logits[argmax(logits)] as number);
+    expect(r?.logprob).toBeCloseTo((logits[r?.token as number] as number) - lse, 4);
+    expect(r?.topLogprobs?.map((t) => t.token)[0]).toBe(r?.token);
+    expect(r?.topLogprobs).toHaveLength(5);
+    const lps = (r?.topLogprobs ?? []).map((t) => t.logprob);
+    expect([...lps].sort((x, y) => y - x)).toEqual(lps);
+  });
+
+  it("is reproducible per (seed, counter) and varies with the seed", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(g2.tokens.length);
+    const draw = async (seed: number, counter: number) => {
+      const [r] = await engine.step([s.entry(g2.tokens, { sampling: { temperature: 1.5, seed, counter } })]);
+      return r?.token as number;
+    };
+    const a = [];
+    const b = [];
+    for (let c = 0; c < 12; c++) {
+      a.push(await draw(42, c));
+      b.push(await draw(42, c));
+    }
+    expect(a).toEqual(b);
+    const others = [];
+    for (let seed = 1; seed <= 12; seed++) others.push(await draw(seed, 0));
+    expect(new Set(others).size).toBeGreaterThan(1);
+  });
+
+  it("top-k 1 equals greedy; a +100 logit bias forces a token; a -100 bias bans the argmax", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(g2.tokens.length);
+    const one = async (sampling: object) => (await engine.step([s.entry(g2.tokens, { sampling })]))[0]?.token as number;
+    const greedy = await one({ temperature: 0 });
+    expect(await one({ temperature: 2, topK: 1, seed: 9 })).toBe(greedy);
+    expect(await one({ temperature: 0, logitBias: { 123: 100 } })).toBe(123);
+    expect(await one({ temperature: 0, logitBias: { [greedy]: -100 } })).not.toBe(greedy);
+    expect(await one({ temperature: 1, topP: 1e-9, seed: 3 })).toBe(greedy);
+    expect(await one({ temperature: 1, minP: 1, seed: 5 })).toBe(greedy);
+  });
+
+  it("presence and repetition penalties move mass away from tokens already seen", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(g2.tokens.length);
+    const one = async (sampling: object) => (await engine.step([s.entry(g2.tokens, { sampling })]))[0]?.token as number;
+    const greedy = await one({ temperature: 0 });
+    expect(await one({ temperature: 0, presencePenalty: 2, frequencyPenalty: 2, outputTokens: Array(60).fill(greedy) })).not.toBe(greedy);
+    expect(await one({ temperature: 0, repetitionPenalty: 10, outputTokens: [greedy] })).not.toBe(greedy);
+  });
+});
+
+describe("validation", () => {
+  it("rejects bad arguments in TypeScript with exact messages", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(4);
+    await expect(engine.step([s.entry([g2.shape[1]])])).rejects.toThrow(
+      `seqs[0].tokens[0] = ${g2.shape[1]} is not a token id in [0, ${g2.shape[1]})`,
+    );
+    await expect(engine.step([{ ...s.entry([1, 2]), fullBlocks: [] }])).rejects.toThrow(
+      "seqs[0].fullBlocks has 0 blocks; positions [0, 2) need 1",
+    );
+    await expect(engine.step([s.entry([1], { sampling: { temperature: -1 } })])).rejects.toThrow(
+      "seqs[0].sampling.temperature must be a number in [0, 100], got -1",
+    );
+    await expect(engine.step([s.entry([1], { sampling: { topLogprobs: 21 } })])).rejects.toThrow(
+      "seqs[0].sampling.topLogprobs must be an integer in [0, 20], got 21",
+    );
+    await expect(engine.step([])).rejects.toThrow("Engine.step: seqs must be a non-empty array");
+    await expect(Model.load("/nonexistent")).rejects.toThrow("model directory /nonexistent does not exist or is not a directory");
+  });
+
+  it("refuses overlapping steps on one engine", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    s.reserve(g2.tokens.length);
+    const first = engine.step([s.entry(g2.tokens)]);
+    await expect(engine.step([s.entry(g2.tokens)])).rejects.toThrow("a step is already running");
+    await first;
+  });
+
+  it("surfaces C++ failures as NativeError with a status name", async () => {
+    const err = await Model.load("/tmp").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NativeError);
+    expect((err as NativeError).statusName).toBe("io_error");
+    expect((err as NativeError).message).toContain("config.json");
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * Access to the shared golden cases (../shared/golden): synthetic checkpoints with logits from OpenAI's
+ * reference implementation, and the tolerance checks stated in their README.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface GoldenCase {
+  name: string;
+  dir: string;
+  tokens: number[];
+  shape: [number, number];
+  logits: Float32Array;
+  fp32: { top1: number[]; top1_margin: number[]; greedy: number[]; greedy_margins: number[] };
+}
+
+/** The shared folder: $EXPERTMESH_SHARED_DIR, or ../shared next to the repository. */
+export function sharedDir(): string {
+  const env = process.env.EXPERTMESH_SHARED_DIR;
+  if (env) return env;
+  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared");
+}
+
+export function goldenCases(): GoldenCase[] {
+  const root = join(sharedDir(), "golden");
+  if (!existsSync(root)) throw new Error(`golden cases not found at ${root} (set EXPERTMESH_SHARED_DIR)`);
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, "expected.json")))
+    .map((d) => {
+      const dir = join(root, d.name);
+      const e = JSON.parse(readFileSync(join(dir, "expected.json"), "utf8"));
+      const raw = readFileSync(join(dir, e.logits_file as string));
+      return {
+        name: d.name,
+        dir,
+        tokens: e.tokens,
+        shape: e.logits_shape,
+        logits: new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4),
+        fp32: e.fp32,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if ((row[i] as number) > (row[best] as number)) best = i;
+  return best;
+}
+
+export interface Comparison {
+  relL2: number;
+  maxAbs: number;
+  /** Positions whose top-1 differs although the reference margin exceeds the threshold. */
+  top1Mismatches: number[];
+}
+
+export function compareLogits(actual: ArrayLike<number>, g: GoldenCase, marginThreshold: number): Comparison {
+  const [T, V] = g.shape;
+  let num = 0;
+  let den = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < T * V; i++) {
+    const d = (actual[i] as number) - (g.logits[i] as number);
+    num += d * d;
+    den += (g.logits[i] as number) ** 2;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  const top1Mismatches: number[] = [];
+  for (let t = 0; t < T; t++) {
+    const row = Array.prototype.slice.call(actual, t * V, (t + 1) * V) as number[];
+    if ((g.fp32.top1_margin[t] as number) > marginThreshold && argmax(row) !== g.fp32.top1[t]) top1Mismatches.push(t);
+  }
+  return { relL2: Math.sqrt(num / den), maxAbs, top1Mismatches };
+}
