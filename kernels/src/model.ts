@@ -50,7 +50,7 @@ export class Model {
     checkInt("rank", rank, 0, world - 1);
     let experts: Int32Array | null = null;
     if (options.experts) {
-      options.experts.forEach((e, i) => checkInt(`experts[${i}]`, e, 0, 65535));
+      for (const [i, e] of options.experts.entries()) checkInt(`experts[${i}]`, e, 0, 65535);
       experts = Int32Array.from(options.experts);
     }
     return new Model(dir, await addon().loadModel(dir, rank, world, experts));

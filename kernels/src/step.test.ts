@@ -53,9 +53,9 @@ describe("batched steps", () => {
     for (let i = 0; i < N; i++) {
       // Step 0 mixes 16 prefills; later steps are 16 decodes.
       const results = await engine.step(seqs.map((s, k) => s.entry(inputs[k] as number[], { sampling: { temperature: 0, counter: i } })));
-      seqs.forEach((s, k) => s.advance((inputs[k] as number[]).length));
+      for (const [k, s] of seqs.entries()) s.advance((inputs[k] as number[]).length);
       inputs = results.map((r) => [r.token as number]);
-      results.forEach((r, k) => together[k]?.push(r.token as number));
+      for (const [k, r] of results.entries()) together[k]?.push(r.token as number);
     }
     expect(together).toEqual(alone);
     for (const s of seqs) s.release();
