@@ -12,11 +12,12 @@ namespace gptoss::cpu {
 static constexpr float kFp4[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
-static inline void decode_block(const uint8_t* b, uint8_t scale, float* w) {
-  const float s = std::ldexp(1.0f, static_cast<int>(scale) - 127);
+// Codes only: the block scale multiplies the 32-element partial dot product once (cheaper, and no
+// overflow for extreme scale bytes where code × 2^(s−127) alone would exceed fp32).
+static inline void decode_block(const uint8_t* b, float* w) {
   for (int j = 0; j < 16; ++j) {
-    w[2 * j] = kFp4[b[j] & 0x0F] * s;
-    w[2 * j + 1] = kFp4[b[j] >> 4] * s;
+    w[2 * j] = kFp4[b[j] & 0x0F];
+    w[2 * j + 1] = kFp4[b[j] >> 4];
   }
 }
 
@@ -34,13 +35,14 @@ void f32_mxfp4w_matmul(const float* x, int n, const MxFp4Matrix& w, const float*
       float acc[kTokenTile] = {};
       for (int64_t g = 0; g < nb; ++g) {
         float wb[32];
-        decode_block(blocks + g * 16, scales[g], wb);
+        decode_block(blocks + g * 16, wb);
+        const float scale = std::ldexp(1.0f, static_cast<int>(scales[g]) - 127);
         for (int j = 0; j < nt; ++j) {
           const float* xj = x + (t0 + j) * K + g * 32;
           float s = 0.0f;
 #pragma omp simd reduction(+ : s)
           for (int k = 0; k < 32; ++k) s += wb[k] * xj[k];
-          acc[j] += s;
+          acc[j] += s * scale;
         }
       }
       for (int j = 0; j < nt; ++j) out[(t0 + j) * rows + r] = acc[j] + (bias ? bias[r] : 0.0f);

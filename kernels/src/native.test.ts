@@ -1,0 +1,33 @@
+/**
+ * The native test executables, run as part of the suite: the shared op test (every backend against the
+ * fp64 references) and the safetensors fuzzer under AddressSanitizer (10k mutated headers).
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { sharedDir } from "./testing/golden.ts";
+
+const run = promisify(execFile);
+const bin = (name: string) => new URL(`../build/tests/${name}`, import.meta.url).pathname;
+
+describe("native", () => {
+  it("test_ops: every op matches its fp64 reference, with named boundary cases", async () => {
+    const { stdout } = await run(bin("test_ops"));
+    process.stdout.write(stdout);
+    expect(stdout).toMatch(/ops: \d+ passed, 0 failed/);
+    expect(stdout).not.toMatch(/^FAIL/m);
+    // A GPU machine runs the CUDA column too; here it must say why it skipped.
+    expect(stdout).toMatch(/^SKIP cuda: /m);
+  });
+
+  it("fuzz_safetensors: 10k mutated headers under ASan, zero crashes, every rejection typed", async () => {
+    const seeds = ["g1-tiny", "g3-odd-shapes"].map((c) => join(sharedDir(), "golden", c, "model.safetensors"));
+    const { stdout } = await run(bin("fuzz_safetensors"), ["10000", ...seeds], {
+      env: { ...process.env, ASAN_OPTIONS: "detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS: "halt_on_error=1" },
+      timeout: 300_000,
+    });
+    process.stdout.write(stdout);
+    expect(stdout).toMatch(/fuzz: 10000 mutated headers .* 0 crashes/);
+  });
+});

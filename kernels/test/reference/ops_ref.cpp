@@ -1,0 +1,117 @@
+// ops_ref.cpp — see ops_ref.h.
+#include "ops_ref.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gptoss::ref {
+
+std::vector<double> rmsnorm(const std::vector<double>& x, int T, int H, const std::vector<double>& g, double eps) {
+  std::vector<double> y(x.size());
+  for (int t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int i = 0; i < H; ++i) ss += x[t * H + i] * x[t * H + i];
+    const double r = 1.0 / std::sqrt(ss / H + eps);
+    for (int i = 0; i < H; ++i) y[t * H + i] = x[t * H + i] * r * g[i];
+  }
+  return y;
+}
+
+std::vector<double> matmul(const std::vector<double>& x, int T, int K, const std::vector<double>& w, int N,
+                           const std::vector<double>* bias) {
+  std::vector<double> y(static_cast<size_t>(T) * N);
+  for (int t = 0; t < T; ++t)
+    for (int n = 0; n < N; ++n) {
+      double s = bias ? (*bias)[n] : 0.0;
+      for (int k = 0; k < K; ++k) s += x[t * K + k] * w[static_cast<size_t>(n) * K + k];
+      y[static_cast<size_t>(t) * N + n] = s;
+    }
+  return y;
+}
+
+std::vector<double> rope(const std::vector<double>& x, int T, int heads, int D, const std::vector<int>& pos,
+                         const std::vector<double>& inv_freq, double c) {
+  std::vector<double> y(x);
+  const int half = D / 2;
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < heads; ++h)
+      for (int f = 0; f < half; ++f) {
+        const double a = pos[t] * inv_freq[f];
+        const size_t o = (static_cast<size_t>(t) * heads + h) * D;
+        const double x1 = x[o + f], x2 = x[o + half + f];
+        y[o + f] = x1 * std::cos(a) * c - x2 * std::sin(a) * c;
+        y[o + half + f] = x2 * std::cos(a) * c + x1 * std::sin(a) * c;
+      }
+  return y;
+}
+
+std::vector<double> sdpa_sinks(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                               int T, int Hq, int Hkv, int D, const std::vector<double>& sinks, double scale, int window) {
+  std::vector<double> out(static_cast<size_t>(T) * Hq * D, 0.0);
+  const int G = Hq / Hkv;
+  for (int i = 0; i < T; ++i)
+    for (int h = 0; h < Hq; ++h) {
+      const int kvh = h / G;
+      std::vector<double> s;
+      std::vector<int> js;
+      for (int j = 0; j <= i; ++j) {
+        if (window > 0 && i - j >= window) continue;
+        double d = 0;
+        for (int e = 0; e < D; ++e) d += q[(static_cast<size_t>(i) * Hq + h) * D + e] * k[(static_cast<size_t>(j) * Hkv + kvh) * D + e];
+        s.push_back(d * scale);
+        js.push_back(j);
+      }
+      double m = sinks[h];
+      for (double x : s) m = std::max(m, x);
+      double z = std::exp(sinks[h] - m);
+      for (double x : s) z += std::exp(x - m);
+      for (size_t n = 0; n < s.size(); ++n) {
+        const double p = std::exp(s[n] - m) / z;
+        for (int e = 0; e < D; ++e) out[(static_cast<size_t>(i) * Hq + h) * D + e] += p * v[(static_cast<size_t>(js[n]) * Hkv + kvh) * D + e];
+      }
+    }
+  return out;
+}
+
+void router_topk(const std::vector<double>& logits, int T, int E, int k, std::vector<int>& idx, std::vector<double>& w) {
+  idx.assign(static_cast<size_t>(T) * k, 0);
+  w.assign(static_cast<size_t>(T) * k, 0.0);
+  for (int t = 0; t < T; ++t) {
+    std::vector<int> order(E);
+    for (int e = 0; e < E; ++e) order[e] = e;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[t * E + a] > logits[t * E + b]; });
+    double z = 0;
+    for (int j = 0; j < k; ++j) z += std::exp(logits[t * E + order[j]] - logits[t * E + order[0]]);
+    for (int j = 0; j < k; ++j) {
+      idx[t * k + j] = order[j];
+      w[t * k + j] = std::exp(logits[t * E + order[j]] - logits[t * E + order[0]]) / z;
+    }
+  }
+}
+
+std::vector<double> dequant_mxfp4(const uint8_t* blocks, const uint8_t* scales, int rows, int cols) {
+  static const double kValue[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
+  const int nb = cols / 32;
+  std::vector<double> w(static_cast<size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r)
+    for (int g = 0; g < nb; ++g)
+      for (int k = 0; k < 32; ++k) {
+        const uint8_t byte = blocks[(static_cast<size_t>(r) * nb + g) * 16 + k / 2];
+        const int code = k % 2 == 0 ? (byte & 0x0F) : (byte >> 4);
+        w[static_cast<size_t>(r) * cols + 32 * g + k] = kValue[code] * std::pow(2.0, static_cast<int>(scales[r * nb + g]) - 127);
+      }
+  return w;
+}
+
+std::vector<double> swiglu(const std::vector<double>& u, int n, int I, double limit, double alpha) {
+  std::vector<double> z(static_cast<size_t>(n) * I);
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < I; ++i) {
+      const double gate = std::min(u[static_cast<size_t>(t) * 2 * I + 2 * i], limit);
+      const double up = std::clamp(u[static_cast<size_t>(t) * 2 * I + 2 * i + 1], -limit, limit);
+      z[static_cast<size_t>(t) * I + i] = gate / (1 + std::exp(-alpha * gate)) * (up + 1);
+    }
+  return z;
+}
+
+}  // namespace gptoss::ref

@@ -1,0 +1,24 @@
+// ops_ref.h — plain double-precision references for every op in cpu/ops.h. Written from the spec
+// (docs: gpt-oss-spec.md §3-§4), deliberately naive: dense loops, no paging, no tiling, no SIMD.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace gptoss::ref {
+
+std::vector<double> rmsnorm(const std::vector<double>& x, int T, int H, const std::vector<double>& g, double eps);
+// y[t][n] = Σ_k x[t][k] w[n][k] + b[n]
+std::vector<double> matmul(const std::vector<double>& x, int T, int K, const std::vector<double>& w, int N,
+                           const std::vector<double>* bias);
+std::vector<double> rope(const std::vector<double>& x, int T, int heads, int D, const std::vector<int>& pos,
+                         const std::vector<double>& inv_freq, double concentration);
+// Dense attention with sinks over full sequences: q[T,Hq,D], k/v[T,Hkv,D], positions 0..T-1.
+std::vector<double> sdpa_sinks(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                               int T, int Hq, int Hkv, int D, const std::vector<double>& sinks, double scale, int window);
+void router_topk(const std::vector<double>& logits, int T, int E, int k, std::vector<int>& idx, std::vector<double>& w);
+// MXFP4 dequantization by the spec's formula, then a dense matmul.
+std::vector<double> dequant_mxfp4(const uint8_t* blocks, const uint8_t* scales, int rows, int cols);
+std::vector<double> swiglu(const std::vector<double>& u, int n, int I, double limit, double alpha);
+
+}  // namespace gptoss::ref

@@ -1,0 +1,274 @@
+// test_ops.cpp — every op of every available backend against the plain fp64 references, with named
+// boundary cases and explicit tolerances (fp32 accumulation vs fp64). Backends without a device report
+// themselves SKIPPED. Exit status 0 only when every case passed.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../core/bf16.h"
+#include "../cpu/ops.h"
+#include "../cuda/cuda_device.h"
+#include "reference/ops_ref.h"
+
+using namespace gptoss;
+
+namespace {
+
+int g_failed = 0, g_passed = 0;
+std::mt19937 rng(1234);
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+std::vector<double> widen(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+// bf16 weights: the test rounds them first, so the reference sees exactly what the op sees.
+struct Bf16Matrix {
+  std::vector<bf16_t> data;
+  std::vector<double> exact;
+  int rows, cols, ld;
+};
+Bf16Matrix bf16_matrix(int rows, int cols, int ld, float scale) {
+  Bf16Matrix m{std::vector<bf16_t>(static_cast<size_t>(rows) * ld), {}, rows, cols, ld};
+  m.exact.resize(static_cast<size_t>(rows) * cols);
+  auto v = randn(m.data.size(), scale);
+  for (size_t i = 0; i < v.size(); ++i) m.data[i] = f32_to_bf16(v[i]);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) m.exact[static_cast<size_t>(r) * cols + c] = bf16_to_f32(m.data[static_cast<size_t>(r) * ld + c]);
+  return m;
+}
+
+void expect_close(const std::string& name, const float* got, const std::vector<double>& want, double tol) {
+  double worst = 0, scale = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::abs(want[i]));
+    if (!std::isfinite(got[i])) worst = INFINITY;
+    else worst = std::max(worst, std::abs(got[i] - want[i]));
+  }
+  const double rel = worst / std::max(1.0, scale);
+  const bool ok = rel <= tol;
+  (ok ? g_passed : g_failed)++;
+  std::printf("%s %-52s max|Δ|/max(1,|ref|) = %.2e (tol %.0e)\n", ok ? "PASS" : "FAIL", name.c_str(), rel, tol);
+}
+
+void expect_true(const std::string& name, bool ok, const std::string& detail = "") {
+  (ok ? g_passed : g_failed)++;
+  std::printf("%s %-52s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
+}
+
+void test_rmsnorm(const OpSet& ops) {
+  struct C { const char* name; int T, H; float scale; };
+  for (C c : {C{"rmsnorm/single_token", 1, 64, 1.0f}, C{"rmsnorm/wide_2880", 5, 2880, 1.0f},
+              C{"rmsnorm/eps_dominates_tiny_values", 3, 96, 1e-6f}, C{"rmsnorm/large_values", 3, 96, 1e4f}}) {
+    auto x = randn(static_cast<size_t>(c.T) * c.H, c.scale);
+    auto g = randn(c.H, 1.0f);
+    std::vector<float> y(x.size());
+    ops.f32_rmsnorm(x.data(), c.T, c.H, g.data(), 1e-5f, y.data());
+    expect_close(std::string(ops.name) + "/" + c.name, y.data(), ref::rmsnorm(widen(x), c.T, c.H, widen(g), 1e-5), 1e-5);
+  }
+}
+
+void test_matmul(const OpSet& ops) {
+  struct C { const char* name; int T, K, N, ld; bool bias; };
+  for (C c : {C{"matmul/single_token", 1, 64, 48, 64, true}, C{"matmul/partial_token_tile_13", 13, 64, 40, 64, true},
+              C{"matmul/k_not_multiple_of_256_300", 3, 300, 17, 300, true},
+              C{"matmul/strided_columns_o_proj_shard", 4, 64, 32, 160, true}, C{"matmul/no_bias_k2880", 2, 2880, 33, 2880, false}}) {
+    auto w = bf16_matrix(c.N, c.K, c.ld, 1.0f / std::sqrt(static_cast<float>(c.K)));
+    auto x = randn(static_cast<size_t>(c.T) * c.K);
+    auto b = randn(c.N, 0.1f);
+    std::vector<float> y(static_cast<size_t>(c.T) * c.N);
+    ops.f32_bf16w_matmul(x.data(), c.T, MatrixBF16{w.data.data(), c.N, c.K, c.ld}, c.bias ? b.data() : nullptr, y.data(), c.N);
+    const auto bd = widen(b);
+    expect_close(std::string(ops.name) + "/" + c.name, y.data(), ref::matmul(widen(x), c.T, c.K, w.exact, c.N, c.bias ? &bd : nullptr), 1e-5);
+  }
+  // unembed is the same product without bias, output stride = vocab.
+  auto w = bf16_matrix(1000, 96, 96, 0.1f);
+  auto x = randn(3 * 96);
+  std::vector<float> y(3 * 1000);
+  ops.f32_bf16w_unembed(x.data(), 3, MatrixBF16{w.data.data(), 1000, 96, 96}, y.data());
+  expect_close(std::string(ops.name) + "/unembed/vocab_1000", y.data(), ref::matmul(widen(x), 3, 96, w.exact, 1000, nullptr), 1e-5);
+}
+
+void test_rope(const OpSet& ops) {
+  struct C { const char* name; int T, heads, D, pos0; };
+  for (C c : {C{"rope/position_zero", 1, 4, 64, 0}, C{"rope/long_context_131071", 2, 2, 64, 131070},
+              C{"rope/head_dim_24", 5, 3, 24, 17}}) {
+    std::vector<float> inv(c.D / 2);
+    for (int f = 0; f < c.D / 2; ++f) inv[f] = std::pow(150000.0f, -2.0f * f / c.D);
+    auto x = randn(static_cast<size_t>(c.T) * c.heads * c.D);
+    std::vector<int32_t> pos(c.T);
+    std::vector<int> posd(c.T);
+    for (int t = 0; t < c.T; ++t) pos[t] = posd[t] = c.pos0 + t;
+    std::vector<double> invd(inv.begin(), inv.end());
+    // The op takes p·inv_freq in fp32 (as the reference implementation does); compare on its own angles.
+    for (int t = 0; t < c.T; ++t) posd[t] = pos[t];
+    auto want = ref::rope(widen(x), c.T, c.heads, c.D, posd, invd, 1.3465735902799727);
+    ops.f32_rope(x.data(), c.T, c.heads, c.D, static_cast<int64_t>(c.heads) * c.D, pos.data(), inv.data(), 1.3465735902799727f);
+    const double tol = c.pos0 > 1000 ? 2e-2 : 1e-5;  // fp32 angle at p≈131k carries ~0.008 rad phase error (spec §4.3)
+    expect_close(std::string(ops.name) + "/" + c.name, x.data(), want, tol);
+  }
+}
+
+// Attention through the paged cache: `cached` rows are stored first, then the rest attend.
+void test_sdpa(const OpSet& ops) {
+  struct C { const char* name; int T, cached, Hq, Hkv, D, window, block; float sink; bool ring; };
+  for (C c : {C{"sdpa_sinks/prefill_full_causal", 20, 0, 4, 2, 16, 0, 4, 0.3f, false},
+              C{"sdpa_sinks/sliding_window_edge_T_eq_W_plus_1", 9, 0, 4, 2, 16, 8, 4, 0.0f, true},
+              C{"sdpa_sinks/decode_through_pages", 37, 36, 8, 2, 16, 0, 4, -0.5f, false},
+              C{"sdpa_sinks/ring_wraps_twice_decode", 40, 39, 4, 4, 16, 8, 4, 0.1f, true},
+              C{"sdpa_sinks/chunk_after_ring_prefix", 30, 21, 4, 2, 16, 8, 4, 0.2f, true},
+              C{"sdpa_sinks/sink_dominates", 6, 0, 2, 1, 16, 0, 4, 30.0f, false},
+              C{"sdpa_sinks/sink_negligible", 6, 0, 2, 1, 16, 0, 4, -30.0f, false},
+              C{"sdpa_sinks/gqa_group_8_head_dim_64", 5, 2, 8, 1, 64, 0, 16, 0.0f, false}}) {
+    const int T = c.T, D = c.D;
+    auto q = randn(static_cast<size_t>(T) * c.Hq * D), k = randn(static_cast<size_t>(T) * c.Hkv * D), v = randn(static_cast<size_t>(T) * c.Hkv * D);
+    std::vector<float> sinks(c.Hq, c.sink);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const int nblocks = c.ring ? (c.window + c.block - 1) / c.block : (T + c.block - 1) / c.block;
+    std::vector<int32_t> table(nblocks);
+    for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;  // non-identity block order
+    std::vector<float> pool(static_cast<size_t>(nblocks) * 2 * c.Hkv * c.block * D, NAN);
+    KvLayer kv{pool.data(), c.block, c.Hkv, D, c.ring};
+    // Store the cached prefix one token at a time (as decode would), then run the rest as one chunk.
+    for (int p = 0; p < c.cached; ++p) {
+      AttnSeq s{0, 1, p, table.data(), nblocks};
+      ops.f32_kv_store(k.data() + static_cast<size_t>(p) * c.Hkv * D, v.data() + static_cast<size_t>(p) * c.Hkv * D, c.Hkv * D, &s, 1, kv);
+    }
+    const int n = T - c.cached;
+    AttnSeq s{0, n, c.cached, table.data(), nblocks};
+    std::vector<float> out(static_cast<size_t>(n) * c.Hq * D);
+    ops.f32_sdpa_sinks(q.data() + static_cast<size_t>(c.cached) * c.Hq * D, c.Hq * D, k.data() + static_cast<size_t>(c.cached) * c.Hkv * D,
+                       v.data() + static_cast<size_t>(c.cached) * c.Hkv * D, c.Hkv * D, &s, 1, kv, c.Hq, sinks.data(), scale, c.window,
+                       out.data(), c.Hq * D);
+    auto want = ref::sdpa_sinks(widen(q), widen(k), widen(v), T, c.Hq, c.Hkv, D, widen(sinks), scale, c.window);
+    want.erase(want.begin(), want.begin() + static_cast<long>(c.cached) * c.Hq * D);
+    expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
+  }
+}
+
+void test_router(const OpSet& ops) {
+  {
+    const int T = 7, E = 32, K = 4;
+    auto g = randn(static_cast<size_t>(T) * E);
+    std::vector<int32_t> idx(T * K);
+    std::vector<float> w(T * K);
+    ops.f32_router_topk(g.data(), T, E, K, idx.data(), w.data());
+    std::vector<int> ridx;
+    std::vector<double> rw;
+    ref::router_topk(widen(g), T, E, K, ridx, rw);
+    expect_true(std::string(ops.name) + "/router_topk/indices_e32_k4", std::vector<int>(idx.begin(), idx.end()) == ridx);
+    expect_close(std::string(ops.name) + "/router_topk/weights_e32_k4", w.data(), rw, 1e-6);
+  }
+  {
+    std::vector<float> g = {1, 3, 2, 3, 2, 0};  // ties at the boundary: lower expert index wins
+    std::vector<int32_t> idx(3);
+    std::vector<float> w(3);
+    ops.f32_router_topk(g.data(), 1, 6, 3, idx.data(), w.data());
+    expect_true(std::string(ops.name) + "/router_topk/ties_at_boundary_lower_index", idx[0] == 1 && idx[1] == 3 && idx[2] == 2);
+  }
+  {
+    std::vector<float> g = {0.5f, -1.0f, 2.0f};
+    std::vector<int32_t> idx(3);
+    std::vector<float> w(3);
+    ops.f32_router_topk(g.data(), 1, 3, 3, idx.data(), w.data());
+    expect_true(std::string(ops.name) + "/router_topk/k_equals_E_sums_to_1", std::abs(w[0] + w[1] + w[2] - 1.0f) < 1e-6f);
+  }
+}
+
+void test_mxfp4(const OpSet& ops) {
+  struct C { const char* name; int n, rows, cols; int scale_lo, scale_hi; };
+  for (C c : {C{"moe_mxfp4_matmul/single_token", 1, 40, 64, 118, 124}, C{"moe_mxfp4_matmul/partial_token_tile_11", 11, 24, 96, 118, 124},
+              C{"moe_mxfp4_matmul/cols_160_five_blocks", 3, 16, 160, 120, 122}, C{"moe_mxfp4_matmul/scale_extremes_0_and_254", 2, 8, 64, 0, 254}}) {
+    std::uniform_int_distribution<int> byte(0, 255), sc(c.scale_lo, c.scale_hi);
+    std::vector<uint8_t> blocks(static_cast<size_t>(c.rows) * c.cols / 2), scales(static_cast<size_t>(c.rows) * c.cols / 32);
+    for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
+    for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(i % 2 ? c.scale_hi : sc(rng));
+    auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
+    auto b = randn(c.rows, 0.1f);
+    std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
+    ops.f32_mxfp4w_matmul(x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data());
+    const auto bd = widen(b);
+    auto want = ref::matmul(widen(x), c.n, c.cols, ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols), c.rows, &bd);
+    expect_close(std::string(ops.name) + "/" + c.name, y.data(), want, 1e-5);
+  }
+  {
+    // The spec's worked example: byte 0x2F with scale 126 → element 0 = −3.0, element 1 = +0.5.
+    std::vector<uint8_t> blocks(16, 0), scales(1, 126);
+    blocks[0] = 0x2F;
+    std::vector<float> x(32, 0.0f), y(1);
+    x[0] = 1.0f;
+    ops.f32_mxfp4w_matmul(x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y.data());
+    x[0] = 0.0f;
+    x[1] = 1.0f;
+    std::vector<float> y2(1);
+    ops.f32_mxfp4w_matmul(x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y2.data());
+    expect_true(std::string(ops.name) + "/moe_mxfp4_matmul/spec_worked_example_0x2F", y[0] == -3.0f && y2[0] == 0.5f,
+                "got " + std::to_string(y[0]) + ", " + std::to_string(y2[0]));
+  }
+}
+
+void test_swiglu(const OpSet& ops) {
+  std::vector<float> u = {7.0f, 7.0f, 7.5f, -7.5f, -20.0f, 3.0f, 0.0f, 0.0f, 6.99f, 100.0f, -3.0f, -0.5f};
+  auto more = randn(2 * 2 * 50, 4.0f);
+  u.insert(u.end(), more.begin(), more.end());
+  const int I = 2, n = static_cast<int>(u.size()) / (2 * I);
+  std::vector<float> z(static_cast<size_t>(n) * I);
+  ops.f32_swiglu_oai(u.data(), n, I, 7.0f, 1.702f, z.data());
+  expect_close(std::string(ops.name) + "/swiglu_oai/clamp_edges_and_random", z.data(), ref::swiglu(widen(u), n, I, 7.0, 1.702), 1e-6);
+}
+
+void test_embed_sample(const OpSet& ops) {
+  auto table = bf16_matrix(300, 32, 32, 1.0f);
+  std::vector<int32_t> ids = {0, 299, 7};
+  std::vector<float> out(3 * 32);
+  ops.bf16w_embed(MatrixBF16{table.data.data(), 300, 32, 32}, ids.data(), 3, out.data());
+  std::vector<double> want;
+  for (int id : ids) want.insert(want.end(), table.exact.begin() + id * 32, table.exact.begin() + (id + 1) * 32);
+  expect_close(std::string(ops.name) + "/embed/first_and_last_id", out.data(), want, 0.0);
+
+  std::vector<float> logits = {0.1f, 2.0f, -1.0f, 2.0f};
+  SamplingParams p;
+  SampleResult r{};
+  ops.f32_sample(logits.data(), 4, p, 0, &r);
+  expect_true(std::string(ops.name) + "/sample/greedy_ties_lowest_id", r.token == 1);
+  p.temperature = 1.0f;
+  p.top_k = 2;
+  p.seed = 5;
+  int counts[4] = {};
+  for (int i = 0; i < 4000; ++i) {
+    ops.f32_sample(logits.data(), 4, p, i, &r);
+    counts[r.token]++;
+  }
+  expect_true(std::string(ops.name) + "/sample/top_k_2_only_two_tokens_roughly_even", counts[0] == 0 && counts[2] == 0 &&
+                                                                                           counts[1] > 1800 && counts[3] > 1800,
+              std::to_string(counts[1]) + "/" + std::to_string(counts[3]));
+}
+
+}  // namespace
+
+int main() {
+  std::vector<const OpSet*> backends = {&cpu_ops()};
+  const auto cuda = cuda::probe_devices();
+  if (!cuda.compiled) std::printf("SKIP cuda: backend not compiled in this build\n");
+  else if (cuda.device_count == 0) std::printf("SKIP cuda: no CUDA device visible (%s)\n", cuda.error.c_str());
+  else std::printf("SKIP cuda: device present, but the CUDA op set is not implemented yet\n");
+  for (const OpSet* ops : backends) {
+    test_rmsnorm(*ops);
+    test_matmul(*ops);
+    test_rope(*ops);
+    test_sdpa(*ops);
+    test_router(*ops);
+    test_mxfp4(*ops);
+    test_swiglu(*ops);
+    test_embed_sample(*ops);
+  }
+  std::printf("ops: %d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
