@@ -8,6 +8,10 @@ cd "$EM_ROOT"
 started=$(date +%s)
 
 bash scripts/setup.sh || em_die "setup failed"
+source scripts/lib/env.sh  # again: setup may just have provisioned Node 24 into .tools/
+
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 24 ] || em_die "tests must run on Node 24, but $(command -v node) is $(node -v)"
 
 results=()
 failed=0

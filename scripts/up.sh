@@ -11,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 cd "$EM_ROOT"
 
 bash scripts/setup.sh
+source scripts/lib/env.sh  # again: setup may just have provisioned Node 24 into .tools/
 
 export GATEWAY_PORT="${GATEWAY_PORT:-8080}" ORCHESTRATOR_PORT="${ORCHESTRATOR_PORT:-50050}"
 export WORKER_PORT="${WORKER_PORT:-50051}" WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9091}"
