@@ -318,7 +318,22 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// probes(bytes, repeats) -> {readGBps, fmaGflops}; synchronous (benchmarks only, ~1 s).
+Napi::Value Probes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double bw = 0, fl = 0;
+  gptoss_status st = gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
+                                                 info[1].As<Napi::Number>().Int32Value(), &bw);
+  if (st == gptoss_status_success) st = gptoss_probe_fma_rate(&fl);
+  if (st != gptoss_status_success) throw_status(env, st, "probe failed");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("readGBps", bw);
+  out.Set("fmaGflops", fl);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("probes", Napi::Function::New(env, Probes));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));

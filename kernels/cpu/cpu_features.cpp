@@ -3,7 +3,12 @@
 #include "cpu_features.h"
 
 #include <cpuid.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+
+#include "simd.h"
 
 namespace gptoss::cpu {
 
@@ -34,6 +39,28 @@ CpuFeatures detect_cpu_features() {
   }
   f.logical_cores = static_cast<int>(std::thread::hardware_concurrency());
   return f;
+}
+
+Simd simd_level() {
+  static const Simd level = [] {
+    const CpuFeatures f = detect_cpu_features();
+    Simd best = f.avx512f && f.avx512bw && f.fma ? Simd::Avx512 : f.avx2 && f.fma ? Simd::Avx2 : Simd::Scalar;
+    if (const char* want = std::getenv("EXPERTMESH_SIMD")) {
+      if (std::strcmp(want, "scalar") == 0) best = Simd::Scalar;
+      else if (std::strcmp(want, "avx2") == 0 && best != Simd::Scalar) best = Simd::Avx2;
+    }
+    return best;
+  }();
+  return level;
+}
+
+const char* simd_name(Simd s) {
+  switch (s) {
+    case Simd::Avx512: return "avx512";
+    case Simd::Avx2: return "avx2";
+    case Simd::Scalar: return "scalar";
+  }
+  return "?";
 }
 
 }  // namespace gptoss::cpu

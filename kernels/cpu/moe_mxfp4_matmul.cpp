@@ -1,51 +1,179 @@
 // moe_mxfp4_matmul.cpp — expert projections straight from the packed MXFP4 bytes (spec §3): each 16-byte
-// block holds 32 E2M1 codes (element 2j in the low nibble of byte j), times 2^(scale − 127). A block is
-// decoded once into 32 floats and used for every token routed to the expert; no dequantized copy exists.
+// block holds 32 E2M1 codes (element 2j in the low nibble of byte j), times 2^(scale − 127). No
+// dequantized copy exists: codes are decoded in registers inside the dot product (a 16-entry table in
+// one vector register), the block scale multiplies the 32-element partial sum once, and each decoded
+// block is used for every token routed to the expert. Activations are first re-ordered per block so
+// that even/odd elements line up with the low/high nibbles.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops.h"
+#include "simd.h"
 
 namespace gptoss::cpu {
 
 // kernels
-static constexpr float kFp4[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
-                                   -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+namespace {
 
-// Codes only: the block scale multiplies the 32-element partial dot product once (cheaper, and no
-// overflow for extreme scale bytes where code × 2^(s−127) alone would exceed fp32).
-static inline void decode_block(const uint8_t* b, float* w) {
-  for (int j = 0; j < 16; ++j) {
-    w[2 * j] = kFp4[b[j] & 0x0F];
-    w[2 * j + 1] = kFp4[b[j] >> 4];
+constexpr float kFp4[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
+                            -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+struct ScaleTable {
+  float v[256];
+  ScaleTable() {
+    for (int s = 0; s < 256; ++s) v[s] = std::ldexp(1.0f, s - 127);
+  }
+};
+const ScaleTable kScale;
+
+// Scalar reference path (also the edge-tile path).
+void row_scalar(const uint8_t* blocks, const uint8_t* scales, int64_t nb, const float* x, int64_t K, int n, float* out,
+                int64_t ldo) {
+  for (int t = 0; t < n; ++t) {
+    float acc = 0.0f;
+    for (int64_t g = 0; g < nb; ++g) {
+      float s = 0.0f;
+      for (int j = 0; j < 16; ++j) {
+        s += kFp4[blocks[g * 16 + j] & 0x0F] * x[t * K + g * 32 + 2 * j];
+        s += kFp4[blocks[g * 16 + j] >> 4] * x[t * K + g * 32 + 2 * j + 1];
+      }
+      acc += s * kScale.v[scales[g]];
+    }
+    out[t * ldo] = acc;
   }
 }
 
-static constexpr int kTokenTile = 8;
+// AVX-512: x' block = [x0, x2, …, x30 | x1, x3, …, x31].
+void permute_avx512(const float* x, int n, int64_t K, float* xp) {
+  for (int t = 0; t < n; ++t)
+    for (int64_t b = 0; b < K; b += 32)
+      for (int j = 0; j < 16; ++j) {
+        xp[t * K + b + j] = x[t * K + b + 2 * j];
+        xp[t * K + b + 16 + j] = x[t * K + b + 2 * j + 1];
+      }
+}
+
+template <int NR, int NC>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void rows_avx512(const uint8_t* blocks, const uint8_t* scales, int64_t nb,
+                                                                  const float* xp, int64_t K, float* out, int64_t ldo) {
+  const __m512 lut = _mm512_loadu_ps(kFp4);
+  const __m512i low = _mm512_set1_epi32(0x0F);
+  __m512 acc[NR][NC];
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < nb; ++g) {
+    __m512 wl[NR], wh[NR], sc[NR];
+    for (int r = 0; r < NR; ++r) {
+      const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + (r * nb + g) * 16)));
+      wl[r] = _mm512_permutexvar_ps(_mm512_and_si512(bytes, low), lut);
+      wh[r] = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), lut);
+      sc[r] = _mm512_set1_ps(kScale.v[scales[r * nb + g]]);
+    }
+    for (int c = 0; c < NC; ++c) {
+      const __m512 xe = _mm512_loadu_ps(xp + c * K + g * 32);
+      const __m512 xo = _mm512_loadu_ps(xp + c * K + g * 32 + 16);
+      for (int r = 0; r < NR; ++r) acc[r][c] = _mm512_fmadd_ps(_mm512_fmadd_ps(wh[r], xo, _mm512_mul_ps(wl[r], xe)), sc[r], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+// AVX2: x' block = [x0,x2..x14 | x1,x3..x15 | x16,x18..x30 | x17..x31]; the sign bit of a code is applied
+// by XOR after an 8-entry magnitude lookup.
+void permute_avx2(const float* x, int n, int64_t K, float* xp) {
+  for (int t = 0; t < n; ++t)
+    for (int64_t b = 0; b < K; b += 32)
+      for (int h = 0; h < 2; ++h)
+        for (int j = 0; j < 8; ++j) {
+          xp[t * K + b + 16 * h + j] = x[t * K + b + 16 * h + 2 * j];
+          xp[t * K + b + 16 * h + 8 + j] = x[t * K + b + 16 * h + 2 * j + 1];
+        }
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 decode8(__m256i codes, __m256 mag) {
+  const __m256 v = _mm256_permutevar8x32_ps(mag, _mm256_and_si256(codes, _mm256_set1_epi32(7)));
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(codes, _mm256_set1_epi32(8)), 28);
+  return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
+}
+
+template <int NC>
+__attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const uint8_t* scales, int64_t nb, const float* xp,
+                                                    int64_t K, float* out, int64_t ldo) {
+  const __m256 mag = _mm256_loadu_ps(kFp4);
+  __m256 acc[NC];
+  for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < nb; ++g) {
+    __m256 w[4];
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks + g * 16 + 8 * h)));
+      w[2 * h] = decode8(_mm256_and_si256(bytes, _mm256_set1_epi32(0x0F)), mag);
+      w[2 * h + 1] = decode8(_mm256_srli_epi32(bytes, 4), mag);
+    }
+    const __m256 sc = _mm256_set1_ps(kScale.v[scales[g]]);
+    for (int c = 0; c < NC; ++c) {
+      const float* xb = xp + c * K + g * 32;
+      __m256 s = _mm256_mul_ps(w[0], _mm256_loadu_ps(xb));
+      for (int q = 1; q < 4; ++q) s = _mm256_fmadd_ps(w[q], _mm256_loadu_ps(xb + 8 * q), s);
+      acc[c] = _mm256_fmadd_ps(s, sc, acc[c]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    out[c * ldo] = _mm_cvtss_f32(s);
+  }
+}
+
+}  // namespace
 
 // launchers
 void f32_mxfp4w_matmul(const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out) {
   const int64_t rows = w.rows, K = w.cols, nb = K / 32;
+  const Simd simd = simd_level();
+  thread_local std::vector<float> xp;  // re-ordered activations, reused across calls
+  if (simd != Simd::Scalar) {
+    xp.resize(static_cast<size_t>(n) * K);
+    (simd == Simd::Avx512 ? permute_avx512 : permute_avx2)(x, n, K, xp.data());
+  }
+  const float* xs = simd == Simd::Scalar ? x : xp.data();
+  constexpr int RR = 4, CC = 4;  // AVX-512 tile: 4 rows × 4 tokens (decode: 4 rows × 1 token)
+  const int64_t row_tiles = (rows + RR - 1) / RR;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* blocks = w.blocks + r * nb * 16;
-    const uint8_t* scales = w.scales + r * nb;
-    for (int t0 = 0; t0 < n; t0 += kTokenTile) {
-      const int nt = std::min(kTokenTile, n - t0);
-      float acc[kTokenTile] = {};
-      for (int64_t g = 0; g < nb; ++g) {
-        float wb[32];
-        decode_block(blocks + g * 16, wb);
-        const float scale = std::ldexp(1.0f, static_cast<int>(scales[g]) - 127);
-        for (int j = 0; j < nt; ++j) {
-          const float* xj = x + (t0 + j) * K + g * 32;
-          float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-          for (int k = 0; k < 32; ++k) s += wb[k] * xj[k];
-          acc[j] += s * scale;
+  for (int64_t rt = 0; rt < row_tiles; ++rt) {
+    const int64_t r0 = rt * RR;
+    const int nr = static_cast<int>(std::min<int64_t>(RR, rows - r0));
+    for (int t0 = 0; t0 < n; t0 += CC) {
+      const int nc = std::min(CC, n - t0);
+      float* o = out + static_cast<int64_t>(t0) * rows + r0;
+      const float* xt = xs + static_cast<int64_t>(t0) * K;
+      for (int r = 0; r < nr;) {
+        const uint8_t* b = w.blocks + (r0 + r) * nb * 16;
+        const uint8_t* s = w.scales + (r0 + r) * nb;
+        if (simd == Simd::Avx512 && nr - r == RR && nc == CC) {
+          rows_avx512<RR, CC>(b, s, nb, xt, K, o + r, rows);
+          r += RR;
+        } else if (simd == Simd::Avx512 && nr - r == RR && nc == 1) {
+          rows_avx512<RR, 1>(b, s, nb, xt, K, o + r, rows);
+          r += RR;
+        } else if (simd == Simd::Avx512) {
+          for (int c = 0; c < nc; ++c) rows_avx512<1, 1>(b, s, nb, xt + c * K, K, o + r + c * rows, rows);
+          r += 1;
+        } else if (simd == Simd::Avx2) {
+          for (int c = 0; c < nc; ++c) rows_avx2<1>(b, s, nb, xt + c * K, K, o + r + c * rows, rows);
+          r += 1;
+        } else {
+          row_scalar(b, s, nb, xt, K, nc, o + r, rows);
+          r += 1;
         }
       }
-      for (int j = 0; j < nt; ++j) out[(t0 + j) * rows + r] = acc[j] + (bias ? bias[r] : 0.0f);
+      if (bias)
+        for (int c = 0; c < nc; ++c)
+          for (int r = 0; r < nr; ++r) o[c * rows + r] += bias[r0 + r];
     }
   }
 }

@@ -136,6 +136,12 @@ gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, 
                                  gptoss_sample_result* samples);
 void gptoss_engine_release(gptoss_engine_t engine);
 
+/* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
+/* Best-of-`repeats` read bandwidth over a buffer of `bytes`, all threads, in GB/s (1e9 bytes). */
+gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t repeats, double* gb_per_s);
+/* Peak fp32 FMA throughput on all threads with the host's widest vectors, in GFLOP/s (FMA = 2 flops). */
+gptoss_status gptoss_probe_fma_rate(double* gflops);
+
 const char* gptoss_status_name(gptoss_status status);
 
 #ifdef __cplusplus

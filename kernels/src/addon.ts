@@ -81,6 +81,7 @@ export interface RawStepOutput {
 export interface Addon {
   setErrorClass(ctor: typeof NativeError): void;
   capabilities(): RawCapabilities;
+  probes(bytes: number, repeats: number): { readGBps: number; fmaGflops: number };
   loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
   createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numRingBlocks: number): RawEngine;
   /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */

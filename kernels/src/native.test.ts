@@ -12,14 +12,17 @@ const run = promisify(execFile);
 const bin = (name: string) => new URL(`../build/tests/${name}`, import.meta.url).pathname;
 
 describe("native", () => {
-  it("test_ops: every op matches its fp64 reference, with named boundary cases", async () => {
-    const { stdout } = await run(bin("test_ops"));
-    process.stdout.write(stdout);
-    expect(stdout).toMatch(/ops: \d+ passed, 0 failed/);
-    expect(stdout).not.toMatch(/^FAIL/m);
-    // A GPU machine runs the CUDA column too; here it must say why it skipped.
-    expect(stdout).toMatch(/^SKIP cuda: /m);
-  });
+  it.each(["scalar", "avx2", "avx512"])(
+    "test_ops (%s path): every op matches its fp64 reference, with named boundary cases",
+    async (simd) => {
+      const { stdout } = await run(bin("test_ops"), { env: { ...process.env, EXPERTMESH_SIMD: simd } });
+      process.stdout.write(stdout);
+      expect(stdout).toMatch(/ops: \d+ passed, 0 failed/);
+      expect(stdout).not.toMatch(/^FAIL/m);
+      // A GPU machine runs the CUDA column too; here it must say why it skipped.
+      expect(stdout).toMatch(/^SKIP cuda: /m);
+    },
+  );
 
   it("fuzz_safetensors: 10k mutated headers under ASan, zero crashes, every rejection typed", async () => {
     const seeds = ["g1-tiny", "g3-odd-shapes"].map((c) => join(sharedDir(), "golden", c, "model.safetensors"));

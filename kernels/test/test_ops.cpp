@@ -11,6 +11,7 @@
 
 #include "../core/bf16.h"
 #include "../cpu/ops.h"
+#include "../cpu/simd.h"
 #include "../cuda/cuda_device.h"
 #include "reference/ops_ref.h"
 
@@ -255,6 +256,7 @@ void test_embed_sample(const OpSet& ops) {
 
 int main() {
   std::vector<const OpSet*> backends = {&cpu_ops()};
+  std::printf("cpu: SIMD path %s (EXPERTMESH_SIMD=scalar|avx2|avx512 selects another)\n", cpu::simd_name(cpu::simd_level()));
   const auto cuda = cuda::probe_devices();
   if (!cuda.compiled) std::printf("SKIP cuda: backend not compiled in this build\n");
   else if (cuda.device_count == 0) std::printf("SKIP cuda: no CUDA device visible (%s)\n", cuda.error.c_str());

@@ -1,0 +1,118 @@
+// probes.cpp — what this machine can do, measured: STREAM-style read bandwidth (all threads summing a
+// large buffer) and the fp32 FMA rate (independent FMA chains on every thread). bench/engine reports
+// the engine's speed as a share of these rooflines.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../cpu/simd.h"
+#include "gptoss.h"
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+__attribute__((target("avx512f"))) float sum_avx512(const float* p, size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+__attribute__((target("avx2"))) float sum_avx2(const float* p, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  float out[8];
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+
+template <int CHAINS>
+__attribute__((target("avx512f,fma"))) float fma_chains_avx512(long iters) {
+  __m512 acc[CHAINS];
+  for (int i = 0; i < CHAINS; ++i) acc[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < CHAINS; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < CHAINS; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+template <int CHAINS>
+__attribute__((target("avx2,fma"))) float fma_chains_avx2(long iters) {
+  __m256 acc[CHAINS];
+  for (int i = 0; i < CHAINS; ++i) acc[i] = _mm256_set1_ps(1.0f + i * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < CHAINS; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  float out[8];
+  __m256 s = acc[0];
+  for (int i = 1; i < CHAINS; ++i) s = _mm256_add_ps(s, acc[i]);
+  _mm256_storeu_ps(out, s);
+  return out[0];
+}
+
+volatile float g_sink;
+
+}  // namespace
+
+extern "C" gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t repeats, double* gb_per_s) {
+  if (gb_per_s == nullptr || bytes < (1u << 20) || repeats < 1) return gptoss_status_invalid_argument;
+  const size_t n = bytes / sizeof(float) / 64 * 64;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+  if (buf == nullptr) return gptoss_status_insufficient_memory;
+  const int threads = omp_get_max_threads();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) buf[i] = 1.0f;  // first touch on the thread that will read it
+  const bool avx512 = gptoss::cpu::simd_level() == gptoss::cpu::Simd::Avx512;
+  double best = 0.0;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = now();
+    float total = 0.0f;
+#pragma omp parallel reduction(+ : total)
+    {
+      const size_t chunk = n / threads / 64 * 64, begin = chunk * omp_get_thread_num();
+      total += avx512 ? sum_avx512(buf + begin, chunk) : sum_avx2(buf + begin, chunk);
+    }
+    const double dt = now() - t0;
+    g_sink = total;
+    best = std::max(best, static_cast<double>(n / threads / 64 * 64) * threads * sizeof(float) / dt / 1e9);
+  }
+  std::free(buf);
+  *gb_per_s = best;
+  return gptoss_status_success;
+}
+
+extern "C" gptoss_status gptoss_probe_fma_rate(double* gflops) {
+  if (gflops == nullptr) return gptoss_status_invalid_argument;
+  const bool avx512 = gptoss::cpu::simd_level() == gptoss::cpu::Simd::Avx512;
+  constexpr int kChains = 12;
+  const long iters = 20'000'000;
+  double best = 0.0;
+  for (int r = 0; r < 3; ++r) {
+    const double t0 = now();
+    float total = 0.0f;
+#pragma omp parallel reduction(+ : total)
+    total += avx512 ? fma_chains_avx512<kChains>(iters) : fma_chains_avx2<kChains>(iters);
+    const double dt = now() - t0;
+    g_sink = total;
+    const double lanes = avx512 ? 16 : 8;
+    best = std::max(best, 2.0 * lanes * kChains * iters * omp_get_max_threads() / dt / 1e9);
+  }
+  *gflops = best;
+  return gptoss_status_success;
+}
