@@ -12,10 +12,8 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BlockPool, capabilities, Engine, LocalSequence, Model } from "@expertmesh/kernels";
+import { BlockPool, capabilities, Engine, LocalSequence, Model, probes, SHAPES, type ShapeName } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { addon } from "../kernels/src/addon.ts";
-import { SHAPES, type ShapeName } from "../kernels/src/checkpoint/shapes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -55,7 +53,7 @@ if (!existsSync(join(dir, ".complete"))) {
 }
 
 // 2. Machine probes.
-const probe = addon().probes(2 * 1024 ** 3, 5);
+const probe = probes(2 * 1024 ** 3, 5);
 const caps = capabilities();
 
 // 3. Analytic weight traffic per decoded token at batch 1 (what one step must read).
@@ -84,16 +82,16 @@ async function decodeRate(batch: number): Promise<number> {
   let inputs = seqs.map((_, i) => prompt(i, 16));
   const sampling = { temperature: 0 };
   let results = await engine.step(seqs.map((s, i) => s.entry(inputs[i] as number[], { sampling })));
-  seqs.forEach((s, i) => s.advance((inputs[i] as number[]).length));
+  for (const [i, s] of seqs.entries()) s.advance((inputs[i] as number[]).length);
   inputs = results.map((r) => [r.token as number]);
   // one untimed decode step warms the pages this batch touches
   results = await engine.step(seqs.map((s, i) => s.entry(inputs[i] as number[], { sampling })));
-  seqs.forEach((s) => s.advance(1));
+  for (const s of seqs) s.advance(1);
   inputs = results.map((r) => [r.token as number]);
   const t0 = performance.now();
   for (let k = 0; k < steps; k++) {
     results = await engine.step(seqs.map((s, i) => s.entry(inputs[i] as number[], { sampling })));
-    seqs.forEach((s) => s.advance(1));
+    for (const s of seqs) s.advance(1);
     inputs = results.map((r) => [r.token as number]);
   }
   const seconds = (performance.now() - t0) / 1000;
