@@ -3,8 +3,9 @@
 #   redis-server → orchestrator (membership) → worker (rank 0 of 1) → gateway (HTTP, prints its URL).
 # Ctrl-C (or SIGTERM) stops everything this script started; nothing is left running.
 #
-# Settings (environment): EXPERTMESH_MODEL=DIR serves that checkpoint (default: none yet — the worker
-# reports NOT_SERVING until the engine lands), GATEWAY_PORT (8080), ORCHESTRATOR_PORT (50050),
+# Settings (environment): EXPERTMESH_MODEL=DIR serves that checkpoint (default: a tiny synthetic gpt-oss
+# checkpoint written once to .run/models/), EXPERTMESH_MODEL_NAME (the id clients ask for; default
+# gpt-oss-20b for a given checkpoint, gpt-oss-synthetic otherwise), GATEWAY_PORT (8080), ORCHESTRATOR_PORT (50050),
 # WORKER_PORT (50051), WORKER_METRICS_PORT (9091), EXPERTMESH_REDIS_PORT (6390), GATEWAY_API_KEYS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
@@ -62,13 +63,26 @@ node scripts/wait-for.ts "tcp://127.0.0.1:$redis_port" 15 || em_die "redis did n
 REDIS_URL="redis://127.0.0.1:$redis_port" start orchestrator "$logs/orchestrator.log" node orchestrator/src/main.ts
 node scripts/wait-for.ts "tcp://127.0.0.1:$ORCHESTRATOR_PORT" 30 || em_die "orchestrator did not start (see $logs/orchestrator.log)"
 
-WORKER_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" WORKER_MODEL_PATH="${EXPERTMESH_MODEL:-}" \
+model="${EXPERTMESH_MODEL:-}"
+model_name="${EXPERTMESH_MODEL_NAME:-gpt-oss-20b}"
+if [ -z "$model" ]; then
+  model="$EM_RUN/models/tiny-synthetic"
+  model_name="${EXPERTMESH_MODEL_NAME:-gpt-oss-synthetic}"
+  if [ ! -f "$model/config.json" ]; then
+    em_log "no EXPERTMESH_MODEL given: writing a tiny synthetic gpt-oss checkpoint to ${model#"$EM_ROOT"/}"
+    node kernels/src/cli/main.ts make-checkpoint --shape tiny --out "$model" --seed 0 >/dev/null
+  fi
+fi
+[ -f "$model/config.json" ] || em_die "EXPERTMESH_MODEL=$model has no config.json"
+
+WORKER_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" WORKER_MODEL_PATH="$model" WORKER_MODEL_NAME="$model_name" \
   start worker "$logs/worker.log" node worker/src/main.ts
 node scripts/wait-for.ts "tcp://127.0.0.1:$WORKER_PORT" 60 || em_die "worker did not start (see $logs/worker.log)"
 
 GATEWAY_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" start gateway "$logs/gateway.log" node gateway/src/main.ts
 node scripts/wait-for.ts "http://127.0.0.1:$GATEWAY_PORT/health" 30 || em_die "gateway did not start (see $logs/gateway.log)"
 
+em_log "model: $model_name ($model)"
 em_log "logs: ${logs#"$EM_ROOT"/}/{redis,orchestrator,worker,gateway}.log"
 echo "ExpertMesh is up: http://127.0.0.1:$GATEWAY_PORT  (Ctrl-C stops everything)"
 

@@ -66,10 +66,11 @@ describe("UP (scripts/up.sh)", () => {
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: "ok" });
-    // The worker registered through the orchestrator (Redis-backed membership) and the gateway sees it.
-    await expect
-      .poll(async () => ((await (await fetch(`${url}/ready`)).json()) as { workers: number }).workers, { timeout: 15_000 })
-      .toBe(1);
+    // The worker loaded the synthetic model, registered through the orchestrator (Redis-backed
+    // membership) as ready, and the gateway sees it.
+    await expect.poll(async () => (await fetch(`${url}/ready`)).status, { timeout: 30_000 }).toBe(200);
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toEqual(["gpt-oss-synthetic"]);
     expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(5); // bash, redis, orchestrator, worker, gateway
 
     const exited = new Promise<number | null>((resolve) => up?.on("exit", (code) => resolve(code)));

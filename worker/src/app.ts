@@ -11,6 +11,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { MembershipAgent } from "./adapters/membership-client.ts";
 import type { WorkerConfig } from "./config.ts";
 import type { EnginePort } from "./engine/engine-port.ts";
+import { loadNativeEngine } from "./engine/load-native-engine.ts";
 import { NoModelEngine } from "./engine/no-model-engine.ts";
 import { serverCredentials } from "./transport/credentials.ts";
 import { startMetricsServer } from "./transport/metrics-server.ts";
@@ -29,6 +30,7 @@ export interface RunningWorker {
 export async function startWorker(config: WorkerConfig, log: Logger, engine?: EnginePort): Promise<RunningWorker> {
   const eng =
     engine ??
+    (config.model.path ? await loadNativeEngine(config, log) : undefined) ??
     new NoModelEngine(config.model.name, {
       blockSize: config.kv.block_size,
       blocks: config.kv.num_blocks,

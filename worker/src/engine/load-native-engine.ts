@@ -1,0 +1,35 @@
+/** Loads the configured checkpoint into the native engine and wraps it in a BatchEngine. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@expertmesh/common";
+import { Engine, Model } from "@expertmesh/kernels";
+import type { WorkerConfig } from "../config.ts";
+import { BatchEngine } from "./batch-engine.ts";
+
+export async function loadNativeEngine(config: WorkerConfig, log: Logger): Promise<BatchEngine> {
+  const started = performance.now();
+  const model = await Model.load(config.model.path, { rank: config.rank, world: config.world_size });
+  const ringPerSeq = Math.ceil(model.config.slidingWindow / config.kv.block_size);
+  const engine = new Engine(model, {
+    blockSize: config.kv.block_size,
+    numFullBlocks: config.kv.num_blocks,
+    numRingBlocks: ringPerSeq * config.scheduler.max_num_seqs,
+  });
+  let synthetic = false;
+  try {
+    synthetic = JSON.parse(readFileSync(join(config.model.path, "config.json"), "utf8")).expertmesh_synthetic === true;
+  } catch {
+    synthetic = false;
+  }
+  log.info(
+    { model: config.model.path, config: model.config, seconds: ((performance.now() - started) / 1000).toFixed(2), synthetic },
+    "model loaded",
+  );
+  return new BatchEngine(model, engine, {
+    modelName: config.model.name,
+    synthetic,
+    maxNumSeqs: config.scheduler.max_num_seqs,
+    maxTokensPerStep: config.scheduler.max_tokens_per_step,
+    maxWaiting: config.scheduler.max_waiting,
+  });
+}
