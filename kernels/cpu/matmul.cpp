@@ -7,6 +7,9 @@
 
 #include <algorithm>
 
+#include <vector>
+
+#include "gemm_f32.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -144,9 +147,38 @@ TileFn pick(Simd s, bool single) {
 
 }  // namespace
 
+// Widens a panel of bf16 rows to fp32 for the packed GEMM.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_bf16_panel(const bf16_t* w, int64_t ld, int rows, int64_t K,
+                                                                               float* panel) {
+  for (int r = 0; r < rows; ++r) {
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) _mm512_storeu_ps(panel + r * K + k, widen16(w + r * ld + k));
+    for (; k < K; ++k) panel[r * K + k] = bf16_to_f32(w[r * ld + k]);
+  }
+}
+
+// Tokens from which the packed-panel GEMM beats the streaming kernel (measured with bench/bench_ops).
+constexpr int kPackedMinTokens = 4;
+
 // launchers
 void f32_bf16w_matmul(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
   const int64_t N = w.rows, K = w.cols;
+  if (simd_level() == Simd::Avx512 && T >= kPackedMinTokens) {
+    const int64_t panels = (N + kPanelRows - 1) / kPanelRows;
+#pragma omp parallel
+    {
+      thread_local std::vector<float> panel;
+      panel.resize(static_cast<size_t>(kPanelRows) * K);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t r0 = p * kPanelRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
+        pack_bf16_panel(w.data + r0 * w.ld, w.ld, nr, K, panel.data());
+        gemm_panel_avx512(panel.data(), nr, K, x, T, out + r0, ldo, bias ? bias + r0 : nullptr);
+      }
+    }
+    return;
+  }
   const TileFn tile = pick(simd_level(), T == 1);
   const int64_t row_tiles = (N + R - 1) / R;
 #pragma omp parallel for schedule(static)

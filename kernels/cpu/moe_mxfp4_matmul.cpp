@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "gemm_f32.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -82,6 +83,53 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void rows_avx512(const 
     for (int c = 0; c < NC; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
+// Decode (one token): one row at a time so each thread reads one sequential stream of bytes, software
+// prefetch ahead of it, two accumulators to break the FMA chain. vpermps reads only the low 4 bits of
+// each index, so the low nibble needs no mask.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float row_avx512_decode(const uint8_t* blocks, const uint8_t* scales,
+                                                                                int64_t nb, const float* xp) {
+  const __m512 lut = _mm512_loadu_ps(kFp4);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t g = 0;
+  for (; g + 2 <= nb; g += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(blocks + g * 16 + 8192), _MM_HINT_T0);
+    const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
+    const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16 + 16)));
+    const __m512 p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), lut), _mm512_loadu_ps(xp + g * 32 + 16),
+                                      _mm512_mul_ps(_mm512_permutexvar_ps(b0, lut), _mm512_loadu_ps(xp + g * 32)));
+    const __m512 p1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b1, 4), lut), _mm512_loadu_ps(xp + g * 32 + 48),
+                                      _mm512_mul_ps(_mm512_permutexvar_ps(b1, lut), _mm512_loadu_ps(xp + g * 32 + 32)));
+    acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(kScale.v[scales[g]]), acc0);
+    acc1 = _mm512_fmadd_ps(p1, _mm512_set1_ps(kScale.v[scales[g + 1]]), acc1);
+  }
+  for (; g < nb; ++g) {
+    const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
+    const __m512 p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), lut), _mm512_loadu_ps(xp + g * 32 + 16),
+                                      _mm512_mul_ps(_mm512_permutexvar_ps(b0, lut), _mm512_loadu_ps(xp + g * 32)));
+    acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(kScale.v[scales[g]]), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// Decodes a panel of MXFP4 rows to fp32 (scale applied: exact, as the reference dequantizes) for the
+// packed GEMM. Natural element order, so activations need no re-ordering on this path.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_mxfp4_panel(const uint8_t* blocks, const uint8_t* scales,
+                                                                                int rows, int64_t nb, float* panel) {
+  const __m512 lut = _mm512_loadu_ps(kFp4);
+  const __m512i even = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i odd = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  for (int r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < nb; ++g) {
+      const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + (r * nb + g) * 16)));
+      const __m512 s = _mm512_set1_ps(kScale.v[scales[r * nb + g]]);
+      const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(b, lut), s);                          // elements 0,2,…,30
+      const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), lut), s);  // elements 1,3,…,31
+      float* dst = panel + r * nb * 32 + g * 32;
+      _mm512_storeu_ps(dst, _mm512_permutex2var_ps(lo, even, hi));
+      _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(lo, odd, hi));
+    }
+}
+
 // AVX2: x' block = [x0,x2..x14 | x1,x3..x15 | x16,x18..x30 | x17..x31]; the sign bit of a code is applied
 // by XOR after an 8-entry magnitude lookup.
 void permute_avx2(const float* x, int n, int64_t K, float* xp) {
@@ -131,10 +179,28 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const 
 
 }  // namespace
 
+constexpr int kPackedMinTokens = 4;
+
 // launchers
 void f32_mxfp4w_matmul(const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out) {
   const int64_t rows = w.rows, K = w.cols, nb = K / 32;
   const Simd simd = simd_level();
+  if (simd == Simd::Avx512 && n >= kPackedMinTokens) {
+    const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
+#pragma omp parallel
+    {
+      thread_local std::vector<float> panel;
+      panel.resize(static_cast<size_t>(kPanelRows) * K);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t r0 = p * kPanelRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
+        pack_mxfp4_panel(w.blocks + r0 * nb * 16, w.scales + r0 * nb, nr, nb, panel.data());
+        gemm_panel_avx512(panel.data(), nr, K, x, n, out + r0, rows, bias ? bias + r0 : nullptr);
+      }
+    }
+    return;
+  }
   thread_local std::vector<float> xp;  // re-ordered activations, reused across calls
   if (simd != Simd::Scalar) {
     xp.resize(static_cast<size_t>(n) * K);
@@ -154,7 +220,10 @@ void f32_mxfp4w_matmul(const float* x, int n, const MxFp4Matrix& w, const float*
       for (int r = 0; r < nr;) {
         const uint8_t* b = w.blocks + (r0 + r) * nb * 16;
         const uint8_t* s = w.scales + (r0 + r) * nb;
-        if (simd == Simd::Avx512 && nr - r == RR && nc == CC) {
+        if (simd == Simd::Avx512 && nc == 1) {
+          o[r] = row_avx512_decode(b, s, nb, xt);
+          r += 1;
+        } else if (simd == Simd::Avx512 && nr - r == RR && nc == CC) {
           rows_avx512<RR, CC>(b, s, nb, xt, K, o + r, rows);
           r += RR;
         } else if (simd == Simd::Avx512 && nr - r == RR && nc == 1) {

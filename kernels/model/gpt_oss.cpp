@@ -5,13 +5,37 @@
 // Expert parallelism shows as the two all_reduce calls per layer; with one rank they do nothing.
 #include "gpt_oss.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <numeric>
 
 #include "../core/error.h"
 
 namespace gptoss {
+
+// ---- profiling (EXPERTMESH_PROFILE=1): wall time per block, printed to stderr every 8 steps ----------
+namespace {
+struct Profile {
+  const bool on = std::getenv("EXPERTMESH_PROFILE") != nullptr;
+  double t[8] = {};
+  int steps = 0;
+  static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+  void add(int i, double since) { t[i] += now() - since; }
+  void step_done() {
+    if (!on || ++steps % 8) return;
+    static const char* names[] = {"attn:norm+qkv+rope", "attn:sdpa+store", "attn:out", "moe:norm+router", "moe:experts", "head", "", ""};
+    double total = 0;
+    for (double x : t) total += x;
+    std::fprintf(stderr, "[profile] %d steps, %.3f s/step:", steps, total / steps);
+    for (int i = 0; i < 6; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
+    std::fprintf(stderr, "\n");
+  }
+};
+Profile g_profile;
+}  // namespace
 
 // ---- RoPE: YaRN frequencies and concentration, fp32 as in the reference (spec §4.3) -------------
 static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentration) {
@@ -82,12 +106,15 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   const AttentionWeights& a = w_->layers[l].attn;
   const int T = s.T, H = c.hidden, D = c.head_dim;
   const int hq = static_cast<int>(a.q.w.rows) / D, hkv = static_cast<int>(a.k.w.rows) / D;
+  double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, a.norm.data(), c.rms_eps, s.t.data());
   ops_.f32_bf16w_matmul(s.t.data(), T, a.q.w, a.q.bias.data(), s.q.data(), hq * D);
   ops_.f32_bf16w_matmul(s.t.data(), T, a.k.w, a.k.bias.data(), s.k.data(), hkv * D);
   ops_.f32_bf16w_matmul(s.t.data(), T, a.v.w, a.v.bias.data(), s.v.data(), hkv * D);
   ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_.data(), concentration_);
   ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_.data(), concentration_);
+  g_profile.add(0, t0);
+  t0 = Profile::now();
   const KvLayer layer = kv.layer(l);
   const auto& seqs = w_->layers[l].sliding ? s.ring_seqs : s.full_seqs;
   const int window = w_->layers[l].sliding ? c.sliding_window : 0;
@@ -95,19 +122,25 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer,
                       hq, a.sinks.data(), scale, window, s.attn.data(), hq * D);
   ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer);
+  g_profile.add(1, t0);
+  t0 = Profile::now();
   ops_.f32_bf16w_matmul(s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+  g_profile.add(2, t0);
 }
 
 void Transformer::mlp_block(int l, Scratch& s) const {
   const ModelConfig& c = w_->config;
   const MoEWeights& m = w_->layers[l].moe;
   const int T = s.T, H = c.hidden, E = c.num_experts, K = c.experts_per_token, I = c.intermediate;
+  double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, m.norm.data(), c.rms_eps, s.t.data());
   ops_.f32_bf16w_matmul(s.t.data(), T, m.router.w, m.router.bias.data(), s.router.data(), E);
   ops_.f32_router_topk(s.router.data(), T, E, K, s.expert_idx.data(), s.expert_w.data());
   std::fill(s.proj.begin(), s.proj.end(), 0.0f);
+  g_profile.add(3, t0);
+  t0 = Profile::now();
   // Group the step's rows by expert so each expert's weights are read once for all its tokens.
   std::vector<std::vector<std::pair<int, float>>> routed(E);
   for (int t = 0; t < T; ++t)
@@ -128,6 +161,7 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   }
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+  g_profile.add(4, t0);
 }
 
 std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
@@ -178,6 +212,7 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
     mlp_block(l, s);
   }
 
+  const double t_head = Profile::now();
   // Only the rows whose logits are wanted go through the final norm and the (large) unembedding.
   std::vector<float> last(static_cast<size_t>(out_rows) * H);
   int o = 0;
@@ -190,6 +225,8 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
   ops_.f32_rmsnorm(last.data(), out_rows, H, w_->final_norm.data(), c.rms_eps, last.data());
   std::vector<float> logits(static_cast<size_t>(out_rows) * c.vocab);
   ops_.f32_bf16w_unembed(last.data(), out_rows, w_->lm_head, logits.data());
+  g_profile.add(5, t_head);
+  g_profile.step_done();
   return logits;
 }
 

@@ -1,0 +1,49 @@
+// bench_ops.cpp — the lab for CPU kernel variants (llm.c's dev/ style): times the hot ops at decode and
+// prefill shapes and prints effective bandwidth / FLOP rate. Not part of the test suite.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "../cpu/ops.h"
+#include "../cpu/simd.h"
+
+using namespace gptoss;
+
+static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+int main(int argc, char** argv) {
+  const int T = argc > 1 ? std::atoi(argv[1]) : 1;
+  const OpSet& ops = cpu_ops();
+  std::mt19937 rng(1);
+  // One expert of gpt-oss: W1 [5760, 2880] and W2 [2880, 2880], repeated over 8 experts so the data
+  // does not sit in cache between calls.
+  const int E = 8, R1 = 5760, H = 2880;
+  std::vector<uint8_t> blocks(static_cast<size_t>(E) * R1 * H / 2), scales(static_cast<size_t>(E) * R1 * H / 32, 120);
+  for (auto& b : blocks) b = static_cast<uint8_t>(rng());
+  std::vector<float> x(static_cast<size_t>(T) * H, 0.01f), y(static_cast<size_t>(T) * R1);
+  for (int rep = 0; rep < 2; ++rep) {
+    const double t0 = now();
+    for (int e = 0; e < E; ++e) {
+      MxFp4Matrix w{blocks.data() + static_cast<size_t>(e) * R1 * H / 2, scales.data() + static_cast<size_t>(e) * R1 * H / 32, R1, H};
+      ops.f32_mxfp4w_matmul(x.data(), T, w, nullptr, y.data());
+    }
+    const double dt = now() - t0;
+    const double bytes = static_cast<double>(E) * R1 * H * 17 / 32;
+    std::printf("mxfp4 %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
+                bytes / dt / 1e9, 2.0 * E * R1 * H * T / dt / 1e9);
+  }
+  // bf16 dense: lm_head-like [201088/8, 2880] repeated 8 times.
+  const int V = 25136;
+  std::vector<uint16_t> wb(static_cast<size_t>(E) * V * H, 0x3c00);
+  std::vector<float> yb(static_cast<size_t>(T) * V);
+  for (int rep = 0; rep < 2; ++rep) {
+    const double t0 = now();
+    for (int e = 0; e < E; ++e) ops.f32_bf16w_matmul(x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V);
+    const double dt = now() - t0;
+    std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
+                2.0 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);
+  }
+  return 0;
+}
