@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     const double t0 = now();
     for (int e = 0; e < E; ++e) {
       MxFp4Matrix w{blocks.data() + static_cast<size_t>(e) * R1 * H / 2, scales.data() + static_cast<size_t>(e) * R1 * H / 32, R1, H};
-      ops.f32_mxfp4w_matmul(x.data(), T, w, nullptr, y.data());
+      mxfp4_matmul(ops, x.data(), T, w, nullptr, y.data());
     }
     const double dt = now() - t0;
     const double bytes = static_cast<double>(E) * R1 * H * 17 / 32;
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   std::vector<float> yb(static_cast<size_t>(T) * V);
   for (int rep = 0; rep < 2; ++rep) {
     const double t0 = now();
-    for (int e = 0; e < E; ++e) ops.f32_bf16w_matmul(x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V);
+    for (int e = 0; e < E; ++e) matmul(ops, x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V);
     const double dt = now() - t0;
     std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
                 2.0 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);

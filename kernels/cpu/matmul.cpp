@@ -88,6 +88,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void tile_avx512_fixed(
   const int64_t K16 = t.K & ~int64_t{15};
   for (int64_t k = 0; k < K16; k += 16) {
     __m512 w[NR];
+    if ((k & 31) == 0)
+      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(t.w + (r + NR) * t.ld + k), _MM_HINT_T0);
     for (int r = 0; r < NR; ++r) w[r] = widen16(t.w + r * t.ld + k);
     for (int c = 0; c < NC; ++c) {
       const __m512 xv = _mm512_loadu_ps(t.x + c * t.ldx + k);
@@ -107,39 +109,35 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void tile_avx512_fixed(
     for (int c = 0; c < NC; ++c) t.acc[r * C + c] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-// Full tiles take the fixed-size path; edge tiles (fewer rows or tokens) the 1×1 path per pair.
-template <void (*Full)(const Tile&), void (*One)(const Tile&)>
+// Full row tiles take the fixed-size path for their token count (1..C); edge rows go one at a time.
+template <template <int, int> class K>
 void tile_dispatch(const Tile& t) {
-  if (t.nr == R && t.nc == C) return Full(t);
-  for (int r = 0; r < t.nr; ++r)
-    for (int c = 0; c < t.nc; ++c) {
-      float a[R * C];
-      One(Tile{t.w + r * t.ld, t.ld, t.K, t.x + c * t.ldx, t.ldx, 1, 1, a});
-      t.acc[r * C + c] = a[0];
-    }
-}
-
-// Decode (one token): R rows × 1 token keeps more rows in flight per weight stream.
-template <void (*Rows)(const Tile&), void (*One)(const Tile&)>
-void tile_dispatch_single(const Tile& t) {
-  if (t.nr == R) return Rows(t);
+  using Fn = void (*)(const Tile&);
+  static constexpr Fn full[C + 1] = {nullptr, K<R, 1>::run, K<R, 2>::run, K<R, 3>::run, K<R, 4>::run};
+  static constexpr Fn one[C + 1] = {nullptr, K<1, 1>::run, K<1, 2>::run, K<1, 3>::run, K<1, 4>::run};
+  if (t.nr == R) return full[t.nc](t);
   for (int r = 0; r < t.nr; ++r) {
     float a[R * C];
-    One(Tile{t.w + r * t.ld, t.ld, t.K, t.x, t.ldx, 1, 1, a});
-    t.acc[r * C] = a[0];
+    one[t.nc](Tile{t.w + r * t.ld, t.ld, t.K, t.x, t.ldx, 1, t.nc, a});
+    for (int c = 0; c < t.nc; ++c) t.acc[r * C + c] = a[c];
   }
 }
 
+template <int NR, int NC>
+struct Avx512Tile {
+  static void run(const Tile& t) { tile_avx512_fixed<NR, NC>(t); }
+};
+template <int NR, int NC>
+struct Avx2Tile {
+  static void run(const Tile& t) { tile_avx2_fixed<NR, NC>(t); }
+};
+
 using TileFn = void (*)(const Tile&);
 
-TileFn pick(Simd s, bool single) {
+TileFn pick(Simd s) {
   switch (s) {
-    case Simd::Avx512:
-      return single ? tile_dispatch_single<tile_avx512_fixed<R, 1>, tile_avx512_fixed<1, 1>>
-                    : tile_dispatch<tile_avx512_fixed<R, C>, tile_avx512_fixed<1, 1>>;
-    case Simd::Avx2:
-      return single ? tile_dispatch_single<tile_avx2_fixed<R, 1>, tile_avx2_fixed<1, 1>>
-                    : tile_dispatch<tile_avx2_fixed<R, C>, tile_avx2_fixed<1, 1>>;
+    case Simd::Avx512: return tile_dispatch<Avx512Tile>;
+    case Simd::Avx2: return tile_dispatch<Avx2Tile>;
     case Simd::Scalar: return tile_scalar;
   }
   return tile_scalar;
@@ -158,45 +156,52 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_bf16_panel(co
 }
 
 // Tokens from which the packed-panel GEMM beats the streaming kernel (measured with bench/bench_ops).
-constexpr int kPackedMinTokens = 4;
+constexpr int kPackedMinTokens = 24;
 
 // launchers
-void f32_bf16w_matmul(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
-  const int64_t N = w.rows, K = w.cols;
-  if (simd_level() == Simd::Avx512 && T >= kPackedMinTokens) {
-    const int64_t panels = (N + kPanelRows - 1) / kPanelRows;
-#pragma omp parallel
-    {
-      thread_local std::vector<float> panel;
-      panel.resize(static_cast<size_t>(kPanelRows) * K);
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < panels; ++p) {
-        const int64_t r0 = p * kPanelRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
-        pack_bf16_panel(w.data + r0 * w.ld, w.ld, nr, K, panel.data());
-        gemm_panel_avx512(panel.data(), nr, K, x, T, out + r0, ldo, bias ? bias + r0 : nullptr);
-      }
-    }
-    return;
+// Work items of a group: (job, first row) of a 4-row tile (streaming) or a 64-row panel (packed).
+void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
+  const Simd simd = simd_level();
+  thread_local std::vector<std::pair<int, int64_t>> items;
+  items.clear();
+  for (int j = 0; j < num_jobs; ++j) {
+    const int64_t step = simd == Simd::Avx512 && jobs[j].T >= kPackedMinTokens ? kPanelRows : R;
+    for (int64_t r0 = 0; r0 < jobs[j].w.rows; r0 += step) items.emplace_back(j, r0);
   }
-  const TileFn tile = pick(simd_level(), T == 1);
-  const int64_t row_tiles = (N + R - 1) / R;
-#pragma omp parallel for schedule(static)
-  for (int64_t rt = 0; rt < row_tiles; ++rt) {
-    const int64_t r0 = rt * R;
-    const int nr = static_cast<int>(std::min<int64_t>(R, N - r0));
-    for (int t0 = 0; t0 < T; t0 += C) {
-      const int nc = std::min(C, T - t0);
-      float acc[R * C];
-      tile(Tile{w.data + r0 * w.ld, w.ld, K, x + static_cast<int64_t>(t0) * K, K, nr, nc, acc});
-      for (int r = 0; r < nr; ++r)
-        for (int c = 0; c < nc; ++c) out[(t0 + c) * ldo + r0 + r] = acc[r * C + c] + (bias ? bias[r0 + r] : 0.0f);
+  const TileFn tile = pick(simd);
+  const int64_t count = static_cast<int64_t>(items.size());
+  const auto* list = items.data();
+#pragma omp parallel
+  {
+    thread_local std::vector<float> panel;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const auto [j, r0] = list[i];
+      const DenseMatmul& m = jobs[j];
+      const int64_t N = m.w.rows, K = m.w.cols;
+      const float* bias = m.bias ? m.bias + r0 : nullptr;
+      if (simd == Simd::Avx512 && m.T >= kPackedMinTokens) {
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
+        panel.resize(static_cast<size_t>(kPanelRows) * K);
+        pack_bf16_panel(m.w.data + r0 * m.w.ld, m.w.ld, nr, K, panel.data());
+        gemm_panel_avx512(panel.data(), nr, K, m.x, m.T, m.out + r0, m.ldo, bias);
+        continue;
+      }
+      const int nr = static_cast<int>(std::min<int64_t>(R, N - r0));
+      for (int t0 = 0; t0 < m.T; t0 += C) {
+        const int nc = std::min(C, m.T - t0);
+        float acc[R * C];
+        tile(Tile{m.w.data + r0 * m.w.ld, m.w.ld, K, m.x + static_cast<int64_t>(t0) * K, K, nr, nc, acc});
+        for (int r = 0; r < nr; ++r)
+          for (int c = 0; c < nc; ++c) m.out[(t0 + c) * m.ldo + r0 + r] = acc[r * C + c] + (bias ? bias[r] : 0.0f);
+      }
     }
   }
 }
 
 void f32_bf16w_unembed(const float* x, int T, const MatrixBF16& w, float* logits) {
-  f32_bf16w_matmul(x, T, w, nullptr, logits, w.rows);
+  const DenseMatmul job{x, T, w, nullptr, logits, w.rows};
+  f32_bf16w_matmul(&job, 1);
 }
 
 }  // namespace gptoss::cpu

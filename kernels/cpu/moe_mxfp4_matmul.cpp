@@ -57,58 +57,30 @@ void permute_avx512(const float* x, int n, int64_t K, float* xp) {
       }
 }
 
-template <int NR, int NC>
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void rows_avx512(const uint8_t* blocks, const uint8_t* scales, int64_t nb,
-                                                                  const float* xp, int64_t K, float* out, int64_t ldo) {
+// Decode and small batches (NC ≤ 4 tokens): one row at a time so each thread reads one sequential
+// stream of bytes, software prefetch ahead of it, each block decoded once for all NC tokens, two
+// accumulators per token to break the FMA chain. vpermps reads only the low 4 bits of each index,
+// so the low nibble needs no mask.
+template <int NC>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void row_avx512_stream(const uint8_t* blocks, const uint8_t* scales,
+                                                                                int64_t nb, const float* xp, int64_t K,
+                                                                                float* out, int64_t ldo) {
   const __m512 lut = _mm512_loadu_ps(kFp4);
-  const __m512i low = _mm512_set1_epi32(0x0F);
-  __m512 acc[NR][NC];
-  for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
+  __m512 acc[2][NC];
+  for (int c = 0; c < NC; ++c) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nb; ++g) {
-    __m512 wl[NR], wh[NR], sc[NR];
-    for (int r = 0; r < NR; ++r) {
-      const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + (r * nb + g) * 16)));
-      wl[r] = _mm512_permutexvar_ps(_mm512_and_si512(bytes, low), lut);
-      wh[r] = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), lut);
-      sc[r] = _mm512_set1_ps(kScale.v[scales[r * nb + g]]);
-    }
+    if ((g & 3) == 0) _mm_prefetch(reinterpret_cast<const char*>(blocks + g * 16 + 8192), _MM_HINT_T0);
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
+    // The scale multiplies the block's partial sum (not the codes): no overflow for extreme scale bytes.
+    const __m512 s = _mm512_set1_ps(kScale.v[scales[g]]);
+    const __m512 wl = _mm512_permutexvar_ps(b, lut);
+    const __m512 wh = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), lut);
     for (int c = 0; c < NC; ++c) {
-      const __m512 xe = _mm512_loadu_ps(xp + c * K + g * 32);
-      const __m512 xo = _mm512_loadu_ps(xp + c * K + g * 32 + 16);
-      for (int r = 0; r < NR; ++r) acc[r][c] = _mm512_fmadd_ps(_mm512_fmadd_ps(wh[r], xo, _mm512_mul_ps(wl[r], xe)), sc[r], acc[r][c]);
+      const __m512 part = _mm512_fmadd_ps(wh, _mm512_loadu_ps(xp + c * K + g * 32 + 16), _mm512_mul_ps(wl, _mm512_loadu_ps(xp + c * K + g * 32)));
+      acc[g & 1][c] = _mm512_fmadd_ps(part, s, acc[g & 1][c]);
     }
   }
-  for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
-}
-
-// Decode (one token): one row at a time so each thread reads one sequential stream of bytes, software
-// prefetch ahead of it, two accumulators to break the FMA chain. vpermps reads only the low 4 bits of
-// each index, so the low nibble needs no mask.
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) float row_avx512_decode(const uint8_t* blocks, const uint8_t* scales,
-                                                                                int64_t nb, const float* xp) {
-  const __m512 lut = _mm512_loadu_ps(kFp4);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t g = 0;
-  for (; g + 2 <= nb; g += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(blocks + g * 16 + 8192), _MM_HINT_T0);
-    const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
-    const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16 + 16)));
-    const __m512 p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), lut), _mm512_loadu_ps(xp + g * 32 + 16),
-                                      _mm512_mul_ps(_mm512_permutexvar_ps(b0, lut), _mm512_loadu_ps(xp + g * 32)));
-    const __m512 p1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b1, 4), lut), _mm512_loadu_ps(xp + g * 32 + 48),
-                                      _mm512_mul_ps(_mm512_permutexvar_ps(b1, lut), _mm512_loadu_ps(xp + g * 32 + 32)));
-    acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(kScale.v[scales[g]]), acc0);
-    acc1 = _mm512_fmadd_ps(p1, _mm512_set1_ps(kScale.v[scales[g + 1]]), acc1);
-  }
-  for (; g < nb; ++g) {
-    const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
-    const __m512 p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), lut), _mm512_loadu_ps(xp + g * 32 + 16),
-                                      _mm512_mul_ps(_mm512_permutexvar_ps(b0, lut), _mm512_loadu_ps(xp + g * 32)));
-    acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(kScale.v[scales[g]]), acc0);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (int c = 0; c < NC; ++c) out[c * ldo] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][c], acc[1][c]));
 }
 
 // Decodes a panel of MXFP4 rows to fp32 (scale applied: exact, as the reference dequantizes) for the
@@ -179,70 +151,72 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const 
 
 }  // namespace
 
-constexpr int kPackedMinTokens = 4;
+// Tokens per expert from which the packed-panel GEMM beats streaming (bench/bench_ops.cpp).
+constexpr int kPackedMinTokens = 8;
 
 // launchers
-void f32_mxfp4w_matmul(const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out) {
-  const int64_t rows = w.rows, K = w.cols, nb = K / 32;
+// Work items of a group: (job, first row) of a 64-row panel (packed GEMM) or of a 4-row streaming tile.
+void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   const Simd simd = simd_level();
-  if (simd == Simd::Avx512 && n >= kPackedMinTokens) {
-    const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
-#pragma omp parallel
-    {
-      thread_local std::vector<float> panel;
-      panel.resize(static_cast<size_t>(kPanelRows) * K);
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < panels; ++p) {
-        const int64_t r0 = p * kPanelRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
-        pack_mxfp4_panel(w.blocks + r0 * nb * 16, w.scales + r0 * nb, nr, nb, panel.data());
-        gemm_panel_avx512(panel.data(), nr, K, x, n, out + r0, rows, bias ? bias + r0 : nullptr);
-      }
+  constexpr int RR = 4, CC = 4;
+  thread_local std::vector<std::pair<int, int64_t>> items;
+  thread_local std::vector<std::vector<float>> permuted;  // per job: activations re-ordered for streaming
+  items.clear();
+  if (static_cast<int>(permuted.size()) < num_jobs) permuted.resize(num_jobs);
+  for (int j = 0; j < num_jobs; ++j) {
+    const ExpertMatmul& m = jobs[j];
+    const bool packed = simd == Simd::Avx512 && m.n >= kPackedMinTokens;
+    if (!packed && simd != Simd::Scalar) {
+      permuted[j].resize(static_cast<size_t>(m.n) * m.w.cols);
+      (simd == Simd::Avx512 ? permute_avx512 : permute_avx2)(m.x, m.n, m.w.cols, permuted[j].data());
     }
-    return;
+    for (int64_t r0 = 0; r0 < m.w.rows; r0 += packed ? kPanelRows : RR) items.emplace_back(j, r0);
   }
-  thread_local std::vector<float> xp;  // re-ordered activations, reused across calls
-  if (simd != Simd::Scalar) {
-    xp.resize(static_cast<size_t>(n) * K);
-    (simd == Simd::Avx512 ? permute_avx512 : permute_avx2)(x, n, K, xp.data());
-  }
-  const float* xs = simd == Simd::Scalar ? x : xp.data();
-  constexpr int RR = 4, CC = 4;  // AVX-512 tile: 4 rows × 4 tokens (decode: 4 rows × 1 token)
-  const int64_t row_tiles = (rows + RR - 1) / RR;
-#pragma omp parallel for schedule(static)
-  for (int64_t rt = 0; rt < row_tiles; ++rt) {
-    const int64_t r0 = rt * RR;
-    const int nr = static_cast<int>(std::min<int64_t>(RR, rows - r0));
-    for (int t0 = 0; t0 < n; t0 += CC) {
-      const int nc = std::min(CC, n - t0);
-      float* o = out + static_cast<int64_t>(t0) * rows + r0;
-      const float* xt = xs + static_cast<int64_t>(t0) * K;
-      for (int r = 0; r < nr;) {
-        const uint8_t* b = w.blocks + (r0 + r) * nb * 16;
-        const uint8_t* s = w.scales + (r0 + r) * nb;
-        if (simd == Simd::Avx512 && nc == 1) {
-          o[r] = row_avx512_decode(b, s, nb, xt);
-          r += 1;
-        } else if (simd == Simd::Avx512 && nr - r == RR && nc == CC) {
-          rows_avx512<RR, CC>(b, s, nb, xt, K, o + r, rows);
-          r += RR;
-        } else if (simd == Simd::Avx512 && nr - r == RR && nc == 1) {
-          rows_avx512<RR, 1>(b, s, nb, xt, K, o + r, rows);
-          r += RR;
-        } else if (simd == Simd::Avx512) {
-          for (int c = 0; c < nc; ++c) rows_avx512<1, 1>(b, s, nb, xt + c * K, K, o + r + c * rows, rows);
-          r += 1;
-        } else if (simd == Simd::Avx2) {
-          for (int c = 0; c < nc; ++c) rows_avx2<1>(b, s, nb, xt + c * K, K, o + r + c * rows, rows);
-          r += 1;
-        } else {
-          row_scalar(b, s, nb, xt, K, nc, o + r, rows);
-          r += 1;
-        }
+  const int64_t count = static_cast<int64_t>(items.size());
+  const auto* list = items.data();
+  const auto* perm = permuted.data();
+#pragma omp parallel
+  {
+    thread_local std::vector<float> panel;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const auto [j, r0] = list[i];
+      const ExpertMatmul& m = jobs[j];
+      const int64_t rows = m.w.rows, K = m.w.cols, nb = K / 32;
+      const float* bias = m.bias ? m.bias + r0 : nullptr;
+      if (simd == Simd::Avx512 && m.n >= kPackedMinTokens) {
+        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
+        panel.resize(static_cast<size_t>(kPanelRows) * K);
+        pack_mxfp4_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data());
+        gemm_panel_avx512(panel.data(), nr, K, m.x, m.n, m.out + r0, rows, bias);
+        continue;
       }
-      if (bias)
-        for (int c = 0; c < nc; ++c)
-          for (int r = 0; r < nr; ++r) o[c * rows + r] += bias[r0 + r];
+      const float* xs = simd == Simd::Scalar ? m.x : perm[j].data();
+      const int nr = static_cast<int>(std::min<int64_t>(RR, rows - r0));
+      for (int t0 = 0; t0 < m.n; t0 += CC) {
+        const int nc = std::min(CC, m.n - t0);
+        float* o = m.out + static_cast<int64_t>(t0) * rows + r0;
+        const float* xt = xs + static_cast<int64_t>(t0) * K;
+        for (int r = 0; r < nr; ++r) {
+          const uint8_t* b = m.w.blocks + (r0 + r) * nb * 16;
+          const uint8_t* s = m.w.scales + (r0 + r) * nb;
+          if (simd == Simd::Avx512) {
+            switch (nc) {
+              case 1: row_avx512_stream<1>(b, s, nb, xt, K, o + r, rows); break;
+              case 2: row_avx512_stream<2>(b, s, nb, xt, K, o + r, rows); break;
+              case 3: row_avx512_stream<3>(b, s, nb, xt, K, o + r, rows); break;
+              default: row_avx512_stream<4>(b, s, nb, xt, K, o + r, rows); break;
+            }
+          } else if (simd == Simd::Avx2) {
+            for (int c = 0; c < nc; ++c) rows_avx2<1>(b, s, nb, xt + c * K, K, o + r + c * rows, rows);
+          } else {
+            row_scalar(b, s, nb, xt, K, nc, o + r, rows);
+          }
+        }
+        if (bias)
+          for (int c = 0; c < nc; ++c)
+            for (int r = 0; r < nr; ++r) o[c * rows + r] += bias[r];
+      }
     }
   }
 }

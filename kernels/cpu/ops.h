@@ -57,14 +57,33 @@ struct SampleResult {
   float top_logprobs[kMaxTopLogprobs];
 };
 
+// One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo).
+struct DenseMatmul {
+  const float* x;
+  int T;
+  MatrixBF16 w;
+  const float* bias;  // may be null
+  float* out;
+  int64_t ldo;
+};
+
+// One expert product in a group: out[n, w.rows] = x[n, w.cols] · W(MXFP4)ᵀ + bias.
+struct ExpertMatmul {
+  const float* x;
+  int n;
+  MxFp4Matrix w;
+  const float* bias;  // may be null
+  float* out;
+};
+
 struct OpSet {
   const char* name;
   // out[t] = table[ids[t]] widened to fp32.
   void (*bf16w_embed)(const MatrixBF16& table, const int32_t* ids, int T, float* out);
   // out = x * rsqrt(mean(x²) + eps) * gain, per row of H.
   void (*f32_rmsnorm)(const float* x, int T, int H, const float* gain, float eps, float* out);
-  // out[T, w.rows] = x[T, w.cols] · wᵀ + bias (bias may be null). ldo = row stride of out.
-  void (*f32_bf16w_matmul)(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo);
+  // A group of dense products run as one parallel region (QKV share it; so do the experts of a layer).
+  void (*f32_bf16w_matmul)(const DenseMatmul* jobs, int num_jobs);
   // In-place half-split RoPE on x[T, heads, head_dim] (row stride ldx), cos/sin scaled by concentration.
   void (*f32_rope)(float* x, int T, int heads, int head_dim, int64_t ldx, const int32_t* positions, const float* inv_freq,
                    float concentration);
@@ -77,8 +96,8 @@ struct OpSet {
                        const KvLayer& kv);
   // Top-k of each row of logits[T, E] (ties → lower index), softmax over the k → idx/weights [T, k].
   void (*f32_router_topk)(const float* logits, int T, int E, int k, int32_t* idx, float* weights);
-  // out[n, w.rows] = x[n, w.cols] · W(MXFP4)ᵀ + bias.
-  void (*f32_mxfp4w_matmul)(const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out);
+  // A group of MXFP4 expert products run as one parallel region.
+  void (*f32_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
   // z[n, I] = clamp(gate)·σ(α·gate)·(clamp(up)+1) from interleaved u[n, 2I].
   void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
   // logits[T, V] = x[T, H] · lm_headᵀ (no bias).
@@ -88,5 +107,15 @@ struct OpSet {
 };
 
 const OpSet& cpu_ops();
+
+// Single-product conveniences over the grouped entries.
+inline void matmul(const OpSet& ops, const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
+  const DenseMatmul job{x, T, w, bias, out, ldo};
+  ops.f32_bf16w_matmul(&job, 1);
+}
+inline void mxfp4_matmul(const OpSet& ops, const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out) {
+  const ExpertMatmul job{x, n, w, bias, out};
+  ops.f32_mxfp4w_matmul(&job, 1);
+}
 
 }  // namespace gptoss

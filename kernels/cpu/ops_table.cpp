@@ -5,13 +5,13 @@ namespace gptoss {
 namespace cpu {
 void bf16w_embed(const MatrixBF16&, const int32_t*, int, float*);
 void f32_rmsnorm(const float*, int, int, const float*, float, float*);
-void f32_bf16w_matmul(const float*, int, const MatrixBF16&, const float*, float*, int64_t);
+void f32_bf16w_matmul(const DenseMatmul*, int);
 void f32_rope(float*, int, int, int, int64_t, const int32_t*, const float*, float);
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
                     const float*, float, int, float*, int64_t);
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_router_topk(const float*, int, int, int, int32_t*, float*);
-void f32_mxfp4w_matmul(const float*, int, const MxFp4Matrix&, const float*, float*);
+void f32_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);

@@ -42,6 +42,9 @@ class SafetensorsFile {
   const TensorInfo* find(const std::string& name) const;
   const uint8_t* data(const TensorInfo& t) const { return data_ + t.begin; }
   uint64_t file_size() const { return size_; }
+  // Maps the pages of [data, data + bytes) now (MADV_POPULATE_READ), so the first forward pass does
+  // not take millions of page faults. Best effort: older kernels just fault lazily.
+  static void populate(const uint8_t* data, uint64_t bytes);
 
  private:
   std::string path_;

@@ -152,6 +152,7 @@ class Loader {
     m.rows = row_end - row_begin;
     m.cols = col_end - col_begin;
     m.data = reinterpret_cast<const bf16_t*>(t.data()) + (off + row_begin) * cols + col_begin;
+    SafetensorsFile::populate(reinterpret_cast<const uint8_t*>(m.data), static_cast<uint64_t>(m.rows) * cols * 2);
     return m;
   }
 
@@ -204,6 +205,11 @@ class Loader {
       Expert x;
       x.w1 = {w1b + e * 2 * I * hb * 16, w1s + e * 2 * I * hb, 2 * I, H};
       x.w2 = {w2b + e * H * ib * 16, w2s + e * H * ib, H, I};
+      // Only this rank's experts are paged in: the others stay untouched on disk / in the page cache.
+      SafetensorsFile::populate(x.w1.blocks, 2 * I * hb * 16);
+      SafetensorsFile::populate(x.w1.scales, 2 * I * hb);
+      SafetensorsFile::populate(x.w2.blocks, H * ib * 16);
+      SafetensorsFile::populate(x.w2.scales, H * ib);
       x.b1.resize(2 * I);
       x.b2.resize(H);
       for (int64_t i = 0; i < 2 * I; ++i) x.b1[i] = read_scalar(b1, e * 2 * I + i);

@@ -16,21 +16,23 @@
 
 namespace gptoss {
 
-// ---- profiling (EXPERTMESH_PROFILE=1): wall time per block, printed to stderr every 8 steps ----------
+// ---- profiling (EXPERTMESH_PROFILE=N): wall time per block, printed to stderr every N steps (default 8) --
 namespace {
 struct Profile {
   const bool on = std::getenv("EXPERTMESH_PROFILE") != nullptr;
+  const int every = on && std::atoi(std::getenv("EXPERTMESH_PROFILE")) > 0 ? std::atoi(std::getenv("EXPERTMESH_PROFILE")) : 8;
   double t[8] = {};
   int steps = 0;
   static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
   void add(int i, double since) { t[i] += now() - since; }
   void step_done() {
-    if (!on || ++steps % 8) return;
-    static const char* names[] = {"attn:norm+qkv+rope", "attn:sdpa+store", "attn:out", "moe:norm+router", "moe:experts", "head", "", ""};
+    if (!on || ++steps % every) return;
+    static const char* names[] = {"attn:norm+qkv+rope", "attn:sdpa+store", "attn:out", "moe:norm+router", "moe:experts",
+                                  "head", "moe:gather", "moe:combine"};
     double total = 0;
     for (double x : t) total += x;
     std::fprintf(stderr, "[profile] %d steps, %.3f s/step:", steps, total / steps);
-    for (int i = 0; i < 6; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
+    for (int i = 0; i < 8; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
     std::fprintf(stderr, "\n");
   }
 };
@@ -108,9 +110,10 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   const int hq = static_cast<int>(a.q.w.rows) / D, hkv = static_cast<int>(a.k.w.rows) / D;
   double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, a.norm.data(), c.rms_eps, s.t.data());
-  ops_.f32_bf16w_matmul(s.t.data(), T, a.q.w, a.q.bias.data(), s.q.data(), hq * D);
-  ops_.f32_bf16w_matmul(s.t.data(), T, a.k.w, a.k.bias.data(), s.k.data(), hkv * D);
-  ops_.f32_bf16w_matmul(s.t.data(), T, a.v.w, a.v.bias.data(), s.v.data(), hkv * D);
+  const DenseMatmul qkv[3] = {{s.t.data(), T, a.q.w, a.q.bias.data(), s.q.data(), hq * D},
+                               {s.t.data(), T, a.k.w, a.k.bias.data(), s.k.data(), hkv * D},
+                               {s.t.data(), T, a.v.w, a.v.bias.data(), s.v.data(), hkv * D}};
+  ops_.f32_bf16w_matmul(qkv, 3);
   ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_.data(), concentration_);
   ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_.data(), concentration_);
   g_profile.add(0, t0);
@@ -124,7 +127,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer);
   g_profile.add(1, t0);
   t0 = Profile::now();
-  ops_.f32_bf16w_matmul(s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
+  matmul(ops_, s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
   g_profile.add(2, t0);
@@ -136,7 +139,7 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   const int T = s.T, H = c.hidden, E = c.num_experts, K = c.experts_per_token, I = c.intermediate;
   double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, m.norm.data(), c.rms_eps, s.t.data());
-  ops_.f32_bf16w_matmul(s.t.data(), T, m.router.w, m.router.bias.data(), s.router.data(), E);
+  matmul(ops_, s.t.data(), T, m.router.w, m.router.bias.data(), s.router.data(), E);
   ops_.f32_router_topk(s.router.data(), T, E, K, s.expert_idx.data(), s.expert_w.data());
   std::fill(s.proj.begin(), s.proj.end(), 0.0f);
   g_profile.add(3, t0);
@@ -145,23 +148,39 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   std::vector<std::vector<std::pair<int, float>>> routed(E);
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < K; ++j) routed[s.expert_idx[t * K + j]].emplace_back(t, s.expert_w[t * K + j]);
+  // Gather each local expert's tokens into consecutive rows, then run all experts' W1 as one group,
+  // SwiGLU over every row, all W2 as one group, and add the weighted rows back.
+  std::vector<ExpertMatmul> w1, w2;
+  std::vector<int> first_row;  // per job, its first row in xs/u/z/y
+  int rows = 0;
   for (int e = 0; e < E; ++e) {
     const int slot = m.local_of_global[e];
     if (slot < 0 || routed[e].empty()) continue;  // another rank holds it, or no token chose it
     const Expert& x = m.experts[slot];
     const int n = static_cast<int>(routed[e].size());
-    for (int i = 0; i < n; ++i) std::copy_n(&s.t[routed[e][i].first * static_cast<int64_t>(H)], H, &s.xs[i * static_cast<int64_t>(H)]);
-    ops_.f32_mxfp4w_matmul(s.xs.data(), n, x.w1, x.b1.data(), s.u.data());
-    ops_.f32_swiglu_oai(s.u.data(), n, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
-    ops_.f32_mxfp4w_matmul(s.z.data(), n, x.w2, x.b2.data(), s.y.data());
-    for (int i = 0; i < n; ++i) {
-      const auto [t, wt] = routed[e][i];
-      for (int d = 0; d < H; ++d) s.proj[t * static_cast<int64_t>(H) + d] += wt * s.y[i * static_cast<int64_t>(H) + d];
+    for (int i = 0; i < n; ++i) std::copy_n(&s.t[routed[e][i].first * static_cast<int64_t>(H)], H, &s.xs[(rows + i) * static_cast<int64_t>(H)]);
+    w1.push_back({&s.xs[rows * static_cast<int64_t>(H)], n, x.w1, x.b1.data(), &s.u[rows * 2ll * I]});
+    w2.push_back({&s.z[rows * static_cast<int64_t>(I)], n, x.w2, x.b2.data(), &s.y[rows * static_cast<int64_t>(H)]});
+    first_row.push_back(e);
+    rows += n;
+  }
+  g_profile.add(6, t0);
+  t0 = Profile::now();
+  ops_.f32_mxfp4w_matmul(w1.data(), static_cast<int>(w1.size()));
+  ops_.f32_swiglu_oai(s.u.data(), rows, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
+  ops_.f32_mxfp4w_matmul(w2.data(), static_cast<int>(w2.size()));
+  g_profile.add(4, t0);
+  t0 = Profile::now();
+  int row = 0;
+  for (int e : first_row) {
+    for (const auto& [t, wt] : routed[e]) {
+      for (int d = 0; d < H; ++d) s.proj[t * static_cast<int64_t>(H) + d] += wt * s.y[row * static_cast<int64_t>(H) + d];
+      ++row;
     }
   }
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
-  g_profile.add(4, t0);
+  g_profile.add(7, t0);
 }
 
 std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
@@ -190,7 +209,7 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
 
   const ShardInfo& sh = w_->shard;
   const int hq = sh.q_head_end - sh.q_head_begin, hkv = sh.kv_head_end - sh.kv_head_begin;
-  int max_routed = T;
+  const int max_routed = T * c.experts_per_token;  // every (token, expert) pair gets its own row
   s.h.resize(static_cast<size_t>(T) * H);
   s.t.resize(s.h.size());
   s.proj.resize(s.h.size());

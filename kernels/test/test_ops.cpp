@@ -80,12 +80,13 @@ void test_matmul(const OpSet& ops) {
   struct C { const char* name; int T, K, N, ld; bool bias; };
   for (C c : {C{"matmul/single_token", 1, 64, 48, 64, true}, C{"matmul/partial_token_tile_13", 13, 64, 40, 64, true},
               C{"matmul/k_not_multiple_of_256_300", 3, 300, 17, 300, true},
-              C{"matmul/strided_columns_o_proj_shard", 4, 64, 32, 160, true}, C{"matmul/no_bias_k2880", 2, 2880, 33, 2880, false}}) {
+              C{"matmul/strided_columns_o_proj_shard", 4, 64, 32, 160, true}, C{"matmul/no_bias_k2880", 2, 2880, 33, 2880, false},
+              C{"matmul/packed_panels_T40_rows70_k200", 40, 200, 70, 200, true}, C{"matmul/packed_panels_T31_strided", 31, 96, 130, 144, false}}) {
     auto w = bf16_matrix(c.N, c.K, c.ld, 1.0f / std::sqrt(static_cast<float>(c.K)));
     auto x = randn(static_cast<size_t>(c.T) * c.K);
     auto b = randn(c.N, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.T) * c.N);
-    ops.f32_bf16w_matmul(x.data(), c.T, MatrixBF16{w.data.data(), c.N, c.K, c.ld}, c.bias ? b.data() : nullptr, y.data(), c.N);
+    matmul(ops, x.data(), c.T, MatrixBF16{w.data.data(), c.N, c.K, c.ld}, c.bias ? b.data() : nullptr, y.data(), c.N);
     const auto bd = widen(b);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), ref::matmul(widen(x), c.T, c.K, w.exact, c.N, c.bias ? &bd : nullptr), 1e-5);
   }
@@ -186,7 +187,8 @@ void test_router(const OpSet& ops) {
 void test_mxfp4(const OpSet& ops) {
   struct C { const char* name; int n, rows, cols; int scale_lo, scale_hi; };
   for (C c : {C{"moe_mxfp4_matmul/single_token", 1, 40, 64, 118, 124}, C{"moe_mxfp4_matmul/partial_token_tile_11", 11, 24, 96, 118, 124},
-              C{"moe_mxfp4_matmul/cols_160_five_blocks", 3, 16, 160, 120, 122}, C{"moe_mxfp4_matmul/scale_extremes_0_and_254", 2, 8, 64, 0, 254}}) {
+              C{"moe_mxfp4_matmul/cols_160_five_blocks", 3, 16, 160, 120, 122}, C{"moe_mxfp4_matmul/scale_extremes_0_and_254", 2, 8, 64, 0, 254},
+              C{"moe_mxfp4_matmul/four_tokens_stream", 4, 9, 96, 118, 124}, C{"moe_mxfp4_matmul/packed_panels_n37_rows_70", 37, 70, 160, 118, 124}}) {
     std::uniform_int_distribution<int> byte(0, 255), sc(c.scale_lo, c.scale_hi);
     std::vector<uint8_t> blocks(static_cast<size_t>(c.rows) * c.cols / 2), scales(static_cast<size_t>(c.rows) * c.cols / 32);
     for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
@@ -194,7 +196,7 @@ void test_mxfp4(const OpSet& ops) {
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
     auto b = randn(c.rows, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
-    ops.f32_mxfp4w_matmul(x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data());
+    mxfp4_matmul(ops, x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data());
     const auto bd = widen(b);
     auto want = ref::matmul(widen(x), c.n, c.cols, ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols), c.rows, &bd);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), want, 1e-5);
@@ -205,11 +207,11 @@ void test_mxfp4(const OpSet& ops) {
     blocks[0] = 0x2F;
     std::vector<float> x(32, 0.0f), y(1);
     x[0] = 1.0f;
-    ops.f32_mxfp4w_matmul(x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y.data());
+    mxfp4_matmul(ops, x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y.data());
     x[0] = 0.0f;
     x[1] = 1.0f;
     std::vector<float> y2(1);
-    ops.f32_mxfp4w_matmul(x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y2.data());
+    mxfp4_matmul(ops, x.data(), 1, MxFp4Matrix{blocks.data(), scales.data(), 1, 32}, nullptr, y2.data());
     expect_true(std::string(ops.name) + "/moe_mxfp4_matmul/spec_worked_example_0x2F", y[0] == -3.0f && y2[0] == 0.5f,
                 "got " + std::to_string(y[0]) + ", " + std::to_string(y2[0]));
   }
