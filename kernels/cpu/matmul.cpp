@@ -169,6 +169,20 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
     for (int64_t r0 = 0; r0 < jobs[j].w.rows; r0 += step) items.emplace_back(j, r0);
   }
   const TileFn tile = pick(simd);
+  // Packed path: each job's activations transposed once (xT[k][t]) for the broadcast microkernel.
+  thread_local std::vector<std::vector<float>> transposed;
+  if (static_cast<int>(transposed.size()) < num_jobs) transposed.resize(num_jobs);
+  for (int j = 0; j < num_jobs; ++j) {
+    const DenseMatmul& m = jobs[j];
+    if (simd != Simd::Avx512 || m.T < kPackedMinTokens) continue;
+    if (j > 0 && jobs[j - 1].x == m.x && jobs[j - 1].T == m.T && jobs[j - 1].w.cols == m.w.cols) {
+      transposed[j] = transposed[j - 1];  // QKV share their input
+      continue;
+    }
+    transposed[j].resize(transposed_size(m.T, m.w.cols));
+    transpose_activations(m.x, m.T, m.w.cols, transposed[j].data());
+  }
+  const auto* xTs = transposed.data();
   const int64_t count = static_cast<int64_t>(items.size());
   const auto* list = items.data();
 #pragma omp parallel
@@ -184,7 +198,7 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
         pack_bf16_panel(m.w.data + r0 * m.w.ld, m.w.ld, nr, K, panel.data());
-        gemm_panel_avx512(panel.data(), nr, K, m.x, m.T, m.out + r0, m.ldo, bias);
+        gemm_panel_avx512(panel.data(), nr, K, xTs[j].data(), m.T, m.out + r0, m.ldo, bias);
         continue;
       }
       const int nr = static_cast<int>(std::min<int64_t>(R, N - r0));

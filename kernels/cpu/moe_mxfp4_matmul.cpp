@@ -166,7 +166,10 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   for (int j = 0; j < num_jobs; ++j) {
     const ExpertMatmul& m = jobs[j];
     const bool packed = simd == Simd::Avx512 && m.n >= kPackedMinTokens;
-    if (!packed && simd != Simd::Scalar) {
+    if (packed) {
+      permuted[j].resize(transposed_size(m.n, m.w.cols));
+      transpose_activations(m.x, m.n, m.w.cols, permuted[j].data());
+    } else if (simd != Simd::Scalar) {
       permuted[j].resize(static_cast<size_t>(m.n) * m.w.cols);
       (simd == Simd::Avx512 ? permute_avx512 : permute_avx2)(m.x, m.n, m.w.cols, permuted[j].data());
     }
@@ -188,7 +191,7 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
         pack_mxfp4_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data());
-        gemm_panel_avx512(panel.data(), nr, K, m.x, m.n, m.out + r0, rows, bias);
+        gemm_panel_avx512(panel.data(), nr, K, perm[j].data(), m.n, m.out + r0, rows, bias);
         continue;
       }
       const float* xs = simd == Simd::Scalar ? m.x : perm[j].data();

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "ops.h"
+#include "simd.h"
+#include "vec_exp.h"
 
 namespace gptoss::cpu {
 
@@ -50,6 +52,43 @@ static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, c
   for (int d = 0; d < D; ++d) out[d] = acc[d] * inv;
 }
 
+// Prefill fast path (AVX-512) for a chunk that starts at position 0, so every key is one of the chunk's
+// own rows: keys of each kv head are transposed once (Kt[d][j]) so 16 scores come from 64 FMAs with no
+// horizontal sums; softmax is two-pass with a vector exp; P·V accumulates rows of V.
+__attribute__((target("avx512f,fma"))) void attend_prefill_row(const float* q, const float* kt, int n_keys_total, const float* v,
+                                                               int64_t ldv, int D, int lo, int hi, float sink, float scale,
+                                                               float* scores, float* out) {
+  // scores[j - lo] for j in [lo, hi]
+  const int n = hi - lo + 1;
+  __m512 vmax = _mm512_set1_ps(sink);
+  for (int j0 = 0; j0 < n; j0 += 16) {
+    const __mmask16 m = n - j0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j0)) - 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int d = 0; d < D; ++d) acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(m, kt + static_cast<int64_t>(d) * n_keys_total + lo + j0), acc);
+    acc = _mm512_mul_ps(acc, _mm512_set1_ps(scale));
+    _mm512_mask_storeu_ps(scores + j0, m, acc);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, acc);
+  }
+  const float mx = _mm512_reduce_max_ps(vmax);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int j0 = 0; j0 < n; j0 += 16) {
+    const __mmask16 m = n - j0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j0)) - 1);
+    const __m512 p = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(mx))));
+    _mm512_mask_storeu_ps(scores + j0, m, p);
+    vsum = _mm512_add_ps(vsum, p);
+  }
+  const float z = _mm512_reduce_add_ps(vsum) + std::exp(sink - mx);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int dv = D / 16;
+  for (int j = 0; j < n; ++j) {
+    const __m512 p = _mm512_set1_ps(scores[j]);
+    const float* vr = v + static_cast<int64_t>(lo + j) * ldv;
+    for (int b = 0; b < dv; ++b) acc[b] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * b), acc[b]);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / z);
+  for (int b = 0; b < dv; ++b) _mm512_storeu_ps(out + 16 * b, _mm512_mul_ps(acc[b], inv));
+}
+
 // launchers
 void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float* v_new, int64_t ldkv, const AttnSeq* seqs,
                     int num_seqs, const KvLayer& kv, int q_heads, const float* sinks, float scale, int window, float* out,
@@ -59,6 +98,18 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
   std::vector<std::pair<int, int>> rows;  // (seq index, token index within seq)
   for (int i = 0; i < num_seqs; ++i)
     for (int t = 0; t < seqs[i].num_tokens; ++t) rows.emplace_back(i, t);
+  // Sequences that start at position 0 with head_dim a multiple of 16 (≤ 64) take the prefill path.
+  const bool vec = simd_level() == Simd::Avx512 && D % 16 == 0 && D <= 64;
+  std::vector<std::vector<float>> kt(num_seqs);  // per sequence: [kv_head][d][n_tokens]
+  for (int i = 0; vec && i < num_seqs; ++i) {
+    const AttnSeq& s = seqs[i];
+    if (s.pos_begin != 0 || s.num_tokens < 16) continue;
+    kt[i].resize(static_cast<size_t>(kv.kv_heads) * D * s.num_tokens);
+    for (int h = 0; h < kv.kv_heads; ++h)
+      for (int t = 0; t < s.num_tokens; ++t)
+        for (int d = 0; d < D; ++d)
+          kt[i][(static_cast<size_t>(h) * D + d) * s.num_tokens + t] = k_new[(s.token_begin + t) * ldkv + h * D + d];
+  }
   const int64_t work = static_cast<int64_t>(rows.size()) * q_heads;
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t w = 0; w < work; ++w) {
@@ -66,6 +117,16 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
     const int h = static_cast<int>(w % q_heads);
     const AttnSeq& s = seqs[si];
     const int row = s.token_begin + t;
+    if (!kt[si].empty()) {
+      thread_local std::vector<float> scores;
+      scores.resize(s.num_tokens);
+      const int kvh = h / group;
+      const int lo = window > 0 ? std::max(0, t - window + 1) : 0;
+      attend_prefill_row(q + row * ldq + h * D, kt[si].data() + static_cast<size_t>(kvh) * D * s.num_tokens, s.num_tokens,
+                         v_new + s.token_begin * ldkv + kvh * D, ldkv, D, lo, t, sinks[h], scale, scores.data(),
+                         out + row * ldo + h * D);
+      continue;
+    }
     attend_one(q + row * ldq + h * D, s, s.pos_begin + t, h / group, k_new, v_new, ldkv, kv, sinks[h], scale, window,
                out + row * ldo + h * D);
   }

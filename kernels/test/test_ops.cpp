@@ -128,7 +128,9 @@ void test_sdpa(const OpSet& ops) {
               C{"sdpa_sinks/chunk_after_ring_prefix", 30, 21, 4, 2, 16, 8, 4, 0.2f, true},
               C{"sdpa_sinks/sink_dominates", 6, 0, 2, 1, 16, 0, 4, 30.0f, false},
               C{"sdpa_sinks/sink_negligible", 6, 0, 2, 1, 16, 0, 4, -30.0f, false},
-              C{"sdpa_sinks/gqa_group_8_head_dim_64", 5, 2, 8, 1, 64, 0, 16, 0.0f, false}}) {
+              C{"sdpa_sinks/gqa_group_8_head_dim_64", 5, 2, 8, 1, 64, 0, 16, 0.0f, false},
+              C{"sdpa_sinks/prefill_vector_path_sliding_T70_W8_D64", 70, 0, 8, 2, 64, 8, 16, 0.7f, true},
+              C{"sdpa_sinks/prefill_vector_path_sink_dominates_T33", 33, 0, 4, 2, 32, 0, 8, 25.0f, false}}) {
     const int T = c.T, D = c.D;
     auto q = randn(static_cast<size_t>(T) * c.Hq * D), k = randn(static_cast<size_t>(T) * c.Hkv * D), v = randn(static_cast<size_t>(T) * c.Hkv * D);
     std::vector<float> sinks(c.Hq, c.sink);
