@@ -11,6 +11,8 @@
 
 #include "../core/error.h"
 #include "ops.h"
+#include "simd.h"
+#include "vec_exp.h"
 
 namespace gptoss::cpu {
 
@@ -39,15 +41,36 @@ static void top_logprobs(const float* logits, int V, int n, float lse, SampleRes
   }
 }
 
+// max and log-sum-exp of a logits row: AVX-512 (fp32 sum of 16-lane partials) or scalar (fp64).
+__attribute__((target("avx512f,fma"))) static float lse_avx512(const float* x, int V, float* max_out) {
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  int i = 0;
+  for (; i + 16 <= V; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+  float mx = _mm512_reduce_max_ps(vmax);
+  for (int j = i; j < V; ++j) mx = std::max(mx, x[j]);
+  __m512 vsum = _mm512_setzero_ps();
+  const __m512 vm = _mm512_set1_ps(mx);
+  for (i = 0; i + 16 <= V; i += 16) vsum = _mm512_add_ps(vsum, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+  double z = _mm512_reduce_add_ps(vsum);
+  for (int j = i; j < V; ++j) z += std::exp(static_cast<double>(x[j]) - mx);
+  *max_out = mx;
+  return mx + static_cast<float>(std::log(z));
+}
+
 // launchers
 void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
   check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
   // Raw log-softmax for the reported logprobs.
   float mx = logits[0];
-  for (int i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
-  double z = 0.0;
-  for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(logits[i]) - mx);
-  const float lse = mx + static_cast<float>(std::log(z));
+  float lse;
+  if (simd_level() == Simd::Avx512) {
+    lse = lse_avx512(logits, V, &mx);
+  } else {
+    for (int i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
+    double z = 0.0;
+    for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(logits[i]) - mx);
+    lse = mx + static_cast<float>(std::log(z));
+  }
 
   std::vector<float> x(logits, logits + V);
   for (int i = 0; i < p.num_bias; ++i) {

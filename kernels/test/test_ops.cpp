@@ -227,6 +227,13 @@ void test_swiglu(const OpSet& ops) {
   std::vector<float> z(static_cast<size_t>(n) * I);
   ops.f32_swiglu_oai(u.data(), n, I, 7.0f, 1.702f, z.data());
   expect_close(std::string(ops.name) + "/swiglu_oai/clamp_edges_and_random", z.data(), ref::swiglu(widen(u), n, I, 7.0, 1.702), 1e-6);
+  // Wide rows take the vector path (16 units at a time) plus a scalar tail: I = 2880 + 5.
+  const int I2 = 2885, n2 = 3;
+  auto u2 = randn(static_cast<size_t>(n2) * 2 * I2, 5.0f);
+  u2[0] = 7.0f, u2[1] = 7.0f, u2[2] = 7.5f, u2[3] = -7.5f, u2[4] = -90.0f, u2[6] = 90.0f;
+  std::vector<float> z2(static_cast<size_t>(n2) * I2);
+  ops.f32_swiglu_oai(u2.data(), n2, I2, 7.0f, 1.702f, z2.data());
+  expect_close(std::string(ops.name) + "/swiglu_oai/vector_path_I2885_extremes", z2.data(), ref::swiglu(widen(u2), n2, I2, 7.0, 1.702), 1e-6);
 }
 
 void test_embed_sample(const OpSet& ops) {
