@@ -152,7 +152,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const 
 }  // namespace
 
 // Tokens per expert from which the packed-panel GEMM beats streaming (bench/bench_ops.cpp).
-constexpr int kPackedMinTokens = 8;
+constexpr int kPackedMinTokens = 24;
 
 // launchers
 // Work items of a group: (job, first row) of a 64-row panel (packed GEMM) or of a 4-row streaming tile.

@@ -95,12 +95,15 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
                     int64_t ldo) {
   const int D = kv.head_dim, group = q_heads / kv.kv_heads;
   // Flatten (sequence, token, head) into one parallel loop: prefill and decode rows share the cores.
-  std::vector<std::pair<int, int>> rows;  // (seq index, token index within seq)
+  thread_local std::vector<std::pair<int, int>> rows;  // (seq index, token index within seq), reused
+  rows.clear();
   for (int i = 0; i < num_seqs; ++i)
     for (int t = 0; t < seqs[i].num_tokens; ++t) rows.emplace_back(i, t);
   // Sequences that start at position 0 with head_dim a multiple of 16 (≤ 64) take the prefill path.
   const bool vec = simd_level() == Simd::Avx512 && D % 16 == 0 && D <= 64;
-  std::vector<std::vector<float>> kt(num_seqs);  // per sequence: [kv_head][d][n_tokens]
+  thread_local std::vector<std::vector<float>> kt;  // per sequence: [kv_head][d][n_tokens], reused
+  if (static_cast<int>(kt.size()) < num_seqs) kt.resize(num_seqs);
+  for (auto& k : kt) k.clear();
   for (int i = 0; vec && i < num_seqs; ++i) {
     const AttnSeq& s = seqs[i];
     if (s.pos_begin != 0 || s.num_tokens < 16) continue;
@@ -111,18 +114,20 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
           kt[i][(static_cast<size_t>(h) * D + d) * s.num_tokens + t] = k_new[(s.token_begin + t) * ldkv + h * D + d];
   }
   const int64_t work = static_cast<int64_t>(rows.size()) * q_heads;
+  const auto* rows_data = rows.data();
+  const auto* kt_data = kt.data();
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t w = 0; w < work; ++w) {
-    const auto [si, t] = rows[w / q_heads];
+    const auto [si, t] = rows_data[w / q_heads];
     const int h = static_cast<int>(w % q_heads);
     const AttnSeq& s = seqs[si];
     const int row = s.token_begin + t;
-    if (!kt[si].empty()) {
+    if (!kt_data[si].empty()) {
       thread_local std::vector<float> scores;
       scores.resize(s.num_tokens);
       const int kvh = h / group;
       const int lo = window > 0 ? std::max(0, t - window + 1) : 0;
-      attend_prefill_row(q + row * ldq + h * D, kt[si].data() + static_cast<size_t>(kvh) * D * s.num_tokens, s.num_tokens,
+      attend_prefill_row(q + row * ldq + h * D, kt_data[si].data() + static_cast<size_t>(kvh) * D * s.num_tokens, s.num_tokens,
                          v_new + s.token_begin * ldkv + kvh * D, ldkv, D, lo, t, sinks[h], scale, scores.data(),
                          out + row * ldo + h * D);
       continue;

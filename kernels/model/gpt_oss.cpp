@@ -96,6 +96,10 @@ struct Transformer::Scratch {
   std::vector<int32_t> expert_idx;               // [T,K]
   std::vector<float> expert_w;                   // [T,K]
   std::vector<float> xs, u, z, y;                // per-expert gathered rows
+  // Routing scratch, reused by every layer of the step (no per-layer allocation once warm).
+  std::vector<std::vector<std::pair<int, float>>> routed;  // expert -> (row, weight)
+  std::vector<ExpertMatmul> w1, w2;
+  std::vector<int> order;  // experts in the order of their gathered rows
 };
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
@@ -145,13 +149,18 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   g_profile.add(3, t0);
   t0 = Profile::now();
   // Group the step's rows by expert so each expert's weights are read once for all its tokens.
-  std::vector<std::vector<std::pair<int, float>>> routed(E);
+  auto& routed = s.routed;
+  routed.resize(E);
+  for (auto& r : routed) r.clear();
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < K; ++j) routed[s.expert_idx[t * K + j]].emplace_back(t, s.expert_w[t * K + j]);
   // Gather each local expert's tokens into consecutive rows, then run all experts' W1 as one group,
   // SwiGLU over every row, all W2 as one group, and add the weighted rows back.
-  std::vector<ExpertMatmul> w1, w2;
-  std::vector<int> first_row;  // per job, its first row in xs/u/z/y
+  auto &w1 = s.w1, &w2 = s.w2;
+  auto& first_row = s.order;
+  w1.clear();
+  w2.clear();
+  first_row.clear();
   int rows = 0;
   for (int e = 0; e < E; ++e) {
     const int slot = m.local_of_global[e];
