@@ -1,16 +1,20 @@
 /** Model shapes the synthetic checkpoint generator knows: the published gpt-oss sizes and a tiny one. */
-export interface ModelShape {
-  numLayers: number;
-  hidden: number;
-  intermediate: number;
-  numExperts: number;
-  expertsPerToken: number;
-  numQHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocab: number;
-  slidingWindow: number;
-}
+import type { ModelConfigInfo } from "../addon.ts";
+
+/** The shape part of a model's config (what a synthetic checkpoint is generated from). */
+export type ModelShape = Pick<
+  ModelConfigInfo,
+  | "numLayers"
+  | "hidden"
+  | "intermediate"
+  | "numExperts"
+  | "expertsPerToken"
+  | "numQHeads"
+  | "numKvHeads"
+  | "headDim"
+  | "vocab"
+  | "slidingWindow"
+>;
 
 export const SHAPES = {
   /** Small enough for every test and for UP's default model; real vocabulary so the tokenizer fits. */
