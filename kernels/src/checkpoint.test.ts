@@ -36,6 +36,18 @@ describe("synthetic checkpoints", () => {
     expect(Array.from(c)).not.toEqual(Array.from(a));
   });
 
+  it("accepts F32 norm gains, biases and sinks (re-saved checkpoints) with identical results", async () => {
+    writeSyntheticCheckpoint({ shape, out: join(tmp, "f32v"), seed: 11, f32Vectors: true });
+    const header = readFileSync(join(tmp, "f32v", "model.safetensors"));
+    const json = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString());
+    expect(json["model.layers.0.input_layernorm.weight"].dtype).toBe("F32");
+    expect(json["model.layers.0.mlp.experts.down_proj_bias"].dtype).toBe("F32");
+    expect(json["model.layers.0.self_attn.q_proj.weight"].dtype).toBe("BF16");
+    const a = await logitsOf(join(tmp, "hf"), [1, 2, 3, 4, 5]);
+    const b = await logitsOf(join(tmp, "f32v"), [1, 2, 3, 4, 5]);
+    expect(Array.from(b)).toEqual(Array.from(a));
+  });
+
   it("keeps activations sane: logits have unit-order spread", async () => {
     const l = await logitsOf(join(tmp, "hf"), [7, 8, 9]);
     const rms = Math.sqrt(l.reduce((s, x) => s + x * x, 0) / l.length);

@@ -165,6 +165,22 @@ describe("validation", () => {
     await expect(Model.load("/nonexistent")).rejects.toThrow("model directory /nonexistent does not exist or is not a directory");
   });
 
+  it("never blocks the event loop: timers keep firing while a long step runs", async () => {
+    const { engine, full, ring } = await setup();
+    const s = new LocalSequence(engine, full, ring);
+    const tokens = Array.from({ length: 2000 }, (_, i) => (g2.tokens[i % g2.tokens.length] as number) % g2.shape[1]);
+    s.reserve(tokens.length);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = performance.now();
+    await engine.step([s.entry(tokens, { sampling: { temperature: 0 } })]);
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(20);
+    // A blocked loop would run the timer at most once; an idle one ticks about once per millisecond.
+    expect(ticks).toBeGreaterThan(elapsed / 10);
+  });
+
   it("refuses overlapping steps on one engine", async () => {
     const { engine, full, ring } = await setup();
     const s = new LocalSequence(engine, full, ring);

@@ -16,6 +16,8 @@ export interface SyntheticOptions {
   out: string;
   seed: number;
   format?: CheckpointFormat;
+  /** Store norm gains, biases and sinks as F32 (as some re-saved checkpoints do); same values. */
+  f32Vectors?: boolean;
   /** Largest shard in bytes (default 4 GiB); one file when everything fits. */
   shardBytes?: number;
   /** Called as bytes are written. */
@@ -35,7 +37,7 @@ interface Piece {
 
 interface TensorPlan {
   name: string;
-  dtype: "BF16" | "U8";
+  dtype: "BF16" | "F32" | "U8";
   shape: number[];
   pieces: Piece[]; // concatenated (the original format fuses q, k, v)
   bytes: number;
@@ -75,11 +77,16 @@ function toBf16(x: number): number {
   return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-function fillPiece(fill: Fill, next: () => number, out: Uint8Array, elements: number): void {
+function fillPiece(fill: Fill, next: () => number, out: Uint8Array, elements: number, f32: boolean): void {
   if (fill.kind === "bf16") {
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     const c = fill.center ?? 0;
-    for (let i = 0; i < elements; i++) view.setUint16(2 * i, toBf16(c + fill.scale * ((next() / 4294967296) * 2 - 1)), true);
+    for (let i = 0; i < elements; i++) {
+      const b = toBf16(c + fill.scale * ((next() / 4294967296) * 2 - 1));
+      // F32 storage holds the same bf16-rounded value, so both layouts describe one model.
+      if (f32) view.setUint32(4 * i, b << 16, true);
+      else view.setUint16(2 * i, b, true);
+    }
   } else if (fill.kind === "codes") {
     for (let i = 0; i < elements; i += 4) {
       const r = next();
@@ -98,7 +105,7 @@ function scaleByte(fanIn: number): number {
   return 127 + Math.round(Math.log2(1 / (2.93 * Math.sqrt(fanIn))));
 }
 
-function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
+function plan(s: ModelShape, format: CheckpointFormat, f32Vectors: boolean): TensorPlan[] {
   const H = s.hidden;
   const I = s.intermediate;
   const E = s.numExperts;
@@ -112,6 +119,11 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
     pieces: [{ hfName: name, elements: shape.reduce((a, b) => a * b, 1), fill }],
     bytes: 2 * shape.reduce((a, b) => a * b, 1),
   });
+  // Norm gains, biases and sinks: BF16 as published, or F32 when asked.
+  const vec = (name: string, shape: number[], fill: Fill): TensorPlan => {
+    const t = bf16(name, shape, fill);
+    return f32Vectors ? { ...t, dtype: "F32", bytes: 2 * t.bytes } : t;
+  };
   const u8 = (name: string, shape: number[], fill: Fill): TensorPlan => ({
     name,
     dtype: "U8",
@@ -133,17 +145,17 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
     const b = `block.${l}.`;
     const gain: Fill = { kind: "bf16", scale: 0.1, center: 1 };
     const bias: Fill = { kind: "bf16", scale: 0.02 };
-    out.push(rename(bf16(`${p}input_layernorm.weight`, [H], gain), orig ? `${b}attn.norm.scale` : `${p}input_layernorm.weight`));
+    out.push(rename(vec(`${p}input_layernorm.weight`, [H], gain), orig ? `${b}attn.norm.scale` : `${p}input_layernorm.weight`));
     const qw = bf16(`${p}self_attn.q_proj.weight`, [q, H], { kind: "bf16", scale: u(H) });
     const kw = bf16(`${p}self_attn.k_proj.weight`, [kv, H], { kind: "bf16", scale: u(H) });
     const vw = bf16(`${p}self_attn.v_proj.weight`, [kv, H], { kind: "bf16", scale: u(H) });
-    const qb = bf16(`${p}self_attn.q_proj.bias`, [q], bias);
-    const kb = bf16(`${p}self_attn.k_proj.bias`, [kv], bias);
-    const vb = bf16(`${p}self_attn.v_proj.bias`, [kv], bias);
+    const qb = vec(`${p}self_attn.q_proj.bias`, [q], bias);
+    const kb = vec(`${p}self_attn.k_proj.bias`, [kv], bias);
+    const vb = vec(`${p}self_attn.v_proj.bias`, [kv], bias);
     if (orig) {
       const fuse = (name: string, parts: TensorPlan[], shape: number[]): TensorPlan => ({
         name,
-        dtype: "BF16",
+        dtype: (parts[0] as TensorPlan).dtype,
         shape,
         pieces: parts.flatMap((x) => x.pieces),
         bytes: parts.reduce((n, x) => n + x.bytes, 0),
@@ -159,12 +171,12 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
         orig ? `${b}attn.out.weight` : `${p}self_attn.o_proj.weight`,
       ),
     );
-    out.push(rename(bf16(`${p}self_attn.o_proj.bias`, [H], bias), orig ? `${b}attn.out.bias` : `${p}self_attn.o_proj.bias`));
+    out.push(rename(vec(`${p}self_attn.o_proj.bias`, [H], bias), orig ? `${b}attn.out.bias` : `${p}self_attn.o_proj.bias`));
     out.push(
-      rename(bf16(`${p}self_attn.sinks`, [s.numQHeads], { kind: "bf16", scale: 0.5 }), orig ? `${b}attn.sinks` : `${p}self_attn.sinks`),
+      rename(vec(`${p}self_attn.sinks`, [s.numQHeads], { kind: "bf16", scale: 0.5 }), orig ? `${b}attn.sinks` : `${p}self_attn.sinks`),
     );
     out.push(
-      rename(bf16(`${p}post_attention_layernorm.weight`, [H], gain), orig ? `${b}mlp.norm.scale` : `${p}post_attention_layernorm.weight`),
+      rename(vec(`${p}post_attention_layernorm.weight`, [H], gain), orig ? `${b}mlp.norm.scale` : `${p}post_attention_layernorm.weight`),
     );
     out.push(
       rename(
@@ -172,7 +184,7 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
         orig ? `${b}mlp.gate.weight` : `${p}mlp.router.weight`,
       ),
     );
-    out.push(rename(bf16(`${p}mlp.router.bias`, [E], bias), orig ? `${b}mlp.gate.bias` : `${p}mlp.router.bias`));
+    out.push(rename(vec(`${p}mlp.router.bias`, [E], bias), orig ? `${b}mlp.gate.bias` : `${p}mlp.router.bias`));
     const ex = `${p}mlp.experts.`;
     out.push(
       rename(
@@ -186,7 +198,7 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
         orig ? `${b}mlp.mlp1_weight.scales` : `${ex}gate_up_proj_scales`,
       ),
     );
-    out.push(rename(bf16(`${ex}gate_up_proj_bias`, [E, 2 * I], bias), orig ? `${b}mlp.mlp1_bias` : `${ex}gate_up_proj_bias`));
+    out.push(rename(vec(`${ex}gate_up_proj_bias`, [E, 2 * I], bias), orig ? `${b}mlp.mlp1_bias` : `${ex}gate_up_proj_bias`));
     out.push(
       rename(
         u8(`${ex}down_proj_blocks`, [E, H, I / 32, 16], { kind: "codes" }),
@@ -199,9 +211,9 @@ function plan(s: ModelShape, format: CheckpointFormat): TensorPlan[] {
         orig ? `${b}mlp.mlp2_weight.scales` : `${ex}down_proj_scales`,
       ),
     );
-    out.push(rename(bf16(`${ex}down_proj_bias`, [E, H], bias), orig ? `${b}mlp.mlp2_bias` : `${ex}down_proj_bias`));
+    out.push(rename(vec(`${ex}down_proj_bias`, [E, H], bias), orig ? `${b}mlp.mlp2_bias` : `${ex}down_proj_bias`));
   }
-  out.push(rename(bf16("model.norm.weight", [H], { kind: "bf16", scale: 0.1, center: 1 }), orig ? "norm.scale" : "model.norm.weight"));
+  out.push(rename(vec("model.norm.weight", [H], { kind: "bf16", scale: 0.1, center: 1 }), orig ? "norm.scale" : "model.norm.weight"));
   out.push(rename(bf16("lm_head.weight", [s.vocab, H], { kind: "bf16", scale: u(H) }), orig ? "unembedding.weight" : "lm_head.weight"));
   return out;
 }
@@ -281,7 +293,7 @@ export function writeSyntheticCheckpoint(o: SyntheticOptions): string[] {
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${o.seed}`);
   const format = o.format ?? "hf";
   const shardBytes = o.shardBytes ?? 4 * 1024 ** 3;
-  const tensors = plan(o.shape, format);
+  const tensors = plan(o.shape, format, o.f32Vectors ?? false);
   const shards: TensorPlan[][] = [[]];
   let size = 0;
   for (const t of tensors) {
@@ -330,12 +342,12 @@ export function writeSyntheticCheckpoint(o: SyntheticOptions): string[] {
       for (const t of shard) {
         for (const piece of t.pieces) {
           const next = streamFor(o.seed, piece.hfName);
-          const elemBytes = t.dtype === "BF16" ? 2 : 1;
+          const elemBytes = t.dtype === "F32" ? 4 : t.dtype === "BF16" ? 2 : 1;
           const perChunk = Math.floor(CHUNK / elemBytes / 4) * 4;
           for (let e = 0; e < piece.elements; e += perChunk) {
             const n = Math.min(perChunk, piece.elements - e);
             const view = buf.subarray(0, n * elemBytes);
-            fillPiece(piece.fill, next, view, n);
+            fillPiece(piece.fill, next, view, n, t.dtype === "F32");
             writeSync(fd, view);
             written += view.length;
             o.onProgress?.(written, total);
