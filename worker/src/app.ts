@@ -28,9 +28,10 @@ export interface RunningWorker {
 }
 
 export async function startWorker(config: WorkerConfig, log: Logger, engine?: EnginePort): Promise<RunningWorker> {
-  const eng =
+  const registry = createMetricsRegistry("worker", { rank: String(config.rank) });
+  const eng: EnginePort =
     engine ??
-    (config.model.path ? await loadNativeEngine(config, log) : undefined) ??
+    (config.model.path ? await loadNativeEngine(config, log, registry) : undefined) ??
     new NoModelEngine(config.model.name, {
       blockSize: config.kv.block_size,
       blocks: config.kv.num_blocks,
@@ -38,7 +39,6 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
       maxTokensPerStep: config.scheduler.max_tokens_per_step,
     });
 
-  const registry = createMetricsRegistry("worker", { rank: String(config.rank) });
   new Gauge({
     name: "expertmesh_worker_ready",
     help: "1 when the worker has a model loaded and serves Generate",
@@ -92,9 +92,19 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
     engine: eng,
     health,
     async close() {
+      // Drain: routers see NOT_SERVING / DRAINING and stop sending; admitted work finishes (bounded by
+      // the grace period), then the server closes.
       health.setStatus("", "NOT_SERVING");
       health.setStatus(WORKER_SERVICE_NAME, "NOT_SERVING");
       membership?.setState(MemberState.MEMBER_STATE_DRAINING);
+      if (eng.drain) {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, config.shutdown_grace_ms);
+        });
+        await Promise.race([eng.drain(), grace]);
+        clearTimeout(timer);
+      }
       await membership?.leave();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await new Promise<void>((resolve) => metrics.close(() => resolve()));

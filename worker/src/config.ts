@@ -36,6 +36,8 @@ export const WorkerConfigSchema = z.object({
       max_num_seqs: positive.default(64),
       max_tokens_per_step: positive.default(2048),
       max_waiting: positive.default(256),
+      /** A batch-priority request waiting this long is admitted like an online one. */
+      starvation_ms: positive.default(30_000),
     })
     .prefault({}),
   tls: z
@@ -75,6 +77,7 @@ export const workerEnv = {
   "scheduler.max_num_seqs": "WORKER_MAX_NUM_SEQS",
   "scheduler.max_tokens_per_step": "WORKER_MAX_TOKENS_PER_STEP",
   "scheduler.max_waiting": "WORKER_MAX_WAITING",
+  "scheduler.starvation_ms": "WORKER_STARVATION_MS",
   "tls.cert_file": "WORKER_TLS_CERT_FILE",
   "tls.key_file": "WORKER_TLS_KEY_FILE",
   "tls.client_ca_file": "WORKER_TLS_CLIENT_CA_FILE",

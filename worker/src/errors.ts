@@ -35,6 +35,13 @@ export const workerErrors = defineErrorCatalogue({
     retryable: true,
     message: (p: { reason: string }) => `the worker is not ready: ${p.reason}`,
   },
+  deadline_exceeded: {
+    http: 504,
+    grpc: GrpcCode.DEADLINE_EXCEEDED,
+    type: "server_error",
+    retryable: false,
+    message: (p: { deadlineMs: number }) => `the request deadline (${new Date(p.deadlineMs).toISOString()}) passed before it finished`,
+  },
   engine_failure: {
     http: 500,
     grpc: GrpcCode.INTERNAL,
@@ -52,5 +59,6 @@ export const errorKindOf: Record<WorkerErrorCode, ErrorKind> = {
   context_length_exceeded: ErrorKind.ERROR_KIND_CONTEXT_LENGTH_EXCEEDED,
   queue_full: ErrorKind.ERROR_KIND_QUEUE_FULL,
   not_ready: ErrorKind.ERROR_KIND_NOT_READY,
+  deadline_exceeded: ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED,
   engine_failure: ErrorKind.ERROR_KIND_ENGINE_FAILURE,
 };

@@ -1,18 +1,24 @@
 /**
- * BatchEngine: continuous batching over the native Engine. Every step packs the decode token of each
- * running sequence plus prefill chunks of newly admitted ones, up to max_tokens_per_step; sequences join
- * and leave between steps. Admission reserves KV blocks for prompt + max_tokens, so a running sequence
- * never runs out (preemption and prefix caching come with the scheduler issue).
- * Cancellation: an aborted signal or Abort(request_id) ends the sequence at the next step and frees its
- * blocks.
+ * BatchEngine: continuous batching over the native Engine — what runs each step.
+ *
+ * Each step packs, within max_tokens_per_step: one decode row per running sequence, then prefill chunks
+ * (chunked prefill) of sequences still reading their prompt. KV blocks are taken as positions are
+ * reached, not reserved up front; when the pool runs dry the scheduler preempts by recompute: the
+ * victim (lowest priority, then newest) frees its blocks and waits again with prompt + generated tokens
+ * as its new prompt, so its output continues exactly where it stopped (sampling is keyed by seed and
+ * token index, and steps are batch-invariant).
+ * Admission: ONLINE before BATCH; a BATCH request that has waited starvation_ms is treated as ONLINE.
+ * Cancellation and deadlines: an aborted signal, Abort(request_id) or an expired deadline removes the
+ * sequence before the next step and frees its blocks. drain() stops admission and waits for the rest.
  */
 import { randomBytes } from "node:crypto";
 import type { Engine, Model, SamplingOptions, StepSequence } from "@expertmesh/kernels";
 import { BlockPool } from "@expertmesh/kernels";
-import { FinishReason, type GeneratedToken, type GenerateRequest } from "@expertmesh/proto/worker";
+import { FinishReason, type GeneratedToken, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
 import { workerErrors } from "../errors.ts";
 import { Channel } from "./channel.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
+import type { EngineMetrics } from "./metrics.ts";
 
 export interface BatchEngineOptions {
   modelName: string;
@@ -20,23 +26,31 @@ export interface BatchEngineOptions {
   maxNumSeqs: number;
   maxTokensPerStep: number;
   maxWaiting: number;
+  /** A BATCH request waiting longer than this is admitted like an ONLINE one (no starvation). */
+  starvationMs?: number;
+  metrics?: EngineMetrics;
 }
 
 interface Live {
   request: GenerateRequest;
-  prompt: number[];
+  batch: boolean; // PRIORITY_BATCH
+  prompt: number[]; // tokens to (re)compute before decoding: the prompt, plus output after a preemption
+  promptLength: number; // the client's prompt length (usage)
   output: number[];
   fed: number; // prompt tokens already in the KV cache
   fullBlocks: number[];
   ringBlocks: number[];
   channel: Channel<EngineEvent>;
-  signal: AbortSignal;
   aborted: boolean;
+  deadline: number; // epoch ms, 0 = none
   sampling: SamplingOptions;
   stops: Set<number>;
-  enqueued: number;
+  enqueued: number; // performance.now() at submission
+  waitingSince: number;
   started: number;
   firstToken: number;
+  lastToken: number;
+  admittedSeq: number; // admission order: newest = largest
 }
 
 export class BatchEngine implements EnginePort {
@@ -51,6 +65,9 @@ export class BatchEngine implements EnginePort {
   readonly #running: Live[] = [];
   readonly #byId = new Map<string, Live>();
   #looping = false;
+  #draining = false;
+  #admissions = 0;
+  #idle: Array<() => void> = [];
 
   constructor(model: Model, engine: Engine, opts: BatchEngineOptions) {
     this.#model = model;
@@ -88,16 +105,25 @@ export class BatchEngine implements EnginePort {
   generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent> {
     const c = this.#model.config;
     const prompt = request.promptTokenIds;
+    if (this.#draining) throw workerErrors.create("not_ready", { reason: "draining for shutdown" }, { retryAfterMs: 1000 });
     if (prompt.length === 0) throw workerErrors.create("invalid_argument", { field: "prompt_token_ids", problem: "must not be empty" });
     const bad = prompt.findIndex((t) => t >= c.vocab);
-    if (bad >= 0)
+    if (bad >= 0) {
       throw workerErrors.create("invalid_argument", {
         field: `prompt_token_ids[${bad}]`,
         problem: `${prompt[bad]} is not below the vocabulary size ${c.vocab}`,
       });
+    }
     if (request.maxTokens <= 0) throw workerErrors.create("invalid_argument", { field: "max_tokens", problem: "must be at least 1" });
     if (prompt.length + request.maxTokens > c.maxPositions) {
       throw workerErrors.create("context_length_exceeded", { requested: prompt.length + request.maxTokens, limit: c.maxPositions });
+    }
+    // A sequence must fit the cache on its own, or preemption could never make room for it.
+    if (this.#engine.blocksFor(prompt.length + request.maxTokens) > this.#full.capacity) {
+      throw workerErrors.create("context_length_exceeded", {
+        requested: prompt.length + request.maxTokens,
+        limit: this.#full.capacity * this.#engine.blockSize,
+      });
     }
     if (this.#byId.has(request.requestId))
       throw workerErrors.create("invalid_argument", { field: "request_id", problem: "is already in use" });
@@ -105,16 +131,19 @@ export class BatchEngine implements EnginePort {
       throw workerErrors.create("queue_full", { waiting: this.#waiting.length }, { retryAfterMs: 1000 });
     }
     const s = request.sampling;
+    const now = performance.now();
     const live: Live = {
       request,
+      batch: request.priority === Priority.PRIORITY_BATCH,
       prompt: [...prompt],
+      promptLength: prompt.length,
       output: [],
       fed: 0,
       fullBlocks: [],
       ringBlocks: [],
       channel: new Channel<EngineEvent>(),
-      signal,
       aborted: false,
+      deadline: request.deadlineUnixMs,
       sampling: {
         temperature: s?.temperature ?? 0,
         topP: s?.topP ? s.topP : 1,
@@ -128,13 +157,24 @@ export class BatchEngine implements EnginePort {
         logitBias: new Map(Object.entries(s?.logitBias ?? {}).map(([k, v]) => [Number(k), v])),
       },
       stops: new Set(request.stopTokenIds.length > 0 ? request.stopTokenIds : [c.eosTokenId]),
-      enqueued: performance.now(),
+      enqueued: now,
+      waitingSince: now,
       started: 0,
       firstToken: 0,
+      lastToken: 0,
+      admittedSeq: 0,
     };
-    signal.addEventListener("abort", () => this.#abortLive(live), { once: true });
+    signal.addEventListener(
+      "abort",
+      () => {
+        live.aborted = true;
+        this.#kick();
+      },
+      { once: true },
+    );
     this.#waiting.push(live);
     this.#byId.set(request.requestId, live);
+    this.#opts.metrics?.promptTokens.inc(this.#opts.metrics.labels, prompt.length);
     this.#kick();
     return live.channel;
   }
@@ -142,13 +182,21 @@ export class BatchEngine implements EnginePort {
   abort(requestId: string): boolean {
     const live = this.#byId.get(requestId);
     if (!live) return false;
-    this.#abortLive(live);
+    live.aborted = true;
+    this.#kick();
     return true;
   }
 
-  #abortLive(live: Live): void {
-    live.aborted = true;
-    this.#kick();
+  /** Stops admitting new requests and resolves when every admitted one has finished. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#running.length === 0 && this.#waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** KV blocks currently held by sequences (0 when idle: nothing leaks). */
+  blocksInUse(): number {
+    return this.#full.capacity - this.#full.free + (this.#ring.capacity - this.#ring.free);
   }
 
   #kick(): void {
@@ -160,6 +208,7 @@ export class BatchEngine implements EnginePort {
         .finally(() => {
           this.#looping = false;
           if (this.#waiting.length > 0 || this.#running.length > 0) this.#kick();
+          else for (const resolve of this.#idle.splice(0)) resolve();
         });
     });
   }
@@ -169,22 +218,29 @@ export class BatchEngine implements EnginePort {
     for (const live of [...this.#running, ...this.#waiting]) this.#finish(live, undefined, e);
   }
 
-  #finish(live: Live, reason: FinishReason | undefined, error?: unknown): void {
-    this.#running.splice(this.#running.indexOf(live) >>> 0, this.#running.includes(live) ? 1 : 0);
-    this.#waiting.splice(this.#waiting.indexOf(live) >>> 0, this.#waiting.includes(live) ? 1 : 0);
-    this.#byId.delete(live.request.requestId);
+  #release(live: Live): void {
     this.#full.release(live.fullBlocks.splice(0));
     this.#ring.release(live.ringBlocks.splice(0));
+  }
+
+  #finish(live: Live, reason: FinishReason | undefined, error?: unknown): void {
+    const r = this.#running.indexOf(live);
+    if (r >= 0) this.#running.splice(r, 1);
+    const w = this.#waiting.indexOf(live);
+    if (w >= 0) this.#waiting.splice(w, 1);
+    this.#byId.delete(live.request.requestId);
+    this.#release(live);
     if (error !== undefined) {
       live.channel.close(error);
       return;
     }
     const now = performance.now();
+    this.#opts.metrics?.e2e.observe(this.#opts.metrics.labels, (now - live.enqueued) / 1000);
     live.channel.push({
       kind: "finished",
       finished: {
         reason: reason ?? FinishReason.FINISH_REASON_STOP,
-        usage: { promptTokens: live.prompt.length, completionTokens: live.output.length, cachedPromptTokens: 0 },
+        usage: { promptTokens: live.promptLength, completionTokens: live.output.length, cachedPromptTokens: 0 },
         timings: {
           queueSeconds: ((live.started || now) - live.enqueued) / 1000,
           firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
@@ -194,51 +250,124 @@ export class BatchEngine implements EnginePort {
     live.channel.close();
   }
 
-  /** Admits waiting requests whose blocks fit, oldest first. */
+  /** Removes aborted and expired sequences before a step. */
+  #reap(): void {
+    const now = Date.now();
+    for (const live of [...this.#waiting, ...this.#running]) {
+      if (live.aborted) this.#finish(live, FinishReason.FINISH_REASON_ABORTED);
+      else if (live.deadline > 0 && now >= live.deadline) {
+        this.#finish(live, undefined, workerErrors.create("deadline_exceeded", { deadlineMs: live.deadline }));
+      }
+    }
+  }
+
+  /** Effective class for admission: BATCH requests age into ONLINE after starvation_ms. */
+  #isOnline(live: Live, now: number): boolean {
+    return !live.batch || now - live.waitingSince >= (this.#opts.starvationMs ?? 30_000);
+  }
+
+  /** Admits waiting requests, online first, oldest first, while their prompt blocks fit. */
   #admit(): void {
-    while (this.#waiting.length > 0 && this.#running.length < this.#opts.maxNumSeqs) {
-      const live = this.#waiting[0] as Live;
-      const need = this.#engine.blocksFor(live.prompt.length + live.request.maxTokens);
-      if (this.#full.free < need || this.#ring.free < this.#engine.ringBlocksPerSeq) return;
+    const now = performance.now();
+    const order = [...this.#waiting].sort(
+      (a, b) => Number(this.#isOnline(b, now)) - Number(this.#isOnline(a, now)) || a.waitingSince - b.waitingSince,
+    );
+    for (const live of order) {
+      if (this.#running.length >= this.#opts.maxNumSeqs) return;
+      const need = this.#engine.blocksFor(Math.min(live.prompt.length + 1, live.prompt.length + live.request.maxTokens));
+      if (this.#full.free < need || this.#ring.free < this.#engine.ringBlocksPerSeq) return; // keep the order: no overtaking
       live.fullBlocks = this.#full.allocate(need) as number[];
       live.ringBlocks = this.#ring.allocate(this.#engine.ringBlocksPerSeq) as number[];
-      live.started = performance.now();
-      this.#waiting.shift();
+      if (!live.started) {
+        live.started = performance.now();
+        this.#opts.metrics?.queue.observe(this.#opts.metrics.labels, (live.started - live.enqueued) / 1000);
+      }
+      live.admittedSeq = ++this.#admissions;
+      this.#waiting.splice(this.#waiting.indexOf(live), 1);
       this.#running.push(live);
     }
   }
 
+  /** Preempts by recompute: the victim returns to the waiting queue with its output folded into its prompt. */
+  #preempt(victim: Live): void {
+    this.#running.splice(this.#running.indexOf(victim), 1);
+    this.#release(victim);
+    victim.prompt = [...victim.prompt.slice(0, victim.promptLength), ...victim.output];
+    victim.fed = 0;
+    victim.waitingSince = performance.now();
+    this.#waiting.unshift(victim);
+    this.#opts.metrics?.preemptions.inc(this.#opts.metrics.labels);
+  }
+
+  /** Makes sure `live` has blocks for positions up to `end`, preempting others (never `live`) if needed. */
+  #ensureBlocks(live: Live, end: number): boolean {
+    const need = this.#engine.blocksFor(end) - live.fullBlocks.length;
+    if (need <= 0) return true;
+    while (this.#full.free < need) {
+      const victims = this.#running.filter((v) => v !== live);
+      if (victims.length === 0) return false;
+      // Lowest priority first, then the most recently admitted.
+      victims.sort((a, b) => Number(b.batch) - Number(a.batch) || b.admittedSeq - a.admittedSeq);
+      const v = victims[0] as Live;
+      if (!v.batch && live.batch) return false; // a batch sequence never evicts an online one
+      this.#preempt(v);
+    }
+    live.fullBlocks.push(...(this.#full.allocate(need) as number[]));
+    return true;
+  }
+
   async #loop(): Promise<void> {
-    for (const live of [...this.#waiting, ...this.#running]) if (live.aborted) this.#finish(live, FinishReason.FINISH_REASON_ABORTED);
+    const t0 = performance.now();
+    this.#reap();
     this.#admit();
     if (this.#running.length === 0) return;
-    // Decode rows first (one per sequence past its prompt), then prefill chunks within the token budget.
     let budget = this.#opts.maxTokensPerStep;
     const batch: Array<{ live: Live; entry: StepSequence; sample: boolean; rows: number }> = [];
-    for (const live of this.#running) {
-      if (live.fed < live.prompt.length || budget <= 0) continue;
+    // Decode rows first: one per sequence past its prompt. Online before batch when blocks are short.
+    const byPriority = [...this.#running].sort((a, b) => Number(a.batch) - Number(b.batch) || a.admittedSeq - b.admittedSeq);
+    for (const live of byPriority) {
+      if (!this.#running.includes(live) || live.fed < live.prompt.length || budget <= 0) continue;
+      if (!this.#ensureBlocks(live, live.promptLength + live.output.length)) continue;
       const last = live.output[live.output.length - 1] as number;
       batch.push({ live, entry: this.#entry(live, [last], true), sample: true, rows: 1 });
       budget -= 1;
     }
-    for (const live of this.#running) {
-      if (live.fed >= live.prompt.length || budget <= 0) continue;
+    for (const live of byPriority) {
+      if (!this.#running.includes(live) || live.fed >= live.prompt.length || budget <= 0) continue;
       const chunk = live.prompt.slice(live.fed, live.fed + budget);
+      if (!this.#ensureBlocks(live, live.fed + chunk.length)) continue;
       const completes = live.fed + chunk.length === live.prompt.length;
       batch.push({ live, entry: this.#entry(live, chunk, completes), sample: completes, rows: chunk.length });
       budget -= chunk.length;
     }
-    if (batch.length === 0) return;
-    const results = await this.#engine.step(batch.map((b) => b.entry));
-    const now = performance.now();
-    batch.forEach((b, i) => {
+    // A preemption above may have evicted a sequence already placed in this step.
+    const plan = batch.filter((b) => this.#running.includes(b.live));
+    this.#updateGauges();
+    if (plan.length === 0) return;
+    const m = this.#opts.metrics;
+    const t1 = performance.now();
+    const results = await this.#engine.step(plan.map((b) => b.entry));
+    const t2 = performance.now();
+    m?.stepSeconds.observe(m.labels, (t2 - t1) / 1000);
+    m?.stepTokens.observe(
+      m.labels,
+      plan.reduce((n, b) => n + b.rows, 0),
+    );
+    for (const [i, b] of plan.entries()) {
       const live = b.live;
       if (live.fed < live.prompt.length) live.fed += b.rows;
-      if (!b.sample) return;
+      if (!b.sample || !this.#running.includes(live)) continue;
       const r = results[i];
-      if (!r || r.token === undefined) return;
-      if (!live.firstToken) live.firstToken = now;
+      if (!r || r.token === undefined) continue;
+      if (!live.firstToken) {
+        live.firstToken = t2;
+        m?.ttft.observe(m.labels, (t2 - live.enqueued) / 1000);
+      } else if (live.lastToken) {
+        m?.itl.observe(m.labels, (t2 - live.lastToken) / 1000);
+      }
+      live.lastToken = t2;
       live.output.push(r.token);
+      m?.generationTokens.inc(m.labels);
       const token: GeneratedToken = {
         tokenId: r.token,
         logprob: r.logprob ?? 0,
@@ -247,11 +376,22 @@ export class BatchEngine implements EnginePort {
       live.channel.push({ kind: "tokens", tokens: { tokens: [token] } });
       if (live.stops.has(r.token)) this.#finish(live, FinishReason.FINISH_REASON_STOP);
       else if (live.output.length >= live.request.maxTokens) this.#finish(live, FinishReason.FINISH_REASON_LENGTH);
-    });
+    }
+    this.#updateGauges();
+    m?.schedulerSeconds.observe(m.labels, (t1 - t0 + (performance.now() - t2)) / 1000);
+  }
+
+  #updateGauges(): void {
+    const m = this.#opts.metrics;
+    if (!m) return;
+    m.running.set(m.labels, this.#running.length);
+    m.waiting.set(m.labels, this.#waiting.length);
+    m.kvUsage.set(m.labels, 1 - this.#full.free / this.#full.capacity);
   }
 
   #entry(live: Live, tokens: number[], sample: boolean): StepSequence {
-    const posBegin = live.fed < live.prompt.length ? live.fed : live.prompt.length + live.output.length - 1;
+    // Past the prompt, the row fed is the last sampled token, at position prompt + output − 1.
+    const posBegin = live.fed < live.prompt.length ? live.fed : live.promptLength + live.output.length - 1;
     return {
       tokens,
       posBegin,
@@ -263,7 +403,7 @@ export class BatchEngine implements EnginePort {
             sampling: {
               ...live.sampling,
               counter: live.output.length,
-              promptTokens: live.sampling.repetitionPenalty !== 1 ? live.prompt : [],
+              promptTokens: live.sampling.repetitionPenalty !== 1 ? live.prompt.slice(0, live.promptLength) : [],
               outputTokens: live.output,
             },
           }

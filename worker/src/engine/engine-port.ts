@@ -7,6 +7,8 @@
  *   AppError from the worker catalogue before or between batches.
  * - aborting the signal makes generate() finish with FINISH_REASON_ABORTED at the next step.
  * - abort(requestId) is idempotent; it returns false when the id is unknown.
+ * - request.deadline_unix_ms (set by the transport from the gRPC deadline too) ends the request with a
+ *   deadline_exceeded error once passed.
  */
 import type { Finished, GenerateRequest, InfoResponse, TokenBatch } from "@expertmesh/proto/worker";
 
@@ -19,4 +21,6 @@ export interface EnginePort {
   info(): Omit<InfoResponse, "workerId" | "rank" | "worldSize">;
   generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
   abort(requestId: string): boolean;
+  /** Stops admitting and resolves once admitted work has finished (absent: nothing to wait for). */
+  drain?(): Promise<void>;
 }

@@ -1,12 +1,13 @@
 /** Loads the configured checkpoint into the native engine and wraps it in a BatchEngine. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "@expertmesh/common";
+import type { Logger, Registry } from "@expertmesh/common";
 import { Engine, Model } from "@expertmesh/kernels";
 import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
+import { createEngineMetrics } from "./metrics.ts";
 
-export async function loadNativeEngine(config: WorkerConfig, log: Logger): Promise<BatchEngine> {
+export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
   const started = performance.now();
   const model = await Model.load(config.model.path, { rank: config.rank, world: config.world_size });
   const ringPerSeq = Math.ceil(model.config.slidingWindow / config.kv.block_size);
@@ -31,5 +32,7 @@ export async function loadNativeEngine(config: WorkerConfig, log: Logger): Promi
     maxNumSeqs: config.scheduler.max_num_seqs,
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
     maxWaiting: config.scheduler.max_waiting,
+    starvationMs: config.scheduler.starvation_ms,
+    ...(registry ? { metrics: createEngineMetrics(registry, config.model.name) } : {}),
   });
 }

@@ -18,7 +18,13 @@ export interface WorkerIdentity {
 export function createWorkerService(engine: EnginePort, identity: WorkerIdentity, log: Logger): WorkerServer {
   return {
     generate(call: ServerWritableStream<import("@expertmesh/proto/worker").GenerateRequest, GenerateResponse>) {
-      const request = call.request;
+      // The gRPC deadline, when the client set one, bounds the request like deadline_unix_ms does.
+      const grpcDeadline = call.getDeadline();
+      const grpcMs = grpcDeadline instanceof Date ? grpcDeadline.getTime() : Number.isFinite(grpcDeadline) ? Number(grpcDeadline) : 0;
+      const request =
+        grpcMs > 0 && (call.request.deadlineUnixMs === 0 || grpcMs < call.request.deadlineUnixMs)
+          ? { ...call.request, deadlineUnixMs: grpcMs }
+          : call.request;
       const reqLog = log.child({ reqId: request.requestId });
       const controller = new AbortController();
       call.on("cancelled", () => controller.abort());

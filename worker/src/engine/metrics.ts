@@ -1,0 +1,80 @@
+/**
+ * Worker metrics with vLLM's names (so vLLM dashboards, alerts and KEDA triggers work unchanged),
+ * plus the scheduler's own step timing. Label: model_name.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "@expertmesh/common";
+
+const latency = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+
+export function createEngineMetrics(registry: Registry, modelName: string) {
+  const labelNames = ["model_name"] as const;
+  const l = { model_name: modelName };
+  const m = {
+    running: new Gauge({ name: "vllm:num_requests_running", help: "Requests in the running batch", labelNames, registers: [registry] }),
+    waiting: new Gauge({ name: "vllm:num_requests_waiting", help: "Requests waiting to be scheduled", labelNames, registers: [registry] }),
+    kvUsage: new Gauge({ name: "vllm:kv_cache_usage_perc", help: "Fraction of KV blocks in use (0-1)", labelNames, registers: [registry] }),
+    ttft: new Histogram({
+      name: "vllm:time_to_first_token_seconds",
+      help: "Time to first token",
+      labelNames,
+      buckets: latency,
+      registers: [registry],
+    }),
+    itl: new Histogram({
+      name: "vllm:inter_token_latency_seconds",
+      help: "Time between tokens of a request",
+      labelNames,
+      buckets: latency,
+      registers: [registry],
+    }),
+    queue: new Histogram({
+      name: "vllm:request_queue_time_seconds",
+      help: "Time waiting before first scheduled",
+      labelNames,
+      buckets: latency,
+      registers: [registry],
+    }),
+    e2e: new Histogram({
+      name: "vllm:e2e_request_latency_seconds",
+      help: "Request latency end to end",
+      labelNames,
+      buckets: latency,
+      registers: [registry],
+    }),
+    promptTokens: new Counter({ name: "vllm:prompt_tokens_total", help: "Prompt tokens processed", labelNames, registers: [registry] }),
+    generationTokens: new Counter({ name: "vllm:generation_tokens_total", help: "Tokens generated", labelNames, registers: [registry] }),
+    preemptions: new Counter({
+      name: "vllm:num_preemptions_total",
+      help: "Sequences preempted (recomputed later)",
+      labelNames,
+      registers: [registry],
+    }),
+    stepSeconds: new Histogram({
+      name: "expertmesh_engine_step_seconds",
+      help: "Wall time of one engine step",
+      labelNames,
+      buckets: latency,
+      registers: [registry],
+    }),
+    schedulerSeconds: new Histogram({
+      name: "expertmesh_scheduler_overhead_seconds",
+      help: "Scheduler time per step outside the engine call",
+      labelNames,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
+    stepTokens: new Histogram({
+      name: "expertmesh_engine_step_tokens",
+      help: "Token rows per engine step",
+      labelNames,
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+      registers: [registry],
+    }),
+  };
+  return {
+    ...m,
+    labels: l,
+  };
+}
+
+export type EngineMetrics = ReturnType<typeof createEngineMetrics>;

@@ -1,0 +1,179 @@
+/**
+ * Scheduler behaviour of a real worker process-in-test (real gRPC, tiny synthetic model): batching
+ * equals running alone, cancellation frees every block, preemption by recompute keeps outputs exact,
+ * bounded queue, deadlines, drain.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "@expertmesh/common";
+import { SHAPES } from "@expertmesh/kernels";
+import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
+import { ErrorKind, FinishReason, type GenerateResponse, Priority, WorkerClient } from "@expertmesh/proto/worker";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningWorker, startWorker } from "../app.ts";
+import { loadWorkerConfig } from "../config.ts";
+import { errorDetailOf } from "../transport/grpc-errors.ts";
+import type { BatchEngine } from "./batch-engine.ts";
+
+const dir = join(mkdtempSync(join(tmpdir(), "sched-model-")), "tiny");
+const STOP = 4095;
+
+beforeAll(() => {
+  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 21 });
+});
+
+async function worker(env: Record<string, string>) {
+  const config = loadWorkerConfig({
+    WORKER_PORT: "0",
+    WORKER_METRICS_PORT: "0",
+    WORKER_MODEL_PATH: dir,
+    WORKER_MODEL_NAME: "tiny",
+    ...env,
+  });
+  const w = await startWorker(config, createLogger("sched-test", "silent"));
+  const client = new WorkerClient(w.address, credentials.createInsecure());
+  return { w, client, engine: w.engine as BatchEngine };
+}
+
+type Outcome = { tokens: number[]; finished?: GenerateResponse["finished"]; error?: ServiceError };
+
+function generate(client: WorkerClient, id: string, prompt: number[], maxTokens: number, extra: object = {}, deadlineMs?: number) {
+  const stream = client.generate(
+    {
+      requestId: id,
+      promptTokenIds: prompt,
+      stopTokenIds: [STOP],
+      maxTokens,
+      priority: Priority.PRIORITY_ONLINE,
+      deadlineUnixMs: 0,
+      ...extra,
+    },
+    new Metadata(),
+    deadlineMs ? { deadline: Date.now() + deadlineMs } : {},
+  );
+  const done = new Promise<Outcome>((resolve) => {
+    const tokens: number[] = [];
+    let finished: GenerateResponse["finished"];
+    stream.on("data", (e: GenerateResponse) => {
+      for (const t of e.tokens?.tokens ?? []) tokens.push(t.tokenId);
+      if (e.finished) finished = e.finished;
+    });
+    stream.on("end", () => resolve({ tokens, finished }));
+    stream.on("error", (error: ServiceError) => resolve({ tokens, finished, error }));
+  });
+  return { stream, done };
+}
+
+const prompt = (i: number, n = 6) => Array.from({ length: n }, (_, j) => (7 * i + 13 * j + 1) % 4000);
+
+describe("scheduler", () => {
+  let a: Awaited<ReturnType<typeof worker>>;
+  beforeAll(async () => {
+    a = await worker({ WORKER_KV_NUM_BLOCKS: "256", WORKER_MAX_NUM_SEQS: "64" });
+  });
+  afterAll(async () => {
+    a.client.close();
+    await a.w.close();
+  });
+
+  it("32 concurrent greedy requests return exactly the tokens each returns alone", async () => {
+    const alone: number[][] = [];
+    for (let i = 0; i < 32; i++) alone.push((await generate(a.client, `alone-${i}`, prompt(i), 16).done).tokens);
+    const together = await Promise.all(Array.from({ length: 32 }, (_, i) => generate(a.client, `c-${i}`, prompt(i), 16).done));
+    expect(together.map((o) => o.tokens)).toEqual(alone);
+    expect(together.every((o) => o.error === undefined)).toBe(true);
+  });
+
+  it("R4: 200 streams, 30 % cancelled at random times → no KV block left in use, and it keeps serving", async () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const runs = Array.from({ length: 200 }, (_, i) => {
+      const g = generate(a.client, `r4-${i}`, prompt(i, 4 + (i % 7)), 24);
+      if (rnd() < 0.3) setTimeout(() => g.stream.cancel(), Math.floor(rnd() * 40));
+      return g.done;
+    });
+    const outcomes = await Promise.all(runs);
+    const cancelled = outcomes.filter((o) => o.error?.code === status.CANCELLED).length;
+    expect(cancelled).toBeGreaterThan(20);
+    expect(outcomes.filter((o) => o.error && o.error.code !== status.CANCELLED)).toEqual([]);
+    await expect.poll(() => a.engine.blocksInUse(), { timeout: 2000 }).toBe(0);
+    const after = await generate(a.client, "after-r4", prompt(1), 8).done;
+    expect(after.error).toBeUndefined();
+    expect(after.tokens.length).toBeGreaterThan(0);
+  });
+
+  it("deadline passed → DEADLINE_EXCEEDED, from the request's deadline or the gRPC one", async () => {
+    const own = await generate(a.client, "dl-own", prompt(3), 2000, { deadlineUnixMs: Date.now() + 30, stopTokenIds: [] }).done;
+    expect(own.error?.code).toBe(status.DEADLINE_EXCEEDED);
+    const grpc = await generate(a.client, "dl-grpc", prompt(4), 2000, { stopTokenIds: [] }, 40).done;
+    expect(grpc.error?.code).toBe(status.DEADLINE_EXCEEDED);
+    await expect.poll(() => a.engine.blocksInUse(), { timeout: 2000 }).toBe(0);
+  });
+});
+
+describe("preemption and back-pressure", () => {
+  it("more concurrent long requests than KV blocks: preempted, counted, and every output equals running alone", async () => {
+    // 12 blocks × 16 = 192 positions; 6 requests × 70 positions need 30 blocks.
+    const b = await worker({ WORKER_KV_NUM_BLOCKS: "12", WORKER_MAX_NUM_SEQS: "8", WORKER_MAX_TOKENS_PER_STEP: "64" });
+    try {
+      const alone: Outcome[] = [];
+      for (let i = 0; i < 6; i++) alone.push(await generate(b.client, `pa-${i}`, prompt(i, 10), 60).done);
+      const together = await Promise.all(Array.from({ length: 6 }, (_, i) => generate(b.client, `pt-${i}`, prompt(i, 10), 60).done));
+      expect(together.map((o) => o.error)).toEqual(alone.map(() => undefined));
+      expect(together.map((o) => o.tokens)).toEqual(alone.map((o) => o.tokens));
+      const metrics = await (await fetch(`http://${b.w.metricsAddress}/metrics`)).text();
+      const preemptions = Number(/vllm:num_preemptions_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+      expect(preemptions).toBeGreaterThan(0);
+      expect(metrics).toMatch(/vllm:generation_tokens_total\{/);
+      expect(b.engine.blocksInUse()).toBe(0);
+    } finally {
+      b.client.close();
+      await b.w.close();
+    }
+  });
+
+  it("queue full → RESOURCE_EXHAUSTED promptly with a retry hint", async () => {
+    // Long prompts read 8 tokens per step: the running request streams nothing for a while, so this
+    // in-process client is not busy with token messages while it measures the rejection.
+    const c = await worker({ WORKER_MAX_NUM_SEQS: "1", WORKER_MAX_WAITING: "2", WORKER_MAX_TOKENS_PER_STEP: "8" });
+    try {
+      // Long requests with no reachable stop token keep one running and two waiting.
+      const long = (i: number) => generate(c.client, `q-${i}`, prompt(i, 6000), 100, { stopTokenIds: [] });
+      const running = [long(0)];
+      await expect.poll(() => c.engine.info().load.running, { timeout: 2000 }).toBe(1);
+      running.push(long(1), long(2));
+      await expect.poll(() => c.engine.info().load, { timeout: 2000 }).toEqual({ running: 1, waiting: 2 });
+      const started = Date.now();
+      const rejected = await generate(c.client, "q-over", prompt(9), 4).done;
+      expect(Date.now() - started).toBeLessThan(500);
+      expect(rejected.error?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(errorDetailOf(rejected.error as ServiceError)).toMatchObject({ kind: ErrorKind.ERROR_KIND_QUEUE_FULL, retryAfterMs: 1000 });
+      for (const r of running) r.stream.cancel();
+      await Promise.all(running.map((r) => r.done));
+    } finally {
+      c.client.close();
+      await c.w.close();
+    }
+  });
+
+  it("drain: in-flight streams complete, new requests are refused, then the worker closes", async () => {
+    const d = await worker({});
+    const inflight = [0, 1, 2, 3].map((i) => generate(d.client, `dr-${i}`, prompt(i), 40).done);
+    await new Promise((r) => setTimeout(r, 10));
+    const closing = d.w.close();
+    const refused = await generate(d.client, "dr-new", prompt(7), 4).done;
+    expect(refused.error?.code).toBe(status.UNAVAILABLE);
+    const outcomes = await Promise.all(inflight);
+    for (const o of outcomes) {
+      expect(o.error).toBeUndefined();
+      expect([FinishReason.FINISH_REASON_STOP, FinishReason.FINISH_REASON_LENGTH]).toContain(o.finished?.reason);
+    }
+    await closing;
+    d.client.close();
+  });
+});
