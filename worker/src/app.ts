@@ -51,7 +51,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
   const server = new Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
   server.addService(
     WorkerService,
-    createWorkerService(eng, { workerId: config.worker_id, rank: config.rank, worldSize: config.world_size }, log),
+    createWorkerService(eng, { workerId: config.worker_id, rank: config.rank, worldSize: config.world_size }, log, config.model.name),
   );
   const health = new HealthImplementation({ "": "SERVING", [WORKER_SERVICE_NAME]: eng.ready ? "SERVING" : "NOT_SERVING" });
   health.addToServer(server);

@@ -15,7 +15,9 @@ import { randomBytes } from "node:crypto";
 import type { Engine, Model, SamplingOptions, StepSequence } from "@expertmesh/kernels";
 import { BlockPool } from "@expertmesh/kernels";
 import { FinishReason, type GeneratedToken, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
+import type { SpanContext } from "@opentelemetry/api";
 import { workerErrors } from "../errors.ts";
+import { stepSpan } from "../transport/tracing.ts";
 import { Channel } from "./channel.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 import type { EngineMetrics } from "./metrics.ts";
@@ -29,6 +31,8 @@ export interface BatchEngineOptions {
   /** A BATCH request waiting longer than this is admitted like an ONLINE one (no starvation). */
   starvationMs?: number;
   metrics?: EngineMetrics;
+  /** This worker's rank in its expert-parallel group (span attribute). */
+  rank?: number;
 }
 
 interface Live {
@@ -51,6 +55,7 @@ interface Live {
   firstToken: number;
   lastToken: number;
   admittedSeq: number; // admission order: newest = largest
+  trace: SpanContext | undefined;
 }
 
 export class BatchEngine implements EnginePort {
@@ -102,7 +107,7 @@ export class BatchEngine implements EnginePort {
     };
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent> {
+  generate(request: GenerateRequest, signal: AbortSignal, trace?: SpanContext): AsyncIterable<EngineEvent> {
     const c = this.#model.config;
     const prompt = request.promptTokenIds;
     if (this.#draining) throw workerErrors.create("not_ready", { reason: "draining for shutdown" }, { retryAfterMs: 1000 });
@@ -163,6 +168,7 @@ export class BatchEngine implements EnginePort {
       firstToken: 0,
       lastToken: 0,
       admittedSeq: 0,
+      trace,
     };
     signal.addEventListener(
       "abort",
@@ -346,7 +352,19 @@ export class BatchEngine implements EnginePort {
     if (plan.length === 0) return;
     const m = this.#opts.metrics;
     const t1 = performance.now();
-    const results = await this.#engine.step(plan.map((b) => b.entry));
+    const rows = plan.reduce((n, b) => n + b.rows, 0);
+    const span = stepSpan(
+      this.#opts.rank ?? 0,
+      plan.length,
+      rows,
+      plan.flatMap((b) => (b.live.trace ? [{ context: b.live.trace }] : [])),
+    );
+    let results: Awaited<ReturnType<Engine["step"]>>;
+    try {
+      results = await this.#engine.step(plan.map((b) => b.entry));
+    } finally {
+      span.end();
+    }
     const t2 = performance.now();
     m?.stepSeconds.observe(m.labels, (t2 - t1) / 1000);
     m?.stepTokens.observe(

@@ -10,7 +10,9 @@
  * - request.deadline_unix_ms (set by the transport from the gRPC deadline too) ends the request with a
  *   deadline_exceeded error once passed.
  */
+
 import type { Finished, GenerateRequest, InfoResponse, TokenBatch } from "@expertmesh/proto/worker";
+import type { SpanContext } from "@opentelemetry/api";
 
 export type EngineEvent = { kind: "tokens"; tokens: TokenBatch } | { kind: "finished"; finished: Finished };
 
@@ -19,7 +21,8 @@ export interface EnginePort {
   readonly ready: boolean;
   readonly notReadyReason: string;
   info(): Omit<InfoResponse, "workerId" | "rank" | "worldSize">;
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  /** trace: the request's span, linked from the engine steps that serve it. */
+  generate(request: GenerateRequest, signal: AbortSignal, trace?: SpanContext): AsyncIterable<EngineEvent>;
   abort(requestId: string): boolean;
   /** Stops admitting and resolves once admitted work has finished (absent: nothing to wait for). */
   drain?(): Promise<void>;

@@ -33,6 +33,7 @@ export async function loadNativeEngine(config: WorkerConfig, log: Logger, regist
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
     maxWaiting: config.scheduler.max_waiting,
     starvationMs: config.scheduler.starvation_ms,
+    rank: config.rank,
     ...(registry ? { metrics: createEngineMetrics(registry, config.model.name) } : {}),
   });
 }

@@ -3,11 +3,12 @@
  * stream events back, map errors. A client cancel or expired deadline aborts the engine request.
  */
 import type { Logger } from "@expertmesh/common";
-import { GenerateResponse, type WorkerServer } from "@expertmesh/proto/worker";
+import { type Finished, FinishReason, GenerateResponse, type WorkerServer } from "@expertmesh/proto/worker";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { EnginePort } from "../engine/engine-port.ts";
 import { workerErrors } from "../errors.ts";
 import { toGrpcError } from "./grpc-errors.ts";
+import { endGenerateSpan, startGenerateSpan } from "./tracing.ts";
 
 export interface WorkerIdentity {
   workerId: string;
@@ -15,7 +16,7 @@ export interface WorkerIdentity {
   worldSize: number;
 }
 
-export function createWorkerService(engine: EnginePort, identity: WorkerIdentity, log: Logger): WorkerServer {
+export function createWorkerService(engine: EnginePort, identity: WorkerIdentity, log: Logger, modelName: string): WorkerServer {
   return {
     generate(call: ServerWritableStream<import("@expertmesh/proto/worker").GenerateRequest, GenerateResponse>) {
       // The gRPC deadline, when the client set one, bounds the request like deadline_unix_ms does.
@@ -28,11 +29,14 @@ export function createWorkerService(engine: EnginePort, identity: WorkerIdentity
       const reqLog = log.child({ reqId: request.requestId });
       const controller = new AbortController();
       call.on("cancelled", () => controller.abort());
+      const span = startGenerateSpan(call.metadata, request, modelName, identity.rank);
       void (async () => {
+        let finished: Finished | undefined;
         try {
           if (!request.requestId) throw workerErrors.create("invalid_argument", { field: "request_id", problem: "must not be empty" });
-          for await (const event of engine.generate(request, controller.signal)) {
+          for await (const event of engine.generate(request, controller.signal, span.spanContext())) {
             if (controller.signal.aborted) break;
+            if (event.kind === "finished") finished = event.finished;
             call.write(
               event.kind === "tokens"
                 ? GenerateResponse.fromPartial({ tokens: event.tokens })
@@ -40,8 +44,10 @@ export function createWorkerService(engine: EnginePort, identity: WorkerIdentity
             );
           }
           call.end();
+          endGenerateSpan(span, finished?.usage, controller.signal.aborted ? FinishReason.FINISH_REASON_ABORTED : finished?.reason);
         } catch (err) {
           reqLog.debug({ err }, "generate failed");
+          endGenerateSpan(span, undefined, undefined, err instanceof Error ? err : new Error(String(err)));
           if (!controller.signal.aborted) call.emit("error", toGrpcError(err));
         }
       })();

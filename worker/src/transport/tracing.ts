@@ -1,0 +1,70 @@
+/**
+ * OpenTelemetry for Generate: the caller's W3C trace context is read from gRPC metadata (traceparent),
+ * and each request gets a span with the GenAI semantic-convention attributes; usage and finish reason are
+ * set when the stream ends. No prompt or output content is recorded.
+ */
+
+import { FinishReason, type GenerateRequest, type Usage } from "@expertmesh/proto/worker";
+import type { Metadata } from "@grpc/grpc-js";
+import { context, type Link, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+
+export const tracer = trace.getTracer("expertmesh-worker");
+
+const metadataGetter = {
+  keys: (md: Metadata) => Object.keys(md.getMap()),
+  get: (md: Metadata, key: string) => {
+    const values = md.get(key).map(String);
+    return values.length > 0 ? values : undefined;
+  },
+};
+
+const finishNames: Record<number, string> = {
+  [FinishReason.FINISH_REASON_STOP]: "stop",
+  [FinishReason.FINISH_REASON_LENGTH]: "length",
+  [FinishReason.FINISH_REASON_ABORTED]: "aborted",
+};
+
+export function startGenerateSpan(metadata: Metadata, request: GenerateRequest, model: string, rank: number): Span {
+  const parent = propagation.extract(context.active(), metadata, metadataGetter);
+  const s = request.sampling;
+  return tracer.startSpan(
+    `text_completion ${model}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "gen_ai.operation.name": "text_completion",
+        "gen_ai.provider.name": "expertmesh",
+        "gen_ai.request.model": model,
+        "gen_ai.request.max_tokens": request.maxTokens,
+        "gen_ai.request.temperature": s?.temperature ?? 0,
+        "gen_ai.request.top_p": s?.topP || 1,
+        ...(s?.seed !== undefined ? { "gen_ai.request.seed": Number(s.seed) } : {}),
+        "gen_ai.usage.input_tokens": request.promptTokenIds.length,
+        "expertmesh.request_id": request.requestId,
+        "expertmesh.rank": rank,
+      },
+    },
+    parent,
+  );
+}
+
+export function endGenerateSpan(span: Span, usage: Usage | undefined, reason: FinishReason | undefined, error?: Error): void {
+  if (usage) {
+    span.setAttribute("gen_ai.usage.input_tokens", usage.promptTokens);
+    span.setAttribute("gen_ai.usage.output_tokens", usage.completionTokens);
+  }
+  if (reason !== undefined) span.setAttribute("gen_ai.response.finish_reasons", [finishNames[reason] ?? "unknown"]);
+  if (error) {
+    span.recordException(error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  }
+  span.end();
+}
+
+/** A span per engine step, linked to the request spans it served. */
+export function stepSpan(rank: number, sequences: number, tokens: number, links: Link[]): Span {
+  return tracer.startSpan("engine.step", {
+    attributes: { "expertmesh.rank": rank, "expertmesh.batch_size": sequences, "expertmesh.step_tokens": tokens },
+    links,
+  });
+}
