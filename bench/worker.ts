@@ -2,7 +2,8 @@
 /**
  * bench/worker — a worker (in this process, real gRPC on loopback) under 1…64 concurrent greedy streams:
  * generated tok/s, mean time to first token, and the scheduler's own time per step outside the engine
- * call (from the worker's expertmesh_scheduler_overhead_seconds histogram).
+ * call (from the worker's expertmesh_scheduler_overhead_seconds histogram). One untimed warm-up request
+ * runs first.
  *
  *   node bench/worker.ts [--shape tiny|20b] [--tokens N] [--concurrency 1,4,16,64]
  */
@@ -74,6 +75,12 @@ async function schedulerMean(): Promise<{ sum: number; count: number }> {
   const count = Number(/expertmesh_scheduler_overhead_seconds_count\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
   return { sum, count };
 }
+
+// Warm-up: one request touches the code paths and most experts before anything is timed.
+await run(
+  "warmup",
+  Array.from({ length: 64 }, (_, i) => (i * 7919) % 199998),
+);
 
 const rows: string[] = [];
 let k = 0;
