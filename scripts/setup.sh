@@ -15,6 +15,7 @@ declare -A EM_APT=(
   [g++]="cmd:g++"
   [make]="cmd:make"
   [nlohmann-json3-dev]="file:/usr/include/nlohmann/json.hpp"
+  [openssl]="cmd:openssl"
 )
 missing=()
 for pkg in "${!EM_APT[@]}"; do
