@@ -71,9 +71,9 @@ const activeParams =
 const model = await Model.load(dir);
 const maxBatch = 64;
 const blocks = 2048;
-const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numRingBlocks: maxBatch * 8 + 16 });
+const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks });
 const full = new BlockPool(blocks);
-const ring = new BlockPool(maxBatch * 8 + 16);
+const ring = new BlockPool(blocks);
 const prompt = (i: number, n: number) => Array.from({ length: n }, (_, j) => (1000 + i * 7919 + j * 104729) % 199998);
 
 async function decodeRate(batch: number): Promise<number> {

@@ -185,7 +185,7 @@ struct EngineBox {
   std::unique_ptr<gptoss_engine, void (*)(gptoss_engine_t)> engine{nullptr, gptoss_engine_release};
 };
 
-// createEngine(modelHandle, blockSize, numFullBlocks, numRingBlocks) -> {handle, ringBlocksPerSeq}
+// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks) -> {handle}
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ModelPtr model = *info[0].As<Napi::External<ModelPtr>>().Data();
@@ -196,16 +196,14 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(), &e);
   if (st != gptoss_status_success) throw_status(env, st, gptoss_last_error());
   box->engine.reset(e);
-  const int32_t ring = gptoss_engine_ring_blocks_per_seq(e);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("ringBlocksPerSeq", ring);
   out.Set("handle", Napi::External<EngineBox>::New(env, box.release(), [](Napi::Env, EngineBox* b) { delete b; }));
   return out;
 }
 
 // Packed step arguments (see src/engine.ts, which builds them):
 //   seqs      Int32Array, kSeqInts per sequence: numTokens, posBegin, allLogits, returnLogits,
-//             fullOffset, fullCount, ringOffset, ringCount, samplingIndex (-1 = none)
+//             fullOffset, fullCount, slidingOffset, slidingCount, samplingIndex (-1 = none)
 //   blocks    Int32Array, block ids addressed by the offsets above
 //   sampF     Float64Array, kSampFloats per sampling: temperature, topP, topK, minP, presence, frequency,
 //             repetition, seedHigh32, seedLow32, counter, numTopLogprobs

@@ -15,7 +15,7 @@ struct AttnSeq {
   int token_begin;        // first row of this sequence in the step's token rows
   int num_tokens;         // rows of this sequence in the step
   int pos_begin;          // absolute position of the first row
-  const int32_t* blocks;  // KV block table (full layers: by position / block_size; sliding: ring)
+  const int32_t* blocks;  // KV block table by position / block_size (sliding: -1 before the window)
   int num_blocks;
 };
 
@@ -25,7 +25,6 @@ struct KvLayer {
   int block_size;
   int kv_heads;
   int head_dim;
-  bool ring;  // sliding layer: position p lives in slot p mod (num_blocks * block_size)
   int64_t block_floats() const { return 2ll * kv_heads * block_size * head_dim; }
 };
 

@@ -13,10 +13,8 @@ namespace gptoss::cpu {
 
 // kernels
 static inline const float* kv_slot(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value) {
-  const int64_t span = static_cast<int64_t>(s.num_blocks) * kv.block_size;
-  const int64_t idx = kv.ring ? pos % span : pos;
-  const int32_t block = s.blocks[idx / kv.block_size];
-  const int slot = static_cast<int>(idx % kv.block_size);
+  const int32_t block = s.blocks[pos / kv.block_size];
+  const int slot = pos % kv.block_size;
   return kv.pool + block * kv.block_floats() + (value ? static_cast<int64_t>(kv.kv_heads) * kv.block_size * kv.head_dim : 0) +
          (static_cast<int64_t>(head) * kv.block_size + slot) * kv.head_dim;
 }
@@ -141,10 +139,7 @@ void f32_kv_store(const float* k_new, const float* v_new, int64_t ldkv, const At
   const int D = kv.head_dim;
   for (int i = 0; i < num_seqs; ++i) {
     const AttnSeq& s = seqs[i];
-    const int64_t span = static_cast<int64_t>(s.num_blocks) * kv.block_size;
-    // A ring keeps only its last `span` positions: earlier rows of a long chunk would be overwritten anyway.
-    const int first = kv.ring ? std::max(0, s.num_tokens - static_cast<int>(span)) : 0;
-    for (int t = first; t < s.num_tokens; ++t) {
+    for (int t = 0; t < s.num_tokens; ++t) {
       const int row = s.token_begin + t;
       for (int h = 0; h < kv.kv_heads; ++h) {
         float* kd = const_cast<float*>(kv_slot(kv, s, s.pos_begin + t, h, false));

@@ -119,16 +119,16 @@ typedef struct gptoss_seq_chunk {
   int32_t pos_begin;          /* absolute position of its first row */
   const int32_t* full_blocks; /* KV blocks of full-attention layers, covering [0, pos_begin + num_tokens) */
   int32_t num_full_blocks;
-  const int32_t* ring_blocks; /* the sequence's ring for sliding layers (gptoss_engine_ring_blocks_per_seq) */
-  int32_t num_ring_blocks;
+  const int32_t* sliding_blocks; /* KV blocks of sliding-window layers, by position; entries wholly before
+                                   pos_begin - window + 1 may be -1 (freed by the caller) */
+  int32_t num_sliding_blocks;
   int32_t all_logits;         /* 1: logits for every row; 0: the last row only */
   int32_t return_logits;      /* 1: copy this sequence's logits rows out */
   const gptoss_sampling* sampling; /* NULL: no token is sampled */
 } gptoss_seq_chunk;
 
 gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
-                                   int32_t num_ring_blocks, gptoss_engine_t* out);
-int32_t gptoss_engine_ring_blocks_per_seq(gptoss_engine_t engine);
+                                   int32_t num_sliding_blocks, gptoss_engine_t* out);
 /* One step. logits receives [rows, vocab] float32 for the sequences with return_logits, in order;
  * samples[i] is filled for every sequence with sampling != NULL. */
 gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,

@@ -62,35 +62,35 @@ static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentrati
 }
 
 // ---- KV cache ----------------------------------------------------------------------------------
-KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_ring_blocks)
-    : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_ring_(num_ring_blocks),
-      ring_per_seq_((c.sliding_window + block_size - 1) / block_size), kv_heads_(s.kv_head_end - s.kv_head_begin),
+KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks)
+    : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_sliding_(num_sliding_blocks),
+      window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin),
       head_dim_(c.head_dim) {
-  check(block_size > 0 && num_full_blocks >= 0 && num_ring_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
+  check(block_size > 0 && num_full_blocks >= 0 && num_sliding_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
   block_floats_ = 2ll * kv_heads_ * block_size * head_dim_;
   int n_full = 0, n_slide = 0;
   for (bool sl : sliding_) index_in_kind_.push_back(sl ? n_slide++ : n_full++);
   try {
     full_.assign(static_cast<size_t>(n_full) * num_full_blocks * block_floats_, 0.0f);
-    ring_.assign(static_cast<size_t>(n_slide) * num_ring_blocks * block_floats_, 0.0f);
+    sliding_kv_.assign(static_cast<size_t>(n_slide) * num_sliding_blocks * block_floats_, 0.0f);
   } catch (const std::bad_alloc&) {
     fail(gptoss_status_insufficient_memory, "kv cache: cannot allocate " + std::to_string(num_full_blocks) + " + " +
-                                                std::to_string(num_ring_blocks) + " blocks");
+                                                std::to_string(num_sliding_blocks) + " blocks");
   }
 }
 
 KvLayer KvCache::layer(int l) const {
-  const bool ring = sliding_[l];
-  const int64_t per_layer = static_cast<int64_t>(ring ? num_ring_ : num_full_) * block_floats_;
-  float* base = const_cast<float*>(ring ? ring_.data() : full_.data()) + index_in_kind_[l] * per_layer;
-  return KvLayer{base, block_size_, kv_heads_, head_dim_, ring};
+  const bool sliding = sliding_[l];
+  const int64_t per_layer = static_cast<int64_t>(sliding ? num_sliding_ : num_full_) * block_floats_;
+  float* base = const_cast<float*>(sliding ? sliding_kv_.data() : full_.data()) + index_in_kind_[l] * per_layer;
+  return KvLayer{base, block_size_, kv_heads_, head_dim_};
 }
 
 // ---- the transformer ---------------------------------------------------------------------------
 struct Transformer::Scratch {
   int T = 0;
   std::vector<int32_t> positions;
-  std::vector<AttnSeq> full_seqs, ring_seqs;
+  std::vector<AttnSeq> full_seqs, sliding_seqs;
   std::vector<float> h, t, q, k, v, attn, proj;  // [T,H] [T,H] [T,Hq·D] [T,Hkv·D] [T,Hkv·D] [T,Hq·D] [T,H]
   std::vector<float> router;                     // [T,E]
   std::vector<int32_t> expert_idx;               // [T,K]
@@ -123,7 +123,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   g_profile.add(0, t0);
   t0 = Profile::now();
   const KvLayer layer = kv.layer(l);
-  const auto& seqs = w_->layers[l].sliding ? s.ring_seqs : s.full_seqs;
+  const auto& seqs = w_->layers[l].sliding ? s.sliding_seqs : s.full_seqs;
   const int window = w_->layers[l].sliding ? c.sliding_window : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer,
@@ -204,12 +204,18 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
     const int need = (q.pos_begin + q.num_tokens + kv.block_size() - 1) / kv.block_size();
     check(static_cast<int>(q.full_blocks.size()) >= need, gptoss_status_invalid_argument,
           "step: block table has " + std::to_string(q.full_blocks.size()) + " blocks, positions need " + std::to_string(need));
-    check(static_cast<int>(q.ring_blocks.size()) == kv.ring_blocks_per_seq(), gptoss_status_invalid_argument,
-          "step: ring table must have " + std::to_string(kv.ring_blocks_per_seq()) + " blocks");
+    check(static_cast<int>(q.sliding_blocks.size()) >= need, gptoss_status_invalid_argument,
+          "step: sliding block table has " + std::to_string(q.sliding_blocks.size()) + " blocks, positions need " + std::to_string(need));
     for (int32_t b : q.full_blocks) check(b >= 0 && b < kv.num_full_blocks(), gptoss_status_invalid_argument, "step: full block id out of range");
-    for (int32_t b : q.ring_blocks) check(b >= 0 && b < kv.num_ring_blocks(), gptoss_status_invalid_argument, "step: ring block id out of range");
+    // Sliding layers read positions from pos_begin − window + 1 on: those blocks must be present.
+    const int first_live = std::max(0, q.pos_begin - kv.window() + 1) / kv.block_size();
+    for (int i = 0; i < static_cast<int>(q.sliding_blocks.size()); ++i) {
+      const int32_t b = q.sliding_blocks[i];
+      check((b == -1 && i < first_live) || (b >= 0 && b < kv.num_sliding_blocks()), gptoss_status_invalid_argument,
+            "step: sliding block " + std::to_string(i) + " (id " + std::to_string(b) + ") is missing or out of range");
+    }
     s.full_seqs.push_back({row, q.num_tokens, q.pos_begin, q.full_blocks.data(), static_cast<int>(q.full_blocks.size())});
-    s.ring_seqs.push_back({row, q.num_tokens, q.pos_begin, q.ring_blocks.data(), static_cast<int>(q.ring_blocks.size())});
+    s.sliding_seqs.push_back({row, q.num_tokens, q.pos_begin, q.sliding_blocks.data(), static_cast<int>(q.sliding_blocks.size())});
     for (int i = 0; i < q.num_tokens; ++i) s.positions.push_back(q.pos_begin + i);
     row += q.num_tokens;
     out_rows += q.all_logits ? q.num_tokens : 1;

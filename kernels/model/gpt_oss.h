@@ -18,32 +18,32 @@ class AllReduce {
   virtual void sum(float* data, int64_t count) = 0;
 };
 
-// Paged KV storage for every layer of one rank. Full-attention layers index blocks by position;
-// sliding layers use a per-sequence ring of blocks that keeps only the last positions.
+// Paged KV storage for every layer of one rank, in two pools: full-attention layers and sliding-window
+// layers each index their blocks by position (block = position / block_size). A sliding table may hold
+// -1 for blocks that lie wholly before the window: the scheduler frees (or caches) those.
 class KvCache {
  public:
-  KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_ring_blocks);
+  KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks);
   KvLayer layer(int l) const;
   int block_size() const { return block_size_; }
   int num_full_blocks() const { return num_full_; }
-  int num_ring_blocks() const { return num_ring_; }
-  // Blocks a sliding layer's ring needs per sequence: ceil(window / block_size).
-  int ring_blocks_per_seq() const { return ring_per_seq_; }
-  uint64_t bytes() const { return (full_.size() + ring_.size()) * sizeof(float); }
+  int num_sliding_blocks() const { return num_sliding_; }
+  int window() const { return window_; }
+  uint64_t bytes() const { return (full_.size() + sliding_kv_.size()) * sizeof(float); }
 
  private:
   std::vector<bool> sliding_;
   std::vector<int> index_in_kind_;
-  int block_size_, num_full_, num_ring_, ring_per_seq_, kv_heads_, head_dim_;
+  int block_size_, num_full_, num_sliding_, window_, kv_heads_, head_dim_;
   int64_t block_floats_;
-  std::vector<float> full_, ring_;
+  std::vector<float> full_, sliding_kv_;
 };
 
 struct SeqChunk {
   int num_tokens;
   int pos_begin;
   std::vector<int32_t> full_blocks;  // covers positions [0, pos_begin + num_tokens)
-  std::vector<int32_t> ring_blocks;  // ring_blocks_per_seq() blocks
+  std::vector<int32_t> sliding_blocks;  // by position too; entries wholly before the window may be -1
   bool all_logits;                   // logits for every row (teacher forcing) or only the last
 };
 

@@ -79,20 +79,17 @@ extern "C" gptoss_status gptoss_model_get_shard(gptoss_model_t model, gptoss_sha
 extern "C" void gptoss_model_release(gptoss_model_t model) { delete model; }
 
 extern "C" gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
-                                              int32_t num_ring_blocks, gptoss_engine_t* out) {
+                                              int32_t num_sliding_blocks, gptoss_engine_t* out) {
   return guarded([&] {
     gptoss::check(model != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_create: null argument");
     auto e = std::make_unique<gptoss_engine>();
     e->weights = model->weights;
     e->transformer = std::make_unique<gptoss::Transformer>(e->weights, gptoss::cpu_ops());
-    e->kv = std::make_unique<gptoss::KvCache>(e->weights->config, e->weights->shard, block_size, num_full_blocks, num_ring_blocks);
+    e->kv = std::make_unique<gptoss::KvCache>(e->weights->config, e->weights->shard, block_size, num_full_blocks, num_sliding_blocks);
     *out = e.release();
   });
 }
 
-extern "C" int32_t gptoss_engine_ring_blocks_per_seq(gptoss_engine_t engine) {
-  return engine == nullptr ? 0 : engine->kv->ring_blocks_per_seq();
-}
 
 extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
                                             const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity,
@@ -106,9 +103,9 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
     chunks.reserve(num_seqs);
     for (size_t i = 0; i < num_seqs; ++i) {
       const gptoss_seq_chunk& s = seqs[i];
-      gptoss::check(s.num_full_blocks >= 0 && s.num_ring_blocks >= 0, gptoss_status_invalid_argument, "engine_step: negative block count");
+      gptoss::check(s.num_full_blocks >= 0 && s.num_sliding_blocks >= 0, gptoss_status_invalid_argument, "engine_step: negative block count");
       chunks.push_back({s.num_tokens, s.pos_begin, std::vector<int32_t>(s.full_blocks, s.full_blocks + s.num_full_blocks),
-                        std::vector<int32_t>(s.ring_blocks, s.ring_blocks + s.num_ring_blocks), s.all_logits != 0});
+                        std::vector<int32_t>(s.sliding_blocks, s.sliding_blocks + s.num_sliding_blocks), s.all_logits != 0});
       if (s.sampling != nullptr) gptoss::check(s.sampling->num_top_logprobs <= 20, gptoss_status_invalid_argument, "engine_step: at most 20 top logprobs");
     }
     const std::vector<int32_t> toks(tokens, tokens + num_tokens);

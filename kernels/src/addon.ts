@@ -65,7 +65,6 @@ export interface RawModel {
 }
 
 export interface RawEngine {
-  ringBlocksPerSeq: number;
   handle: EngineHandle;
 }
 
@@ -83,7 +82,7 @@ export interface Addon {
   capabilities(): RawCapabilities;
   probes(bytes: number, repeats: number): { readGBps: number; fmaGflops: number };
   loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
-  createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numRingBlocks: number): RawEngine;
+  createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numSlidingBlocks: number): RawEngine;
   /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */
   step(
     engine: RawEngine,

@@ -16,7 +16,7 @@ const shape = { ...SHAPES.tiny, numLayers: 3, numExperts: 8, expertsPerToken: 2,
 
 async function logitsOf(dir: string, tokens: number[]): Promise<Float32Array> {
   const model = await Model.load(dir);
-  const engine = new Engine(model, { numFullBlocks: 16, numRingBlocks: 16 });
+  const engine = new Engine(model, { numFullBlocks: 16, numSlidingBlocks: 16 });
   const [l] = await new LocalSequence(engine, new BlockPool(16), new BlockPool(16)).feed(tokens);
   return l as Float32Array;
 }

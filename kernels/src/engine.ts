@@ -28,10 +28,10 @@ export interface StepResult {
 export interface EngineOptions {
   /** Tokens per KV block (default 16). */
   blockSize?: number;
-  /** Blocks shared by all full-attention layers (positions of every sequence). */
+  /** Blocks of the full-attention layers (every position of every sequence). */
   numFullBlocks: number;
-  /** Blocks for the sliding layers' rings: each live sequence holds `ringBlocksPerSeq` of them. */
-  numRingBlocks: number;
+  /** Blocks of the sliding-window layers: a sequence needs only those covering its last `window` positions. */
+  numSlidingBlocks: number;
 }
 
 export interface StepSequence {
@@ -41,8 +41,11 @@ export interface StepSequence {
   posBegin: number;
   /** Full-layer block table covering positions [0, posBegin + tokens.length). */
   fullBlocks: readonly number[];
-  /** The sequence's sliding-layer ring (exactly ringBlocksPerSeq blocks, kept for its lifetime). */
-  ringBlocks: readonly number[];
+  /**
+   * Sliding-layer block table, also by position; entries wholly before the window (index below
+   * firstLiveSlidingBlock(posBegin)) may be -1 once the caller has freed them.
+   */
+  slidingBlocks: readonly number[];
   /** Logits for every row (teacher forcing) instead of the last row only. */
   allLogits?: boolean;
   /** Return the logits rows (default: true unless sampling is set). */
@@ -55,8 +58,9 @@ export class Engine {
   readonly model: Model;
   readonly blockSize: number;
   readonly numFullBlocks: number;
-  readonly numRingBlocks: number;
-  readonly ringBlocksPerSeq: number;
+  readonly numSlidingBlocks: number;
+  /** Sliding window of the model, in positions. */
+  readonly window: number;
   readonly #raw: RawEngine;
   #busy = false;
 
@@ -65,21 +69,26 @@ export class Engine {
     for (const [name, v, min] of [
       ["blockSize", blockSize, 1],
       ["numFullBlocks", options.numFullBlocks, 1],
-      ["numRingBlocks", options.numRingBlocks, 1],
+      ["numSlidingBlocks", options.numSlidingBlocks, 1],
     ] as const) {
       if (!Number.isInteger(v) || v < min || v > 2 ** 31 - 1) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
     }
     this.model = model;
     this.blockSize = blockSize;
     this.numFullBlocks = options.numFullBlocks;
-    this.numRingBlocks = options.numRingBlocks;
-    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numRingBlocks);
-    this.ringBlocksPerSeq = this.#raw.ringBlocksPerSeq;
+    this.numSlidingBlocks = options.numSlidingBlocks;
+    this.window = model.config.slidingWindow;
+    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks);
   }
 
-  /** Full-layer blocks needed to hold `positions` tokens. */
+  /** Blocks needed to hold `positions` tokens (either table). */
   blocksFor(positions: number): number {
     return Math.ceil(positions / this.blockSize);
+  }
+
+  /** The first sliding block a step starting at `posBegin` reads; blocks before it may be freed. */
+  firstLiveSlidingBlock(posBegin: number): number {
+    return Math.floor(Math.max(0, posBegin - this.window + 1) / this.blockSize);
   }
 
   /**
@@ -106,18 +115,24 @@ export class Engine {
       if (s.fullBlocks.length < this.blocksFor(end)) {
         throw new RangeError(`${where}.fullBlocks has ${s.fullBlocks.length} blocks; positions [0, ${end}) need ${this.blocksFor(end)}`);
       }
-      if (s.ringBlocks.length !== this.ringBlocksPerSeq) {
-        throw new RangeError(`${where}.ringBlocks must have exactly ${this.ringBlocksPerSeq} blocks, got ${s.ringBlocks.length}`);
+      if (s.slidingBlocks.length < this.blocksFor(end)) {
+        throw new RangeError(
+          `${where}.slidingBlocks has ${s.slidingBlocks.length} blocks; positions [0, ${end}) need ${this.blocksFor(end)}`,
+        );
       }
-      for (const [table, cap] of [
-        [s.fullBlocks, this.numFullBlocks],
-        [s.ringBlocks, this.numRingBlocks],
-      ] as const) {
-        for (const b of table)
-          if (!Number.isInteger(b) || b < 0 || b >= cap) throw new RangeError(`${where}: block id ${b} is not in [0, ${cap})`);
+      for (const b of s.fullBlocks) {
+        if (!Number.isInteger(b) || b < 0 || b >= this.numFullBlocks)
+          throw new RangeError(`${where}: block id ${b} is not in [0, ${this.numFullBlocks})`);
       }
+      const firstLive = this.firstLiveSlidingBlock(s.posBegin);
+      s.slidingBlocks.forEach((b: number, k: number) => {
+        if (b === -1 && k < firstLive) return;
+        if (!Number.isInteger(b) || b < 0 || b >= this.numSlidingBlocks) {
+          throw new RangeError(`${where}: sliding block ${k} (id ${b}) is not in [0, ${this.numSlidingBlocks})`);
+        }
+      });
       numTokens += s.tokens.length;
-      numBlocks += s.fullBlocks.length + s.ringBlocks.length;
+      numBlocks += s.fullBlocks.length + s.slidingBlocks.length;
     });
 
     const sampling: PackedSampling[] = [];
@@ -154,8 +169,8 @@ export class Engine {
       for (let t = 0; t < s.tokens.length; t++) tokens[tok++] = s.tokens[t] as number;
       const fullOffset = blk;
       for (const b of s.fullBlocks) blocks[blk++] = b;
-      const ringOffset = blk;
-      for (const b of s.ringBlocks) blocks[blk++] = b;
+      const slidingOffset = blk;
+      for (const b of s.slidingBlocks) blocks[blk++] = b;
       const returnLogits = s.returnLogits ?? !s.sampling;
       if (returnLogits) logitFloats += (s.allLogits ? s.tokens.length : 1) * vocab;
       const sIdx = s.sampling ? samplingIndex++ : -1;
@@ -167,8 +182,8 @@ export class Engine {
           returnLogits ? 1 : 0,
           fullOffset,
           s.fullBlocks.length,
-          ringOffset,
-          s.ringBlocks.length,
+          slidingOffset,
+          s.slidingBlocks.length,
           sIdx,
         ],
         i * SEQ_INTS,

@@ -10,7 +10,7 @@ const cases = goldenCases();
 
 async function open(dir: string) {
   const model = await Model.load(dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 256, numRingBlocks: 256 });
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 256, numSlidingBlocks: 256 });
   const full = new BlockPool(256);
   const ring = new BlockPool(256);
   return { model, engine, seq: () => new LocalSequence(engine, full, ring) };

@@ -1,6 +1,7 @@
 /**
- * LocalSequence: one sequence on an Engine with its own blocks — what the CLI and tests use to prefill,
- * decode and read logits without a scheduler. The worker's scheduler does the same for many sequences.
+ * LocalSequence: one sequence on an Engine with its own blocks — what the CLI, tests and benchmarks use
+ * to prefill, decode and read logits without a scheduler. The worker's scheduler does the same for many
+ * sequences (and frees sliding-window blocks the same way).
  */
 import type { Engine, StepSequence } from "./engine.ts";
 import type { BlockPool } from "./kv-blocks.ts";
@@ -8,37 +9,44 @@ import type { BlockPool } from "./kv-blocks.ts";
 export class LocalSequence {
   readonly #engine: Engine;
   readonly #full: BlockPool;
-  readonly #ring: BlockPool;
+  readonly #sliding: BlockPool;
   readonly fullBlocks: number[] = [];
-  readonly ringBlocks: number[];
+  readonly slidingBlocks: number[] = [];
   length = 0;
 
-  constructor(engine: Engine, full: BlockPool, ring: BlockPool) {
+  constructor(engine: Engine, full: BlockPool, sliding: BlockPool) {
     this.#engine = engine;
     this.#full = full;
-    this.#ring = ring;
-    const r = ring.allocate(engine.ringBlocksPerSeq);
-    if (!r) throw new Error("LocalSequence: no free ring blocks");
-    this.ringBlocks = r;
+    this.#sliding = sliding;
   }
 
-  /** Ensures blocks for `extra` more positions; returns false (allocating nothing) when the pool is short. */
+  /** Ensures blocks for `extra` more positions; returns false (allocating nothing) when a pool is short. */
   reserve(extra: number): boolean {
-    const need = this.#engine.blocksFor(this.length + extra) - this.fullBlocks.length;
-    if (need <= 0) return true;
-    const got = this.#full.allocate(need);
-    if (!got) return false;
-    this.fullBlocks.push(...got);
+    const want = this.#engine.blocksFor(this.length + extra);
+    const needFull = want - this.fullBlocks.length;
+    const needSliding = want - this.slidingBlocks.length;
+    if (needFull > this.#full.free || needSliding > this.#sliding.free) return false;
+    if (needFull > 0) this.fullBlocks.push(...(this.#full.allocate(needFull) as number[]));
+    if (needSliding > 0) this.slidingBlocks.push(...(this.#sliding.allocate(needSliding) as number[]));
     return true;
   }
 
   /** The step entry for the next `tokens` of this sequence (call reserve first, advance after). */
   entry(tokens: ArrayLike<number>, extra: Partial<StepSequence> = {}): StepSequence {
-    return { tokens, posBegin: this.length, fullBlocks: this.fullBlocks, ringBlocks: this.ringBlocks, ...extra };
+    return { tokens, posBegin: this.length, fullBlocks: this.fullBlocks, slidingBlocks: this.slidingBlocks, ...extra };
   }
 
+  /** Moves past `n` positions and frees the sliding blocks that fell wholly out of the window. */
   advance(n: number): void {
     this.length += n;
+    const firstLive = this.#engine.firstLiveSlidingBlock(this.length);
+    for (let i = 0; i < firstLive && i < this.slidingBlocks.length; i++) {
+      const b = this.slidingBlocks[i] as number;
+      if (b >= 0) {
+        this.#sliding.release([b]);
+        this.slidingBlocks[i] = -1;
+      }
+    }
   }
 
   /** Feeds tokens (in chunks of at most chunk rows) and returns the logits of every position. */
@@ -57,6 +65,6 @@ export class LocalSequence {
 
   release(): void {
     this.#full.release(this.fullBlocks.splice(0));
-    this.#ring.release(this.ringBlocks);
+    this.#sliding.release(this.slidingBlocks.splice(0).filter((b) => b >= 0));
   }
 }

@@ -9,8 +9,8 @@ const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnT
 
 async function setup(blocks = 512) {
   const model = await Model.load(g2.dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numRingBlocks: blocks });
-  return { model, engine, full: new BlockPool(blocks), ring: new BlockPool(blocks) };
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks });
+  return { model, engine, full: new BlockPool(blocks), sliding: new BlockPool(blocks) };
 }
 
 /** 16 distinct prompts of different lengths (some beyond the 128-token window). */
@@ -20,8 +20,8 @@ function prompts(vocab: number): number[][] {
   );
 }
 
-async function greedyAlone(engine: Engine, full: BlockPool, ring: BlockPool, prompt: number[], n: number): Promise<number[]> {
-  const seq = new LocalSequence(engine, full, ring);
+async function greedyAlone(engine: Engine, full: BlockPool, sliding: BlockPool, prompt: number[], n: number): Promise<number[]> {
+  const seq = new LocalSequence(engine, full, sliding);
   seq.reserve(prompt.length + n);
   const out: number[] = [];
   let next = prompt;
@@ -37,14 +37,14 @@ async function greedyAlone(engine: Engine, full: BlockPool, ring: BlockPool, pro
 
 describe("batched steps", () => {
   it("batch invariance: 16 sequences stepped together produce the greedy tokens each produces alone", async () => {
-    const { model, engine, full, ring } = await setup();
+    const { model, engine, full, sliding } = await setup();
     const ps = prompts(model.config.vocab);
     const N = 8;
     const alone = [];
-    for (const p of ps) alone.push(await greedyAlone(engine, full, ring, p, N));
+    for (const p of ps) alone.push(await greedyAlone(engine, full, sliding, p, N));
 
     const seqs = ps.map((p) => {
-      const s = new LocalSequence(engine, full, ring);
+      const s = new LocalSequence(engine, full, sliding);
       s.reserve(p.length + N);
       return s;
     });
@@ -60,13 +60,13 @@ describe("batched steps", () => {
     expect(together).toEqual(alone);
     for (const s of seqs) s.release();
     expect(full.free).toBe(full.capacity);
-    expect(ring.free).toBe(ring.capacity);
+    expect(sliding.free).toBe(sliding.capacity);
   });
 
   it("mixes a prefill chunk and decode tokens of other sequences in one step", async () => {
-    const { engine, full, ring } = await setup();
-    const a = new LocalSequence(engine, full, ring);
-    const b = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const a = new LocalSequence(engine, full, sliding);
+    const b = new LocalSequence(engine, full, sliding);
     a.reserve(200);
     b.reserve(200);
     const [ra] = await engine.step([a.entry(g2.tokens.slice(0, 50))]);
@@ -75,7 +75,7 @@ describe("batched steps", () => {
     a.advance(1);
     b.advance(51);
     // b's last row and a's decode row both see tokens[0..50] → identical logits for the same context.
-    const aRef = new LocalSequence(engine, full, ring);
+    const aRef = new LocalSequence(engine, full, sliding);
     const [ref] = await aRef.feed([...g2.tokens.slice(0, 50), 7], { allLogits: false });
     expect(argmax(rMixedA?.logits as Float32Array)).toBe(argmax(ref as Float32Array));
     expect(ra?.logits?.length).toBe(g2.shape[1]);
@@ -85,8 +85,8 @@ describe("batched steps", () => {
 
 describe("native sampling", () => {
   it("greedy picks the argmax and reports its logprob and top alternatives", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(g2.tokens.length);
     const [r] = await engine.step([s.entry(g2.tokens, { sampling: { temperature: 0, topLogprobs: 5 }, returnLogits: true })]);
     const logits = r?.logits as Float32Array;
@@ -101,8 +101,8 @@ describe("native sampling", () => {
   });
 
   it("is reproducible per (seed, counter) and varies with the seed", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(g2.tokens.length);
     const draw = async (seed: number, counter: number) => {
       const [r] = await engine.step([s.entry(g2.tokens, { sampling: { temperature: 1.5, seed, counter } })]);
@@ -121,8 +121,8 @@ describe("native sampling", () => {
   });
 
   it("top-k 1 equals greedy; a +100 logit bias forces a token; a -100 bias bans the argmax", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(g2.tokens.length);
     const one = async (sampling: object) => (await engine.step([s.entry(g2.tokens, { sampling })]))[0]?.token as number;
     const greedy = await one({ temperature: 0 });
@@ -134,8 +134,8 @@ describe("native sampling", () => {
   });
 
   it("presence and repetition penalties move mass away from tokens already seen", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(g2.tokens.length);
     const one = async (sampling: object) => (await engine.step([s.entry(g2.tokens, { sampling })]))[0]?.token as number;
     const greedy = await one({ temperature: 0 });
@@ -146,8 +146,8 @@ describe("native sampling", () => {
 
 describe("validation", () => {
   it("rejects bad arguments in TypeScript with exact messages", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(4);
     await expect(engine.step([s.entry([g2.shape[1]])])).rejects.toThrow(
       `seqs[0].tokens[0] = ${g2.shape[1]} is not a token id in [0, ${g2.shape[1]})`,
@@ -166,8 +166,8 @@ describe("validation", () => {
   });
 
   it("never blocks the event loop: timers keep firing while a long step runs", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     const tokens = Array.from({ length: 2000 }, (_, i) => (g2.tokens[i % g2.tokens.length] as number) % g2.shape[1]);
     s.reserve(tokens.length);
     let ticks = 0;
@@ -182,8 +182,8 @@ describe("validation", () => {
   });
 
   it("refuses overlapping steps on one engine", async () => {
-    const { engine, full, ring } = await setup();
-    const s = new LocalSequence(engine, full, ring);
+    const { engine, full, sliding } = await setup();
+    const s = new LocalSequence(engine, full, sliding);
     s.reserve(g2.tokens.length);
     const first = engine.step([s.entry(g2.tokens)]);
     await expect(engine.step([s.entry(g2.tokens)])).rejects.toThrow("a step is already running");

@@ -1,6 +1,7 @@
 // test_ops.cpp — every op of every available backend against the plain fp64 references, with named
 // boundary cases and explicit tolerances (fp32 accumulation vs fp64). Backends without a device report
 // themselves SKIPPED. Exit status 0 only when every case passed.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -120,12 +121,13 @@ void test_rope(const OpSet& ops) {
 
 // Attention through the paged cache: `cached` rows are stored first, then the rest attend.
 void test_sdpa(const OpSet& ops) {
-  struct C { const char* name; int T, cached, Hq, Hkv, D, window, block; float sink; bool ring; };
+  // free_old: blocks wholly before the window are poisoned with NaN and marked -1, as the scheduler frees them.
+  struct C { const char* name; int T, cached, Hq, Hkv, D, window, block; float sink; bool free_old; };
   for (C c : {C{"sdpa_sinks/prefill_full_causal", 20, 0, 4, 2, 16, 0, 4, 0.3f, false},
               C{"sdpa_sinks/sliding_window_edge_T_eq_W_plus_1", 9, 0, 4, 2, 16, 8, 4, 0.0f, true},
               C{"sdpa_sinks/decode_through_pages", 37, 36, 8, 2, 16, 0, 4, -0.5f, false},
-              C{"sdpa_sinks/ring_wraps_twice_decode", 40, 39, 4, 4, 16, 8, 4, 0.1f, true},
-              C{"sdpa_sinks/chunk_after_ring_prefix", 30, 21, 4, 2, 16, 8, 4, 0.2f, true},
+              C{"sdpa_sinks/sliding_decode_old_blocks_freed", 40, 39, 4, 4, 16, 8, 4, 0.1f, true},
+              C{"sdpa_sinks/sliding_chunk_after_freed_prefix", 30, 21, 4, 2, 16, 8, 4, 0.2f, true},
               C{"sdpa_sinks/sink_dominates", 6, 0, 2, 1, 16, 0, 4, 30.0f, false},
               C{"sdpa_sinks/sink_negligible", 6, 0, 2, 1, 16, 0, 4, -30.0f, false},
               C{"sdpa_sinks/gqa_group_8_head_dim_64", 5, 2, 8, 1, 64, 0, 16, 0.0f, false},
@@ -135,15 +137,22 @@ void test_sdpa(const OpSet& ops) {
     auto q = randn(static_cast<size_t>(T) * c.Hq * D), k = randn(static_cast<size_t>(T) * c.Hkv * D), v = randn(static_cast<size_t>(T) * c.Hkv * D);
     std::vector<float> sinks(c.Hq, c.sink);
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    const int nblocks = c.ring ? (c.window + c.block - 1) / c.block : (T + c.block - 1) / c.block;
+    const int nblocks = (T + c.block - 1) / c.block;
     std::vector<int32_t> table(nblocks);
     for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;  // non-identity block order
     std::vector<float> pool(static_cast<size_t>(nblocks) * 2 * c.Hkv * c.block * D, NAN);
-    KvLayer kv{pool.data(), c.block, c.Hkv, D, c.ring};
+    KvLayer kv{pool.data(), c.block, c.Hkv, D};
     // Store the cached prefix one token at a time (as decode would), then run the rest as one chunk.
     for (int p = 0; p < c.cached; ++p) {
       AttnSeq s{0, 1, p, table.data(), nblocks};
       ops.f32_kv_store(k.data() + static_cast<size_t>(p) * c.Hkv * D, v.data() + static_cast<size_t>(p) * c.Hkv * D, c.Hkv * D, &s, 1, kv);
+    }
+    if (c.free_old) {
+      const int first_live = std::max(0, c.cached - c.window + 1) / c.block;
+      for (int i = 0; i < first_live; ++i) {
+        std::fill_n(pool.begin() + static_cast<int64_t>(table[i]) * kv.block_floats(), kv.block_floats(), NAN);
+        table[i] = -1;
+      }
     }
     const int n = T - c.cached;
     AttnSeq s{0, n, c.cached, table.data(), nblocks};

@@ -57,9 +57,9 @@ async function open(dir: string | undefined, positions: number) {
   const engine = new Engine(model, {
     blockSize,
     numFullBlocks: fullBlocks,
-    numRingBlocks: Math.ceil(model.config.slidingWindow / blockSize),
+    numSlidingBlocks: fullBlocks,
   });
-  return { model, engine, seq: new LocalSequence(engine, new BlockPool(fullBlocks), new BlockPool(engine.ringBlocksPerSeq)) };
+  return { model, engine, seq: new LocalSequence(engine, new BlockPool(fullBlocks), new BlockPool(fullBlocks)) };
 }
 
 async function logits(argv: string[]): Promise<void> {

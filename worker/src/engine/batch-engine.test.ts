@@ -56,7 +56,7 @@ const tokensOf = (events: GenerateResponse[]) => events.flatMap((e) => e.tokens?
 
 async function referenceGreedy(prompt: number[], n: number): Promise<number[]> {
   const model = await Model.load(dir);
-  const engine = new Engine(model, { numFullBlocks: 16, numRingBlocks: 16 });
+  const engine = new Engine(model, { numFullBlocks: 16, numSlidingBlocks: 16 });
   const seq = new LocalSequence(engine, new BlockPool(16), new BlockPool(16));
   seq.reserve(prompt.length + n);
   const out: number[] = [];

@@ -43,7 +43,7 @@ interface Live {
   output: number[];
   fed: number; // prompt tokens already in the KV cache
   fullBlocks: number[];
-  ringBlocks: number[];
+  slidingBlocks: number[]; // by position; -1 once wholly out of the window
   channel: Channel<EngineEvent>;
   aborted: boolean;
   deadline: number; // epoch ms, 0 = none
@@ -65,7 +65,7 @@ export class BatchEngine implements EnginePort {
   readonly #engine: Engine;
   readonly #opts: BatchEngineOptions;
   readonly #full: BlockPool;
-  readonly #ring: BlockPool;
+  readonly #sliding: BlockPool;
   readonly #waiting: Live[] = [];
   readonly #running: Live[] = [];
   readonly #byId = new Map<string, Live>();
@@ -79,7 +79,7 @@ export class BatchEngine implements EnginePort {
     this.#engine = engine;
     this.#opts = opts;
     this.#full = new BlockPool(engine.numFullBlocks);
-    this.#ring = new BlockPool(engine.numRingBlocks);
+    this.#sliding = new BlockPool(engine.numSlidingBlocks);
   }
 
   info() {
@@ -145,7 +145,7 @@ export class BatchEngine implements EnginePort {
       output: [],
       fed: 0,
       fullBlocks: [],
-      ringBlocks: [],
+      slidingBlocks: [],
       channel: new Channel<EngineEvent>(),
       aborted: false,
       deadline: request.deadlineUnixMs,
@@ -202,7 +202,7 @@ export class BatchEngine implements EnginePort {
 
   /** KV blocks currently held by sequences (0 when idle: nothing leaks). */
   blocksInUse(): number {
-    return this.#full.capacity - this.#full.free + (this.#ring.capacity - this.#ring.free);
+    return this.#full.capacity - this.#full.free + (this.#sliding.capacity - this.#sliding.free);
   }
 
   #kick(): void {
@@ -226,7 +226,7 @@ export class BatchEngine implements EnginePort {
 
   #release(live: Live): void {
     this.#full.release(live.fullBlocks.splice(0));
-    this.#ring.release(live.ringBlocks.splice(0));
+    this.#sliding.release(live.slidingBlocks.splice(0).filter((b) => b >= 0));
   }
 
   #finish(live: Live, reason: FinishReason | undefined, error?: unknown): void {
@@ -280,10 +280,12 @@ export class BatchEngine implements EnginePort {
     );
     for (const live of order) {
       if (this.#running.length >= this.#opts.maxNumSeqs) return;
-      const need = this.#engine.blocksFor(Math.min(live.prompt.length + 1, live.prompt.length + live.request.maxTokens));
-      if (this.#full.free < need || this.#ring.free < this.#engine.ringBlocksPerSeq) return; // keep the order: no overtaking
+      // The first chunk's blocks (the whole prompt when it fits the step's budget) must be free.
+      const firstChunk = Math.min(live.prompt.length, this.#opts.maxTokensPerStep);
+      const need = this.#engine.blocksFor(firstChunk + 1);
+      if (this.#full.free < need || this.#sliding.free < need) return; // keep the order: no overtaking
       live.fullBlocks = this.#full.allocate(need) as number[];
-      live.ringBlocks = this.#ring.allocate(this.#engine.ringBlocksPerSeq) as number[];
+      live.slidingBlocks = this.#sliding.allocate(need) as number[];
       if (!live.started) {
         live.started = performance.now();
         this.#opts.metrics?.queue.observe(this.#opts.metrics.labels, (live.started - live.enqueued) / 1000);
@@ -307,9 +309,11 @@ export class BatchEngine implements EnginePort {
 
   /** Makes sure `live` has blocks for positions up to `end`, preempting others (never `live`) if needed. */
   #ensureBlocks(live: Live, end: number): boolean {
-    const need = this.#engine.blocksFor(end) - live.fullBlocks.length;
-    if (need <= 0) return true;
-    while (this.#full.free < need) {
+    const want = this.#engine.blocksFor(end);
+    const need = want - live.fullBlocks.length;
+    const needSliding = want - live.slidingBlocks.length;
+    if (need <= 0 && needSliding <= 0) return true;
+    while (this.#full.free < need || this.#sliding.free < needSliding) {
       const victims = this.#running.filter((v) => v !== live);
       if (victims.length === 0) return false;
       // Lowest priority first, then the most recently admitted.
@@ -318,8 +322,21 @@ export class BatchEngine implements EnginePort {
       if (!v.batch && live.batch) return false; // a batch sequence never evicts an online one
       this.#preempt(v);
     }
-    live.fullBlocks.push(...(this.#full.allocate(need) as number[]));
+    if (need > 0) live.fullBlocks.push(...(this.#full.allocate(need) as number[]));
+    if (needSliding > 0) live.slidingBlocks.push(...(this.#sliding.allocate(needSliding) as number[]));
     return true;
+  }
+
+  /** Frees the sliding blocks that lie wholly before the window of the sequence's next step. */
+  #trimSliding(live: Live, nextPos: number): void {
+    const firstLive = this.#engine.firstLiveSlidingBlock(nextPos);
+    for (let i = 0; i < firstLive && i < live.slidingBlocks.length; i++) {
+      const b = live.slidingBlocks[i] as number;
+      if (b >= 0) {
+        this.#sliding.release([b]);
+        live.slidingBlocks[i] = -1;
+      }
+    }
   }
 
   async #loop(): Promise<void> {
@@ -374,6 +391,7 @@ export class BatchEngine implements EnginePort {
     for (const [i, b] of plan.entries()) {
       const live = b.live;
       if (live.fed < live.prompt.length) live.fed += b.rows;
+      this.#trimSliding(live, b.entry.posBegin + b.rows);
       if (!b.sample || !this.#running.includes(live)) continue;
       const r = results[i];
       if (!r || r.token === undefined) continue;
@@ -414,7 +432,7 @@ export class BatchEngine implements EnginePort {
       tokens,
       posBegin,
       fullBlocks: live.fullBlocks,
-      ringBlocks: live.ringBlocks,
+      slidingBlocks: live.slidingBlocks,
       returnLogits: false,
       ...(sample
         ? {

@@ -10,12 +10,12 @@ import { createEngineMetrics } from "./metrics.ts";
 export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
   const started = performance.now();
   const model = await Model.load(config.model.path, { rank: config.rank, world: config.world_size });
-  const ringPerSeq = Math.ceil(model.config.slidingWindow / config.kv.block_size);
-  const engine = new Engine(model, {
-    blockSize: config.kv.block_size,
-    numFullBlocks: config.kv.num_blocks,
-    numRingBlocks: ringPerSeq * config.scheduler.max_num_seqs,
-  });
+  // Sliding layers need only each sequence's window (plus a block boundary) and this step's prefill
+  // chunks, which the token budget bounds.
+  const bs = config.kv.block_size;
+  const numSlidingBlocks =
+    config.scheduler.max_num_seqs * (Math.ceil(model.config.slidingWindow / bs) + 2) + Math.ceil(config.scheduler.max_tokens_per_step / bs);
+  const engine = new Engine(model, { blockSize: bs, numFullBlocks: config.kv.num_blocks, numSlidingBlocks });
   let synthetic = false;
   try {
     synthetic = JSON.parse(readFileSync(join(config.model.path, "config.json"), "utf8")).expertmesh_synthetic === true;
