@@ -8,16 +8,19 @@
  * as its new prompt, so its output continues exactly where it stopped (sampling is keyed by seed and
  * token index, and steps are batch-invariant).
  * Admission: ONLINE before BATCH; a BATCH request that has waited starvation_ms is treated as ONLINE.
+ * Prefix caching: every complete block of tokens is registered under a hash chained over all blocks
+ * before it; a new prompt (or a preempted one coming back) starts after its longest cached prefix whose
+ * sliding-window blocks are still cached too, and reuses those blocks without recomputing them.
  * Cancellation and deadlines: an aborted signal, Abort(request_id) or an expired deadline removes the
  * sequence before the next step and frees its blocks. drain() stops admission and waits for the rest.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Engine, Model, SamplingOptions, StepSequence } from "@expertmesh/kernels";
-import { BlockPool } from "@expertmesh/kernels";
 import { FinishReason, type GeneratedToken, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 import { workerErrors } from "../errors.ts";
 import { stepSpan } from "../transport/tracing.ts";
+import { BlockManager } from "./block-manager.ts";
 import { Channel } from "./channel.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 import type { EngineMetrics } from "./metrics.ts";
@@ -56,6 +59,10 @@ interface Live {
   lastToken: number;
   admittedSeq: number; // admission order: newest = largest
   trace: SpanContext | undefined;
+  hashes: string[]; // chain hashes of the complete token blocks computed so far
+  registered: number; // blocks registered with the prefix cache
+  cachedTokens: number; // prompt tokens served from the prefix cache at first admission
+  queried: boolean; // prefix-cache metrics counted
 }
 
 export class BatchEngine implements EnginePort {
@@ -64,8 +71,8 @@ export class BatchEngine implements EnginePort {
   readonly #model: Model;
   readonly #engine: Engine;
   readonly #opts: BatchEngineOptions;
-  readonly #full: BlockPool;
-  readonly #sliding: BlockPool;
+  readonly #full: BlockManager;
+  readonly #sliding: BlockManager;
   readonly #waiting: Live[] = [];
   readonly #running: Live[] = [];
   readonly #byId = new Map<string, Live>();
@@ -78,8 +85,8 @@ export class BatchEngine implements EnginePort {
     this.#model = model;
     this.#engine = engine;
     this.#opts = opts;
-    this.#full = new BlockPool(engine.numFullBlocks);
-    this.#sliding = new BlockPool(engine.numSlidingBlocks);
+    this.#full = new BlockManager(engine.numFullBlocks);
+    this.#sliding = new BlockManager(engine.numSlidingBlocks);
   }
 
   info() {
@@ -169,6 +176,10 @@ export class BatchEngine implements EnginePort {
       lastToken: 0,
       admittedSeq: 0,
       trace,
+      hashes: [],
+      registered: 0,
+      cachedTokens: 0,
+      queried: false,
     };
     signal.addEventListener(
       "abort",
@@ -202,7 +213,7 @@ export class BatchEngine implements EnginePort {
 
   /** KV blocks currently held by sequences (0 when idle: nothing leaks). */
   blocksInUse(): number {
-    return this.#full.capacity - this.#full.free + (this.#sliding.capacity - this.#sliding.free);
+    return this.#full.inUse + this.#sliding.inUse;
   }
 
   #kick(): void {
@@ -226,7 +237,9 @@ export class BatchEngine implements EnginePort {
 
   #release(live: Live): void {
     this.#full.release(live.fullBlocks.splice(0));
-    this.#sliding.release(live.slidingBlocks.splice(0).filter((b) => b >= 0));
+    this.#sliding.release(live.slidingBlocks.splice(0));
+    live.hashes = [];
+    live.registered = 0;
   }
 
   #finish(live: Live, reason: FinishReason | undefined, error?: unknown): void {
@@ -246,7 +259,7 @@ export class BatchEngine implements EnginePort {
       kind: "finished",
       finished: {
         reason: reason ?? FinishReason.FINISH_REASON_STOP,
-        usage: { promptTokens: live.promptLength, completionTokens: live.output.length, cachedPromptTokens: 0 },
+        usage: { promptTokens: live.promptLength, completionTokens: live.output.length, cachedPromptTokens: live.cachedTokens },
         timings: {
           queueSeconds: ((live.started || now) - live.enqueued) / 1000,
           firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
@@ -280,12 +293,30 @@ export class BatchEngine implements EnginePort {
     );
     for (const live of order) {
       if (this.#running.length >= this.#opts.maxNumSeqs) return;
-      // The first chunk's blocks (the whole prompt when it fits the step's budget) must be free.
-      const firstChunk = Math.min(live.prompt.length, this.#opts.maxTokensPerStep);
-      const need = this.#engine.blocksFor(firstChunk + 1);
-      if (this.#full.free < need || this.#sliding.free < need) return; // keep the order: no overtaking
-      live.fullBlocks = this.#full.allocate(need) as number[];
-      live.slidingBlocks = this.#sliding.allocate(need) as number[];
+      // Reuse the longest cached prefix; the first chunk after it must fit in free blocks.
+      const bs = this.#engine.blockSize;
+      const hit = this.#prefixHit(live);
+      const firstLive = this.#engine.firstLiveSlidingBlock(hit * bs);
+      const chunkEnd = Math.min(live.prompt.length, hit * bs + this.#opts.maxTokensPerStep);
+      const want = this.#engine.blocksFor(chunkEnd + 1);
+      if (this.#full.free < want - hit || this.#sliding.free < want - Math.max(hit, firstLive)) return; // no overtaking
+      live.fullBlocks = [];
+      live.slidingBlocks = [];
+      for (let i = 0; i < hit; i++) {
+        live.fullBlocks.push(this.#full.acquire(live.hashes[i] as string));
+        live.slidingBlocks.push(i < firstLive ? -1 : this.#sliding.acquire(live.hashes[i] as string));
+      }
+      live.fullBlocks.push(...(this.#full.allocate(want - hit) as number[]));
+      live.slidingBlocks.push(...(this.#sliding.allocate(want - hit) as number[]));
+      live.fed = hit * bs;
+      live.registered = hit;
+      live.hashes.length = hit;
+      if (!live.queried) {
+        live.queried = true;
+        live.cachedTokens = hit * bs;
+        this.#opts.metrics?.prefixQueries.inc(this.#opts.metrics.labels, live.promptLength);
+        this.#opts.metrics?.prefixHits.inc(this.#opts.metrics.labels, hit * bs);
+      }
       if (!live.started) {
         live.started = performance.now();
         this.#opts.metrics?.queue.observe(this.#opts.metrics.labels, (live.started - live.enqueued) / 1000);
@@ -325,6 +356,59 @@ export class BatchEngine implements EnginePort {
     if (need > 0) live.fullBlocks.push(...(this.#full.allocate(need) as number[]));
     if (needSliding > 0) live.slidingBlocks.push(...(this.#sliding.allocate(needSliding) as number[]));
     return true;
+  }
+
+  /** The sequence's tokens in position order: its prompt, then what it generated. */
+  #tokens(live: Live): number[] {
+    return live.prompt.length === live.promptLength
+      ? [...live.prompt, ...live.output]
+      : [...live.prompt.slice(0, live.promptLength), ...live.output];
+  }
+
+  /** Chain hash of block i given the hash of block i − 1. */
+  #hash(prev: string, tokens: number[], i: number): string {
+    const bs = this.#engine.blockSize;
+    return createHash("sha1")
+      .update(prev)
+      .update(Buffer.from(Int32Array.from(tokens.slice(i * bs, (i + 1) * bs)).buffer))
+      .digest("base64");
+  }
+
+  /** How many leading blocks of the prompt can be reused (full and, within the window, sliding). */
+  #prefixHit(live: Live): number {
+    const bs = this.#engine.blockSize;
+    const maxBlocks = Math.floor((live.prompt.length - 1) / bs); // at least one token is computed for logits
+    live.hashes = [];
+    let k = 0;
+    while (k < maxBlocks) {
+      const h = this.#hash(k === 0 ? "" : (live.hashes[k - 1] as string), live.prompt, k);
+      if (this.#full.peek(h) === undefined) break;
+      live.hashes.push(h);
+      k++;
+    }
+    for (; k > 0; k--) {
+      const firstLive = this.#engine.firstLiveSlidingBlock(k * bs);
+      let ok = true;
+      for (let i = firstLive; i < k && ok; i++) ok = this.#sliding.peek(live.hashes[i] as string) !== undefined;
+      if (ok) break;
+    }
+    return k;
+  }
+
+  /** Registers the sequence's newly completed token blocks with the prefix cache. */
+  #register(live: Live, computed: number): void {
+    const bs = this.#engine.blockSize;
+    const complete = Math.floor(computed / bs);
+    if (complete <= live.registered) return;
+    const tokens = this.#tokens(live);
+    for (let i = live.registered; i < complete; i++) {
+      const h = live.hashes[i] ?? this.#hash(i === 0 ? "" : (live.hashes[i - 1] as string), tokens, i);
+      live.hashes[i] = h;
+      this.#full.register(live.fullBlocks[i] as number, h);
+      const s = live.slidingBlocks[i] as number;
+      if (s >= 0) this.#sliding.register(s, h);
+    }
+    live.registered = complete;
   }
 
   /** Frees the sliding blocks that lie wholly before the window of the sequence's next step. */
@@ -391,6 +475,7 @@ export class BatchEngine implements EnginePort {
     for (const [i, b] of plan.entries()) {
       const live = b.live;
       if (live.fed < live.prompt.length) live.fed += b.rows;
+      this.#register(live, b.entry.posBegin + b.rows);
       this.#trimSliding(live, b.entry.posBegin + b.rows);
       if (!b.sample || !this.#running.includes(live)) continue;
       const r = results[i];

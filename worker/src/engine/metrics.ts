@@ -43,6 +43,18 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
     }),
     promptTokens: new Counter({ name: "vllm:prompt_tokens_total", help: "Prompt tokens processed", labelNames, registers: [registry] }),
     generationTokens: new Counter({ name: "vllm:generation_tokens_total", help: "Tokens generated", labelNames, registers: [registry] }),
+    prefixQueries: new Counter({
+      name: "vllm:prefix_cache_queries_total",
+      help: "Prompt tokens looked up in the prefix cache",
+      labelNames,
+      registers: [registry],
+    }),
+    prefixHits: new Counter({
+      name: "vllm:prefix_cache_hits_total",
+      help: "Prompt tokens served from the prefix cache",
+      labelNames,
+      registers: [registry],
+    }),
     preemptions: new Counter({
       name: "vllm:num_preemptions_total",
       help: "Sequences preempted (recomputed later)",
