@@ -177,3 +177,36 @@ describe("preemption and back-pressure", () => {
     d.client.close();
   });
 });
+
+describe("priority classes", () => {
+  // One sequence at a time; a long request holds the slot while others queue. The order in which the
+  // queued ones finish is the order they were admitted.
+  async function order(starvationMs: string, pauseMs: number): Promise<string[]> {
+    const e = await worker({ WORKER_MAX_NUM_SEQS: "1", WORKER_STARVATION_MS: starvationMs, WORKER_MAX_TOKENS_PER_STEP: "8" });
+    try {
+      const finished: string[] = [];
+      const run = (id: string, priority: number, promptLen: number, maxTokens: number) =>
+        generate(e.client, id, prompt(id.length, promptLen), maxTokens, { priority, stopTokenIds: [] }).done.then(() => finished.push(id));
+      const hold = run("hold", Priority.PRIORITY_ONLINE, 4000, 4);
+      await expect.poll(() => e.engine.info().load.running, { timeout: 2000 }).toBe(1);
+      const batch = run("batch-1", Priority.PRIORITY_BATCH, 4, 4);
+      await new Promise((r) => setTimeout(r, pauseMs));
+      // The slot is still taken: both wait for it.
+      expect(e.engine.info().load).toEqual({ running: 1, waiting: 1 });
+      const online = run("online-1", Priority.PRIORITY_ONLINE, 4, 4);
+      await Promise.all([hold, batch, online]);
+      return finished.filter((id) => id !== "hold");
+    } finally {
+      e.client.close();
+      await e.w.close();
+    }
+  }
+
+  it("admits an online request before an earlier batch one", async () => {
+    expect(await order("60000", 30)).toEqual(["online-1", "batch-1"]);
+  });
+
+  it("does not starve batch work: after starvation_ms it goes first by age", async () => {
+    expect(await order("100", 200)).toEqual(["batch-1", "online-1"]);
+  });
+});
