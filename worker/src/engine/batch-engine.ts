@@ -108,6 +108,7 @@ export class BatchEngine implements EnginePort {
         kvBlocksFree: this.#full.free,
         maxNumSeqs: this.#opts.maxNumSeqs,
         maxTokensPerStep: this.#opts.maxTokensPerStep,
+        kvBlocksInUse: this.blocksInUse(),
       },
       load: { running: this.#running.length, waiting: this.#waiting.length },
       backend: "cpu",

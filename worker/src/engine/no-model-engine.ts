@@ -35,6 +35,7 @@ export class NoModelEngine implements EnginePort {
         kvBlocksFree: this.#capacity.blocks,
         maxNumSeqs: this.#capacity.maxNumSeqs,
         maxTokensPerStep: this.#capacity.maxTokensPerStep,
+        kvBlocksInUse: 0,
       },
       load: { running: 0, waiting: 0 },
       backend: "cpu",
