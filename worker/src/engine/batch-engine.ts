@@ -80,6 +80,8 @@ export class BatchEngine implements EnginePort {
   #draining = false;
   #admissions = 0;
   #idle: Array<() => void> = [];
+  #prefixQueried = 0;
+  #prefixHit = 0;
 
   constructor(model: Model, engine: Engine, opts: BatchEngineOptions) {
     this.#model = model;
@@ -296,7 +298,7 @@ export class BatchEngine implements EnginePort {
       if (this.#running.length >= this.#opts.maxNumSeqs) return;
       // Reuse the longest cached prefix; the first chunk after it must fit in free blocks.
       const bs = this.#engine.blockSize;
-      const hit = this.#prefixHit(live);
+      const hit = this.#prefixMatch(live);
       const firstLive = this.#engine.firstLiveSlidingBlock(hit * bs);
       const chunkEnd = Math.min(live.prompt.length, hit * bs + this.#opts.maxTokensPerStep);
       const want = this.#engine.blocksFor(chunkEnd + 1);
@@ -315,8 +317,12 @@ export class BatchEngine implements EnginePort {
       if (!live.queried) {
         live.queried = true;
         live.cachedTokens = hit * bs;
-        this.#opts.metrics?.prefixQueries.inc(this.#opts.metrics.labels, live.promptLength);
-        this.#opts.metrics?.prefixHits.inc(this.#opts.metrics.labels, hit * bs);
+        this.#prefixQueried += live.promptLength;
+        this.#prefixHit += hit * bs;
+        const m = this.#opts.metrics;
+        m?.prefixQueries.inc(m.labels, live.promptLength);
+        m?.prefixHits.inc(m.labels, hit * bs);
+        m?.prefixHitRate.set(m.labels, this.#prefixHit / this.#prefixQueried);
       }
       if (!live.started) {
         live.started = performance.now();
@@ -376,7 +382,7 @@ export class BatchEngine implements EnginePort {
   }
 
   /** How many leading blocks of the prompt can be reused (full and, within the window, sliding). */
-  #prefixHit(live: Live): number {
+  #prefixMatch(live: Live): number {
     const bs = this.#engine.blockSize;
     const maxBlocks = Math.floor((live.prompt.length - 1) / bs); // at least one token is computed for logits
     live.hashes = [];

@@ -55,6 +55,12 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
       labelNames,
       registers: [registry],
     }),
+    prefixHitRate: new Gauge({
+      name: "expertmesh_prefix_cache_hit_rate",
+      help: "Prompt tokens served from the prefix cache / prompt tokens looked up, since start (0-1)",
+      labelNames,
+      registers: [registry],
+    }),
     preemptions: new Counter({
       name: "vllm:num_preemptions_total",
       help: "Sequences preempted (recomputed later)",

@@ -78,6 +78,7 @@ describe("prefix caching", () => {
     expect(second.tokens).toEqual(first.tokens);
     expect(await metric(w, "vllm:prefix_cache_hits_total")).toBe(288);
     expect(await metric(w, "vllm:prefix_cache_queries_total")).toBe(600);
+    expect(await metric(w, "expertmesh_prefix_cache_hit_rate")).toBeCloseTo(288 / 600, 6);
     expect(engine.blocksInUse()).toBe(0);
   });
 
