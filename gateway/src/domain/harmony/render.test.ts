@@ -1,0 +1,28 @@
+/** Every rendering case of ../shared/conformance/harmony: exact text and exact token ids. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { sharedDir } from "@expertmesh/kernels/testing";
+import { describe, expect, it } from "vitest";
+import { renderConversation } from "./render.ts";
+import { HarmonyTokenizer } from "./tokenizer.ts";
+import type { HarmonyMessage, RenderOptions } from "./types.ts";
+
+interface RenderCase {
+  name: string;
+  input: { messages: HarmonyMessage[]; options: RenderOptions };
+  expected_text: string;
+  expected_tokens: number[];
+}
+
+const cases: RenderCase[] = JSON.parse(readFileSync(join(sharedDir(), "conformance", "harmony", "render-cases.json"), "utf8"));
+const tok = new HarmonyTokenizer();
+
+describe("Harmony rendering conformance", () => {
+  it("has the 19 published cases", () => expect(cases).toHaveLength(19));
+  it.each(cases)("$name", (c) => {
+    const out = renderConversation(tok, c.input.messages, c.input.options);
+    expect(out.text.trimEnd()).toBe(c.expected_text);
+    expect(out.tokens).toEqual(c.expected_tokens);
+    expect(tok.encodeWithSpecials(c.expected_text)).toEqual(c.expected_tokens);
+  });
+});
