@@ -57,7 +57,7 @@ export class HarmonyTokenizer {
       if (!line) continue;
       const [, offset, ...tokens] = line.split(" ");
       const base = Number.parseInt(offset as string, 10);
-      tokens.forEach((t, i) => this.#bytes.set(base + i, Uint8Array.from(Buffer.from(t, "base64"))));
+      for (const [i, t] of tokens.entries()) this.#bytes.set(base + i, Uint8Array.from(Buffer.from(t, "base64")));
     }
     for (let id = 199998; id < VOCAB_SIZE; id++) this.#bytes.set(id, this.#encoder.encode(specialText(id)));
   }
