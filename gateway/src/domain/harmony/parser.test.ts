@@ -1,0 +1,97 @@
+/** Every parsing case of ../shared/conformance/harmony, plus the tolerance the gateway relies on. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { sharedDir } from "@expertmesh/kernels/testing";
+import { describe, expect, it } from "vitest";
+import { HarmonyStreamParser, parseCompletion } from "./parser.ts";
+import { HarmonyTokenizer, Special } from "./tokenizer.ts";
+import type { Role } from "./types.ts";
+
+interface ParseCase {
+  name: string;
+  tokens: number[];
+  role_hint: Role | null;
+  expected_messages: Array<{
+    role: Role;
+    name: string | null;
+    channel: string | null;
+    recipient: string | null;
+    content_type: string | null;
+    content: string;
+  }>;
+}
+
+const cases: ParseCase[] = JSON.parse(readFileSync(join(sharedDir(), "conformance", "harmony", "parse-cases.json"), "utf8"));
+const tok = new HarmonyTokenizer();
+
+describe("Harmony parsing conformance", () => {
+  it("has the 10 published cases", () => expect(cases).toHaveLength(10));
+  it.each(cases)("$name", (c) => {
+    expect(parseCompletion(tok, c.tokens, c.role_hint)).toEqual(c.expected_messages);
+  });
+
+  it.each(cases)("$name, streamed: deltas concatenate to each message's content", (c) => {
+    const p = new HarmonyStreamParser(tok, c.role_hint);
+    const deltas = new Map<number, string>();
+    for (const t of [...c.tokens]) {
+      for (const e of p.push(t)) if (e.kind === "delta") deltas.set(e.index, (deltas.get(e.index) ?? "") + e.text);
+    }
+    for (const e of p.finish()) if (e.kind === "delta") deltas.set(e.index, (deltas.get(e.index) ?? "") + e.text);
+    c.expected_messages.forEach((m, i) => expect(deltas.get(i) ?? "").toBe(m.content));
+  });
+});
+
+describe("tolerance (never throws; best-effort content)", () => {
+  const enc = (s: string) => tok.encodeWithSpecials(s);
+
+  it("holds back a character split across tokens until it is complete", () => {
+    const ids = tok.encode("héllo 👋🏽 world");
+    const p = new HarmonyStreamParser(tok, null);
+    p.push(Special.start);
+    for (const t of enc("assistant<|channel|>final<|message|>")) p.push(t);
+    let text = "";
+    for (const id of ids)
+      for (const e of p.push(id))
+        if (e.kind === "delta") {
+          expect(e.text).not.toContain("\uFFFD");
+          text += e.text;
+        }
+    expect(text).toBe("héllo 👋🏽 world");
+  });
+
+  it("stray stop tokens, text outside messages, and a stop inside a header", () => {
+    const msgs = parseCompletion(
+      tok,
+      [Special.end, Special.return, ...tok.encode("garbage"), Special.end, ...enc("<|start|>assistant<|channel|>final<|end|>")],
+      null,
+    );
+    expect(msgs).toEqual([
+      { role: "assistant", name: null, recipient: null, channel: null, content_type: null, content: "garbage" },
+      { role: "assistant", name: null, recipient: null, channel: null, content_type: null, content: "assistant<|channel|>final" },
+    ]);
+  });
+
+  it("a <|start|> inside content closes the message; a tool call on the analysis channel parses", () => {
+    const msgs = parseCompletion(
+      tok,
+      enc(
+        "<|channel|>analysis<|message|>thinking<|start|>assistant<|channel|>analysis to=functions.lookup <|constrain|>json<|message|>{}<|call|>",
+      ),
+    );
+    expect(msgs.map((m) => [m.channel, m.recipient, m.content_type, m.content])).toEqual([
+      ["analysis", null, null, "thinking"],
+      ["analysis", "functions.lookup", "<|constrain|>json", "{}"],
+    ]);
+  });
+
+  it("random token ids never throw", () => {
+    let seed = 1;
+    for (let run = 0; run < 200; run++) {
+      const ids = Array.from({ length: 64 }, () => {
+        seed = (seed * 48271) % 2147483647;
+        return seed % 3 === 0 ? 200000 + (seed % 20) : seed % 201088;
+      });
+      expect(() => parseCompletion(tok, ids)).not.toThrow();
+    }
+  });
+});
