@@ -37,7 +37,7 @@ describe("Harmony parsing conformance", () => {
       for (const e of p.push(t)) if (e.kind === "delta") deltas.set(e.index, (deltas.get(e.index) ?? "") + e.text);
     }
     for (const e of p.finish()) if (e.kind === "delta") deltas.set(e.index, (deltas.get(e.index) ?? "") + e.text);
-    c.expected_messages.forEach((m, i) => expect(deltas.get(i) ?? "").toBe(m.content));
+    for (const [i, m] of c.expected_messages.entries()) expect(deltas.get(i) ?? "").toBe(m.content);
   });
 });
 
