@@ -32,6 +32,8 @@ export const GatewayConfigSchema = z.object({
       refresh_ms: positive.default(2_000),
     })
     .prefault({}),
+  /** max_tokens when a request gives none. */
+  default_max_tokens: positive.default(4096),
   shutdown_grace_ms: positive.default(30_000),
 });
 
@@ -45,6 +47,7 @@ export const gatewayEnv = {
   api_keys: "GATEWAY_API_KEYS",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
+  default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
   shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
 } as const;
 

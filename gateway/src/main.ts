@@ -3,7 +3,9 @@
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
 import closeWithGrace from "close-with-grace";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
+import { WorkerPool } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
+import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { createServer } from "./server.ts";
 
 let config: ReturnType<typeof loadGatewayConfig>;
@@ -18,7 +20,9 @@ const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
 if (config.api_keys.length === 0) log.warn("GATEWAY_API_KEYS is empty: authentication is disabled (local development only)");
 
 const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
-const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway") });
+const backend = new WorkerPool(directory, log);
+const tokenizer = new HarmonyTokenizer();
+const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer });
 const address = await app.listen({ host: config.http.host, port: config.http.port });
 log.info({ address }, "gateway listening");
 
@@ -26,6 +30,7 @@ closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   if (err) log.error({ err }, "fatal error, shutting down");
   else log.info({ signal }, "shutting down");
   await app.close();
+  backend.close();
   directory.close();
   await telemetry.shutdown();
 });

@@ -6,9 +6,12 @@ import { randomUUID } from "node:crypto";
 import { AppError, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.ts";
+import type { GenerationBackend } from "./domain/generation-backend.ts";
+import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
+import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 
@@ -17,6 +20,9 @@ export interface GatewayDeps {
   log: Logger;
   directory: WorkerDirectory;
   registry: Registry;
+  /** Chat routes are registered when a backend and a tokenizer are given. */
+  backend?: GenerationBackend;
+  tokenizer?: HarmonyTokenizer;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -61,7 +67,10 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     }
     const status = (error as FastifyError).statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      const appErr = gatewayErrors.create("invalid_request_error", { detail: error.message });
+      // Validation errors name the offending field as OpenAI's `param`.
+      const validation = (error as FastifyError).validation?.[0];
+      const param = validation?.instancePath ? validation.instancePath.replace(/^\//, "").replaceAll("/", ".") : undefined;
+      const appErr = gatewayErrors.create("invalid_request_error", { detail: error.message }, param ? { param } : {});
       return reply.code(status).send(appErr.toOpenAi());
     }
     request.log.error({ err: error }, "unhandled error");
@@ -70,6 +79,9 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
 
   registerHealthRoutes(app, deps.directory);
   registerModelRoutes(app, deps.directory);
+  if (deps.backend && deps.tokenizer) {
+    registerChatCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
+  }
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
   return app;
 }

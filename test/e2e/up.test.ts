@@ -8,6 +8,7 @@ import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@expertmesh/common/testing";
+import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -71,6 +72,16 @@ describe("UP (scripts/up.sh)", () => {
     await expect.poll(async () => (await fetch(`${url}/ready`)).status, { timeout: 30_000 }).toBe(200);
     const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m) => m.id)).toEqual(["gpt-oss-synthetic"]);
+    // A chat completion through the whole stack: SDK → gateway → (orchestrator roster) → worker → engine.
+    const openai = new OpenAI({ apiKey: "local-dev", baseURL: `${url}/v1`, maxRetries: 0 });
+    const completion = await openai.chat.completions.create({
+      model: "gpt-oss-synthetic",
+      messages: [{ role: "user", content: "Hello!" }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(completion.object).toBe("chat.completion");
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
     expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(5); // bash, redis, orchestrator, worker, gateway
 
     const exited = new Promise<number | null>((resolve) => up?.on("exit", (code) => resolve(code)));

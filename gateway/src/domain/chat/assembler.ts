@@ -1,0 +1,118 @@
+/**
+ * Harmony output → OpenAI chat fields, incrementally. Feeds the model's token ids to the streaming parser
+ * and classifies each message (spec §6.10): analysis → reasoning; recipient functions.X → a tool call;
+ * final or an un-addressed commentary preamble → content. Emits deltas for streaming and keeps totals
+ * for the non-streaming response. Stop strings end the content (the rest is not sent).
+ */
+import { HarmonyStreamParser } from "../harmony/parser.ts";
+import type { HarmonyTokenizer } from "../harmony/tokenizer.ts";
+import type { HarmonyMessage } from "../harmony/types.ts";
+
+export type ChatDelta =
+  | { kind: "content"; text: string }
+  | { kind: "reasoning"; text: string }
+  | { kind: "tool_call_start"; index: number; id: string; name: string }
+  | { kind: "tool_call_arguments"; index: number; text: string };
+
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+type Kind = "content" | "reasoning" | "tool" | "other";
+
+function classify(m: HarmonyMessage): Kind {
+  if (m.recipient?.startsWith("functions.")) return "tool";
+  if (m.recipient) return "reasoning"; // built-in tools are not offered: show such calls as reasoning
+  if (m.channel === "analysis") return "reasoning";
+  return "content";
+}
+
+export class ChatAssembler {
+  content = "";
+  reasoning = "";
+  readonly toolCalls: ToolCall[] = [];
+  reasoningTokens = 0;
+  stopped = false; // a stop string matched
+  readonly #parser: HarmonyStreamParser;
+  readonly #stops: string[];
+  readonly #holdMax: number;
+  #pending = ""; // content held back while it could still be the start of a stop string
+  #kind: Kind = "other";
+  readonly #newId: () => string;
+
+  constructor(tok: HarmonyTokenizer, stops: string[], newId: () => string) {
+    this.#parser = new HarmonyStreamParser(tok, "assistant");
+    this.#stops = stops.filter(Boolean);
+    this.#holdMax = Math.max(0, ...this.#stops.map((s) => s.length - 1));
+    this.#newId = newId;
+  }
+
+  push(ids: readonly number[]): ChatDelta[] {
+    const out: ChatDelta[] = [];
+    for (const id of ids) {
+      if (this.stopped) break;
+      if (this.#kind === "reasoning") this.reasoningTokens++;
+      for (const e of this.#parser.push(id)) this.#event(e, out);
+    }
+    return out;
+  }
+
+  finish(): ChatDelta[] {
+    const out: ChatDelta[] = [];
+    if (!this.stopped) for (const e of this.#parser.finish()) this.#event(e, out);
+    if (this.#pending && !this.stopped) {
+      this.content += this.#pending;
+      out.push({ kind: "content", text: this.#pending });
+      this.#pending = "";
+    }
+    return out;
+  }
+
+  #event(e: ReturnType<HarmonyStreamParser["push"]>[number], out: ChatDelta[]): void {
+    if (e.kind === "start") {
+      this.#kind = classify(e.message);
+      if (this.#kind === "tool") {
+        const call: ToolCall = {
+          id: this.#newId(),
+          type: "function",
+          function: { name: (e.message.recipient as string).slice("functions.".length), arguments: "" },
+        };
+        this.toolCalls.push(call);
+        out.push({ kind: "tool_call_start", index: this.toolCalls.length - 1, id: call.id, name: call.function.name });
+      } else if (this.#kind === "content" && this.content) {
+        this.#content("\n\n", out); // several answer messages read as paragraphs
+      }
+    } else if (e.kind === "delta") {
+      if (this.#kind === "reasoning") {
+        this.reasoning += e.text;
+        out.push({ kind: "reasoning", text: e.text });
+      } else if (this.#kind === "tool") {
+        const call = this.toolCalls.at(-1) as ToolCall;
+        call.function.arguments += e.text;
+        out.push({ kind: "tool_call_arguments", index: this.toolCalls.length - 1, text: e.text });
+      } else this.#content(e.text, out);
+    } else {
+      this.#kind = "other";
+    }
+  }
+
+  #content(text: string, out: ChatDelta[]): void {
+    let buf = this.#pending + text;
+    for (const s of this.#stops) {
+      const at = buf.indexOf(s);
+      if (at >= 0) {
+        buf = buf.slice(0, at);
+        this.stopped = true;
+      }
+    }
+    const keep = this.stopped ? 0 : Math.min(this.#holdMax, buf.length);
+    const emit = buf.slice(0, buf.length - keep);
+    this.#pending = buf.slice(buf.length - keep);
+    if (emit) {
+      this.content += emit;
+      out.push({ kind: "content", text: emit });
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Chat completions through the real stack piece by piece: the official openai SDK → this gateway →
+ * gRPC → a real worker process running a tiny synthetic gpt-oss (random weights: the text is noise, the
+ * protocol is not). Non-streaming, streaming with the usage chunk and [DONE], and typed SDK errors.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { SHAPES } from "@expertmesh/kernels";
+import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
+import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
+import type { FastifyInstance } from "fastify";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WorkerPool } from "../../adapters/worker-pool.ts";
+import { GatewayConfigSchema } from "../../config.ts";
+import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
+import { StaticWorkerDirectory } from "../../domain/worker-directory.ts";
+import { createServer } from "../../server.ts";
+
+const KEY = "sk-chat-test-0123456789";
+let worker: WorkerProcess;
+let app: FastifyInstance;
+let pool: WorkerPool;
+let client: OpenAI;
+
+beforeAll(async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), "chat-model-")), "tiny");
+  writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: dir, seed: 4 });
+  worker = await spawnWorker({ WORKER_MODEL_PATH: dir, WORKER_MODEL_NAME: "gpt-oss-tiny" });
+  const directory = new StaticWorkerDirectory([
+    {
+      workerId: "w1",
+      address: worker.address,
+      model: "gpt-oss-tiny",
+      accelerator: Accelerator.ACCELERATOR_CPU,
+      state: MemberState.MEMBER_STATE_READY,
+      groupId: "",
+      rank: 0,
+      worldSize: 1,
+      registeredUnixMs: Date.now(),
+    },
+  ]);
+  const log = createLogger("chat-test", "silent");
+  pool = new WorkerPool(directory, log);
+  app = createServer({
+    config: GatewayConfigSchema.parse({ api_keys: [KEY] }),
+    log,
+    directory,
+    registry: createMetricsRegistry("gateway-chat-test"),
+    backend: pool,
+    tokenizer: new HarmonyTokenizer(),
+  });
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0 });
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+  pool?.close();
+  await worker?.stop();
+});
+
+describe("POST /v1/chat/completions", () => {
+  it("answers non-streaming with an OpenAI-shaped completion and usage", async () => {
+    const r = await client.chat.completions.create({
+      model: "gpt-oss-tiny",
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "Say hello." },
+      ],
+      max_completion_tokens: 12,
+      temperature: 0,
+    });
+    expect(r.object).toBe("chat.completion");
+    expect(r.id).toMatch(/^chatcmpl-/);
+    expect(r.choices).toHaveLength(1);
+    expect(r.choices[0]?.message.role).toBe("assistant");
+    expect(["stop", "length", "tool_calls"]).toContain(r.choices[0]?.finish_reason);
+    expect(r.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(r.usage?.completion_tokens).toBeLessThanOrEqual(12);
+    expect(r.usage?.total_tokens).toBe((r.usage?.prompt_tokens ?? 0) + (r.usage?.completion_tokens ?? 0));
+  });
+
+  it("streams chunks, a finish chunk, the usage chunk and [DONE]", async () => {
+    const stream = await client.chat.completions.create({
+      model: "gpt-oss-tiny",
+      messages: [{ role: "user", content: "Count to three." }],
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks[0]?.choices[0]?.delta.role).toBe("assistant");
+    const finishes = chunks.filter((c) => c.choices[0]?.finish_reason);
+    expect(finishes).toHaveLength(1);
+    const last = chunks.at(-1);
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("is deterministic at temperature 0 (same request → same output)", async () => {
+    const ask = () =>
+      client.chat.completions.create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 });
+    const [a, b] = [await ask(), await ask()];
+    expect(b.choices[0]?.message).toEqual(a.choices[0]?.message);
+  });
+
+  it("maps errors to the SDK's typed errors: 400 with param, 404 unknown model, 401", async () => {
+    const bad = await client.chat.completions
+      .create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "x" }], temperature: 5 })
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("temperature");
+    const missing = await client.chat.completions
+      .create({ model: "nope", messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    const required = await client.chat.completions
+      .create({
+        model: "gpt-oss-tiny",
+        messages: [{ role: "user", content: "x" }],
+        tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }],
+        tool_choice: "required",
+      })
+      .catch((e: unknown) => e);
+    expect(required).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((required as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("tool_choice");
+    const noKey = new OpenAI({ apiKey: "sk-wrong-0000000000", baseURL: client.baseURL, maxRetries: 0 });
+    await expect(
+      noKey.chat.completions.create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "x" }] }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
