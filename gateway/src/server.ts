@@ -12,6 +12,7 @@ import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
+import { registerCompletions } from "./http/routes/completions.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 
@@ -81,6 +82,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   registerModelRoutes(app, deps.directory);
   if (deps.backend && deps.tokenizer) {
     registerChatCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
+    registerCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer });
   }
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
   return app;

@@ -188,3 +188,28 @@ describe("Harmony through the gateway (scripted model output)", () => {
     expect(tok.decode(worker.requests[0]?.promptTokenIds ?? [])).toContain("\n\nReasoning: high\n\n");
   });
 });
+
+describe("POST /v1/completions (scripted model output)", () => {
+  it("returns raw text, honours stop strings, and streams", async () => {
+    const { client, worker } = await gateway([tok.encode("The answer is 42. Done."), tok.encode("alpha beta gamma")]);
+    const r = await client.completions.create({
+      model: "gpt-oss-20b",
+      prompt: "<|start|>user<|message|>Q<|end|>",
+      max_tokens: 50,
+      stop: [" Done"],
+    });
+    expect(r.object).toBe("text_completion");
+    expect(r.choices[0]?.text).toBe("The answer is 42.");
+    expect(r.choices[0]?.finish_reason).toBe("stop");
+    expect(worker.requests[0]?.promptTokenIds.slice(0, 1)).toEqual([200006]); // specials allowed in raw prompts
+    const stream = await client.completions.create({ model: "gpt-oss-20b", prompt: "x", max_tokens: 50, stream: true });
+    let text = "";
+    let finish: string | null | undefined;
+    for await (const c of stream) {
+      text += c.choices[0]?.text ?? "";
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe("alpha beta gamma");
+    expect(finish).toBe("length");
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * POST /v1/completions — raw text completion (no chat template). The prompt is tokenized with special
+ * tokens allowed, so a client may drive the Harmony format by hand; the generated ids are decoded as they
+ * stream (incomplete UTF-8 held back). Stop strings end the text. One prompt and n = 1 per request.
+ */
+import { randomUUID } from "node:crypto";
+import { AppError } from "@expertmesh/common";
+import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
+import type { FastifyInstance } from "fastify";
+import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { type HarmonyTokenizer, Special, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
+import { gatewayErrors } from "../../errors.ts";
+
+interface CompletionBody {
+  model: string;
+  prompt: string | string[] | number[] | number[][];
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  n?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+}
+
+const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
+
+const bodySchema = {
+  type: "object",
+  required: ["model", "prompt"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    prompt: {
+      anyOf: [
+        { type: "string" },
+        { type: "array", items: { type: "string" }, minItems: 1, maxItems: 1 },
+        { type: "array", items: { type: "integer", minimum: 0, maximum: VOCAB_SIZE - 1 }, minItems: 1 },
+        {
+          type: "array",
+          items: { type: "array", items: { type: "integer", minimum: 0, maximum: VOCAB_SIZE - 1 } },
+          minItems: 1,
+          maxItems: 1,
+        },
+      ],
+    },
+    max_tokens: { type: ["integer", "null"], minimum: 1 },
+    temperature: num(0, 2),
+    top_p: num(0, 1),
+    seed: { type: ["integer", "null"] },
+    stop: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] },
+    stream: { type: ["boolean", "null"] },
+    n: { type: ["integer", "null"], minimum: 1, maximum: 1 },
+    presence_penalty: num(-2, 2),
+    frequency_penalty: num(-2, 2),
+  },
+} as const;
+
+function promptTokens(tok: HarmonyTokenizer, prompt: CompletionBody["prompt"]): number[] {
+  if (typeof prompt === "string") return tok.encodeWithSpecials(prompt);
+  const first = prompt[0];
+  if (typeof first === "string") return tok.encodeWithSpecials(first);
+  if (Array.isArray(first)) return first;
+  return prompt as number[];
+}
+
+export function registerCompletions(app: FastifyInstance, deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer }): void {
+  app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
+    const body = request.body;
+    const tokens = promptTokens(deps.tokenizer, body.prompt);
+    if (tokens.length === 0) throw gatewayErrors.create("invalid_request_error", { detail: "the prompt is empty" }, { param: "prompt" });
+    const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
+    const created = Math.floor(Date.now() / 1000);
+    const controller = new AbortController();
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
+    const iterator = deps.backend
+      .generate(
+        body.model,
+        {
+          requestId: id,
+          promptTokenIds: tokens,
+          sampling: {
+            temperature: body.temperature ?? 1,
+            topP: body.top_p ?? 1,
+            topK: 0,
+            minP: 0,
+            presencePenalty: body.presence_penalty ?? 0,
+            frequencyPenalty: body.frequency_penalty ?? 0,
+            repetitionPenalty: 1,
+            ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed >>> 0 } : {}),
+            logitBias: {},
+            topLogprobs: 0,
+            logprobs: false,
+          },
+          stopTokenIds: [Special.return, Special.call, Special.endoftext],
+          maxTokens: body.max_tokens ?? 16, // OpenAI's default for completions
+          priority: Priority.PRIORITY_ONLINE,
+          deadlineUnixMs: 0,
+        },
+        controller.signal,
+      )
+      [Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const decoder = new StreamDecoder(deps.tokenizer);
+    let text = "";
+    let completionTokens = 0;
+    let reason: FinishReason | undefined;
+    let stopped = false;
+    const holdMax = Math.max(0, ...stops.map((s) => s.length - 1));
+    let pending = "";
+    // Returns the text that is safe to emit now (a possible stop-string prefix is held back).
+    const take = (e: GenerateResponse | undefined): string => {
+      if (!e || stopped) return "";
+      if (e.finished) reason = e.finished.reason;
+      if (!e.tokens) return "";
+      completionTokens += e.tokens.tokens.length;
+      let buf = pending + decoder.push(e.tokens.tokens.map((t) => t.tokenId).filter((t) => !deps.tokenizer.isSpecial(t)));
+      for (const s of stops) {
+        const at = buf.indexOf(s);
+        if (at >= 0) {
+          buf = buf.slice(0, at);
+          stopped = true;
+          controller.abort();
+        }
+      }
+      const keep = stopped ? 0 : Math.min(holdMax, buf.length);
+      pending = buf.slice(buf.length - keep);
+      return buf.slice(0, buf.length - keep);
+    };
+    const finish = () => (stopped || reason !== FinishReason.FINISH_REASON_LENGTH ? "stop" : "length");
+    const usage = () => ({
+      prompt_tokens: tokens.length,
+      completion_tokens: completionTokens,
+      total_tokens: tokens.length + completionTokens,
+    });
+    const flush = () => (stopped ? "" : pending + decoder.flush());
+
+    if (!body.stream) {
+      let e = first;
+      while (!e.done && !stopped) {
+        text += take(e.value);
+        e = stopped ? e : await iterator.next();
+      }
+      text += flush();
+      return {
+        id,
+        object: "text_completion",
+        created,
+        model: body.model,
+        choices: [{ index: 0, text, logprobs: null, finish_reason: finish() }],
+        usage: usage(),
+      };
+    }
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-request-id": request.id,
+    });
+    const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    const chunk = (t: string, finishReason: string | null) =>
+      send({
+        id,
+        object: "text_completion",
+        created,
+        model: body.model,
+        choices: [{ index: 0, text: t, logprobs: null, finish_reason: finishReason }],
+      });
+    try {
+      let e = first;
+      while (!e.done && !stopped) {
+        const t = take(e.value);
+        if (t) chunk(t, null);
+        if (!stopped) e = await iterator.next();
+      }
+      const tail = flush();
+      chunk(tail, finish());
+      if (body.stream_options?.include_usage)
+        send({ id, object: "text_completion", created, model: body.model, choices: [], usage: usage() });
+    } catch (err) {
+      send((err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: request.id })).toOpenAi());
+    }
+    raw.end("data: [DONE]\n\n");
+  });
+}
