@@ -69,7 +69,6 @@ const activeParams =
 
 // 4. Engine runs.
 const model = await Model.load(dir);
-const maxBatch = 64;
 const blocks = 2048;
 const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks });
 const full = new BlockPool(blocks);

@@ -25,6 +25,16 @@ export const GatewayConfigSchema = z.object({
     .prefault({}),
   /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
   api_keys: csv.default([]),
+  /** YAML/JSON file of hashed keys: {keys: [{id, sha256, requests_per_minute?}]}. */
+  api_keys_file: z.string().default(""),
+  limits: z
+    .object({
+      /** Default requests per minute per key; 0 = unlimited. */
+      requests_per_minute: z.coerce.number().int().min(0).default(0),
+    })
+    .prefault({}),
+  /** Redis for shared rate limits across gateway replicas; empty = in-process limits. */
+  redis_url: z.string().default(""),
   orchestrator: z
     .object({
       /** Membership service address used to discover workers. */
@@ -45,6 +55,9 @@ export const gatewayEnv = {
   "http.port": "GATEWAY_PORT",
   "http.body_limit_bytes": "GATEWAY_BODY_LIMIT_BYTES",
   api_keys: "GATEWAY_API_KEYS",
+  api_keys_file: "GATEWAY_API_KEYS_FILE",
+  "limits.requests_per_minute": "GATEWAY_REQUESTS_PER_MINUTE",
+  redis_url: "REDIS_URL",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",

@@ -37,6 +37,14 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: false,
     message: (p: { detail: string }) => `This model's maximum context length was exceeded: ${p.detail}`,
   },
+  rate_limit_exceeded: {
+    http: 429,
+    grpc: GrpcCode.RESOURCE_EXHAUSTED,
+    type: "rate_limit_error",
+    retryable: true,
+    message: (p: { limit: number; key: string }) =>
+      `Rate limit reached for key ${p.key}: ${p.limit} requests per minute. Please retry after the indicated time.`,
+  },
   overloaded: {
     http: 429,
     grpc: GrpcCode.RESOURCE_EXHAUSTED,

@@ -2,10 +2,13 @@
 /** Gateway process entry: config → telemetry → createServer → listen → graceful shutdown. */
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
 import closeWithGrace from "close-with-grace";
+import { Redis } from "ioredis";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
+import { RedisRateLimiter } from "./adapters/redis-rate-limiter.ts";
 import { WorkerPool } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
 import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
+import { MemoryRateLimiter } from "./domain/rate-limiter.ts";
 import { createServer } from "./server.ts";
 
 let config: ReturnType<typeof loadGatewayConfig>;
@@ -22,7 +25,9 @@ if (config.api_keys.length === 0) log.warn("GATEWAY_API_KEYS is empty: authentic
 const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
 const backend = new WorkerPool(directory, log);
 const tokenizer = new HarmonyTokenizer();
-const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer });
+const redis = config.redis_url ? new Redis(config.redis_url, { maxRetriesPerRequest: 2 }) : undefined;
+const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer, limiter });
 const address = await app.listen({ host: config.http.host, port: config.http.port });
 log.info({ address }, "gateway listening");
 
@@ -31,6 +36,7 @@ closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   else log.info({ signal }, "shutting down");
   await app.close();
   backend.close();
+  await redis?.quit();
   directory.close();
   await telemetry.shutdown();
 });

@@ -6,8 +6,10 @@ import { randomUUID } from "node:crypto";
 import { AppError, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.ts";
+import { ApiKeys } from "./domain/api-keys.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
+import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
@@ -21,6 +23,8 @@ export interface GatewayDeps {
   log: Logger;
   directory: WorkerDirectory;
   registry: Registry;
+  keys?: ApiKeys;
+  limiter?: RateLimiter;
   /** Chat routes are registered when a backend and a tokenizer are given. */
   backend?: GenerationBackend;
   tokenizer?: HarmonyTokenizer;
@@ -50,7 +54,14 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
-  app.addHook("onRequest", createAuthHook(deps.config.api_keys));
+  app.addHook(
+    "onRequest",
+    createAuthHook({
+      keys: deps.keys ?? ApiKeys.load(deps.config.api_keys, deps.config.api_keys_file),
+      limiter: deps.limiter ?? new MemoryRateLimiter(),
+      requestsPerMinute: deps.config.limits.requests_per_minute,
+    }),
+  );
   app.addHook("onResponse", async (request, reply) => {
     duration.observe(
       { method: request.method, route: request.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
