@@ -33,8 +33,10 @@ export const GatewayConfigSchema = z.object({
       requests_per_minute: z.coerce.number().int().min(0).default(0),
     })
     .prefault({}),
-  /** Redis for shared rate limits across gateway replicas; empty = in-process limits. */
+  /** Redis for shared rate limits and stored responses across gateway replicas; empty = in-process. */
   redis_url: z.string().default(""),
+  /** How long stored responses (/v1/responses, previous_response_id) are kept. */
+  response_retention_ms: positive.default(30 * 24 * 3600 * 1000),
   orchestrator: z
     .object({
       /** Membership service address used to discover workers. */
@@ -58,6 +60,7 @@ export const gatewayEnv = {
   api_keys_file: "GATEWAY_API_KEYS_FILE",
   "limits.requests_per_minute": "GATEWAY_REQUESTS_PER_MINUTE",
   redis_url: "REDIS_URL",
+  response_retention_ms: "GATEWAY_RESPONSE_RETENTION_MS",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",

@@ -23,6 +23,13 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: false,
     message: (p: { model: string }) => `The model '${p.model}' does not exist or you do not have access to it.`,
   },
+  response_not_found: {
+    http: 404,
+    grpc: GrpcCode.NOT_FOUND,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { id: string }) => `Response with id '${p.id}' not found.`,
+  },
   invalid_request_error: {
     http: 400,
     grpc: GrpcCode.INVALID_ARGUMENT,

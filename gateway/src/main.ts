@@ -5,10 +5,12 @@ import closeWithGrace from "close-with-grace";
 import { Redis } from "ioredis";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
 import { RedisRateLimiter } from "./adapters/redis-rate-limiter.ts";
+import { RedisResponseStore } from "./adapters/redis-response-store.ts";
 import { WorkerPool } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
 import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter } from "./domain/rate-limiter.ts";
+import { MemoryResponseStore } from "./domain/responses/store.ts";
 import { createServer } from "./server.ts";
 
 let config: ReturnType<typeof loadGatewayConfig>;
@@ -27,7 +29,8 @@ const backend = new WorkerPool(directory, log);
 const tokenizer = new HarmonyTokenizer();
 const redis = config.redis_url ? new Redis(config.redis_url, { maxRetriesPerRequest: 2 }) : undefined;
 const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
-const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer, limiter });
+const responses = redis ? new RedisResponseStore(redis, config.response_retention_ms) : new MemoryResponseStore();
+const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer, limiter, responses });
 const address = await app.listen({ host: config.http.host, port: config.http.port });
 log.info({ address }, "gateway listening");
 

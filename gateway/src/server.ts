@@ -10,6 +10,7 @@ import { ApiKeys } from "./domain/api-keys.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
+import { MemoryResponseStore, type ResponseStore } from "./domain/responses/store.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
@@ -17,6 +18,7 @@ import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
+import { registerResponses } from "./http/routes/responses.ts";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -28,6 +30,8 @@ export interface GatewayDeps {
   /** Chat routes are registered when a backend and a tokenizer are given. */
   backend?: GenerationBackend;
   tokenizer?: HarmonyTokenizer;
+  /** Stored responses for /v1/responses; in-process when not given. */
+  responses?: ResponseStore;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -94,6 +98,12 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   if (deps.backend && deps.tokenizer) {
     registerChatCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
     registerCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer });
+    registerResponses(app, {
+      backend: deps.backend,
+      tokenizer: deps.tokenizer,
+      store: deps.responses ?? new MemoryResponseStore(),
+      defaultMaxTokens: deps.config.default_max_tokens,
+    });
   }
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
   return app;

@@ -33,6 +33,8 @@ export class ChatAssembler {
   content = "";
   reasoning = "";
   readonly toolCalls: ToolCall[] = [];
+  /** The completed Harmony messages, as parsed. */
+  readonly messages: HarmonyMessage[] = [];
   reasoningTokens = 0;
   stopped = false; // a stop string matched
   readonly #parser: HarmonyStreamParser;
@@ -94,6 +96,7 @@ export class ChatAssembler {
         out.push({ kind: "tool_call_arguments", index: this.toolCalls.length - 1, text: e.text });
       } else this.#content(e.text, out);
     } else {
+      this.messages.push(e.message);
       this.#kind = "other";
     }
   }

@@ -136,3 +136,34 @@ describe("POST /v1/chat/completions", () => {
     ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 });
+
+describe("POST /v1/responses against the real worker", () => {
+  it("create, retrieve, stream and previous_response_id", async () => {
+    const r1 = await client.responses.create({ model: "gpt-oss-tiny", input: "Say hello.", max_output_tokens: 12, temperature: 0 });
+    expect(r1.object).toBe("response");
+    expect(["completed", "incomplete"]).toContain(r1.status);
+    expect(r1.usage?.output_tokens).toBeGreaterThan(0);
+    expect(r1.usage?.output_tokens).toBeLessThanOrEqual(12);
+    expect((await client.responses.retrieve(r1.id)).usage).toEqual(r1.usage);
+
+    const events: string[] = [];
+    const s = await client.responses.create({
+      model: "gpt-oss-tiny",
+      input: "And again.",
+      previous_response_id: r1.id,
+      max_output_tokens: 8,
+      temperature: 0,
+      stream: true,
+    });
+    let final: OpenAI.Responses.Response | undefined;
+    for await (const e of s) {
+      events.push(e.type);
+      if (e.type === "response.completed" || e.type === "response.incomplete") final = e.response;
+    }
+    expect(events[0]).toBe("response.created");
+    expect(final?.previous_response_id).toBe(r1.id);
+    // The follow-up's prompt holds the first turn: it is longer than the first prompt plus the new input.
+    expect(final?.usage?.input_tokens).toBeGreaterThan(r1.usage?.input_tokens ?? 0);
+    expect((await client.responses.retrieve(final?.id ?? "")).id).toBe(final?.id);
+  });
+});

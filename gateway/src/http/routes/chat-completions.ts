@@ -12,8 +12,9 @@ import { ChatAssembler, type ChatDelta } from "../../domain/chat/assembler.ts";
 import { buildConversation, type ChatMessage, type ChatTool } from "../../domain/chat/conversation.ts";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
-import { type HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
+import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, samplingParams } from "./generation.ts";
 
 interface ChatBody {
   model: string;
@@ -82,8 +83,6 @@ export interface ChatRouteDeps {
   defaultMaxTokens: number;
 }
 
-const STOP_IDS = [Special.return, Special.call, Special.endoftext];
-
 export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDeps): void {
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
@@ -106,12 +105,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
     const prompt = renderConversation(deps.tokenizer, conversation, { for_completion: true, auto_drop_analysis: false });
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
-    const controller = new AbortController();
-    // The response closing before it finished means the client went away (the request's own "close"
-    // only says its body was read).
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    });
+    const controller = abortOnClientClose(reply);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
     const assembler = new ChatAssembler(deps.tokenizer, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`);
     const events = deps.backend.generate(
@@ -119,20 +113,8 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       {
         requestId: id,
         promptTokenIds: prompt.tokens,
-        sampling: {
-          temperature: body.temperature ?? 1,
-          topP: body.top_p ?? 1,
-          topK: body.top_k ?? 0,
-          minP: body.min_p ?? 0,
-          presencePenalty: body.presence_penalty ?? 0,
-          frequencyPenalty: body.frequency_penalty ?? 0,
-          repetitionPenalty: 1,
-          ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed >>> 0 } : {}),
-          logitBias: Object.fromEntries(Object.entries(body.logit_bias ?? {}).map(([k, v]) => [Number(k), v])),
-          topLogprobs: body.top_logprobs ?? 0,
-          logprobs: body.logprobs ?? false,
-        },
-        stopTokenIds: STOP_IDS,
+        sampling: samplingParams(body),
+        stopTokenIds: ASSISTANT_STOP_IDS,
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? deps.defaultMaxTokens,
         priority: Priority.PRIORITY_ONLINE,
         deadlineUnixMs: 0,
@@ -215,13 +197,7 @@ async function stream(
   usageBody: () => object,
 ): Promise<void> {
   const raw = reply.raw;
-  reply.hijack();
-  raw.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-request-id": reply.request.id,
-  });
+  openEventStream(reply);
   const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
   const chunk = (delta: object, finishReason: string | null = null) =>
     send({

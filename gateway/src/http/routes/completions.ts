@@ -8,8 +8,9 @@ import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
-import { type HarmonyTokenizer, Special, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
+import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, samplingParams } from "./generation.ts";
 
 interface CompletionBody {
   model: string;
@@ -73,10 +74,7 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
     if (tokens.length === 0) throw gatewayErrors.create("invalid_request_error", { detail: "the prompt is empty" }, { param: "prompt" });
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
-    const controller = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) controller.abort();
-    });
+    const controller = abortOnClientClose(reply);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
     const iterator = deps.backend
       .generate(
@@ -84,20 +82,8 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
         {
           requestId: id,
           promptTokenIds: tokens,
-          sampling: {
-            temperature: body.temperature ?? 1,
-            topP: body.top_p ?? 1,
-            topK: 0,
-            minP: 0,
-            presencePenalty: body.presence_penalty ?? 0,
-            frequencyPenalty: body.frequency_penalty ?? 0,
-            repetitionPenalty: 1,
-            ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed >>> 0 } : {}),
-            logitBias: {},
-            topLogprobs: 0,
-            logprobs: false,
-          },
-          stopTokenIds: [Special.return, Special.call, Special.endoftext],
+          sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: false, top_logprobs: 0 }),
+          stopTokenIds: ASSISTANT_STOP_IDS,
           maxTokens: body.max_tokens ?? 16, // OpenAI's default for completions
           priority: Priority.PRIORITY_ONLINE,
           deadlineUnixMs: 0,
@@ -156,14 +142,8 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
         usage: usage(),
       };
     }
-    reply.hijack();
+    openEventStream(reply);
     const raw = reply.raw;
-    raw.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      "x-request-id": request.id,
-    });
     const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
     const chunk = (t: string, finishReason: string | null) =>
       send({

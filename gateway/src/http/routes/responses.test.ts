@@ -1,0 +1,195 @@
+/**
+ * The Responses API through the whole gateway with a scripted token source (exact model outputs over the
+ * real gRPC contract) and the official openai SDK: create / retrieve / delete, OpenAI's streaming events,
+ * and a tool loop over previous_response_id, against both response stores (in-process and real Redis).
+ */
+import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { Redis } from "ioredis";
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
+import { WorkerPool } from "../../adapters/worker-pool.ts";
+import { GatewayConfigSchema } from "../../config.ts";
+import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
+import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
+import { StaticWorkerDirectory } from "../../domain/worker-directory.ts";
+import { createServer } from "../../server.ts";
+import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
+
+const tok = new HarmonyTokenizer();
+const out = (s: string) => tok.encodeWithSpecials(s);
+let cleanup: Array<() => Promise<void> | void> = [];
+let redisServer: RedisServer;
+let redis: Redis;
+
+beforeAll(async () => {
+  redisServer = await startRedisServer();
+  redis = new Redis(redisServer.url);
+});
+afterAll(async () => {
+  await redis.quit();
+  await redisServer.stop();
+});
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+async function gateway(
+  scripts: number[][],
+  store: ResponseStore = new MemoryResponseStore(),
+): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
+  const worker = await startScriptedWorker(scripts);
+  const directory = new StaticWorkerDirectory([
+    {
+      workerId: "scripted",
+      address: worker.address,
+      model: "gpt-oss-20b",
+      accelerator: Accelerator.ACCELERATOR_CPU,
+      state: MemberState.MEMBER_STATE_READY,
+      groupId: "",
+      rank: 0,
+      worldSize: 1,
+      registeredUnixMs: Date.now(),
+    },
+  ]);
+  const log = createLogger("responses-test", "silent");
+  const pool = new WorkerPool(directory, log);
+  const app = createServer({
+    config: GatewayConfigSchema.parse({}),
+    log,
+    directory,
+    registry: createMetricsRegistry("gateway-responses-test"),
+    backend: pool,
+    tokenizer: tok,
+    responses: store,
+  });
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  cleanup.push(
+    () => worker.close(),
+    () => pool.close(),
+    () => app.close(),
+  );
+  return { client: new OpenAI({ apiKey: "unused", baseURL: `${base}/v1`, maxRetries: 0 }), worker };
+}
+
+const weather = {
+  type: "function" as const,
+  name: "get_weather",
+  description: "Gets the weather",
+  parameters: { type: "object", properties: { location: { type: "string" } }, required: ["location"] },
+  strict: false,
+};
+
+describe("Responses API (scripted model output)", () => {
+  it("create, retrieve, delete: reasoning and message items, usage with reasoning tokens", async () => {
+    const { client, worker } = await gateway([
+      out("<|channel|>analysis<|message|>User greets.<|end|><|start|>assistant<|channel|>final<|message|>Hello there!<|return|>"),
+    ]);
+    const r = await client.responses.create({ model: "gpt-oss-20b", input: "Hi", instructions: "Be brief.", reasoning: { effort: "low" } });
+    expect(r.status).toBe("completed");
+    expect(r.output_text).toBe("Hello there!");
+    expect(r.output.map((i) => i.type)).toEqual(["reasoning", "message"]);
+    const reasoning = r.output[0] as { content: Array<{ text: string }> };
+    expect(reasoning.content[0]?.text).toBe("User greets.");
+    expect(r.usage?.output_tokens_details.reasoning_tokens).toBeGreaterThan(0);
+    expect(r.usage?.input_tokens).toBe(worker.requests[0]?.promptTokenIds.length);
+    const prompt = tok.decode(worker.requests[0]?.promptTokenIds ?? []);
+    expect(prompt).toContain("Reasoning: low");
+    expect(prompt).toContain("<|start|>developer<|message|># Instructions\n\nBe brief.");
+
+    const again = await client.responses.retrieve(r.id);
+    expect(again.output_text).toBe("Hello there!");
+    expect(again.id).toBe(r.id);
+    await client.responses.delete(r.id);
+    await expect(client.responses.retrieve(r.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(client.responses.delete(r.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it("streams OpenAI's event sequence, which the SDK's stream helper accumulates", async () => {
+    const { client } = await gateway([
+      out("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Streamed answer.<|return|>"),
+    ]);
+    const types: string[] = [];
+    const deltas: string[] = [];
+    const s = client.responses.stream({ model: "gpt-oss-20b", input: "Hi" });
+    s.on("event", (e) => types.push(e.type));
+    s.on("response.output_text.delta", (e) => deltas.push(e.delta));
+    const final = await s.finalResponse();
+    expect(final.output_text).toBe("Streamed answer.");
+    expect(deltas.join("")).toBe("Streamed answer.");
+    expect(types[0]).toBe("response.created");
+    expect(types[1]).toBe("response.in_progress");
+    expect(types.at(-1)).toBe("response.completed");
+    for (const t of [
+      "response.reasoning_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+    ])
+      expect(types).toContain(t);
+    // The streamed response was stored like a non-streamed one.
+    expect((await client.responses.retrieve(final.id)).output_text).toBe("Streamed answer.");
+  });
+
+  for (const [storeName, makeStore] of [
+    ["memory", () => new MemoryResponseStore()],
+    ["redis", () => new RedisResponseStore(redis, 60_000, `em:test:${Date.now()}:`)],
+  ] as const) {
+    it(`tool loop over previous_response_id keeps reasoning for the pending call, drops it after the answer (${storeName} store)`, async () => {
+      const { client, worker } = await gateway(
+        [
+          out(
+            '<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location":"Paris"}<|call|>',
+          ),
+          out("<|channel|>analysis<|message|>Got it.<|end|><|start|>assistant<|channel|>final<|message|>It is sunny in Paris.<|return|>"),
+          out("<|channel|>final<|message|>You're welcome.<|return|>"),
+        ],
+        makeStore(),
+      );
+      const r1 = await client.responses.create({ model: "gpt-oss-20b", input: "Weather in Paris?", tools: [weather] });
+      const call = r1.output.find((i) => i.type === "function_call");
+      expect(call).toMatchObject({ type: "function_call", name: "get_weather", arguments: '{"location":"Paris"}' });
+      if (call?.type !== "function_call") throw new Error("no call");
+
+      const r2 = await client.responses.create({
+        model: "gpt-oss-20b",
+        previous_response_id: r1.id,
+        tools: [weather],
+        input: [{ type: "function_call_output", call_id: call.call_id, output: '{"sky":"clear"}' }],
+      });
+      expect(r2.output_text).toBe("It is sunny in Paris.");
+      expect(r2.previous_response_id).toBe(r1.id);
+      const p2 = tok.decode(worker.requests[1]?.promptTokenIds ?? []);
+      expect(p2).toContain("<|start|>user<|message|>Weather in Paris?<|end|>");
+      expect(p2).toContain("<|channel|>analysis<|message|>Need weather.<|end|>");
+      expect(p2).toContain('to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"location":"Paris"}<|call|>');
+      expect(p2).toContain('<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"sky":"clear"}<|end|>');
+
+      const r3 = await client.responses.create({ model: "gpt-oss-20b", previous_response_id: r2.id, input: "Thanks!" });
+      expect(r3.output_text).toBe("You're welcome.");
+      const p3 = tok.decode(worker.requests[2]?.promptTokenIds ?? []);
+      expect(p3).toContain("<|channel|>final<|message|>It is sunny in Paris.<|end|>");
+      expect(p3).toContain("<|start|>user<|message|>Thanks!<|end|>");
+      expect(p3).not.toContain("Need weather.");
+      expect(p3).not.toContain("Got it.");
+    });
+  }
+
+  it("typed errors: unknown previous_response_id (400 with param), output of an unknown call, built-in tools", async () => {
+    const { client } = await gateway([]);
+    const err = await client.responses.create({ model: "gpt-oss-20b", input: "x", previous_response_id: "resp_nope" }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.param).toBe("previous_response_id");
+    const err2 = await client.responses
+      .create({ model: "gpt-oss-20b", input: [{ type: "function_call_output", call_id: "call_x", output: "1" }] })
+      .catch((e) => e);
+    expect(err2).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err2.param).toBe("input[0].call_id");
+    const err3 = await client.responses.create({ model: "gpt-oss-20b", input: "x", tools: [{ type: "web_search" }] }).catch((e) => e);
+    expect(err3).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err3.param).toBe("tools[0].type");
+  });
+});

@@ -1,0 +1,253 @@
+/**
+ * The Responses API: POST /v1/responses (non-streaming and SSE with OpenAI's event types),
+ * GET and DELETE /v1/responses/{id}, previous_response_id continuing a stored conversation (the store
+ * keeps the full Harmony messages: reasoning, calls, tool outputs). Errors before the first byte are
+ * OpenAI-shaped HTTP errors; after it, an `error` event.
+ */
+import { randomUUID } from "node:crypto";
+import { AppError } from "@expertmesh/common";
+import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { buildConversation, type ChatTool } from "../../domain/chat/conversation.ts";
+import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { renderConversation } from "../../domain/harmony/render.ts";
+import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
+import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domain/responses/input.ts";
+import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
+import type { ResponseStore } from "../../domain/responses/store.ts";
+import { gatewayErrors } from "../../errors.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, type SamplingFields, samplingParams } from "./generation.ts";
+
+interface FunctionTool {
+  type: "function";
+  name: string;
+  description?: string | null;
+  parameters?: Record<string, unknown> | null;
+  strict?: boolean | null;
+}
+
+interface ResponsesBody extends SamplingFields {
+  model: string;
+  input: string | InputItem[];
+  instructions?: string | null;
+  previous_response_id?: string | null;
+  max_output_tokens?: number | null;
+  tools?: FunctionTool[] | null;
+  tool_choice?: "auto" | "none" | "required" | { type: string; name?: string } | null;
+  reasoning?: { effort?: "low" | "medium" | "high" | null } | null;
+  stream?: boolean | null;
+  store?: boolean | null;
+  user?: string;
+  metadata?: Record<string, string> | null;
+}
+
+const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
+
+const bodySchema = {
+  type: "object",
+  required: ["model", "input"],
+  properties: {
+    model: { type: "string", minLength: 1 },
+    // One `type` list, not anyOf: Fastify's Ajv coerces single-element arrays inside anyOf branches.
+    input: { type: ["string", "array"], minItems: 1, items: { type: "object" } },
+    instructions: { type: ["string", "null"] },
+    previous_response_id: { type: ["string", "null"] },
+    max_output_tokens: { type: ["integer", "null"], minimum: 1 },
+    temperature: num(0, 2),
+    top_p: num(0, 1),
+    top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
+    tools: { type: ["array", "null"], items: { type: "object", required: ["type"] } },
+    reasoning: { type: ["object", "null"], properties: { effort: { enum: ["low", "medium", "high", null] } } },
+    stream: { type: ["boolean", "null"] },
+    store: { type: ["boolean", "null"] },
+    metadata: { type: ["object", "null"], maxProperties: 16, additionalProperties: { type: "string", maxLength: 512 } },
+  },
+} as const;
+
+export interface ResponsesRouteDeps {
+  backend: GenerationBackend;
+  tokenizer: HarmonyTokenizer;
+  store: ResponseStore;
+  defaultMaxTokens: number;
+}
+
+const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`;
+
+function functionTools(tools: FunctionTool[]): ChatTool[] {
+  return tools.map((t, i) => {
+    if (t.type !== "function" || !t.name)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: `tools[${i}]: only function tools are supported (got '${t.type}')` },
+        { param: `tools[${i}].type` },
+      );
+    return {
+      type: "function",
+      function: {
+        name: t.name,
+        ...(t.description ? { description: t.description } : {}),
+        ...(t.parameters ? { parameters: t.parameters } : {}),
+      },
+    };
+  });
+}
+
+export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps): void {
+  app.get<{ Params: { id: string } }>("/v1/responses/:id", async (request) => {
+    const stored = await deps.store.get(request.params.id);
+    if (!stored) throw gatewayErrors.create("response_not_found", { id: request.params.id });
+    return stored.response;
+  });
+
+  app.delete<{ Params: { id: string } }>("/v1/responses/:id", async (request) => {
+    if (!(await deps.store.delete(request.params.id))) throw gatewayErrors.create("response_not_found", { id: request.params.id });
+    return { id: request.params.id, object: "response", deleted: true };
+  });
+
+  app.post<{ Body: ResponsesBody }>("/v1/responses", { schema: { body: bodySchema } }, async (request, reply) => {
+    const body = request.body;
+    const choice = body.tool_choice ?? "auto";
+    if (choice !== "auto" && choice !== "none")
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        {
+          detail: "tool_choice 'required' and named functions need constrained decoding, which is not available yet; use 'auto' or 'none'",
+        },
+        { param: "tool_choice" },
+      );
+    const previous = body.previous_response_id ? await deps.store.get(body.previous_response_id) : null;
+    if (body.previous_response_id && !previous)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: `Previous response with id '${body.previous_response_id}' not found.` },
+        { param: "previous_response_id" },
+      );
+    const calls = { ...(previous?.calls ?? {}) };
+    const input = convertInput(body.input, calls);
+    const effort = body.reasoning?.effort ?? "medium";
+    const instructions = [body.instructions ?? "", ...input.instructions].filter(Boolean).join("\n\n");
+    const header = buildConversation(instructions ? [{ role: "developer", content: instructions }] : [], {
+      reasoningEffort: effort,
+      today: new Date().toISOString().slice(0, 10),
+      tools: functionTools(body.tools ?? []),
+      toolChoice: choice,
+    });
+    const history = [...(previous?.history ?? []), ...input.messages];
+    const prompt = renderConversation(deps.tokenizer, [...header, ...dropAnsweredReasoning(history)], {
+      for_completion: true,
+      auto_drop_analysis: false,
+    });
+
+    const id = newId("resp");
+    const createdAt = Math.floor(Date.now() / 1000);
+    const controller = abortOnClientClose(reply);
+    const maxTokens = body.max_output_tokens ?? deps.defaultMaxTokens;
+    const iterator = deps.backend
+      .generate(
+        body.model,
+        {
+          requestId: id,
+          promptTokenIds: prompt.tokens,
+          sampling: samplingParams(body),
+          stopTokenIds: ASSISTANT_STOP_IDS,
+          maxTokens,
+          priority: Priority.PRIORITY_ONLINE,
+          deadlineUnixMs: 0,
+        },
+        controller.signal,
+      )
+      [Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const builder = new ResponseOutputBuilder(deps.tokenizer, newId);
+    let outputTokens = 0;
+    let reason: FinishReason | undefined;
+    const consume = (e: GenerateResponse | undefined): OutputEvent[] => {
+      if (e?.finished) reason = e.finished.reason;
+      if (!e?.tokens) return [];
+      outputTokens += e.tokens.tokens.length;
+      return builder.push(e.tokens.tokens.map((t) => t.tokenId));
+    };
+    const snapshot = (status: "in_progress" | "completed" | "incomplete") => ({
+      id,
+      object: "response",
+      created_at: createdAt,
+      status,
+      error: null,
+      incomplete_details: status === "incomplete" ? { reason: "max_output_tokens" } : null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      metadata: body.metadata ?? {},
+      model: body.model,
+      output: status === "in_progress" ? [] : builder.items,
+      parallel_tool_calls: true,
+      previous_response_id: body.previous_response_id ?? null,
+      reasoning: { effort, summary: null },
+      store: body.store ?? true,
+      temperature: body.temperature ?? 1,
+      text: { format: { type: "text" } },
+      tool_choice: choice,
+      tools: body.tools ?? [],
+      top_p: body.top_p ?? 1,
+      truncation: "disabled",
+      usage:
+        status === "in_progress"
+          ? null
+          : {
+              input_tokens: prompt.tokens.length,
+              input_tokens_details: { cached_tokens: 0 },
+              output_tokens: outputTokens,
+              output_tokens_details: { reasoning_tokens: builder.reasoningTokens },
+              total_tokens: prompt.tokens.length + outputTokens,
+            },
+      user: body.user ?? null,
+    });
+    const complete = async () => {
+      const status = reason === FinishReason.FINISH_REASON_LENGTH ? ("incomplete" as const) : ("completed" as const);
+      const response = snapshot(status);
+      if (body.store ?? true)
+        await deps.store.put({
+          response,
+          history: [...history, ...builder.messages],
+          calls: { ...calls, ...builder.calls() },
+        });
+      return response;
+    };
+
+    if (!body.stream) {
+      for (let e = first; !e.done; e = await iterator.next()) consume(e.value);
+      builder.finish();
+      return complete();
+    }
+    return stream(reply, snapshot("in_progress"), first, iterator, consume, () => builder.finish(), complete);
+  });
+}
+
+async function stream(
+  reply: FastifyReply,
+  initial: object,
+  first: IteratorResult<GenerateResponse>,
+  iterator: AsyncIterator<GenerateResponse>,
+  consume: (e: GenerateResponse | undefined) => OutputEvent[],
+  finish: () => OutputEvent[],
+  complete: () => Promise<{ status: string }>,
+): Promise<void> {
+  openEventStream(reply);
+  let seq = 0;
+  const send = (e: OutputEvent) => reply.raw.write(`event: ${e.type}\ndata: ${JSON.stringify({ ...e, sequence_number: seq++ })}\n\n`);
+  const sendAll = (events: OutputEvent[]) => {
+    for (const e of events) send(e);
+  };
+  send({ type: "response.created", response: initial });
+  send({ type: "response.in_progress", response: initial });
+  try {
+    for (let e = first; !e.done; e = await iterator.next()) sendAll(consume(e.value));
+    sendAll(finish());
+    const response = await complete();
+    send({ type: response.status === "incomplete" ? "response.incomplete" : "response.completed", response });
+  } catch (err) {
+    const e = err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: reply.request.id });
+    const body = e.toOpenAi().error;
+    send({ type: "error", code: body.code, message: body.message, param: body.param });
+  }
+  reply.raw.end();
+}
