@@ -44,6 +44,19 @@ export const GatewayConfigSchema = z.object({
       refresh_ms: positive.default(2_000),
     })
     .prefault({}),
+  /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
+  admission: z
+    .object({
+      max_concurrent: positive.default(512),
+      max_queued: z.coerce.number().int().min(0).default(1024),
+      queue_timeout_ms: positive.default(30_000),
+      retry_after_ms: positive.default(1_000),
+      /** false sends x-should-retry: false on 429/5xx, which the openai SDKs obey (no client retries). */
+      client_retries: z
+        .preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean())
+        .default(true),
+    })
+    .prefault({}),
   /** max_tokens when a request gives none. */
   default_max_tokens: positive.default(4096),
   shutdown_grace_ms: positive.default(30_000),
@@ -64,6 +77,11 @@ export const gatewayEnv = {
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
+  "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",
+  "admission.max_queued": "GATEWAY_MAX_QUEUED",
+  "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",
+  "admission.retry_after_ms": "GATEWAY_RETRY_AFTER_MS",
+  "admission.client_retries": "GATEWAY_CLIENT_RETRIES",
   shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
 } as const;
 

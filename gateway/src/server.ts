@@ -3,9 +3,10 @@
  * Cross-cutting behaviour lives here: request ids, auth, OpenAI-shaped errors, metrics.
  */
 import { randomUUID } from "node:crypto";
-import { AppError, Histogram, type Logger, type Registry } from "@expertmesh/common";
+import { AppError, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.ts";
+import { Admission, AdmittingBackend } from "./domain/admission.ts";
 import { ApiKeys } from "./domain/api-keys.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
@@ -32,6 +33,8 @@ export interface GatewayDeps {
   tokenizer?: HarmonyTokenizer;
   /** Stored responses for /v1/responses; in-process when not given. */
   responses?: ResponseStore;
+  /** Admission control; built from config.admission when not given. */
+  admission?: Admission;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -40,6 +43,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     bodyLimit: deps.config.http.body_limit_bytes,
+    ajv: { customOptions: { allowUnionTypes: true } },
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : `req_${randomUUID().replaceAll("-", "")}`;
@@ -78,7 +82,11 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   });
   app.setErrorHandler(async (error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
-      if (error.retryAfterMs !== undefined) reply.header("retry-after", Math.ceil(error.retryAfterMs / 1000));
+      if (error.retryAfterMs !== undefined)
+        reply.header("retry-after", Math.ceil(error.retryAfterMs / 1000)).header("retry-after-ms", error.retryAfterMs);
+      // The openai SDKs obey x-should-retry: operators can stop client retry storms under overload (R2).
+      if (error.http === 429 || error.http >= 500)
+        reply.header("x-should-retry", String(error.retryable && deps.config.admission.client_retries));
       return reply.code(error.http).send(error.toOpenAi());
     }
     const status = (error as FastifyError).statusCode ?? 500;
@@ -96,10 +104,35 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   registerHealthRoutes(app, deps.directory);
   registerModelRoutes(app, deps.directory);
   if (deps.backend && deps.tokenizer) {
-    registerChatCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
-    registerCompletions(app, { backend: deps.backend, tokenizer: deps.tokenizer });
+    const admission =
+      deps.admission ??
+      new Admission({
+        maxConcurrent: deps.config.admission.max_concurrent,
+        maxQueued: deps.config.admission.max_queued,
+        queueTimeoutMs: deps.config.admission.queue_timeout_ms,
+        retryAfterMs: deps.config.admission.retry_after_ms,
+      });
+    new Gauge({
+      name: "expertmesh_gateway_generations_running",
+      help: "Generations admitted and in flight at this gateway",
+      registers: [deps.registry],
+      collect() {
+        this.set(admission.running);
+      },
+    });
+    new Gauge({
+      name: "expertmesh_gateway_generations_queued",
+      help: "Generations waiting for an admission slot at this gateway",
+      registers: [deps.registry],
+      collect() {
+        this.set(admission.queued);
+      },
+    });
+    const backend = new AdmittingBackend(deps.backend, admission);
+    registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
+    registerCompletions(app, { backend, tokenizer: deps.tokenizer });
     registerResponses(app, {
-      backend: deps.backend,
+      backend,
       tokenizer: deps.tokenizer,
       store: deps.responses ?? new MemoryResponseStore(),
       defaultMaxTokens: deps.config.default_max_tokens,

@@ -19,20 +19,31 @@ export interface ScriptedWorker {
   close(): Promise<void>;
 }
 
-export async function startScriptedWorker(scripts: number[][]): Promise<ScriptedWorker> {
+export interface ScriptOptions {
+  /** Delay between tokens (a worker decoding at a fixed rate); 0 writes them at once. */
+  tokenIntervalMs?: number;
+  /** Played when the scripts run out (default: nothing). */
+  fallback?: number[];
+}
+
+export async function startScriptedWorker(scripts: number[][], options: ScriptOptions = {}): Promise<ScriptedWorker> {
   const requests: GenerateRequest[] = [];
+  const interval = options.tokenIntervalMs ?? 0;
   const impl: WorkerServer = {
-    generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>) {
+    async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>) {
       requests.push(call.request);
-      const tokens = scripts.shift() ?? [];
+      const tokens = scripts.shift() ?? options.fallback ?? [];
       const stops = new Set(call.request.stopTokenIds);
       let n = 0;
       for (const t of tokens) {
-        if (n >= call.request.maxTokens) break;
+        if (n >= call.request.maxTokens || call.cancelled) break;
+        if (interval > 0) await new Promise((r) => setTimeout(r, interval));
+        if (call.cancelled) break;
         call.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
         n++;
         if (stops.has(t)) break;
       }
+      if (call.cancelled) return;
       const stopped = n > 0 && stops.has(tokens[n - 1] as number);
       call.write(
         GenerateResponse.fromPartial({
