@@ -55,7 +55,15 @@ it("R9: SIGTERM with 40 active streams drains them all and exits within the grac
           let n = 0;
           let reason: number | undefined;
           const s = client.generate(
-            { requestId: `d${i}`, promptTokenIds: [1 + i, 2, 3], stopTokenIds: [], maxTokens: 80, priority: 1, deadlineUnixMs: 0 },
+            {
+              requestId: `d${i}`,
+              promptTokenIds: [1 + i, 2, 3],
+              stopTokenIds: [],
+              maxTokens: 80,
+              priority: 1,
+              deadlineUnixMs: 0,
+              clampMaxTokens: false,
+            },
             new Metadata(),
           );
           s.on("data", (e: GenerateResponse) => {
@@ -72,7 +80,7 @@ it("R9: SIGTERM with 40 active streams drains them all and exits within the grac
     await new Promise((r) => setTimeout(r, 50));
     const refused = await new Promise<ServiceError | undefined>((resolve) => {
       const s = client.generate(
-        { requestId: "late", promptTokenIds: [1], stopTokenIds: [], maxTokens: 2, priority: 1, deadlineUnixMs: 0 },
+        { requestId: "late", promptTokenIds: [1], stopTokenIds: [], maxTokens: 2, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
         new Metadata(),
       );
       s.on("data", () => {});

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
 import { BlockPool, Engine, LocalSequence, Model, SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { ErrorKind, FinishReason, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
+import { ErrorKind, FinishReason, type GenerateResponse, type InfoResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../app.ts";
@@ -41,7 +41,7 @@ afterAll(async () => {
 function generate(requestId: string, prompt: number[], maxTokens: number, extra: object = {}) {
   const events: GenerateResponse[] = [];
   const stream = client.generate(
-    { requestId, promptTokenIds: prompt, stopTokenIds: [4095], maxTokens, priority: 1, deadlineUnixMs: 0, ...extra },
+    { requestId, promptTokenIds: prompt, stopTokenIds: [4095], maxTokens, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false, ...extra },
     new Metadata(),
   );
   const done = new Promise<{ events: GenerateResponse[]; error?: ServiceError }>((resolve) => {
@@ -128,4 +128,15 @@ describe("worker Generate with a model", () => {
     expect(badToken.error?.code).toBe(status.INVALID_ARGUMENT);
     expect(badToken.error?.details).toContain("prompt_token_ids[0]: 5000 is not below the vocabulary size 4096");
   });
+
+  it("clamp_max_tokens lowers a default max_tokens to what fits the KV cache instead of failing", async () => {
+    const info = await new Promise<InfoResponse>((resolve, reject) => client.info({}, (e, r) => (e ? reject(e) : resolve(r))));
+    const cache = (info.capacity?.kvBlocksTotal ?? 0) * (info.capacity?.kvBlockSize ?? 0);
+    const room = Math.min(cache, info.model?.contextLength ?? 0) - 3;
+    expect(room).toBeGreaterThan(0);
+    const r = await generate("clamped", [1, 2, 3], 200_000, { clampMaxTokens: true, stopTokenIds: [] }).done;
+    expect(r.error).toBeUndefined();
+    expect(tokensOf(r.events).length).toBe(room);
+    expect(r.events.at(-1)?.finished?.reason).toBe(FinishReason.FINISH_REASON_LENGTH);
+  }, 120_000);
 });

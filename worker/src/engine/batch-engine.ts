@@ -117,9 +117,11 @@ export class BatchEngine implements EnginePort {
     };
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal, trace?: SpanContext): AsyncIterable<EngineEvent> {
+  generate(given: GenerateRequest, signal: AbortSignal, trace?: SpanContext): AsyncIterable<EngineEvent> {
     const c = this.#model.config;
-    const prompt = request.promptTokenIds;
+    const prompt = given.promptTokenIds;
+    const room = Math.min(c.maxPositions, this.#full.capacity * this.#engine.blockSize) - prompt.length;
+    const request = given.clampMaxTokens && room >= 1 ? { ...given, maxTokens: Math.min(given.maxTokens, room) } : given;
     if (this.#draining) throw workerErrors.create("not_ready", { reason: "draining for shutdown" }, { retryAfterMs: 1000 });
     if (prompt.length === 0) throw workerErrors.create("invalid_argument", { field: "prompt_token_ids", problem: "must not be empty" });
     const bad = prompt.findIndex((t) => t >= c.vocab);

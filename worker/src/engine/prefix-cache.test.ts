@@ -48,7 +48,15 @@ function generate(client: WorkerClient, id: string, prompt: number[], maxTokens:
     const tokens: number[] = [];
     let usage: Usage | undefined;
     const s = client.generate(
-      { requestId: id, promptTokenIds: prompt, stopTokenIds: [], maxTokens, priority: Priority.PRIORITY_ONLINE, deadlineUnixMs: 0 },
+      {
+        requestId: id,
+        promptTokenIds: prompt,
+        stopTokenIds: [],
+        maxTokens,
+        priority: Priority.PRIORITY_ONLINE,
+        deadlineUnixMs: 0,
+        clampMaxTokens: false,
+      },
       new Metadata(),
     );
     s.on("data", (e: GenerateResponse) => {

@@ -39,6 +39,7 @@ function generate(client: WorkerClient, id: string, prompt: number[], maxTokens:
       maxTokens,
       priority: Priority.PRIORITY_ONLINE,
       deadlineUnixMs: 0,
+      clampMaxTokens: false,
       ...extra,
     },
     new Metadata(),

@@ -49,6 +49,7 @@ it("continues the caller's trace with GenAI attributes equal to the usage, and l
         maxTokens: 5,
         priority: 1,
         deadlineUnixMs: 0,
+        clampMaxTokens: false,
         sampling: {
           temperature: 0.7,
           topP: 0.9,

@@ -116,6 +116,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
         sampling: samplingParams(body),
         stopTokenIds: ASSISTANT_STOP_IDS,
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? deps.defaultMaxTokens,
+        clampMaxTokens: (body.max_completion_tokens ?? body.max_tokens ?? null) === null,
         priority: Priority.PRIORITY_ONLINE,
         deadlineUnixMs: 0,
       },

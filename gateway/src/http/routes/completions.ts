@@ -85,6 +85,7 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
           sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: false, top_logprobs: 0 }),
           stopTokenIds: ASSISTANT_STOP_IDS,
           maxTokens: body.max_tokens ?? 16, // OpenAI's default for completions
+          clampMaxTokens: body.max_tokens === null || body.max_tokens === undefined,
           priority: Priority.PRIORITY_ONLINE,
           deadlineUnixMs: 0,
         },

@@ -151,6 +151,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
           sampling: samplingParams(body),
           stopTokenIds: ASSISTANT_STOP_IDS,
           maxTokens,
+          clampMaxTokens: body.max_output_tokens === null || body.max_output_tokens === undefined,
           priority: Priority.PRIORITY_ONLINE,
           deadlineUnixMs: 0,
         },
