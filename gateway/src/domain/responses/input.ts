@@ -43,6 +43,13 @@ export function convertInput(input: string | InputItem[], calls: Record<string, 
   const instructions: string[] = [];
   input.forEach((item, i) => {
     const type = item.type ?? "message";
+    const need = (field: string) => {
+      if ((item as Record<string, unknown>)[field] === undefined)
+        throw bad(`input[${i}] (${type}) needs '${field}'`, `input[${i}].${field}`);
+    };
+    if (type === "message") ["role", "content"].forEach(need);
+    else if (type === "function_call") ["call_id", "name", "arguments"].forEach(need);
+    else if (type === "function_call_output") ["call_id", "output"].forEach(need);
     if (type === "message") {
       const m = item as Extract<InputItem, { role: string }>;
       if (m.role === "system" || m.role === "developer") instructions.push(partsText(m.content));

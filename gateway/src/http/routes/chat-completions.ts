@@ -14,7 +14,7 @@ import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, samplingParams } from "./generation.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
 
 interface ChatBody {
   model: string;
@@ -54,11 +54,36 @@ const bodySchema = {
       items: {
         type: "object",
         required: ["role"],
-        properties: { role: { enum: ["system", "developer", "user", "assistant", "tool"] } },
+        properties: {
+          role: { enum: ["system", "developer", "user", "assistant", "tool"] },
+          content: {
+            type: ["string", "array", "null"],
+            items: { type: "object", properties: { type: { type: "string" }, text: { type: "string" } } },
+          },
+          name: { type: "string" },
+          tool_call_id: { type: "string" },
+          reasoning: { type: ["string", "null"] },
+          reasoning_content: { type: ["string", "null"] },
+          tool_calls: {
+            type: "array",
+            items: {
+              type: "object",
+              required: ["id", "function"],
+              properties: {
+                id: { type: "string" },
+                function: {
+                  type: "object",
+                  required: ["name", "arguments"],
+                  properties: { name: { type: "string" }, arguments: { type: "string" } },
+                },
+              },
+            },
+          },
+        },
       },
     },
-    max_tokens: { type: ["integer", "null"], minimum: 1 },
-    max_completion_tokens: { type: ["integer", "null"], minimum: 1 },
+    max_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
+    max_completion_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
     temperature: num(0, 2),
     top_p: num(0, 1),
     top_k: { type: ["integer", "null"], minimum: 0 },

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, samplingParams } from "./generation.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
 
 interface CompletionBody {
   model: string;
@@ -47,7 +47,7 @@ const bodySchema = {
         },
       ],
     },
-    max_tokens: { type: ["integer", "null"], minimum: 1 },
+    max_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
     temperature: num(0, 2),
     top_p: num(0, 1),
     seed: { type: ["integer", "null"] },

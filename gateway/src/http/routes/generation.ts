@@ -5,7 +5,8 @@
  */
 import type { SamplingParams } from "@expertmesh/proto/worker";
 import type { FastifyReply } from "fastify";
-import { Special } from "../../domain/harmony/tokenizer.ts";
+import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
+import { gatewayErrors } from "../../errors.ts";
 
 export interface SamplingFields {
   temperature?: number | null;
@@ -20,6 +21,9 @@ export interface SamplingFields {
   top_logprobs?: number | null;
 }
 
+/** The largest max_tokens accepted (the wire field is a uint32); the worker then checks the context. */
+export const MAX_TOKENS_LIMIT = 2 ** 32 - 1;
+
 /** <|return|> ends a final answer, <|call|> a tool call; <|endoftext|> is a hard stop. */
 export const ASSISTANT_STOP_IDS = [Special.return, Special.call, Special.endoftext];
 
@@ -33,10 +37,31 @@ export function samplingParams(b: SamplingFields): SamplingParams {
     frequencyPenalty: b.frequency_penalty ?? 0,
     repetitionPenalty: 1,
     ...(b.seed !== null && b.seed !== undefined ? { seed: b.seed >>> 0 } : {}),
-    logitBias: Object.fromEntries(Object.entries(b.logit_bias ?? {}).map(([k, v]) => [Number(k), v])),
+    logitBias: logitBias(b.logit_bias),
     topLogprobs: b.top_logprobs ?? 0,
     logprobs: b.logprobs ?? false,
   };
+}
+
+function logitBias(given: Record<string, number> | null | undefined): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const [k, v] of Object.entries(given ?? {})) {
+    const id = /^\d{1,6}$/.test(k) ? Number(k) : -1;
+    if (id < 0 || id >= VOCAB_SIZE)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: `logit_bias keys must be token ids below ${VOCAB_SIZE}; got '${k.slice(0, 32)}'` },
+        { param: "logit_bias" },
+      );
+    if (typeof v !== "number" || !Number.isFinite(v) || v < -100 || v > 100)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: `logit_bias values must be numbers in [-100, 100]` },
+        { param: "logit_bias" },
+      );
+    out[id] = v;
+  }
+  return out;
 }
 
 /** An AbortController fired when the response closes before it finished: the client went away. */

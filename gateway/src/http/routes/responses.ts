@@ -16,7 +16,14 @@ import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domai
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, openEventStream, type SamplingFields, samplingParams } from "./generation.ts";
+import {
+  ASSISTANT_STOP_IDS,
+  abortOnClientClose,
+  MAX_TOKENS_LIMIT,
+  openEventStream,
+  type SamplingFields,
+  samplingParams,
+} from "./generation.ts";
 
 interface FunctionTool {
   type: "function";
@@ -49,10 +56,28 @@ const bodySchema = {
   properties: {
     model: { type: "string", minLength: 1 },
     // One `type` list, not anyOf: Fastify's Ajv coerces single-element arrays inside anyOf branches.
-    input: { type: ["string", "array"], minItems: 1, items: { type: "object" } },
+    input: {
+      type: ["string", "array"],
+      minItems: 1,
+      items: {
+        type: "object",
+        properties: {
+          type: { enum: ["message", "function_call", "function_call_output", "reasoning"] },
+          role: { enum: ["user", "assistant", "system", "developer"] },
+          content: {
+            type: ["string", "array"],
+            items: { type: "object", properties: { type: { type: "string" }, text: { type: "string" } } },
+          },
+          call_id: { type: "string" },
+          name: { type: "string" },
+          arguments: { type: "string" },
+          output: { type: ["string", "array"], items: { type: "object" } },
+        },
+      },
+    },
     instructions: { type: ["string", "null"] },
     previous_response_id: { type: ["string", "null"] },
-    max_output_tokens: { type: ["integer", "null"], minimum: 1 },
+    max_output_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
     temperature: num(0, 2),
     top_p: num(0, 1),
     top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
