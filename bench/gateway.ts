@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+/**
+ * bench/gateway — the latency the gateway adds (reliability R19). A scripted worker streams a fixed
+ * answer at a fixed rate; S concurrent streams run for D seconds, first straight to the worker over gRPC
+ * (the baseline), then through the gateway as SSE chat completions. Added TTFT / inter-token latency =
+ * through-gateway percentile − direct percentile. The scripted worker, the gateway and the load client
+ * each run on their own thread (own event loop), so the client's work does not land on the gateway's.
+ * TTFT is measured to the first answer token on both paths (the Harmony header tokens come first).
+ *
+ * Each path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
+ *
+ *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3]
+ */
+import { parseArgs } from "node:util";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { GatewayConfigSchema } from "@expertmesh/gateway/config";
+import { createServer } from "@expertmesh/gateway/server";
+import { HarmonyTokenizer, StaticWorkerDirectory, startScriptedWorker, WorkerPool } from "@expertmesh/gateway/testing";
+import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
+import { credentials, Metadata } from "@grpc/grpc-js";
+
+const MODEL = "gpt-oss-bench";
+const HEADER = "<|channel|>final<|message|>";
+
+interface Job {
+  role: "worker" | "gateway" | "client";
+  tokens: number;
+  intervalMs: number;
+  address?: string;
+  target?: { kind: "direct"; address: string } | { kind: "gateway"; url: string };
+  streams?: number;
+  seconds?: number;
+  warmupSeconds?: number;
+}
+interface Samples {
+  ttft: number[];
+  gaps: number[];
+  streams: number;
+}
+
+const answer = (tok: HarmonyTokenizer, n: number) => tok.encodeWithSpecials(`${HEADER}${" word".repeat(n - 1)}<|return|>`);
+
+async function runWorker(job: Job): Promise<void> {
+  const w = await startScriptedWorker([], { tokenIntervalMs: job.intervalMs, fallback: answer(new HarmonyTokenizer(), job.tokens) });
+  parentPort?.postMessage(w.address);
+}
+
+async function runGateway(job: Job): Promise<void> {
+  const directory = new StaticWorkerDirectory([
+    {
+      workerId: "scripted",
+      address: job.address ?? "",
+      model: MODEL,
+      accelerator: Accelerator.ACCELERATOR_CPU,
+      state: MemberState.MEMBER_STATE_READY,
+      groupId: "",
+      rank: 0,
+      worldSize: 1,
+      registeredUnixMs: Date.now(),
+    },
+  ]);
+  const log = createLogger("bench-gateway", "silent");
+  const app = createServer({
+    config: GatewayConfigSchema.parse({ default_max_tokens: job.tokens + 8 }),
+    log,
+    directory,
+    registry: createMetricsRegistry("bench-gateway"),
+    backend: new WorkerPool(directory, log),
+    tokenizer: new HarmonyTokenizer(),
+  });
+  parentPort?.postMessage(await app.listen({ host: "127.0.0.1", port: 0 }));
+}
+
+async function runClient(job: Job): Promise<void> {
+  const header = new HarmonyTokenizer().encodeWithSpecials(HEADER).length;
+  const warm = Date.now() + (job.warmupSeconds ?? 0) * 1000;
+  const end = warm + (job.seconds ?? 30) * 1000;
+  let out: Samples = { ttft: [], gaps: [], streams: 0 };
+  const target = job.target;
+  if (!target) throw new Error("client needs a target");
+  const client = target.kind === "direct" ? new WorkerClient(target.address, credentials.createInsecure()) : null;
+  let k = 0;
+  const direct = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      let n = 0;
+      let last = 0;
+      const s = (client as WorkerClient).generate(
+        {
+          requestId: `d${k++}`,
+          promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
+          stopTokenIds: [200002, 200012],
+          maxTokens: job.tokens + 8,
+          priority: 1,
+          deadlineUnixMs: 0,
+          clampMaxTokens: false,
+        },
+        new Metadata(),
+      );
+      s.on("data", (e: GenerateResponse) => {
+        for (const _ of e.tokens?.tokens ?? []) {
+          const now = performance.now();
+          n++;
+          if (n === header + 1) out.ttft.push(now - t0);
+          else if (n > header + 1 && n < job.tokens) out.gaps.push(now - last); // the answer's words
+          last = now;
+        }
+      });
+      s.on("end", () => resolve());
+      s.on("error", reject);
+    });
+  const viaGateway = async (): Promise<void> => {
+    const url = (target as { url: string }).url;
+    const t0 = performance.now();
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true }),
+    });
+    if (!res.body || res.status !== 200) throw new Error(`gateway answered ${res.status}`);
+    const decoder = new TextDecoder();
+    let buf = "";
+    let n = 0;
+    let last = 0;
+    for await (const bytes of res.body) {
+      const now = performance.now();
+      buf += decoder.decode(bytes, { stream: true });
+      let at = buf.indexOf("\n\n");
+      while (at >= 0) {
+        const event = buf.slice(0, at);
+        buf = buf.slice(at + 2);
+        at = buf.indexOf("\n\n");
+        if (!event.includes('"content":" word"')) continue;
+        n++;
+        if (n === 1) out.ttft.push(now - t0);
+        else out.gaps.push(now - last);
+        last = now;
+      }
+    }
+  };
+  const loop = async () => {
+    while (Date.now() < end) {
+      await (target.kind === "direct" ? direct() : viaGateway());
+      if (Date.now() < warm) continue;
+      if (!measuring) {
+        // The warm-up is over: drop what it recorded (connections, JIT, first-request work).
+        out = { ttft: [], gaps: [], streams: 0 };
+        measuring = true;
+        continue;
+      }
+      out.streams++;
+    }
+  };
+  let measuring = false;
+  await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
+  client?.close();
+  parentPort?.postMessage(out);
+}
+
+function spawn<T>(job: Job): Promise<{ value: T; thread: Worker }> {
+  const thread = new Worker(new URL(import.meta.url), { workerData: job });
+  return new Promise((resolve, reject) => {
+    thread.once("message", (value: T) => resolve({ value, thread }));
+    thread.once("error", reject);
+  });
+}
+
+const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
+
+if (!isMainThread) {
+  const job = workerData as Job;
+  await (job.role === "worker" ? runWorker(job) : job.role === "gateway" ? runGateway(job) : runClient(job));
+} else {
+  const { values } = parseArgs({
+    options: {
+      streams: { type: "string", default: "64" },
+      tokens: { type: "string", default: "256" },
+      "interval-ms": { type: "string", default: "5" },
+      seconds: { type: "string", default: "30" },
+      "warmup-seconds": { type: "string", default: "3" },
+    },
+  });
+  const base = { tokens: Number(values.tokens), intervalMs: Number(values["interval-ms"]) };
+  const streams = Number(values.streams);
+  const seconds = Number(values.seconds);
+  const warmupSeconds = Number(values["warmup-seconds"]);
+  const worker = await spawn<string>({ role: "worker", ...base });
+  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value });
+  process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
+  const direct = await spawn<Samples>({
+    role: "client",
+    ...base,
+    streams,
+    seconds,
+    warmupSeconds,
+    target: { kind: "direct", address: worker.value },
+  });
+  process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
+  const via = await spawn<Samples>({
+    role: "client",
+    ...base,
+    streams,
+    seconds,
+    warmupSeconds,
+    target: { kind: "gateway", url: gateway.value },
+  });
+  const row = (name: string, s: Samples) =>
+    `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
+  const d = direct.value;
+  const g = via.value;
+  console.log(
+    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path after ${warmupSeconds} s warm-up, ${new Date().toISOString()}`,
+  );
+  console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
+  console.log(row("direct gRPC (baseline)", d));
+  console.log(row("through the gateway", g));
+  console.log(
+    `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
+      `${(pct(g.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(g.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`,
+  );
+  for (const t of [worker.thread, gateway.thread, direct.thread, via.thread]) await t.terminate();
+}
