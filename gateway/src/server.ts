@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { AppError, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
+import { genAiMetrics, ObservedBackend } from "./adapters/observed-backend.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Admission, AdmittingBackend } from "./domain/admission.ts";
 import { ApiKeys } from "./domain/api-keys.ts";
@@ -128,9 +129,11 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
         this.set(admission.queued);
       },
     });
-    const backend = new AdmittingBackend(deps.backend, admission);
+    const admitted = new AdmittingBackend(deps.backend, admission);
+    const metrics = genAiMetrics(deps.registry);
+    const backend = new ObservedBackend(admitted, "chat", metrics);
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
-    registerCompletions(app, { backend, tokenizer: deps.tokenizer });
+    registerCompletions(app, { backend: new ObservedBackend(admitted, "text_completion", metrics), tokenizer: deps.tokenizer });
     registerResponses(app, {
       backend,
       tokenizer: deps.tokenizer,

@@ -5,6 +5,7 @@
  * than `queueTimeoutMs` gets 503. AdmittingBackend applies it to any GenerationBackend.
  */
 import type { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
+import type { Context } from "@opentelemetry/api";
 import { gatewayErrors } from "../errors.ts";
 import type { GenerationBackend } from "./generation-backend.ts";
 
@@ -102,10 +103,10 @@ export class AdmittingBackend implements GenerationBackend {
     this.#admission = admission;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse> {
+  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
     const release = await this.#admission.acquire(signal);
     try {
-      yield* this.#inner.generate(model, request, signal);
+      yield* this.#inner.generate(model, request, signal, parent);
     } finally {
       release();
     }

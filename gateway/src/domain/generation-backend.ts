@@ -3,10 +3,14 @@
  * routes over gRPC; tests can use a scripted token source behind the same contract.
  */
 import type { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
+import type { Context } from "@opentelemetry/api";
 
 export interface GenerationBackend {
-  /** Streams the worker's events; aborting the signal cancels the remote stream. Throws AppError. */
-  generate(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse>;
+  /**
+   * Streams the worker's events; aborting the signal cancels the remote stream. Throws AppError.
+   * `parent` is the caller's trace context (from its traceparent header), when it sent one.
+   */
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse>;
   /** Models some ready engine group serves. */
   models(): string[];
 }

@@ -16,6 +16,8 @@ import { Server, ServerCredentials, type ServerWritableStream } from "@grpc/grpc
 export interface ScriptedWorker {
   address: string;
   requests: GenerateRequest[];
+  /** The traceparent metadata of each Generate ("" when none came). */
+  traceparents: string[];
   close(): Promise<void>;
 }
 
@@ -28,10 +30,12 @@ export interface ScriptOptions {
 
 export async function startScriptedWorker(scripts: number[][], options: ScriptOptions = {}): Promise<ScriptedWorker> {
   const requests: GenerateRequest[] = [];
+  const traceparents: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
   const impl: WorkerServer = {
     async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>) {
       requests.push(call.request);
+      traceparents.push(String(call.metadata.get("traceparent")[0] ?? ""));
       const tokens = scripts.shift() ?? options.fallback ?? [];
       const stops = new Set(call.request.stopTokenIds);
       let n = 0;
@@ -70,6 +74,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
   return {
     address: `127.0.0.1:${port}`,
     requests,
+    traceparents,
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   };
 }

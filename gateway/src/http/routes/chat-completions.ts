@@ -14,7 +14,7 @@ import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, callerTrace, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
 
 interface ChatBody {
   model: string;
@@ -146,6 +146,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
         deadlineUnixMs: 0,
       },
       controller.signal,
+      callerTrace(request),
     );
     const iterator = events[Symbol.asyncIterator]();
     // The first event decides between an HTTP error and a 200 stream.

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
+import { ASSISTANT_STOP_IDS, abortOnClientClose, callerTrace, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
 
 interface CompletionBody {
   model: string;
@@ -90,6 +90,7 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
           deadlineUnixMs: 0,
         },
         controller.signal,
+        callerTrace(request),
       )
       [Symbol.asyncIterator]();
     const first = await iterator.next();

@@ -4,7 +4,8 @@
  * client goes away.
  */
 import type { SamplingParams } from "@expertmesh/proto/worker";
-import type { FastifyReply } from "fastify";
+import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 
@@ -62,6 +63,11 @@ function logitBias(given: Record<string, number> | null | undefined): Record<num
     out[id] = v;
   }
   return out;
+}
+
+/** The caller's trace context from its traceparent / tracestate headers (the root context without). */
+export function callerTrace(request: FastifyRequest): Context {
+  return propagation.extract(ROOT_CONTEXT, request.headers);
 }
 
 /** An AbortController fired when the response closes before it finished: the client went away. */

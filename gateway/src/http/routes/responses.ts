@@ -19,6 +19,7 @@ import { gatewayErrors } from "../../errors.ts";
 import {
   ASSISTANT_STOP_IDS,
   abortOnClientClose,
+  callerTrace,
   MAX_TOKENS_LIMIT,
   openEventStream,
   type SamplingFields,
@@ -181,6 +182,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
           deadlineUnixMs: 0,
         },
         controller.signal,
+        callerTrace(request),
       )
       [Symbol.asyncIterator]();
     const first = await iterator.next();

@@ -1,0 +1,92 @@
+/**
+ * Gateway telemetry through the real stack with a scripted worker: the GenAI span continues the HTTP
+ * caller's traceparent, carries the usage the response reports, and its context reaches the worker in
+ * gRPC metadata; the GenAI server metrics count the request on /metrics.
+ */
+import { createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
+import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
+import { afterAll, expect, it } from "vitest";
+import { WorkerPool } from "../adapters/worker-pool.ts";
+import { GatewayConfigSchema } from "../config.ts";
+import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
+import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
+import { createServer } from "../server.ts";
+import { startScriptedWorker } from "../testing/scripted-worker.ts";
+
+const exporter = new InMemorySpanExporter();
+const telemetry = startTelemetry({ serviceName: "gateway-test", spanProcessors: [new SimpleSpanProcessor({ exporter })], env: {} });
+const cleanup: Array<() => Promise<void> | void> = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+  await telemetry.shutdown();
+});
+
+it("a chat completion is one GenAI span in the caller's trace, propagated to the worker, and counted in metrics", async () => {
+  const tok = new HarmonyTokenizer();
+  const worker = await startScriptedWorker([
+    tok.encodeWithSpecials("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hi there.<|return|>"),
+  ]);
+  const directory = new StaticWorkerDirectory([
+    {
+      workerId: "scripted",
+      address: worker.address,
+      model: "gpt-oss-20b",
+      accelerator: Accelerator.ACCELERATOR_CPU,
+      state: MemberState.MEMBER_STATE_READY,
+      groupId: "",
+      rank: 0,
+      worldSize: 1,
+      registeredUnixMs: Date.now(),
+    },
+  ]);
+  const log = createLogger("telemetry-test", "silent");
+  const pool = new WorkerPool(directory, log);
+  const app = createServer({
+    config: GatewayConfigSchema.parse({}),
+    log,
+    directory,
+    registry: createMetricsRegistry("gateway-telemetry-test"),
+    backend: pool,
+    tokenizer: tok,
+  });
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  cleanup.push(
+    () => worker.close(),
+    () => pool.close(),
+    () => app.close(),
+  );
+
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const parentId = "00f067aa0ba902b7";
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", traceparent: `00-${traceId}-${parentId}-01` },
+    body: JSON.stringify({ model: "gpt-oss-20b", messages: [{ role: "user", content: "Hi" }], temperature: 0.5 }),
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { id: string; usage: { prompt_tokens: number; completion_tokens: number } };
+
+  const span = exporter.getFinishedSpans().find((s) => s.name === "chat gpt-oss-20b");
+  expect(span).toBeDefined();
+  if (!span) return;
+  expect(span.spanContext().traceId).toBe(traceId);
+  expect(span.parentSpanContext?.spanId).toBe(parentId);
+  expect(span.attributes["gen_ai.operation.name"]).toBe("chat");
+  expect(span.attributes["gen_ai.request.model"]).toBe("gpt-oss-20b");
+  expect(span.attributes["gen_ai.request.temperature"]).toBe(0.5);
+  expect(span.attributes["gen_ai.response.id"]).toBe(body.id);
+  expect(span.attributes["gen_ai.usage.input_tokens"]).toBe(body.usage.prompt_tokens);
+  expect(span.attributes["gen_ai.usage.output_tokens"]).toBe(body.usage.completion_tokens);
+  expect(span.attributes["gen_ai.response.finish_reasons"]).toEqual(["stop"]);
+  // The worker got the gateway span as its parent.
+  expect(worker.traceparents[0]).toBe(`00-${traceId}-${span.spanContext().spanId}-01`);
+
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  expect(metrics).toMatch(/gen_ai_server_time_to_first_token_seconds_count\{[^}]*gen_ai_request_model="gpt-oss-20b"[^}]*\} 1/);
+  expect(metrics).toMatch(/gen_ai_server_request_duration_seconds_count\{[^}]*gen_ai_operation_name="chat"[^}]*\} 1/);
+  const outputLine = metrics
+    .split("\n")
+    .find((l) => l.startsWith("expertmesh_gateway_tokens_total{") && l.includes('gen_ai_token_type="output"'));
+  expect(outputLine?.endsWith(` ${body.usage.completion_tokens}`)).toBe(true);
+});
