@@ -13,11 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
-import { GatewayConfigSchema } from "@expertmesh/gateway/config";
-import { createServer } from "@expertmesh/gateway/server";
-import { HarmonyTokenizer, StaticWorkerDirectory, startScriptedWorker, WorkerPool } from "@expertmesh/gateway/testing";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
 import { type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { credentials, Metadata } from "@grpc/grpc-js";
 
@@ -48,29 +44,8 @@ async function runWorker(job: Job): Promise<void> {
 }
 
 async function runGateway(job: Job): Promise<void> {
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "scripted",
-      address: job.address ?? "",
-      model: MODEL,
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("bench-gateway", "silent");
-  const app = createServer({
-    config: GatewayConfigSchema.parse({ default_max_tokens: job.tokens + 8 }),
-    log,
-    directory,
-    registry: createMetricsRegistry("bench-gateway"),
-    backend: new WorkerPool(directory, log),
-    tokenizer: new HarmonyTokenizer(),
-  });
-  parentPort?.postMessage(await app.listen({ host: "127.0.0.1", port: 0 }));
+  const gw = await startTestGateway({ address: job.address ?? "", model: MODEL, config: { default_max_tokens: job.tokens + 8 } });
+  parentPort?.postMessage(gw.base);
 }
 
 async function runClient(job: Job): Promise<void> {

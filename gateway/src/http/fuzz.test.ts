@@ -8,59 +8,33 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
 import fc from "fast-check";
-import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkerPool } from "../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../config.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
-import { createServer } from "../server.ts";
+import { startTestGateway, type TestGateway } from "../testing/test-gateway.ts";
 
 const MODEL = "gpt-oss-tiny";
 const BODY_LIMIT = 64 * 1024;
 let worker: WorkerProcess;
-let app: FastifyInstance;
-let pool: WorkerPool;
+let gateway: TestGateway;
 let base: string;
 
 beforeAll(async () => {
   const dir = join(mkdtempSync(join(tmpdir(), "fuzz-model-")), "tiny");
   writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: dir, seed: 5 });
   worker = await spawnWorker({ WORKER_MODEL_PATH: dir, WORKER_MODEL_NAME: MODEL });
-  const member = {
-    workerId: "w1",
+  gateway = await startTestGateway({
     address: worker.address,
     model: MODEL,
-    accelerator: Accelerator.ACCELERATOR_CPU,
-    state: MemberState.MEMBER_STATE_READY,
-    groupId: "",
-    rank: 0,
-    worldSize: 1,
-    registeredUnixMs: Date.now(),
-  };
-  const directory = new StaticWorkerDirectory([member]);
-  const log = createLogger("fuzz-test", "silent");
-  pool = new WorkerPool(directory, log);
-  app = createServer({
-    config: GatewayConfigSchema.parse({ http: { body_limit_bytes: BODY_LIMIT }, default_max_tokens: 4 }),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-fuzz-test"),
-    backend: pool,
-    tokenizer: new HarmonyTokenizer(),
+    config: { http: { body_limit_bytes: BODY_LIMIT }, default_max_tokens: 4 },
   });
-  base = await app.listen({ host: "127.0.0.1", port: 0 });
+  base = gateway.base;
 }, 60_000);
 
 afterAll(async () => {
-  await app?.close();
-  pool?.close();
+  await gateway?.close();
   await worker?.stop();
 });
 

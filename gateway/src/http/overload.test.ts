@@ -6,17 +6,12 @@
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { WorkerPool } from "../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../config.ts";
 import { Admission } from "../domain/admission.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
-import { createServer } from "../server.ts";
 import { startScriptedWorker } from "../testing/scripted-worker.ts";
+import { startTestGateway } from "../testing/test-gateway.ts";
 
 const tok = new HarmonyTokenizer();
 setFlagsFromString("--expose-gc");
@@ -31,46 +26,29 @@ afterEach(async () => {
 async function gateway(o: { capacity: number; queue: number; intervalMs: number; tokens: number; clientRetries: boolean }) {
   const answer = tok.encodeWithSpecials(`<|channel|>final<|message|>${"word ".repeat(o.tokens)}<|return|>`);
   const worker = await startScriptedWorker([], { tokenIntervalMs: o.intervalMs, fallback: answer });
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "scripted",
-      address: worker.address,
-      model: "gpt-oss-20b",
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("overload-test", "silent");
-  const pool = new WorkerPool(directory, log);
   const admission = new Admission({ maxConcurrent: o.capacity, maxQueued: o.queue, queueTimeoutMs: 30_000, retryAfterMs: 20 });
-  const app = createServer({
-    config: GatewayConfigSchema.parse({ admission: { client_retries: o.clientRetries } }),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-overload-test"),
-    backend: pool,
-    tokenizer: tok,
-    admission,
-  });
   let received = 0;
   const rejectMs: number[] = [];
-  app.addHook("onRequest", async () => {
-    received++;
+  const gw = await startTestGateway({
+    address: worker.address,
+    model: "gpt-oss-20b",
+    tokenizer: tok,
+    config: { admission: { client_retries: o.clientRetries } },
+    deps: { admission },
+    beforeListen: (app) => {
+      app.addHook("onRequest", async () => {
+        received++;
+      });
+      app.addHook("onResponse", async (_request, reply) => {
+        if (reply.statusCode === 429 || reply.statusCode === 503) rejectMs.push(reply.elapsedTime);
+      });
+    },
   });
-  app.addHook("onResponse", async (_request, reply) => {
-    if (reply.statusCode === 429 || reply.statusCode === 503) rejectMs.push(reply.elapsedTime);
-  });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
   cleanup.push(
     () => worker.close(),
-    () => pool.close(),
-    () => app.close(),
+    () => gw.close(),
   );
-  return { base, admission, received: () => received, rejectMs };
+  return { base: gw.base, admission, received: () => received, rejectMs };
 }
 
 describe("overload", () => {

@@ -3,16 +3,12 @@
  * caller's traceparent, carries the usage the response reports, and its context reaches the worker in
  * gRPC metadata; the GenAI server metrics count the request on /metrics.
  */
-import { createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
+import { startTelemetry } from "@expertmesh/common";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, expect, it } from "vitest";
-import { WorkerPool } from "../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../config.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
-import { createServer } from "../server.ts";
 import { startScriptedWorker } from "../testing/scripted-worker.ts";
+import { startTestGateway } from "../testing/test-gateway.ts";
 
 const exporter = new InMemorySpanExporter();
 const telemetry = startTelemetry({ serviceName: "gateway-test", spanProcessors: [new SimpleSpanProcessor({ exporter })], env: {} });
@@ -27,34 +23,10 @@ it("a chat completion is one GenAI span in the caller's trace, propagated to the
   const worker = await startScriptedWorker([
     tok.encodeWithSpecials("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hi there.<|return|>"),
   ]);
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "scripted",
-      address: worker.address,
-      model: "gpt-oss-20b",
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("telemetry-test", "silent");
-  const pool = new WorkerPool(directory, log);
-  const app = createServer({
-    config: GatewayConfigSchema.parse({}),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-telemetry-test"),
-    backend: pool,
-    tokenizer: tok,
-  });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  const { base, close } = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok });
   cleanup.push(
     () => worker.close(),
-    () => pool.close(),
-    () => app.close(),
+    () => close(),
   );
 
   const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -4,3 +4,4 @@ export { WorkerPool } from "../adapters/worker-pool.ts";
 export { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 export { StaticWorkerDirectory } from "../domain/worker-directory.ts";
 export { type ScriptedWorker, type ScriptOptions, startScriptedWorker } from "./scripted-worker.ts";
+export { readyMember, startTestGateway, type TestGateway } from "./test-gateway.ts";

@@ -6,60 +6,28 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
-import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkerPool } from "../../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../../config.ts";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../../domain/worker-directory.ts";
-import { createServer } from "../../server.ts";
+import { startTestGateway, type TestGateway } from "../../testing/test-gateway.ts";
 
 const KEY = "sk-chat-test-0123456789";
 let worker: WorkerProcess;
-let app: FastifyInstance;
-let pool: WorkerPool;
+let gateway: TestGateway;
 let client: OpenAI;
 
 beforeAll(async () => {
   const dir = join(mkdtempSync(join(tmpdir(), "chat-model-")), "tiny");
   writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: dir, seed: 4 });
   worker = await spawnWorker({ WORKER_MODEL_PATH: dir, WORKER_MODEL_NAME: "gpt-oss-tiny" });
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "w1",
-      address: worker.address,
-      model: "gpt-oss-tiny",
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("chat-test", "silent");
-  pool = new WorkerPool(directory, log);
-  app = createServer({
-    config: GatewayConfigSchema.parse({ api_keys: [KEY] }),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-chat-test"),
-    backend: pool,
-    tokenizer: new HarmonyTokenizer(),
-  });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
-  client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1`, maxRetries: 0 });
+  gateway = await startTestGateway({ address: worker.address, model: "gpt-oss-tiny", config: { api_keys: [KEY] } });
+  client = new OpenAI({ apiKey: KEY, baseURL: `${gateway.base}/v1`, maxRetries: 0 });
 }, 60_000);
 
 afterAll(async () => {
-  await app?.close();
-  pool?.close();
+  await gateway?.close();
   await worker?.stop();
 });
 

@@ -1,18 +1,8 @@
-/**
- * Harmony behaviour through the whole gateway, with a scripted token source in place of the worker
- * (exact model outputs over the real gRPC contract) and the official openai SDK as the client.
- */
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
-import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { WorkerPool } from "../../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../../config.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../../domain/worker-directory.ts";
-import { createServer } from "../../server.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
+import { startTestGateway } from "../../testing/test-gateway.ts";
 
 const tok = new HarmonyTokenizer();
 const out = (s: string) => tok.encodeWithSpecials(s);
@@ -25,36 +15,12 @@ afterEach(async () => {
 
 async function gateway(scripts: number[][]): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
   const worker = await startScriptedWorker(scripts);
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "scripted",
-      address: worker.address,
-      model: "gpt-oss-20b",
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("harmony-test", "silent");
-  const pool = new WorkerPool(directory, log);
-  const app: FastifyInstance = createServer({
-    config: GatewayConfigSchema.parse({}),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-harmony-test"),
-    backend: pool,
-    tokenizer: tok,
-  });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok });
   cleanup.push(
     () => worker.close(),
-    () => pool.close(),
-    () => app.close(),
+    () => gw.close(),
   );
-  return { client: new OpenAI({ apiKey: "unused", baseURL: `${base}/v1`, maxRetries: 0 }), worker };
+  return { client: new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker };
 }
 
 const weatherTool = {

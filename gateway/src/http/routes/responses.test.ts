@@ -1,22 +1,12 @@
-/**
- * The Responses API through the whole gateway with a scripted token source (exact model outputs over the
- * real gRPC contract) and the official openai SDK: create / retrieve / delete, OpenAI's streaming events,
- * and a tool loop over previous_response_id, against both response stores (in-process and real Redis).
- */
-import { createLogger, createMetricsRegistry } from "@expertmesh/common";
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
-import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
-import { WorkerPool } from "../../adapters/worker-pool.ts";
-import { GatewayConfigSchema } from "../../config.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
-import { StaticWorkerDirectory } from "../../domain/worker-directory.ts";
-import { createServer } from "../../server.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
+import { startTestGateway } from "../../testing/test-gateway.ts";
 
 const tok = new HarmonyTokenizer();
 const out = (s: string) => tok.encodeWithSpecials(s);
@@ -42,37 +32,12 @@ async function gateway(
   store: ResponseStore = new MemoryResponseStore(),
 ): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
   const worker = await startScriptedWorker(scripts);
-  const directory = new StaticWorkerDirectory([
-    {
-      workerId: "scripted",
-      address: worker.address,
-      model: "gpt-oss-20b",
-      accelerator: Accelerator.ACCELERATOR_CPU,
-      state: MemberState.MEMBER_STATE_READY,
-      groupId: "",
-      rank: 0,
-      worldSize: 1,
-      registeredUnixMs: Date.now(),
-    },
-  ]);
-  const log = createLogger("responses-test", "silent");
-  const pool = new WorkerPool(directory, log);
-  const app = createServer({
-    config: GatewayConfigSchema.parse({}),
-    log,
-    directory,
-    registry: createMetricsRegistry("gateway-responses-test"),
-    backend: pool,
-    tokenizer: tok,
-    responses: store,
-  });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok, deps: { responses: store } });
   cleanup.push(
     () => worker.close(),
-    () => pool.close(),
-    () => app.close(),
+    () => gw.close(),
   );
-  return { client: new OpenAI({ apiKey: "unused", baseURL: `${base}/v1`, maxRetries: 0 }), worker };
+  return { client: new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker };
 }
 
 const weather = {

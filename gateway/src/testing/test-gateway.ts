@@ -1,0 +1,72 @@
+/**
+ * A real gateway on an ephemeral port in front of given worker addresses (static directory, real gRPC
+ * pool): what the gateway's route tests and bench/gateway share.
+ */
+import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { Accelerator, type Member, MemberState } from "@expertmesh/proto/cluster";
+import type { FastifyInstance } from "fastify";
+import { WorkerPool } from "../adapters/worker-pool.ts";
+import { GatewayConfigSchema } from "../config.ts";
+import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
+import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
+import { createServer, type GatewayDeps } from "../server.ts";
+
+/** A ready single-rank CPU member serving `model` at `address`. */
+export function readyMember(address: string, model: string, workerId = "w1"): Member {
+  return {
+    workerId,
+    address,
+    model,
+    accelerator: Accelerator.ACCELERATOR_CPU,
+    state: MemberState.MEMBER_STATE_READY,
+    groupId: "",
+    rank: 0,
+    worldSize: 1,
+    registeredUnixMs: Date.now(),
+  };
+}
+
+export interface TestGatewayOptions {
+  /** Worker gRPC address. */
+  address: string;
+  model: string;
+  /** Raw gateway config (validated by the real schema). */
+  config?: Record<string, unknown>;
+  tokenizer?: HarmonyTokenizer;
+  /** Extra dependencies (store, admission, limiter, keys). */
+  deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys">>;
+  /** Called before listening (e.g. to add hooks). */
+  beforeListen?: (app: FastifyInstance) => void;
+}
+
+export interface TestGateway {
+  /** http://127.0.0.1:PORT */
+  base: string;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startTestGateway(o: TestGatewayOptions): Promise<TestGateway> {
+  const directory = new StaticWorkerDirectory([readyMember(o.address, o.model)]);
+  const log = createLogger("test-gateway", "silent");
+  const pool = new WorkerPool(directory, log);
+  const app = createServer({
+    config: GatewayConfigSchema.parse(o.config ?? {}),
+    log,
+    directory,
+    registry: createMetricsRegistry("test-gateway"),
+    backend: pool,
+    tokenizer: o.tokenizer ?? new HarmonyTokenizer(),
+    ...o.deps,
+  });
+  o.beforeListen?.(app);
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  return {
+    base,
+    app,
+    close: async () => {
+      await app.close();
+      pool.close();
+    },
+  };
+}
