@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
-import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
+import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ChatAssembler, type ChatDelta } from "../../domain/chat/assembler.ts";
 import { buildConversation, type ChatMessage, type ChatTool } from "../../domain/chat/conversation.ts";
@@ -14,7 +14,7 @@ import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, callerTrace, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, openEventStream, samplingParams, startGeneration } from "./generation.ts";
 
 interface ChatBody {
   model: string;
@@ -130,27 +130,16 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
     const prompt = renderConversation(deps.tokenizer, conversation, { for_completion: true, auto_drop_analysis: false });
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
-    const controller = abortOnClientClose(reply);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
     const assembler = new ChatAssembler(deps.tokenizer, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`);
-    const events = deps.backend.generate(
-      body.model,
-      {
-        requestId: id,
-        promptTokenIds: prompt.tokens,
-        sampling: samplingParams(body),
-        stopTokenIds: ASSISTANT_STOP_IDS,
-        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? deps.defaultMaxTokens,
-        clampMaxTokens: (body.max_completion_tokens ?? body.max_tokens ?? null) === null,
-        priority: Priority.PRIORITY_ONLINE,
-        deadlineUnixMs: 0,
-      },
-      controller.signal,
-      callerTrace(request),
-    );
-    const iterator = events[Symbol.asyncIterator]();
-    // The first event decides between an HTTP error and a 200 stream.
-    const first = await iterator.next();
+    const { controller, iterator, first } = await startGeneration(deps.backend, reply, {
+      id,
+      model: body.model,
+      promptTokenIds: prompt.tokens,
+      sampling: samplingParams(body),
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+      defaultMaxTokens: deps.defaultMaxTokens,
+    });
     const usage = { prompt_tokens: prompt.tokens.length, completion_tokens: 0 };
     let finishReason: FinishReason | undefined;
     const consume = (e: GenerateResponse | undefined): ChatDelta[] => {

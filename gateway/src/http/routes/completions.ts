@@ -5,12 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
-import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
+import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { ASSISTANT_STOP_IDS, abortOnClientClose, callerTrace, MAX_TOKENS_LIMIT, openEventStream, samplingParams } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, openEventStream, samplingParams, startGeneration } from "./generation.ts";
 
 interface CompletionBody {
   model: string;
@@ -74,26 +74,15 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
     if (tokens.length === 0) throw gatewayErrors.create("invalid_request_error", { detail: "the prompt is empty" }, { param: "prompt" });
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
-    const controller = abortOnClientClose(reply);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
-    const iterator = deps.backend
-      .generate(
-        body.model,
-        {
-          requestId: id,
-          promptTokenIds: tokens,
-          sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: false, top_logprobs: 0 }),
-          stopTokenIds: ASSISTANT_STOP_IDS,
-          maxTokens: body.max_tokens ?? 16, // OpenAI's default for completions
-          clampMaxTokens: body.max_tokens === null || body.max_tokens === undefined,
-          priority: Priority.PRIORITY_ONLINE,
-          deadlineUnixMs: 0,
-        },
-        controller.signal,
-        callerTrace(request),
-      )
-      [Symbol.asyncIterator]();
-    const first = await iterator.next();
+    const { controller, iterator, first } = await startGeneration(deps.backend, reply, {
+      id,
+      model: body.model,
+      promptTokenIds: tokens,
+      sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: false, top_logprobs: 0 }),
+      maxTokens: body.max_tokens ?? null,
+      defaultMaxTokens: 16, // OpenAI's default for completions
+    });
     const decoder = new StreamDecoder(deps.tokenizer);
     let text = "";
     let completionTokens = 0;

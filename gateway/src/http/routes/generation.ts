@@ -3,9 +3,10 @@
  * SamplingParams, the stop tokens that end an assistant turn, and cancelling the worker stream when the
  * client goes away.
  */
-import type { SamplingParams } from "@expertmesh/proto/worker";
+import { type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 
@@ -89,4 +90,45 @@ export function openEventStream(reply: FastifyReply): void {
     connection: "keep-alive",
     "x-request-id": reply.request.id,
   });
+}
+
+export interface GenerationStart {
+  /** The request id (also the worker's request id). */
+  id: string;
+  model: string;
+  promptTokenIds: number[];
+  sampling: SamplingParams;
+  /** The client's limit, or null when it gave none (then `defaultMaxTokens`, lowered to fit the context). */
+  maxTokens: number | null;
+  defaultMaxTokens: number;
+}
+
+export interface StartedGeneration {
+  controller: AbortController;
+  iterator: AsyncIterator<GenerateResponse>;
+  /** The first event: it decides between an HTTP error (thrown here) and a 200. */
+  first: IteratorResult<GenerateResponse>;
+}
+
+/** Starts a generation for an HTTP request: cancelled when the client goes away, in the caller's trace. */
+export async function startGeneration(backend: GenerationBackend, reply: FastifyReply, g: GenerationStart): Promise<StartedGeneration> {
+  const controller = abortOnClientClose(reply);
+  const iterator = backend
+    .generate(
+      g.model,
+      {
+        requestId: g.id,
+        promptTokenIds: g.promptTokenIds,
+        sampling: g.sampling,
+        stopTokenIds: ASSISTANT_STOP_IDS,
+        maxTokens: g.maxTokens ?? g.defaultMaxTokens,
+        clampMaxTokens: g.maxTokens === null,
+        priority: Priority.PRIORITY_ONLINE,
+        deadlineUnixMs: 0,
+      },
+      controller.signal,
+      callerTrace(reply.request),
+    )
+    [Symbol.asyncIterator]();
+  return { controller, iterator, first: await iterator.next() };
 }

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
-import { FinishReason, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
+import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { buildConversation, type ChatTool } from "../../domain/chat/conversation.ts";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
@@ -16,15 +16,7 @@ import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domai
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
-import {
-  ASSISTANT_STOP_IDS,
-  abortOnClientClose,
-  callerTrace,
-  MAX_TOKENS_LIMIT,
-  openEventStream,
-  type SamplingFields,
-  samplingParams,
-} from "./generation.ts";
+import { MAX_TOKENS_LIMIT, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
 
 interface FunctionTool {
   type: "function";
@@ -166,26 +158,14 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
 
     const id = newId("resp");
     const createdAt = Math.floor(Date.now() / 1000);
-    const controller = abortOnClientClose(reply);
-    const maxTokens = body.max_output_tokens ?? deps.defaultMaxTokens;
-    const iterator = deps.backend
-      .generate(
-        body.model,
-        {
-          requestId: id,
-          promptTokenIds: prompt.tokens,
-          sampling: samplingParams(body),
-          stopTokenIds: ASSISTANT_STOP_IDS,
-          maxTokens,
-          clampMaxTokens: body.max_output_tokens === null || body.max_output_tokens === undefined,
-          priority: Priority.PRIORITY_ONLINE,
-          deadlineUnixMs: 0,
-        },
-        controller.signal,
-        callerTrace(request),
-      )
-      [Symbol.asyncIterator]();
-    const first = await iterator.next();
+    const { iterator, first } = await startGeneration(deps.backend, reply, {
+      id,
+      model: body.model,
+      promptTokenIds: prompt.tokens,
+      sampling: samplingParams(body),
+      maxTokens: body.max_output_tokens ?? null,
+      defaultMaxTokens: deps.defaultMaxTokens,
+    });
     const builder = new ResponseOutputBuilder(deps.tokenizer, newId);
     let outputTokens = 0;
     let reason: FinishReason | undefined;
