@@ -36,6 +36,8 @@ export class ChatAssembler {
   /** The completed Harmony messages, as parsed. */
   readonly messages: HarmonyMessage[] = [];
   reasoningTokens = 0;
+  /** Indexes, in the ids of the last push, of the tokens that were answer text (for logprobs). */
+  lastContentTokens: number[] = [];
   stopped = false; // a stop string matched
   readonly #parser: HarmonyStreamParser;
   readonly #stops: string[];
@@ -43,8 +45,10 @@ export class ChatAssembler {
   #pending = ""; // content held back while it could still be the start of a stop string
   #kind: Kind = "other";
   readonly #newId: () => string;
+  readonly #tok: HarmonyTokenizer;
 
   constructor(tok: HarmonyTokenizer, stops: string[], newId: () => string) {
+    this.#tok = tok;
     this.#parser = new HarmonyStreamParser(tok, "assistant");
     this.#stops = stops.filter(Boolean);
     this.#holdMax = Math.max(0, ...this.#stops.map((s) => s.length - 1));
@@ -53,10 +57,13 @@ export class ChatAssembler {
 
   push(ids: readonly number[]): ChatDelta[] {
     const out: ChatDelta[] = [];
-    for (const id of ids) {
+    this.lastContentTokens = [];
+    for (const [i, id] of ids.entries()) {
       if (this.stopped) break;
       if (this.#kind === "reasoning") this.reasoningTokens++;
       for (const e of this.#parser.push(id)) this.#event(e, out);
+      // Still inside an answer message after this token, and not a special: the token is answer text.
+      if (this.#kind === "content" && !this.#tok.isSpecial(id)) this.lastContentTokens.push(i);
     }
     return out;
   }

@@ -6,7 +6,7 @@
  * functions.NAME. Reasoning sent back with an assistant message is re-inserted only for the current,
  * unfinished tool-calling turn.
  */
-import type { HarmonyMessage, ToolNamespace } from "../harmony/types.ts";
+import type { HarmonyMessage, ResponseFormatDef, ToolNamespace } from "../harmony/types.ts";
 
 export interface ChatMessage {
   role: "system" | "developer" | "user" | "assistant" | "tool";
@@ -28,6 +28,22 @@ export interface ConversationOptions {
   today: string; // YYYY-MM-DD
   tools: ChatTool[];
   toolChoice: "auto" | "none";
+  /** A structured-output format to ask for (spec §6.11), or null for free text. */
+  responseFormat?: ResponseFormatDef | null;
+}
+
+/** OpenAI's response_format (chat) or text.format (Responses), flattened to one shape. */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; name: string; description?: string | null; schema?: Record<string, unknown> | null };
+
+/** The format to render into the developer message; null for plain text. */
+export function responseFormatDef(f: ResponseFormat | null | undefined): ResponseFormatDef | null {
+  if (!f || f.type === "text") return null;
+  if (f.type === "json_object")
+    return { name: "json_object", description: "Respond with one valid JSON object and nothing else.", schema: { type: "object" } };
+  return { name: f.name, description: f.description ?? null, schema: f.schema ?? {} };
 }
 
 export const IDENTITY = "You are ChatGPT, a large language model trained by OpenAI.";
@@ -77,11 +93,17 @@ export function buildConversation(messages: readonly ChatMessage[], o: Conversat
     .filter((m) => m.role === "system" || m.role === "developer")
     .map((m) => text(m.content))
     .filter(Boolean);
-  if (instructions.length > 0 || functions) {
+  const format = o.responseFormat ?? null;
+  if (instructions.length > 0 || functions || format) {
     out.push(
       msg({
         role: "developer",
-        content: { type: "developer", instructions: instructions.join("\n\n") || null, tools: functions ? [functions] : null },
+        content: {
+          type: "developer",
+          instructions: instructions.join("\n\n") || null,
+          tools: functions ? [functions] : null,
+          response_formats: format ? [format] : null,
+        },
       }),
     );
   }

@@ -71,6 +71,13 @@ export function developerText(c: DeveloperContent): string {
   const sections: string[] = [];
   if (c.instructions) sections.push("# Instructions", c.instructions);
   if (c.tools && c.tools.length > 0) sections.push(toolsSection(c.tools));
+  if (c.response_formats && c.response_formats.length > 0) {
+    sections.push("# Response Formats");
+    for (const f of c.response_formats) {
+      const comment = f.description ? `// ${f.description}\n` : "";
+      sections.push(`## ${f.name}\n\n${comment}${JSON.stringify(f.schema)}`);
+    }
+  }
   return sections.join("\n\n");
 }
 

@@ -27,10 +27,18 @@ export interface SystemContent {
   tools: ToolNamespace[] | null;
 }
 
+/** A structured-output format (spec §6.11): rendered into the developer message; it only nudges the model. */
+export interface ResponseFormatDef {
+  name: string;
+  description: string | null;
+  schema: JsonSchema;
+}
+
 export interface DeveloperContent {
   type: "developer";
   instructions: string | null;
   tools: ToolNamespace[] | null;
+  response_formats?: ResponseFormatDef[] | null;
 }
 
 export interface HarmonyMessage {

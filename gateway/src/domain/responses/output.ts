@@ -21,7 +21,7 @@ export interface MessageItem {
   type: "message";
   role: "assistant";
   status: "in_progress" | "completed";
-  content: Array<{ type: "output_text"; text: string; annotations: []; logprobs: [] }>;
+  content: Array<{ type: "output_text"; text: string; annotations: []; logprobs: TokenLogprob[] }>;
 }
 export interface FunctionCallItem {
   id: string;
@@ -35,6 +35,14 @@ export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
 
 export type OutputEvent = { type: string } & Record<string, unknown>;
 
+/** One answer token's log-probability with its alternatives, as OpenAI shapes it. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
+}
+
 export class ResponseOutputBuilder {
   readonly items: OutputItem[] = [];
   /** The completed Harmony messages, as parsed (stored for previous_response_id). */
@@ -43,17 +51,33 @@ export class ResponseOutputBuilder {
   readonly #parser: HarmonyStreamParser;
   readonly #newId: (prefix: string) => string;
   #open: OutputItem | null = null;
+  #unsent: TokenLogprob[] = []; // answer-token logprobs not yet carried by a delta event
+  readonly #tok: HarmonyTokenizer;
 
   constructor(tok: HarmonyTokenizer, newId: (prefix: string) => string) {
+    this.#tok = tok;
     this.#parser = new HarmonyStreamParser(tok, "assistant");
     this.#newId = newId;
   }
 
-  push(ids: readonly number[]): OutputEvent[] {
+  /** Feeds generated ids; `logprobs[i]` (when the client asked for them) belongs to `ids[i]`. */
+  push(ids: readonly number[], logprobs?: readonly TokenLogprob[]): OutputEvent[] {
     const out: OutputEvent[] = [];
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
       if (this.#open?.type === "reasoning") this.reasoningTokens++;
+      const from = out.length;
       for (const e of this.#parser.push(id)) this.#event(e, out);
+      const lp = logprobs?.[i];
+      const open = this.#open;
+      if (lp && open?.type === "message" && !this.#tok.isSpecial(id)) {
+        (open.content[0] as MessageItem["content"][number]).logprobs.push(lp);
+        this.#unsent.push(lp);
+        const delta = out.slice(from).find((e) => e.type === "response.output_text.delta");
+        if (delta) {
+          delta.logprobs = this.#unsent;
+          this.#unsent = [];
+        }
+      }
     }
     return out;
   }
@@ -148,7 +172,7 @@ export class ResponseOutputBuilder {
           output_index: index,
           content_index: 0,
           text: part.text,
-          logprobs: [],
+          logprobs: [...(item.content[0]?.logprobs ?? [])],
         });
       else out.push({ type: "response.reasoning_text.done", item_id: item.id, output_index: index, content_index: 0, text: part.text });
       out.push({ type: "response.content_part.done", item_id: item.id, output_index: index, content_index: 0, part: { ...part } });

@@ -105,6 +105,70 @@ describe("POST /v1/chat/completions", () => {
   });
 });
 
+describe("n, seeds and logprobs against the real worker", () => {
+  it("n = 3 returns three indexed choices, reproducible under one seed, usage summed", async () => {
+    const ask = () =>
+      client.chat.completions.create({
+        model: "gpt-oss-tiny",
+        messages: [{ role: "user", content: "Tell me something." }],
+        n: 3,
+        seed: 11,
+        temperature: 1,
+        max_tokens: 10,
+      });
+    const a = await ask();
+    expect(a.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(a.usage?.completion_tokens).toBeGreaterThanOrEqual(3);
+    expect(a.usage?.completion_tokens).toBeLessThanOrEqual(30);
+    const b = await ask();
+    expect(b.choices.map((c) => c.message)).toEqual(a.choices.map((c) => c.message));
+    expect(b.usage).toEqual(a.usage);
+  });
+
+  it("greedy logprobs: each sampled token is its own top alternative, logprobs ≤ 0", async () => {
+    const r = await client.completions.create({ model: "gpt-oss-tiny", prompt: "Hello", max_tokens: 12, temperature: 0, logprobs: 3 });
+    const lp = r.choices[0]?.logprobs;
+    expect(lp?.tokens?.length).toBe(r.usage?.completion_tokens);
+    for (const [i, token] of (lp?.tokens ?? []).entries()) {
+      const top = Object.entries(lp?.top_logprobs?.[i] ?? {}).sort((x, y) => y[1] - x[1]);
+      const logprob = lp?.token_logprobs?.[i] ?? 1;
+      expect(logprob).toBeLessThanOrEqual(0);
+      expect(top[0]?.[0]).toBe(token);
+      expect(top[0]?.[1]).toBeCloseTo(logprob, 4);
+    }
+  });
+
+  it("completions: n = 2 with legacy logprobs (one entry per generated token, offsets ascending)", async () => {
+    const r = await client.completions.create({ model: "gpt-oss-tiny", prompt: "Once upon", max_tokens: 6, n: 2, seed: 3, logprobs: 2 });
+    expect(r.choices.map((c) => c.index)).toEqual([0, 1]);
+    let tokens = 0;
+    for (const c of r.choices) {
+      const lp = c.logprobs;
+      expect(lp?.tokens?.length).toBeGreaterThan(0);
+      expect(lp?.token_logprobs).toHaveLength(lp?.tokens?.length ?? -1);
+      expect(lp?.top_logprobs).toHaveLength(lp?.tokens?.length ?? -1);
+      for (const top of lp?.top_logprobs ?? []) expect(Object.keys(top).length).toBeLessThanOrEqual(2);
+      const offsets = lp?.text_offset ?? [];
+      expect([...offsets].sort((x, y) => x - y)).toEqual(offsets);
+      tokens += lp?.tokens?.length ?? 0;
+    }
+    expect(r.usage?.completion_tokens).toBe(tokens);
+  });
+
+  it("rejects top_logprobs without logprobs and n above the cap with the param named", async () => {
+    const noLp = await client.chat.completions
+      .create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "x" }], top_logprobs: 2 })
+      .catch((e: unknown) => e);
+    expect(noLp).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((noLp as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("top_logprobs");
+    const tooMany = await client.chat.completions
+      .create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "x" }], n: 9 })
+      .catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((tooMany as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("n");
+  });
+});
+
 describe("POST /v1/responses against the real worker", () => {
   it("create, retrieve, stream and previous_response_id", async () => {
     const r1 = await client.responses.create({ model: "gpt-oss-tiny", input: "Say hello.", max_output_tokens: 12, temperature: 0 });

@@ -2,19 +2,28 @@
  * POST /v1/chat/completions — OpenAI chat completions over Harmony: non-streaming and SSE streaming
  * (role chunk, content / reasoning / tool-call deltas, finish chunk, optional usage chunk, [DONE]).
  * Errors before the first byte are OpenAI-shaped HTTP errors; errors mid-stream are sent as an error
- * event, never a silent close. A client that disconnects cancels the worker stream.
+ * event, never a silent close. A client that disconnects cancels the worker stream. n > 1 runs one
+ * generation per choice; streamed choices interleave, each chunk naming its choice index.
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ChatAssembler, type ChatDelta } from "../../domain/chat/assembler.ts";
-import { buildConversation, type ChatMessage, type ChatTool } from "../../domain/chat/conversation.ts";
+import {
+  buildConversation,
+  type ChatMessage,
+  type ChatTool,
+  type ResponseFormat,
+  responseFormatDef,
+} from "../../domain/chat/conversation.ts";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { MAX_TOKENS_LIMIT, openEventStream, samplingParams, startGeneration } from "./generation.ts";
+import { MAX_CHOICES, startChoices } from "./choices.ts";
+import { MAX_TOKENS_LIMIT, openEventStream, type StartedGeneration, samplingParams } from "./generation.ts";
+import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
 
 interface ChatBody {
   model: string;
@@ -38,6 +47,10 @@ interface ChatBody {
   logit_bias?: Record<string, number> | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  response_format?:
+    | { type: "text" | "json_object" }
+    | { type: "json_schema"; json_schema: { name: string; description?: string | null; schema?: Record<string, unknown> | null } }
+    | null;
   user?: string;
 }
 
@@ -90,7 +103,7 @@ const bodySchema = {
     min_p: num(0, 1),
     seed: { type: ["integer", "null"] },
     stop: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] },
-    n: { type: ["integer", "null"], minimum: 1, maximum: 1 },
+    n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
     stream: { type: ["boolean", "null"] },
     tools: { type: ["array", "null"], items: { type: "object", required: ["type", "function"] } },
     reasoning_effort: { enum: ["low", "medium", "high", null] },
@@ -99,6 +112,23 @@ const bodySchema = {
     logit_bias: { type: ["object", "null"], additionalProperties: { type: "number", minimum: -100, maximum: 100 } },
     logprobs: { type: ["boolean", "null"] },
     top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
+    response_format: {
+      type: ["object", "null"],
+      required: ["type"],
+      properties: {
+        type: { enum: ["text", "json_object", "json_schema"] },
+        json_schema: {
+          type: "object",
+          required: ["name"],
+          properties: {
+            name: { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" },
+            description: { type: ["string", "null"] },
+            schema: { type: ["object", "null"] },
+            strict: { type: ["boolean", "null"] },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -106,6 +136,84 @@ export interface ChatRouteDeps {
   backend: GenerationBackend;
   tokenizer: HarmonyTokenizer;
   defaultMaxTokens: number;
+}
+
+/** One choice: its worker generation, its Harmony assembler, its token and logprob tallies. */
+class ChatChoice {
+  readonly assembler: ChatAssembler;
+  completionTokens = 0;
+  /** Logprobs of every answer token (null when the client did not ask). */
+  readonly logprobs: ChatTokenLogprob[] | null;
+  #unsent: ChatTokenLogprob[] = []; // streaming: answer-token logprobs not yet attached to a chunk
+  #reason: FinishReason | undefined;
+  readonly #tok: HarmonyTokenizer;
+  readonly index: number;
+  readonly run: StartedGeneration;
+  readonly topLogprobs: number | null;
+
+  constructor(index: number, run: StartedGeneration, tok: HarmonyTokenizer, stops: string[], topLogprobs: number | null) {
+    this.index = index;
+    this.run = run;
+    this.topLogprobs = topLogprobs;
+    this.#tok = tok;
+    this.assembler = new ChatAssembler(tok, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`);
+    this.logprobs = topLogprobs === null ? null : [];
+  }
+
+  #consume(e: GenerateResponse): ChatDelta[] {
+    if (e.finished) this.#reason = e.finished.reason;
+    if (!e.tokens) return [];
+    const tokens = e.tokens.tokens;
+    this.completionTokens += tokens.length;
+    const deltas = this.assembler.push(tokens.map((t) => t.tokenId));
+    if (this.logprobs && this.topLogprobs !== null)
+      for (const i of this.assembler.lastContentTokens) {
+        const lp = chatLogprob(this.#tok, tokens[i] as (typeof tokens)[number], this.topLogprobs);
+        this.logprobs.push(lp);
+        this.#unsent.push(lp);
+      }
+    if (this.assembler.stopped) this.run.controller.abort();
+    return deltas;
+  }
+
+  /** Reads the generation to its end (or a stop string), handing over deltas as they come. */
+  async drain(onDeltas: (d: ChatDelta[]) => void): Promise<void> {
+    try {
+      for (let e = this.run.first; !e.done; e = await this.run.iterator.next()) {
+        onDeltas(this.#consume(e.value));
+        if (this.assembler.stopped) break;
+      }
+      onDeltas(this.assembler.finish());
+    } finally {
+      // Stopped early: let the backend chain run its cleanup (slot, outstanding tokens) now.
+      this.run.iterator.return?.(undefined)?.catch(() => {});
+    }
+  }
+
+  /** Streaming: the answer-token logprobs that no chunk carried yet. */
+  takeUnsent(): ChatTokenLogprob[] | null {
+    if (!this.logprobs) return null;
+    const out = this.#unsent;
+    this.#unsent = [];
+    return out;
+  }
+
+  finishReason(): string {
+    if (this.assembler.toolCalls.length > 0) return "tool_calls";
+    return this.#reason === FinishReason.FINISH_REASON_LENGTH && !this.assembler.stopped ? "length" : "stop";
+  }
+}
+
+function toFormat(f: ChatBody["response_format"]): ResponseFormat | null {
+  if (!f) return null;
+  if (f.type !== "json_schema") return { type: f.type };
+  if (!f.json_schema)
+    throw gatewayErrors.create(
+      "invalid_request_error",
+      { detail: "response_format of type 'json_schema' needs a json_schema object with a name" },
+      { param: "response_format.json_schema" },
+    );
+  return { type: "json_schema", ...f.json_schema };
 }
 
 export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDeps): void {
@@ -121,18 +229,19 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
         { param: "tool_choice" },
       );
     }
+    checkLogprobs(body.logprobs, body.top_logprobs);
     const conversation = buildConversation(body.messages, {
       reasoningEffort: body.reasoning_effort ?? "medium",
       today: new Date().toISOString().slice(0, 10),
       tools: body.tools ?? [],
       toolChoice: choice,
+      responseFormat: responseFormatDef(toFormat(body.response_format)),
     });
     const prompt = renderConversation(deps.tokenizer, conversation, { for_completion: true, auto_drop_analysis: false });
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
-    const assembler = new ChatAssembler(deps.tokenizer, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`);
-    const { controller, iterator, first } = await startGeneration(deps.backend, reply, {
+    const runs = await startChoices(deps.backend, reply, body.n ?? 1, {
       id,
       model: body.model,
       promptTokenIds: prompt.tokens,
@@ -140,113 +249,97 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
       defaultMaxTokens: deps.defaultMaxTokens,
     });
-    const usage = { prompt_tokens: prompt.tokens.length, completion_tokens: 0 };
-    let finishReason: FinishReason | undefined;
-    const consume = (e: GenerateResponse | undefined): ChatDelta[] => {
-      if (!e) return [];
-      if (e.tokens) {
-        usage.completion_tokens += e.tokens.tokens.length;
-        const deltas = assembler.push(e.tokens.tokens.map((t) => t.tokenId));
-        if (assembler.stopped) controller.abort();
-        return deltas;
-      }
-      if (e.finished) finishReason = e.finished.reason;
-      return [];
+    const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+    const choices = runs.map((run, i) => new ChatChoice(i, run, deps.tokenizer, stops, topLogprobs));
+    const usage = () => {
+      const completion = choices.reduce((a, c) => a + c.completionTokens, 0);
+      return {
+        prompt_tokens: prompt.tokens.length,
+        completion_tokens: completion,
+        total_tokens: prompt.tokens.length + completion,
+        completion_tokens_details: { reasoning_tokens: choices.reduce((a, c) => a + c.assembler.reasoningTokens, 0) },
+      };
     };
-    const finish = () =>
-      assembler.toolCalls.length > 0
-        ? "tool_calls"
-        : finishReason === FinishReason.FINISH_REASON_LENGTH && !assembler.stopped
-          ? "length"
-          : "stop";
-    const usageBody = () => ({
-      prompt_tokens: usage.prompt_tokens,
-      completion_tokens: usage.completion_tokens,
-      total_tokens: usage.prompt_tokens + usage.completion_tokens,
-      completion_tokens_details: { reasoning_tokens: assembler.reasoningTokens },
-    });
+    const head = { id, created, model: body.model };
 
     if (!body.stream) {
-      let e = first;
-      while (!e.done) {
-        consume(e.value);
-        if (assembler.stopped) break;
-        e = await iterator.next();
-      }
-      assembler.finish();
+      await settleAll(
+        choices.map((c) => c.drain(() => {})),
+        choices,
+      );
       return {
-        id,
+        ...head,
         object: "chat.completion",
-        created,
-        model: body.model,
-        choices: [
-          {
-            index: 0,
-            message: {
-              role: "assistant",
-              content: assembler.content || (assembler.toolCalls.length ? null : ""),
-              reasoning_content: assembler.reasoning || null,
-              reasoning: assembler.reasoning || null,
-              ...(assembler.toolCalls.length ? { tool_calls: assembler.toolCalls } : {}),
-            },
-            logprobs: null,
-            finish_reason: finish(),
+        choices: choices.map((c) => ({
+          index: c.index,
+          message: {
+            role: "assistant",
+            content: c.assembler.content || (c.assembler.toolCalls.length ? null : ""),
+            reasoning_content: c.assembler.reasoning || null,
+            reasoning: c.assembler.reasoning || null,
+            ...(c.assembler.toolCalls.length ? { tool_calls: c.assembler.toolCalls } : {}),
           },
-        ],
-        usage: usageBody(),
+          logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,
+          finish_reason: c.finishReason(),
+        })),
+        usage: usage(),
       };
     }
-    return stream(reply, id, created, body, first, iterator, consume, assembler, finish, usageBody);
+    return stream(reply, head, choices, body.stream_options?.include_usage ? usage : null);
   });
+}
+
+/** Waits for every choice; on the first failure cancels the others, lets them wind down, and rethrows. */
+async function settleAll(pumps: Promise<void>[], choices: ChatChoice[]): Promise<void> {
+  try {
+    await Promise.all(pumps);
+  } catch (err) {
+    for (const c of choices) c.run.controller.abort();
+    await Promise.allSettled(pumps);
+    throw err;
+  }
 }
 
 async function stream(
   reply: FastifyReply,
-  id: string,
-  created: number,
-  body: ChatBody,
-  first: IteratorResult<GenerateResponse>,
-  iterator: AsyncIterator<GenerateResponse>,
-  consume: (e: GenerateResponse | undefined) => ChatDelta[],
-  assembler: ChatAssembler,
-  finish: () => string,
-  usageBody: () => object,
+  head: { id: string; created: number; model: string },
+  choices: ChatChoice[],
+  usage: (() => object) | null,
 ): Promise<void> {
   const raw = reply.raw;
   openEventStream(reply);
-  const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
-  const chunk = (delta: object, finishReason: string | null = null) =>
+  const send = (data: unknown) => {
+    if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
+  };
+  const chunk = (index: number, delta: object, finishReason: string | null = null, logprobs: ChatTokenLogprob[] | null = null) =>
     send({
-      id,
+      ...head,
       object: "chat.completion.chunk",
-      created,
-      model: body.model,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+      choices: [{ index, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }],
     });
-  const emit = (deltas: ChatDelta[]) => {
+  const emit = (c: ChatChoice, deltas: ChatDelta[]) => {
     for (const d of deltas) {
-      if (d.kind === "content") chunk({ content: d.text });
-      else if (d.kind === "reasoning") chunk({ reasoning_content: d.text, reasoning: d.text });
+      if (d.kind === "content") chunk(c.index, { content: d.text }, null, c.takeUnsent());
+      else if (d.kind === "reasoning") chunk(c.index, { reasoning_content: d.text, reasoning: d.text });
       else if (d.kind === "tool_call_start")
-        chunk({ tool_calls: [{ index: d.index, id: d.id, type: "function", function: { name: d.name, arguments: "" } }] });
-      else chunk({ tool_calls: [{ index: d.index, function: { arguments: d.text } }] });
+        chunk(c.index, { tool_calls: [{ index: d.index, id: d.id, type: "function", function: { name: d.name, arguments: "" } }] });
+      else chunk(c.index, { tool_calls: [{ index: d.index, function: { arguments: d.text } }] });
     }
   };
-  chunk({ role: "assistant", content: "" });
+  for (const c of choices) chunk(c.index, { role: "assistant", content: "" });
   try {
-    let e = first;
-    while (!e.done) {
-      emit(consume(e.value));
-      if (assembler.stopped) break;
-      e = await iterator.next();
-    }
-    emit(assembler.finish());
-    chunk({}, finish());
-    if (body.stream_options?.include_usage)
-      send({ id, object: "chat.completion.chunk", created, model: body.model, choices: [], usage: usageBody() });
+    await settleAll(
+      choices.map(async (c) => {
+        await c.drain((d) => emit(c, d));
+        const rest = c.takeUnsent();
+        chunk(c.index, {}, c.finishReason(), rest?.length ? rest : null);
+      }),
+      choices,
+    );
+    if (usage) send({ ...head, object: "chat.completion.chunk", choices: [], usage: usage() });
   } catch (err) {
     const e = err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: reply.request.id });
     send(e.toOpenAi());
   }
-  raw.end("data: [DONE]\n\n");
+  if (!raw.writableEnded) raw.end("data: [DONE]\n\n");
 }

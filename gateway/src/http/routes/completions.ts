@@ -1,7 +1,8 @@
 /**
  * POST /v1/completions — raw text completion (no chat template). The prompt is tokenized with special
  * tokens allowed, so a client may drive the Harmony format by hand; the generated ids are decoded as they
- * stream (incomplete UTF-8 held back). Stop strings end the text. One prompt and n = 1 per request.
+ * stream (incomplete UTF-8 held back). Stop strings end the text. One prompt per request; n choices,
+ * each its own generation; legacy integer `logprobs` (the top-N alternatives per token).
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
@@ -10,7 +11,9 @@ import type { FastifyInstance } from "fastify";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { MAX_TOKENS_LIMIT, openEventStream, samplingParams, startGeneration } from "./generation.ts";
+import { MAX_CHOICES, startChoices } from "./choices.ts";
+import { MAX_TOKENS_LIMIT, openEventStream, type StartedGeneration, samplingParams } from "./generation.ts";
+import { type CompletionLogprobs, CompletionLogprobsBuilder, mergeCompletionLogprobs } from "./logprobs.ts";
 
 interface CompletionBody {
   model: string;
@@ -25,6 +28,8 @@ interface CompletionBody {
   n?: number | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
+  logprobs?: number | null;
+  user?: string;
 }
 
 const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
@@ -53,7 +58,8 @@ const bodySchema = {
     seed: { type: ["integer", "null"] },
     stop: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] },
     stream: { type: ["boolean", "null"] },
-    n: { type: ["integer", "null"], minimum: 1, maximum: 1 },
+    n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
+    logprobs: { type: ["integer", "null"], minimum: 0, maximum: 5 },
     presence_penalty: num(-2, 2),
     frequency_penalty: num(-2, 2),
   },
@@ -67,6 +73,77 @@ function promptTokens(tok: HarmonyTokenizer, prompt: CompletionBody["prompt"]): 
   return prompt as number[];
 }
 
+/** One choice: decodes its tokens as they stream, holding back a possible stop-string prefix. */
+class CompletionChoice {
+  text = "";
+  tokens = 0;
+  stopped = false;
+  readonly logprobs: CompletionLogprobs[] | null;
+  readonly index: number;
+  readonly run: StartedGeneration;
+  #reason: FinishReason | undefined;
+  #pending = "";
+  readonly #decoder: StreamDecoder;
+  readonly #tok: HarmonyTokenizer;
+  readonly #stops: string[];
+  readonly #holdMax: number;
+  readonly #lp: CompletionLogprobsBuilder | null;
+
+  constructor(index: number, run: StartedGeneration, tok: HarmonyTokenizer, stops: string[], logprobs: number | null) {
+    this.index = index;
+    this.run = run;
+    this.#tok = tok;
+    this.#decoder = new StreamDecoder(tok);
+    this.#stops = stops.filter(Boolean);
+    this.#holdMax = Math.max(0, ...this.#stops.map((s) => s.length - 1));
+    this.#lp = logprobs === null ? null : new CompletionLogprobsBuilder(tok, logprobs);
+    this.logprobs = logprobs === null ? null : [];
+  }
+
+  /** The text safe to emit for this event, and the logprobs of its tokens (when asked). */
+  #take(e: GenerateResponse): { text: string; logprobs: CompletionLogprobs | null } {
+    if (e.finished) this.#reason = e.finished.reason;
+    if (!e.tokens) return { text: "", logprobs: null };
+    const tokens = e.tokens.tokens;
+    this.tokens += tokens.length;
+    const logprobs = this.#lp?.take(tokens) ?? null;
+    if (logprobs) this.logprobs?.push(logprobs);
+    let buf = this.#pending + this.#decoder.push(tokens.map((t) => t.tokenId).filter((t) => !this.#tok.isSpecial(t)));
+    for (const s of this.#stops) {
+      const at = buf.indexOf(s);
+      if (at >= 0) {
+        buf = buf.slice(0, at);
+        this.stopped = true;
+        this.run.controller.abort();
+      }
+    }
+    const keep = this.stopped ? 0 : Math.min(this.#holdMax, buf.length);
+    this.#pending = buf.slice(buf.length - keep);
+    return { text: buf.slice(0, buf.length - keep), logprobs };
+  }
+
+  /** Reads the generation to its end or a stop string; `onText` gets each piece (and a final flush). */
+  async drain(onText: (text: string, logprobs: CompletionLogprobs | null) => void): Promise<void> {
+    try {
+      for (let e = this.run.first; !e.done && !this.stopped; e = await this.run.iterator.next()) {
+        const piece = this.#take(e.value);
+        this.text += piece.text;
+        if (piece.text || piece.logprobs) onText(piece.text, piece.logprobs);
+        if (this.stopped) break;
+      }
+      const tail = this.stopped ? "" : this.#pending + this.#decoder.flush();
+      this.text += tail;
+      if (tail) onText(tail, null);
+    } finally {
+      this.run.iterator.return?.(undefined)?.catch(() => {});
+    }
+  }
+
+  finishReason(): string {
+    return this.stopped || this.#reason !== FinishReason.FINISH_REASON_LENGTH ? "stop" : "length";
+  }
+}
+
 export function registerCompletions(app: FastifyInstance, deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer }): void {
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
@@ -75,89 +152,62 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];
-    const { controller, iterator, first } = await startGeneration(deps.backend, reply, {
+    const wantLogprobs = body.logprobs !== null && body.logprobs !== undefined;
+    const runs = await startChoices(deps.backend, reply, body.n ?? 1, {
       id,
       model: body.model,
       promptTokenIds: tokens,
-      sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: false, top_logprobs: 0 }),
+      sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: wantLogprobs, top_logprobs: body.logprobs ?? 0 }),
       maxTokens: body.max_tokens ?? null,
       defaultMaxTokens: 16, // OpenAI's default for completions
     });
-    const decoder = new StreamDecoder(deps.tokenizer);
-    let text = "";
-    let completionTokens = 0;
-    let reason: FinishReason | undefined;
-    let stopped = false;
-    const holdMax = Math.max(0, ...stops.map((s) => s.length - 1));
-    let pending = "";
-    // Returns the text that is safe to emit now (a possible stop-string prefix is held back).
-    const take = (e: GenerateResponse | undefined): string => {
-      if (!e || stopped) return "";
-      if (e.finished) reason = e.finished.reason;
-      if (!e.tokens) return "";
-      completionTokens += e.tokens.tokens.length;
-      let buf = pending + decoder.push(e.tokens.tokens.map((t) => t.tokenId).filter((t) => !deps.tokenizer.isSpecial(t)));
-      for (const s of stops) {
-        const at = buf.indexOf(s);
-        if (at >= 0) {
-          buf = buf.slice(0, at);
-          stopped = true;
-          controller.abort();
-        }
-      }
-      const keep = stopped ? 0 : Math.min(holdMax, buf.length);
-      pending = buf.slice(buf.length - keep);
-      return buf.slice(0, buf.length - keep);
+    const choices = runs.map((run, i) => new CompletionChoice(i, run, deps.tokenizer, stops, wantLogprobs ? (body.logprobs ?? 0) : null));
+    const usage = () => {
+      const completion = choices.reduce((a, c) => a + c.tokens, 0);
+      return { prompt_tokens: tokens.length, completion_tokens: completion, total_tokens: tokens.length + completion };
     };
-    const finish = () => (stopped || reason !== FinishReason.FINISH_REASON_LENGTH ? "stop" : "length");
-    const usage = () => ({
-      prompt_tokens: tokens.length,
-      completion_tokens: completionTokens,
-      total_tokens: tokens.length + completionTokens,
-    });
-    const flush = () => (stopped ? "" : pending + decoder.flush());
+    const head = { id, object: "text_completion", created, model: body.model };
+    const settle = async (pumps: Promise<void>[]) => {
+      try {
+        await Promise.all(pumps);
+      } catch (err) {
+        for (const c of choices) c.run.controller.abort();
+        await Promise.allSettled(pumps);
+        throw err;
+      }
+    };
 
     if (!body.stream) {
-      let e = first;
-      while (!e.done && !stopped) {
-        text += take(e.value);
-        e = stopped ? e : await iterator.next();
-      }
-      text += flush();
+      await settle(choices.map((c) => c.drain(() => {})));
       return {
-        id,
-        object: "text_completion",
-        created,
-        model: body.model,
-        choices: [{ index: 0, text, logprobs: null, finish_reason: finish() }],
+        ...head,
+        choices: choices.map((c) => ({
+          index: c.index,
+          text: c.text,
+          logprobs: c.logprobs ? mergeCompletionLogprobs(c.logprobs) : null,
+          finish_reason: c.finishReason(),
+        })),
         usage: usage(),
       };
     }
     openEventStream(reply);
     const raw = reply.raw;
-    const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
-    const chunk = (t: string, finishReason: string | null) =>
-      send({
-        id,
-        object: "text_completion",
-        created,
-        model: body.model,
-        choices: [{ index: 0, text: t, logprobs: null, finish_reason: finishReason }],
-      });
+    const send = (data: unknown) => {
+      if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    };
+    const chunk = (index: number, text: string, logprobs: CompletionLogprobs | null, finishReason: string | null) =>
+      send({ ...head, choices: [{ index, text, logprobs, finish_reason: finishReason }] });
     try {
-      let e = first;
-      while (!e.done && !stopped) {
-        const t = take(e.value);
-        if (t) chunk(t, null);
-        if (!stopped) e = await iterator.next();
-      }
-      const tail = flush();
-      chunk(tail, finish());
-      if (body.stream_options?.include_usage)
-        send({ id, object: "text_completion", created, model: body.model, choices: [], usage: usage() });
+      await settle(
+        choices.map(async (c) => {
+          await c.drain((text, logprobs) => chunk(c.index, text, logprobs, null));
+          chunk(c.index, "", null, c.finishReason());
+        }),
+      );
+      if (body.stream_options?.include_usage) send({ ...head, choices: [], usage: usage() });
     } catch (err) {
       send((err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: request.id })).toOpenAi());
     }
-    raw.end("data: [DONE]\n\n");
+    if (!raw.writableEnded) raw.end("data: [DONE]\n\n");
   });
 }

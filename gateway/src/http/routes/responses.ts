@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { buildConversation, type ChatTool } from "../../domain/chat/conversation.ts";
+import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDef } from "../../domain/chat/conversation.ts";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
@@ -17,6 +17,7 @@ import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_TOKENS_LIMIT, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
+import { chatLogprob } from "./logprobs.ts";
 
 interface FunctionTool {
   type: "function";
@@ -39,6 +40,8 @@ interface ResponsesBody extends SamplingFields {
   store?: boolean | null;
   user?: string;
   metadata?: Record<string, string> | null;
+  text?: { format?: ResponseFormat | null } | null;
+  include?: string[] | null;
 }
 
 const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
@@ -78,7 +81,24 @@ const bodySchema = {
     reasoning: { type: ["object", "null"], properties: { effort: { enum: ["low", "medium", "high", null] } } },
     stream: { type: ["boolean", "null"] },
     store: { type: ["boolean", "null"] },
+    include: { type: ["array", "null"], items: { type: "string" } },
     metadata: { type: ["object", "null"], maxProperties: 16, additionalProperties: { type: "string", maxLength: 512 } },
+    text: {
+      type: ["object", "null"],
+      properties: {
+        format: {
+          type: ["object", "null"],
+          required: ["type"],
+          properties: {
+            type: { enum: ["text", "json_object", "json_schema"] },
+            name: { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" },
+            description: { type: ["string", "null"] },
+            schema: { type: ["object", "null"] },
+            strict: { type: ["boolean", "null"] },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -149,20 +169,29 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       today: new Date().toISOString().slice(0, 10),
       tools: functionTools(body.tools ?? []),
       toolChoice: choice,
+      responseFormat: responseFormatDef(body.text?.format),
     });
+    if (body.text?.format?.type === "json_schema" && !body.text.format.name)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: "text.format of type 'json_schema' needs a name" },
+        { param: "text.format.name" },
+      );
     const history = [...(previous?.history ?? []), ...input.messages];
     const prompt = renderConversation(deps.tokenizer, [...header, ...dropAnsweredReasoning(history)], {
       for_completion: true,
       auto_drop_analysis: false,
     });
 
+    // OpenAI returns output-text logprobs only when `include` asks for them.
+    const wantLogprobs = body.include?.includes("message.output_text.logprobs") ?? false;
     const id = newId("resp");
     const createdAt = Math.floor(Date.now() / 1000);
     const { iterator, first } = await startGeneration(deps.backend, reply, {
       id,
       model: body.model,
       promptTokenIds: prompt.tokens,
-      sampling: samplingParams(body),
+      sampling: samplingParams({ ...body, logprobs: wantLogprobs }),
       maxTokens: body.max_output_tokens ?? null,
       defaultMaxTokens: deps.defaultMaxTokens,
     });
@@ -173,7 +202,12 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       if (e?.finished) reason = e.finished.reason;
       if (!e?.tokens) return [];
       outputTokens += e.tokens.tokens.length;
-      return builder.push(e.tokens.tokens.map((t) => t.tokenId));
+      const tokens = e.tokens.tokens;
+      const logprobs = wantLogprobs ? tokens.map((t) => chatLogprob(deps.tokenizer, t, body.top_logprobs ?? 0)) : undefined;
+      return builder.push(
+        tokens.map((t) => t.tokenId),
+        logprobs,
+      );
     };
     const snapshot = (status: "in_progress" | "completed" | "incomplete") => ({
       id,
@@ -192,7 +226,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       reasoning: { effort, summary: null },
       store: body.store ?? true,
       temperature: body.temperature ?? 1,
-      text: { format: { type: "text" } },
+      text: { format: body.text?.format ?? { type: "text" } },
       tool_choice: choice,
       tools: body.tools ?? [],
       top_p: body.top_p ?? 1,
