@@ -18,6 +18,8 @@ const member = (id: string, model: string, state: MemberState = MemberState.MEMB
   rank: 0,
   worldSize: 1,
   registeredUnixMs: 1_700_000_000_000,
+  numExperts: 0,
+  wantsGroup: false,
 });
 
 let app: FastifyInstance;

@@ -1,14 +1,17 @@
 /**
- * Wires the orchestrator: Redis → membership store → gRPC Membership + health, and the prune timer.
- * Expert-parallel group formation, BullMQ batch jobs and autoscaling signals attach here later.
+ * Wires the orchestrator: Redis → membership and group stores → gRPC Membership + health, and the
+ * timer that prunes expired leases and (re-)forms expert-parallel groups. BullMQ batch jobs and
+ * autoscaling signals attach here later.
  */
 import type { Logger } from "@expertmesh/common";
 import { MembershipService } from "@expertmesh/proto/cluster";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
+import { RedisGroupStore } from "./adapters/redis-group-store.ts";
 import { RedisMembershipStore } from "./adapters/redis-membership-store.ts";
 import type { OrchestratorConfig } from "./config.ts";
+import { GroupFormer } from "./groups/group-former.ts";
 import { createMembershipService } from "./transport/membership-service.ts";
 
 export interface RunningOrchestrator {
@@ -21,9 +24,26 @@ export async function startOrchestrator(config: OrchestratorConfig, log: Logger)
   redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   await redis.connect();
   const store = new RedisMembershipStore(redis, config.redis.key_prefix);
+  const groups = new RedisGroupStore(redis, config.redis.key_prefix);
+  const rendezvousBase = config.groups.rendezvous_redis_url ?? config.redis.url;
+  const former = new GroupFormer(
+    store,
+    groups,
+    {
+      worldSize: (model) => config.groups.world_size_by_model[model] ?? config.groups.world_size,
+      rendezvous: (groupId) => {
+        const url = new URL(rendezvousBase);
+        url.searchParams.set("prefix", `${config.redis.key_prefix}rdzv:${groupId}:`);
+        return url.toString();
+      },
+    },
+    config.instance_id,
+    config.membership.prune_interval_ms * 3,
+    log,
+  );
 
   const server = new Server();
-  server.addService(MembershipService, createMembershipService(store, config.membership.lease_ttl_ms, log));
+  server.addService(MembershipService, createMembershipService(store, groups, config.membership.lease_ttl_ms, log));
   const health = new HealthImplementation({ "": "SERVING", "expertmesh.cluster.v1.Membership": "SERVING" });
   health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
@@ -34,10 +54,13 @@ export async function startOrchestrator(config: OrchestratorConfig, log: Logger)
   const address = `${config.grpc.host}:${port}`;
 
   const pruner = setInterval(() => {
-    store.prune().then(
-      (gone) => gone.length > 0 && log.warn({ workers: gone }, "leases expired; workers removed from the roster"),
-      (err: Error) => log.warn({ err: err.message }, "prune failed"),
-    );
+    store
+      .prune()
+      .then((gone) => {
+        if (gone.length > 0) log.warn({ workers: gone }, "leases expired; workers removed from the roster");
+        return former.tick();
+      })
+      .catch((err: Error) => log.warn({ err: err.message }, "prune / group formation failed"));
   }, config.membership.prune_interval_ms);
   pruner.unref();
   log.info({ address, redis: config.redis.url }, "orchestrator listening");

@@ -24,6 +24,16 @@ export const OrchestratorConfigSchema = z.object({
       prune_interval_ms: positive.default(2_000),
     })
     .prefault({}),
+  groups: z
+    .object({
+      /** Ranks per expert-parallel group for workers that ask to be placed (wants_group). */
+      world_size: positive.default(1),
+      /** Per-model overrides of world_size, e.g. {"gpt-oss-120b": 4}. */
+      world_size_by_model: z.record(z.string(), positive).default({}),
+      /** Redis the ranks rendezvous through (Gloo's RedisStore); defaults to redis.url. */
+      rendezvous_redis_url: z.string().url().optional(),
+    })
+    .prefault({}),
   shutdown_grace_ms: positive.default(10_000),
 });
 
@@ -38,6 +48,8 @@ export const orchestratorEnv = {
   "grpc.port": "ORCHESTRATOR_PORT",
   "membership.lease_ttl_ms": "ORCHESTRATOR_LEASE_TTL_MS",
   "membership.prune_interval_ms": "ORCHESTRATOR_PRUNE_INTERVAL_MS",
+  "groups.world_size": "ORCHESTRATOR_GROUP_WORLD_SIZE",
+  "groups.rendezvous_redis_url": "ORCHESTRATOR_RENDEZVOUS_REDIS_URL",
   shutdown_grace_ms: "ORCHESTRATOR_SHUTDOWN_GRACE_MS",
 } as const;
 

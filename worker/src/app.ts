@@ -78,6 +78,8 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
         groupId: "",
         rank: config.rank,
         worldSize: config.world_size,
+        numExperts: 0,
+        wantsGroup: false,
       },
       config.orchestrator.heartbeat_ms,
       log,

@@ -23,6 +23,8 @@ export function readyMember(address: string, model: string, workerId = "w1"): Me
     rank: 0,
     worldSize: 1,
     registeredUnixMs: Date.now(),
+    numExperts: 0,
+    wantsGroup: false,
   };
 }
 

@@ -32,6 +32,8 @@ export function member(id: string, model = "gpt-oss-20b"): Member {
     rank: 0,
     worldSize: 1,
     registeredUnixMs: 1,
+    numExperts: 8,
+    wantsGroup: false,
   };
 }
 
