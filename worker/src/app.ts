@@ -2,7 +2,9 @@
  * Wires a worker: engine (port) → gRPC service + grpc.health.v1 → metrics → membership.
  * main.ts reads config and calls startWorker(); tests call it directly with their own config.
  */
+import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
+import { join } from "node:path";
 import { createMetricsRegistry, Gauge, type Logger } from "@expertmesh/common";
 import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { WorkerService } from "@expertmesh/proto/worker";
@@ -13,9 +15,23 @@ import type { WorkerConfig } from "./config.ts";
 import type { EnginePort } from "./engine/engine-port.ts";
 import { loadNativeEngine } from "./engine/load-native-engine.ts";
 import { NoModelEngine } from "./engine/no-model-engine.ts";
+import { GroupAgent, type GroupEngineFactory } from "./group/group-agent.ts";
+import { NativeGroupFactory } from "./group/native-group-factory.ts";
+import { SwitchableEngine } from "./group/switchable-engine.ts";
 import { serverCredentials } from "./transport/credentials.ts";
 import { startMetricsServer } from "./transport/metrics-server.ts";
 import { createWorkerService } from "./transport/worker-service.ts";
+
+/** Experts in the checkpoint (config.json's num_local_experts), what the orchestrator places; 0 if unknown. */
+function checkpointExperts(dir: string): number {
+  if (!dir) return 0;
+  try {
+    const c = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { num_local_experts?: number; num_experts?: number };
+    return c.num_local_experts ?? c.num_experts ?? 0;
+  } catch {
+    return 0;
+  }
+}
 
 export const WORKER_SERVICE_NAME = "expertmesh.worker.v1.Worker";
 
@@ -27,17 +43,26 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-export async function startWorker(config: WorkerConfig, log: Logger, engine?: EnginePort): Promise<RunningWorker> {
+export async function startWorker(
+  config: WorkerConfig,
+  log: Logger,
+  engine?: EnginePort,
+  groupFactory?: GroupEngineFactory,
+): Promise<RunningWorker> {
   const registry = createMetricsRegistry("worker", { rank: String(config.rank) });
-  const eng: EnginePort =
-    engine ??
-    (config.model.path ? await loadNativeEngine(config, log, registry) : undefined) ??
-    new NoModelEngine(config.model.name, {
-      blockSize: config.kv.block_size,
-      blocks: config.kv.num_blocks,
-      maxNumSeqs: config.scheduler.max_num_seqs,
-      maxTokensPerStep: config.scheduler.max_tokens_per_step,
-    });
+  const capacity = {
+    blockSize: config.kv.block_size,
+    blocks: config.kv.num_blocks,
+    maxNumSeqs: config.scheduler.max_num_seqs,
+    maxTokensPerStep: config.scheduler.max_tokens_per_step,
+  };
+  const grouped = config.group.mode === "orchestrated";
+  const waiting = (reason: string) => new NoModelEngine(config.model.name, capacity, reason);
+  const eng: EnginePort = grouped
+    ? new SwitchableEngine(waiting("waiting for the orchestrator to place this worker in a group"))
+    : (engine ??
+      (config.model.path ? await loadNativeEngine(config, log, registry) : undefined) ??
+      new NoModelEngine(config.model.name, capacity));
 
   new Gauge({
     name: "expertmesh_worker_ready",
@@ -67,6 +92,22 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
   const metricsAddress = typeof maddr === "object" && maddr ? `${config.metrics.host}:${maddr.port}` : "";
 
   let membership: MembershipAgent | undefined;
+  let agent: GroupAgent | undefined;
+  if (grouped) {
+    agent = new GroupAgent(
+      eng as SwitchableEngine,
+      groupFactory ?? new NativeGroupFactory(config, log, registry),
+      {
+        setState: (state) => {
+          membership?.setState(state);
+          health.setStatus(WORKER_SERVICE_NAME, state === MemberState.MEMBER_STATE_READY ? "SERVING" : "NOT_SERVING");
+        },
+        rejoin: () => membership?.rejoin(),
+      },
+      waiting,
+      log,
+    );
+  }
   if (config.orchestrator.address) {
     membership = new MembershipAgent(
       config.orchestrator.address,
@@ -78,11 +119,12 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
         groupId: "",
         rank: config.rank,
         worldSize: config.world_size,
-        numExperts: 0,
-        wantsGroup: false,
+        numExperts: checkpointExperts(config.model.path),
+        wantsGroup: grouped,
       },
       config.orchestrator.heartbeat_ms,
       log,
+      (assignment) => agent?.onAssignment(assignment),
     );
     membership.start(eng.ready ? MemberState.MEMBER_STATE_READY : MemberState.MEMBER_STATE_STARTING);
   }
@@ -107,6 +149,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, engine?: En
         await Promise.race([eng.drain(), grace]);
         clearTimeout(timer);
       }
+      await agent?.close();
       await membership?.leave();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await new Promise<void>((resolve) => metrics.close(() => resolve()));

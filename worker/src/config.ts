@@ -55,6 +55,15 @@ export const WorkerConfigSchema = z.object({
       heartbeat_ms: positive.default(2000),
     })
     .prefault({}),
+  group: z
+    .object({
+      /**
+       * standalone: serve the model alone from startup (rank / world_size as configured);
+       * orchestrated: wait for the orchestrator to place this worker in an expert-parallel group.
+       */
+      mode: z.enum(["standalone", "orchestrated"]).default("standalone"),
+    })
+    .prefault({}),
   shutdown_grace_ms: positive.default(30_000),
 });
 
@@ -83,6 +92,7 @@ export const workerEnv = {
   "tls.client_ca_file": "WORKER_TLS_CLIENT_CA_FILE",
   "orchestrator.address": "WORKER_ORCHESTRATOR_ADDRESS",
   "orchestrator.heartbeat_ms": "WORKER_HEARTBEAT_MS",
+  "group.mode": "WORKER_GROUP_MODE",
   shutdown_grace_ms: "WORKER_SHUTDOWN_GRACE_MS",
 } as const;
 
@@ -90,6 +100,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   const cfg = loadConfig({ service: "worker", schema: WorkerConfigSchema, fileEnv: "WORKER_CONFIG_FILE", env: workerEnv }, env);
   if (cfg.rank >= cfg.world_size) {
     throw new Error(`invalid worker configuration: rank ${cfg.rank} must be < world_size ${cfg.world_size}`);
+  }
+  if (cfg.group.mode === "orchestrated" && !cfg.orchestrator.address) {
+    throw new Error("invalid worker configuration: group.mode orchestrated needs orchestrator.address (WORKER_ORCHESTRATOR_ADDRESS)");
   }
   return cfg;
 }

@@ -1,10 +1,19 @@
 /**
  * Keeps this worker in the cluster roster: Register at start, Heartbeat every heartbeat_ms (re-registering
  * when the lease was lost), Leave on shutdown. The orchestrator being down never stops the worker; it
- * retries and logs.
+ * retries and logs. Each reply carries the worker's expert-parallel group assignment (if any), handed to
+ * `onAssignment`.
  */
 import type { Logger } from "@expertmesh/common";
-import { Accelerator, type Member, MemberState, MembershipClient } from "@expertmesh/proto/cluster";
+import {
+  Accelerator,
+  type GroupAssignment,
+  type HeartbeatResponse,
+  type Member,
+  MemberState,
+  MembershipClient,
+  type RegisterResponse,
+} from "@expertmesh/proto/cluster";
 import { credentials, status as GrpcStatus, Metadata, type ServiceError } from "@grpc/grpc-js";
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
@@ -24,10 +33,18 @@ export class MembershipAgent {
   #timer: NodeJS.Timeout | undefined;
   #registered = false;
   #state: MemberState = MemberState.MEMBER_STATE_STARTING;
+  readonly #onAssignment: (a: GroupAssignment | undefined) => void;
 
-  constructor(address: string, member: Omit<Member, "state" | "registeredUnixMs">, heartbeatMs: number, log: Logger) {
+  constructor(
+    address: string,
+    member: Omit<Member, "state" | "registeredUnixMs">,
+    heartbeatMs: number,
+    log: Logger,
+    onAssignment: (a: GroupAssignment | undefined) => void = () => {},
+  ) {
     this.#client = new MembershipClient(address, credentials.createInsecure());
     this.#member = { ...member, state: MemberState.MEMBER_STATE_STARTING, registeredUnixMs: Date.now() };
+    this.#onAssignment = onAssignment;
     this.#heartbeatMs = heartbeatMs;
     this.#log = log.child({ component: "membership", orchestrator: address });
   }
@@ -38,12 +55,14 @@ export class MembershipAgent {
       try {
         if (!this.#registered) {
           const member = { ...this.#member, state: this.#state };
-          await unary((md, o, cb) => this.#client.register({ member }, md, o, cb));
+          const res = await unary<RegisterResponse>((md, o, cb) => this.#client.register({ member }, md, o, cb));
           this.#registered = true;
           this.#log.info({ workerId: this.#member.workerId }, "registered with the orchestrator");
+          this.#onAssignment(res.assignment);
         } else {
           const beat = { workerId: this.#member.workerId, state: this.#state };
-          await unary((md, o, cb) => this.#client.heartbeat(beat, md, o, cb));
+          const res = await unary<HeartbeatResponse>((md, o, cb) => this.#client.heartbeat(beat, md, o, cb));
+          this.#onAssignment(res.assignment);
         }
       } catch (err) {
         const e = err as ServiceError;
@@ -58,6 +77,12 @@ export class MembershipAgent {
 
   setState(state: MemberState): void {
     this.#state = state;
+  }
+
+  /** Registers again as a fresh member at the next tick (a group still holding the old one is dissolved). */
+  rejoin(): void {
+    this.#member.registeredUnixMs = Date.now();
+    this.#registered = false;
   }
 
   async leave(): Promise<void> {

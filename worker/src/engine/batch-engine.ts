@@ -216,6 +216,16 @@ export class BatchEngine implements EnginePort {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
+  /**
+   * Stops for good: no more admissions, and every admitted request ends now with a retryable
+   * not_ready error (the router retries those that had no token yet elsewhere).
+   */
+  stop(reason: string): void {
+    this.#draining = true;
+    const e = workerErrors.create("not_ready", { reason }, { retryAfterMs: 1000 });
+    for (const live of [...this.#running, ...this.#waiting]) this.#finish(live, undefined, e);
+  }
+
   /** KV blocks currently held by sequences (0 when idle: nothing leaks). */
   blocksInUse(): number {
     return this.#full.inUse + this.#sliding.inUse;

@@ -8,13 +8,18 @@ import type { EngineEvent, EnginePort } from "./engine-port.ts";
 
 export class NoModelEngine implements EnginePort {
   readonly ready = false;
-  readonly notReadyReason = "no model loaded (set WORKER_MODEL_PATH)";
+  readonly notReadyReason: string;
   readonly #modelName: string;
   readonly #capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number };
 
-  constructor(modelName: string, capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number }) {
+  constructor(
+    modelName: string,
+    capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number },
+    reason = "no model loaded (set WORKER_MODEL_PATH)",
+  ) {
     this.#modelName = modelName;
     this.#capacity = capacity;
+    this.notReadyReason = reason;
   }
 
   info() {
