@@ -14,53 +14,68 @@ const csv = z.preprocess(
   z.array(z.string().min(8, "API keys must be at least 8 characters")),
 );
 
-export const GatewayConfigSchema = z.object({
-  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  http: z
-    .object({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.coerce.number().int().min(0).max(65535).default(8080),
-      body_limit_bytes: positive.default(8 * 1024 * 1024),
-    })
-    .prefault({}),
-  /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
-  api_keys: csv.default([]),
-  /** YAML/JSON file of hashed keys: {keys: [{id, sha256, requests_per_minute?}]}. */
-  api_keys_file: z.string().default(""),
-  limits: z
-    .object({
-      /** Default requests per minute per key; 0 = unlimited. */
-      requests_per_minute: z.coerce.number().int().min(0).default(0),
-    })
-    .prefault({}),
-  /** Redis for shared rate limits and stored responses across gateway replicas; empty = in-process. */
-  redis_url: z.string().default(""),
-  /** How long stored responses (/v1/responses, previous_response_id) are kept. */
-  response_retention_ms: positive.default(30 * 24 * 3600 * 1000),
-  orchestrator: z
-    .object({
-      /** Membership service address used to discover workers. */
-      address: z.string().default("127.0.0.1:50050"),
-      refresh_ms: positive.default(2_000),
-    })
-    .prefault({}),
-  /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
-  admission: z
-    .object({
-      max_concurrent: positive.default(512),
-      max_queued: z.coerce.number().int().min(0).default(1024),
-      queue_timeout_ms: positive.default(30_000),
-      retry_after_ms: positive.default(1_000),
-      /** false sends x-should-retry: false on 429/5xx, which the openai SDKs obey (no client retries). */
-      client_retries: z
-        .preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean())
-        .default(true),
-    })
-    .prefault({}),
-  /** max_tokens when a request gives none. */
-  default_max_tokens: positive.default(4096),
-  shutdown_grace_ms: positive.default(30_000),
-});
+export const GatewayConfigSchema = z
+  .object({
+    log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    http: z
+      .object({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.coerce.number().int().min(0).max(65535).default(8080),
+        body_limit_bytes: positive.default(8 * 1024 * 1024),
+      })
+      .prefault({}),
+    /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
+    api_keys: csv.default([]),
+    /** YAML/JSON file of hashed keys: {keys: [{id, sha256, requests_per_minute?, tokens_per_minute?}]}. */
+    api_keys_file: z.string().default(""),
+    /**
+     * Where keys live: `config` (api_keys and api_keys_file only) or `redis` (keys managed with the key CLI
+     * in redis_url, hashed; api_keys / api_keys_file are accepted too, e.g. as a bootstrap key). With
+     * `redis` auth is always on.
+     */
+    api_keys_store: z.enum(["config", "redis"]).default("config"),
+    /** How long a Redis key lookup is cached: a revoked key stops working within this. */
+    api_keys_cache_ms: positive.default(5_000),
+    limits: z
+      .object({
+        /** Default requests per minute per key; 0 = unlimited. */
+        requests_per_minute: z.coerce.number().int().min(0).default(0),
+        /** Default tokens (prompt + completion) per minute per key; 0 = unlimited. */
+        tokens_per_minute: z.coerce.number().int().min(0).default(0),
+      })
+      .prefault({}),
+    /** Redis for shared rate limits and stored responses across gateway replicas; empty = in-process. */
+    redis_url: z.string().default(""),
+    /** How long stored responses (/v1/responses, previous_response_id) are kept. */
+    response_retention_ms: positive.default(30 * 24 * 3600 * 1000),
+    orchestrator: z
+      .object({
+        /** Membership service address used to discover workers. */
+        address: z.string().default("127.0.0.1:50050"),
+        refresh_ms: positive.default(2_000),
+      })
+      .prefault({}),
+    /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
+    admission: z
+      .object({
+        max_concurrent: positive.default(512),
+        max_queued: z.coerce.number().int().min(0).default(1024),
+        queue_timeout_ms: positive.default(30_000),
+        retry_after_ms: positive.default(1_000),
+        /** false sends x-should-retry: false on 429/5xx, which the openai SDKs obey (no client retries). */
+        client_retries: z
+          .preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean())
+          .default(true),
+      })
+      .prefault({}),
+    /** max_tokens when a request gives none. */
+    default_max_tokens: positive.default(4096),
+    shutdown_grace_ms: positive.default(30_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.api_keys_store === "redis" && !c.redis_url)
+      ctx.addIssue({ code: "custom", path: ["redis_url"], message: "api_keys_store 'redis' needs redis_url (REDIS_URL)" });
+  });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 
@@ -71,7 +86,10 @@ export const gatewayEnv = {
   "http.body_limit_bytes": "GATEWAY_BODY_LIMIT_BYTES",
   api_keys: "GATEWAY_API_KEYS",
   api_keys_file: "GATEWAY_API_KEYS_FILE",
+  api_keys_store: "GATEWAY_API_KEYS_STORE",
+  api_keys_cache_ms: "GATEWAY_API_KEYS_CACHE_MS",
   "limits.requests_per_minute": "GATEWAY_REQUESTS_PER_MINUTE",
+  "limits.tokens_per_minute": "GATEWAY_TOKENS_PER_MINUTE",
   redis_url: "REDIS_URL",
   response_retention_ms: "GATEWAY_RESPONSE_RETENTION_MS",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",

@@ -49,8 +49,12 @@ export const gatewayErrors = defineErrorCatalogue({
     grpc: GrpcCode.RESOURCE_EXHAUSTED,
     type: "rate_limit_error",
     retryable: true,
-    message: (p: { limit: number; key: string }) =>
-      `Rate limit reached for key ${p.key}: ${p.limit} requests per minute. Please retry after the indicated time.`,
+    message: (p: { key: string; unit: "requests" | "tokens"; limit: number; requested?: number }) =>
+      p.requested !== undefined && p.requested > p.limit
+        ? `Request too large for key ${p.key} on ${p.unit} per minute: limit ${p.limit}, requested ${p.requested}. Send fewer ${p.unit}.`
+        : `Rate limit reached for key ${p.key} on ${p.unit} per minute: limit ${p.limit}` +
+          (p.requested === undefined ? "" : `, requested ${p.requested}`) +
+          ". Please retry after the indicated time.",
   },
   overloaded: {
     http: 429,

@@ -4,10 +4,12 @@ import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from
 import closeWithGrace from "close-with-grace";
 import { Redis } from "ioredis";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
+import { RedisApiKeys } from "./adapters/redis-api-keys.ts";
 import { RedisRateLimiter } from "./adapters/redis-rate-limiter.ts";
 import { RedisResponseStore } from "./adapters/redis-response-store.ts";
 import { WorkerPool } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
+import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";
 import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore } from "./domain/responses/store.ts";
@@ -22,15 +24,29 @@ try {
 }
 const log = createLogger("gateway", config.log_level);
 const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
-if (config.api_keys.length === 0) log.warn("GATEWAY_API_KEYS is empty: authentication is disabled (local development only)");
-
 const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
 const backend = new WorkerPool(directory, log);
 const tokenizer = new HarmonyTokenizer();
 const redis = config.redis_url ? new Redis(config.redis_url, { maxRetriesPerRequest: 2 }) : undefined;
 const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+const configured = ApiKeys.load(config.api_keys, config.api_keys_file);
+const keys =
+  redis && config.api_keys_store === "redis"
+    ? new AnyApiKeys([configured, new RedisApiKeys(redis, { cacheMs: config.api_keys_cache_ms })])
+    : configured;
+if (!keys.required) log.warn("no API keys are configured: authentication is disabled (local development only)");
 const responses = redis ? new RedisResponseStore(redis, config.response_retention_ms) : new MemoryResponseStore();
-const app = createServer({ config, log, directory, registry: createMetricsRegistry("gateway"), backend, tokenizer, limiter, responses });
+const app = createServer({
+  config,
+  log,
+  directory,
+  registry: createMetricsRegistry("gateway"),
+  backend,
+  tokenizer,
+  keys,
+  limiter,
+  responses,
+});
 const address = await app.listen({ host: config.http.host, port: config.http.port });
 log.info({ address }, "gateway listening");
 

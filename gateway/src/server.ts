@@ -8,11 +8,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { genAiMetrics, ObservedBackend } from "./adapters/observed-backend.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Admission, AdmittingBackend } from "./domain/admission.ts";
-import { ApiKeys } from "./domain/api-keys.ts";
+import { type ApiKeySource, ApiKeys } from "./domain/api-keys.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore, type ResponseStore } from "./domain/responses/store.ts";
+import { TokenLimitedBackend } from "./domain/token-limits.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
@@ -27,7 +28,9 @@ export interface GatewayDeps {
   log: Logger;
   directory: WorkerDirectory;
   registry: Registry;
-  keys?: ApiKeys;
+  /** Required with api_keys_store 'redis'; built from api_keys / api_keys_file when not given. */
+  keys?: ApiKeySource;
+  /** Request and token limits; in-process when not given. */
   limiter?: RateLimiter;
   /** Chat routes are registered when a backend and a tokenizer are given. */
   backend?: GenerationBackend;
@@ -60,6 +63,9 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     registers: [deps.registry],
   });
 
+  if (!deps.keys && deps.config.api_keys_store === "redis")
+    throw new Error("api_keys_store 'redis': createServer needs deps.keys (a RedisApiKeys)");
+  const limiter = deps.limiter ?? new MemoryRateLimiter();
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
@@ -67,7 +73,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     "onRequest",
     createAuthHook({
       keys: deps.keys ?? ApiKeys.load(deps.config.api_keys, deps.config.api_keys_file),
-      limiter: deps.limiter ?? new MemoryRateLimiter(),
+      limiter,
       requestsPerMinute: deps.config.limits.requests_per_minute,
     }),
   );
@@ -129,11 +135,20 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
         this.set(admission.queued);
       },
     });
+    // Outermost first: token limits (refused before queueing), telemetry, admission, the engine groups.
     const admitted = new AdmittingBackend(deps.backend, admission);
     const metrics = genAiMetrics(deps.registry);
-    const backend = new ObservedBackend(admitted, "chat", metrics);
+    const tokenLimits = {
+      limiter,
+      tokensPerMinute: deps.config.limits.tokens_per_minute,
+      onChargeError: (err: unknown) => deps.log.warn({ err }, "charging completion tokens failed"),
+    };
+    const backend = new TokenLimitedBackend(new ObservedBackend(admitted, "chat", metrics), tokenLimits);
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
-    registerCompletions(app, { backend: new ObservedBackend(admitted, "text_completion", metrics), tokenizer: deps.tokenizer });
+    registerCompletions(app, {
+      backend: new TokenLimitedBackend(new ObservedBackend(admitted, "text_completion", metrics), tokenLimits),
+      tokenizer: deps.tokenizer,
+    });
     registerResponses(app, {
       backend,
       tokenizer: deps.tokenizer,

@@ -1,23 +1,47 @@
 /**
- * API keys, hashed at rest: the gateway stores and compares SHA-256 digests, never the keys. Keys come
- * from a file of records (id, sha256, optional per-key limits) and, for local development, from
- * GATEWAY_API_KEYS (hashed at startup).
+ * API keys, hashed at rest: the gateway stores and compares SHA-256 digests, never the keys. The port is
+ * ApiKeySource (find a presented key's record); sources: ApiKeys (a file of records plus, for local
+ * development, GATEWAY_API_KEYS hashed at startup), the Redis store (adapters/redis-api-keys.ts), and
+ * AnyApiKeys (the first source that knows the key). Nothing here ever logs or returns a key.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 
 export interface ApiKeyRecord {
   id: string;
   sha256: string;
+  /** A human label (Redis keys; the CLI's --name). */
+  name?: string;
+  /** Overrides limits.requests_per_minute for this key (0 = unlimited). */
   requests_per_minute?: number;
+  /** Overrides limits.tokens_per_minute for this key (0 = unlimited). */
+  tokens_per_minute?: number;
+}
+
+/**
+ * Contract: `required` is false only when no key can ever be valid (no source configured): auth is then
+ * off. find(presented) resolves the record of a valid key, or undefined; it never throws for an unknown
+ * key (a store outage may reject).
+ */
+export interface ApiKeySource {
+  readonly required: boolean;
+  find(presented: string): Promise<ApiKeyRecord | undefined>;
 }
 
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
 }
 
-export class ApiKeys {
+/** A new random key: `sk-em-` and 32 random bytes, base64url. */
+export function newApiKey(): string {
+  return `sk-em-${randomBytes(32).toString("base64url")}`;
+}
+
+const LIMIT_FIELDS = ["requests_per_minute", "tokens_per_minute"] as const;
+
+/** Keys fixed at startup: from GATEWAY_API_KEYS (plain) and GATEWAY_API_KEYS_FILE (hashed records). */
+export class ApiKeys implements ApiKeySource {
   readonly #byHash = new Map<string, ApiKeyRecord>();
 
   constructor(records: ApiKeyRecord[]) {
@@ -32,6 +56,9 @@ export class ApiKeys {
         if (typeof r.id !== "string" || !/^[0-9a-f]{64}$/i.test(r.sha256 ?? "")) {
           throw new Error(`${file}: every key needs an id and a 64-hex sha256`);
         }
+        for (const f of LIMIT_FIELDS)
+          if (r[f] !== undefined && !(Number.isInteger(r[f]) && (r[f] as number) >= 0))
+            throw new Error(`${file}: key ${r.id}: ${f} must be a non-negative integer`);
         records.push(r);
       }
     }
@@ -42,8 +69,32 @@ export class ApiKeys {
     return this.#byHash.size;
   }
 
-  /** The record of a presented key, or undefined. */
-  find(presented: string): ApiKeyRecord | undefined {
+  get required(): boolean {
+    return this.#byHash.size > 0;
+  }
+
+  async find(presented: string): Promise<ApiKeyRecord | undefined> {
     return this.#byHash.get(hashKey(presented));
+  }
+}
+
+/** Several sources at once (e.g. Redis keys plus a bootstrap key from the file): the first match wins. */
+export class AnyApiKeys implements ApiKeySource {
+  readonly #sources: readonly ApiKeySource[];
+
+  constructor(sources: readonly ApiKeySource[]) {
+    this.#sources = sources;
+  }
+
+  get required(): boolean {
+    return this.#sources.some((s) => s.required);
+  }
+
+  async find(presented: string): Promise<ApiKeyRecord | undefined> {
+    for (const s of this.#sources) {
+      const r = await s.find(presented);
+      if (r) return r;
+    }
+    return undefined;
   }
 }

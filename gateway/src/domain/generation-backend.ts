@@ -8,7 +8,8 @@ import type { Context } from "@opentelemetry/api";
 export interface GenerationBackend {
   /**
    * Streams the worker's events; aborting the signal cancels the remote stream. Throws AppError.
-   * `parent` is the caller's trace context (from its traceparent header), when it sent one.
+   * `parent` is the caller's context: its trace (from its traceparent header) and, once it authenticated,
+   * who it is (domain/caller.ts). Decorators pass it on unchanged.
    */
   generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse>;
   /** Models some ready engine group serves. */

@@ -1,12 +1,15 @@
 /**
  * Bearer-key authentication and per-key request limits for every route except the explicit allow-list
  * (probes and scrapes). Keys are compared as SHA-256 digests; limits answer 429 with x-ratelimit-* headers
- * and retry-after, OpenAI-shaped.
+ * and retry-after, OpenAI-shaped. Token limits need the prompt, so they are applied where generations
+ * start (domain/token-limits.ts), not here.
  */
+import { AppError } from "@expertmesh/common";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { ApiKeyRecord, ApiKeys } from "../domain/api-keys.ts";
+import type { ApiKeyRecord, ApiKeySource } from "../domain/api-keys.ts";
 import type { RateLimiter } from "../domain/rate-limiter.ts";
 import { gatewayErrors } from "../errors.ts";
+import { setRateLimitHeaders } from "./rate-limit-headers.ts";
 
 /** Routes reachable without a key. Anything not listed here requires one. */
 export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
@@ -18,7 +21,7 @@ declare module "fastify" {
 }
 
 export interface AuthOptions {
-  keys: ApiKeys;
+  keys: ApiKeySource;
   limiter: RateLimiter;
   /** Default requests per minute per key (0 = unlimited); a key record may override it. */
   requestsPerMinute: number;
@@ -26,7 +29,7 @@ export interface AuthOptions {
 
 export function createAuthHook(o: AuthOptions) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (o.keys.size === 0 || PUBLIC_ROUTES.has(request.routeOptions.url ?? "")) return;
+    if (!o.keys.required || PUBLIC_ROUTES.has(request.routeOptions.url ?? "")) return;
     const header = request.headers.authorization;
     if (!header) {
       throw gatewayErrors.create("invalid_api_key", {
@@ -35,18 +38,31 @@ export function createAuthHook(o: AuthOptions) {
       });
     }
     const match = /^Bearer\s+(.+)$/i.exec(header);
-    const record = match?.[1] ? o.keys.find(match[1].trim()) : undefined;
+    const record = match?.[1] ? await find(o.keys, match[1].trim(), request) : undefined;
     if (!record) throw gatewayErrors.create("invalid_api_key", { reason: "Incorrect API key provided." });
     request.apiKey = record;
     const limit = record.requests_per_minute ?? o.requestsPerMinute;
     if (limit > 0) {
       const d = await o.limiter.hit(`rpm:${record.id}`, limit, 60_000);
-      reply.header("x-ratelimit-limit-requests", String(d.limit));
-      reply.header("x-ratelimit-remaining-requests", String(d.remaining));
-      reply.header("x-ratelimit-reset-requests", `${Math.ceil(d.resetMs / 1000)}s`);
+      setRateLimitHeaders(reply, "requests", d);
       if (!d.allowed) {
-        throw gatewayErrors.create("rate_limit_exceeded", { limit: d.limit, key: record.id }, { retryAfterMs: d.resetMs });
+        throw gatewayErrors.create(
+          "rate_limit_exceeded",
+          { key: record.id, unit: "requests", limit: d.limit },
+          { retryAfterMs: d.resetMs },
+        );
       }
     }
   };
+}
+
+/** A key store that cannot answer is a 503, never a 401 (the key may well be valid) nor a 500. */
+async function find(keys: ApiKeySource, presented: string, request: FastifyRequest): Promise<ApiKeyRecord | undefined> {
+  try {
+    return await keys.find(presented);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    request.log.error({ err }, "API key lookup failed");
+    throw gatewayErrors.create("service_unavailable", { reason: "The API key store is unavailable; retry shortly." });
+  }
 }

@@ -6,9 +6,11 @@
 import { type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { withCaller } from "../../domain/caller.ts";
 import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
+import { setRateLimitHeaders } from "../rate-limit-headers.ts";
 
 export interface SamplingFields {
   temperature?: number | null;
@@ -71,6 +73,13 @@ export function callerTrace(request: FastifyRequest): Context {
   return propagation.extract(ROOT_CONTEXT, request.headers);
 }
 
+/** The caller's trace context plus, when it authenticated, who it is (for per-key token limits). */
+function callerContext(reply: FastifyReply): Context {
+  const trace = callerTrace(reply.request);
+  const key = reply.request.apiKey;
+  return key ? withCaller(trace, { key, onTokenDecision: (d) => setRateLimitHeaders(reply, "tokens", d) }) : trace;
+}
+
 /** An AbortController fired when the response closes before it finished: the client went away. */
 export function abortOnClientClose(reply: FastifyReply): AbortController {
   const controller = new AbortController();
@@ -81,9 +90,10 @@ export function abortOnClientClose(reply: FastifyReply): AbortController {
   return controller;
 }
 
-/** Opens an SSE response on a hijacked reply. */
+/** Opens an SSE response on a hijacked reply, with the headers already set on it (x-ratelimit-*). */
 export function openEventStream(reply: FastifyReply): void {
   reply.hijack();
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
   reply.raw.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache",
@@ -127,7 +137,7 @@ export async function startGeneration(backend: GenerationBackend, reply: Fastify
         deadlineUnixMs: 0,
       },
       controller.signal,
-      callerTrace(reply.request),
+      callerContext(reply),
     )
     [Symbol.asyncIterator]();
   return { controller, iterator, first: await iterator.next() };
