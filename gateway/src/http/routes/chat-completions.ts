@@ -306,11 +306,8 @@ async function stream(
   choices: ChatChoice[],
   usage: (() => object) | null,
 ): Promise<void> {
-  const raw = reply.raw;
-  openEventStream(reply);
-  const send = (data: unknown) => {
-    if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
-  };
+  const sse = openEventStream(reply);
+  const send = (data: unknown) => sse.write(`data: ${JSON.stringify(data)}\n\n`);
   const chunk = (index: number, delta: object, finishReason: string | null = null, logprobs: ChatTokenLogprob[] | null = null) =>
     send({
       ...head,
@@ -341,5 +338,5 @@ async function stream(
     const e = err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: reply.request.id });
     send(e.toOpenAi());
   }
-  if (!raw.writableEnded) raw.end("data: [DONE]\n\n");
+  sse.end("data: [DONE]\n\n");
 }

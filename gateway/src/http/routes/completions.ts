@@ -190,11 +190,8 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
         usage: usage(),
       };
     }
-    openEventStream(reply);
-    const raw = reply.raw;
-    const send = (data: unknown) => {
-      if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(data)}\n\n`);
-    };
+    const sse = openEventStream(reply);
+    const send = (data: unknown) => sse.write(`data: ${JSON.stringify(data)}\n\n`);
     const chunk = (index: number, text: string, logprobs: CompletionLogprobs | null, finishReason: string | null) =>
       send({ ...head, choices: [{ index, text, logprobs, finish_reason: finishReason }] });
     try {
@@ -208,6 +205,6 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
     } catch (err) {
       send((err instanceof AppError ? err : gatewayErrors.create("server_error", { requestId: request.id })).toOpenAi());
     }
-    if (!raw.writableEnded) raw.end("data: [DONE]\n\n");
+    sse.end("data: [DONE]\n\n");
   });
 }

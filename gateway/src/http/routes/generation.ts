@@ -90,8 +90,14 @@ export function abortOnClientClose(reply: FastifyReply): AbortController {
   return controller;
 }
 
+/** An open SSE response: writes made in the same tick leave in one syscall; nothing is written after end. */
+export interface EventStream {
+  write(text: string): void;
+  end(text?: string): void;
+}
+
 /** Opens an SSE response on a hijacked reply, with the headers already set on it (x-ratelimit-*). */
-export function openEventStream(reply: FastifyReply): void {
+export function openEventStream(reply: FastifyReply): EventStream {
   reply.hijack();
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
   reply.raw.writeHead(200, {
@@ -100,6 +106,29 @@ export function openEventStream(reply: FastifyReply): void {
     connection: "keep-alive",
     "x-request-id": reply.request.id,
   });
+  const raw = reply.raw;
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    raw.uncork();
+  };
+  return {
+    write(text) {
+      if (raw.writableEnded) return;
+      if (!corked) {
+        // A worker step often delivers several events at once: coalesce this tick's chunks.
+        corked = true;
+        raw.cork();
+        process.nextTick(uncork);
+      }
+      raw.write(text);
+    },
+    end(text) {
+      uncork(); // end() on a corked response drops what the cork held
+      if (!raw.writableEnded) raw.end(text);
+    },
+  };
 }
 
 export interface GenerationStart {

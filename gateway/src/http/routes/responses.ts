@@ -273,9 +273,9 @@ async function stream(
   finish: () => OutputEvent[],
   complete: () => Promise<{ status: string }>,
 ): Promise<void> {
-  openEventStream(reply);
+  const sse = openEventStream(reply);
   let seq = 0;
-  const send = (e: OutputEvent) => reply.raw.write(`event: ${e.type}\ndata: ${JSON.stringify({ ...e, sequence_number: seq++ })}\n\n`);
+  const send = (e: OutputEvent) => sse.write(`event: ${e.type}\ndata: ${JSON.stringify({ ...e, sequence_number: seq++ })}\n\n`);
   const sendAll = (events: OutputEvent[]) => {
     for (const e of events) send(e);
   };
@@ -291,5 +291,5 @@ async function stream(
     const body = e.toOpenAi().error;
     send({ type: "error", code: body.code, message: body.message, param: body.param });
   }
-  reply.raw.end();
+  sse.end();
 }
