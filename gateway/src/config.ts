@@ -70,6 +70,8 @@ export const GatewayConfigSchema = z
       .prefault({}),
     /** max_tokens when a request gives none. */
     default_max_tokens: positive.default(4096),
+    /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
+    request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
   })
   .superRefine((c, ctx) => {
@@ -95,6 +97,7 @@ export const gatewayEnv = {
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
+  request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",
   "admission.max_queued": "GATEWAY_MAX_QUEUED",
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",

@@ -144,17 +144,14 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       onChargeError: (err: unknown) => deps.log.warn({ err }, "charging completion tokens failed"),
     };
     const backend = new TokenLimitedBackend(new ObservedBackend(admitted, "chat", metrics), tokenLimits);
-    registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, defaultMaxTokens: deps.config.default_max_tokens });
+    const limits = { defaultMaxTokens: deps.config.default_max_tokens, requestTimeoutMs: deps.config.request_timeout_ms };
+    registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
     registerCompletions(app, {
       backend: new TokenLimitedBackend(new ObservedBackend(admitted, "text_completion", metrics), tokenLimits),
       tokenizer: deps.tokenizer,
+      requestTimeoutMs: deps.config.request_timeout_ms,
     });
-    registerResponses(app, {
-      backend,
-      tokenizer: deps.tokenizer,
-      store: deps.responses ?? new MemoryResponseStore(),
-      defaultMaxTokens: deps.config.default_max_tokens,
-    });
+    registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
   }
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
   return app;

@@ -136,6 +136,7 @@ export interface ChatRouteDeps {
   backend: GenerationBackend;
   tokenizer: HarmonyTokenizer;
   defaultMaxTokens: number;
+  requestTimeoutMs: number;
 }
 
 /** One choice: its worker generation, its Harmony assembler, its token and logprob tallies. */
@@ -248,6 +249,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       sampling: samplingParams(body),
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
       defaultMaxTokens: deps.defaultMaxTokens,
+      timeoutMs: deps.requestTimeoutMs,
     });
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
     const choices = runs.map((run, i) => new ChatChoice(i, run, deps.tokenizer, stops, topLogprobs));

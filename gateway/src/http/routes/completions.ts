@@ -144,7 +144,7 @@ class CompletionChoice {
   }
 }
 
-export function registerCompletions(app: FastifyInstance, deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer }): void {
+export function registerCompletions(app: FastifyInstance, deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer; requestTimeoutMs: number }): void {
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
     const tokens = promptTokens(deps.tokenizer, body.prompt);
@@ -160,6 +160,7 @@ export function registerCompletions(app: FastifyInstance, deps: { backend: Gener
       sampling: samplingParams({ ...body, top_k: 0, min_p: 0, logit_bias: {}, logprobs: wantLogprobs, top_logprobs: body.logprobs ?? 0 }),
       maxTokens: body.max_tokens ?? null,
       defaultMaxTokens: 16, // OpenAI's default for completions
+      timeoutMs: deps.requestTimeoutMs,
     });
     const choices = runs.map((run, i) => new CompletionChoice(i, run, deps.tokenizer, stops, wantLogprobs ? (body.logprobs ?? 0) : null));
     const usage = () => {

@@ -140,6 +140,8 @@ export interface GenerationStart {
   /** The client's limit, or null when it gave none (then `defaultMaxTokens`, lowered to fit the context). */
   maxTokens: number | null;
   defaultMaxTokens: number;
+  /** How long the generation may run (the worker call's deadline). */
+  timeoutMs: number;
 }
 
 export interface StartedGeneration {
@@ -163,7 +165,7 @@ export async function startGeneration(backend: GenerationBackend, reply: Fastify
         maxTokens: g.maxTokens ?? g.defaultMaxTokens,
         clampMaxTokens: g.maxTokens === null,
         priority: Priority.PRIORITY_ONLINE,
-        deadlineUnixMs: 0,
+        deadlineUnixMs: Date.now() + g.timeoutMs,
       },
       controller.signal,
       callerContext(reply),

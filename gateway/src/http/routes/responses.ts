@@ -107,6 +107,7 @@ export interface ResponsesRouteDeps {
   tokenizer: HarmonyTokenizer;
   store: ResponseStore;
   defaultMaxTokens: number;
+  requestTimeoutMs: number;
 }
 
 const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`;
@@ -194,6 +195,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       sampling: samplingParams({ ...body, logprobs: wantLogprobs }),
       maxTokens: body.max_output_tokens ?? null,
       defaultMaxTokens: deps.defaultMaxTokens,
+      timeoutMs: deps.requestTimeoutMs,
     });
     const builder = new ResponseOutputBuilder(deps.tokenizer, newId);
     let outputTokens = 0;
