@@ -148,6 +148,7 @@ function spawn<T>(job: Job, nice: number): Promise<{ value: T; stop: () => void 
   const node = [process.execPath, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
   const child = nice > 0 ? spawnProcess("nice", ["-n", String(nice), ...node]) : spawnProcess(node[0] as string, node.slice(1));
   child.stderr.pipe(process.stderr);
+  process.once("exit", () => child.kill()); // never leave a role running behind a failed run
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.once("line", (line) => resolve({ value: JSON.parse(line) as T, stop: () => child.kill() }));
