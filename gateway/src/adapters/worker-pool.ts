@@ -1,9 +1,14 @@
 /**
- * GenerationBackend over the worker roster: picks the ready worker serving the model with the fewest
- * outstanding tokens, streams Generate over gRPC (cancelled when the client goes away), and maps the
- * worker's typed errors to the gateway's catalogue.
+ * GenerationBackend over the worker roster. A generation goes to the worker with the fewest outstanding
+ * tokens among those the directory lists as ready for the model and whose grpc.health.v1 watch
+ * (worker-health.ts) does not say otherwise (R13); it streams Generate over gRPC (cancelled when the
+ * client goes away) and maps the worker's typed errors to the gateway's catalogue. A generation that
+ * fails before its first event reached the caller (worker gone or refusing: UNAVAILABLE, NOT_READY,
+ * QUEUE_FULL) is tried again on another worker, never the same one twice and at most maxAttempts times;
+ * once an event has been yielded it is never retried, the error surfaces (R12). It does not queue or
+ * admit (domain/admission.ts).
  */
-import type { Logger } from "@expertmesh/common";
+import type { AppError, Logger } from "@expertmesh/common";
 import { MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
@@ -11,76 +16,199 @@ import { context, propagation } from "@opentelemetry/api";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
+import { DEFAULT_HEALTH_BACKOFF, type HealthBackoff, HealthWatch, type WorkerHealthState } from "./worker-health.ts";
+
+export interface WorkerPoolOptions {
+  /** Most workers one generation is tried on before its first event (default 3; never one twice). */
+  maxAttempts?: number;
+  /** How often the directory is compared with the open health watches, in ms (default 500). */
+  syncIntervalMs?: number;
+  /** Reconnect backoff of health watches and worker channels. */
+  healthBackoff?: HealthBackoff;
+}
+
+/** One worker address: its channel, its health watch and the load the router balances. */
+interface Endpoint {
+  readonly address: string;
+  readonly client: WorkerClient;
+  readonly health: HealthWatch;
+  /** Prompt + max tokens of the generations running on it. */
+  outstanding: number;
+  /** Generations holding its channel open. */
+  streams: number;
+  /** Left the directory: its channel closes when its last stream ends. */
+  removed: boolean;
+}
+
+/** One Generate call; release() cancels it if unfinished and gives its load back. */
+interface Attempt {
+  next(): Promise<{ event: GenerateResponse } | { done: true } | { error: ServiceError }>;
+  release(): Promise<void>;
+}
+
+const RETRYABLE_KINDS: ReadonlySet<ErrorKind> = new Set([ErrorKind.ERROR_KIND_NOT_READY, ErrorKind.ERROR_KIND_QUEUE_FULL]);
 
 export class WorkerPool implements GenerationBackend {
   readonly #directory: WorkerDirectory;
-  readonly #clients = new Map<string, WorkerClient>();
-  readonly #outstanding = new Map<string, number>();
   readonly #log: Logger;
+  readonly #endpoints = new Map<string, Endpoint>();
+  readonly #maxAttempts: number;
+  readonly #backoff: HealthBackoff;
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
 
-  constructor(directory: WorkerDirectory, log: Logger) {
+  constructor(directory: WorkerDirectory, log: Logger, options: WorkerPoolOptions = {}) {
     this.#directory = directory;
     this.#log = log.child({ component: "worker-pool" });
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    this.#backoff = options.healthBackoff ?? DEFAULT_HEALTH_BACKOFF;
+    this.#sync();
+    // Watches open ahead of the first request to a new worker, and close for workers that left.
+    this.#timer = setInterval(() => this.#sync(), options.syncIntervalMs ?? 500);
+    this.#timer.unref();
   }
 
   models(): string[] {
-    return [
-      ...new Set(
-        this.#directory
-          .members()
-          .filter((m) => m.state === MemberState.MEMBER_STATE_READY)
-          .map((m) => m.model),
-      ),
-    ].sort();
+    this.#sync();
+    const ready = this.#directory.members().filter((m) => m.state === MemberState.MEMBER_STATE_READY);
+    return [...new Set(ready.filter((m) => this.#endpoints.get(m.address)?.health.routable()).map((m) => m.model))].sort();
   }
 
-  #pick(model: string): string {
-    const ready = this.#directory.members().filter((m) => m.model === model && m.state === MemberState.MEMBER_STATE_READY);
-    if (ready.length === 0) {
-      if (this.#directory.members().some((m) => m.model === model)) {
-        throw gatewayErrors.create(
-          "service_unavailable",
-          { reason: `no ready worker serves '${model}' right now` },
-          { retryAfterMs: 2000 },
-        );
-      }
-      throw gatewayErrors.create("model_not_found", { model }, { param: "model" });
-    }
-    ready.sort((a, b) => (this.#outstanding.get(a.address) ?? 0) - (this.#outstanding.get(b.address) ?? 0));
-    return (ready[0] as (typeof ready)[number]).address;
-  }
-
-  #client(address: string): WorkerClient {
-    let c = this.#clients.get(address);
-    if (!c) {
-      c = new WorkerClient(address, credentials.createInsecure());
-      this.#clients.set(address, c);
-    }
-    return c;
+  /** The health of the worker at `address` as its watch last saw it (undefined: not in the directory). */
+  health(address: string): WorkerHealthState | undefined {
+    return this.#endpoints.get(address)?.health.state;
   }
 
   async *generate(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse> {
-    const address = this.#pick(model);
-    const weight = request.promptTokenIds.length + request.maxTokens;
-    this.#outstanding.set(address, (this.#outstanding.get(address) ?? 0) + weight);
-    const metadata = new Metadata();
-    propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
-    const stream = this.#client(address).generate(request, metadata);
-    const onAbort = () => stream.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      for await (const event of stream as AsyncIterable<GenerateResponse>) yield event;
-    } catch (err) {
-      throw this.#mapError(err as ServiceError);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.#outstanding.set(address, (this.#outstanding.get(address) ?? weight) - weight);
+    this.#sync();
+    const tried = new Set<string>();
+    let lastError: AppError | undefined;
+    for (;;) {
+      const endpoint = this.#pick(model, tried, lastError);
+      tried.add(endpoint.address);
+      const attempt = this.#start(endpoint, request, signal);
+      let yielded = false;
+      try {
+        for (;;) {
+          const step = await attempt.next();
+          if ("done" in step) return;
+          if ("event" in step) {
+            yielded = true;
+            yield step.event;
+            continue;
+          }
+          const detail = errorDetailOf(step.error);
+          const error = this.#mapError(step.error, detail, signal.aborted);
+          const gone = workerGone(step.error, signal.aborted);
+          if (yielded && gone) this.#log.warn({ address: endpoint.address, err: error.message }, "worker failed mid-stream: not retried");
+          const retry = !yielded && !signal.aborted && tried.size < this.#maxAttempts && retryable(step.error, detail, signal.aborted);
+          if (!retry) throw error;
+          this.#log.warn(
+            { address: endpoint.address, code: step.error.code, err: error.message, attempt: tried.size },
+            "generation failed before its first token: trying another worker",
+          );
+          lastError = error;
+          break;
+        }
+      } finally {
+        await attempt.release();
+      }
     }
   }
 
-  #mapError(err: ServiceError) {
-    const raw = err.metadata?.get("expertmesh-error-bin")[0];
-    const detail = raw instanceof Buffer ? ErrorDetail.decode(raw) : undefined;
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const e of this.#endpoints.values()) {
+      e.health.close();
+      e.client.close();
+    }
+    this.#endpoints.clear();
+  }
+
+  /** The least-loaded routable ready worker not yet tried; throws the last attempt's error when none is left. */
+  #pick(model: string, tried: ReadonlySet<string>, lastError: AppError | undefined): Endpoint {
+    const listed = this.#directory.members().filter((m) => m.model === model);
+    const ready = listed.filter((m) => m.state === MemberState.MEMBER_STATE_READY);
+    let best: Endpoint | undefined;
+    for (const m of ready) {
+      const e = this.#endpoints.get(m.address);
+      if (!e || tried.has(e.address) || !e.health.routable()) continue;
+      if (!best || e.outstanding < best.outstanding) best = e;
+    }
+    if (best) return best;
+    if (lastError) throw lastError;
+    if (listed.length === 0) throw gatewayErrors.create("model_not_found", { model }, { param: "model" });
+    const reason =
+      ready.length === 0 ? `no ready worker serves '${model}' right now` : `no worker serving '${model}' reports healthy right now`;
+    throw gatewayErrors.create("service_unavailable", { reason }, { retryAfterMs: 2000 });
+  }
+
+  #start(e: Endpoint, request: GenerateRequest, signal: AbortSignal): Attempt {
+    const weight = request.promptTokenIds.length + request.maxTokens;
+    e.outstanding += weight;
+    e.streams++;
+    const metadata = new Metadata();
+    propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
+    const call = e.client.generate(request, metadata);
+    let ended = false;
+    call.on("status", () => {
+      ended = true;
+    });
+    // Errors reach the iterator below; this listener only keeps one arriving after release from being unhandled.
+    call.on("error", () => {});
+    const cancel = () => call.cancel();
+    signal.addEventListener("abort", cancel, { once: true });
+    if (signal.aborted) call.cancel();
+    const events = (call as AsyncIterable<GenerateResponse>)[Symbol.asyncIterator]();
+    let released = false;
+    return {
+      next: () =>
+        events.next().then(
+          (r) => (r.done ? { done: true as const } : { event: r.value }),
+          (err: ServiceError) => ({ error: err }),
+        ),
+      release: async () => {
+        if (released) return;
+        released = true;
+        signal.removeEventListener("abort", cancel);
+        if (!ended) call.cancel();
+        e.outstanding -= weight;
+        e.streams--;
+        if (e.removed && e.streams === 0) e.client.close();
+        await events.return?.().catch(() => undefined);
+      },
+    };
+  }
+
+  /** Opens watches for workers new in the directory and retires those that left it. */
+  #sync(): void {
+    if (this.#closed) return;
+    const listed = new Set(this.#directory.members().map((m) => m.address));
+    for (const address of listed) {
+      if (!this.#endpoints.has(address)) this.#endpoints.set(address, this.#connect(address));
+    }
+    for (const [address, e] of this.#endpoints) {
+      if (listed.has(address)) continue;
+      this.#endpoints.delete(address);
+      e.removed = true;
+      e.health.close();
+      if (e.streams === 0) e.client.close();
+    }
+  }
+
+  #connect(address: string): Endpoint {
+    // The channel reconnects on the watch's schedule, not gRPC's default (up to 120 s), so that a
+    // restarted worker is seen again within the backoff cap.
+    const client = new WorkerClient(address, credentials.createInsecure(), {
+      "grpc.initial_reconnect_backoff_ms": this.#backoff.initialMs,
+      "grpc.max_reconnect_backoff_ms": this.#backoff.maxMs,
+    });
+    const health = new HealthWatch(address, client, this.#log, this.#backoff);
+    return { address, client, health, outstanding: 0, streams: 0, removed: false };
+  }
+
+  #mapError(err: ServiceError, detail: ErrorDetail | undefined, aborted: boolean): AppError {
     const message = detail?.message ?? err.details ?? err.message;
     switch (detail?.kind) {
       case ErrorKind.ERROR_KIND_CONTEXT_LENGTH_EXCEEDED:
@@ -92,15 +220,31 @@ export class WorkerPool implements GenerationBackend {
       case ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED:
         return gatewayErrors.create("timeout", { detail: message });
       default:
-        if (err.code === status.UNAVAILABLE || detail?.kind === ErrorKind.ERROR_KIND_NOT_READY) {
+        if (workerGone(err, aborted) || detail?.kind === ErrorKind.ERROR_KIND_NOT_READY) {
           return gatewayErrors.create("service_unavailable", { reason: message }, { retryAfterMs: detail?.retryAfterMs || 1000 });
         }
-        this.#log.error({ code: err.code, err: message }, "worker failed");
+        if (!aborted) this.#log.error({ code: err.code, err: message }, "worker failed");
         return gatewayErrors.create("upstream_error", { detail: message });
     }
   }
+}
 
-  close(): void {
-    for (const c of this.#clients.values()) c.close();
-  }
+function errorDetailOf(err: ServiceError): ErrorDetail | undefined {
+  const raw = err.metadata?.get("expertmesh-error-bin")[0];
+  return raw instanceof Buffer ? ErrorDetail.decode(raw) : undefined;
+}
+
+/**
+ * The connection to the worker failed, or the worker's side reset the stream: a CANCELLED status the
+ * caller did not ask for is what a server shutting down hard sends (a worker ends its own aborts with
+ * a Finished event, never a status).
+ */
+function workerGone(err: ServiceError, aborted: boolean): boolean {
+  return err.code === status.UNAVAILABLE || (err.code === status.CANCELLED && !aborted);
+}
+
+/** Whether another worker may succeed where this one failed: it is gone, or refused the request as a whole. */
+function retryable(err: ServiceError, detail: ErrorDetail | undefined, aborted: boolean): boolean {
+  if (detail) return RETRYABLE_KINDS.has(detail.kind);
+  return workerGone(err, aborted);
 }

@@ -2,8 +2,20 @@
  * A scripted token source: a real gRPC server speaking expertmesh.worker.v1.Worker that streams given
  * token ids instead of running a model (a test double for the layer above the worker: the gateway's
  * Harmony handling is tested against exact model outputs). Each Generate takes the next script.
+ * It also serves grpc.health.v1 ("" and the Worker service) with a status the test flips, can fail
+ * Generate on cue (a typed refusal before the first token, or a crash mid-stream), and can be killed
+ * (every connection dropped at once, as when the process dies). It never runs a model.
  */
 import {
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus,
+  type HealthServer,
+  HealthService,
+} from "@expertmesh/proto/health";
+import {
+  ErrorDetail,
+  type ErrorKind,
   FinishReason,
   type GenerateRequest,
   GenerateResponse,
@@ -11,14 +23,35 @@ import {
   type WorkerServer,
   WorkerService,
 } from "@expertmesh/proto/worker";
-import { Server, ServerCredentials, type ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials, type ServerWritableStream, status } from "@grpc/grpc-js";
+import { WORKER_HEALTH_SERVICE } from "../adapters/worker-health.ts";
+
+export type HealthStatus = "SERVING" | "NOT_SERVING";
 
 export interface ScriptedWorker {
   address: string;
   requests: GenerateRequest[];
   /** The traceparent metadata of each Generate ("" when none came). */
   traceparents: string[];
+  /** The request ids of the Generates the client cancelled. */
+  cancelled: string[];
+  /** How many grpc.health.v1 Watch streams are open on it now. */
+  watches(): number;
+  /** Sets the grpc.health.v1 status of "" and the Worker service; open Watch streams see it at once. */
+  setHealth(s: HealthStatus): void;
+  /** Drops every connection and stream at once (forceShutdown): a worker that crashed. */
+  kill(): void;
   close(): Promise<void>;
+}
+
+export interface ScriptedFailure {
+  /** Tokens written before failing (0: the worker refuses the request outright). */
+  afterTokens: number;
+  /** gRPC status (default UNAVAILABLE). */
+  code?: status;
+  /** Typed ErrorDetail kind sent in metadata (default: none, like a dropped connection). */
+  kind?: ErrorKind;
+  retryAfterMs?: number;
 }
 
 export interface ScriptOptions {
@@ -26,21 +59,45 @@ export interface ScriptOptions {
   tokenIntervalMs?: number;
   /** Played when the scripts run out (default: nothing). */
   fallback?: number[];
+  /** Fail every Generate as described instead of finishing it. */
+  fail?: ScriptedFailure;
+  /** Serve grpc.health.v1 (default true; SERVING until setHealth). */
+  health?: boolean;
+  /** Listen on this loopback port (default: any free one), e.g. to restart a killed worker in place. */
+  port?: number;
+}
+
+const servingStatus: Record<HealthStatus, HealthCheckResponse_ServingStatus> = {
+  SERVING: HealthCheckResponse_ServingStatus.SERVING,
+  NOT_SERVING: HealthCheckResponse_ServingStatus.NOT_SERVING,
+};
+
+function failureStatus(f: ScriptedFailure) {
+  const metadata = new Metadata();
+  const message = `scripted failure after ${f.afterTokens} tokens`;
+  if (f.kind !== undefined) {
+    const detail = ErrorDetail.encode({ kind: f.kind, message, retryAfterMs: f.retryAfterMs ?? 0 }).finish();
+    metadata.set("expertmesh-error-bin", Buffer.from(detail));
+  }
+  return { code: f.code ?? status.UNAVAILABLE, details: message, metadata };
 }
 
 export async function startScriptedWorker(scripts: number[][], options: ScriptOptions = {}): Promise<ScriptedWorker> {
   const requests: GenerateRequest[] = [];
   const traceparents: string[] = [];
+  const cancelled: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
   const impl: WorkerServer = {
     async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>) {
       requests.push(call.request);
       traceparents.push(String(call.metadata.get("traceparent")[0] ?? ""));
+      call.on("cancelled", () => cancelled.push(call.request.requestId));
       const tokens = scripts.shift() ?? options.fallback ?? [];
       const stops = new Set(call.request.stopTokenIds);
+      const fail = options.fail;
       let n = 0;
       for (const t of tokens) {
-        if (n >= call.request.maxTokens || call.cancelled) break;
+        if (n >= call.request.maxTokens || call.cancelled || (fail && n >= fail.afterTokens)) break;
         if (interval > 0) await new Promise((r) => setTimeout(r, interval));
         if (call.cancelled) break;
         call.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
@@ -48,6 +105,10 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
         if (stops.has(t)) break;
       }
       if (call.cancelled) return;
+      if (fail) {
+        call.emit("error", failureStatus(fail));
+        return;
+      }
       const stopped = n > 0 && stops.has(tokens[n - 1] as number);
       call.write(
         GenerateResponse.fromPartial({
@@ -68,13 +129,51 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
   };
   const server = new Server();
   server.addService(WorkerService, impl);
+
+  let health: HealthStatus = "SERVING";
+  const watchers = new Set<ServerWritableStream<HealthCheckRequest, HealthCheckResponse>>();
+  const statusOf = (service: string) =>
+    service === "" || service === WORKER_HEALTH_SERVICE ? servingStatus[health] : HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN;
+  if (options.health ?? true) {
+    const healthImpl: HealthServer = {
+      check(call, cb) {
+        cb(null, { status: statusOf(call.request.service) });
+      },
+      watch(call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) {
+        watchers.add(call);
+        call.on("cancelled", () => watchers.delete(call));
+        call.write({ status: statusOf(call.request.service) });
+      },
+    };
+    server.addService(HealthService, healthImpl);
+  }
+
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`127.0.0.1:${options.port ?? 0}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  const endWatches = () => {
+    for (const w of watchers) w.end();
+    watchers.clear();
+  };
   return {
     address: `127.0.0.1:${port}`,
     requests,
     traceparents,
-    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+    cancelled,
+    watches: () => watchers.size,
+    setHealth(s) {
+      health = s;
+      for (const w of watchers) w.write({ status: statusOf(w.request.service) });
+    },
+    kill() {
+      watchers.clear();
+      server.forceShutdown();
+    },
+    close: () =>
+      new Promise((resolve) => {
+        // Watch streams never end on their own: end them so that a graceful shutdown can finish.
+        endWatches();
+        server.tryShutdown(() => resolve());
+      }),
   };
 }

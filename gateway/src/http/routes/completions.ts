@@ -144,7 +144,10 @@ class CompletionChoice {
   }
 }
 
-export function registerCompletions(app: FastifyInstance, deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer; requestTimeoutMs: number }): void {
+export function registerCompletions(
+  app: FastifyInstance,
+  deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer; requestTimeoutMs: number },
+): void {
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
     const tokens = promptTokens(deps.tokenizer, body.prompt);
