@@ -9,7 +9,7 @@
  * admit (domain/admission.ts).
  */
 import type { AppError, Logger } from "@expertmesh/common";
-import { MemberState } from "@expertmesh/proto/cluster";
+import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { context, propagation } from "@opentelemetry/api";
@@ -70,7 +70,7 @@ export class WorkerPool implements GenerationBackend {
 
   models(): string[] {
     this.#sync();
-    const ready = this.#directory.members().filter((m) => m.state === MemberState.MEMBER_STATE_READY);
+    const ready = this.#directory.members().filter(serving);
     return [...new Set(ready.filter((m) => this.#endpoints.get(m.address)?.health.routable()).map((m) => m.model))].sort();
   }
 
@@ -129,7 +129,7 @@ export class WorkerPool implements GenerationBackend {
   /** The least-loaded routable ready worker not yet tried; throws the last attempt's error when none is left. */
   #pick(model: string, tried: ReadonlySet<string>, lastError: AppError | undefined): Endpoint {
     const listed = this.#directory.members().filter((m) => m.model === model);
-    const ready = listed.filter((m) => m.state === MemberState.MEMBER_STATE_READY);
+    const ready = listed.filter(serving);
     let best: Endpoint | undefined;
     for (const m of ready) {
       const e = this.#endpoints.get(m.address);
@@ -150,7 +150,8 @@ export class WorkerPool implements GenerationBackend {
     e.streams++;
     const metadata = new Metadata();
     propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
-    const call = e.client.generate(request, metadata);
+    // The deadline travels twice: in the request (the worker ends it) and on the call (a stalled worker).
+    const call = e.client.generate(request, metadata, request.deadlineUnixMs > 0 ? { deadline: request.deadlineUnixMs } : {});
     let ended = false;
     call.on("status", () => {
       ended = true;
@@ -220,6 +221,7 @@ export class WorkerPool implements GenerationBackend {
       case ErrorKind.ERROR_KIND_DEADLINE_EXCEEDED:
         return gatewayErrors.create("timeout", { detail: message });
       default:
+        if (err.code === status.DEADLINE_EXCEEDED) return gatewayErrors.create("timeout", { detail: "the generation deadline passed" });
         if (workerGone(err, aborted) || detail?.kind === ErrorKind.ERROR_KIND_NOT_READY) {
           return gatewayErrors.create("service_unavailable", { reason: message }, { retryAfterMs: detail?.retryAfterMs || 1000 });
         }
@@ -227,6 +229,11 @@ export class WorkerPool implements GenerationBackend {
         return gatewayErrors.create("upstream_error", { detail: message });
     }
   }
+}
+
+/** Members that take requests: ready, and rank 0 of their group (other ranks follow the leader's steps). */
+function serving(m: Member): boolean {
+  return m.state === MemberState.MEMBER_STATE_READY && m.rank === 0;
 }
 
 function errorDetailOf(err: ServiceError): ErrorDetail | undefined {

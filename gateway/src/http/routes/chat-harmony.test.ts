@@ -179,3 +179,31 @@ describe("POST /v1/completions (scripted model output)", () => {
     expect(finish).toBe("length");
   });
 });
+
+describe("deadlines (R5)", () => {
+  it("a stalled worker: the client gets a timeout error within the deadline + 250 ms, the worker is cancelled", async () => {
+    const worker = await startScriptedWorker([], { tokenIntervalMs: 60_000, fallback: out("<|channel|>final<|message|>never") });
+    const gw = await startTestGateway({
+      address: worker.address,
+      model: "gpt-oss-20b",
+      tokenizer: tok,
+      config: { request_timeout_ms: 400 },
+    });
+    cleanup.push(
+      () => worker.close(),
+      () => gw.close(),
+    );
+    const client = new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 });
+    const t0 = performance.now();
+    const err = await client.chat.completions
+      .create({ model: "gpt-oss-20b", messages: [{ role: "user", content: "Hi" }] })
+      .catch((e: unknown) => e);
+    const elapsed = performance.now() - t0;
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe("timeout");
+    expect(elapsed).toBeLessThan(400 + 250);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(worker.cancelled).toHaveLength(1);
+  });
+});

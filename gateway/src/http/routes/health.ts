@@ -6,7 +6,8 @@ import type { WorkerDirectory } from "../../domain/worker-directory.ts";
 export function registerHealthRoutes(app: FastifyInstance, directory: WorkerDirectory): void {
   app.get("/health", async () => ({ status: "ok" }));
   app.get("/ready", async (_request, reply) => {
-    const ready = directory.members().filter((m) => m.state === MemberState.MEMBER_STATE_READY).length;
+    // Groups that take requests: a ready rank 0 (other ranks follow their leader).
+    const ready = directory.members().filter((m) => m.state === MemberState.MEMBER_STATE_READY && m.rank === 0).length;
     const ok = directory.healthy() && ready > 0;
     return reply.code(ok ? 200 : 503).send({
       status: ok ? "ready" : "not_ready",
