@@ -151,7 +151,18 @@ export async function startWorker(
       }
       await agent?.close();
       await membership?.leave();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Admitted work is done; what is still open is long-lived (routers' health Watch streams): give
+      // it a moment to close, then force the server down so a drain never waits on a watcher.
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
       await new Promise<void>((resolve) => metrics.close(() => resolve()));
     },
   };
