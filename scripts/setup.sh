@@ -11,6 +11,7 @@ mkdir -p "$EM_TOOLS" "$EM_RUN"
 declare -A EM_APT=(
   [redis-server]="cmd:redis-server"
   [libgloo-dev]="file:/usr/share/cmake/Gloo/GlooConfig.cmake"
+  [libhiredis-dev]="file:/usr/include/hiredis/hiredis.h"
   [cmake]="cmd:cmake"
   [g++]="cmd:g++"
   [make]="cmd:make"

@@ -4,6 +4,7 @@
 // class that TypeScript registers with setErrorClass().
 #include <napi.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -182,18 +183,100 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 // ---- engine -----------------------------------------------------------------------------------
 struct EngineBox {
   ModelPtr model;  // declared first: destroyed after the engine
+  std::shared_ptr<::gptoss_comm> comm;  // likewise (null: a single rank)
   std::unique_ptr<gptoss_engine, void (*)(gptoss_engine_t)> engine{nullptr, gptoss_engine_release};
 };
 
-// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks) -> {handle}
+// ---- communicator -------------------------------------------------------------------------------
+using CommPtr = std::shared_ptr<::gptoss_comm>;
+
+// Runs a blocking C call off the event loop; resolves with `done()`'s value or rejects with the status.
+class CallWorker : public Napi::AsyncWorker {
+ public:
+  CallWorker(Napi::Env env, std::function<gptoss_status()> call, std::function<Napi::Value(Napi::Env)> done,
+             std::vector<Napi::Object> keep = {})
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), call_(std::move(call)), done_(std::move(done)) {
+    for (auto& k : keep) keep_.push_back(Napi::Persistent(k));  // what the call uses must outlive it
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    status_ = call_();
+    if (status_ != gptoss_status_success) message_ = gptoss_last_error();
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (status_ != gptoss_status_success) deferred_.Reject(LoadWorker::MakeError(env, status_, message_));
+    else deferred_.Resolve(done_(env));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<gptoss_status()> call_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  std::vector<Napi::ObjectReference> keep_;
+  gptoss_status status_ = gptoss_status_success;
+  std::string message_;
+};
+
+// connectCommunicator(rank, world, rendezvous, timeoutMs) -> Promise<{handle}>: blocks (off the loop)
+// until every rank joined.
+Napi::Value ConnectCommunicator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int32_t rank = info[0].As<Napi::Number>().Int32Value(), world = info[1].As<Napi::Number>().Int32Value();
+  const std::string rdzv = info[2].As<Napi::String>().Utf8Value();
+  const int32_t timeout = info[3].As<Napi::Number>().Int32Value();
+  auto comm = std::make_shared<CommPtr>();
+  auto* w = new CallWorker(
+      env,
+      [=] {
+        gptoss_comm_t c = nullptr;
+        const gptoss_status st = gptoss_comm_connect(rank, world, rdzv.c_str(), timeout, &c);
+        if (st == gptoss_status_success) comm->reset(c, gptoss_comm_release);
+        return st;
+      },
+      [=](Napi::Env e) {
+        Napi::Object out = Napi::Object::New(e);
+        out.Set("handle", Napi::External<CommPtr>::New(e, new CommPtr(*comm), [](Napi::Env, CommPtr* p) { delete p; }));
+        return out;
+      });
+  auto promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+// commAllReduceSum(commObject, Float32Array) -> Promise<void>, in place.
+Napi::Value CommAllReduceSum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object ref = info[0].As<Napi::Object>();
+  CommPtr comm = *ref.Get("handle").As<Napi::External<CommPtr>>().Data();
+  auto data = info[1].As<Napi::Float32Array>();
+  float* p = data.Data();
+  const int64_t n = static_cast<int64_t>(data.ElementLength());
+  auto* w = new CallWorker(
+      env, [=] { return gptoss_comm_all_reduce_sum(comm.get(), p, n); }, [](Napi::Env e) { return e.Undefined(); },
+      std::vector<Napi::Object>{ref, data.As<Napi::Object>()});
+  auto promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?) -> {handle}
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ModelPtr model = *info[0].As<Napi::External<ModelPtr>>().Data();
   auto box = std::make_unique<EngineBox>();
   box->model = model;
   gptoss_engine_t e = nullptr;
-  const gptoss_status st = gptoss_engine_create(model.get(), info[1].As<Napi::Number>().Int32Value(),
-                                                info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(), &e);
+  const int32_t bs = info[1].As<Napi::Number>().Int32Value(), full = info[2].As<Napi::Number>().Int32Value(),
+                sliding = info[3].As<Napi::Number>().Int32Value();
+  gptoss_status st;
+  if (info.Length() > 4 && info[4].IsObject()) {
+    box->comm = *info[4].As<Napi::Object>().Get("handle").As<Napi::External<CommPtr>>().Data();
+    st = gptoss_engine_create_ranked(model.get(), bs, full, sliding, box->comm.get(), &e);
+  } else {
+    st = gptoss_engine_create(model.get(), bs, full, sliding, &e);
+  }
   if (st != gptoss_status_success) throw_status(env, st, gptoss_last_error());
   box->engine.reset(e);
   Napi::Object out = Napi::Object::New(env);
@@ -316,6 +399,23 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// engineCall(engineObject, "follow" | "stopFollowers" | "keepalive") -> Promise<void>, off the loop.
+Napi::Value EngineCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object ref = info[0].As<Napi::Object>();
+  EngineBox* box = ref.Get("handle").As<Napi::External<EngineBox>>().Data();
+  const std::string what = info[1].As<Napi::String>().Utf8Value();
+  gptoss_status (*fn)(gptoss_engine_t) = what == "follow"          ? gptoss_engine_follow
+                                         : what == "stopFollowers" ? gptoss_engine_stop_followers
+                                         : what == "keepalive"     ? gptoss_engine_keepalive
+                                                                   : nullptr;
+  if (fn == nullptr) throw Napi::TypeError::New(env, "engineCall: unknown call " + what);
+  auto* w = new CallWorker(env, [=] { return fn(box->engine.get()); }, [](Napi::Env e) { return e.Undefined(); }, {ref});
+  auto promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
 // probes(bytes, repeats) -> {readGBps, fmaGflops}; synchronous (benchmarks only, ~1 s).
 Napi::Value Probes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -337,6 +437,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
   exports.Set("step", Napi::Function::New(env, Step));
+  exports.Set("connectCommunicator", Napi::Function::New(env, ConnectCommunicator));
+  exports.Set("commAllReduceSum", Napi::Function::New(env, CommAllReduceSum));
+  exports.Set("engineCall", Napi::Function::New(env, EngineCall));
   return exports;
 }
 

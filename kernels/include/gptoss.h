@@ -136,6 +136,27 @@ gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, 
                                  gptoss_sample_result* samples);
 void gptoss_engine_release(gptoss_engine_t engine);
 
+/* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
+ * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).
+ * timeout_ms bounds the join and every collective (the watchdog): a peer that died or hangs makes the
+ * call fail with gptoss_status_communicator_error. */
+typedef struct gptoss_comm* gptoss_comm_t;
+gptoss_status gptoss_comm_connect(int32_t rank, int32_t world, const char* rendezvous, int32_t timeout_ms, gptoss_comm_t* out);
+gptoss_status gptoss_comm_all_reduce_sum(gptoss_comm_t comm, float* data, int64_t count);
+gptoss_status gptoss_comm_barrier(gptoss_comm_t comm);
+void gptoss_comm_release(gptoss_comm_t comm);
+
+/* An engine on rank r of a group (the model loaded as that rank's shard). Rank 0 (the leader) runs
+ * gptoss_engine_step as usual and broadcasts each step's plan; other ranks call gptoss_engine_follow,
+ * which runs the leader's steps in lockstep until the leader stops them (or the communicator fails). */
+gptoss_status gptoss_engine_create_ranked(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
+                                          int32_t num_sliding_blocks, gptoss_comm_t comm, gptoss_engine_t* out);
+gptoss_status gptoss_engine_follow(gptoss_engine_t engine);
+/* Leader: ends the followers' gptoss_engine_follow. */
+gptoss_status gptoss_engine_stop_followers(gptoss_engine_t engine);
+/* Leader, while idle: an empty plan, so that followers' waits (bounded by the watchdog) stay alive. */
+gptoss_status gptoss_engine_keepalive(gptoss_engine_t engine);
+
 /* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
 /* Best-of-`repeats` read bandwidth over a buffer of `bytes`, all threads, in GB/s (1e9 bytes). */
 gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t repeats, double* gb_per_s);

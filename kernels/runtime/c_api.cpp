@@ -1,23 +1,32 @@
 // c_api.cpp — the C ABI of include/gptoss.h over the C++ engine. Every entry point catches gptoss::Error
 // (and anything else) and returns a status, keeping the message for gptoss_last_error().
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
 
 #include "../core/error.h"
+#include "../comm/communicator.h"
 #include "../model/gpt_oss.h"
 #include "gptoss.h"
+#include "lockstep.h"
 
 struct gptoss_model {
   std::shared_ptr<const gptoss::ModelWeights> weights;
 };
 
+struct gptoss_comm {
+  std::shared_ptr<gptoss::comm::Communicator> comm;
+};
+
 struct gptoss_engine {
   std::shared_ptr<const gptoss::ModelWeights> weights;
+  std::shared_ptr<gptoss::comm::Communicator> comm;  // null: a single rank
   std::unique_ptr<gptoss::Transformer> transformer;
   std::unique_ptr<gptoss::KvCache> kv;
   std::mutex busy;  // one step at a time per engine
+  bool leads() const { return comm && comm->world() > 1 && comm->rank() == 0; }
 };
 
 namespace {
@@ -109,6 +118,9 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
       if (s.sampling != nullptr) gptoss::check(s.sampling->num_top_logprobs <= 20, gptoss_status_invalid_argument, "engine_step: at most 20 top logprobs");
     }
     const std::vector<int32_t> toks(tokens, tokens + num_tokens);
+    gptoss::check(!engine->comm || engine->comm->rank() == 0, gptoss_status_invalid_state,
+                  "engine_step: rank " + std::to_string(engine->comm ? engine->comm->rank() : 0) + " follows the leader's steps (engine_follow)");
+    if (engine->leads()) gptoss::lockstep::send(*engine->comm, gptoss::lockstep::PlanKind::step, toks, chunks);
     const std::vector<float> out = engine->transformer->forward(toks, chunks, *engine->kv);
     const int V = engine->weights->config.vocab;
     const auto& ops = gptoss::cpu_ops();
@@ -159,3 +171,81 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
 }
 
 extern "C" void gptoss_engine_release(gptoss_engine_t engine) { delete engine; }
+
+// ---- expert parallelism ---------------------------------------------------------------------------
+extern "C" gptoss_status gptoss_comm_connect(int32_t rank, int32_t world, const char* rendezvous, int32_t timeout_ms, gptoss_comm_t* out) {
+  return guarded([&] {
+    gptoss::check(rendezvous != nullptr && out != nullptr, gptoss_status_invalid_argument, "comm_connect: null argument");
+    auto c = gptoss::comm::connect_gloo(rank, world, rendezvous, std::chrono::milliseconds(timeout_ms));
+    *out = new gptoss_comm{std::move(c)};
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_all_reduce_sum(gptoss_comm_t comm, float* data, int64_t count) {
+  return guarded([&] {
+    gptoss::check(comm != nullptr && (data != nullptr || count == 0), gptoss_status_invalid_argument, "comm_all_reduce: null argument");
+    comm->comm->sum(data, count);
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_barrier(gptoss_comm_t comm) {
+  return guarded([&] {
+    gptoss::check(comm != nullptr, gptoss_status_invalid_argument, "comm_barrier: null argument");
+    comm->comm->barrier();
+  });
+}
+
+extern "C" void gptoss_comm_release(gptoss_comm_t comm) { delete comm; }
+
+extern "C" gptoss_status gptoss_engine_create_ranked(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
+                                                     int32_t num_sliding_blocks, gptoss_comm_t comm, gptoss_engine_t* out) {
+  return guarded([&] {
+    gptoss::check(model != nullptr && comm != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_create_ranked: null argument");
+    const auto& sh = model->weights->shard;
+    gptoss::check(sh.rank == comm->comm->rank() && sh.world == comm->comm->world(), gptoss_status_invalid_argument,
+                  "engine_create_ranked: the model was loaded as rank " + std::to_string(sh.rank) + " of " + std::to_string(sh.world) +
+                      " but the communicator is rank " + std::to_string(comm->comm->rank()) + " of " + std::to_string(comm->comm->world()));
+    auto e = std::make_unique<gptoss_engine>();
+    e->weights = model->weights;
+    e->comm = comm->comm;
+    e->transformer = std::make_unique<gptoss::Transformer>(e->weights, gptoss::cpu_ops(), e->comm->world() > 1 ? e->comm.get() : nullptr);
+    e->kv = std::make_unique<gptoss::KvCache>(e->weights->config, e->weights->shard, block_size, num_full_blocks, num_sliding_blocks);
+    *out = e.release();
+  });
+}
+
+extern "C" gptoss_status gptoss_engine_follow(gptoss_engine_t engine) {
+  return guarded([&] {
+    gptoss::check(engine != nullptr, gptoss_status_invalid_argument, "engine_follow: null argument");
+    gptoss::check(engine->comm && engine->comm->rank() > 0, gptoss_status_invalid_state, "engine_follow: only ranks > 0 follow");
+    std::unique_lock lock(engine->busy, std::try_to_lock);
+    gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_follow: the engine is busy");
+    std::vector<int32_t> tokens;
+    std::vector<gptoss::SeqChunk> seqs;
+    for (;;) {
+      const auto kind = gptoss::lockstep::receive(*engine->comm, tokens, seqs);
+      if (kind == gptoss::lockstep::PlanKind::stop) return;
+      if (kind == gptoss::lockstep::PlanKind::step) engine->transformer->forward(tokens, seqs, *engine->kv);
+    }
+  });
+}
+
+namespace {
+gptoss_status leader_plan(gptoss_engine_t engine, gptoss::lockstep::PlanKind kind, const char* what) {
+  return guarded([&] {
+    gptoss::check(engine != nullptr, gptoss_status_invalid_argument, std::string(what) + ": null argument");
+    if (!engine->leads()) return;
+    std::unique_lock lock(engine->busy, std::try_to_lock);
+    if (!lock.owns_lock()) return;  // a step is running: the followers are busy anyway
+    gptoss::lockstep::send(*engine->comm, kind, {}, {});
+  });
+}
+}  // namespace
+
+extern "C" gptoss_status gptoss_engine_stop_followers(gptoss_engine_t engine) {
+  return leader_plan(engine, gptoss::lockstep::PlanKind::stop, "engine_stop_followers");
+}
+
+extern "C" gptoss_status gptoss_engine_keepalive(gptoss_engine_t engine) {
+  return leader_plan(engine, gptoss::lockstep::PlanKind::noop, "engine_keepalive");
+}

@@ -57,6 +57,11 @@ export interface ShardInfo {
 /** Opaque native handles. */
 export type ModelHandle = { readonly __brand: "ModelHandle" };
 export type EngineHandle = { readonly __brand: "EngineHandle" };
+export type CommHandle = { readonly __brand: "CommHandle" };
+
+export interface RawCommunicator {
+  handle: CommHandle;
+}
 
 export interface RawModel {
   config: ModelConfigInfo;
@@ -82,7 +87,16 @@ export interface Addon {
   capabilities(): RawCapabilities;
   probes(bytes: number, repeats: number): { readGBps: number; fmaGflops: number };
   loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
-  createEngine(model: ModelHandle, blockSize: number, numFullBlocks: number, numSlidingBlocks: number): RawEngine;
+  createEngine(
+    model: ModelHandle,
+    blockSize: number,
+    numFullBlocks: number,
+    numSlidingBlocks: number,
+    communicator?: RawCommunicator,
+  ): RawEngine;
+  connectCommunicator(rank: number, world: number, rendezvous: string, timeoutMs: number): Promise<RawCommunicator>;
+  commAllReduceSum(comm: RawCommunicator, data: Float32Array): Promise<void>;
+  engineCall(engine: RawEngine, call: "follow" | "stopFollowers" | "keepalive"): Promise<void>;
   /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */
   step(
     engine: RawEngine,

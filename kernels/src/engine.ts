@@ -4,6 +4,7 @@
  * Arguments are validated here with exact messages before they cross into C++.
  */
 import { addon, type RawEngine, type RawStepOutput } from "./addon.ts";
+import type { Communicator } from "./communicator.ts";
 import type { Model } from "./model.ts";
 import { type PackedSampling, packSampling, SAMPLING_FLOATS, SAMPLING_INTS, type SamplingOptions } from "./sampling.ts";
 
@@ -32,6 +33,11 @@ export interface EngineOptions {
   numFullBlocks: number;
   /** Blocks of the sliding-window layers: a sequence needs only those covering its last `window` positions. */
   numSlidingBlocks: number;
+  /**
+   * This rank's place in an expert-parallel group (the model must be loaded as the same rank's shard).
+   * Rank 0 steps and broadcasts each step's plan; other ranks call follow().
+   */
+  communicator?: Communicator;
 }
 
 export interface StepSequence {
@@ -61,6 +67,9 @@ export class Engine {
   readonly numSlidingBlocks: number;
   /** Sliding window of the model, in positions. */
   readonly window: number;
+  /** This engine's rank and group size (0 / 1 without a communicator). */
+  readonly rank: number;
+  readonly world: number;
   readonly #raw: RawEngine;
   #busy = false;
 
@@ -78,7 +87,30 @@ export class Engine {
     this.numFullBlocks = options.numFullBlocks;
     this.numSlidingBlocks = options.numSlidingBlocks;
     this.window = model.config.slidingWindow;
-    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks);
+    const comm = options.communicator;
+    if (comm && (comm.rank !== model.shard.rank || comm.world !== model.shard.world))
+      throw new RangeError(
+        `communicator is rank ${comm.rank} of ${comm.world} but the model was loaded as rank ${model.shard.rank} of ${model.shard.world}`,
+      );
+    this.rank = comm?.rank ?? 0;
+    this.world = comm?.world ?? 1;
+    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks, comm?.raw);
+  }
+
+  /** Follower ranks (> 0): runs the leader's steps in lockstep; resolves when the leader stops them. */
+  follow(): Promise<void> {
+    if (this.rank === 0) return Promise.reject(new Error("Engine.follow: rank 0 leads; only ranks > 0 follow"));
+    return addon().engineCall(this.#raw, "follow");
+  }
+
+  /** Leader: ends the followers' follow(). */
+  stopFollowers(): Promise<void> {
+    return addon().engineCall(this.#raw, "stopFollowers");
+  }
+
+  /** Leader, while idle: keeps the followers' waits (bounded by the watchdog) alive. */
+  keepalive(): Promise<void> {
+    return addon().engineCall(this.#raw, "keepalive");
   }
 
   /** Blocks needed to hold `positions` tokens (either table). */

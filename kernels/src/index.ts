@@ -4,6 +4,7 @@ import { addon } from "./addon.ts";
 export type { ModelConfigInfo, ShardInfo } from "./addon.ts";
 export { type Capabilities, capabilities } from "./capabilities.ts";
 export { type ModelShape, parameterCount, SHAPES, type ShapeName } from "./checkpoint/shapes.ts";
+export { Communicator, type CommunicatorOptions } from "./communicator.ts";
 export { Engine, type EngineOptions, type StepResult, type StepSequence, type TokenLogprob } from "./engine.ts";
 export { BlockPool } from "./kv-blocks.ts";
 export { type LoadOptions, Model } from "./model.ts";

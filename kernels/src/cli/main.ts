@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
  * expertmesh — command-line access to the native engine.
- *   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default]
+ *   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
  *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K]
  *   expertmesh make-checkpoint --shape tiny|20b|120b|custom [--layers N ...] --out DIR [--seed N] [--format hf|original]
  *   expertmesh info [--model DIR]
  * Exit status: 0 ok, 2 bad usage, 1 failure (the message names the file/tensor at fault).
  */
-import { writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { capabilities } from "../capabilities.ts";
 import { type ModelShape, parameterCount, SHAPES, type ShapeName } from "../checkpoint/shapes.ts";
 import { writeSyntheticCheckpoint } from "../checkpoint/synthetic.ts";
+import { Communicator } from "../communicator.ts";
 import { Engine } from "../engine.ts";
 import { BlockPool } from "../kv-blocks.ts";
 import { Model } from "../model.ts";
@@ -20,7 +24,8 @@ import { LocalSequence } from "../sequence.ts";
 class UsageError extends Error {}
 
 const USAGE = `usage:
-  expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default]
+  expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
+      --world W: W local ranks (this process and W-1 children) over Gloo, heads and experts split W ways
   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
@@ -49,17 +54,85 @@ function float(name: string, s: string | undefined, dflt: number): number {
   return v;
 }
 
-async function open(dir: string | undefined, positions: number) {
+interface Rank {
+  rank: number;
+  world: number;
+  rendezvous: string;
+}
+
+async function open(dir: string | undefined, positions: number, rank?: Rank) {
   if (!dir) throw new UsageError("--model is required");
-  const model = await Model.load(dir);
+  const model = await Model.load(dir, rank ? { rank: rank.rank, world: rank.world } : {});
+  const communicator = rank ? await Communicator.connect({ ...rank, timeoutMs: 60_000 }) : undefined;
   const blockSize = 16;
   const fullBlocks = Math.ceil(positions / blockSize) + 1;
   const engine = new Engine(model, {
     blockSize,
     numFullBlocks: fullBlocks,
     numSlidingBlocks: fullBlocks,
+    ...(communicator ? { communicator } : {}),
   });
   return { model, engine, seq: new LocalSequence(engine, new BlockPool(fullBlocks), new BlockPool(fullBlocks)) };
+}
+
+/**
+ * Starts ranks 1..W-1 as child processes following this process's steps; returns the rendezvous and a
+ * function that waits for them (after stopFollowers) — or kills them when this rank failed.
+ */
+function spawnFollowers(dir: string, positions: number, world: number) {
+  const store = mkdtempSync(join(tmpdir(), "expertmesh-rdzv-"));
+  const rendezvous = `file://${store}`;
+  const children: ChildProcess[] = [];
+  const exits: Promise<number | null>[] = [];
+  for (let r = 1; r < world; r++) {
+    const args = [
+      "_follow",
+      "--model",
+      dir,
+      "--positions",
+      String(positions),
+      "--rank",
+      String(r),
+      "--world",
+      String(world),
+      "--rendezvous",
+      rendezvous,
+    ];
+    const child = spawn(process.execPath, [process.argv[1] as string, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+    children.push(child);
+    exits.push(new Promise((resolve) => child.on("exit", (code) => resolve(code))));
+  }
+  const cleanup = () => rmSync(store, { recursive: true, force: true });
+  return {
+    rendezvous,
+    async join() {
+      const codes = await Promise.all(exits);
+      cleanup();
+      const bad = codes.findIndex((c) => c !== 0);
+      if (bad >= 0) throw new Error(`rank ${bad + 1} exited with ${codes[bad]}`);
+    },
+    kill() {
+      for (const c of children) c.kill("SIGKILL");
+      cleanup();
+    },
+  };
+}
+
+/** A follower rank of `logits --world W` (started by the CLI itself). */
+async function follow(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" },
+      positions: { type: "string" },
+      rank: { type: "string" },
+      world: { type: "string" },
+      rendezvous: { type: "string" },
+    },
+  });
+  const rank = { rank: int("rank", values.rank), world: int("world", values.world), rendezvous: values.rendezvous ?? "" };
+  const { engine } = await open(values.model, int("positions", values.positions), rank);
+  await engine.follow();
 }
 
 async function logits(argv: string[]): Promise<void> {
@@ -70,12 +143,29 @@ async function logits(argv: string[]): Promise<void> {
       tokens: { type: "string" },
       out: { type: "string" },
       precision: { type: "string", default: "default" },
+      world: { type: "string", default: "1" },
     },
   });
   if (values.precision !== "exact" && values.precision !== "default") throw new UsageError("--precision must be exact or default");
   const tokens = parseTokens(values.tokens);
-  const { model, seq } = await open(values.model, tokens.length);
-  const [flat] = await seq.feed(tokens);
+  const world = int("world", values.world);
+  if (world < 1) throw new UsageError("--world must be at least 1");
+  if (!values.model) throw new UsageError("--model is required");
+  const followers = world > 1 ? spawnFollowers(values.model, tokens.length, world) : undefined;
+  let flat: Float32Array | undefined;
+  let model: Model;
+  try {
+    const opened = await open(values.model, tokens.length, followers ? { rank: 0, world, rendezvous: followers.rendezvous } : undefined);
+    model = opened.model;
+    [flat] = await opened.seq.feed(tokens);
+    if (followers) {
+      await opened.engine.stopFollowers();
+      await followers.join();
+    }
+  } catch (err) {
+    followers?.kill();
+    throw err;
+  }
   const V = model.config.vocab;
   const rows: number[][] = [];
   for (let t = 0; t < tokens.length; t++) rows.push(Array.from((flat as Float32Array).subarray(t * V, (t + 1) * V)));
@@ -207,6 +297,7 @@ async function info(argv: string[]): Promise<void> {
 const [command, ...rest] = process.argv.slice(2);
 try {
   if (command === "logits") await logits(rest);
+  else if (command === "_follow") await follow(rest);
   else if (command === "generate") await generate(rest);
   else if (command === "make-checkpoint") makeCheckpoint(rest);
   else if (command === "info") await info(rest);
