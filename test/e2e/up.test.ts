@@ -8,7 +8,7 @@ import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@expertmesh/common/testing";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -46,6 +46,7 @@ describe("UP (scripts/up.sh)", () => {
       WORKER_PORT: await freePort(),
       WORKER_METRICS_PORT: await freePort(),
       EXPERTMESH_REDIS_PORT: await freePort(),
+      ORCHESTRATOR_METRICS_PORT: await freePort(),
     };
     const env = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
     up = spawn("bash", ["scripts/up.sh"], { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -82,6 +83,22 @@ describe("UP (scripts/up.sh)", () => {
     });
     expect(completion.object).toBe("chat.completion");
     expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
+    // A batch through the orchestrator's batch runner (BullMQ on the same Redis), back through the gateway.
+    const lines = ["b-1", "b-2"].map((id) =>
+      JSON.stringify({
+        custom_id: id,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: { model: "gpt-oss-synthetic", messages: [{ role: "user", content: id }], max_tokens: 4 },
+      }),
+    );
+    const input = await openai.files.create({ file: await toFile(Buffer.from(lines.join("\n")), "up.jsonl"), purpose: "batch" });
+    const batch = await openai.batches.create({ input_file_id: input.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    await expect.poll(async () => (await openai.batches.retrieve(batch.id)).status, { timeout: 60_000, interval: 250 }).toBe("completed");
+    const done = await openai.batches.retrieve(batch.id);
+    expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+    const results = (await (await openai.files.content(done.output_file_id as string)).text()).trim().split("\n");
+    expect(results.map((l) => JSON.parse(l).custom_id)).toEqual(["b-1", "b-2"]);
     expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(5); // bash, redis, orchestrator, worker, gateway
 
     const exited = new Promise<number | null>((resolve) => up?.on("exit", (code) => resolve(code)));

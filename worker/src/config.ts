@@ -62,6 +62,11 @@ export const WorkerConfigSchema = z.object({
        * orchestrated: wait for the orchestrator to place this worker in an expert-parallel group.
        */
       mode: z.enum(["standalone", "orchestrated"]).default("standalone"),
+      /**
+       * The group communicator's watchdog: joining the rendezvous and every collective must finish
+       * within this, else the group is declared broken (in-flight requests end with a retryable error).
+       */
+      comm_timeout_ms: positive.default(30_000),
     })
     .prefault({}),
   shutdown_grace_ms: positive.default(30_000),
@@ -93,6 +98,7 @@ export const workerEnv = {
   "orchestrator.address": "WORKER_ORCHESTRATOR_ADDRESS",
   "orchestrator.heartbeat_ms": "WORKER_HEARTBEAT_MS",
   "group.mode": "WORKER_GROUP_MODE",
+  "group.comm_timeout_ms": "WORKER_GROUP_COMM_TIMEOUT_MS",
   shutdown_grace_ms: "WORKER_SHUTDOWN_GRACE_MS",
 } as const;
 

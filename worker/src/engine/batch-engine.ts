@@ -15,7 +15,7 @@
  * sequence before the next step and frees its blocks. drain() stops admission and waits for the rest.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { Engine, Model, SamplingOptions, StepSequence } from "@expertmesh/kernels";
+import { type Engine, type Model, NativeError, type SamplingOptions, type StepSequence } from "@expertmesh/kernels";
 import { FinishReason, type GeneratedToken, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 import { workerErrors } from "../errors.ts";
@@ -36,6 +36,8 @@ export interface BatchEngineOptions {
   metrics?: EngineMetrics;
   /** This worker's rank in its expert-parallel group (span attribute). */
   rank?: number;
+  /** Called when a step failed because the expert-parallel group broke (a peer rank died or hung). */
+  onGroupLost?: (reason: string) => void;
 }
 
 interface Live {
@@ -246,7 +248,14 @@ export class BatchEngine implements EnginePort {
   }
 
   #failAll(err: unknown): void {
-    const e = workerErrors.create("engine_failure", { detail: err instanceof Error ? err.message : String(err) });
+    // A communicator failure (a peer rank died or hung) is the group's failure, not the request's:
+    // retryable, and the group is re-formed.
+    const groupLost = err instanceof NativeError && err.statusName === "communicator_error";
+    const detail = err instanceof Error ? err.message : String(err);
+    const e = groupLost
+      ? workerErrors.create("not_ready", { reason: `the expert-parallel group failed: ${detail}` }, { retryAfterMs: 1000 })
+      : workerErrors.create("engine_failure", { detail });
+    if (groupLost) this.#opts.onGroupLost?.(detail);
     for (const live of [...this.#running, ...this.#waiting]) this.#finish(live, undefined, e);
   }
 

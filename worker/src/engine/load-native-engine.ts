@@ -1,39 +1,84 @@
-/** Loads the configured checkpoint into the native engine and wraps it in a BatchEngine. */
+/** Loads the configured checkpoint into the native engine (or one rank's shard of it) and wraps it in a BatchEngine. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger, Registry } from "@expertmesh/common";
-import { Engine, Model } from "@expertmesh/kernels";
+import { type Communicator, Engine, Model } from "@expertmesh/kernels";
 import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
-import { createEngineMetrics } from "./metrics.ts";
+import { createEngineMetrics, type EngineMetrics } from "./metrics.ts";
 
-export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
+/** This worker's shard of an expert-parallel group (absent: the whole model on one rank). */
+export interface ShardOf {
+  rank: number;
+  world: number;
+  experts: readonly number[];
+}
+
+/** Loads the checkpoint, or this rank's shard of it (its attention heads and placed experts). */
+export async function loadModelShard(config: WorkerConfig, log: Logger, shard?: ShardOf): Promise<Model> {
   const started = performance.now();
-  const model = await Model.load(config.model.path, { rank: config.rank, world: config.world_size });
+  const model = await Model.load(config.model.path, shard ?? { rank: config.rank, world: config.world_size });
+  log.info(
+    {
+      model: config.model.path,
+      config: model.config,
+      shard: {
+        rank: model.shard.rank,
+        world: model.shard.world,
+        experts: model.shard.experts.length,
+        expertBytes: model.shard.expertBytes,
+      },
+      seconds: ((performance.now() - started) / 1000).toFixed(2),
+    },
+    "model loaded",
+  );
+  return model;
+}
+
+/** The native engine with its paged KV cache sized from the scheduler's limits (the same on every rank). */
+export function createNativeEngine(model: Model, config: WorkerConfig, communicator?: Communicator): Engine {
   // Sliding layers need only each sequence's window (plus a block boundary) and this step's prefill
   // chunks, which the token budget bounds.
   const bs = config.kv.block_size;
   const numSlidingBlocks =
     config.scheduler.max_num_seqs * (Math.ceil(model.config.slidingWindow / bs) + 2) + Math.ceil(config.scheduler.max_tokens_per_step / bs);
-  const engine = new Engine(model, { blockSize: bs, numFullBlocks: config.kv.num_blocks, numSlidingBlocks });
-  let synthetic = false;
+  return new Engine(model, {
+    blockSize: bs,
+    numFullBlocks: config.kv.num_blocks,
+    numSlidingBlocks,
+    ...(communicator ? { communicator } : {}),
+  });
+}
+
+function isSynthetic(dir: string): boolean {
   try {
-    synthetic = JSON.parse(readFileSync(join(config.model.path, "config.json"), "utf8")).expertmesh_synthetic === true;
+    return JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).expertmesh_synthetic === true;
   } catch {
-    synthetic = false;
+    return false;
   }
-  log.info(
-    { model: config.model.path, config: model.config, seconds: ((performance.now() - started) / 1000).toFixed(2), synthetic },
-    "model loaded",
-  );
-  return new BatchEngine(model, engine, {
+}
+
+/** The serving engine over a native engine (rank 0 of its group, or alone). */
+export function batchEngineOf(
+  engine: Engine,
+  config: WorkerConfig,
+  metrics?: EngineMetrics,
+  onGroupLost?: (reason: string) => void,
+): BatchEngine {
+  return new BatchEngine(engine.model, engine, {
     modelName: config.model.name,
-    synthetic,
+    synthetic: isSynthetic(config.model.path),
     maxNumSeqs: config.scheduler.max_num_seqs,
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
     maxWaiting: config.scheduler.max_waiting,
     starvationMs: config.scheduler.starvation_ms,
-    rank: config.rank,
-    ...(registry ? { metrics: createEngineMetrics(registry, config.model.name) } : {}),
+    rank: engine.rank,
+    ...(metrics ? { metrics } : {}),
+    ...(onGroupLost ? { onGroupLost } : {}),
   });
+}
+
+export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
+  const engine = createNativeEngine(await loadModelShard(config, log), config);
+  return batchEngineOf(engine, config, registry ? createEngineMetrics(registry, config.model.name) : undefined);
 }

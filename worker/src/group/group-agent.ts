@@ -20,7 +20,8 @@ export interface OpenedGroupEngine {
 
 /** Opens this rank's part of a group: loads its shard and meets its peers. */
 export interface GroupEngineFactory {
-  open(assignment: GroupAssignment): Promise<OpenedGroupEngine>;
+  /** `onLost` is called (at most once per open) when the group breaks under the engine (a peer died or hung). */
+  open(assignment: GroupAssignment, onLost: (reason: string) => void): Promise<OpenedGroupEngine>;
 }
 
 export interface GroupMembershipPort {
@@ -41,6 +42,8 @@ export class GroupAgent {
   #opened: OpenedGroupEngine | undefined;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Groups this worker left because they broke: never rejoined, even if a stale heartbeat still names one. */
+  readonly #left = new Set<string>();
 
   constructor(
     switchable: SwitchableEngine,
@@ -59,7 +62,7 @@ export class GroupAgent {
   /** The assignment the orchestrator sent with the last heartbeat (undefined: none). */
   onAssignment(assignment: GroupAssignment | undefined): void {
     const key = keyOf(assignment);
-    if (key === this.#key || this.#closed) return;
+    if (key === this.#key || this.#closed || this.#left.has(key)) return;
     this.#key = key;
     this.#chain = this.#chain.then(() => this.#transition(assignment, key));
   }
@@ -77,7 +80,7 @@ export class GroupAgent {
     const { groupId, rank, worldSize } = assignment;
     this.#log.info({ groupId, rank, worldSize, experts: assignment.experts.length }, "joining group");
     try {
-      const opened = await this.#factory.open(assignment);
+      const opened = await this.#factory.open(assignment, (reason) => this.#lost(key, reason));
       if (key !== this.#key || this.#closed) {
         await opened.close();
         return;
@@ -91,6 +94,16 @@ export class GroupAgent {
       this.#key = "";
       this.#membership.rejoin();
     }
+  }
+
+  /** The group under the engine broke: leave it and rejoin, so the orchestrator re-forms a group. */
+  #lost(key: string, reason: string): void {
+    if (key !== this.#key || this.#closed) return; // already left that group
+    this.#log.error({ group: key, reason }, "the expert-parallel group broke; rejoining");
+    this.#left.add(key);
+    this.#key = "";
+    this.#chain = this.#chain.then(() => this.#transition(undefined, ""));
+    this.#membership.rejoin();
   }
 
   /** Closes the group engine for shutdown. */

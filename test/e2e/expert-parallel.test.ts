@@ -1,0 +1,140 @@
+/**
+ * Expert parallelism through the whole stack, as processes: Redis, the orchestrator forming groups of W,
+ * W orchestrated workers per group (each its shard, Gloo over loopback, rendezvous in Redis), and the
+ * gateway discovering them — with the official openai SDK as the client.
+ * - W = 1, 2, 4 (tiny model with 8 KV heads): greedy tokens identical and logprobs within 1e-4 of W = 1.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { SHAPES } from "@expertmesh/kernels";
+import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
+import { type Member, MembershipClient } from "@expertmesh/proto/cluster";
+import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
+import { credentials } from "@grpc/grpc-js";
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
+const root = new URL("../../", import.meta.url).pathname;
+const MODEL = "gpt-oss-tiny-kv8";
+const WATCHDOG_MS = 2_000;
+let redis: RedisServer;
+let checkpoint: string;
+let cleanup: Array<() => Promise<unknown> | unknown> = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  checkpoint = join(mkdtempSync(join(tmpdir(), "ep-model-")), "tiny-kv8");
+  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, numQHeads: 8, numKvHeads: 8, numExperts: 8 }, out: checkpoint, seed: 11 });
+});
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+function start(script: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [join(root, script)], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "inherit" });
+  cleanup.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return child;
+}
+
+async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f().catch(() => undefined as T);
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Cluster {
+  client: OpenAI;
+  members(): Promise<Member[]>;
+  worker(env?: Record<string, string>): Promise<WorkerProcess>;
+}
+
+/** Orchestrator (groups of `world`), `workers` orchestrated workers, and a gateway that routes to the groups. */
+async function cluster(world: number, workers: number): Promise<Cluster> {
+  const prefix = `ep${world}-${Date.now()}:`;
+  const orchestratorPort = await freePort();
+  const orchestrator = `127.0.0.1:${orchestratorPort}`;
+  start("orchestrator/src/main.ts", {
+    REDIS_URL: redis.url,
+    ORCHESTRATOR_PORT: String(orchestratorPort),
+    ORCHESTRATOR_METRICS_PORT: String(await freePort()),
+    ORCHESTRATOR_REDIS_KEY_PREFIX: prefix,
+    ORCHESTRATOR_GROUP_WORLD_SIZE: String(world),
+    ORCHESTRATOR_LEASE_TTL_MS: "1500",
+    ORCHESTRATOR_PRUNE_INTERVAL_MS: "200",
+  });
+  const membership = new MembershipClient(orchestrator, credentials.createInsecure());
+  cleanup.push(() => membership.close());
+  const members = () =>
+    new Promise<Member[]>((resolve, reject) => membership.listMembers({ model: "" }, (e, r) => (e ? reject(e) : resolve(r.members))));
+  await until(members, (m) => Array.isArray(m));
+  const worker = async (env: Record<string, string> = {}) => {
+    const w = await spawnWorker({
+      WORKER_MODEL_PATH: checkpoint,
+      WORKER_MODEL_NAME: MODEL,
+      WORKER_GROUP_MODE: "orchestrated",
+      WORKER_ORCHESTRATOR_ADDRESS: orchestrator,
+      WORKER_HEARTBEAT_MS: "200",
+      WORKER_GROUP_COMM_TIMEOUT_MS: String(WATCHDOG_MS),
+      WORKER_KV_NUM_BLOCKS: "256",
+      WORKER_MAX_NUM_SEQS: "8",
+      ...env,
+    });
+    cleanup.push(() => w.stop());
+    return w;
+  };
+  // A worker is SERVING only once its group formed: start a group's ranks together.
+  await Promise.all(Array.from({ length: workers }, () => worker()));
+  const gatewayPort = await freePort();
+  start("gateway/src/main.ts", {
+    GATEWAY_PORT: String(gatewayPort),
+    GATEWAY_ORCHESTRATOR_ADDRESS: orchestrator,
+    GATEWAY_ORCHESTRATOR_REFRESH_MS: "200",
+    GATEWAY_API_KEYS: "sk-ep-test-0123456789",
+  });
+  const base = `http://127.0.0.1:${gatewayPort}`;
+  await until(
+    () => fetch(`${base}/ready`).then((r) => r.status),
+    (s) => s === 200,
+  );
+  return { client: new OpenAI({ apiKey: "sk-ep-test-0123456789", baseURL: `${base}/v1`, maxRetries: 0 }), members, worker };
+}
+
+async function greedy(client: OpenAI): Promise<{ tokens: string[]; logprobs: number[] }> {
+  const r = await client.completions.create({ model: MODEL, prompt: "The expert mesh", max_tokens: 8, temperature: 0, logprobs: 1 });
+  return { tokens: r.choices[0]?.logprobs?.tokens ?? [], logprobs: r.choices[0]?.logprobs?.token_logprobs ?? [] };
+}
+
+describe("expert-parallel groups through the gateway", () => {
+  it("W = 2 and 4 generate exactly what W = 1 generates (logprobs within 1e-4)", async () => {
+    const results = [];
+    for (const world of [1, 2, 4]) {
+      const c = await cluster(world, world);
+      const listed = await c.members();
+      expect(listed.filter((m) => m.worldSize === world && m.groupId !== "")).toHaveLength(world);
+      results.push(await greedy(c.client));
+      for (const fn of cleanup.reverse()) await fn();
+      cleanup = [];
+    }
+    const [one, ...others] = results;
+    expect(one?.tokens).toHaveLength(8);
+    for (const r of others) {
+      expect(r.tokens).toEqual(one?.tokens);
+      r.logprobs.forEach((lp, i) => {
+        expect(Math.abs(lp - (one?.logprobs[i] ?? 0))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(lp)));
+      });
+    }
+  }, 180_000);
+});
