@@ -60,7 +60,11 @@ start redis "$logs/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1
   --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save ""
 node scripts/wait-for.ts "tcp://127.0.0.1:$redis_port" 15 || em_die "redis did not start (see $logs/redis.log)"
 
-REDIS_URL="redis://127.0.0.1:$redis_port" start orchestrator "$logs/orchestrator.log" node orchestrator/src/main.ts
+# The orchestrator hosts the batch runners; they share Redis and the files directory with the gateway.
+export EXPERTMESH_FILES_DIR="${EXPERTMESH_FILES_DIR:-$EM_RUN/files}"
+REDIS_URL="redis://127.0.0.1:$redis_port" ORCHESTRATOR_BATCH_RUNNER=true \
+  ORCHESTRATOR_BATCH_GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT" \
+  start orchestrator "$logs/orchestrator.log" node orchestrator/src/main.ts
 node scripts/wait-for.ts "tcp://127.0.0.1:$ORCHESTRATOR_PORT" 30 || em_die "orchestrator did not start (see $logs/orchestrator.log)"
 
 model="${EXPERTMESH_MODEL:-}"
@@ -79,7 +83,8 @@ WORKER_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" WORKER_MODEL_PATH="$m
   start worker "$logs/worker.log" node worker/src/main.ts
 node scripts/wait-for.ts "tcp://127.0.0.1:$WORKER_PORT" 60 || em_die "worker did not start (see $logs/worker.log)"
 
-GATEWAY_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" start gateway "$logs/gateway.log" node gateway/src/main.ts
+GATEWAY_ORCHESTRATOR_ADDRESS="127.0.0.1:$ORCHESTRATOR_PORT" REDIS_URL="redis://127.0.0.1:$redis_port" \
+  start gateway "$logs/gateway.log" node gateway/src/main.ts
 node scripts/wait-for.ts "http://127.0.0.1:$GATEWAY_PORT/health" 30 || em_die "gateway did not start (see $logs/gateway.log)"
 
 em_log "model: $model_name ($model)"

@@ -1,4 +1,6 @@
 /** Gateway configuration, validated once at startup (GATEWAY_CONFIG_FILE, then env). */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadConfig } from "@expertmesh/common";
 import { z } from "zod";
 
@@ -73,6 +75,19 @@ export const GatewayConfigSchema = z
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
     request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
+    /** The Files and Batches API (on when redis_url is set); the batch runners must share files_dir and Redis. */
+    batches: z
+      .object({
+        files_dir: z.string().min(1).default(join(tmpdir(), "expertmesh-files")),
+        max_file_bytes: positive.default(200 * 1024 * 1024),
+        /** Batch lines in flight at this gateway while online generations run (the rest wait); 0 pauses them. */
+        max_inflight_while_online: z.coerce.number().int().min(0).default(1),
+        /** How long online traffic must have been quiet before batch lines run freely again. */
+        online_quiet_ms: z.coerce.number().int().min(0).default(1_000),
+        /** Redis key prefix shared with the orchestrator (ORCHESTRATOR_REDIS_KEY_PREFIX). */
+        key_prefix: z.string().min(1).default("em:"),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
     if (c.api_keys_store === "redis" && !c.redis_url)
@@ -104,6 +119,11 @@ export const gatewayEnv = {
   "admission.retry_after_ms": "GATEWAY_RETRY_AFTER_MS",
   "admission.client_retries": "GATEWAY_CLIENT_RETRIES",
   shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
+  "batches.files_dir": "EXPERTMESH_FILES_DIR",
+  "batches.max_file_bytes": "GATEWAY_MAX_FILE_BYTES",
+  "batches.max_inflight_while_online": "GATEWAY_BATCH_MAX_INFLIGHT_WHILE_ONLINE",
+  "batches.online_quiet_ms": "GATEWAY_BATCH_ONLINE_QUIET_MS",
+  "batches.key_prefix": "ORCHESTRATOR_REDIS_KEY_PREFIX",
 } as const;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {

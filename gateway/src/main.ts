@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Gateway process entry: config → telemetry → createServer → listen → graceful shutdown. */
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
+import { createBatchService, LocalFileStorage } from "@expertmesh/orchestrator/batches";
 import closeWithGrace from "close-with-grace";
 import { Redis } from "ioredis";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
@@ -36,6 +37,15 @@ const keys =
     : configured;
 if (!keys.required) log.warn("no API keys are configured: authentication is disabled (local development only)");
 const responses = redis ? new RedisResponseStore(redis, config.response_retention_ms) : new MemoryResponseStore();
+// The Files and Batches API needs Redis (shared with the orchestrator's batch runners).
+const batches = redis
+  ? createBatchService({
+      redis,
+      redisUrl: config.redis_url,
+      keyPrefix: config.batches.key_prefix,
+      storage: new LocalFileStorage(config.batches.files_dir),
+    })
+  : undefined;
 const app = createServer({
   config,
   log,
@@ -46,6 +56,7 @@ const app = createServer({
   keys,
   limiter,
   responses,
+  ...(batches ? { batches } : {}),
 });
 const address = await app.listen({ host: config.http.host, port: config.http.port });
 log.info({ address }, "gateway listening");
@@ -55,6 +66,7 @@ closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   else log.info({ signal }, "shutting down");
   await app.close();
   backend.close();
+  await batches?.close();
   await redis?.quit();
   directory.close();
   await telemetry.shutdown();

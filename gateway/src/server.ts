@@ -4,11 +4,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
+import type { BatchApi } from "@expertmesh/orchestrator/batches";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { genAiMetrics, ObservedBackend } from "./adapters/observed-backend.ts";
 import type { GatewayConfig } from "./config.ts";
 import { Admission, AdmittingBackend } from "./domain/admission.ts";
-import { type ApiKeySource, ApiKeys } from "./domain/api-keys.ts";
+import { AnyApiKeys, type ApiKeySource, ApiKeys } from "./domain/api-keys.ts";
+import { BatchGate } from "./domain/batches/batch-gate.ts";
+import { BatchLineKeys } from "./domain/batches/batch-line-keys.ts";
+import { BatchPriorityBackend } from "./domain/batches/batch-priority-backend.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
@@ -17,8 +21,10 @@ import { TokenLimitedBackend } from "./domain/token-limits.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
+import { registerBatchRoutes } from "./http/routes/batches.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
+import { registerFileRoutes } from "./http/routes/files.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 import { registerResponses } from "./http/routes/responses.ts";
@@ -39,6 +45,8 @@ export interface GatewayDeps {
   responses?: ResponseStore;
   /** Admission control; built from config.admission when not given. */
   admission?: Admission;
+  /** The Files and Batches API (needs Redis); its routes are registered when given. */
+  batches?: BatchApi;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -66,17 +74,24 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   if (!deps.keys && deps.config.api_keys_store === "redis")
     throw new Error("api_keys_store 'redis': createServer needs deps.keys (a RedisApiKeys)");
   const limiter = deps.limiter ?? new MemoryRateLimiter();
+  const lineKeys = deps.batches ? new BatchLineKeys(deps.batches.batches) : undefined;
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
   app.addHook(
     "onRequest",
     createAuthHook({
-      keys: deps.keys ?? ApiKeys.load(deps.config.api_keys, deps.config.api_keys_file),
+      keys: withBatchLineKeys(deps.keys ?? ApiKeys.load(deps.config.api_keys, deps.config.api_keys_file), lineKeys),
       limiter,
       requestsPerMinute: deps.config.limits.requests_per_minute,
     }),
   );
+  // With auth off the hook above skips every request: batch lines still identify as such (batch priority).
+  if (lineKeys)
+    app.addHook("onRequest", async (request) => {
+      const bearer = /^Bearer\s+(sk-em-batch-\S+)$/i.exec(request.headers.authorization ?? "")?.[1];
+      if (!request.apiKey && bearer) request.apiKey = await lineKeys.find(bearer);
+    });
   app.addHook("onResponse", async (request, reply) => {
     duration.observe(
       { method: request.method, route: request.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
@@ -110,6 +125,10 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
 
   registerHealthRoutes(app, deps.directory);
   registerModelRoutes(app, deps.directory);
+  if (deps.batches) {
+    registerFileRoutes(app, { service: deps.batches.service, maxFileBytes: deps.config.batches.max_file_bytes });
+    registerBatchRoutes(app, deps.batches.service);
+  }
   if (deps.backend && deps.tokenizer) {
     const admission =
       deps.admission ??
@@ -143,11 +162,14 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       tokensPerMinute: deps.config.limits.tokens_per_minute,
       onChargeError: (err: unknown) => deps.log.warn({ err }, "charging completion tokens failed"),
     };
-    const backend = new TokenLimitedBackend(new ObservedBackend(admitted, "chat", metrics), tokenLimits);
+    // Batch lines (batch credentials) go to the workers at batch priority; outermost: it reads the caller.
+    const gate = new BatchGate(deps.config.batches.max_inflight_while_online, deps.config.batches.online_quiet_ms);
+    const batchAware = (b: GenerationBackend) => (deps.batches ? new BatchPriorityBackend(b, gate) : b);
+    const backend = batchAware(new TokenLimitedBackend(new ObservedBackend(admitted, "chat", metrics), tokenLimits));
     const limits = { defaultMaxTokens: deps.config.default_max_tokens, requestTimeoutMs: deps.config.request_timeout_ms };
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
     registerCompletions(app, {
-      backend: new TokenLimitedBackend(new ObservedBackend(admitted, "text_completion", metrics), tokenLimits),
+      backend: batchAware(new TokenLimitedBackend(new ObservedBackend(admitted, "text_completion", metrics), tokenLimits)),
       tokenizer: deps.tokenizer,
       requestTimeoutMs: deps.config.request_timeout_ms,
     });
@@ -155,4 +177,9 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   }
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
   return app;
+}
+
+/** Batch runners authenticate with per-batch credentials beside the configured keys. */
+function withBatchLineKeys(keys: ApiKeySource, lineKeys: BatchLineKeys | undefined): ApiKeySource {
+  return lineKeys ? new AnyApiKeys([keys, lineKeys]) : keys;
 }

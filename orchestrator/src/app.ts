@@ -1,18 +1,20 @@
 /**
  * Wires the orchestrator: Redis → membership and group stores → gRPC Membership + health, and the
- * timer that prunes expired leases and (re-)forms expert-parallel groups. BullMQ batch jobs and
- * autoscaling signals attach here later.
+ * timer that prunes expired leases and (re-)forms expert-parallel groups; with batch.enabled, a batch
+ * runner (BullMQ) and the Prometheus listener for the autoscaling signals (batches/batch-metrics.ts).
  */
-import type { Logger } from "@expertmesh/common";
+import { createMetricsRegistry, type Logger } from "@expertmesh/common";
 import { MembershipService } from "@expertmesh/proto/cluster";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import { RedisGroupStore } from "./adapters/redis-group-store.ts";
 import { RedisMembershipStore } from "./adapters/redis-membership-store.ts";
+import { startConfiguredRunner } from "./batches/runner-from-config.ts";
 import type { OrchestratorConfig } from "./config.ts";
 import { GroupFormer } from "./groups/group-former.ts";
 import { createMembershipService } from "./transport/membership-service.ts";
+import { startMetricsServer } from "./transport/metrics-server.ts";
 
 export interface RunningOrchestrator {
   address: string;
@@ -63,12 +65,18 @@ export async function startOrchestrator(config: OrchestratorConfig, log: Logger)
       .catch((err: Error) => log.warn({ err: err.message }, "prune / group formation failed"));
   }, config.membership.prune_interval_ms);
   pruner.unref();
-  log.info({ address, redis: config.redis.url }, "orchestrator listening");
+  const registry = createMetricsRegistry("orchestrator");
+  const runner = config.batch.enabled ? await startConfiguredRunner(config, log, registry) : undefined;
+  const metrics =
+    runner && config.batch.metrics_port > 0 ? await startMetricsServer(registry, config.grpc.host, config.batch.metrics_port) : undefined;
+  log.info({ address, redis: config.redis.url, batchRunner: Boolean(runner) }, "orchestrator listening");
 
   return {
     address,
     async close() {
       clearInterval(pruner);
+      metrics?.close();
+      await runner?.close();
       health.setStatus("", "NOT_SERVING");
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await redis.quit();

@@ -1,5 +1,6 @@
 /** Orchestrator configuration, validated once at startup (ORCHESTRATOR_CONFIG_FILE, then env). */
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadConfig } from "@expertmesh/common";
 import { z } from "zod";
 
@@ -35,6 +36,29 @@ export const OrchestratorConfigSchema = z.object({
     })
     .prefault({}),
   shutdown_grace_ms: positive.default(10_000),
+  /** Batch runners (the durable Batch API's executors): hosted by this process when enabled. */
+  batch: z
+    .object({
+      enabled: z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean()).default(false),
+      /** The gateway the runners send lines to (any replica; lines run there at batch priority). */
+      gateway_url: z.string().url().default("http://127.0.0.1:8080"),
+      /** Shared with the gateway (EXPERTMESH_FILES_DIR): batch input and output files. */
+      files_dir: z.string().min(1).default(join(tmpdir(), "expertmesh-files")),
+      /** Lines in flight per runner. */
+      concurrency: positive.default(8),
+      /** Tries per line for retryable failures (429, 5xx, no answer). */
+      line_attempts: positive.default(5),
+      line_timeout_ms: positive.default(600_000),
+      /** A runner that dies mid-line has its line handed to another runner after about this long. */
+      lock_duration_ms: positive.default(30_000),
+      max_stalled_count: positive.default(5),
+      sweep_interval_ms: positive.default(2_000),
+      /** An in-progress batch without progress for this long is checked for lines a Redis crash lost. */
+      repair_after_ms: positive.default(15_000),
+      /** Prometheus /metrics (queue depth by priority, batches by status); 0 = no listener. */
+      metrics_port: z.coerce.number().int().min(0).max(65535).default(9092),
+    })
+    .prefault({}),
 });
 
 export type OrchestratorConfig = z.infer<typeof OrchestratorConfigSchema>;
@@ -51,6 +75,17 @@ export const orchestratorEnv = {
   "groups.world_size": "ORCHESTRATOR_GROUP_WORLD_SIZE",
   "groups.rendezvous_redis_url": "ORCHESTRATOR_RENDEZVOUS_REDIS_URL",
   shutdown_grace_ms: "ORCHESTRATOR_SHUTDOWN_GRACE_MS",
+  "batch.enabled": "ORCHESTRATOR_BATCH_RUNNER",
+  "batch.gateway_url": "ORCHESTRATOR_BATCH_GATEWAY_URL",
+  "batch.files_dir": "EXPERTMESH_FILES_DIR",
+  "batch.concurrency": "ORCHESTRATOR_BATCH_CONCURRENCY",
+  "batch.line_attempts": "ORCHESTRATOR_BATCH_LINE_ATTEMPTS",
+  "batch.line_timeout_ms": "ORCHESTRATOR_BATCH_LINE_TIMEOUT_MS",
+  "batch.lock_duration_ms": "ORCHESTRATOR_BATCH_LOCK_DURATION_MS",
+  "batch.max_stalled_count": "ORCHESTRATOR_BATCH_MAX_STALLED_COUNT",
+  "batch.sweep_interval_ms": "ORCHESTRATOR_BATCH_SWEEP_INTERVAL_MS",
+  "batch.repair_after_ms": "ORCHESTRATOR_BATCH_REPAIR_AFTER_MS",
+  "batch.metrics_port": "ORCHESTRATOR_METRICS_PORT",
 } as const;
 
 export function loadOrchestratorConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorConfig {

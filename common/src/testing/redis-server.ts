@@ -1,6 +1,8 @@
 /**
  * A real redis-server for tests: its own random loopback port and temp dir, AOF on (everysec) and
  * noeviction, as in production for BullMQ. Stop it with stop(); it is SIGKILLed if the test process dies.
+ * crash() and restart() kill -9 it and start it again on the same port and data directory (the AOF
+ * replays: what was written more than a second before the crash survives).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +16,10 @@ export interface RedisServer {
   dir: string;
   process: ChildProcess;
   stop(): Promise<void>;
+  /** SIGKILL, keeping the data directory (a crash). */
+  crash(): Promise<void>;
+  /** Starts it again on the same port and data directory (after crash()). */
+  restart(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -28,9 +34,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedisServer(bin = process.env.REDIS_SERVER_BIN ?? "redis-server"): Promise<RedisServer> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "expertmesh-redis-"));
+function spawnRedis(bin: string, port: number, dir: string): Promise<ChildProcess> {
   const child = spawn(
     bin,
     [
@@ -51,16 +55,14 @@ export async function startRedisServer(bin = process.env.REDIS_SERVER_BIN ?? "re
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<ChildProcess>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 10_000);
     child.stdout?.on("data", (d: Buffer) => {
       out += d.toString();
       if (out.includes("Ready to accept connections")) {
         clearTimeout(timer);
-        resolve();
+        resolve(child);
       }
     });
     child.on("error", (err) => {
@@ -72,19 +74,38 @@ export async function startRedisServer(bin = process.env.REDIS_SERVER_BIN ?? "re
       reject(new Error(`redis-server exited with ${code}:\n${out}`));
     });
   });
+}
+
+export async function startRedisServer(bin = process.env.REDIS_SERVER_BIN ?? "redis-server"): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "expertmesh-redis-"));
+  let child = await spawnRedis(bin, port, dir);
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
-    process: child,
+    get process() {
+      return child;
+    },
     async stop() {
       process.removeListener("exit", killOnExit);
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
         await exited;
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+    async crash() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+    },
+    async restart() {
+      child = await spawnRedis(bin, port, dir);
     },
   };
 }

@@ -1,0 +1,73 @@
+/**
+ * The Batches API: POST /v1/batches, GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel.
+ * The batch runners (orchestrator) execute the lines; this route only records and reads batches. Another
+ * API key's batch is 404. A traceparent on POST /v1/batches is carried through the jobs to the workers.
+ */
+import type { BatchService } from "@expertmesh/orchestrator/batches";
+import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
+import type { FastifyInstance } from "fastify";
+import { ownerOf } from "./files.ts";
+
+const idParams = { type: "object", required: ["id"], properties: { id: { type: "string", minLength: 1, maxLength: 128 } } };
+
+export function registerBatchRoutes(app: FastifyInstance, service: BatchService): void {
+  app.post(
+    "/v1/batches",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["input_file_id", "endpoint", "completion_window"],
+          properties: {
+            input_file_id: { type: "string", minLength: 1, maxLength: 128 },
+            endpoint: { type: "string" },
+            completion_window: { type: "string" },
+            metadata: { type: ["object", "null"], additionalProperties: { type: "string", maxLength: 512 } },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const b = request.body as {
+        input_file_id: string;
+        endpoint: string;
+        completion_window: string;
+        metadata?: Record<string, string> | null;
+      };
+      // The caller's trace goes into the batch's jobs (bullmq-otel) and on to every line's generation (R21).
+      const trace = propagation.extract(ROOT_CONTEXT, request.headers);
+      return context.with(trace, () => service.createBatch(ownerOf(request), b));
+    },
+  );
+
+  app.get(
+    "/v1/batches",
+    {
+      schema: {
+        querystring: {
+          type: "object",
+          properties: { limit: { type: "integer", minimum: 1, maximum: 100, default: 20 }, after: { type: "string" } },
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query as { limit: number; after?: string };
+      const page = await service.listBatches(ownerOf(request), q);
+      return {
+        object: "list",
+        data: page.data,
+        first_id: page.data[0]?.id ?? null,
+        last_id: page.data.at(-1)?.id ?? null,
+        has_more: page.has_more,
+      };
+    },
+  );
+
+  app.get("/v1/batches/:id", { schema: { params: idParams } }, async (request) =>
+    service.getBatch(ownerOf(request), (request.params as { id: string }).id),
+  );
+
+  app.post("/v1/batches/:id/cancel", { schema: { params: idParams } }, async (request) =>
+    service.cancelBatch(ownerOf(request), (request.params as { id: string }).id),
+  );
+}

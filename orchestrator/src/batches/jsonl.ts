@@ -1,0 +1,92 @@
+/**
+ * Batch input validation, line by line: every problem names its 1-based line and field, as OpenAI's
+ * batch `errors` do. Pure functions; nothing here reads files or Redis.
+ */
+import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchError, type InputLine } from "./types.ts";
+
+export const MAX_BATCH_LINES = 50_000;
+export const MAX_CUSTOM_ID_LENGTH = 512;
+/** At most this many problems are reported for one file. */
+const MAX_ERRORS = 20;
+
+export interface ParsedInput {
+  lines: InputLine[];
+  errors: BatchError[];
+}
+
+const problem = (line: number, param: string | null, message: string, code = "invalid_request"): BatchError => ({
+  code,
+  message: `Line ${line}: ${message}`,
+  param,
+  line,
+});
+
+/** Parses and checks a batch input file; `lines` holds the valid ones, `errors` every problem found. */
+export function parseBatchInput(text: string): ParsedInput {
+  const lines: InputLine[] = [];
+  const errors: BatchError[] = [];
+  const seen = new Set<string>();
+  const rows = text.split("\n");
+  if (rows.at(-1) === "") rows.pop();
+  for (let i = 0; i < rows.length && errors.length < MAX_ERRORS; i++) {
+    const n = i + 1;
+    const raw = (rows[i] as string).replace(/\r$/, "");
+    if (raw.trim() === "") {
+      errors.push(problem(n, null, "empty line; every line must be one JSON request object", "empty_line"));
+      continue;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (err) {
+      errors.push(problem(n, null, `not valid JSON (${(err as Error).message})`, "invalid_json_line"));
+      continue;
+    }
+    const checked = checkLine(value, n);
+    if ("error" in checked) errors.push(checked.error);
+    else if (seen.has(checked.line.custom_id))
+      errors.push(problem(n, "custom_id", `duplicate custom_id '${checked.line.custom_id}'`, "duplicate_custom_id"));
+    else {
+      seen.add(checked.line.custom_id);
+      lines.push(checked.line);
+    }
+  }
+  if (rows.length === 0) errors.push({ code: "empty_file", message: "The file has no requests.", param: null, line: null });
+  if (rows.length > MAX_BATCH_LINES)
+    errors.push({
+      code: "too_many_requests",
+      message: `The file has ${rows.length} requests; a batch takes at most ${MAX_BATCH_LINES}.`,
+      param: null,
+      line: null,
+    });
+  return { lines, errors };
+}
+
+function checkLine(v: unknown, n: number): { line: InputLine } | { error: BatchError } {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { error: problem(n, null, "must be a JSON object") };
+  const o = v as Record<string, unknown>;
+  if (typeof o.custom_id !== "string" || o.custom_id.length === 0)
+    return { error: problem(n, "custom_id", "custom_id must be a non-empty string") };
+  if (o.custom_id.length > MAX_CUSTOM_ID_LENGTH)
+    return { error: problem(n, "custom_id", `custom_id is longer than ${MAX_CUSTOM_ID_LENGTH} characters`) };
+  if (o.method !== "POST") return { error: problem(n, "method", `method must be "POST"`) };
+  if (typeof o.url !== "string" || !(BATCH_ENDPOINTS as readonly string[]).includes(o.url))
+    return { error: problem(n, "url", `url must be one of ${BATCH_ENDPOINTS.join(", ")}`) };
+  if (typeof o.body !== "object" || o.body === null || Array.isArray(o.body))
+    return { error: problem(n, "body", "body must be a JSON object") };
+  const body = o.body as Record<string, unknown>;
+  if (typeof body.model !== "string" || body.model.length === 0)
+    return { error: problem(n, "body.model", "body.model must be a non-empty string") };
+  if (body.stream === true) return { error: problem(n, "body.stream", "streaming is not supported in a batch") };
+  return { line: { custom_id: o.custom_id, method: "POST", url: o.url as BatchEndpoint, body } };
+}
+
+/** The errors of using these lines for a batch on `endpoint` (every line must target it). */
+export function endpointErrors(lines: readonly InputLine[], endpoint: BatchEndpoint): BatchError[] {
+  const errors: BatchError[] = [];
+  lines.forEach((l, i) => {
+    if (l.url !== endpoint && errors.length < MAX_ERRORS)
+      errors.push(problem(i + 1, "url", `url '${l.url}' does not match the batch endpoint '${endpoint}'`, "mismatched_url"));
+  });
+  return errors;
+}

@@ -1,0 +1,51 @@
+/**
+ * FileStorage on a local directory (the default): one file per id, written to a temporary name and
+ * renamed, so a crash never leaves a half-written file under its id. Several processes on one machine
+ * (gateway and batch runners) may share the directory; across machines mount a shared volume.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { FileStorage } from "./file-storage.ts";
+
+const ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export class LocalFileStorage implements FileStorage {
+  readonly #dir: string;
+  #ready: Promise<unknown> | undefined;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  async put(id: string, content: Buffer): Promise<void> {
+    await this.#mkdir();
+    const tmp = join(this.#dir, `.${id}.${randomBytes(6).toString("hex")}.tmp`);
+    await writeFile(tmp, content, { flush: true });
+    await rename(tmp, this.#path(id));
+  }
+
+  async get(id: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.#path(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await rm(this.#path(id), { force: true });
+  }
+
+  #path(id: string): string {
+    // Ids are ours, but they arrive in URLs: never let one name a path outside the directory.
+    if (!ID.test(id)) throw new Error(`invalid file id '${id.slice(0, 64)}'`);
+    return join(this.#dir, id);
+  }
+
+  #mkdir(): Promise<unknown> {
+    this.#ready ??= mkdir(this.#dir, { recursive: true });
+    return this.#ready;
+  }
+}
