@@ -4,6 +4,7 @@
 // class that TypeScript registers with setErrorClass().
 #include <napi.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,15 +16,34 @@ namespace {
 
 Napi::FunctionReference* g_error_class = nullptr;
 
-// Throws the TS-owned NativeError(status, statusName, message) when registered, else a plain Error.
-[[maybe_unused]] void throw_status(Napi::Env env, gptoss_status status, const std::string& message) {
-  if (g_error_class != nullptr) {
-    Napi::Object err = g_error_class->New({Napi::Number::New(env, status),
-                                           Napi::String::New(env, gptoss_status_name(status)),
-                                           Napi::String::New(env, message)});
-    throw Napi::Error(env, err);
+// What a failed C call left behind, captured on the thread that made it (the messages are thread-local).
+struct Failure {
+  gptoss_status status = gptoss_status_success;
+  std::string message;
+  gptoss_comm_failure comm = gptoss_comm_failure_none;
+  bool failed() const { return status != gptoss_status_success; }
+  gptoss_status capture(gptoss_status s) {
+    status = s;
+    if (s != gptoss_status_success) {
+      message = gptoss_last_error();
+      comm = gptoss_last_comm_failure();
+    }
+    return s;
   }
-  throw Napi::Error::New(env, message);
+};
+
+// The TS-owned NativeError(status, statusName, message, commFailure?) when registered, else a plain Error.
+Napi::Value make_error(Napi::Env env, const Failure& f) {
+  if (g_error_class == nullptr) return Napi::Error::New(env, f.message).Value();
+  Napi::Value comm = f.comm == gptoss_comm_failure_none ? env.Undefined() : Napi::String::New(env, gptoss_comm_failure_name(f.comm));
+  return g_error_class->New(
+      {Napi::Number::New(env, f.status), Napi::String::New(env, gptoss_status_name(f.status)), Napi::String::New(env, f.message), comm});
+}
+
+[[noreturn]] void throw_status(Napi::Env env, gptoss_status status) {
+  Failure f;
+  f.capture(status);
+  throw Napi::Error(env, make_error(env, f).As<Napi::Object>());
 }
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
@@ -40,7 +60,7 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   gptoss_capabilities caps{};
   const gptoss_status status = gptoss_query_capabilities(&caps);
-  if (status != gptoss_status_success) throw_status(env, status, "capabilities query failed");
+  if (status != gptoss_status_success) throw_status(env, status);
 
   Napi::Object cpu = Napi::Object::New(env);
   cpu.Set("avx2", Napi::Boolean::New(env, caps.cpu_avx2));
@@ -131,27 +151,16 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     gptoss_model_t m = nullptr;
-    status_ = gptoss_model_load(dir_.c_str(), rank_, world_, explicit_ ? experts_.data() : nullptr, experts_.size(), &m);
-    if (status_ == gptoss_status_success) model_.reset(m, gptoss_model_release);
-    else message_ = gptoss_last_error();
+    if (failure_.capture(gptoss_model_load(dir_.c_str(), rank_, world_, explicit_ ? experts_.data() : nullptr, experts_.size(), &m)) ==
+        gptoss_status_success)
+      model_.reset(m, gptoss_model_release);
   }
   void OnOK() override {
     Napi::Env env = Env();
-    if (status_ != gptoss_status_success) {
-      deferred_.Reject(MakeError(env, status_, message_));
-      return;
-    }
-    deferred_.Resolve(ModelToJs(env, model_));
+    if (failure_.failed()) deferred_.Reject(make_error(env, failure_));
+    else deferred_.Resolve(ModelToJs(env, model_));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-  static Napi::Value MakeError(Napi::Env env, gptoss_status status, const std::string& message) {
-    if (g_error_class != nullptr) {
-      return g_error_class->New({Napi::Number::New(env, status), Napi::String::New(env, gptoss_status_name(status)),
-                                 Napi::String::New(env, message)});
-    }
-    return Napi::Error::New(env, message).Value();
-  }
 
  private:
   Napi::Promise::Deferred deferred_;
@@ -159,8 +168,7 @@ class LoadWorker : public Napi::AsyncWorker {
   int rank_, world_;
   std::vector<int32_t> experts_;
   bool explicit_;
-  gptoss_status status_ = gptoss_status_success;
-  std::string message_;
+  Failure failure_;
   ModelPtr model_;
 };
 
@@ -199,13 +207,10 @@ class CallWorker : public Napi::AsyncWorker {
     for (auto& k : keep) keep_.push_back(Napi::Persistent(k));  // what the call uses must outlive it
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    status_ = call_();
-    if (status_ != gptoss_status_success) message_ = gptoss_last_error();
-  }
+  void Execute() override { failure_.capture(call_()); }
   void OnOK() override {
     Napi::Env env = Env();
-    if (status_ != gptoss_status_success) deferred_.Reject(LoadWorker::MakeError(env, status_, message_));
+    if (failure_.failed()) deferred_.Reject(make_error(env, failure_));
     else deferred_.Resolve(done_(env));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -215,23 +220,32 @@ class CallWorker : public Napi::AsyncWorker {
   std::function<gptoss_status()> call_;
   std::function<Napi::Value(Napi::Env)> done_;
   std::vector<Napi::ObjectReference> keep_;
-  gptoss_status status_ = gptoss_status_success;
-  std::string message_;
+  Failure failure_;
 };
 
-// connectCommunicator(rank, world, rendezvous, timeoutMs) -> Promise<{handle}>: blocks (off the loop)
-// until every rank joined.
+// connectCommunicator({transport, rank, world, timeoutMs, rendezvous?, ncclUniqueId?, device?}) ->
+// Promise<{handle}>: blocks (off the loop) until every rank joined. TS validated the options.
 Napi::Value ConnectCommunicator(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int32_t rank = info[0].As<Napi::Number>().Int32Value(), world = info[1].As<Napi::Number>().Int32Value();
-  const std::string rdzv = info[2].As<Napi::String>().Utf8Value();
-  const int32_t timeout = info[3].As<Napi::Number>().Int32Value();
+  Napi::Object o = info[0].As<Napi::Object>();
+  const bool nccl = o.Get("transport").As<Napi::String>().Utf8Value() == "nccl";
+  const int32_t rank = o.Get("rank").As<Napi::Number>().Int32Value(), world = o.Get("world").As<Napi::Number>().Int32Value();
+  const int32_t timeout = o.Get("timeoutMs").As<Napi::Number>().Int32Value();
+  const std::string rdzv = nccl ? "" : o.Get("rendezvous").As<Napi::String>().Utf8Value();
+  std::vector<uint8_t> id;
+  int32_t device = -1;
+  if (nccl) {
+    auto a = o.Get("ncclUniqueId").As<Napi::Uint8Array>();
+    id.assign(a.Data(), a.Data() + a.ElementLength());
+    if (o.Get("device").IsNumber()) device = o.Get("device").As<Napi::Number>().Int32Value();
+  }
   auto comm = std::make_shared<CommPtr>();
   auto* w = new CallWorker(
       env,
       [=] {
         gptoss_comm_t c = nullptr;
-        const gptoss_status st = gptoss_comm_connect(rank, world, rdzv.c_str(), timeout, &c);
+        const gptoss_status st = nccl ? gptoss_comm_connect_nccl(rank, world, id.data(), id.size(), device, timeout, &c)
+                                      : gptoss_comm_connect(rank, world, rdzv.c_str(), timeout, &c);
         if (st == gptoss_status_success) comm->reset(c, gptoss_comm_release);
         return st;
       },
@@ -245,20 +259,80 @@ Napi::Value ConnectCommunicator(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// commAllReduceSum(commObject, Float32Array) -> Promise<void>, in place.
-Napi::Value CommAllReduceSum(const Napi::CallbackInfo& info) {
+// ncclUniqueId() -> Promise<Uint8Array(128)> (rank 0 of an NCCL group publishes it to the others).
+Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object ref = info[0].As<Napi::Object>();
-  CommPtr comm = *ref.Get("handle").As<Napi::External<CommPtr>>().Data();
-  auto data = info[1].As<Napi::Float32Array>();
-  float* p = data.Data();
-  const int64_t n = static_cast<int64_t>(data.ElementLength());
+  auto id = std::make_shared<std::vector<uint8_t>>(128);
   auto* w = new CallWorker(
-      env, [=] { return gptoss_comm_all_reduce_sum(comm.get(), p, n); }, [](Napi::Env e) { return e.Undefined(); },
-      std::vector<Napi::Object>{ref, data.As<Napi::Object>()});
+      env, [=] { return gptoss_comm_nccl_unique_id(id->data(), id->size()); },
+      [=](Napi::Env e) {
+        auto out = Napi::Uint8Array::New(e, id->size());
+        std::copy(id->begin(), id->end(), out.Data());
+        return out;
+      });
   auto promise = w->Promise();
   w->Queue();
   return promise;
+}
+
+CommPtr comm_of(const Napi::Object& ref) { return *ref.Get("handle").As<Napi::External<CommPtr>>().Data(); }
+
+uint8_t* bytes_of(const Napi::TypedArray& a) {
+  return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+}
+
+// Queues a collective on `comm` off the loop; the arrays it reads or writes are kept alive until it ends.
+Napi::Value queue_collective(Napi::Env env, const Napi::Object& ref, std::function<gptoss_status(gptoss_comm_t)> call,
+                             std::vector<Napi::Object> keep) {
+  CommPtr comm = comm_of(ref);
+  keep.push_back(ref);
+  auto* w = new CallWorker(env, [=] { return call(comm.get()); }, [](Napi::Env e) { return e.Undefined(); }, std::move(keep));
+  auto promise = w->Promise();
+  w->Queue();
+  return promise;
+}
+
+// commAllReduceSum(comm, Float32Array) -> Promise<void>, in place.
+Napi::Value CommAllReduceSum(const Napi::CallbackInfo& info) {
+  auto data = info[1].As<Napi::Float32Array>();
+  float* p = data.Data();
+  const int64_t n = static_cast<int64_t>(data.ElementLength());
+  return queue_collective(info.Env(), info[0].As<Napi::Object>(), [=](gptoss_comm_t c) { return gptoss_comm_all_reduce_sum(c, p, n); },
+                          {data});
+}
+
+// commBroadcast(comm, TypedArray, root) -> Promise<void>, in place (its bytes).
+Napi::Value CommBroadcast(const Napi::CallbackInfo& info) {
+  auto data = info[1].As<Napi::TypedArray>();
+  uint8_t* p = bytes_of(data);
+  const int64_t n = static_cast<int64_t>(data.ByteLength());
+  const int32_t root = info[2].As<Napi::Number>().Int32Value();
+  return queue_collective(info.Env(), info[0].As<Napi::Object>(), [=](gptoss_comm_t c) { return gptoss_comm_broadcast(c, p, n, root); },
+                          {data});
+}
+
+// commAllGather(comm, input TypedArray, output TypedArray of world × its bytes) -> Promise<void>.
+Napi::Value CommAllGather(const Napi::CallbackInfo& info) {
+  auto in = info[1].As<Napi::TypedArray>();
+  auto out = info[2].As<Napi::TypedArray>();
+  const uint8_t* i = bytes_of(in);
+  uint8_t* o = bytes_of(out);
+  const int64_t n = static_cast<int64_t>(in.ByteLength());
+  return queue_collective(info.Env(), info[0].As<Napi::Object>(), [=](gptoss_comm_t c) { return gptoss_comm_all_gather(c, i, o, n); },
+                          {in, out});
+}
+
+// commBarrier(comm) -> Promise<void>.
+Napi::Value CommBarrier(const Napi::CallbackInfo& info) {
+  return queue_collective(info.Env(), info[0].As<Napi::Object>(), [](gptoss_comm_t c) { return gptoss_comm_barrier(c); }, {});
+}
+
+// commAbort(comm, reason): synchronous (only marks the communicator failed).
+Napi::Value CommAbort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const gptoss_status st = gptoss_comm_abort(comm_of(info[0].As<Napi::Object>()).get(), info[1].As<Napi::String>().Utf8Value().c_str());
+  if (st != gptoss_status_success) throw_status(env, st);
+  return env.Undefined();
 }
 
 // createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?) -> {handle}
@@ -277,7 +351,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   } else {
     st = gptoss_engine_create(model.get(), bs, full, sliding, &e);
   }
-  if (st != gptoss_status_success) throw_status(env, st, gptoss_last_error());
+  if (st != gptoss_status_success) throw_status(env, st);
   box->engine.reset(e);
   Napi::Object out = Napi::Object::New(env);
   out.Set("handle", Napi::External<EngineBox>::New(env, box.release(), [](Napi::Env, EngineBox* b) { delete b; }));
@@ -331,15 +405,14 @@ class StepWorker : public Napi::AsyncWorker {
     }
     logits_.resize(logit_floats_);
     samples_.resize(n);
-    status_ = gptoss_engine_step(box_->engine.get(), tokens_.data(), tokens_.size(), chunks.data(), n, logits_.data(),
-                                 logits_.size(), samples_.data());
-    if (status_ != gptoss_status_success) message_ = gptoss_last_error();
+    failure_.capture(gptoss_engine_step(box_->engine.get(), tokens_.data(), tokens_.size(), chunks.data(), n, logits_.data(),
+                                        logits_.size(), samples_.data()));
   }
   void OnOK() override {
     Napi::Env env = Env();
     keep_.Reset();
-    if (status_ != gptoss_status_success) {
-      deferred_.Reject(LoadWorker::MakeError(env, status_, message_));
+    if (failure_.failed()) {
+      deferred_.Reject(make_error(env, failure_));
       return;
     }
     const size_t n = samples_.size();
@@ -384,8 +457,7 @@ class StepWorker : public Napi::AsyncWorker {
   int64_t logit_floats_;
   std::vector<float> logits_;
   std::vector<gptoss_sample_result> samples_;
-  gptoss_status status_ = gptoss_status_success;
-  std::string message_;
+  Failure failure_;
 };
 
 // step(engineObject, tokens, seqs, blocks, sampF, sampI, aux, auxF, logitFloats) -> Promise<StepOutput>
@@ -423,7 +495,7 @@ Napi::Value Probes(const Napi::CallbackInfo& info) {
   gptoss_status st = gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
                                                  info[1].As<Napi::Number>().Int32Value(), &bw);
   if (st == gptoss_status_success) st = gptoss_probe_fma_rate(&fl);
-  if (st != gptoss_status_success) throw_status(env, st, "probe failed");
+  if (st != gptoss_status_success) throw_status(env, st);
   Napi::Object out = Napi::Object::New(env);
   out.Set("readGBps", bw);
   out.Set("fmaGflops", fl);
@@ -438,7 +510,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
   exports.Set("step", Napi::Function::New(env, Step));
   exports.Set("connectCommunicator", Napi::Function::New(env, ConnectCommunicator));
+  exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId));
   exports.Set("commAllReduceSum", Napi::Function::New(env, CommAllReduceSum));
+  exports.Set("commBroadcast", Napi::Function::New(env, CommBroadcast));
+  exports.Set("commAllGather", Napi::Function::New(env, CommAllGather));
+  exports.Set("commBarrier", Napi::Function::New(env, CommBarrier));
+  exports.Set("commAbort", Napi::Function::New(env, CommAbort));
   exports.Set("engineCall", Napi::Function::New(env, EngineCall));
   return exports;
 }

@@ -1,6 +1,8 @@
-// gloo.cpp — the CPU transport: Gloo over TCP, ranks meeting through a file store (local ranks) or the
-// cluster's Redis. Gloo's per-operation timeout is the watchdog: a peer that died resets the TCP
-// connection (the collective fails at once), a peer that hangs makes it fail after the timeout.
+// gloo.cpp — the CPU transport: Gloo over TCP, ranks meeting through a rendezvous store
+// (comm/rendezvous.h). Gloo's per-operation timeout is the watchdog: a peer that died resets the TCP
+// connection (the collective fails at once: peer_lost), a peer that hangs makes it fail after the
+// timeout (timeout). Gloo throws one exception type for both, so the kind is told by the time spent.
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <mutex>
@@ -9,58 +11,19 @@
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
-#include <gloo/config.h>
 #include <gloo/math.h>
 #include <gloo/rendezvous/context.h>
-#include <gloo/rendezvous/file_store.h>
-#include <gloo/rendezvous/prefix_store.h>
-#if GLOO_USE_REDIS
-#include <gloo/rendezvous/redis_store.h>
-#endif
+#include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 
-#include "../core/error.h"
 #include "communicator.h"
+#include "rendezvous.h"
 
 namespace gptoss::comm {
 
 namespace {
 
-// "redis://host:port/?prefix=p" → host, port, prefix (no URL library: the orchestrator writes this form).
-struct RedisSpec {
-  std::string host;
-  int port = 6379;
-  std::string prefix;
-};
-
-std::string url_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(s[i] == '+' ? ' ' : s[i]);
-    }
-  }
-  return out;
-}
-
-RedisSpec parse_redis(const std::string& url) {
-  RedisSpec r;
-  std::string rest = url.substr(std::string("redis://").size());
-  const size_t q = rest.find('?');
-  std::string query = q == std::string::npos ? "" : rest.substr(q + 1);
-  std::string hostport = rest.substr(0, std::min(rest.find('/'), q));
-  const size_t at = hostport.rfind('@');  // credentials are not supported by Gloo's store: refuse them
-  check(at == std::string::npos, gptoss_status_invalid_argument, "rendezvous: Redis credentials in the URL are not supported");
-  const size_t colon = hostport.rfind(':');
-  r.host = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  if (colon != std::string::npos) r.port = std::stoi(hostport.substr(colon + 1));
-  const size_t p = query.find("prefix=");
-  if (p != std::string::npos) r.prefix = url_decode(query.substr(p + 7, query.find('&', p) - (p + 7)));
-  return r;
-}
+using Clock = std::chrono::steady_clock;
 
 class GlooCommunicator final : public Communicator {
  public:
@@ -83,6 +46,7 @@ class GlooCommunicator final : public Communicator {
   }
 
   void broadcast(void* data, int64_t bytes, int root) override {
+    check(root >= 0 && root < ctx_->size, gptoss_status_invalid_argument, "broadcast: root " + std::to_string(root) + " is not a rank");
     guarded("broadcast", [&] {
       gloo::BroadcastOptions o(ctx_);
       o.setOutput(static_cast<uint8_t*>(data), static_cast<size_t>(bytes));
@@ -123,16 +87,20 @@ class GlooCommunicator final : public Communicator {
   void guarded(const char* what, F&& f) {
     {
       std::lock_guard lock(mu_);
-      check(failed_.empty(), gptoss_status_communicator_error, std::string(what) + ": the communicator failed earlier: " + failed_);
+      if (!failed_.empty()) fail_comm(Failure::aborted, std::string(what) + ": the communicator failed earlier: " + failed_);
     }
+    const auto started = Clock::now();
     try {
       f();
     } catch (const std::exception& e) {
-      const std::string msg = std::string(what) + " failed on rank " + std::to_string(ctx_->rank) + " of " +
-                              std::to_string(ctx_->size) + " (a peer died or stopped answering within " +
-                              std::to_string(timeout_.count()) + " ms): " + e.what();
+      // Gloo waits exactly the timeout before giving up; anything sooner is a broken connection.
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+      const bool timed_out = waited + std::chrono::milliseconds(50) >= timeout_;
+      const std::string where = std::string(what) + " failed on rank " + std::to_string(ctx_->rank) + " of " + std::to_string(ctx_->size);
+      const std::string msg = timed_out ? where + ": a peer did not answer within the " + std::to_string(timeout_.count()) + " ms timeout: " + e.what()
+                                        : where + " after " + std::to_string(waited.count()) + " ms: a peer's connection broke: " + e.what();
       abort(msg);
-      fail(gptoss_status_communicator_error, msg);
+      fail_comm(timed_out ? Failure::timeout : Failure::peer_lost, msg);
     }
   }
 
@@ -146,6 +114,26 @@ class GlooCommunicator final : public Communicator {
   std::string failed_;
 };
 
+// Gloo's stores wait 30 s for a key whatever the context's timeout: this view bounds every wait by ours,
+// so a rank whose peer never arrives (it died after the group formed) gives up within the watchdog.
+class TimeoutStore final : public gloo::rendezvous::Store {
+ public:
+  TimeoutStore(gloo::rendezvous::Store& inner, std::chrono::milliseconds timeout) : inner_(inner), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override { inner_.set(key, data); }
+  std::vector<char> get(const std::string& key) override {
+    inner_.wait({key}, timeout_);
+    return inner_.get(key);
+  }
+  void wait(const std::vector<std::string>& keys) override { inner_.wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
+    inner_.wait(keys, std::min(timeout, timeout_));
+  }
+
+ private:
+  gloo::rendezvous::Store& inner_;
+  std::chrono::milliseconds timeout_;
+};
+
 }  // namespace
 
 std::unique_ptr<Communicator> connect_gloo(int rank, int world, const std::string& rendezvous, std::chrono::milliseconds timeout,
@@ -153,33 +141,22 @@ std::unique_ptr<Communicator> connect_gloo(int rank, int world, const std::strin
   check(world >= 1 && rank >= 0 && rank < world, gptoss_status_invalid_argument,
         "communicator: rank " + std::to_string(rank) + " must be in [0, " + std::to_string(world) + ")");
   check(timeout.count() > 0, gptoss_status_invalid_argument, "communicator: the timeout must be positive");
+  std::unique_ptr<gloo::rendezvous::Store> store = open_rendezvous(rendezvous);  // bad specs throw invalid_argument
   try {
     gloo::transport::tcp::attr attr;
     attr.hostname = interface_host;
     auto device = gloo::transport::tcp::CreateDevice(attr);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, world);
     ctx->setTimeout(timeout);
-    if (rendezvous.rfind("file://", 0) == 0) {
-      gloo::rendezvous::FileStore store(rendezvous.substr(7));
-      ctx->connectFullMesh(store, device);
-    } else if (rendezvous.rfind("redis://", 0) == 0) {
-#if GLOO_USE_REDIS
-      const RedisSpec r = parse_redis(rendezvous);
-      gloo::rendezvous::RedisStore redis(r.host, r.port);
-      gloo::rendezvous::PrefixStore store(r.prefix, redis);
-      ctx->connectFullMesh(store, device);
-#else
-      fail(gptoss_status_unsupported_argument, "rendezvous: this Gloo was built without Redis support");
-#endif
-    } else {
-      fail(gptoss_status_invalid_argument, "rendezvous: expected file:///dir or redis://host:port/?prefix=..., got '" + rendezvous + "'");
-    }
+    TimeoutStore bounded(*store, timeout);
+    ctx->connectFullMesh(bounded, device);
     return std::make_unique<GlooCommunicator>(std::move(ctx), timeout);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail(gptoss_status_communicator_error, "communicator: rank " + std::to_string(rank) + " of " + std::to_string(world) +
-                                               " could not join through " + rendezvous + ": " + e.what());
+    fail_comm(Failure::rendezvous, "communicator: rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                                       " could not join through " + rendezvous + " within " + std::to_string(timeout.count()) +
+                                       " ms: " + e.what());
   }
 }
 

@@ -1,13 +1,18 @@
 // nccl.cpp — the GPU transport. NCCL is never linked: GPU images bring libnccl.so.2 (and the CUDA
 // runtime) and we resolve the few symbols we need at run time, so the same binary runs (CPU-only) where
-// NCCL is absent. Buffers are device pointers on the default stream. The watchdog polls the stream:
-// a collective not done within the timeout aborts the communicator (ncclCommAbort) and throws.
+// NCCL is absent. Collectives run on the default stream of this rank's device. Device buffers go to
+// NCCL directly; host buffers (the CPU engine, tests) are staged through a device scratch buffer.
+// The watchdog polls the stream: a collective not done within the timeout aborts the communicator
+// (ncclCommAbort, which also ends the kernel) and throws CommError{timeout}.
+// Not bounded by the timeout: ncclCommInitRank (NCCL has no cancellable blocking join; the
+// orchestrator re-forms a group whose ranks never become ready).
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
-#include "../core/error.h"
 #include "communicator.h"
 
 namespace gptoss::comm {
@@ -15,6 +20,13 @@ namespace gptoss::comm {
 namespace {
 struct UniqueId {
   char bytes[128];
+};
+struct PointerAttributes {  // cudaPointerAttributes (CUDA >= 11), with room to spare
+  int type;
+  int device;
+  void* device_pointer;
+  void* host_pointer;
+  long reserved[16];
 };
 using comm_t = void*;
 using nccl_get_version_fn = int (*)(int*);
@@ -26,7 +38,15 @@ using nccl_all_gather_fn = int (*)(const void*, void*, size_t, int, comm_t, void
 using nccl_comm_fn = int (*)(comm_t);
 using nccl_error_string_fn = const char* (*)(int);
 using cuda_stream_query_fn = int (*)(void*);
+using cuda_int_fn = int (*)(int);
+using cuda_int_ptr_fn = int (*)(int*);
+using cuda_malloc_fn = int (*)(void**, size_t);
+using cuda_free_fn = int (*)(void*);
+using cuda_memcpy_fn = int (*)(void*, const void*, size_t, int);
+using cuda_pointer_attributes_fn = int (*)(PointerAttributes*, const void*);
+using cuda_error_string_fn = const char* (*)(int);
 constexpr int kFloat32 = 7, kUint8 = 1, kSum = 0, kCudaErrorNotReady = 600;
+constexpr int kMemcpyHostToDevice = 1, kMemcpyDeviceToHost = 2, kMemoryTypeDevice = 2, kMemoryTypeManaged = 3;
 
 struct Nccl {
   void* lib = nullptr;
@@ -39,12 +59,19 @@ struct Nccl {
   nccl_comm_fn abort = nullptr, destroy = nullptr;
   nccl_error_string_fn error_string = nullptr;
   cuda_stream_query_fn stream_query = nullptr;
+  cuda_int_fn set_device = nullptr;
+  cuda_int_ptr_fn get_device = nullptr;
+  cuda_malloc_fn malloc = nullptr;
+  cuda_free_fn free = nullptr;
+  cuda_memcpy_fn memcpy = nullptr;
+  cuda_pointer_attributes_fn pointer_attributes = nullptr;
+  cuda_error_string_fn cuda_error_string = nullptr;
 };
 
 template <typename T>
 T sym(void* lib, const char* name) {
   void* p = dlsym(lib, name);
-  check(p != nullptr, gptoss_status_communicator_error, std::string("nccl: missing symbol ") + name);
+  if (p == nullptr) fail_comm(Failure::transport, std::string("nccl: missing symbol ") + name);
   return reinterpret_cast<T>(p);
 }
 
@@ -52,10 +79,10 @@ const Nccl& nccl() {
   static const Nccl n = [] {
     Nccl x;
     x.lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
-    check(x.lib != nullptr, gptoss_status_communicator_error, "nccl: libnccl.so.2 cannot be loaded on this host");
+    if (x.lib == nullptr) fail_comm(Failure::transport, "nccl: libnccl.so.2 cannot be loaded on this host");
     for (const char* name : {"libcudart.so", "libcudart.so.13", "libcudart.so.12"})
       if ((x.cudart = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
-    check(x.cudart != nullptr, gptoss_status_communicator_error, "nccl: the CUDA runtime cannot be loaded on this host");
+    if (x.cudart == nullptr) fail_comm(Failure::transport, "nccl: the CUDA runtime cannot be loaded on this host");
     x.get_unique_id = sym<nccl_get_unique_id_fn>(x.lib, "ncclGetUniqueId");
     x.init_rank = sym<nccl_init_rank_fn>(x.lib, "ncclCommInitRank");
     x.all_reduce = sym<nccl_all_reduce_fn>(x.lib, "ncclAllReduce");
@@ -65,36 +92,60 @@ const Nccl& nccl() {
     x.destroy = sym<nccl_comm_fn>(x.lib, "ncclCommDestroy");
     x.error_string = sym<nccl_error_string_fn>(x.lib, "ncclGetErrorString");
     x.stream_query = sym<cuda_stream_query_fn>(x.cudart, "cudaStreamQuery");
+    x.set_device = sym<cuda_int_fn>(x.cudart, "cudaSetDevice");
+    x.get_device = sym<cuda_int_ptr_fn>(x.cudart, "cudaGetDevice");
+    x.malloc = sym<cuda_malloc_fn>(x.cudart, "cudaMalloc");
+    x.free = sym<cuda_free_fn>(x.cudart, "cudaFree");
+    x.memcpy = sym<cuda_memcpy_fn>(x.cudart, "cudaMemcpy");
+    x.pointer_attributes = sym<cuda_pointer_attributes_fn>(x.cudart, "cudaPointerGetAttributes");
+    x.cuda_error_string = sym<cuda_error_string_fn>(x.cudart, "cudaGetErrorString");
     return x;
   }();
   return n;
 }
 
+void cuda_check(int r, const char* what) {
+  if (r != 0) fail_comm(Failure::transport, std::string("nccl: ") + what + ": " + nccl().cuda_error_string(r));
+}
+
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(comm_t c, int rank, int world, std::chrono::milliseconds timeout)
-      : comm_(c), rank_(rank), world_(world), timeout_(timeout) {}
+  NcclCommunicator(comm_t c, int rank, int world, std::chrono::milliseconds timeout, int device)
+      : comm_(c), rank_(rank), world_(world), timeout_(timeout), device_(device) {}
   ~NcclCommunicator() override {
     if (comm_ != nullptr) (failed_.empty() ? nccl().destroy : nccl().abort)(comm_);
+    if (scratch_ != nullptr) nccl().free(scratch_);
   }
   int rank() const override { return rank_; }
   int world() const override { return world_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
 
   void sum(float* data, int64_t count) override {
-    run("all-reduce", [&] { return nccl().all_reduce(data, data, static_cast<size_t>(count), kFloat32, kSum, comm_, nullptr); });
+    const size_t bytes = static_cast<size_t>(count) * sizeof(float);
+    staged("all-reduce", data, bytes, data, bytes, 0, [&](void* in, void* out) {
+      return nccl().all_reduce(in, out, static_cast<size_t>(count), kFloat32, kSum, comm_, nullptr);
+    });
   }
   void broadcast(void* data, int64_t bytes, int root) override {
-    run("broadcast", [&] { return nccl().broadcast(data, data, static_cast<size_t>(bytes), kUint8, root, comm_, nullptr); });
+    check(root >= 0 && root < world_, gptoss_status_invalid_argument, "broadcast: root " + std::to_string(root) + " is not a rank");
+    const size_t n = static_cast<size_t>(bytes);
+    staged("broadcast", data, n, data, n, 0, [&](void* in, void* out) {
+      return nccl().broadcast(in, out, n, kUint8, root, comm_, nullptr);
+    });
   }
   void allgather(const void* in, void* out, int64_t bytes) override {
-    run("all-gather", [&] { return nccl().all_gather(in, out, static_cast<size_t>(bytes), kUint8, comm_, nullptr); });
+    const size_t n = static_cast<size_t>(bytes);
+    // Staged in place: this rank's input sits at its slot of the output, as NCCL allows.
+    staged("all-gather", in, n, out, n * world_, n * rank_, [&](void* i, void* o) {
+      return nccl().all_gather(i, o, n, kUint8, comm_, nullptr);
+    });
   }
   void barrier() override {
-    // A one-element all-reduce on a scratch device word is NCCL's barrier; callers pass device memory,
-    // so the engine's CUDA path provides that word. Without one, a barrier is a no-op here.
+    float one = 0.0f;  // a one-element all-reduce is NCCL's barrier
+    sum(&one, 1);
   }
   void abort(const std::string& reason) override {
+    std::lock_guard lock(mu_);
     if (!failed_.empty()) return;
     failed_ = reason.empty() ? "aborted" : reason;
     if (comm_ != nullptr) nccl().abort(comm_);
@@ -102,23 +153,57 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // Runs `launch(in, out)` on device pointers: the callers' own when they are device memory, else the
+  // scratch buffer (input copied to `in_offset`, the output read back from offset 0).
+  template <typename F>
+  void staged(const char* what, const void* in, size_t in_bytes, void* out, size_t out_bytes, size_t in_offset, F&& launch) {
+    {
+      std::lock_guard lock(mu_);
+      if (!failed_.empty()) fail_comm(Failure::aborted, std::string(what) + ": the communicator failed earlier: " + failed_);
+    }
+    cuda_check(nccl().set_device(device_), "cudaSetDevice");  // the current device is per thread
+    if (on_device(in) && on_device(out)) return run(what, [&] { return launch(const_cast<void*>(in), out); });
+    uint8_t* dev = scratch(std::max(out_bytes, in_offset + in_bytes));
+    cuda_check(nccl().memcpy(dev + in_offset, in, in_bytes, kMemcpyHostToDevice), "staging a host buffer");
+    run(what, [&] { return launch(dev + in_offset, dev); });
+    cuda_check(nccl().memcpy(out, dev, out_bytes, kMemcpyDeviceToHost), "reading back a staged buffer");
+  }
+
+  static bool on_device(const void* p) {
+    PointerAttributes a{};
+    if (nccl().pointer_attributes(&a, p) != 0) return false;
+    return a.type == kMemoryTypeDevice || a.type == kMemoryTypeManaged;
+  }
+
+  uint8_t* scratch(size_t bytes) {
+    if (bytes > scratch_bytes_) {
+      if (scratch_ != nullptr) nccl().free(scratch_);
+      scratch_ = nullptr;
+      cuda_check(nccl().malloc(&scratch_, bytes), "cudaMalloc of the staging buffer");
+      scratch_bytes_ = bytes;
+    }
+    return static_cast<uint8_t*>(scratch_);
+  }
+
   template <typename F>
   void run(const char* what, F&& launch) {
-    check(failed_.empty(), gptoss_status_communicator_error, std::string(what) + ": the communicator failed earlier: " + failed_);
     const int r = launch();
     if (r != 0) {
-      const std::string msg = std::string("nccl ") + what + ": " + nccl().error_string(r);
+      const std::string msg = std::string("nccl ") + what + " on rank " + std::to_string(rank_) + ": " + nccl().error_string(r);
       abort(msg);
-      fail(gptoss_status_communicator_error, msg);
+      fail_comm(Failure::peer_lost, msg);
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     for (;;) {  // the watchdog: the collective finishes within the timeout or the communicator is aborted
       const int q = nccl().stream_query(nullptr);
       if (q == 0) return;
-      if (q != kCudaErrorNotReady || std::chrono::steady_clock::now() > deadline) {
-        const std::string msg = std::string("nccl ") + what + " did not finish within " + std::to_string(timeout_.count()) + " ms";
+      const bool late = std::chrono::steady_clock::now() > deadline;
+      if (q != kCudaErrorNotReady || late) {
+        const std::string msg = std::string("nccl ") + what + " on rank " + std::to_string(rank_) + " of " + std::to_string(world_) +
+                                (late ? " did not finish within the " + std::to_string(timeout_.count()) + " ms timeout"
+                                      : std::string(" failed: ") + nccl().cuda_error_string(q));
         abort(msg);
-        fail(gptoss_status_communicator_error, msg);
+        fail_comm(late ? Failure::timeout : Failure::transport, msg);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -127,6 +212,10 @@ class NcclCommunicator final : public Communicator {
   comm_t comm_;
   int rank_, world_;
   std::chrono::milliseconds timeout_;
+  int device_;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  std::mutex mu_;
   std::string failed_;
 };
 }  // namespace
@@ -134,18 +223,24 @@ class NcclCommunicator final : public Communicator {
 std::string nccl_unique_id() {
   UniqueId id{};
   const int r = nccl().get_unique_id(&id);
-  check(r == 0, gptoss_status_communicator_error, std::string("ncclGetUniqueId: ") + nccl().error_string(r));
+  if (r != 0) fail_comm(Failure::transport, std::string("ncclGetUniqueId: ") + nccl().error_string(r));
   return std::string(id.bytes, sizeof(id.bytes));
 }
 
-std::unique_ptr<Communicator> connect_nccl(int rank, int world, const std::string& unique_id, std::chrono::milliseconds timeout) {
+std::unique_ptr<Communicator> connect_nccl(int rank, int world, const std::string& unique_id, std::chrono::milliseconds timeout,
+                                           int device) {
+  check(world >= 1 && rank >= 0 && rank < world, gptoss_status_invalid_argument,
+        "communicator: rank " + std::to_string(rank) + " must be in [0, " + std::to_string(world) + ")");
+  check(timeout.count() > 0, gptoss_status_invalid_argument, "communicator: the timeout must be positive");
   check(unique_id.size() == sizeof(UniqueId), gptoss_status_invalid_argument, "nccl: the unique id must be 128 bytes");
+  if (device >= 0) cuda_check(nccl().set_device(device), "cudaSetDevice");
+  else cuda_check(nccl().get_device(&device), "cudaGetDevice");
   UniqueId id{};
   std::memcpy(id.bytes, unique_id.data(), sizeof(id.bytes));
   comm_t c = nullptr;
   const int r = nccl().init_rank(&c, world, id, rank);
-  check(r == 0, gptoss_status_communicator_error, std::string("ncclCommInitRank: ") + nccl().error_string(r));
-  return std::make_unique<NcclCommunicator>(c, rank, world, timeout);
+  if (r != 0) fail_comm(Failure::rendezvous, std::string("ncclCommInitRank: ") + nccl().error_string(r));
+  return std::make_unique<NcclCommunicator>(c, rank, world, timeout, device);
 }
 
 void probe_nccl(TransportProbe& out) {

@@ -139,11 +139,38 @@ void gptoss_engine_release(gptoss_engine_t engine);
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).
  * timeout_ms bounds the join and every collective (the watchdog): a peer that died or hangs makes the
- * call fail with gptoss_status_communicator_error. */
+ * call fail with gptoss_status_communicator_error, and gptoss_last_comm_failure() says which. Every
+ * rank calls the same collectives in the same order with the same sizes; calls never overlap. */
 typedef struct gptoss_comm* gptoss_comm_t;
+
+/* Why the last call on this thread failed with gptoss_status_communicator_error. */
+typedef enum gptoss_comm_failure {
+  gptoss_comm_failure_none = 0,
+  gptoss_comm_failure_timeout = 1,    /* a peer did not answer within the timeout (hung) */
+  gptoss_comm_failure_peer_lost = 2,  /* a peer's connection broke (it died, or aborted) */
+  gptoss_comm_failure_aborted = 3,    /* the communicator was aborted or failed earlier */
+  gptoss_comm_failure_rendezvous = 4, /* the ranks did not all join within the timeout */
+  gptoss_comm_failure_transport = 5,  /* the transport is unavailable or failed (no NCCL, CUDA error) */
+} gptoss_comm_failure;
+gptoss_comm_failure gptoss_last_comm_failure(void);
+const char* gptoss_comm_failure_name(gptoss_comm_failure failure);
+
+/* Gloo over TCP (CPU ranks). */
 gptoss_status gptoss_comm_connect(int32_t rank, int32_t world, const char* rendezvous, int32_t timeout_ms, gptoss_comm_t* out);
+/* NCCL (GPU ranks): unique_id is the 128 bytes rank 0 got from gptoss_comm_nccl_unique_id and
+ * published; device is this rank's CUDA device (-1: current). Host buffers are staged. */
+gptoss_status gptoss_comm_nccl_unique_id(uint8_t* out, size_t capacity);
+gptoss_status gptoss_comm_connect_nccl(int32_t rank, int32_t world, const uint8_t* unique_id, size_t unique_id_bytes,
+                                       int32_t device, int32_t timeout_ms, gptoss_comm_t* out);
 gptoss_status gptoss_comm_all_reduce_sum(gptoss_comm_t comm, float* data, int64_t count);
+/* root's `bytes` bytes into every rank's data. */
+gptoss_status gptoss_comm_broadcast(gptoss_comm_t comm, void* data, int64_t bytes, int32_t root);
+/* Every rank's `bytes` bytes of in, concatenated by rank into out (world × bytes). */
+gptoss_status gptoss_comm_all_gather(gptoss_comm_t comm, const void* in, void* out, int64_t bytes);
 gptoss_status gptoss_comm_barrier(gptoss_comm_t comm);
+/* Marks the communicator failed: later calls fail at once (gptoss_comm_failure_aborted). Callable from any
+ * thread; a collective already waiting on Gloo still ends by its own timeout or a peer's failure. */
+gptoss_status gptoss_comm_abort(gptoss_comm_t comm, const char* reason);
 void gptoss_comm_release(gptoss_comm_t comm);
 
 /* An engine on rank r of a group (the model loaded as that rank's shard). Rank 0 (the leader) runs

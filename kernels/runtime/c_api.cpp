@@ -32,12 +32,18 @@ struct gptoss_engine {
 namespace {
 
 thread_local std::string g_last_error;
+thread_local gptoss_comm_failure g_last_comm_failure = gptoss_comm_failure_none;
 
 template <typename F>
 gptoss_status guarded(F&& f) {
+  g_last_comm_failure = gptoss_comm_failure_none;
   try {
     f();
     return gptoss_status_success;
+  } catch (const gptoss::comm::CommError& e) {
+    g_last_error = e.what();
+    g_last_comm_failure = static_cast<gptoss_comm_failure>(e.failure());
+    return e.status();
   } catch (const gptoss::Error& e) {
     g_last_error = e.what();
     return e.status();
@@ -53,6 +59,8 @@ gptoss_status guarded(F&& f) {
 }  // namespace
 
 extern "C" const char* gptoss_last_error(void) { return g_last_error.c_str(); }
+
+extern "C" gptoss_comm_failure gptoss_last_comm_failure(void) { return g_last_comm_failure; }
 
 extern "C" gptoss_status gptoss_model_load(const char* dir, int32_t rank, int32_t world, const int32_t* experts,
                                            size_t num_experts, gptoss_model_t* out) {
@@ -106,7 +114,11 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
   return guarded([&] {
     gptoss::check(engine != nullptr && tokens != nullptr && seqs != nullptr, gptoss_status_invalid_argument,
                   "engine_step: null argument");
-    std::unique_lock lock(engine->busy, std::try_to_lock);
+    // A leader may be sending its followers a keepalive plan: wait for it (microseconds). Anything else
+    // overlapping a step is a caller bug.
+    std::unique_lock lock(engine->busy, std::defer_lock);
+    if (engine->leads()) lock.lock();
+    else lock.try_lock();
     gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_step: a step is already running on this engine");
     std::vector<gptoss::SeqChunk> chunks;
     chunks.reserve(num_seqs);
@@ -178,6 +190,46 @@ extern "C" gptoss_status gptoss_comm_connect(int32_t rank, int32_t world, const 
     gptoss::check(rendezvous != nullptr && out != nullptr, gptoss_status_invalid_argument, "comm_connect: null argument");
     auto c = gptoss::comm::connect_gloo(rank, world, rendezvous, std::chrono::milliseconds(timeout_ms));
     *out = new gptoss_comm{std::move(c)};
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_nccl_unique_id(uint8_t* out, size_t capacity) {
+  return guarded([&] {
+    gptoss::check(out != nullptr && capacity >= 128, gptoss_status_invalid_argument, "comm_nccl_unique_id: needs a 128-byte buffer");
+    const std::string id = gptoss::comm::nccl_unique_id();
+    std::memcpy(out, id.data(), id.size());
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_connect_nccl(int32_t rank, int32_t world, const uint8_t* unique_id, size_t unique_id_bytes,
+                                                  int32_t device, int32_t timeout_ms, gptoss_comm_t* out) {
+  return guarded([&] {
+    gptoss::check(unique_id != nullptr && out != nullptr, gptoss_status_invalid_argument, "comm_connect_nccl: null argument");
+    const std::string id(reinterpret_cast<const char*>(unique_id), unique_id_bytes);
+    *out = new gptoss_comm{gptoss::comm::connect_nccl(rank, world, id, std::chrono::milliseconds(timeout_ms), device)};
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_broadcast(gptoss_comm_t comm, void* data, int64_t bytes, int32_t root) {
+  return guarded([&] {
+    gptoss::check(comm != nullptr && (data != nullptr || bytes == 0) && bytes >= 0, gptoss_status_invalid_argument,
+                  "comm_broadcast: null argument");
+    comm->comm->broadcast(data, bytes, root);
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_all_gather(gptoss_comm_t comm, const void* in, void* out, int64_t bytes) {
+  return guarded([&] {
+    gptoss::check(comm != nullptr && ((in != nullptr && out != nullptr) || bytes == 0) && bytes >= 0, gptoss_status_invalid_argument,
+                  "comm_all_gather: null argument");
+    comm->comm->allgather(in, out, bytes);
+  });
+}
+
+extern "C" gptoss_status gptoss_comm_abort(gptoss_comm_t comm, const char* reason) {
+  return guarded([&] {
+    gptoss::check(comm != nullptr, gptoss_status_invalid_argument, "comm_abort: null argument");
+    comm->comm->abort(reason != nullptr ? reason : "");
   });
 }
 

@@ -57,3 +57,15 @@ extern "C" const char* gptoss_status_name(gptoss_status status) {
   }
   return "unknown";
 }
+
+extern "C" const char* gptoss_comm_failure_name(gptoss_comm_failure failure) {
+  switch (failure) {
+    case gptoss_comm_failure_none: return "none";
+    case gptoss_comm_failure_timeout: return "timeout";
+    case gptoss_comm_failure_peer_lost: return "peer_lost";
+    case gptoss_comm_failure_aborted: return "aborted";
+    case gptoss_comm_failure_rendezvous: return "rendezvous";
+    case gptoss_comm_failure_transport: return "transport";
+  }
+  return "unknown";
+}

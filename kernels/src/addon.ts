@@ -63,6 +63,31 @@ export interface RawCommunicator {
   handle: CommHandle;
 }
 
+/** Any typed array (not a DataView): collectives move its bytes. */
+export type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+/** Validated by communicator.ts; read by binding/addon.cpp ConnectCommunicator. */
+export interface RawCommunicatorOptions {
+  transport: "gloo" | "nccl";
+  rank: number;
+  world: number;
+  timeoutMs: number;
+  rendezvous?: string;
+  ncclUniqueId?: Uint8Array;
+  device?: number;
+}
+
 export interface RawModel {
   config: ModelConfigInfo;
   shard: ShardInfo;
@@ -94,8 +119,13 @@ export interface Addon {
     numSlidingBlocks: number,
     communicator?: RawCommunicator,
   ): RawEngine;
-  connectCommunicator(rank: number, world: number, rendezvous: string, timeoutMs: number): Promise<RawCommunicator>;
+  connectCommunicator(options: RawCommunicatorOptions): Promise<RawCommunicator>;
+  ncclUniqueId(): Promise<Uint8Array>;
   commAllReduceSum(comm: RawCommunicator, data: Float32Array): Promise<void>;
+  commBroadcast(comm: RawCommunicator, data: TypedArray, root: number): Promise<void>;
+  commAllGather(comm: RawCommunicator, input: TypedArray, output: TypedArray): Promise<void>;
+  commBarrier(comm: RawCommunicator): Promise<void>;
+  commAbort(comm: RawCommunicator, reason: string): void;
   engineCall(engine: RawEngine, call: "follow" | "stopFollowers" | "keepalive"): Promise<void>;
   /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */
   step(

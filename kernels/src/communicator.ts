@@ -1,50 +1,122 @@
 /**
- * The communicator that joins the W ranks of an expert-parallel group (Gloo over TCP on CPU ranks).
- * Ranks meet at a rendezvous: `file:///dir` (local ranks: tests, the CLI) or
- * `redis://host:port/?prefix=...` (the cluster's Redis, as the orchestrator publishes it). Every
- * collective is bounded by `timeoutMs` (the watchdog): a peer that died or hangs makes it fail with a
- * NativeError of status communicator_error, and the communicator stays failed.
+ * The communicator that joins the W ranks of an expert-parallel group: Gloo over TCP on CPU ranks, NCCL
+ * on GPU ranks. Gloo ranks meet at a rendezvous — `file:///dir` (local ranks: tests, the CLI) or
+ * `redis://host:port/?prefix=...` (the cluster's Redis, as the orchestrator publishes it); NCCL ranks
+ * share the 128-byte unique id rank 0 made (ncclUniqueId(), published by the caller).
+ *
+ * Every rank calls the same collectives in the same order with the same sizes, one at a time. Every
+ * collective is bounded by `timeoutMs` (the watchdog): a peer that hangs makes it reject with a
+ * NativeError of status communicator_error and commFailure "timeout"; a peer that died, "peer_lost".
+ * After a failure the communicator stays failed ("aborted"): the group is re-formed, not repaired.
  */
-import { addon, type RawCommunicator } from "./addon.ts";
+import { addon, type RawCommunicator, type RawCommunicatorOptions, type TypedArray } from "./addon.ts";
 
-export interface CommunicatorOptions {
+interface CommonOptions {
   rank: number;
   world: number;
-  rendezvous: string;
   /** Bounds the join and every collective (default 30 s). */
   timeoutMs?: number;
 }
 
+export interface GlooOptions extends CommonOptions {
+  transport?: "gloo";
+  /** `file:///dir` or `redis://host:port/?prefix=<group key prefix>`. */
+  rendezvous: string;
+}
+
+export interface NcclOptions extends CommonOptions {
+  transport: "nccl";
+  /** The 128 bytes rank 0 got from Communicator.ncclUniqueId(). */
+  ncclUniqueId: Uint8Array;
+  /** This rank's CUDA device (default: the current one). */
+  device?: number;
+}
+
+export type CommunicatorOptions = GlooOptions | NcclOptions;
+
+// redis://host:port, then an optional path and the ?prefix= query (the orchestrator writes it without the "/").
+const RENDEZVOUS = /^(file:\/\/\/.+|redis:\/\/[^/?@]+(\/[^?]*)?(\?.*)?)$/;
+
+function checkTyped(name: string, v: unknown): asserts v is TypedArray {
+  if (!ArrayBuffer.isView(v) || v instanceof DataView) throw new TypeError(`${name} must be a typed array`);
+}
+
 export class Communicator {
+  readonly transport: "gloo" | "nccl";
   readonly rank: number;
   readonly world: number;
   readonly timeoutMs: number;
   /** @internal */
   readonly raw: RawCommunicator;
 
-  private constructor(raw: RawCommunicator, rank: number, world: number, timeoutMs: number) {
+  private constructor(raw: RawCommunicator, o: RawCommunicatorOptions) {
     this.raw = raw;
-    this.rank = rank;
-    this.world = world;
-    this.timeoutMs = timeoutMs;
+    this.transport = o.transport;
+    this.rank = o.rank;
+    this.world = o.world;
+    this.timeoutMs = o.timeoutMs;
   }
 
   /** Joins the group; resolves once every rank joined (rejects after the timeout). Never blocks the event loop. */
   static async connect(o: CommunicatorOptions): Promise<Communicator> {
     const timeoutMs = o.timeoutMs ?? 30_000;
+    const transport = o.transport ?? "gloo";
+    if (transport !== "gloo" && transport !== "nccl") throw new RangeError(`transport must be gloo or nccl, got '${transport}'`);
     if (!Number.isInteger(o.world) || o.world < 1) throw new RangeError(`world must be an integer >= 1, got ${o.world}`);
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.world)
       throw new RangeError(`rank must be an integer in [0, ${o.world}), got ${o.rank}`);
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1)
       throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
-    if (!/^(file:\/\/\/.+|redis:\/\/.+)$/.test(o.rendezvous))
-      throw new RangeError(`rendezvous must be file:///dir or redis://host:port/?prefix=..., got '${o.rendezvous}'`);
-    const raw = await addon().connectCommunicator(o.rank, o.world, o.rendezvous, timeoutMs);
-    return new Communicator(raw, o.rank, o.world, timeoutMs);
+    const raw: RawCommunicatorOptions = { transport, rank: o.rank, world: o.world, timeoutMs };
+    if (o.transport === "nccl") {
+      if (!(o.ncclUniqueId instanceof Uint8Array) || o.ncclUniqueId.length !== 128)
+        throw new TypeError("ncclUniqueId must be the 128-byte Uint8Array from Communicator.ncclUniqueId()");
+      if (o.device !== undefined && (!Number.isInteger(o.device) || o.device < 0))
+        throw new RangeError(`device must be a non-negative integer, got ${o.device}`);
+      raw.ncclUniqueId = o.ncclUniqueId;
+      if (o.device !== undefined) raw.device = o.device;
+    } else {
+      if (typeof o.rendezvous !== "string" || !RENDEZVOUS.test(o.rendezvous))
+        throw new RangeError(`rendezvous must be file:///dir or redis://host:port/?prefix=..., got '${o.rendezvous}'`);
+      raw.rendezvous = o.rendezvous;
+    }
+    return new Communicator(await addon().connectCommunicator(raw), raw);
+  }
+
+  /** A fresh NCCL unique id (rank 0 makes it and publishes it to the other ranks). */
+  static ncclUniqueId(): Promise<Uint8Array> {
+    return addon().ncclUniqueId();
   }
 
   /** In-place element-wise sum over the ranks. */
   allReduceSum(data: Float32Array): Promise<void> {
+    if (!(data instanceof Float32Array)) return Promise.reject(new TypeError("allReduceSum: data must be a Float32Array"));
     return addon().commAllReduceSum(this.raw, data);
+  }
+
+  /** Copies root's bytes of `data` into every other rank's `data` (same length on every rank). */
+  broadcast(data: TypedArray, root: number): Promise<void> {
+    checkTyped("broadcast: data", data);
+    if (!Number.isInteger(root) || root < 0 || root >= this.world)
+      return Promise.reject(new RangeError(`broadcast: root must be a rank in [0, ${this.world}), got ${root}`));
+    return addon().commBroadcast(this.raw, data, root);
+  }
+
+  /** Every rank's bytes of `input`, concatenated by rank: resolves to world × input.byteLength bytes. */
+  async allGather(input: TypedArray): Promise<Uint8Array> {
+    checkTyped("allGather: input", input);
+    const out = new Uint8Array(input.byteLength * this.world);
+    await addon().commAllGather(this.raw, input, out);
+    return out;
+  }
+
+  /** Resolves once every rank reached it. */
+  barrier(): Promise<void> {
+    return addon().commBarrier(this.raw);
+  }
+
+  /** Marks the communicator failed: later collectives reject at once (commFailure "aborted"). */
+  abort(reason = "aborted"): void {
+    addon().commAbort(this.raw, reason);
   }
 }

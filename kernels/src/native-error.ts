@@ -16,14 +16,26 @@ export const NativeStatus = {
 } as const;
 export type NativeStatusName = keyof typeof NativeStatus;
 
+/**
+ * Why a communicator_error happened: `timeout` (a peer did not answer within the watchdog timeout),
+ * `peer_lost` (a peer's connection broke: it died or aborted), `aborted` (abort() was called or an
+ * earlier collective failed), `rendezvous` (the ranks did not all join in time), `transport` (the
+ * transport is unavailable or failed).
+ */
+export const COMM_FAILURES = ["timeout", "peer_lost", "aborted", "rendezvous", "transport"] as const;
+export type CommFailure = (typeof COMM_FAILURES)[number];
+
 export class NativeError extends Error {
   override readonly name = "NativeError";
   readonly status: number;
   readonly statusName: NativeStatusName | "unknown";
+  /** Set when statusName is communicator_error. */
+  readonly commFailure: CommFailure | undefined;
 
-  constructor(status: number, statusName: string, message: string) {
+  constructor(status: number, statusName: string, message: string, commFailure?: string) {
     super(message);
     this.status = status;
     this.statusName = statusName in NativeStatus ? (statusName as NativeStatusName) : "unknown";
+    this.commFailure = COMM_FAILURES.find((f) => f === commFailure);
   }
 }

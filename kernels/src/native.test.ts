@@ -1,6 +1,7 @@
 /**
  * The native test executables, run as part of the suite: the shared op test (every backend against the
- * fp64 references) and the safetensors fuzzer under AddressSanitizer (10k mutated headers).
+ * fp64 references), the communicator test (forked ranks over Gloo; NCCL where a GPU is present) and the
+ * safetensors fuzzer under AddressSanitizer (10k mutated headers).
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -23,6 +24,16 @@ describe("native", () => {
       expect(stdout).toMatch(/^SKIP cuda: /m);
     },
   );
+
+  it("test_comm: collectives over 2 and 4 forked ranks, watchdog timeout, peer lost, abort, rendezvous (NCCL skipped without a GPU)", async () => {
+    const { stdout } = await run(bin("test_comm"), { timeout: 60_000 });
+    process.stdout.write(stdout);
+    expect(stdout).toMatch(/comm: [1-9]\d* passed, 0 failed/);
+    expect(stdout).not.toMatch(/^FAIL/m);
+    expect(stdout).toMatch(/^PASS watchdog_timeout_w3$/m);
+    // A GPU machine runs the NCCL cases too; here it must say why it skipped.
+    if (!/^PASS nccl_/m.test(stdout)) expect(stdout).toMatch(/^SKIP nccl: /m);
+  });
 
   it("fuzz_safetensors: 10k mutated headers under ASan, zero crashes, every rejection typed", async () => {
     const seeds = ["g1-tiny", "g3-odd-shapes"].map((c) => join(sharedDir(), "golden", c, "model.safetensors"));

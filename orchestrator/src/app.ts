@@ -13,6 +13,7 @@ import { RedisMembershipStore } from "./adapters/redis-membership-store.ts";
 import { startConfiguredRunner } from "./batches/runner-from-config.ts";
 import type { OrchestratorConfig } from "./config.ts";
 import { GroupFormer } from "./groups/group-former.ts";
+import { registerGroupMetrics } from "./groups/group-metrics.ts";
 import { createMembershipService } from "./transport/membership-service.ts";
 import { startMetricsServer } from "./transport/metrics-server.ts";
 
@@ -66,9 +67,11 @@ export async function startOrchestrator(config: OrchestratorConfig, log: Logger)
   }, config.membership.prune_interval_ms);
   pruner.unref();
   const registry = createMetricsRegistry("orchestrator");
+  registerGroupMetrics(registry, store);
   const runner = config.batch.enabled ? await startConfiguredRunner(config, log, registry) : undefined;
+  // The autoscaling signals (per-group load; batch queues when the runner is hosted here).
   const metrics =
-    runner && config.batch.metrics_port > 0 ? await startMetricsServer(registry, config.grpc.host, config.batch.metrics_port) : undefined;
+    config.batch.metrics_port > 0 ? await startMetricsServer(registry, config.grpc.host, config.batch.metrics_port) : undefined;
   log.info({ address, redis: config.redis.url, batchRunner: Boolean(runner) }, "orchestrator listening");
 
   return {

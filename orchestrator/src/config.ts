@@ -55,7 +55,7 @@ export const OrchestratorConfigSchema = z.object({
       sweep_interval_ms: positive.default(2_000),
       /** An in-progress batch without progress for this long is checked for lines a Redis crash lost. */
       repair_after_ms: positive.default(15_000),
-      /** Prometheus /metrics (queue depth by priority, batches by status); 0 = no listener. */
+      /** Prometheus /metrics: per-group load always; queue depth and batches when the runner is hosted; 0 = no listener. */
       metrics_port: z.coerce.number().int().min(0).max(65535).default(9092),
     })
     .prefault({}),

@@ -3,6 +3,8 @@
  * W orchestrated workers per group (each its shard, Gloo over loopback, rendezvous in Redis), and the
  * gateway discovering them — with the official openai SDK as the client.
  * - W = 1, 2, 4 (tiny model with 8 KV heads): greedy tokens identical and logprobs within 1e-4 of W = 1.
+ * - SIGKILL one rank of a serving group mid-stream: the stream ends with an error (not a hang) within the
+ *   watchdog + 1 s, new requests succeed on the other group, and the group re-forms with a new worker.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -137,4 +139,49 @@ describe("expert-parallel groups through the gateway", () => {
       });
     }
   }, 180_000);
+
+  it("SIGKILL of a rank: its streams end with an error within the watchdog + 1 s, the other group serves, the group re-forms", async () => {
+    const c = await cluster(2, 4);
+    const listed = await c.members();
+    expect(new Set(listed.map((m) => m.groupId)).size).toBe(2);
+    // Streams on both groups, long enough to be mid-flight when a rank dies.
+    const streams = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const s = await c.client.completions.create({ model: MODEL, prompt: "Once", max_tokens: 4000, temperature: 1, stream: true });
+        const it = s[Symbol.asyncIterator]();
+        await it.next();
+        return it;
+      }),
+    );
+    const victim = listed.find((m) => m.rank === 1) as Member;
+    const killedAt = performance.now();
+    process.kill(Number(victim.workerId.split("-").at(-1)), "SIGKILL");
+    // The victim's group's streams end with an error event within the watchdog + 1 s; the others go on.
+    const outcomes = await Promise.all(
+      streams.map(async (it) => {
+        try {
+          for (let e = await it.next(); !e.done; e = await it.next()) {
+            if (performance.now() - killedAt > WATCHDOG_MS + 1_000) return "alive";
+          }
+          return "done";
+        } catch {
+          return performance.now() - killedAt < WATCHDOG_MS + 1_000 ? "error-in-time" : "error-late";
+        }
+      }),
+    );
+    expect(outcomes).toContain("error-in-time");
+    expect(outcomes).not.toContain("error-late");
+    // New requests succeed meanwhile (the healthy group, or a retry before the first token).
+    const ok = await c.client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 4, temperature: 0 });
+    expect(ok.usage?.completion_tokens).toBe(4);
+    // A replacement worker and the broken group's survivor form a new group; new requests succeed.
+    await c.worker();
+    const reformed = await until(c.members, (ms) => {
+      const placed = ms.filter((m) => m.groupId !== "");
+      return placed.length === 4 && !placed.some((m) => m.workerId === victim.workerId || m.groupId === victim.groupId);
+    });
+    expect(new Set(reformed.map((m) => m.groupId)).size).toBe(2);
+    const after = await c.client.completions.create({ model: MODEL, prompt: "Hello", max_tokens: 4, temperature: 0 });
+    expect(after.usage?.completion_tokens).toBe(4);
+  }, 120_000);
 });

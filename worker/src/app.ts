@@ -125,6 +125,16 @@ export async function startWorker(
       config.orchestrator.heartbeat_ms,
       log,
       (assignment) => agent?.onAssignment(assignment),
+      () => {
+        const info = eng.info();
+        const total = info.capacity?.kvBlocksTotal ?? 0;
+        return {
+          requestsRunning: info.load?.running ?? 0,
+          requestsWaiting: info.load?.waiting ?? 0,
+          kvCacheUsage: total > 0 ? (info.capacity?.kvBlocksInUse ?? 0) / total : 0,
+          generationTokensTotal: info.load?.generationTokensTotal ?? 0,
+        };
+      },
     );
     membership.start(eng.ready ? MemberState.MEMBER_STATE_READY : MemberState.MEMBER_STATE_STARTING);
   }

@@ -1,5 +1,5 @@
 /** In-memory MembershipStore for tests of the layers above; same contract as the Redis adapter. */
-import type { Lease, Member, MemberState } from "@expertmesh/proto/cluster";
+import type { Lease, Member, MemberLoad, MemberState } from "@expertmesh/proto/cluster";
 import type { MembershipStore } from "../membership/membership-store.ts";
 
 export class InMemoryMembershipStore implements MembershipStore {
@@ -16,11 +16,12 @@ export class InMemoryMembershipStore implements MembershipStore {
     return { workerId: member.workerId, ttlMs, expiresUnixMs: expires };
   }
 
-  async heartbeat(workerId: string, state: MemberState, ttlMs: number): Promise<Lease | null> {
+  async heartbeat(workerId: string, state: MemberState, ttlMs: number, load?: MemberLoad): Promise<Lease | null> {
     const entry = this.#members.get(workerId);
     if (!entry || entry.expires <= this.#now()) return null;
     entry.expires = this.#now() + ttlMs;
     entry.member.state = state;
+    if (load) entry.member.load = load;
     return { workerId, ttlMs, expiresUnixMs: entry.expires };
   }
 

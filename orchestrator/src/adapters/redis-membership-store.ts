@@ -4,7 +4,7 @@
  *   <p>members:data   HASH  workerId -> protobuf-encoded Member (typed bytes, never JSON-in-a-string)
  * Expired entries are invisible to list() and pruned by prune(), which the orchestrator runs on a timer.
  */
-import { type Lease, Member, type MemberState } from "@expertmesh/proto/cluster";
+import { type Lease, Member, type MemberLoad, type MemberState } from "@expertmesh/proto/cluster";
 import type { Redis } from "ioredis";
 import type { MembershipStore } from "../membership/membership-store.ts";
 
@@ -31,11 +31,12 @@ export class RedisMembershipStore implements MembershipStore {
     return { workerId: member.workerId, ttlMs, expiresUnixMs: expires };
   }
 
-  async heartbeat(workerId: string, state: MemberState, ttlMs: number): Promise<Lease | null> {
+  async heartbeat(workerId: string, state: MemberState, ttlMs: number, load?: MemberLoad): Promise<Lease | null> {
     const [score, raw] = await Promise.all([this.#redis.zscore(this.#leaseKey, workerId), this.#redis.hgetBuffer(this.#dataKey, workerId)]);
     if (score === null || Number(score) <= this.#now() || raw === null) return null;
     const member = Member.decode(raw);
     member.state = state;
+    if (load) member.load = load;
     const expires = this.#now() + ttlMs;
     // Only the member itself heartbeats its entry, so read-modify-write has a single writer.
     await this.#redis

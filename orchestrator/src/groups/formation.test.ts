@@ -37,6 +37,7 @@ beforeAll(async () => {
     membership: { lease_ttl_ms: 600, prune_interval_ms: 100 },
     groups: { world_size: 2 },
     log_level: "silent",
+    batch: { metrics_port: 0 },
   });
   orch = await startOrchestrator(config, createLogger("orchestrator", "silent"));
   client = new MembershipClient(orch.address, credentials.createInsecure());

@@ -31,7 +31,7 @@ export function createMembershipService(store: MembershipStore, groups: GroupSto
       );
     },
     heartbeat(call, callback) {
-      Promise.all([store.heartbeat(call.request.workerId, call.request.state, leaseTtlMs), groups.list()]).then(
+      Promise.all([store.heartbeat(call.request.workerId, call.request.state, leaseTtlMs, call.request.load), groups.list()]).then(
         ([lease, all]) =>
           lease
             ? callback(null, { lease, assignment: assignmentFor(call.request.workerId, all) })

@@ -10,6 +10,7 @@ import {
   type GroupAssignment,
   type HeartbeatResponse,
   type Member,
+  type MemberLoad,
   MemberState,
   MembershipClient,
   type RegisterResponse,
@@ -34,6 +35,7 @@ export class MembershipAgent {
   #registered = false;
   #state: MemberState = MemberState.MEMBER_STATE_STARTING;
   readonly #onAssignment: (a: GroupAssignment | undefined) => void;
+  readonly #load: () => MemberLoad | undefined;
 
   constructor(
     address: string,
@@ -41,7 +43,9 @@ export class MembershipAgent {
     heartbeatMs: number,
     log: Logger,
     onAssignment: (a: GroupAssignment | undefined) => void = () => {},
+    load: () => MemberLoad | undefined = () => undefined,
   ) {
+    this.#load = load;
     this.#client = new MembershipClient(address, credentials.createInsecure());
     this.#member = { ...member, state: MemberState.MEMBER_STATE_STARTING, registeredUnixMs: Date.now() };
     this.#onAssignment = onAssignment;
@@ -60,7 +64,8 @@ export class MembershipAgent {
           this.#log.info({ workerId: this.#member.workerId }, "registered with the orchestrator");
           this.#onAssignment(res.assignment);
         } else {
-          const beat = { workerId: this.#member.workerId, state: this.#state };
+          const load = this.#safeLoad();
+          const beat = { workerId: this.#member.workerId, state: this.#state, ...(load ? { load } : {}) };
           const res = await unary<HeartbeatResponse>((md, o, cb) => this.#client.heartbeat(beat, md, o, cb));
           this.#onAssignment(res.assignment);
         }
@@ -77,6 +82,16 @@ export class MembershipAgent {
 
   setState(state: MemberState): void {
     this.#state = state;
+  }
+
+  /** The load to report; a failure to read it never stops the heartbeat. */
+  #safeLoad(): MemberLoad | undefined {
+    try {
+      return this.#load();
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, "could not read the load for the heartbeat");
+      return undefined;
+    }
   }
 
   /** Registers again as a fresh member at the next tick (a group still holding the old one is dissolved). */

@@ -80,6 +80,7 @@ export class BatchEngine implements EnginePort {
   readonly #byId = new Map<string, Live>();
   #looping = false;
   #draining = false;
+  #generated = 0; // tokens generated since start (heartbeat load, autoscaling)
   #admissions = 0;
   #idle: Array<() => void> = [];
   #prefixQueried = 0;
@@ -114,7 +115,7 @@ export class BatchEngine implements EnginePort {
         maxTokensPerStep: this.#opts.maxTokensPerStep,
         kvBlocksInUse: this.blocksInUse(),
       },
-      load: { running: this.#running.length, waiting: this.#waiting.length },
+      load: { running: this.#running.length, waiting: this.#waiting.length, generationTokensTotal: this.#generated },
       backend: "cpu",
     };
   }
@@ -516,6 +517,7 @@ export class BatchEngine implements EnginePort {
       }
       live.lastToken = t2;
       live.output.push(r.token);
+      this.#generated++;
       m?.generationTokens.inc(m.labels);
       const token: GeneratedToken = {
         tokenId: r.token,

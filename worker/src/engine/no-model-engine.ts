@@ -7,7 +7,7 @@ import { workerErrors } from "../errors.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 
 export class NoModelEngine implements EnginePort {
-  readonly ready = false;
+  readonly ready: boolean = false;
   readonly notReadyReason: string;
   readonly #modelName: string;
   readonly #capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number };
@@ -42,7 +42,7 @@ export class NoModelEngine implements EnginePort {
         maxTokensPerStep: this.#capacity.maxTokensPerStep,
         kvBlocksInUse: 0,
       },
-      load: { running: 0, waiting: 0 },
+      load: { running: 0, waiting: 0, generationTokensTotal: 0 },
       backend: "cpu",
     };
   }

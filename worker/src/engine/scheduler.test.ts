@@ -135,7 +135,7 @@ describe("preemption and back-pressure", () => {
       const running = [long(0)];
       await expect.poll(async () => (await load(c))?.running, { timeout: 2000 }).toBe(1);
       running.push(long(1), long(2));
-      await expect.poll(() => load(c), { timeout: 2000 }).toEqual({ running: 1, waiting: 2 });
+      await expect.poll(() => load(c), { timeout: 2000 }).toMatchObject({ running: 1, waiting: 2 });
       const started = Date.now();
       const rejected = await generate(c.client, "q-over", prompt(9), 4).done;
       expect(Date.now() - started).toBeLessThan(500);
@@ -179,7 +179,7 @@ describe("priority classes", () => {
       const batch = run("batch-1", Priority.PRIORITY_BATCH, 4, 4);
       await new Promise((r) => setTimeout(r, pauseMs));
       // The slot is still taken: both wait for it.
-      expect(await load(e)).toEqual({ running: 1, waiting: 1 });
+      expect(await load(e)).toMatchObject({ running: 1, waiting: 1 });
       const online = run("online-1", Priority.PRIORITY_ONLINE, 4, 4);
       await Promise.all([hold, batch, online]);
       return finished.filter((id) => id !== "hold");

@@ -42,6 +42,7 @@ async function orchestrator(prefix: string, worldSize: number): Promise<RunningO
       membership: { lease_ttl_ms: 1_000, prune_interval_ms: 100 },
       groups: { world_size: worldSize },
       log_level: "silent",
+      batch: { metrics_port: 0 },
     }),
     log,
   );
@@ -55,6 +56,11 @@ async function until(ok: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > end) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A rank engine double that reports itself ready (it is never asked to generate here). */
+class ReadyStub extends NoModelEngine {
+  override readonly ready: boolean = true;
 }
 
 describe("orchestrated workers", () => {
@@ -96,9 +102,8 @@ describe("orchestrated workers", () => {
       async open(a) {
         const entry = { worker, a, closed: false };
         opened.push(entry);
-        const engine = new NoModelEngine("gpt-oss-tiny", { blockSize: 16, blocks: 8, maxNumSeqs: 4, maxTokensPerStep: 64 });
         return {
-          engine: Object.assign(Object.create(engine) as NoModelEngine, { ready: true }),
+          engine: new ReadyStub("gpt-oss-tiny", { blockSize: 16, blocks: 8, maxNumSeqs: 4, maxTokensPerStep: 64 }),
           close: async () => {
             entry.closed = true;
           },
