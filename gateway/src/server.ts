@@ -3,7 +3,7 @@
  * Cross-cutting behaviour lives here: request ids, auth, OpenAI-shaped errors, metrics.
  */
 import { randomUUID } from "node:crypto";
-import { AppError, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
+import { AppError, Counter, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import type { BatchApi } from "@expertmesh/orchestrator/batches";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { genAiMetrics, ObservedBackend } from "./adapters/observed-backend.ts";
@@ -15,6 +15,7 @@ import { BatchLineKeys } from "./domain/batches/batch-line-keys.ts";
 import { BatchPriorityBackend } from "./domain/batches/batch-priority-backend.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
+import { ParkingBackend } from "./domain/parking.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore, type ResponseStore } from "./domain/responses/store.ts";
 import { TokenLimitedBackend } from "./domain/token-limits.ts";
@@ -123,7 +124,8 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     return reply.code(500).send(gatewayErrors.create("server_error", { requestId: request.id }).toOpenAi());
   });
 
-  registerHealthRoutes(app, deps.directory);
+  // With parking on, a gateway takes requests (and parks them) while every engine group is scaled to zero.
+  registerHealthRoutes(app, deps.directory, { parking: deps.config.parking.max_parked > 0 });
   registerModelRoutes(app, deps.directory);
   if (deps.batches) {
     registerFileRoutes(app, { service: deps.batches.service, maxFileBytes: deps.config.batches.max_file_bytes });
@@ -155,7 +157,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       },
     });
     // Outermost first: token limits (refused before queueing), telemetry, admission, the engine groups.
-    const admitted = new AdmittingBackend(deps.backend, admission);
+    const admitted = new AdmittingBackend(withParking(deps.backend, deps, app), admission);
     const metrics = genAiMetrics(deps.registry);
     const tokenLimits = {
       limiter,
@@ -182,4 +184,40 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
 /** Batch runners authenticate with per-batch credentials beside the configured keys. */
 function withBatchLineKeys(keys: ApiKeySource, lineKeys: BatchLineKeys | undefined): ApiKeySource {
   return lineKeys ? new AnyApiKeys([keys, lineKeys]) : keys;
+}
+
+/** Scale from zero (domain/parking.ts) around the engine groups, with its demand gauge; off when max_parked is 0. */
+function withParking(engines: GenerationBackend, deps: GatewayDeps, app: FastifyInstance): GenerationBackend {
+  const c = deps.config.parking;
+  if (c.max_parked <= 0) return engines;
+  const outcomes = new Counter({
+    name: "expertmesh_gateway_parked_requests_total",
+    help: "Generations that waited for an engine group of their model, by outcome (served, timeout, rejected, cancelled)",
+    labelNames: ["model_name", "outcome"] as const,
+    registers: [deps.registry],
+  });
+  const parking = new ParkingBackend(
+    engines,
+    {
+      maxParked: c.max_parked,
+      timeoutMs: c.timeout_ms,
+      pollMs: c.poll_ms,
+      retryAfterMs: deps.config.admission.retry_after_ms,
+      models: c.models,
+    },
+    () => deps.directory.members().map((m) => m.model),
+    { onOutcome: (model, outcome) => outcomes.inc({ model_name: model, outcome }) },
+  );
+  new Gauge({
+    name: "expertmesh_gateway_requests_parked",
+    help: "Generations waiting for an engine group of their model to become ready (the scale-from-zero demand)",
+    labelNames: ["model_name"] as const,
+    registers: [deps.registry],
+    collect() {
+      this.reset();
+      for (const [model, n] of parking.parked()) this.set({ model_name: model }, n);
+    },
+  });
+  app.addHook("onClose", async () => parking.close());
+  return parking;
 }

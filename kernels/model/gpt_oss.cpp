@@ -21,18 +21,18 @@ namespace {
 struct Profile {
   const bool on = std::getenv("EXPERTMESH_PROFILE") != nullptr;
   const int every = on && std::atoi(std::getenv("EXPERTMESH_PROFILE")) > 0 ? std::atoi(std::getenv("EXPERTMESH_PROFILE")) : 8;
-  double t[8] = {};
+  double t[9] = {};
   int steps = 0;
   static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
   void add(int i, double since) { t[i] += now() - since; }
   void step_done() {
     if (!on || ++steps % every) return;
     static const char* names[] = {"attn:norm+qkv+rope", "attn:sdpa+store", "attn:out", "moe:norm+router", "moe:experts",
-                                  "head", "moe:gather", "moe:combine"};
+                                  "head", "moe:gather", "moe:combine", "comm:all-reduce"};
     double total = 0;
     for (double x : t) total += x;
     std::fprintf(stderr, "[profile] %d steps, %.3f s/step:", steps, total / steps);
-    for (int i = 0; i < 8; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
+    for (int i = 0; i < 9; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
     std::fprintf(stderr, "\n");
   }
 };
@@ -132,9 +132,11 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   g_profile.add(1, t0);
   t0 = Profile::now();
   matmul(ops_, s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
-  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
-  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
   g_profile.add(2, t0);
+  t0 = Profile::now();
+  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
+  g_profile.add(8, t0);
+  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
 }
 
 void Transformer::mlp_block(int l, Scratch& s) const {
@@ -187,9 +189,11 @@ void Transformer::mlp_block(int l, Scratch& s) const {
       ++row;
     }
   }
-  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
-  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
   g_profile.add(7, t0);
+  t0 = Profile::now();
+  if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
+  g_profile.add(8, t0);
+  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
 }
 
 std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
