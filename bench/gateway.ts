@@ -49,6 +49,8 @@ async function runWorker(job: Job): Promise<void> {
 async function runGateway(job: Job): Promise<void> {
   const gw = await startTestGateway({ address: job.address ?? "", model: MODEL, config: { default_max_tokens: job.tokens + 8 } });
   await report(gw.base);
+  // Exit cleanly when stopped, so `--cpu-prof` (NODE_OPTIONS) can write the gateway's profile.
+  process.once("SIGTERM", () => process.exit(0));
 }
 
 async function runClient(job: Job): Promise<void> {
