@@ -156,6 +156,11 @@ describe("expert-parallel groups through the gateway", () => {
     const victim = listed.find((m) => m.rank === 1) as Member;
     const killedAt = performance.now();
     process.kill(Number(victim.workerId.split("-").at(-1)), "SIGKILL");
+    // Requests sent right after the kill, before any token: some reach the broken group's leader, which
+    // refuses them retryably once its all-reduce fails; the gateway retries those on the other group.
+    const fresh = Promise.all(
+      [0, 1, 2, 3, 4, 5].map(() => c.client.completions.create({ model: MODEL, prompt: "Quick", max_tokens: 3, temperature: 0 })),
+    );
     // The victim's group's streams end with an error event within the watchdog + 1 s; the others go on.
     const outcomes = await Promise.all(
       streams.map(async (it) => {
@@ -171,6 +176,7 @@ describe("expert-parallel groups through the gateway", () => {
     );
     expect(outcomes).toContain("error-in-time");
     expect(outcomes).not.toContain("error-late");
+    for (const r of await fresh) expect(r.usage?.completion_tokens).toBe(3);
     // New requests succeed meanwhile (the healthy group, or a retry before the first token).
     const ok = await c.client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 4, temperature: 0 });
     expect(ok.usage?.completion_tokens).toBe(4);
