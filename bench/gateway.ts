@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
  * Each path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
  *
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
+ *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
@@ -145,10 +146,15 @@ function report(value: unknown): Promise<void> {
   return new Promise((resolve) => process.stdout.write(`${JSON.stringify(value)}\n`, () => resolve()));
 }
 
-/** Runs a role in its own process (at `nice` lower priority when > 0); resolves with its first report. */
-function spawn<T>(job: Job, nice: number): Promise<{ value: T; stop: () => void }> {
+/**
+ * Runs a role in its own process (at `nice` lower priority when > 0, on the given CPUs when set);
+ * resolves with its first report.
+ */
+function spawn<T>(job: Job, nice: number, cpus = ""): Promise<{ value: T; stop: () => void }> {
   const node = [process.execPath, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
-  const child = nice > 0 ? spawnProcess("nice", ["-n", String(nice), ...node]) : spawnProcess(node[0] as string, node.slice(1));
+  const niced = nice > 0 ? ["nice", "-n", String(nice), ...node] : node;
+  const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
+  const child = spawnProcess(argv[0] as string, argv.slice(1));
   child.stderr.pipe(process.stderr);
   process.once("exit", () => child.kill()); // never leave a role running behind a failed run
   return new Promise((resolve, reject) => {
@@ -168,6 +174,8 @@ if (roleJob > 0) {
   const { values } = parseArgs({
     options: {
       nice: { type: "string", default: "10" },
+      // e.g. "1:0": the gateway on CPU 1, the worker and the clients on CPU 0 (its own core, as deployed).
+      pin: { type: "string", default: "" },
       streams: { type: "string", default: "64" },
       tokens: { type: "string", default: "256" },
       "interval-ms": { type: "string", default: "5" },
@@ -180,8 +188,9 @@ if (roleJob > 0) {
   const seconds = Number(values.seconds);
   const warmupSeconds = Number(values["warmup-seconds"]);
   const nice = Number(values.nice);
-  const worker = await spawn<string>({ role: "worker", ...base }, nice);
-  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0);
+  const [gatewayCpus = "", loadCpus = ""] = (values.pin ?? "").split(":");
+  const worker = await spawn<string>({ role: "worker", ...base }, nice, loadCpus);
+  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus);
   process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
   const direct = await spawn<Samples>(
     {
@@ -193,6 +202,7 @@ if (roleJob > 0) {
       target: { kind: "direct", address: worker.value },
     },
     nice,
+    loadCpus,
   );
   process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
   const via = await spawn<Samples>(
@@ -205,6 +215,7 @@ if (roleJob > 0) {
       target: { kind: "gateway", url: gateway.value },
     },
     nice,
+    loadCpus,
   );
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
