@@ -461,7 +461,11 @@ export class BatchEngine implements EnginePort {
     const batch: Array<{ live: Live; entry: StepSequence; sample: boolean; rows: number }> = [];
     // Decode rows first: one per sequence past its prompt. Online before batch when blocks are short.
     const byPriority = [...this.#running].sort((a, b) => Number(a.batch) - Number(b.batch) || a.admittedSeq - b.admittedSeq);
+    // While an online request is still in its prompt, batch rows sit this step out: its first token
+    // should cost a step of online rows only (batch work resumes a step later, its KV kept).
+    const onlinePrefill = byPriority.some((l) => !l.batch && l.fed < l.prompt.length);
     for (const live of byPriority) {
+      if (onlinePrefill && live.batch) continue;
       if (!this.#running.includes(live) || live.fed < live.prompt.length || budget <= 0) continue;
       if (!this.#ensureBlocks(live, live.promptLength + live.output.length)) continue;
       const last = live.output[live.output.length - 1] as number;
@@ -469,6 +473,7 @@ export class BatchEngine implements EnginePort {
       budget -= 1;
     }
     for (const live of byPriority) {
+      if (onlinePrefill && live.batch) continue;
       if (!this.#running.includes(live) || live.fed >= live.prompt.length || budget <= 0) continue;
       const chunk = live.prompt.slice(live.fed, live.fed + budget);
       if (!this.#ensureBlocks(live, live.fed + chunk.length)) continue;
