@@ -73,4 +73,10 @@ describe("expertmesh generate / make-checkpoint / errors", () => {
     expect(broken).toMatchObject({ code: 1 });
     expect((broken as { stderr: string }).stderr).toContain(`${tmp}/config.json`);
   });
+
+  it("expertmesh batch is the Batch API client (usage error → exit 2 with its usage)", async () => {
+    const err = (await run(process.execPath, [cli, "batch", "frobnicate"]).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(err.code).toBe(2);
+    expect(err.stderr).toMatch(/usage: expertmesh batch <command>/);
+  });
 });

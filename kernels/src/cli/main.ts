@@ -5,6 +5,7 @@
  *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K]
  *   expertmesh make-checkpoint --shape tiny|20b|120b|custom [--layers N ...] --out DIR [--seed N] [--format hf|original]
  *   expertmesh info [--model DIR]
+ *   expertmesh batch submit|status|results|list ...   (the Batch API client, from @expertmesh/orchestrator)
  * Exit status: 0 ok, 2 bad usage, 1 failure (the message names the file/tensor at fault).
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -29,7 +30,8 @@ const USAGE = `usage:
   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
-  expertmesh info [--model DIR]`;
+  expertmesh info [--model DIR]
+  expertmesh batch submit FILE | status ID [--wait] | results ID | list   (see expertmesh batch --help)`;
 
 function parseTokens(s: string | undefined): number[] {
   if (!s) throw new UsageError("--tokens is required (comma-separated token ids)");
@@ -301,7 +303,16 @@ try {
   else if (command === "generate") await generate(rest);
   else if (command === "make-checkpoint") makeCheckpoint(rest);
   else if (command === "info") await info(rest);
-  else throw new UsageError(command ? `unknown command '${command}'` : "no command given");
+  else if (command === "batch") {
+    // The Batch API client lives with the batch runner (orchestrator); this binary is its front door.
+    const { runBatchCli } = await import("@expertmesh/orchestrator/cli/batch");
+    process.exitCode = await runBatchCli(rest, {
+      env: process.env,
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+      tty: process.stderr.isTTY === true,
+    });
+  } else throw new UsageError(command ? `unknown command '${command}'` : "no command given");
 } catch (err) {
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
     process.stderr.write(`expertmesh: ${(err as Error).message}\n${USAGE}\n`);
