@@ -114,13 +114,19 @@ async function cluster(world: number, workers: number): Promise<Cluster> {
   return { client: new OpenAI({ apiKey: "sk-ep-test-0123456789", baseURL: `${base}/v1`, maxRetries: 0 }), members, worker };
 }
 
+/**
+ * Greedy tokens with the log-softmax of the logits at every generated position (the token's and the top-5
+ * alternatives': the API's view of the logits, which it does not return raw).
+ */
 async function greedy(client: OpenAI): Promise<{ tokens: string[]; logprobs: number[] }> {
-  const r = await client.completions.create({ model: MODEL, prompt: "The expert mesh", max_tokens: 8, temperature: 0, logprobs: 1 });
-  return { tokens: r.choices[0]?.logprobs?.tokens ?? [], logprobs: r.choices[0]?.logprobs?.token_logprobs ?? [] };
+  const r = await client.completions.create({ model: MODEL, prompt: "The expert mesh", max_tokens: 8, temperature: 0, logprobs: 5 });
+  const lp = r.choices[0]?.logprobs;
+  const top = (lp?.top_logprobs ?? []).flatMap((m) => Object.values(m ?? {}).sort((a, b) => b - a));
+  return { tokens: lp?.tokens ?? [], logprobs: [...(lp?.token_logprobs ?? []), ...top] };
 }
 
 describe("expert-parallel groups through the gateway", () => {
-  it("W = 2 and 4 generate exactly what W = 1 generates (logprobs within 1e-4)", async () => {
+  it("W = 2 and 4 generate exactly what W = 1 generates (token and top-5 logprobs within 1e-4)", async () => {
     const results = [];
     for (const world of [1, 2, 4]) {
       const c = await cluster(world, world);
@@ -132,8 +138,10 @@ describe("expert-parallel groups through the gateway", () => {
     }
     const [one, ...others] = results;
     expect(one?.tokens).toHaveLength(8);
+    expect(one?.logprobs.length).toBeGreaterThanOrEqual(8 + 8 * 4); // top-5 per position (token strings may collide)
     for (const r of others) {
       expect(r.tokens).toEqual(one?.tokens);
+      expect(r.logprobs).toHaveLength(one?.logprobs.length ?? -1);
       r.logprobs.forEach((lp, i) => {
         expect(Math.abs(lp - (one?.logprobs[i] ?? 0))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(lp)));
       });

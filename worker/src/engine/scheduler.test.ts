@@ -80,7 +80,9 @@ describe("scheduler", () => {
   it("online prompts arriving while batch work decodes (batch rows sit out those steps): every output equals running alone", async () => {
     const alone: number[][] = [];
     for (let i = 0; i < 8; i++) alone.push((await generate(a.client, `solo-${i}`, prompt(100 + i, 40), 24).done).tokens);
-    const batchRuns = [0, 1, 2, 3].map((i) => generate(a.client, `b-${i}`, prompt(100 + i, 40), 24, { priority: Priority.PRIORITY_BATCH }).done);
+    const batchRuns = [0, 1, 2, 3].map(
+      (i) => generate(a.client, `b-${i}`, prompt(100 + i, 40), 24, { priority: Priority.PRIORITY_BATCH }).done,
+    );
     await new Promise((r) => setTimeout(r, 30)); // the batch sequences are decoding when the online prompts arrive
     const onlineRuns = [4, 5, 6, 7].map((i) => generate(a.client, `o-${i}`, prompt(100 + i, 40), 24).done);
     const all = await Promise.all([...batchRuns, ...onlineRuns]);
