@@ -2,6 +2,7 @@
  * Prometheus metrics (prom-client). One registry per process with process/runtime defaults; metric
  * names follow vLLM's where one exists (see shared reliability conventions).
  */
+import { createServer, type Server } from "node:http";
 import { collectDefaultMetrics, Registry } from "prom-client";
 
 export function createMetricsRegistry(service: string, labels: Record<string, string> = {}): Registry {
@@ -12,3 +13,22 @@ export function createMetricsRegistry(service: string, labels: Record<string, st
 }
 
 export { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/** A tiny HTTP listener for Prometheus scrapes (GET /metrics), for services with no other HTTP surface. */
+export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/metrics") {
+      registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
+}

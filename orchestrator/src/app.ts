@@ -3,7 +3,7 @@
  * timer that prunes expired leases and (re-)forms expert-parallel groups; with batch.enabled, a batch
  * runner (BullMQ) and the Prometheus listener for the autoscaling signals (batches/batch-metrics.ts).
  */
-import { createMetricsRegistry, type Logger } from "@expertmesh/common";
+import { createMetricsRegistry, type Logger, startMetricsServer } from "@expertmesh/common";
 import { MembershipService } from "@expertmesh/proto/cluster";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
@@ -15,7 +15,6 @@ import type { OrchestratorConfig } from "./config.ts";
 import { GroupFormer } from "./groups/group-former.ts";
 import { registerGroupMetrics } from "./groups/group-metrics.ts";
 import { createMembershipService } from "./transport/membership-service.ts";
-import { startMetricsServer } from "./transport/metrics-server.ts";
 
 export interface RunningOrchestrator {
   address: string;

@@ -6,7 +6,6 @@
  * - SIGKILL one rank of a serving group mid-stream: the stream ends with an error (not a hang) within the
  *   watchdog + 1 s, new requests succeed on the other group, and the group re-forms with a new worker.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,13 +17,13 @@ import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
 import { credentials } from "@grpc/grpc-js";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Cleanup, until } from "./support.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const MODEL = "gpt-oss-tiny-kv8";
 const WATCHDOG_MS = 2_000;
 let redis: RedisServer;
 let checkpoint: string;
-let cleanup: Array<() => Promise<unknown> | unknown> = [];
+const cleanup = new Cleanup();
 
 beforeAll(async () => {
   redis = await startRedisServer();
@@ -32,30 +31,11 @@ beforeAll(async () => {
   writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, numQHeads: 8, numKvHeads: 8, numExperts: 8 }, out: checkpoint, seed: 11 });
 });
 afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
+  await cleanup.run();
 });
 afterAll(async () => {
   await redis?.stop();
 });
-
-function start(script: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [join(root, script)], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "inherit" });
-  cleanup.push(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return child;
-}
-
-async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined as T);
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Cluster {
   client: OpenAI;
@@ -68,7 +48,7 @@ async function cluster(world: number, workers: number): Promise<Cluster> {
   const prefix = `ep${world}-${Date.now()}:`;
   const orchestratorPort = await freePort();
   const orchestrator = `127.0.0.1:${orchestratorPort}`;
-  start("orchestrator/src/main.ts", {
+  cleanup.service("orchestrator/src/main.ts", {
     REDIS_URL: redis.url,
     ORCHESTRATOR_PORT: String(orchestratorPort),
     ORCHESTRATOR_METRICS_PORT: String(await freePort()),
@@ -78,7 +58,7 @@ async function cluster(world: number, workers: number): Promise<Cluster> {
     ORCHESTRATOR_PRUNE_INTERVAL_MS: "200",
   });
   const membership = new MembershipClient(orchestrator, credentials.createInsecure());
-  cleanup.push(() => membership.close());
+  cleanup.add(() => membership.close());
   const members = () =>
     new Promise<Member[]>((resolve, reject) => membership.listMembers({ model: "" }, (e, r) => (e ? reject(e) : resolve(r.members))));
   await until(members, (m) => Array.isArray(m));
@@ -94,13 +74,13 @@ async function cluster(world: number, workers: number): Promise<Cluster> {
       WORKER_MAX_NUM_SEQS: "8",
       ...env,
     });
-    cleanup.push(() => w.stop());
+    cleanup.add(() => w.stop());
     return w;
   };
   // A worker is SERVING only once its group formed: start a group's ranks together.
   await Promise.all(Array.from({ length: workers }, () => worker()));
   const gatewayPort = await freePort();
-  start("gateway/src/main.ts", {
+  cleanup.service("gateway/src/main.ts", {
     GATEWAY_PORT: String(gatewayPort),
     GATEWAY_ORCHESTRATOR_ADDRESS: orchestrator,
     GATEWAY_ORCHESTRATOR_REFRESH_MS: "200",
@@ -133,8 +113,7 @@ describe("expert-parallel groups through the gateway", () => {
       const listed = await c.members();
       expect(listed.filter((m) => m.worldSize === world && m.groupId !== "")).toHaveLength(world);
       results.push(await greedy(c.client));
-      for (const fn of cleanup.reverse()) await fn();
-      cleanup = [];
+      await cleanup.run();
     }
     const [one, ...others] = results;
     expect(one?.tokens).toHaveLength(8);

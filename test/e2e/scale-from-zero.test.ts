@@ -4,7 +4,6 @@
  * on (expertmesh_gateway_requests_parked) counts them; then an engine group comes up (an orchestrated
  * worker, what a ScaledObject scaling the StatefulSet from 0 starts) and every parked request completes.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,13 +13,13 @@ import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import { spawnWorker } from "@expertmesh/worker/testing";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cleanup, until } from "./support.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const MODEL = "gpt-oss-scale-zero";
 const KEY = "sk-scale-zero-0123456789";
 let redis: RedisServer;
 let checkpoint: string;
-const cleanup: Array<() => Promise<unknown> | unknown> = [];
+const cleanup = new Cleanup();
 
 beforeAll(async () => {
   redis = await startRedisServer();
@@ -28,27 +27,9 @@ beforeAll(async () => {
   writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: checkpoint, seed: 3 });
 });
 afterAll(async () => {
-  for (const c of cleanup.reverse()) await c();
+  await cleanup.run();
   await redis?.stop();
 });
-
-function start(script: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [join(root, script)], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "inherit" });
-  cleanup.push(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return child;
-}
-
-async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined as T);
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The value of one sample in a Prometheus text exposition (0 when absent). */
 function sample(text: string, name: string, labels: string): number {
@@ -60,7 +41,7 @@ describe("scale from zero through the gateway", () => {
   it("parks requests while no group is ready, exports the demand, and completes them once a group is up", async () => {
     const orchestratorPort = await freePort();
     const orchestrator = `127.0.0.1:${orchestratorPort}`;
-    start("orchestrator/src/main.ts", {
+    cleanup.service("orchestrator/src/main.ts", {
       REDIS_URL: redis.url,
       ORCHESTRATOR_PORT: String(orchestratorPort),
       ORCHESTRATOR_METRICS_PORT: "0",
@@ -70,7 +51,7 @@ describe("scale from zero through the gateway", () => {
       ORCHESTRATOR_PRUNE_INTERVAL_MS: "200",
     });
     const gatewayPort = await freePort();
-    start("gateway/src/main.ts", {
+    cleanup.service("gateway/src/main.ts", {
       GATEWAY_PORT: String(gatewayPort),
       GATEWAY_ORCHESTRATOR_ADDRESS: orchestrator,
       GATEWAY_DISCOVERY_REFRESH_MS: "200",
@@ -109,7 +90,7 @@ describe("scale from zero through the gateway", () => {
       WORKER_KV_NUM_BLOCKS: "256",
       WORKER_MAX_NUM_SEQS: "8",
     });
-    cleanup.push(() => worker.stop());
+    cleanup.add(() => worker.stop());
     const done = await Promise.all(parked);
     for (const r of done) {
       expect(r.choices[0]?.finish_reason).toBe("length");

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import { join } from "node:path";
-import { createMetricsRegistry, Gauge, type Logger } from "@expertmesh/common";
+import { createMetricsRegistry, Gauge, type Logger, startMetricsServer } from "@expertmesh/common";
 import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { WorkerService } from "@expertmesh/proto/worker";
 import { Server } from "@grpc/grpc-js";
@@ -19,7 +19,6 @@ import { GroupAgent, type GroupEngineFactory } from "./group/group-agent.ts";
 import { NativeGroupFactory } from "./group/native-group-factory.ts";
 import { SwitchableEngine } from "./group/switchable-engine.ts";
 import { serverCredentials } from "./transport/credentials.ts";
-import { startMetricsServer } from "./transport/metrics-server.ts";
 import { createWorkerService } from "./transport/worker-service.ts";
 
 /** Experts in the checkpoint (config.json's num_local_experts), what the orchestrator places; 0 if unknown. */

@@ -3,10 +3,9 @@
  * A batch runner on its own (no Membership service): scale runners independently of the orchestrator,
  * or kill them freely (R10). Same config as the orchestrator (ORCHESTRATOR_BATCH_*, REDIS_URL).
  */
-import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
+import { ConfigError, createLogger, createMetricsRegistry, startMetricsServer, startTelemetry } from "@expertmesh/common";
 import closeWithGrace from "close-with-grace";
 import { loadOrchestratorConfig } from "../config.ts";
-import { startMetricsServer } from "../transport/metrics-server.ts";
 import { startConfiguredRunner } from "./runner-from-config.ts";
 
 let config: ReturnType<typeof loadOrchestratorConfig>;
