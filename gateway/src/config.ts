@@ -57,6 +57,20 @@ export const GatewayConfigSchema = z
         refresh_ms: positive.default(2_000),
       })
       .prefault({}),
+    /** Routing to workers: retries before the first token and the grpc.health.v1 watches. */
+    router: z
+      .object({
+        /** Most workers one generation is tried on before its first token (never one twice). */
+        max_attempts: positive.default(3),
+        /** How often the worker list is compared with the open health watches. */
+        sync_ms: positive.default(500),
+        /** Reconnect backoff of a failed health watch (and the worker channel): first delay, cap. */
+        health_backoff_initial_ms: positive.default(100),
+        health_backoff_max_ms: positive.default(5_000),
+        /** Delay before re-watching a worker that reported NOT_SERVING. */
+        health_recheck_ms: positive.default(250),
+      })
+      .prefault({}),
     /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
     admission: z
       .object({
@@ -136,6 +150,11 @@ export const gatewayEnv = {
   response_retention_ms: "GATEWAY_RESPONSE_RETENTION_MS",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
+  "router.max_attempts": "GATEWAY_ROUTER_MAX_ATTEMPTS",
+  "router.sync_ms": "GATEWAY_ROUTER_SYNC_MS",
+  "router.health_backoff_initial_ms": "GATEWAY_HEALTH_BACKOFF_INITIAL_MS",
+  "router.health_backoff_max_ms": "GATEWAY_HEALTH_BACKOFF_MAX_MS",
+  "router.health_recheck_ms": "GATEWAY_HEALTH_RECHECK_MS",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
   request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",

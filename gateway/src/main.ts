@@ -8,7 +8,7 @@ import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
 import { RedisApiKeys } from "./adapters/redis-api-keys.ts";
 import { RedisRateLimiter } from "./adapters/redis-rate-limiter.ts";
 import { RedisResponseStore } from "./adapters/redis-response-store.ts";
-import { WorkerPool } from "./adapters/worker-pool.ts";
+import { WorkerPool, workerPoolOptions } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
 import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";
 import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
@@ -26,7 +26,7 @@ try {
 const log = createLogger("gateway", config.log_level);
 const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
 const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
-const backend = new WorkerPool(directory, log);
+const backend = new WorkerPool(directory, log, workerPoolOptions(config.router));
 const tokenizer = new HarmonyTokenizer();
 const redis = config.redis_url ? new Redis(config.redis_url, { maxRetriesPerRequest: 2 }) : undefined;
 const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();

@@ -83,7 +83,7 @@ async function cluster(world: number, workers: number): Promise<Cluster> {
   cleanup.service("gateway/src/main.ts", {
     GATEWAY_PORT: String(gatewayPort),
     GATEWAY_ORCHESTRATOR_ADDRESS: orchestrator,
-    GATEWAY_ORCHESTRATOR_REFRESH_MS: "200",
+    GATEWAY_DISCOVERY_REFRESH_MS: "200",
     GATEWAY_API_KEYS: "sk-ep-test-0123456789",
   });
   const base = `http://127.0.0.1:${gatewayPort}`;

@@ -18,6 +18,21 @@ import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
 import { DEFAULT_HEALTH_BACKOFF, type HealthBackoff, HealthWatch, type WorkerHealthState } from "./worker-health.ts";
 
+/** The pool's options from the gateway's `router` config block. */
+export function workerPoolOptions(r: {
+  max_attempts: number;
+  sync_ms: number;
+  health_backoff_initial_ms: number;
+  health_backoff_max_ms: number;
+  health_recheck_ms: number;
+}): WorkerPoolOptions {
+  return {
+    maxAttempts: r.max_attempts,
+    syncIntervalMs: r.sync_ms,
+    healthBackoff: { initialMs: r.health_backoff_initial_ms, maxMs: r.health_backoff_max_ms, recheckMs: r.health_recheck_ms },
+  };
+}
+
 export interface WorkerPoolOptions {
   /** Most workers one generation is tried on before its first event (default 3; never one twice). */
   maxAttempts?: number;

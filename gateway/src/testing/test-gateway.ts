@@ -5,7 +5,7 @@
 import { createLogger, createMetricsRegistry } from "@expertmesh/common";
 import { Accelerator, type Member, MemberState } from "@expertmesh/proto/cluster";
 import type { FastifyInstance } from "fastify";
-import { WorkerPool } from "../adapters/worker-pool.ts";
+import { WorkerPool, workerPoolOptions } from "../adapters/worker-pool.ts";
 import { GatewayConfigSchema } from "../config.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
@@ -51,9 +51,10 @@ export interface TestGateway {
 export async function startTestGateway(o: TestGatewayOptions): Promise<TestGateway> {
   const directory = new StaticWorkerDirectory([readyMember(o.address, o.model)]);
   const log = createLogger("test-gateway", "silent");
-  const pool = new WorkerPool(directory, log);
+  const config = GatewayConfigSchema.parse(o.config ?? {});
+  const pool = new WorkerPool(directory, log, workerPoolOptions(config.router));
   const app = createServer({
-    config: GatewayConfigSchema.parse(o.config ?? {}),
+    config,
     log,
     directory,
     registry: createMetricsRegistry("test-gateway"),
