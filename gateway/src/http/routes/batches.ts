@@ -6,7 +6,7 @@
 import type { BatchService } from "@expertmesh/orchestrator/batches";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyInstance } from "fastify";
-import { ownerOf } from "./files.ts";
+import { listPage, ownerOf } from "./files.ts";
 
 const idParams = { type: "object", required: ["id"], properties: { id: { type: "string", minLength: 1, maxLength: 128 } } };
 
@@ -53,13 +53,7 @@ export function registerBatchRoutes(app: FastifyInstance, service: BatchService)
     async (request) => {
       const q = request.query as { limit: number; after?: string };
       const page = await service.listBatches(ownerOf(request), q);
-      return {
-        object: "list",
-        data: page.data,
-        first_id: page.data[0]?.id ?? null,
-        last_id: page.data.at(-1)?.id ?? null,
-        has_more: page.has_more,
-      };
+      return listPage(page);
     },
   );
 

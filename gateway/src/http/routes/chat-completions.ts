@@ -22,7 +22,7 @@ import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
-import { MAX_TOKENS_LIMIT, openEventStream, type StartedGeneration, samplingParams } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, num, openEventStream, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
 
 interface ChatBody {
@@ -53,8 +53,6 @@ interface ChatBody {
     | null;
   user?: string;
 }
-
-const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
 
 const bodySchema = {
   type: "object",
@@ -102,7 +100,7 @@ const bodySchema = {
     top_k: { type: ["integer", "null"], minimum: 0 },
     min_p: num(0, 1),
     seed: { type: ["integer", "null"] },
-    stop: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] },
+    stop: STOP_SCHEMA,
     n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
     stream: { type: ["boolean", "null"] },
     tools: { type: ["array", "null"], items: { type: "object", required: ["type", "function"] } },

@@ -5,27 +5,19 @@
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
-import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
-import { startTestGateway } from "../../testing/test-gateway.ts";
+import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 
 const tok = new HarmonyTokenizer();
 const out = (s: string) => tok.encodeWithSpecials(s);
 let cleanup: Array<() => Promise<void> | void> = [];
 
 afterEach(async () => {
+  await closeScriptedGateways();
   for (const c of cleanup.reverse()) await c();
   cleanup = [];
 });
 
-async function gateway(scripts: number[][]): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
-  const worker = await startScriptedWorker(scripts);
-  const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok });
-  cleanup.push(
-    () => worker.close(),
-    () => gw.close(),
-  );
-  return { client: new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker };
-}
+const gateway = (scripts: number[][]) => scriptedGateway(tok, scripts);
 
 const answer = (reasoning: string, text: string) =>
   out(`<|channel|>analysis<|message|>${reasoning}<|end|><|start|>assistant<|channel|>final<|message|>${text}<|return|>`);

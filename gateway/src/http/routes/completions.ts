@@ -12,7 +12,7 @@ import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
-import { MAX_TOKENS_LIMIT, openEventStream, type StartedGeneration, samplingParams } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, num, openEventStream, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
 import { type CompletionLogprobs, CompletionLogprobsBuilder, mergeCompletionLogprobs } from "./logprobs.ts";
 
 interface CompletionBody {
@@ -31,8 +31,6 @@ interface CompletionBody {
   logprobs?: number | null;
   user?: string;
 }
-
-const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
 
 const bodySchema = {
   type: "object",
@@ -56,7 +54,7 @@ const bodySchema = {
     temperature: num(0, 2),
     top_p: num(0, 1),
     seed: { type: ["integer", "null"] },
-    stop: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] },
+    stop: STOP_SCHEMA,
     stream: { type: ["boolean", "null"] },
     n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
     logprobs: { type: ["integer", "null"], minimum: 0, maximum: 5 },

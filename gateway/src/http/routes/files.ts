@@ -15,6 +15,17 @@ export interface FileRoutesOptions {
   maxFileBytes: number;
 }
 
+/** OpenAI's list envelope around one page of objects with ids (files, batches). */
+export function listPage<T extends { id: string }>(page: { data: T[]; has_more: boolean }) {
+  return {
+    object: "list" as const,
+    data: page.data,
+    first_id: page.data[0]?.id ?? null,
+    last_id: page.data.at(-1)?.id ?? null,
+    has_more: page.has_more,
+  };
+}
+
 /** The owner of what a request creates or reads: its API key id ("anonymous" with auth off). */
 export function ownerOf(request: FastifyRequest): string {
   return request.apiKey?.id ?? "anonymous";
@@ -65,13 +76,7 @@ export function registerFileRoutes(app: FastifyInstance, o: FileRoutesOptions): 
       async (request) => {
         const q = request.query as { purpose?: FilePurpose; limit: number; after?: string; order: "asc" | "desc" };
         const page = await o.service.listFiles(ownerOf(request), q);
-        return {
-          object: "list",
-          data: page.data,
-          first_id: page.data[0]?.id ?? null,
-          last_id: page.data.at(-1)?.id ?? null,
-          has_more: page.has_more,
-        };
+        return listPage(page);
       },
     );
 

@@ -25,6 +25,10 @@ export interface SamplingFields {
   top_logprobs?: number | null;
 }
 
+/** JSON-schema fragments the generating routes' bodies share. */
+export const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
+export const STOP_SCHEMA = { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" }, maxItems: 4 }, { type: "null" }] };
+
 /** The largest max_tokens accepted (the wire field is a uint32); the worker then checks the context. */
 export const MAX_TOKENS_LIMIT = 2 ** 32 - 1;
 

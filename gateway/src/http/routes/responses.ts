@@ -16,7 +16,7 @@ import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domai
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { MAX_TOKENS_LIMIT, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, num, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
 import { chatLogprob } from "./logprobs.ts";
 
 interface FunctionTool {
@@ -43,8 +43,6 @@ interface ResponsesBody extends SamplingFields {
   text?: { format?: ResponseFormat | null } | null;
   include?: string[] | null;
 }
-
-const num = (min: number, max: number) => ({ type: ["number", "null"], minimum: min, maximum: max });
 
 const bodySchema = {
   type: "object",
