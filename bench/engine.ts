@@ -5,14 +5,25 @@
  * Prints a table: decode tok/s at batch 1/4/16/64, prefill tok/s for 64- and 1024-token prompts,
  * weight bytes read per decoded token, and the rooflines they are compared with.
  *
- *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--json]
+ *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--json]
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { BlockPool, capabilities, Engine, LocalSequence, Model, probes, SHAPES, type ShapeName } from "@expertmesh/kernels";
+import {
+  BlockPool,
+  capabilities,
+  Engine,
+  LocalSequence,
+  Model,
+  PRECISIONS,
+  type Precision,
+  probes,
+  SHAPES,
+  type ShapeName,
+} from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 
 const { values } = parseArgs({
@@ -20,6 +31,7 @@ const { values } = parseArgs({
     shape: { type: "string", default: "20b" },
     steps: { type: "string", default: "4" },
     dir: { type: "string" },
+    precision: { type: "string", default: "default" },
     json: { type: "boolean", default: false },
   },
 });
@@ -29,6 +41,8 @@ const shape = SHAPES[shapeName];
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = values.dir ?? join(root, ".cache", "bench", `gpt-oss-${shapeName}-synthetic`);
 const steps = Number(values.steps);
+const precision = values.precision as Precision;
+if (!PRECISIONS.includes(precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(", ")}`);
 
 // 1. The checkpoint, built once (a marker file means it completed).
 if (!existsSync(join(dir, ".complete"))) {
@@ -70,7 +84,7 @@ const activeParams =
 // 4. Engine runs.
 const model = await Model.load(dir);
 const blocks = 2048;
-const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks });
+const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision });
 const full = new BlockPool(blocks);
 const ring = new BlockPool(blocks);
 const prompt = (i: number, n: number) => Array.from({ length: n }, (_, j) => (1000 + i * 7919 + j * 104729) % 199998);
@@ -123,6 +137,7 @@ const rooflinePrefill = (probe.fmaGflops * 1e9) / (2 * activeParams);
 const rows: Array<[string, string]> = [
   ["machine", `${availableParallelism()} cores, SIMD ${caps.cpu.simd}, AVX512-BF16 ${caps.cpu.avx512bf16}, AMX ${caps.cpu.amxBf16}`],
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
+  ["precision", precision === "default" ? "default (expert products: int8-digit activations, VNNI)" : "exact (fp32 activations)"],
   ["read bandwidth (probe)", `${probe.readGBps.toFixed(1)} GB/s`],
   ["fp32 FMA rate (probe)", `${probe.fmaGflops.toFixed(0)} GFLOP/s`],
   ["weights read per decoded token (batch 1)", `${(perToken / 1e9).toFixed(3)} GB`],
@@ -141,5 +156,15 @@ console.log(`| ${"metric".padEnd(width)} | value |\n|${"-".repeat(width + 2)}|--
 for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
 if (values.json)
   console.log(
-    JSON.stringify({ date: new Date().toISOString(), shape: shapeName, probe, perToken, activeParams, decode, prefill64, prefill1024 }),
+    JSON.stringify({
+      date: new Date().toISOString(),
+      shape: shapeName,
+      precision,
+      probe,
+      perToken,
+      activeParams,
+      decode,
+      prefill64,
+      prefill1024,
+    }),
   );

@@ -23,24 +23,29 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> blocks(static_cast<size_t>(E) * R1 * H / 2), scales(static_cast<size_t>(E) * R1 * H / 32, 120);
   for (auto& b : blocks) b = static_cast<uint8_t>(rng());
   std::vector<float> x(static_cast<size_t>(T) * H, 0.01f), y(static_cast<size_t>(T) * R1);
-  for (int rep = 0; rep < 2; ++rep) {
-    const double t0 = now();
-    for (int e = 0; e < E; ++e) {
-      MxFp4Matrix w{blocks.data() + static_cast<size_t>(e) * R1 * H / 2, scales.data() + static_cast<size_t>(e) * R1 * H / 32, R1, H};
-      mxfp4_matmul(ops, x.data(), T, w, nullptr, y.data());
+  for (const bool q8 : {false, true})
+    for (int rep = 0; rep < 2; ++rep) {
+      const double t0 = now();
+      for (int e = 0; e < E; ++e) {
+        const ExpertMatmul job{x.data(), T,
+                               MxFp4Matrix{blocks.data() + static_cast<size_t>(e) * R1 * H / 2,
+                                           scales.data() + static_cast<size_t>(e) * R1 * H / 32, R1, H},
+                               nullptr, y.data(), T >= 24 ? RowPath::Panel : RowPath::Stream};
+        (q8 ? ops.q8_mxfp4w_matmul : ops.f32_mxfp4w_matmul)(&job, 1);
+      }
+      const double dt = now() - t0;
+      const double bytes = static_cast<double>(E) * R1 * H * 17 / 32;
+      std::printf("mxfp4 %s %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", q8 ? "q8 " : "f32", cpu::simd_name(cpu::simd_level()),
+                  T, dt * 1e3, bytes / dt / 1e9, 2.0 * E * R1 * H * T / dt / 1e9);
     }
-    const double dt = now() - t0;
-    const double bytes = static_cast<double>(E) * R1 * H * 17 / 32;
-    std::printf("mxfp4 %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
-                bytes / dt / 1e9, 2.0 * E * R1 * H * T / dt / 1e9);
-  }
   // bf16 dense: lm_head-like [201088/8, 2880] repeated 8 times.
   const int V = 25136;
   std::vector<uint16_t> wb(static_cast<size_t>(E) * V * H, 0x3c00);
   std::vector<float> yb(static_cast<size_t>(T) * V);
   for (int rep = 0; rep < 2; ++rep) {
     const double t0 = now();
-    for (int e = 0; e < E; ++e) matmul(ops, x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V);
+    for (int e = 0; e < E; ++e) matmul(ops, x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V,
+                                       T >= 24 ? RowPath::Panel : RowPath::Stream);
     const double dt = now() - t0;
     std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
                 2.0 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);

@@ -358,6 +358,16 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setEnginePrecision(engine, precision: 0 exact | 1 serving)
+Napi::Value SetEnginePrecision(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EngineBox* box = info[0].As<Napi::Object>().Get("handle").As<Napi::External<EngineBox>>().Data();
+  const gptoss_status st =
+      gptoss_engine_set_precision(box->engine.get(), static_cast<gptoss_precision>(info[1].As<Napi::Number>().Int32Value()));
+  if (st != gptoss_status_success) throw_status(env, st);
+  return env.Undefined();
+}
+
 // Packed step arguments (see src/engine.ts, which builds them):
 //   seqs      Int32Array, kSeqInts per sequence: numTokens, posBegin, allLogits, returnLogits,
 //             fullOffset, fullCount, slidingOffset, slidingCount, samplingIndex (-1 = none)
@@ -508,6 +518,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
+  exports.Set("setEnginePrecision", Napi::Function::New(env, SetEnginePrecision));
   exports.Set("step", Napi::Function::New(env, Step));
   exports.Set("connectCommunicator", Napi::Function::New(env, ConnectCommunicator));
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId));

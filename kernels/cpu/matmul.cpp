@@ -155,9 +155,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_bf16_panel(co
   }
 }
 
-// Tokens from which the packed-panel GEMM beats the streaming kernel (measured with bench/bench_ops).
-constexpr int kPackedMinTokens = 24;
-
 // launchers
 // Work items of a group: (job, first row) of a 4-row tile (streaming) or a 64-row panel (packed).
 void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
@@ -165,7 +162,7 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
   thread_local std::vector<std::pair<int, int64_t>> items;
   items.clear();
   for (int j = 0; j < num_jobs; ++j) {
-    const int64_t step = simd == Simd::Avx512 && jobs[j].T >= kPackedMinTokens ? kPanelRows : R;
+    const int64_t step = simd == Simd::Avx512 && jobs[j].path == RowPath::Panel ? kPanelRows : R;
     for (int64_t r0 = 0; r0 < jobs[j].w.rows; r0 += step) items.emplace_back(j, r0);
   }
   const TileFn tile = pick(simd);
@@ -174,7 +171,7 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
   if (static_cast<int>(transposed.size()) < num_jobs) transposed.resize(num_jobs);
   for (int j = 0; j < num_jobs; ++j) {
     const DenseMatmul& m = jobs[j];
-    if (simd != Simd::Avx512 || m.T < kPackedMinTokens) continue;
+    if (simd != Simd::Avx512 || m.path != RowPath::Panel) continue;
     if (j > 0 && jobs[j - 1].x == m.x && jobs[j - 1].T == m.T && jobs[j - 1].w.cols == m.w.cols) {
       transposed[j] = transposed[j - 1];  // QKV share their input
       continue;
@@ -194,7 +191,7 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
       const DenseMatmul& m = jobs[j];
       const int64_t N = m.w.rows, K = m.w.cols;
       const float* bias = m.bias ? m.bias + r0 : nullptr;
-      if (simd == Simd::Avx512 && m.T >= kPackedMinTokens) {
+      if (simd == Simd::Avx512 && m.path == RowPath::Panel) {
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
         pack_bf16_panel(m.w.data + r0 * m.w.ld, m.w.ld, nr, K, panel.data());
@@ -213,8 +210,8 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
   }
 }
 
-void f32_bf16w_unembed(const float* x, int T, const MatrixBF16& w, float* logits) {
-  const DenseMatmul job{x, T, w, nullptr, logits, w.rows};
+void f32_bf16w_unembed(const float* x, int T, const MatrixBF16& w, float* logits, RowPath path) {
+  const DenseMatmul job{x, T, w, nullptr, logits, w.rows, path};
   f32_bf16w_matmul(&job, 1);
 }
 

@@ -151,9 +151,6 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const 
 
 }  // namespace
 
-// Tokens per expert from which the packed-panel GEMM beats streaming (bench/bench_ops.cpp).
-constexpr int kPackedMinTokens = 24;
-
 // launchers
 // Work items of a group: (job, first row) of a 64-row panel (packed GEMM) or of a 4-row streaming tile.
 void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
@@ -165,7 +162,7 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   if (static_cast<int>(permuted.size()) < num_jobs) permuted.resize(num_jobs);
   for (int j = 0; j < num_jobs; ++j) {
     const ExpertMatmul& m = jobs[j];
-    const bool packed = simd == Simd::Avx512 && m.n >= kPackedMinTokens;
+    const bool packed = simd == Simd::Avx512 && m.path == RowPath::Panel;
     if (packed) {
       permuted[j].resize(transposed_size(m.n, m.w.cols));
       transpose_activations(m.x, m.n, m.w.cols, permuted[j].data());
@@ -187,7 +184,7 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
       const ExpertMatmul& m = jobs[j];
       const int64_t rows = m.w.rows, K = m.w.cols, nb = K / 32;
       const float* bias = m.bias ? m.bias + r0 : nullptr;
-      if (simd == Simd::Avx512 && m.n >= kPackedMinTokens) {
+      if (simd == Simd::Avx512 && m.path == RowPath::Panel) {
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
         pack_mxfp4_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data());

@@ -56,6 +56,12 @@ struct SampleResult {
   float top_logprobs[kMaxTopLogprobs];
 };
 
+// How a product computes its rows. Either way a token's result depends only on its own row, never on
+// how many other rows share the product (batch invariance): Stream (decode tokens and short prefill
+// chunks) reads the weights once per product for up to 4 rows at a time; Panel (rows of long prefill
+// chunks) widens 48-row panels to fp32 once and runs the fp32 GEMM. The caller picks, per row.
+enum class RowPath : uint8_t { Stream, Panel };
+
 // One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo).
 struct DenseMatmul {
   const float* x;
@@ -64,6 +70,7 @@ struct DenseMatmul {
   const float* bias;  // may be null
   float* out;
   int64_t ldo;
+  RowPath path = RowPath::Stream;
 };
 
 // One expert product in a group: out[n, w.rows] = x[n, w.cols] · W(MXFP4)ᵀ + bias.
@@ -73,6 +80,7 @@ struct ExpertMatmul {
   MxFp4Matrix w;
   const float* bias;  // may be null
   float* out;
+  RowPath path = RowPath::Stream;
 };
 
 struct OpSet {
@@ -97,10 +105,13 @@ struct OpSet {
   void (*f32_router_topk)(const float* logits, int T, int E, int k, int32_t* idx, float* weights);
   // A group of MXFP4 expert products run as one parallel region.
   void (*f32_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
+  // The same products in serving precision: activations as two int8 digits per element (block scale
+  // d = max|x| / 127 per 32 elements, error ≤ d / 256), integer dot products; may take the exact path.
+  void (*q8_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
   // z[n, I] = clamp(gate)·σ(α·gate)·(clamp(up)+1) from interleaved u[n, 2I].
   void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
   // logits[T, V] = x[T, H] · lm_headᵀ (no bias).
-  void (*f32_bf16w_unembed)(const float* x, int T, const MatrixBF16& w, float* logits);
+  void (*f32_bf16w_unembed)(const float* x, int T, const MatrixBF16& w, float* logits, RowPath path);
   // Picks the next token from one row of logits; counter = index of the token being sampled.
   void (*f32_sample)(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out);
 };
@@ -108,8 +119,9 @@ struct OpSet {
 const OpSet& cpu_ops();
 
 // Single-product conveniences over the grouped entries.
-inline void matmul(const OpSet& ops, const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
-  const DenseMatmul job{x, T, w, bias, out, ldo};
+inline void matmul(const OpSet& ops, const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo,
+                   RowPath path = RowPath::Stream) {
+  const DenseMatmul job{x, T, w, bias, out, ldo, path};
   ops.f32_bf16w_matmul(&job, 1);
 }
 inline void mxfp4_matmul(const OpSet& ops, const float* x, int n, const MxFp4Matrix& w, const float* bias, float* out) {

@@ -12,8 +12,9 @@ void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, 
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_router_topk(const float*, int, int, int, int32_t*, float*);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
+void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
-void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*);
+void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 }  // namespace cpu
 
@@ -28,6 +29,7 @@ const OpSet& cpu_ops() {
       cpu::f32_kv_store,
       cpu::f32_router_topk,
       cpu::f32_mxfp4w_matmul,
+      cpu::q8_mxfp4w_matmul,
       cpu::f32_swiglu_oai,
       cpu::f32_bf16w_unembed,
       cpu::f32_sample,

@@ -136,6 +136,13 @@ gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, 
                                  gptoss_sample_result* samples);
 void gptoss_engine_release(gptoss_engine_t engine);
 
+/* Numerics of an engine's steps (set before the first step; every rank of a group must agree).
+ * exact: fp32 activations and accumulation everywhere (new engines start here).
+ * serving: the MXFP4 expert products quantize activations to int8 per 32-element block and use integer
+ * dot products (AVX512-VNNI; hosts without it keep exact), the default of the Node binding. */
+typedef enum gptoss_precision { gptoss_precision_exact = 0, gptoss_precision_serving = 1 } gptoss_precision;
+gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision);
+
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).
  * timeout_ms bounds the join and every collective (the watchdog): a peer that died or hangs makes the

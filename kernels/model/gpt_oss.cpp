@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 #include "../core/error.h"
 
@@ -90,6 +91,13 @@ KvLayer KvCache::layer(int l) const {
 struct Transformer::Scratch {
   int T = 0;
   std::vector<int32_t> positions;
+  std::vector<uint8_t> panel_row;  // [T]: the row belongs to a long prefill chunk (RowPath::Panel)
+  struct Run {
+    int begin, count;
+    RowPath path;
+  };
+  std::vector<Run> runs;  // consecutive rows sharing a path: one dense product each
+  std::vector<DenseMatmul> dense_jobs;
   std::vector<AttnSeq> full_seqs, sliding_seqs;
   std::vector<float> h, t, q, k, v, attn, proj;  // [T,H] [T,H] [T,Hq·D] [T,Hkv·D] [T,Hkv·D] [T,Hq·D] [T,H]
   std::vector<float> router;                     // [T,E]
@@ -107,6 +115,23 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops
   inv_freq_ = yarn_inv_freq(w_->config, &concentration_);
 }
 
+// Dense products over the step's rows: one job per run of rows that share a path, all in one group.
+struct Product {
+  const float* x;  // [T, l.w.cols]
+  const Linear& l;
+  float* out;  // row stride ldo
+  int64_t ldo;
+};
+
+void Transformer::dense(Scratch& s, std::initializer_list<Product> products) const {
+  s.dense_jobs.clear();
+  for (const auto& r : s.runs)
+    for (const Product& p : products)
+      s.dense_jobs.push_back({p.x + r.begin * p.l.w.cols, r.count, p.l.w, p.l.bias.empty() ? nullptr : p.l.bias.data(),
+                         p.out + r.begin * p.ldo, p.ldo, r.path});
+  ops_.f32_bf16w_matmul(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
+}
+
 void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   const ModelConfig& c = w_->config;
   const AttentionWeights& a = w_->layers[l].attn;
@@ -114,10 +139,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   const int hq = static_cast<int>(a.q.w.rows) / D, hkv = static_cast<int>(a.k.w.rows) / D;
   double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, a.norm.data(), c.rms_eps, s.t.data());
-  const DenseMatmul qkv[3] = {{s.t.data(), T, a.q.w, a.q.bias.data(), s.q.data(), hq * D},
-                               {s.t.data(), T, a.k.w, a.k.bias.data(), s.k.data(), hkv * D},
-                               {s.t.data(), T, a.v.w, a.v.bias.data(), s.v.data(), hkv * D}};
-  ops_.f32_bf16w_matmul(qkv, 3);
+  dense(s, {{s.t.data(), a.q, s.q.data(), hq * D}, {s.t.data(), a.k, s.k.data(), hkv * D}, {s.t.data(), a.v, s.v.data(), hkv * D}});
   ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_.data(), concentration_);
   ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_.data(), concentration_);
   g_profile.add(0, t0);
@@ -131,7 +153,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer);
   g_profile.add(1, t0);
   t0 = Profile::now();
-  matmul(ops_, s.attn.data(), T, a.o.w, a.o.bias.data(), s.proj.data(), H);
+  dense(s, {{s.attn.data(), a.o, s.proj.data(), H}});
   g_profile.add(2, t0);
   t0 = Profile::now();
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
@@ -145,7 +167,7 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   const int T = s.T, H = c.hidden, E = c.num_experts, K = c.experts_per_token, I = c.intermediate;
   double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, m.norm.data(), c.rms_eps, s.t.data());
-  matmul(ops_, s.t.data(), T, m.router.w, m.router.bias.data(), s.router.data(), E);
+  dense(s, {{s.t.data(), m.router, s.router.data(), E}});
   ops_.f32_router_topk(s.router.data(), T, E, K, s.expert_idx.data(), s.expert_w.data());
   std::fill(s.proj.begin(), s.proj.end(), 0.0f);
   g_profile.add(3, t0);
@@ -156,8 +178,9 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   for (auto& r : routed) r.clear();
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < K; ++j) routed[s.expert_idx[t * K + j]].emplace_back(t, s.expert_w[t * K + j]);
-  // Gather each local expert's tokens into consecutive rows, then run all experts' W1 as one group,
-  // SwiGLU over every row, all W2 as one group, and add the weighted rows back.
+  // Gather each local expert's tokens into consecutive rows (streamed rows first, then the rows of long
+  // prefill chunks: one product each), then run all experts' W1 as one group, SwiGLU over every row, all W2
+  // as one group, and add the weighted rows back.
   auto &w1 = s.w1, &w2 = s.w2;
   auto& first_row = s.order;
   w1.clear();
@@ -168,18 +191,25 @@ void Transformer::mlp_block(int l, Scratch& s) const {
     const int slot = m.local_of_global[e];
     if (slot < 0 || routed[e].empty()) continue;  // another rank holds it, or no token chose it
     const Expert& x = m.experts[slot];
-    const int n = static_cast<int>(routed[e].size());
-    for (int i = 0; i < n; ++i) std::copy_n(&s.t[routed[e][i].first * static_cast<int64_t>(H)], H, &s.xs[(rows + i) * static_cast<int64_t>(H)]);
-    w1.push_back({&s.xs[rows * static_cast<int64_t>(H)], n, x.w1, x.b1.data(), &s.u[rows * 2ll * I]});
-    w2.push_back({&s.z[rows * static_cast<int64_t>(I)], n, x.w2, x.b2.data(), &s.y[rows * static_cast<int64_t>(H)]});
+    auto& mine = routed[e];
+    const int n = static_cast<int>(mine.size());
+    const int streamed = static_cast<int>(
+        std::stable_partition(mine.begin(), mine.end(), [&](const auto& r) { return !s.panel_row[r.first]; }) - mine.begin());
+    for (int i = 0; i < n; ++i) std::copy_n(&s.t[mine[i].first * static_cast<int64_t>(H)], H, &s.xs[(rows + i) * static_cast<int64_t>(H)]);
+    for (const auto [begin, count, path] : {std::tuple{rows, streamed, RowPath::Stream}, std::tuple{rows + streamed, n - streamed, RowPath::Panel}}) {
+      if (count == 0) continue;
+      w1.push_back({&s.xs[begin * static_cast<int64_t>(H)], count, x.w1, x.b1.data(), &s.u[begin * 2ll * I], path});
+      w2.push_back({&s.z[begin * static_cast<int64_t>(I)], count, x.w2, x.b2.data(), &s.y[begin * static_cast<int64_t>(H)], path});
+    }
     first_row.push_back(e);
     rows += n;
   }
   g_profile.add(6, t0);
   t0 = Profile::now();
-  ops_.f32_mxfp4w_matmul(w1.data(), static_cast<int>(w1.size()));
+  const auto experts = precision_ == Precision::Serving ? ops_.q8_mxfp4w_matmul : ops_.f32_mxfp4w_matmul;
+  experts(w1.data(), static_cast<int>(w1.size()));
   ops_.f32_swiglu_oai(s.u.data(), rows, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
-  ops_.f32_mxfp4w_matmul(w2.data(), static_cast<int>(w2.size()));
+  experts(w2.data(), static_cast<int>(w2.size()));
   g_profile.add(4, t0);
   t0 = Profile::now();
   int row = 0;
@@ -221,6 +251,10 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
     s.full_seqs.push_back({row, q.num_tokens, q.pos_begin, q.full_blocks.data(), static_cast<int>(q.full_blocks.size())});
     s.sliding_seqs.push_back({row, q.num_tokens, q.pos_begin, q.sliding_blocks.data(), static_cast<int>(q.sliding_blocks.size())});
     for (int i = 0; i < q.num_tokens; ++i) s.positions.push_back(q.pos_begin + i);
+    const RowPath path = q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
+    s.panel_row.insert(s.panel_row.end(), q.num_tokens, path == RowPath::Panel);
+    if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += q.num_tokens;
+    else s.runs.push_back({row, q.num_tokens, path});
     row += q.num_tokens;
     out_rows += q.all_logits ? q.num_tokens : 1;
   }
@@ -251,18 +285,24 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
   }
 
   const double t_head = Profile::now();
-  // Only the rows whose logits are wanted go through the final norm and the (large) unembedding.
+  // Only the rows whose logits are wanted go through the final norm and the (large) unembedding; a long
+  // chunk's rows take the panel path when all of them are wanted.
   std::vector<float> last(static_cast<size_t>(out_rows) * H);
+  s.runs.clear();
   int o = 0;
   row = 0;
   for (const SeqChunk& q : seqs) {
     const int first = q.all_logits ? row : row + q.num_tokens - 1;
+    const RowPath path = q.all_logits && q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
+    if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += row + q.num_tokens - first;
+    else s.runs.push_back({o, row + q.num_tokens - first, path});
     for (int r = first; r < row + q.num_tokens; ++r, ++o) std::copy_n(&s.h[r * static_cast<int64_t>(H)], H, &last[o * static_cast<int64_t>(H)]);
     row += q.num_tokens;
   }
   ops_.f32_rmsnorm(last.data(), out_rows, H, w_->final_norm.data(), c.rms_eps, last.data());
   std::vector<float> logits(static_cast<size_t>(out_rows) * c.vocab);
-  ops_.f32_bf16w_unembed(last.data(), out_rows, w_->lm_head, logits.data());
+  for (const auto& r : s.runs)
+    ops_.f32_bf16w_unembed(&last[r.begin * static_cast<int64_t>(H)], r.count, w_->lm_head, &logits[r.begin * static_cast<int64_t>(c.vocab)], r.path);
   g_profile.add(5, t_head);
   g_profile.step_done();
   return logits;

@@ -3,6 +3,7 @@
 // meaning: it turns token ids into logits.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -47,10 +48,24 @@ struct SeqChunk {
   bool all_logits;                   // logits for every row (teacher forcing) or only the last
 };
 
+// Numerics of the forward pass. Exact: fp32 activations everywhere (the golden tolerances' exact mode).
+// Serving: the MXFP4 expert products quantize their activations to int8 per 32-element block
+// (ops.q8_mxfp4w_matmul); everything else as in Exact.
+enum class Precision { Exact, Serving };
+
+// Prefill chunks of at least this many tokens take the panel path in the expert products (the fp32 GEMM,
+// ~16 tokens per expert on average at the 20b shape); shorter chunks and decode tokens stream. The choice
+// depends on a token's own chunk only, so a sequence's numbers do not depend on what it is batched with.
+constexpr int kPanelChunkTokens = 128;
+
+struct Product;  // one dense product of a step (gpt_oss.cpp)
+
 class Transformer {
  public:
   Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce = nullptr);
   const ModelConfig& config() const { return w_->config; }
+  void set_precision(Precision p) { precision_ = p; }
+  Precision precision() const { return precision_; }
   const ModelWeights& weights() const { return *w_; }
 
   // tokens: the step's rows, sequence after sequence. Returns logits [rows, vocab] for the requested rows
@@ -59,6 +74,7 @@ class Transformer {
 
  private:
   struct Scratch;
+  void dense(Scratch& s, std::initializer_list<Product> products) const;
   void attention_block(int l, Scratch& s, KvCache& kv) const;
   void mlp_block(int l, Scratch& s) const;
 
@@ -67,6 +83,7 @@ class Transformer {
   AllReduce* all_reduce_;
   std::vector<float> inv_freq_;
   float concentration_;
+  Precision precision_ = Precision::Exact;
 };
 
 }  // namespace gptoss

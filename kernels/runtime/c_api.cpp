@@ -108,6 +108,18 @@ extern "C" gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t bloc
 }
 
 
+extern "C" gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision) {
+  return guarded([&] {
+    gptoss::check(engine != nullptr, gptoss_status_invalid_argument, "engine_set_precision: null engine");
+    gptoss::check(precision == gptoss_precision_exact || precision == gptoss_precision_serving, gptoss_status_invalid_argument,
+                  "engine_set_precision: unknown precision " + std::to_string(static_cast<int>(precision)));
+    std::unique_lock lock(engine->busy, std::try_to_lock);
+    gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_set_precision: a step is running on this engine");
+    engine->transformer->set_precision(precision == gptoss_precision_serving ? gptoss::Precision::Serving
+                                                                              : gptoss::Precision::Exact);
+  });
+}
+
 extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
                                             const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity,
                                             gptoss_sample_result* samples) {

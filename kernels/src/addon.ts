@@ -119,6 +119,8 @@ export interface Addon {
     numSlidingBlocks: number,
     communicator?: RawCommunicator,
   ): RawEngine;
+  /** 0 = exact, 1 = serving (gptoss_precision). */
+  setEnginePrecision(engine: RawEngine, precision: 0 | 1): void;
   connectCommunicator(options: RawCommunicatorOptions): Promise<RawCommunicator>;
   ncclUniqueId(): Promise<Uint8Array>;
   commAllReduceSum(comm: RawCommunicator, data: Float32Array): Promise<void>;

@@ -2,14 +2,14 @@
  * The batched step API: batch invariance, native sampling semantics, and argument validation.
  */
 import { describe, expect, it } from "vitest";
-import { BlockPool, Engine, LocalSequence, Model, NativeError } from "./index.ts";
+import { BlockPool, Engine, LocalSequence, Model, NativeError, type Precision, type StepResult } from "./index.ts";
 import { argmax, goldenCases } from "./testing/golden.ts";
 
 const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
 
-async function setup(blocks = 512) {
+async function setup(blocks = 512, precision: Precision = "exact") {
   const model = await Model.load(g2.dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks });
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision });
   return { model, engine, full: new BlockPool(blocks), sliding: new BlockPool(blocks) };
 }
 
@@ -36,32 +36,70 @@ async function greedyAlone(engine: Engine, full: BlockPool, sliding: BlockPool, 
 }
 
 describe("batched steps", () => {
-  it("batch invariance: 16 sequences stepped together produce the greedy tokens each produces alone", async () => {
-    const { model, engine, full, sliding } = await setup();
-    const ps = prompts(model.config.vocab);
-    const N = 8;
-    const alone = [];
-    for (const p of ps) alone.push(await greedyAlone(engine, full, sliding, p, N));
+  it.each(["exact", "default"] as const)(
+    "batch invariance (%s precision): 16 sequences stepped together produce the greedy tokens each produces alone",
+    async (precision) => {
+      const { model, engine, full, sliding } = await setup(512, precision);
+      const ps = prompts(model.config.vocab);
+      const N = 8;
+      const alone = [];
+      for (const p of ps) alone.push(await greedyAlone(engine, full, sliding, p, N));
 
-    const seqs = ps.map((p) => {
-      const s = new LocalSequence(engine, full, sliding);
-      s.reserve(p.length + N);
-      return s;
-    });
-    const together: number[][] = ps.map(() => []);
-    let inputs = ps;
-    for (let i = 0; i < N; i++) {
-      // Step 0 mixes 16 prefills; later steps are 16 decodes.
-      const results = await engine.step(seqs.map((s, k) => s.entry(inputs[k] as number[], { sampling: { temperature: 0, counter: i } })));
-      for (const [k, s] of seqs.entries()) s.advance((inputs[k] as number[]).length);
-      inputs = results.map((r) => [r.token as number]);
-      for (const [k, r] of results.entries()) together[k]?.push(r.token as number);
-    }
-    expect(together).toEqual(alone);
-    for (const s of seqs) s.release();
-    expect(full.free).toBe(full.capacity);
-    expect(sliding.free).toBe(sliding.capacity);
-  });
+      const seqs = ps.map((p) => {
+        const s = new LocalSequence(engine, full, sliding);
+        s.reserve(p.length + N);
+        return s;
+      });
+      const together: number[][] = ps.map(() => []);
+      let inputs = ps;
+      for (let i = 0; i < N; i++) {
+        // Step 0 mixes 16 prefills; later steps are 16 decodes.
+        const results = await engine.step(seqs.map((s, k) => s.entry(inputs[k] as number[], { sampling: { temperature: 0, counter: i } })));
+        for (const [k, s] of seqs.entries()) s.advance((inputs[k] as number[]).length);
+        inputs = results.map((r) => [r.token as number]);
+        for (const [k, r] of results.entries()) together[k]?.push(r.token as number);
+      }
+      expect(together).toEqual(alone);
+      for (const s of seqs) s.release();
+      expect(full.free).toBe(full.capacity);
+      expect(sliding.free).toBe(sliding.capacity);
+    },
+  );
+
+  it.each(["exact", "default"] as const)(
+    "%s precision: a sequence's logits are bit-identical alone and next to short and long (≥ 128-token) prefills",
+    async (precision) => {
+      const { model, engine, full, sliding } = await setup(512, precision);
+      const ps = prompts(model.config.vocab);
+      const logitsOf = async (which: number[]): Promise<Float32Array[]> => {
+        const seqs = which.map(() => new LocalSequence(engine, full, sliding));
+        for (const s of seqs) s.reserve(200);
+        let inputs = which.map((k) => ps[k] as number[]);
+        const rows: Float32Array[] = [];
+        for (let i = 0; i < 4; i++) {
+          const results = await engine.step(seqs.map((s, k) => s.entry(inputs[k] as number[], { returnLogits: true })));
+          for (const [k, s] of seqs.entries()) s.advance((inputs[k] as number[]).length);
+          rows.push(((results[0] as StepResult).logits as Float32Array).slice());
+          inputs = results.map((r) => [argmax(r.logits as Float32Array)]);
+        }
+        for (const s of seqs) s.release();
+        return rows;
+      };
+      expect((ps[15] as number[]).length).toBeGreaterThanOrEqual(128);
+      const alone = await logitsOf([1]);
+      for (const batch of [
+        [1, 2, 3],
+        [1, 15, 4],
+      ]) {
+        const together = await logitsOf(batch);
+        for (let i = 0; i < alone.length; i++)
+          expect(
+            Buffer.from((together[i] as Float32Array).buffer).equals(Buffer.from((alone[i] as Float32Array).buffer)),
+            `step ${i} of [${batch}]`,
+          ).toBe(true);
+      }
+    },
+  );
 
   it("mixes a prefill chunk and decode tokens of other sequences in one step", async () => {
     const { engine, full, sliding } = await setup();

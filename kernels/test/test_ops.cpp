@@ -87,7 +87,8 @@ void test_matmul(const OpSet& ops) {
     auto x = randn(static_cast<size_t>(c.T) * c.K);
     auto b = randn(c.N, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.T) * c.N);
-    matmul(ops, x.data(), c.T, MatrixBF16{w.data.data(), c.N, c.K, c.ld}, c.bias ? b.data() : nullptr, y.data(), c.N);
+    matmul(ops, x.data(), c.T, MatrixBF16{w.data.data(), c.N, c.K, c.ld}, c.bias ? b.data() : nullptr, y.data(), c.N,
+           c.T >= 24 ? RowPath::Panel : RowPath::Stream);
     const auto bd = widen(b);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), ref::matmul(widen(x), c.T, c.K, w.exact, c.N, c.bias ? &bd : nullptr), 1e-5);
   }
@@ -95,8 +96,11 @@ void test_matmul(const OpSet& ops) {
   auto w = bf16_matrix(1000, 96, 96, 0.1f);
   auto x = randn(3 * 96);
   std::vector<float> y(3 * 1000);
-  ops.f32_bf16w_unembed(x.data(), 3, MatrixBF16{w.data.data(), 1000, 96, 96}, y.data());
-  expect_close(std::string(ops.name) + "/unembed/vocab_1000", y.data(), ref::matmul(widen(x), 3, 96, w.exact, 1000, nullptr), 1e-5);
+  for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+    ops.f32_bf16w_unembed(x.data(), 3, MatrixBF16{w.data.data(), 1000, 96, 96}, y.data(), path);
+    expect_close(std::string(ops.name) + (path == RowPath::Stream ? "/unembed/vocab_1000_stream" : "/unembed/vocab_1000_panel"), y.data(),
+                 ref::matmul(widen(x), 3, 96, w.exact, 1000, nullptr), 1e-5);
+  }
 }
 
 void test_rope(const OpSet& ops) {
@@ -207,7 +211,9 @@ void test_mxfp4(const OpSet& ops) {
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
     auto b = randn(c.rows, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
-    mxfp4_matmul(ops, x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data());
+    const ExpertMatmul job{x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data(),
+                           c.n >= 24 ? RowPath::Panel : RowPath::Stream};
+    ops.f32_mxfp4w_matmul(&job, 1);
     const auto bd = widen(b);
     auto want = ref::matmul(widen(x), c.n, c.cols, ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols), c.rows, &bd);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), want, 1e-5);
@@ -226,6 +232,83 @@ void test_mxfp4(const OpSet& ops) {
     expect_true(std::string(ops.name) + "/moe_mxfp4_matmul/spec_worked_example_0x2F", y[0] == -3.0f && y2[0] == 0.5f,
                 "got " + std::to_string(y[0]) + ", " + std::to_string(y2[0]));
   }
+}
+
+// Serving precision: every output must lie within the quantization bound of the exact product,
+// Σ_blocks 2^(e−127) · Σ|code| · (max|x_block| / 127) / 256 (two int8 digits), plus fp32 rounding.
+void test_mxfp4_q8(const OpSet& ops) {
+  struct C { const char* name; int n, rows, cols; int scale_lo, scale_hi; bool int_acts; };
+  for (C c : {C{"q8_mxfp4_matmul/single_token_90_blocks_tail_2", 1, 12, 2880, 118, 124, false},
+              C{"q8_mxfp4_matmul/three_blocks_tail_only", 2, 9, 96, 118, 124, false},
+              C{"q8_mxfp4_matmul/five_blocks_tokens_3", 3, 16, 160, 120, 122, false},
+              C{"q8_mxfp4_matmul/token_tiles_4_and_3", 7, 10, 256, 118, 124, false},
+              C{"q8_mxfp4_matmul/scale_extremes_1_and_254", 2, 8, 128, 1, 254, false},
+              C{"q8_mxfp4_matmul/int8_exact_activations", 4, 8, 192, 118, 124, true},
+              C{"q8_mxfp4_matmul/panel_path_n30", 30, 20, 128, 118, 124, false}}) {
+    std::uniform_int_distribution<int> byte(0, 255), sc(c.scale_lo, c.scale_hi), small(-127, 127);
+    std::vector<uint8_t> blocks(static_cast<size_t>(c.rows) * c.cols / 2), scales(static_cast<size_t>(c.rows) * c.cols / 32);
+    for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
+    for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(i % 2 ? c.scale_hi : sc(rng));
+    auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
+    if (c.int_acts)  // integers with one ±127 per block: quantization is exact
+      for (size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 5 ? 127.0f : static_cast<float>(small(rng));
+    for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block (activation scale 0)
+    auto b = randn(c.rows, 0.1f);
+    std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
+    const ExpertMatmul job{x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data(),
+                           c.n >= 24 ? RowPath::Panel : RowPath::Stream};
+    ops.q8_mxfp4w_matmul(&job, 1);
+    const auto bd = widen(b);
+    const auto wd = ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols);
+    const auto want = ref::matmul(widen(x), c.n, c.cols, wd, c.rows, &bd);
+    double worst = 0.0;  // |got − want| / allowed, over all outputs
+    for (int t = 0; t < c.n; ++t)
+      for (int r = 0; r < c.rows; ++r) {
+        double bound = 0.0, magnitude = 0.0;
+        for (int blk = 0; blk < c.cols / 32; ++blk) {
+          double amax = 0.0, wsum = 0.0;
+          for (int k = blk * 32; k < blk * 32 + 32; ++k) {
+            amax = std::max(amax, std::abs(static_cast<double>(x[t * c.cols + k])));
+            wsum += std::abs(wd[static_cast<size_t>(r) * c.cols + k]);
+            magnitude += std::abs(wd[static_cast<size_t>(r) * c.cols + k] * x[t * c.cols + k]);
+          }
+          bound += c.int_acts ? 0.0 : wsum * amax / 127.0 / 256.0;
+        }
+        const double allowed = bound * 1.001 + 1e-5 * (magnitude + std::abs(bd[r])) + 1e-30;
+        const double err = std::abs(y[static_cast<size_t>(t) * c.rows + r] - want[static_cast<size_t>(t) * c.rows + r]);
+        worst = std::max(worst, std::isfinite(y[static_cast<size_t>(t) * c.rows + r]) ? err / allowed : INFINITY);
+      }
+    expect_true(std::string(ops.name) + "/" + c.name, worst <= 1.0, "max |Δ| / bound = " + std::to_string(worst));
+  }
+}
+
+// Batch invariance: on either path, in either precision, a row's result is bit-identical whether it is
+// computed alone, as part of a product of many rows, or at another offset among them.
+void test_mxfp4_row_independence(const OpSet& ops) {
+  const int rows = 52, cols = 2880, n = 40;
+  std::uniform_int_distribution<int> byte(0, 255), sc(118, 124);
+  std::vector<uint8_t> blocks(static_cast<size_t>(rows) * cols / 2), scales(static_cast<size_t>(rows) * cols / 32);
+  for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
+  for (auto& s : scales) s = static_cast<uint8_t>(sc(rng));
+  const auto x = randn(static_cast<size_t>(n) * cols, 1.0f);
+  const auto b = randn(rows, 0.1f);
+  const MxFp4Matrix w{blocks.data(), scales.data(), rows, cols};
+  for (const auto op : {ops.f32_mxfp4w_matmul, ops.q8_mxfp4w_matmul})
+    for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+      std::vector<float> all(static_cast<size_t>(n) * rows);
+      const ExpertMatmul whole{x.data(), n, w, b.data(), all.data(), path};
+      op(&whole, 1);
+      int differ = 0;
+      for (const auto [first, count] : {std::pair{0, 1}, std::pair{7, 1}, std::pair{3, 5}, std::pair{11, 29}}) {
+        std::vector<float> part(static_cast<size_t>(count) * rows);
+        const ExpertMatmul sub{x.data() + static_cast<size_t>(first) * cols, count, w, b.data(), part.data(), path};
+        op(&sub, 1);
+        for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+      }
+      expect_true(std::string(ops.name) + (op == ops.f32_mxfp4w_matmul ? "/moe_mxfp4_matmul" : "/q8_mxfp4_matmul") +
+                      (path == RowPath::Stream ? "/rows_independent_stream" : "/rows_independent_panel"),
+                  differ == 0, std::to_string(differ) + " values differ");
+    }
 }
 
 void test_swiglu(const OpSet& ops) {
@@ -288,6 +371,8 @@ int main() {
     test_sdpa(*ops);
     test_router(*ops);
     test_mxfp4(*ops);
+    test_mxfp4_q8(*ops);
+    test_mxfp4_row_independence(*ops);
     test_swiglu(*ops);
     test_embed_sample(*ops);
   }

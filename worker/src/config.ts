@@ -17,6 +17,12 @@ export const WorkerConfigSchema = z.object({
       /** Checkpoint directory (HF layout). Empty: no engine yet, the worker reports NOT_SERVING. */
       path: z.string().default(""),
       name: z.string().min(1).default("gpt-oss-20b"),
+      /**
+       * Numerics: default = the MXFP4 expert products take int8-digit activations and integer dot
+       * products (AVX512-VNNI; ~1.5× faster decode, logits within 3e-2 relative L2 of the fp32
+       * reference); exact = fp32 activations everywhere. Every rank of a group must agree.
+       */
+      precision: z.enum(["default", "exact"]).default("default"),
     })
     .prefault({}),
   rank: z.coerce.number().int().min(0).default(0),
@@ -79,6 +85,7 @@ export const workerEnv = {
   log_level: "LOG_LEVEL",
   "model.path": "WORKER_MODEL_PATH",
   "model.name": "WORKER_MODEL_NAME",
+  "model.precision": "WORKER_PRECISION",
   rank: "WORKER_RANK",
   world_size: "WORKER_WORLD_SIZE",
   "grpc.host": "WORKER_HOST",

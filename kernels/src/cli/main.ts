@@ -2,7 +2,7 @@
 /**
  * expertmesh — command-line access to the native engine.
  *   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
- *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K]
+ *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K] [--precision P]
  *   expertmesh make-checkpoint --shape tiny|20b|120b|custom [--layers N ...] --out DIR [--seed N] [--format hf|original]
  *   expertmesh info [--model DIR]
  *   expertmesh batch submit|status|results|list ...   (the Batch API client, from @expertmesh/orchestrator)
@@ -17,7 +17,7 @@ import { capabilities } from "../capabilities.ts";
 import { type ModelShape, parameterCount, SHAPES, type ShapeName } from "../checkpoint/shapes.ts";
 import { writeSyntheticCheckpoint } from "../checkpoint/synthetic.ts";
 import { Communicator } from "../communicator.ts";
-import { Engine } from "../engine.ts";
+import { Engine, PRECISIONS, type Precision } from "../engine.ts";
 import { BlockPool } from "../kv-blocks.ts";
 import { Model } from "../model.ts";
 import { LocalSequence } from "../sequence.ts";
@@ -27,7 +27,8 @@ class UsageError extends Error {}
 const USAGE = `usage:
   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
       --world W: W local ranks (this process and W-1 children) over Gloo, heads and experts split W ways
-  expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--no-stop-on-eos]
+      --precision: exact = fp32 activations everywhere; default = int8 activations in the expert products
+  expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--precision P] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
   expertmesh info [--model DIR]
@@ -62,7 +63,14 @@ interface Rank {
   rendezvous: string;
 }
 
-async function open(dir: string | undefined, positions: number, rank?: Rank) {
+function precisionOf(s: string | undefined): Precision {
+  if (s === undefined) return "default";
+  if (!(PRECISIONS as readonly string[]).includes(s))
+    throw new UsageError(`--precision must be one of ${PRECISIONS.join(", ")}, got '${s}'`);
+  return s as Precision;
+}
+
+async function open(dir: string | undefined, positions: number, precision: Precision, rank?: Rank) {
   if (!dir) throw new UsageError("--model is required");
   const model = await Model.load(dir, rank ? { rank: rank.rank, world: rank.world } : {});
   const communicator = rank ? await Communicator.connect({ ...rank, timeoutMs: 60_000 }) : undefined;
@@ -72,6 +80,7 @@ async function open(dir: string | undefined, positions: number, rank?: Rank) {
     blockSize,
     numFullBlocks: fullBlocks,
     numSlidingBlocks: fullBlocks,
+    precision,
     ...(communicator ? { communicator } : {}),
   });
   return { model, engine, seq: new LocalSequence(engine, new BlockPool(fullBlocks), new BlockPool(fullBlocks)) };
@@ -81,7 +90,7 @@ async function open(dir: string | undefined, positions: number, rank?: Rank) {
  * Starts ranks 1..W-1 as child processes following this process's steps; returns the rendezvous and a
  * function that waits for them (after stopFollowers) — or kills them when this rank failed.
  */
-function spawnFollowers(dir: string, positions: number, world: number) {
+function spawnFollowers(dir: string, positions: number, world: number, precision: Precision) {
   const store = mkdtempSync(join(tmpdir(), "expertmesh-rdzv-"));
   const rendezvous = `file://${store}`;
   const children: ChildProcess[] = [];
@@ -99,6 +108,8 @@ function spawnFollowers(dir: string, positions: number, world: number) {
       String(world),
       "--rendezvous",
       rendezvous,
+      "--precision",
+      precision,
     ];
     const child = spawn(process.execPath, [process.argv[1] as string, ...args], { stdio: ["ignore", "ignore", "inherit"] });
     children.push(child);
@@ -130,10 +141,11 @@ async function follow(argv: string[]): Promise<void> {
       rank: { type: "string" },
       world: { type: "string" },
       rendezvous: { type: "string" },
+      precision: { type: "string" },
     },
   });
   const rank = { rank: int("rank", values.rank), world: int("world", values.world), rendezvous: values.rendezvous ?? "" };
-  const { engine } = await open(values.model, int("positions", values.positions), rank);
+  const { engine } = await open(values.model, int("positions", values.positions), precisionOf(values.precision), rank);
   await engine.follow();
 }
 
@@ -148,16 +160,21 @@ async function logits(argv: string[]): Promise<void> {
       world: { type: "string", default: "1" },
     },
   });
-  if (values.precision !== "exact" && values.precision !== "default") throw new UsageError("--precision must be exact or default");
+  const precision = precisionOf(values.precision);
   const tokens = parseTokens(values.tokens);
   const world = int("world", values.world);
   if (world < 1) throw new UsageError("--world must be at least 1");
   if (!values.model) throw new UsageError("--model is required");
-  const followers = world > 1 ? spawnFollowers(values.model, tokens.length, world) : undefined;
+  const followers = world > 1 ? spawnFollowers(values.model, tokens.length, world, precision) : undefined;
   let flat: Float32Array | undefined;
   let model: Model;
   try {
-    const opened = await open(values.model, tokens.length, followers ? { rank: 0, world, rendezvous: followers.rendezvous } : undefined);
+    const opened = await open(
+      values.model,
+      tokens.length,
+      precision,
+      followers ? { rank: 0, world, rendezvous: followers.rendezvous } : undefined,
+    );
     model = opened.model;
     [flat] = await opened.seq.feed(tokens);
     if (followers) {
@@ -187,13 +204,14 @@ async function generate(argv: string[]): Promise<void> {
       "top-p": { type: "string" },
       "top-k": { type: "string" },
       seed: { type: "string" },
+      precision: { type: "string" },
       "stop-on-eos": { type: "boolean", default: true },
     },
     allowNegative: true,
   });
   const prompt = parseTokens(values.tokens);
   const maxTokens = int("max-tokens", values["max-tokens"]);
-  const { model, engine, seq } = await open(values.model, prompt.length + maxTokens);
+  const { model, engine, seq } = await open(values.model, prompt.length + maxTokens, precisionOf(values.precision));
   const sampling = {
     temperature: float("temperature", values.temperature, 0),
     topP: float("top-p", values["top-p"], 1),

@@ -46,6 +46,7 @@ export function createNativeEngine(model: Model, config: WorkerConfig, communica
     blockSize: bs,
     numFullBlocks: config.kv.num_blocks,
     numSlidingBlocks,
+    precision: config.model.precision,
     ...(communicator ? { communicator } : {}),
   });
 }
