@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   // One expert of gpt-oss: W1 [5760, 2880] and W2 [2880, 2880], repeated over 8 experts so the data
   // does not sit in cache between calls.
-  const int E = 8, R1 = 5760, H = 2880;
+  const int E = argc > 2 ? std::atoi(argv[2]) : 8, R1 = 5760, H = 2880;
   std::vector<uint8_t> blocks(static_cast<size_t>(E) * R1 * H / 2), scales(static_cast<size_t>(E) * R1 * H / 32, 120);
   for (auto& b : blocks) b = static_cast<uint8_t>(rng());
   std::vector<float> x(static_cast<size_t>(T) * H, 0.01f), y(static_cast<size_t>(T) * R1);

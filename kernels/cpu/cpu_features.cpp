@@ -30,6 +30,7 @@ CpuFeatures detect_cpu_features() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512_vbmi = __builtin_cpu_supports("avx512vbmi");
   f.avx_vnni = __builtin_cpu_supports("avxvnni");
   unsigned eax, ebx, ecx, edx;
   if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {

@@ -4,7 +4,7 @@
 namespace gptoss::cpu {
 
 struct CpuFeatures {
-  bool avx2, fma, avx512f, avx512bw, avx512_bf16, avx512_vnni, avx_vnni, amx_bf16, amx_int8;
+  bool avx2, fma, avx512f, avx512bw, avx512_bf16, avx512_vnni, avx512_vbmi, avx_vnni, amx_bf16, amx_int8;
   int logical_cores;
 };
 

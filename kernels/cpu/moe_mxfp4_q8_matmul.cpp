@@ -1,13 +1,13 @@
 // moe_mxfp4_q8_matmul.cpp — the serving-precision expert product (the engine's "default" precision):
 // integer dot products with AVX512-VNNI (vpdpbusd, 64 byte products per instruction), as the fastest CPU
 // engines do, with activations written as two int8 digits per element so that accuracy stays close to fp32:
-//   x ≈ (q_hi + q_lo / 128) · d,   d = max|x_block| / 127 per 32-element block,
+//   x ≈ (q_hi + q_lo / 128) · d,   d = max|x| / 127 over the token's row,
 // q_hi = round(x / d) ∈ [−127, 127] and q_lo = round((x / d − q_hi) · 128) ∈ [−64, 64]: the rounding error
 // is at most d / 256 per element (one int8 digit alone, d / 2, moved the golden logits by 4–8 % through
 // routing flips, over the 3e-2 serving tolerance). MXFP4 codes become small integers by one byte shuffle;
-// each block's two integer sums are combined as s_hi · 128 + s_lo and scaled once, in fp32, by
-// 2^(scale − 127) · d / 128. test/test_ops.cpp checks the error bound Σ|w| · d / 256 per block against a
-// double-precision reference.
+// each block's two integer sums are combined as s_hi · 128 + s_lo, scaled in fp32 by 2^(scale − 127), and
+// the finished dot product by d / 128. test/test_ops.cpp checks the error bound Σ|w| · d / 256 per element
+// against a double-precision reference.
 //
 // Why integers: decoding E2M1 to fp32 costs ~7 vector µops per 32 codes (cpu/moe_mxfp4_matmul.cpp), which
 // keeps a core below its share of DRAM bandwidth at decode; here 128 codes cost ~9 shared µops plus ~9 per
@@ -22,6 +22,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -40,25 +42,37 @@ namespace {
 // One 512-bit step covers 4 blocks (64 packed bytes, 128 codes): 128-bit lane i holds block i.
 constexpr int kBlocksPerStep = 4;
 
+// Block scales are applied as 2^(e − 127 − kScaleBias) and the finished sum multiplied back by
+// 2^kScaleBias (exact: powers of two), so that integer sums up to 2^31 times the largest scale (2^127)
+// stay finite in fp32; scales below 2^(kScaleBias − 126) (no real checkpoint has them) count as 0.
+constexpr int kScaleBias = 64;
+
 // One token's activations, quantized and laid out per step: q[step][4][64] (high digits of the 16 even
 // elements of each block, lane by lane, then of the odd ones, matching low/high nibbles; then the low
-// digits the same way), d[step][16] (each block's d · ½ / 128, repeated over its lane's four int32 slots)
-// and corr[step][16] (the block's correction in the lane's first slot, 0 elsewhere: the low sums' start).
+// digits the same way) and corr[step][16] (the block's correction in the lane's first slot, 0 elsewhere:
+// the low sums' start); d = the token's scale · ½ / 128, applied once to each finished dot product.
 struct Q8Token {
   const int8_t* q;
-  const float* d;
   const int32_t* corr;
+  float d;
 };
 
 struct Q8Buffer {
   std::vector<int8_t> q;
-  std::vector<float> d;
   std::vector<int32_t> corr;
+  std::vector<float> d;  // per token
   int64_t steps = 0;
-  Q8Token token(int t) const {
-    return {q.data() + t * steps * 256, d.data() + t * steps * 16, corr.data() + t * steps * 16};
-  }
+  Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * steps * 16, d[t]}; }
 };
+
+// The token's scale: max|x| / 127 over its whole row (one scale per token keeps the per-token work of
+// the dot product to integer sums, one conversion and one FMA per 4 blocks; with two digits, per-32-block
+// scales measured no more accurate on the golden checkpoints).
+__attribute__((target("avx512f"))) inline float row_amax(const float* x, int64_t K) {
+  __m512 m = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+  return _mm512_reduce_max_ps(m);
+}
 
 // The two digits of one element, given v = x / d.
 struct Digits {
@@ -69,86 +83,123 @@ inline Digits digits(float v) {
   return {hi, std::clamp(static_cast<int>(std::nearbyint((v - static_cast<float>(hi)) * 128.0f)), -127, 127)};
 }
 
-void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
+// The same digits as digits() (cvtps rounds to nearest even, like nearbyint; |x / d| ≤ 127 needs no clamp).
+__attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
   const int64_t nb = K / 32;
   out.steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
   out.q.assign(static_cast<size_t>(n * out.steps * 256), 0);
-  out.d.assign(static_cast<size_t>(n * out.steps * 16), 0.0f);
   out.corr.assign(static_cast<size_t>(n * out.steps * 16), 0);
-  for (int t = 0; t < n; ++t)
+  out.d.assign(static_cast<size_t>(n), 0.0f);
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int t = 0; t < n; ++t) {
+    const float amax = row_amax(x + t * K, K);
+    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    out.d[t] = std::ldexp(amax / 127.0f * 0.5f / 128.0f, kScaleBias);
     for (int64_t b = 0; b < nb; ++b) {
       const float* xb = x + t * K + b * 32;
-      float amax = 0.0f;
-      for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(xb[k]));
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+      const __m512 v0 = _mm512_mul_ps(x0, inv), v1 = _mm512_mul_ps(x1, inv);
+      const __m512i h0 = _mm512_cvtps_epi32(v0), h1 = _mm512_cvtps_epi32(v1);
+      const __m512 r128 = _mm512_set1_ps(128.0f);
+      const __m512i l0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v0, _mm512_cvtepi32_ps(h0)), r128));
+      const __m512i l1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v1, _mm512_cvtepi32_ps(h1)), r128));
       const int64_t step = t * out.steps + b / kBlocksPerStep, lane = b % kBlocksPerStep;
       int8_t* q = out.q.data() + step * 256 + lane * 16;
-      int32_t sum = 0;
-      for (int j = 0; j < 16; ++j) {
-        const Digits even = digits(xb[2 * j] * inv), odd = digits(xb[2 * j + 1] * inv);
-        q[j] = static_cast<int8_t>(even.hi), q[64 + j] = static_cast<int8_t>(odd.hi);
-        q[128 + j] = static_cast<int8_t>(even.lo), q[192 + j] = static_cast<int8_t>(odd.lo);
-        sum += 128 * (even.hi + odd.hi) + even.lo + odd.lo;
-      }
-      for (int s = 0; s < 4; ++s) out.d[step * 16 + lane * 4 + s] = amax / 127.0f * 0.5f / 128.0f;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(h0, even, h1)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(h0, odd, h1)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 128), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(l0, even, l1)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 192), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(l0, odd, l1)));
+      const int32_t sum = 128 * _mm512_reduce_add_epi32(_mm512_add_epi32(h0, h1)) + _mm512_reduce_add_epi32(_mm512_add_epi32(l0, l1));
       out.corr[step * 16 + lane * 4] = -12 * sum;
     }
+  }
 }
 
-// One weight row against NC tokens. The block scale's exponent byte becomes an fp32 exponent field
-// (2^(e − 127) for e ≥ 1; e = 0, i.e. 2^−127, is below fp32's normal range and counts as 0).
-template <int NC>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void row_q8_vnni(const uint8_t* blocks, const uint8_t* scales,
-                                                                                int64_t nb, const Q8Token* act, float* out,
-                                                                                int64_t ldo) {
+// NR consecutive weight rows against NC tokens, the rows' byte streams interleaved step by step (several
+// hardware prefetch streams per thread) plus a software
+// prefetch kPrefetchBytes ahead into L2. One accumulator per (row, token), updated in the same order
+// whatever NR and NC are, so a token's result never depends on its neighbours. The block scale's exponent
+// byte becomes an fp32 exponent field (biased by kScaleBias).
+constexpr int kPrefetchBytes = 16384;
+
+
+template <int NR, int NC>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void rows_q8_vnni(const uint8_t* blocks,
+                                                                                            const uint8_t* scales, int64_t nb,
+                                                                                            const Q8Token* act, float* out,
+                                                                                            int64_t ldo) {
+  // Codes → w' through vpermb, which reads the low 6 bits of each index byte: a 64-entry table repeating
+  // the 16 values ignores the bits above the nibble, so low nibbles need no mask and high nibbles only
+  // vpmultishiftqb (each byte ← bits 4..11 of its own and the next byte). Shuffle-port work, leaving the
+  // other vector port to the dot products.
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  // Lane i, every int32 slot: byte i of the broadcast scales in its low byte, zeros above.
-  const __m512i scale_pick = _mm512_set_epi32(-2139062269, -2139062269, -2139062269, -2139062269, -2139062270, -2139062270,
-                                              -2139062270, -2139062270, -2139062271, -2139062271, -2139062271, -2139062271,
-                                              -2139062272, -2139062272, -2139062272, -2139062272);
-  __m512 acc[2][NC];
-  for (int c = 0; c < NC; ++c) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
-  const int64_t steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
+  const __m512i high = _mm512_set1_epi64(0x3C342C241C140C04ll);  // bit offsets 4, 12, …, 60
+  // Block scales: 16 exponent bytes widened once per 4 steps; step j's lane i takes block 4j + i.
+  const __m512i lane_of[4] = {_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                              _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
+                              _mm512_set_epi32(11, 11, 11, 11, 10, 10, 10, 10, 9, 9, 9, 9, 8, 8, 8, 8),
+                              _mm512_set_epi32(15, 15, 15, 15, 14, 14, 14, 14, 13, 13, 13, 13, 12, 12, 12, 12)};
+  __m512 acc[NR][NC];
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
+  __m512 sw16[NR];
+  const int64_t steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep, row_bytes = nb * 16;
   for (int64_t g = 0; g < steps; ++g) {
     const int64_t left = std::min<int64_t>(kBlocksPerStep, nb - g * kBlocksPerStep);
-    __m512i w;
-    uint32_t s4 = 0;
-    if (left == kBlocksPerStep) {
-      _mm_prefetch(reinterpret_cast<const char*>(blocks + g * 64 + 4096), _MM_HINT_T0);
-      w = _mm512_loadu_si512(blocks + g * 64);
-      std::memcpy(&s4, scales + g * 4, 4);
-    } else {
-      w = _mm512_maskz_loadu_epi8((1ull << (16 * left)) - 1, blocks + g * 64);
-      std::memcpy(&s4, scales + g * 4, static_cast<size_t>(left));
+    if ((g & 3) == 0) {
+      const int64_t n16 = std::min<int64_t>(16, nb - g * kBlocksPerStep);
+      for (int r = 0; r < NR; ++r) {
+        const __m128i e = _mm_subs_epu8(
+            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), scales + r * nb + g * kBlocksPerStep),
+            _mm_set1_epi8(kScaleBias));
+        sw16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23));
+      }
     }
-    const __m512i wl = _mm512_shuffle_epi8(lut, _mm512_and_si512(w, low4));
-    const __m512i wh = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(w, 4), low4));
-    const __m512 sw =
-        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_shuffle_epi8(_mm512_set1_epi32(static_cast<int>(s4)), scale_pick), 23));
-    for (int c = 0; c < NC; ++c) {
-      const int8_t* q = act[c].q + g * 256;
-      __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512(q));
-      hi = _mm512_dpbusd_epi32(hi, wh, _mm512_loadu_si512(q + 64));
-      __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(act[c].corr + g * 16), wl, _mm512_loadu_si512(q + 128));
-      s = _mm512_dpbusd_epi32(s, wh, _mm512_loadu_si512(q + 192));
-      s = _mm512_add_epi32(s, _mm512_slli_epi32(hi, 7));
-      const __m512 scale = _mm512_mul_ps(sw, _mm512_loadu_ps(act[c].d + g * 16));
-      acc[g & 1][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[g & 1][c]);
+    for (int r = 0; r < NR; ++r) {
+      const uint8_t* b = blocks + r * row_bytes + g * 64;
+      __m512i w;
+      if (left == kBlocksPerStep) {
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes), _MM_HINT_T1);
+        w = _mm512_loadu_si512(b);
+      } else {
+        w = _mm512_maskz_loadu_epi8((1ull << (16 * left)) - 1, b);
+      }
+      const __m512i wl = _mm512_permutexvar_epi8(w, lut);
+      const __m512i wh = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(high, w), lut);
+      const __m512 sw = _mm512_permutexvar_ps(lane_of[g & 3], sw16[r]);
+      for (int c = 0; c < NC; ++c) {
+        const int8_t* q = act[c].q + g * 256;
+        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512(q));
+        hi = _mm512_dpbusd_epi32(hi, wh, _mm512_loadu_si512(q + 64));
+        __m512i sum = _mm512_dpbusd_epi32(_mm512_loadu_si512(act[c].corr + g * 16), wl, _mm512_loadu_si512(q + 128));
+        sum = _mm512_dpbusd_epi32(sum, wh, _mm512_loadu_si512(q + 192));
+        sum = _mm512_add_epi32(sum, _mm512_slli_epi32(hi, 7));
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sw, acc[r][c]);
+      }
     }
   }
-  for (int c = 0; c < NC; ++c) out[c * ldo] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][c], acc[1][c]));
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NC; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]) * act[c].d;
 }
 
-// x̂ = (q_hi + q_lo / 128) · d: the values the integer kernel multiplies (for the wide products' fp32 GEMM).
+using RowsFn = void (*)(const uint8_t*, const uint8_t*, int64_t, const Q8Token*, float*, int64_t);
+
+template <int... I>
+constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::integer_sequence<int, I...>) {
+  return {rows_q8_vnni<I / 4 + 1, I % 4 + 1>...};
+}
+// rows_fn[(nr − 1) · 4 + (nc − 1)]
+constexpr auto rows_fn = rows_table(std::make_integer_sequence<int, 16>{});
+
+// x̂ = (q_hi + q_lo / 128) · d: the values the integer kernel multiplies (for the panel products' fp32 GEMM).
 void round_to_q8(const float* x, int n, int64_t K, float* out) {
-  for (int64_t i = 0; i < n * K; i += 32) {
-    float amax = 0.0f;
-    for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[i + k]));
+  for (int64_t t = 0; t < n; ++t) {
+    const float amax = row_amax(x + t * K, K);
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f / 128.0f;
-    for (int k = 0; k < 32; ++k) {
-      const Digits q = digits(x[i + k] * inv);
-      out[i + k] = static_cast<float>(128 * q.hi + q.lo) * d;
+    for (int64_t k = t * K; k < (t + 1) * K; ++k) {
+      const Digits q = digits(x[k] * inv);
+      out[k] = static_cast<float>(128 * q.hi + q.lo) * d;
     }
   }
 }
@@ -156,7 +207,7 @@ void round_to_q8(const float* x, int n, int64_t K, float* out) {
 bool has_vnni() {
   static const bool yes = [] {
     const CpuFeatures f = detect_cpu_features();
-    return simd_level() == Simd::Avx512 && f.avx512_vnni;
+    return simd_level() == Simd::Avx512 && f.avx512_vnni && f.avx512_vbmi;
   }();
   return yes;
 }
@@ -209,16 +260,7 @@ void q8_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
       Q8Token tok[CC];
       for (int c = 0; c < nc; ++c) tok[c] = qa[a].token(t0 + c);
       float* o = m.out + static_cast<int64_t>(t0) * rows + r0;
-      for (int r = 0; r < nr; ++r) {
-        const uint8_t* b = m.w.blocks + (r0 + r) * nb * 16;
-        const uint8_t* s = m.w.scales + (r0 + r) * nb;
-        switch (nc) {
-          case 1: row_q8_vnni<1>(b, s, nb, tok, o + r, rows); break;
-          case 2: row_q8_vnni<2>(b, s, nb, tok, o + r, rows); break;
-          case 3: row_q8_vnni<3>(b, s, nb, tok, o + r, rows); break;
-          default: row_q8_vnni<4>(b, s, nb, tok, o + r, rows); break;
-        }
-      }
+      rows_fn[(nr - 1) * 4 + (nc - 1)](m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nb, tok, o, rows);
       if (m.bias)
         for (int c = 0; c < nc; ++c)
           for (int r = 0; r < nr; ++r) o[c * rows + r] += m.bias[r0 + r];

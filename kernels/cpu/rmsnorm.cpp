@@ -15,7 +15,7 @@ static void rmsnorm_row(const float* x, int H, const float* g, float eps, float*
 
 // launchers
 void f32_rmsnorm(const float* x, int T, int H, const float* gain, float eps, float* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T >= 4)
   for (int t = 0; t < T; ++t) rmsnorm_row(x + static_cast<int64_t>(t) * H, H, gain, eps, out + static_cast<int64_t>(t) * H);
 }
 

@@ -19,7 +19,7 @@ static void rope_head(float* x, int half, const float* cos_, const float* sin_) 
 void f32_rope(float* x, int T, int heads, int head_dim, int64_t ldx, const int32_t* positions, const float* inv_freq,
               float concentration) {
   const int half = head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T >= 4)
   for (int t = 0; t < T; ++t) {
     float c[256], s[256];
     for (int f = 0; f < half; ++f) {

@@ -25,7 +25,7 @@ static void topk_row(const float* g, int E, int k, int32_t* idx, float* w) {
 
 // launchers
 void f32_router_topk(const float* logits, int T, int E, int k, int32_t* idx, float* weights) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T >= 4)
   for (int t = 0; t < T; ++t) topk_row(logits + static_cast<int64_t>(t) * E, E, k, idx + t * k, weights + t * k);
 }
 
