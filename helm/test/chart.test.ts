@@ -310,7 +310,7 @@ describe("configuration and secrets", () => {
       "--shape",
     ]);
     const cfg = loadWorkerConfig(configOf(objs, sts, "WORKER_CONFIG_FILE").env);
-    expect(cfg.model).toEqual({ path: "/models/tiny-synthetic", name: "gpt-oss-synthetic" });
+    expect(cfg.model).toEqual({ path: "/models/tiny-synthetic", name: "gpt-oss-synthetic", precision: "default" });
     expect(cfg.kv.num_blocks).toBe(512);
     expect(cfg.scheduler.max_num_seqs).toBe(8);
     expect(

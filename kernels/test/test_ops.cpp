@@ -199,15 +199,21 @@ void test_router(const OpSet& ops) {
   }
 }
 
+// Random MXFP4 codes; every other block's scale is scale_hi, the rest uniform in [scale_lo, scale_hi].
+std::pair<std::vector<uint8_t>, std::vector<uint8_t>> random_mxfp4(int rows, int cols, int scale_lo, int scale_hi) {
+  std::uniform_int_distribution<int> byte(0, 255), sc(scale_lo, scale_hi);
+  std::vector<uint8_t> blocks(static_cast<size_t>(rows) * cols / 2), scales(static_cast<size_t>(rows) * cols / 32);
+  for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(i % 2 ? scale_hi : sc(rng));
+  return {std::move(blocks), std::move(scales)};
+}
+
 void test_mxfp4(const OpSet& ops) {
   struct C { const char* name; int n, rows, cols; int scale_lo, scale_hi; };
   for (C c : {C{"moe_mxfp4_matmul/single_token", 1, 40, 64, 118, 124}, C{"moe_mxfp4_matmul/partial_token_tile_11", 11, 24, 96, 118, 124},
               C{"moe_mxfp4_matmul/cols_160_five_blocks", 3, 16, 160, 120, 122}, C{"moe_mxfp4_matmul/scale_extremes_0_and_254", 2, 8, 64, 0, 254},
               C{"moe_mxfp4_matmul/four_tokens_stream", 4, 9, 96, 118, 124}, C{"moe_mxfp4_matmul/packed_panels_n37_rows_70", 37, 70, 160, 118, 124}}) {
-    std::uniform_int_distribution<int> byte(0, 255), sc(c.scale_lo, c.scale_hi);
-    std::vector<uint8_t> blocks(static_cast<size_t>(c.rows) * c.cols / 2), scales(static_cast<size_t>(c.rows) * c.cols / 32);
-    for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
-    for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(i % 2 ? c.scale_hi : sc(rng));
+    const auto [blocks, scales] = random_mxfp4(c.rows, c.cols, c.scale_lo, c.scale_hi);
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
     auto b = randn(c.rows, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
@@ -245,14 +251,13 @@ void test_mxfp4_q8(const OpSet& ops) {
               C{"q8_mxfp4_matmul/scale_extremes_1_and_254", 2, 8, 128, 1, 254, false},
               C{"q8_mxfp4_matmul/int8_exact_activations", 4, 8, 192, 118, 124, true},
               C{"q8_mxfp4_matmul/panel_path_n30", 30, 20, 128, 118, 124, false}}) {
-    std::uniform_int_distribution<int> byte(0, 255), sc(c.scale_lo, c.scale_hi), small(-127, 127);
-    std::vector<uint8_t> blocks(static_cast<size_t>(c.rows) * c.cols / 2), scales(static_cast<size_t>(c.rows) * c.cols / 32);
-    for (auto& b : blocks) b = static_cast<uint8_t>(byte(rng));
-    for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(i % 2 ? c.scale_hi : sc(rng));
+    std::uniform_int_distribution<int> small(-127, 127);
+    const auto [blocks, scales] = random_mxfp4(c.rows, c.cols, c.scale_lo, c.scale_hi);
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
     if (c.int_acts)  // integers with one ±127 per token: quantization is exact
       for (size_t i = 0; i < x.size(); ++i) x[i] = i % c.cols == 5 ? 127.0f : static_cast<float>(small(rng));
-    for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block (activation scale 0)
+    for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block
+    if (c.n > 1) std::fill(x.end() - c.cols, x.end(), 0.0f);  // an all-zero token (activation scale 0)
     auto b = randn(c.rows, 0.1f);
     std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
     const ExpertMatmul job{x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data(),
