@@ -116,8 +116,8 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
   }
 }
 
-// NR consecutive weight rows against NC tokens, the rows' byte streams interleaved step by step (several
-// hardware prefetch streams per thread) plus a software
+// NR weight rows (`stride` rows apart) against NC tokens, the rows' byte streams interleaved step by step
+// (several hardware prefetch streams per thread) plus a software
 // prefetch kPrefetchBytes ahead into L2. One accumulator per (row, token), updated in the same order
 // whatever NR and NC are, so a token's result never depends on its neighbours. The block scale's exponent
 // byte becomes an fp32 exponent field (biased by kScaleBias).
@@ -128,7 +128,7 @@ template <int NR, int NC>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void rows_q8_vnni(const uint8_t* blocks,
                                                                                             const uint8_t* scales, int64_t nb,
                                                                                             const Q8Token* act, float* out,
-                                                                                            int64_t ldo) {
+                                                                                            int64_t ldo, int64_t stride) {
   // Codes → w' through vpermb, which reads the low 6 bits of each index byte: a 64-entry table repeating
   // the 16 values ignores the bits above the nibble, so low nibbles need no mask and high nibbles only
   // vpmultishiftqb (each byte ← bits 4..11 of its own and the next byte). Shuffle-port work, leaving the
@@ -151,13 +151,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
       const int64_t n16 = std::min<int64_t>(16, nb - g * kBlocksPerStep);
       for (int r = 0; r < NR; ++r) {
         const __m128i e = _mm_subs_epu8(
-            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), scales + r * nb + g * kBlocksPerStep),
+            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), scales + r * stride * nb + g * kBlocksPerStep),
             _mm_set1_epi8(kScaleBias));
         sw16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23));
       }
     }
     for (int r = 0; r < NR; ++r) {
-      const uint8_t* b = blocks + r * row_bytes + g * 64;
+      const uint8_t* b = blocks + r * stride * row_bytes + g * 64;
       __m512i w;
       if (left == kBlocksPerStep) {
         _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes), _MM_HINT_T1);
@@ -180,10 +180,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
     }
   }
   for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]) * act[c].d;
+    for (int c = 0; c < NC; ++c) out[c * ldo + r * stride] = _mm512_reduce_add_ps(acc[r][c]) * act[c].d;
 }
 
-using RowsFn = void (*)(const uint8_t*, const uint8_t*, int64_t, const Q8Token*, float*, int64_t);
+using RowsFn = void (*)(const uint8_t*, const uint8_t*, int64_t, const Q8Token*, float*, int64_t, int64_t);
 
 template <int... I>
 constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::integer_sequence<int, I...>) {
@@ -219,9 +219,8 @@ void q8_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   thread_local std::vector<ExpertMatmul> exact;
   thread_local std::vector<int> quantized;
   thread_local std::vector<Q8Buffer> acts;
-  thread_local std::vector<std::pair<int, int64_t>> items;
   thread_local std::vector<std::vector<float>> rounded;
-  exact.clear(), quantized.clear(), items.clear();
+  exact.clear(), quantized.clear();
   if (rounded.size() < static_cast<size_t>(num_jobs)) rounded.resize(num_jobs);
   for (int j = 0; j < num_jobs; ++j) {
     const ExpertMatmul& m = jobs[j];
@@ -239,31 +238,42 @@ void q8_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   if (!exact.empty()) f32_mxfp4w_matmul(exact.data(), static_cast<int>(exact.size()));
   if (quantized.empty()) return;
   if (acts.size() < quantized.size()) acts.resize(quantized.size());
-  constexpr int RR = 4, CC = 4;
+  // Work items: NR = 4 rows a quarter of the matrix apart (rows g, g + Q, g + 2Q, g + 3Q), so that each
+  // thread reads four separate sequential streams (one stream per core stays well below its share of
+  // DRAM bandwidth); rows past 4Q one at a time.
+  struct Item {
+    int job;
+    int nr;
+    int64_t r0, stride;
+  };
+  thread_local std::vector<Item> work;
+  work.clear();
+  constexpr int CC = 4;
   for (size_t i = 0; i < quantized.size(); ++i) {
     const ExpertMatmul& m = jobs[quantized[i]];
     quantize_q8(m.x, m.n, m.w.cols, acts[i]);
-    for (int64_t r0 = 0; r0 < m.w.rows; r0 += RR) items.emplace_back(static_cast<int>(i), r0);
+    const int64_t q = m.w.rows / 4;
+    for (int64_t g = 0; g < q; ++g) work.push_back({static_cast<int>(i), 4, g, q});
+    for (int64_t r = 4 * q; r < m.w.rows; ++r) work.push_back({static_cast<int>(i), 1, r, 1});
   }
-  const int64_t count = static_cast<int64_t>(items.size());
-  const auto* list = items.data();
+  const int64_t count = static_cast<int64_t>(work.size());
+  const Item* list = work.data();
   const auto* qa = acts.data();
   const int* which = quantized.data();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < count; ++i) {
-    const auto [a, r0] = list[i];
-    const ExpertMatmul& m = jobs[which[a]];
+    const Item& it = list[i];
+    const ExpertMatmul& m = jobs[which[it.job]];
     const int64_t rows = m.w.rows, nb = m.w.cols / 32;
-    const int nr = static_cast<int>(std::min<int64_t>(RR, rows - r0));
     for (int t0 = 0; t0 < m.n; t0 += CC) {
       const int nc = std::min(CC, m.n - t0);
       Q8Token tok[CC];
-      for (int c = 0; c < nc; ++c) tok[c] = qa[a].token(t0 + c);
-      float* o = m.out + static_cast<int64_t>(t0) * rows + r0;
-      rows_fn[(nr - 1) * 4 + (nc - 1)](m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nb, tok, o, rows);
+      for (int c = 0; c < nc; ++c) tok[c] = qa[it.job].token(t0 + c);
+      float* o = m.out + static_cast<int64_t>(t0) * rows + it.r0;
+      rows_fn[(it.nr - 1) * 4 + (nc - 1)](m.w.blocks + it.r0 * nb * 16, m.w.scales + it.r0 * nb, nb, tok, o, rows, it.stride);
       if (m.bias)
         for (int c = 0; c < nc; ++c)
-          for (int r = 0; r < nr; ++r) o[c * rows + r] += m.bias[r0 + r];
+          for (int r = 0; r < it.nr; ++r) o[c * rows + r * it.stride] += m.bias[it.r0 + r * it.stride];
     }
   }
 }
