@@ -23,7 +23,8 @@ constexpr int C = 4;  // tokens per tile
 
 struct Tile {
   const bf16_t* w;  // row r0
-  int64_t ld, K;
+  int64_t ld, K;    // ld: elements from one row of the tile to the next
+  int64_t next;     // elements from this tile's first row to the next tile's (software prefetch)
   const float* x;  // token t0
   int64_t ldx;
   int nr, nc;  // rows / tokens actually in this tile (≤ R, ≤ C)
@@ -89,7 +90,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void tile_avx512_fixed(
   for (int64_t k = 0; k < K16; k += 16) {
     __m512 w[NR];
     if ((k & 31) == 0)
-      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(t.w + (r + NR) * t.ld + k), _MM_HINT_T0);
+      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(t.w + t.next + r * t.ld + k), _MM_HINT_T0);
     for (int r = 0; r < NR; ++r) w[r] = widen16(t.w + r * t.ld + k);
     for (int c = 0; c < NC; ++c) {
       const __m512 xv = _mm512_loadu_ps(t.x + c * t.ldx + k);
@@ -118,7 +119,7 @@ void tile_dispatch(const Tile& t) {
   if (t.nr == R) return full[t.nc](t);
   for (int r = 0; r < t.nr; ++r) {
     float a[R * C];
-    one[t.nc](Tile{t.w + r * t.ld, t.ld, t.K, t.x, t.ldx, 1, t.nc, a});
+    one[t.nc](Tile{t.w + r * t.ld, t.ld, t.K, t.next, t.x, t.ldx, 1, t.nc, a});
     for (int c = 0; c < t.nc; ++c) t.acc[r * C + c] = a[c];
   }
 }
@@ -156,14 +157,28 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_bf16_panel(co
 }
 
 // launchers
-// Work items of a group: (job, first row) of a 4-row tile (streaming) or a 64-row panel (packed).
+// Work items of a group: a panel of kPanelRows rows (packed), or R streamed rows a quarter of the matrix
+// apart (rows g, g + Q, g + 2Q, g + 3Q: each thread reads R separate sequential streams), then the rows past
+// R·Q one at a time.
+struct Item {
+  int job;
+  int nr;
+  int64_t r0, stride;
+};
+
 void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
   const Simd simd = simd_level();
-  thread_local std::vector<std::pair<int, int64_t>> items;
+  thread_local std::vector<Item> items;
   items.clear();
   for (int j = 0; j < num_jobs; ++j) {
-    const int64_t step = simd == Simd::Avx512 && jobs[j].path == RowPath::Panel ? kPanelRows : R;
-    for (int64_t r0 = 0; r0 < jobs[j].w.rows; r0 += step) items.emplace_back(j, r0);
+    const int64_t rows = jobs[j].w.rows;
+    if (simd == Simd::Avx512 && jobs[j].path == RowPath::Panel) {
+      for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) items.push_back({j, static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0)), r0, 1});
+      continue;
+    }
+    const int64_t q = rows / R;
+    for (int64_t g = 0; g < q; ++g) items.push_back({j, R, g, q});
+    for (int64_t r = R * q; r < rows; ++r) items.push_back({j, 1, r, 1});
   }
   const TileFn tile = pick(simd);
   // Packed path: each job's activations transposed once (xT[k][t]) for the broadcast microkernel.
@@ -187,24 +202,23 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
     thread_local std::vector<float> panel;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < count; ++i) {
-      const auto [j, r0] = list[i];
+      const auto [j, nr, r0, stride] = list[i];
       const DenseMatmul& m = jobs[j];
-      const int64_t N = m.w.rows, K = m.w.cols;
+      const int64_t K = m.w.cols;
       const float* bias = m.bias ? m.bias + r0 : nullptr;
       if (simd == Simd::Avx512 && m.path == RowPath::Panel) {
-        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
         pack_bf16_panel(m.w.data + r0 * m.w.ld, m.w.ld, nr, K, panel.data());
         gemm_panel_avx512(panel.data(), nr, K, xTs[j].data(), m.T, m.out + r0, m.ldo, bias);
         continue;
       }
-      const int nr = static_cast<int>(std::min<int64_t>(R, N - r0));
       for (int t0 = 0; t0 < m.T; t0 += C) {
         const int nc = std::min(C, m.T - t0);
         float acc[R * C];
-        tile(Tile{m.w.data + r0 * m.w.ld, m.w.ld, K, m.x + static_cast<int64_t>(t0) * K, K, nr, nc, acc});
+        tile(Tile{m.w.data + r0 * m.w.ld, stride * m.w.ld, K, m.w.ld, m.x + static_cast<int64_t>(t0) * K, K, nr, nc, acc});
         for (int r = 0; r < nr; ++r)
-          for (int c = 0; c < nc; ++c) m.out[(t0 + c) * m.ldo + r0 + r] = acc[r * C + c] + (bias ? bias[r] : 0.0f);
+          for (int c = 0; c < nc; ++c)
+            m.out[(t0 + c) * m.ldo + r0 + r * stride] = acc[r * C + c] + (bias ? bias[r * stride] : 0.0f);
       }
     }
   }
