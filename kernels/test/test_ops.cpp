@@ -208,6 +208,17 @@ std::pair<std::vector<uint8_t>, std::vector<uint8_t>> random_mxfp4(int rows, int
   return {std::move(blocks), std::move(scales)};
 }
 
+// One expert product through `op` (the panel path from 24 tokens, as a long prefill chunk would take it).
+using ExpertOp = void (*)(const ExpertMatmul*, int);
+std::vector<float> run_expert(ExpertOp op, const std::vector<float>& x, int n, const std::vector<uint8_t>& blocks,
+                              const std::vector<uint8_t>& scales, int rows, int cols, const std::vector<float>& bias) {
+  std::vector<float> y(static_cast<size_t>(n) * rows);
+  const ExpertMatmul job{x.data(), n, MxFp4Matrix{blocks.data(), scales.data(), rows, cols}, bias.data(), y.data(),
+                         n >= 24 ? RowPath::Panel : RowPath::Stream};
+  op(&job, 1);
+  return y;
+}
+
 void test_mxfp4(const OpSet& ops) {
   struct C { const char* name; int n, rows, cols; int scale_lo, scale_hi; };
   for (C c : {C{"moe_mxfp4_matmul/single_token", 1, 40, 64, 118, 124}, C{"moe_mxfp4_matmul/partial_token_tile_11", 11, 24, 96, 118, 124},
@@ -215,11 +226,8 @@ void test_mxfp4(const OpSet& ops) {
               C{"moe_mxfp4_matmul/four_tokens_stream", 4, 9, 96, 118, 124}, C{"moe_mxfp4_matmul/packed_panels_n37_rows_70", 37, 70, 160, 118, 124}}) {
     const auto [blocks, scales] = random_mxfp4(c.rows, c.cols, c.scale_lo, c.scale_hi);
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
-    auto b = randn(c.rows, 0.1f);
-    std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
-    const ExpertMatmul job{x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data(),
-                           c.n >= 24 ? RowPath::Panel : RowPath::Stream};
-    ops.f32_mxfp4w_matmul(&job, 1);
+    const auto b = randn(c.rows, 0.1f);
+    const auto y = run_expert(ops.f32_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b);
     const auto bd = widen(b);
     auto want = ref::matmul(widen(x), c.n, c.cols, ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols), c.rows, &bd);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), want, 1e-5);
@@ -258,11 +266,8 @@ void test_mxfp4_q8(const OpSet& ops) {
       for (size_t i = 0; i < x.size(); ++i) x[i] = i % c.cols == 5 ? 127.0f : static_cast<float>(small(rng));
     for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block
     if (c.n > 1) std::fill(x.end() - c.cols, x.end(), 0.0f);  // an all-zero token (activation scale 0)
-    auto b = randn(c.rows, 0.1f);
-    std::vector<float> y(static_cast<size_t>(c.n) * c.rows);
-    const ExpertMatmul job{x.data(), c.n, MxFp4Matrix{blocks.data(), scales.data(), c.rows, c.cols}, b.data(), y.data(),
-                           c.n >= 24 ? RowPath::Panel : RowPath::Stream};
-    ops.q8_mxfp4w_matmul(&job, 1);
+    const auto b = randn(c.rows, 0.1f);
+    const auto y = run_expert(ops.q8_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b);
     const auto bd = widen(b);
     const auto wd = ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols);
     const auto want = ref::matmul(widen(x), c.n, c.cols, wd, c.rows, &bd);
