@@ -69,6 +69,14 @@ export const GatewayConfigSchema = z
         health_backoff_max_ms: positive.default(5_000),
         /** Delay before re-watching a worker that reported NOT_SERVING. */
         health_recheck_ms: positive.default(250),
+        /**
+         * TLS to the workers (empty: plaintext, for loopback and meshes that encrypt). ca_file: the CA
+         * that signed the workers' certificates (empty: the system roots); cert_file + key_file: this
+         * gateway's client certificate, for workers that require mutual TLS (tls.client_ca_file).
+         */
+        tls_ca_file: z.string().default(""),
+        tls_cert_file: z.string().default(""),
+        tls_key_file: z.string().default(""),
       })
       .prefault({}),
     /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
@@ -155,6 +163,9 @@ export const gatewayEnv = {
   "router.health_backoff_initial_ms": "GATEWAY_HEALTH_BACKOFF_INITIAL_MS",
   "router.health_backoff_max_ms": "GATEWAY_HEALTH_BACKOFF_MAX_MS",
   "router.health_recheck_ms": "GATEWAY_HEALTH_RECHECK_MS",
+  "router.tls_ca_file": "GATEWAY_WORKER_TLS_CA_FILE",
+  "router.tls_cert_file": "GATEWAY_WORKER_TLS_CERT_FILE",
+  "router.tls_key_file": "GATEWAY_WORKER_TLS_KEY_FILE",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
   request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",

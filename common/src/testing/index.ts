@@ -1,2 +1,3 @@
 /** Test helpers shared by every workspace: real servers, never mocks of them. */
 export { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
+export { createTestPki, type TestPki } from "./tls.ts";

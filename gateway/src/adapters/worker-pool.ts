@@ -8,10 +8,12 @@
  * once an event has been yielded it is never retried, the error surfaces (R12). It does not queue or
  * admit (domain/admission.ts).
  */
+
+import { readFileSync } from "node:fs";
 import type { AppError, Logger } from "@expertmesh/common";
 import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { context, propagation } from "@opentelemetry/api";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
@@ -25,12 +27,28 @@ export function workerPoolOptions(r: {
   health_backoff_initial_ms: number;
   health_backoff_max_ms: number;
   health_recheck_ms: number;
+  tls_ca_file: string;
+  tls_cert_file: string;
+  tls_key_file: string;
 }): WorkerPoolOptions {
   return {
     maxAttempts: r.max_attempts,
     syncIntervalMs: r.sync_ms,
     healthBackoff: { initialMs: r.health_backoff_initial_ms, maxMs: r.health_backoff_max_ms, recheckMs: r.health_recheck_ms },
+    credentials: workerCredentials(r),
   };
+}
+
+/** Channel credentials to the workers: plaintext, TLS, or TLS with this gateway's client certificate. */
+export function workerCredentials(r: { tls_ca_file: string; tls_cert_file: string; tls_key_file: string }): ChannelCredentials {
+  if (!r.tls_ca_file && !r.tls_cert_file && !r.tls_key_file) return credentials.createInsecure();
+  if (Boolean(r.tls_cert_file) !== Boolean(r.tls_key_file)) {
+    throw new Error(
+      "invalid gateway configuration: router.tls_cert_file and router.tls_key_file must be set together (GATEWAY_WORKER_TLS_CERT_FILE, GATEWAY_WORKER_TLS_KEY_FILE)",
+    );
+  }
+  const read = (file: string) => (file ? readFileSync(file) : null);
+  return credentials.createSsl(read(r.tls_ca_file), read(r.tls_key_file), read(r.tls_cert_file));
 }
 
 export interface WorkerPoolOptions {
@@ -40,6 +58,8 @@ export interface WorkerPoolOptions {
   syncIntervalMs?: number;
   /** Reconnect backoff of health watches and worker channels. */
   healthBackoff?: HealthBackoff;
+  /** Channel credentials to the workers (default: plaintext). */
+  credentials?: ChannelCredentials;
 }
 
 /** One worker address: its channel, its health watch and the load the router balances. */
@@ -69,6 +89,7 @@ export class WorkerPool implements GenerationBackend {
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #maxAttempts: number;
   readonly #backoff: HealthBackoff;
+  readonly #credentials: ChannelCredentials;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -77,6 +98,7 @@ export class WorkerPool implements GenerationBackend {
     this.#log = log.child({ component: "worker-pool" });
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.#backoff = options.healthBackoff ?? DEFAULT_HEALTH_BACKOFF;
+    this.#credentials = options.credentials ?? credentials.createInsecure();
     this.#sync();
     // Watches open ahead of the first request to a new worker, and close for workers that left.
     this.#timer = setInterval(() => this.#sync(), options.syncIntervalMs ?? 500);
@@ -216,7 +238,7 @@ export class WorkerPool implements GenerationBackend {
   #connect(address: string): Endpoint {
     // The channel reconnects on the watch's schedule, not gRPC's default (up to 120 s), so that a
     // restarted worker is seen again within the backoff cap.
-    const client = new WorkerClient(address, credentials.createInsecure(), {
+    const client = new WorkerClient(address, this.#credentials, {
       "grpc.initial_reconnect_backoff_ms": this.#backoff.initialMs,
       "grpc.max_reconnect_backoff_ms": this.#backoff.maxMs,
     });

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { freePort } from "@expertmesh/common/testing";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "@expertmesh/proto/health";
 import { type InfoResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { type ChannelCredentials, credentials, Metadata } from "@grpc/grpc-js";
 
 export interface WorkerProcess {
   address: string;
@@ -18,7 +18,11 @@ export interface WorkerProcess {
   stop(): Promise<number | null>;
 }
 
-export async function spawnWorker(env: Record<string, string>): Promise<WorkerProcess> {
+/** credentials: how to reach it (default plaintext; pass TLS ones for a worker started with WORKER_TLS_*). */
+export async function spawnWorker(
+  env: Record<string, string>,
+  channel: ChannelCredentials = credentials.createInsecure(),
+): Promise<WorkerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
   const child = spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
@@ -27,7 +31,7 @@ export async function spawnWorker(env: Record<string, string>): Promise<WorkerPr
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const address = `127.0.0.1:${port}`;
-  const health = new HealthClient(address, credentials.createInsecure());
+  const health = new HealthClient(address, channel);
   const deadline = Date.now() + 30_000;
   for (;;) {
     const status = await new Promise<number>((resolve) =>
@@ -44,7 +48,7 @@ export async function spawnWorker(env: Record<string, string>): Promise<WorkerPr
     await new Promise((r) => setTimeout(r, 100));
   }
   health.close();
-  const client = new WorkerClient(address, credentials.createInsecure());
+  const client = new WorkerClient(address, channel);
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   let signalled = false;
   return {

@@ -3,68 +3,19 @@
  * without a certificate, with one from another CA, or not trusting the server's CA fails at the
  * handshake; a client with a certificate from the configured CA gets through.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
+import { createTestPki } from "@expertmesh/common/testing";
 import { WorkerClient } from "@expertmesh/proto/worker";
 import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../app.ts";
 import { loadWorkerConfig } from "../config.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "mtls-"));
-const f = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-
-function ca(name: string): void {
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-keyout",
-    f(`${name}.key`),
-    "-out",
-    f(`${name}.crt`),
-  );
-}
-function leaf(name: string, signer: string, ext: string): void {
-  writeFileSync(f(`${name}.ext`), ext);
-  openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", f(`${name}.key`), "-out", f(`${name}.csr`));
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    f(`${name}.csr`),
-    "-CA",
-    f(`${signer}.crt`),
-    "-CAkey",
-    f(`${signer}.key`),
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    f(`${name}.ext`),
-    "-out",
-    f(`${name}.crt`),
-  );
-}
-
+const pki = createTestPki();
+const f = pki.file;
 let worker: RunningWorker;
 
 beforeAll(async () => {
-  ca("ca");
-  ca("rogue-ca");
-  leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  leaf("client", "ca", "extendedKeyUsage=clientAuth\n");
-  leaf("rogue-client", "rogue-ca", "extendedKeyUsage=clientAuth\n");
   const config = loadWorkerConfig({
     WORKER_PORT: "0",
     WORKER_METRICS_PORT: "0",
@@ -88,7 +39,7 @@ function info(creds: ChannelCredentials): Promise<{ ok: boolean; code?: number }
   });
 }
 
-const read = (name: string) => readFileSync(f(name));
+const read = pki.read;
 
 describe("mutual TLS on the worker", () => {
   it("accepts a client certificate from the configured CA", async () => {
