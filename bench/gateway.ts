@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { createInterface } from "node:readline";
 /**
  * bench/gateway — the latency the gateway adds (reliability R19). A scripted worker streams a fixed
@@ -14,6 +16,7 @@ import { createInterface } from "node:readline";
  * Each path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
  *
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
+ *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
  */
@@ -34,11 +37,14 @@ interface Job {
   streams?: number;
   seconds?: number;
   warmupSeconds?: number;
+  herd?: boolean;
 }
 interface Samples {
   ttft: number[];
   gaps: number[];
   streams: number;
+  /** Answer tokens received over the whole run, warm-up included. */
+  tokens?: number;
 }
 
 const answer = (tok: HarmonyTokenizer, n: number) => tok.encodeWithSpecials(`${HEADER}${" word".repeat(n - 1)}<|return|>`);
@@ -81,7 +87,9 @@ async function runClient(job: Job): Promise<void> {
         },
         new Metadata(),
       );
+      const tl: string[] = [];
       s.on("data", (e: GenerateResponse) => {
+        tl.push((performance.now() - t0).toFixed(1));
         for (const _ of e.tokens?.tokens ?? []) {
           const now = performance.now();
           n++;
@@ -90,41 +98,71 @@ async function runClient(job: Job): Promise<void> {
           last = now;
         }
       });
-      s.on("end", () => resolve());
+      s.on("end", () => {
+        if (process.env.BENCH_TIMELINE) process.stderr.write(`direct ${tl.join(" ")}\n`);
+        resolve();
+      });
       s.on("error", reject);
     });
-  const viaGateway = async (): Promise<void> => {
-    const url = (target as { url: string }).url;
-    const t0 = performance.now();
-    const res = await fetch(`${url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true }),
+  // node:http with a keep-alive agent (one socket per stream), not fetch: WHATWG streams cost the load
+  // client several times the CPU per event, and on a small box that CPU is taken from the gateway.
+  const agent = new Agent({ keepAlive: true, maxSockets: job.streams ?? 64 });
+  const payload = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true });
+  const viaGateway = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(`${(target as { url: string }).url}/v1/chat/completions`);
+      const t0 = performance.now();
+      const req = httpRequest(
+        { agent, host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json" } },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            reject(new Error(`gateway answered ${res.statusCode}`));
+            return;
+          }
+          res.setEncoding("utf8");
+          let buf = "";
+          let n = 0;
+          let last = 0;
+          const tl: string[] = [];
+          res.on("data", (text: string) => {
+            const now = performance.now();
+            tl.push((now - t0).toFixed(1));
+            buf += text;
+            let at = buf.indexOf("\n\n");
+            while (at >= 0) {
+              const event = buf.slice(0, at);
+              buf = buf.slice(at + 2);
+              at = buf.indexOf("\n\n");
+              if (!event.includes('"content":" word"')) continue;
+              n++;
+              if (n === 1) {
+                out.ttft.push(now - t0);
+                if (process.env.BENCH_WORST && now - t0 > Number(process.env.BENCH_WORST))
+                  process.stderr.write(`slow ttft ${(now - t0).toFixed(1)} at t0=${t0.toFixed(0)}\n`);
+              } else out.gaps.push(now - last);
+              last = now;
+            }
+          });
+          res.on("end", () => {
+            if (process.env.BENCH_TIMELINE) process.stderr.write(`via ${tl.join(" ")}\n`);
+            resolve();
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(payload);
     });
-    if (!res.body || res.status !== 200) throw new Error(`gateway answered ${res.status}`);
-    const decoder = new TextDecoder();
-    let buf = "";
-    let n = 0;
-    let last = 0;
-    for await (const bytes of res.body) {
-      const now = performance.now();
-      buf += decoder.decode(bytes, { stream: true });
-      let at = buf.indexOf("\n\n");
-      while (at >= 0) {
-        const event = buf.slice(0, at);
-        buf = buf.slice(at + 2);
-        at = buf.indexOf("\n\n");
-        if (!event.includes('"content":" word"')) continue;
-        n++;
-        if (n === 1) out.ttft.push(now - t0);
-        else out.gaps.push(now - last);
-        last = now;
-      }
-    }
-  };
-  const loop = async () => {
+  // Steady state: stream i starts i/S of one stream's duration after the first, so that streams end and
+  // restart spread over time as real traffic does; --herd starts them all at once (and, since every
+  // scripted stream is equally long, they keep ending and restarting together: a thundering herd).
+  const spacingMs = job.herd ? 0 : (job.tokens * job.intervalMs) / (job.streams ?? 64);
+  const loop = async (_: unknown, i: number) => {
+    if (spacingMs > 0) await new Promise((r) => setTimeout(r, i * spacingMs));
     while (Date.now() < end) {
       await (target.kind === "direct" ? direct() : viaGateway());
+      completed++;
       if (Date.now() < warm) continue;
       if (!measuring) {
         // The warm-up is over: drop what it recorded (connections, JIT, first-request work).
@@ -136,9 +174,10 @@ async function runClient(job: Job): Promise<void> {
     }
   };
   let measuring = false;
+  let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
   client?.close();
-  await report(out);
+  await report({ ...out, tokens: completed * job.tokens });
   process.exit(0);
 }
 
@@ -151,7 +190,7 @@ function report(value: unknown): Promise<void> {
  * Runs a role in its own process (at `nice` lower priority when > 0, under SCHED_FIFO priority `rt` when
  * > 0, on the given CPUs when set); resolves with its first report.
  */
-function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T; stop: () => void }> {
+function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T; stop: () => void; pid: number }> {
   const node = [process.execPath, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
   const niced = nice > 0 ? ["nice", "-n", String(nice), ...node] : rt > 0 ? ["chrt", "-f", String(rt), ...node] : node;
   const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
@@ -160,9 +199,16 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
   process.once("exit", () => child.kill()); // never leave a role running behind a failed run
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
-    lines.once("line", (line) => resolve({ value: JSON.parse(line) as T, stop: () => child.kill() }));
+    lines.once("line", (line) => resolve({ value: JSON.parse(line) as T, stop: () => child.kill(), pid: child.pid ?? 0 }));
     child.once("exit", (code) => reject(new Error(`${job.role} exited with ${code}`)));
   });
+}
+
+/** CPU time of a process so far, in µs (Linux /proc; clock ticks of 10 ms). */
+function cpuTicks(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const tick = 1e6 / 100;
+  return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick };
 }
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
@@ -185,6 +231,10 @@ if (roleJob > 0) {
       "interval-ms": { type: "string", default: "5" },
       seconds: { type: "string", default: "30" },
       "warmup-seconds": { type: "string", default: "3" },
+      // start every stream at once (see runClient)
+      herd: { type: "boolean", default: false },
+      // "gateway" skips the direct baseline (profiling the gateway alone)
+      paths: { type: "string", default: "direct,gateway" },
     },
   });
   const base = { tokens: Number(values.tokens), intervalMs: Number(values["interval-ms"]) };
@@ -196,45 +246,39 @@ if (roleJob > 0) {
   const worker = await spawn<string>({ role: "worker", ...base }, nice, loadCpus);
   const rt = Number(values.rt);
   const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
-  process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
-  const direct = await spawn<Samples>(
-    {
-      role: "client",
-      ...base,
-      streams,
-      seconds,
-      warmupSeconds,
-      target: { kind: "direct", address: worker.value },
-    },
-    nice,
-    loadCpus,
-  );
-  process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
-  const via = await spawn<Samples>(
-    {
-      role: "client",
-      ...base,
-      streams,
-      seconds,
-      warmupSeconds,
-      target: { kind: "gateway", url: gateway.value },
-    },
-    nice,
-    loadCpus,
-  );
+  const paths = new Set((values.paths ?? "").split(","));
+  const empty: Samples = { ttft: [], gaps: [], streams: 0 };
+  const run = async (target: Job["target"]) => {
+    const cpu0 = cpuTicks(gateway.pid);
+    const client = await spawn<Samples>(
+      { role: "client", ...base, streams, seconds, warmupSeconds, herd: values.herd, target },
+      nice,
+      loadCpus,
+    );
+    client.stop();
+    const cpu1 = cpuTicks(gateway.pid);
+    return { ...client.value, gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system } };
+  };
+  if (paths.has("direct")) process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
+  const d = paths.has("direct") ? await run({ kind: "direct", address: worker.value }) : empty;
+  if (paths.has("gateway")) process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
+  const g = paths.has("gateway") ? await run({ kind: "gateway", url: gateway.value }) : empty;
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
-  const d = direct.value;
-  const g = via.value;
   console.log(
     `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path after ${warmupSeconds} s warm-up, worker and client at nice ${nice}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
   );
   console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
   console.log(row("direct gRPC (baseline)", d));
   console.log(row("through the gateway", g));
+  const cpu = (g as { gatewayCpu?: { user: number; system: number } }).gatewayCpu;
+  if (cpu && g.tokens)
+    process.stdout.write(
+      `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
+    );
   console.log(
     `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
       `${(pct(g.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(g.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`,
   );
-  for (const p of [worker, gateway, direct, via]) p.stop();
+  for (const p of [worker, gateway]) p.stop();
 }

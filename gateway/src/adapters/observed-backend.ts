@@ -103,8 +103,10 @@ export class ObservedBackend implements GenerationBackend {
     let errorType = "";
     const it = context.with(ctx, () => this.#inner.generate(model, request, signal)[Symbol.asyncIterator]());
     try {
-      while (true) {
-        const r = await context.with(ctx, () => it.next());
+      // The first step runs in the span's context (the inner chain reads it when it places the call);
+      // later steps only hand over events, so they skip the context switch.
+      for (let step = 0; ; step++) {
+        const r = await (step === 0 ? context.with(ctx, () => it.next()) : it.next());
         if (r.done) break;
         const e = r.value;
         const n = e.tokens?.tokens.length ?? 0;

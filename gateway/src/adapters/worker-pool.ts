@@ -13,8 +13,8 @@ import { readFileSync } from "node:fs";
 import type { AppError, Logger } from "@expertmesh/common";
 import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { context, propagation } from "@opentelemetry/api";
+import { type ChannelCredentials, type ClientReadableStream, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type Context, context, propagation } from "@opentelemetry/api";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
@@ -117,13 +117,15 @@ export class WorkerPool implements GenerationBackend {
   }
 
   async *generate(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse> {
+    // The caller's context as the generation starts: every attempt's call carries its trace.
+    const trace = context.active();
     this.#sync();
     const tried = new Set<string>();
     let lastError: AppError | undefined;
     for (;;) {
       const endpoint = this.#pick(model, tried, lastError);
       tried.add(endpoint.address);
-      const attempt = this.#start(endpoint, request, signal);
+      const attempt = this.#start(endpoint, request, signal, trace);
       let yielded = false;
       try {
         for (;;) {
@@ -181,31 +183,25 @@ export class WorkerPool implements GenerationBackend {
     throw gatewayErrors.create("service_unavailable", { reason }, { retryAfterMs: 2000 });
   }
 
-  #start(e: Endpoint, request: GenerateRequest, signal: AbortSignal): Attempt {
+  #start(e: Endpoint, request: GenerateRequest, signal: AbortSignal, trace: Context): Attempt {
     const weight = request.promptTokenIds.length + request.maxTokens;
     e.outstanding += weight;
     e.streams++;
     const metadata = new Metadata();
-    propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
+    propagation.inject(trace, metadata, { set: (md, k, v) => md.set(k, v) });
     // The deadline travels twice: in the request (the worker ends it) and on the call (a stalled worker).
     const call = e.client.generate(request, metadata, request.deadlineUnixMs > 0 ? { deadline: request.deadlineUnixMs } : {});
     let ended = false;
     call.on("status", () => {
       ended = true;
     });
-    // Errors reach the iterator below; this listener only keeps one arriving after release from being unhandled.
-    call.on("error", () => {});
     const cancel = () => call.cancel();
     signal.addEventListener("abort", cancel, { once: true });
     if (signal.aborted) call.cancel();
-    const events = (call as AsyncIterable<GenerateResponse>)[Symbol.asyncIterator]();
+    const events = new CallEvents(call);
     let released = false;
     return {
-      next: () =>
-        events.next().then(
-          (r) => (r.done ? { done: true as const } : { event: r.value }),
-          (err: ServiceError) => ({ error: err }),
-        ),
+      next: () => events.next(),
       release: async () => {
         if (released) return;
         released = true;
@@ -214,7 +210,7 @@ export class WorkerPool implements GenerationBackend {
         e.outstanding -= weight;
         e.streams--;
         if (e.removed && e.streams === 0) e.client.close();
-        await events.return?.().catch(() => undefined);
+        events.close();
       },
     };
   }
@@ -265,6 +261,78 @@ export class WorkerPool implements GenerationBackend {
         if (!aborted) this.#log.error({ code: err.code, err: message }, "worker failed");
         return gatewayErrors.create("upstream_error", { detail: message });
     }
+  }
+}
+
+type Step = { event: GenerateResponse } | { done: true } | { error: ServiceError };
+
+/**
+ * A Generate call's events as a pull queue: one listener per event kind and a plain array, instead of the
+ * Readable's async iterator (several promise hops and buffer moves per message on the per-token path).
+ * The call is paused while more than MAX_QUEUED events wait, so gRPC flow control still reaches the
+ * worker when the HTTP client reads slowly.
+ */
+class CallEvents {
+  static readonly MAX_QUEUED = 256;
+  readonly #call: ClientReadableStream<GenerateResponse>;
+  readonly #queue: Step[] = [];
+  #head = 0;
+  #waiter: ((s: Step) => void) | null = null;
+  #finished = false;
+  #paused = false;
+
+  constructor(call: ClientReadableStream<GenerateResponse>) {
+    this.#call = call;
+    call.on("data", (event: GenerateResponse) => this.#put({ event }));
+    call.on("end", () => this.#finish({ done: true }));
+    // An error arriving after close (a cancel on release) is swallowed here, never unhandled.
+    call.on("error", (error: ServiceError) => this.#finish({ error }));
+  }
+
+  next(): Promise<Step> {
+    if (this.#head < this.#queue.length) {
+      const s = this.#queue[this.#head++] as Step;
+      if (this.#head === this.#queue.length) {
+        this.#queue.length = 0;
+        this.#head = 0;
+      }
+      if (this.#paused && this.#queue.length - this.#head < CallEvents.MAX_QUEUED / 2) {
+        this.#paused = false;
+        this.#call.resume();
+      }
+      return Promise.resolve(s);
+    }
+    if (this.#finished) return Promise.resolve({ done: true });
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  close(): void {
+    this.#finished = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#call.removeAllListeners("data");
+  }
+
+  #put(s: Step): void {
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = null;
+      w(s);
+      return;
+    }
+    this.#queue.push(s);
+    if (!this.#paused && this.#queue.length - this.#head > CallEvents.MAX_QUEUED) {
+      this.#paused = true;
+      this.#call.pause();
+    }
+  }
+
+  #finish(s: Step): void {
+    if (this.#finished) return;
+    this.#put(s);
+    this.#finished = true;
   }
 }
 

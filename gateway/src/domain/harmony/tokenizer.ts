@@ -32,6 +32,9 @@ const NAMED: Record<number, string> = {
   200012: "<|call|>",
 };
 
+/** Text kept by the encode cache, in UTF-16 units (~2 MiB of strings plus their token ids). */
+const ENCODE_CACHE_CHARS = 1 << 20;
+
 /** Model vocabulary size: ids 0..201087. */
 export const VOCAB_SIZE = 201088;
 
@@ -44,6 +47,10 @@ export class HarmonyTokenizer {
   readonly #withSpecials: Tiktoken;
   readonly #bytes: Map<number, Uint8Array>;
   readonly #encoder = new TextEncoder();
+  readonly #strict = new TextDecoder("utf-8", { fatal: true });
+  readonly #whole = new Map<number, string | null>();
+  readonly #encoded = new Map<string, number[]>();
+  #encodedChars = 0;
 
   constructor(ranks: TiktokenBPE = o200kBase) {
     // Only the Harmony specials: o200k_base's own <|endofprompt|> (200018) is reserved in Harmony.
@@ -62,9 +69,28 @@ export class HarmonyTokenizer {
     for (let id = 199998; id < VOCAB_SIZE; id++) this.#bytes.set(id, this.#encoder.encode(specialText(id)));
   }
 
-  /** Text as ordinary tokens: special-token text stays text. */
+  /**
+   * Text as ordinary tokens: special-token text stays text. Results are cached (least recently used
+   * first out, ENCODE_CACHE_CHARS of text in all): the system message, developer instructions, tool
+   * definitions and a conversation's earlier turns come back with every request.
+   */
   encode(text: string): number[] {
-    return this.#plain.encode(text, [], []);
+    if (text.length > ENCODE_CACHE_CHARS / 16) return this.#plain.encode(text, [], []);
+    const hit = this.#encoded.get(text);
+    if (hit) {
+      this.#encoded.delete(text); // Map order is insertion order: re-insert as the most recent
+      this.#encoded.set(text, hit);
+      return hit.slice();
+    }
+    const ids = this.#plain.encode(text, [], []);
+    this.#encoded.set(text, ids.slice());
+    this.#encodedChars += text.length;
+    for (const [old] of this.#encoded) {
+      if (this.#encodedChars <= ENCODE_CACHE_CHARS) break;
+      this.#encoded.delete(old);
+      this.#encodedChars -= old.length;
+    }
+    return ids;
   }
 
   /** Text in which special-token text becomes the special tokens (for fixtures and the CLI). */
@@ -77,6 +103,23 @@ export class HarmonyTokenizer {
     return this.#bytes.get(id) ?? new Uint8Array();
   }
 
+  /**
+   * The token's text when its bytes are complete, valid UTF-8 on their own (most tokens); null for a
+   * token that holds part of a character. Computed once per token.
+   */
+  wholeText(id: number): string | null {
+    const known = this.#whole.get(id);
+    if (known !== undefined) return known;
+    let text: string | null;
+    try {
+      text = this.#strict.decode(this.bytes(id));
+    } catch {
+      text = null;
+    }
+    this.#whole.set(id, text);
+    return text;
+  }
+
   decode(ids: readonly number[]): string {
     const d = new StreamDecoder(this);
     return d.push(ids) + d.flush();
@@ -87,10 +130,16 @@ export class HarmonyTokenizer {
   }
 }
 
-/** Incremental decoding: returns only complete characters; flush() emits U+FFFD for a dangling tail. */
+/**
+ * Incremental decoding: returns only complete characters; flush() emits U+FFFD for a dangling tail.
+ * Between characters (no partial sequence held) a token that is whole UTF-8 is appended as its cached
+ * text; otherwise the bytes go through a streaming TextDecoder. `#need` counts the continuation bytes
+ * the last lead byte still waits for: 0 means the TextDecoder holds nothing.
+ */
 export class StreamDecoder {
   readonly #tok: HarmonyTokenizer;
   readonly #decoder = new TextDecoder("utf-8", { fatal: false });
+  #need = 0;
 
   constructor(tok: HarmonyTokenizer) {
     this.#tok = tok;
@@ -98,11 +147,41 @@ export class StreamDecoder {
 
   push(ids: readonly number[]): string {
     let out = "";
-    for (const id of ids) out += this.#decoder.decode(this.#tok.bytes(id), { stream: true });
+    for (const id of ids) {
+      const whole = this.#need === 0 ? this.#tok.wholeText(id) : null;
+      if (whole !== null) {
+        out += whole;
+        continue;
+      }
+      const bytes = this.#tok.bytes(id);
+      out += this.#decoder.decode(bytes, STREAM);
+      this.#need = pendingAfter(this.#need, bytes);
+    }
     return out;
   }
 
   flush(): string {
+    this.#need = 0;
     return this.#decoder.decode();
   }
+}
+
+const STREAM = { stream: true } as const;
+
+/**
+ * Continuation bytes still expected after `bytes`, starting from `need`. A valid partial sequence is
+ * counted exactly; after invalid input the count may stay above 0 while the decoder holds nothing,
+ * which only sends the next token down the (always correct) TextDecoder path.
+ */
+function pendingAfter(need: number, bytes: Uint8Array): number {
+  let n = need;
+  for (const b of bytes) {
+    if (n > 0 && (b & 0xc0) === 0x80) n--;
+    else if (b < 0x80) n = 0;
+    else if ((b & 0xe0) === 0xc0) n = 1;
+    else if ((b & 0xf0) === 0xe0) n = 2;
+    else if ((b & 0xf8) === 0xf0) n = 3;
+    else n = 0;
+  }
+  return n;
 }

@@ -21,6 +21,7 @@ import type { GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
+import { jsonTemplate, TEXT } from "../json-template.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
 import { MAX_TOKENS_LIMIT, num, openEventStream, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
@@ -314,11 +315,27 @@ async function stream(
       object: "chat.completion.chunk",
       choices: [{ index, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }],
     });
+  // Per choice, the JSON of a plain content / reasoning chunk with a slot for the text (the hot path).
+  const shape = (index: number, delta: object) => ({
+    ...head,
+    object: "chat.completion.chunk",
+    choices: [{ index, delta, logprobs: null, finish_reason: null }],
+  });
+  const fast = choices.map((c) => ({
+    content: jsonTemplate(shape(c.index, { content: TEXT }), 1),
+    reasoning: jsonTemplate(shape(c.index, { reasoning_content: TEXT, reasoning: TEXT }), 2),
+  }));
   const emit = (c: ChatChoice, deltas: ChatDelta[]) => {
+    const t = fast[c.index];
     for (const d of deltas) {
-      if (d.kind === "content") chunk(c.index, { content: d.text }, null, c.takeUnsent());
-      else if (d.kind === "reasoning") chunk(c.index, { reasoning_content: d.text, reasoning: d.text });
-      else if (d.kind === "tool_call_start")
+      if (d.kind === "content") {
+        const logprobs = c.takeUnsent();
+        if (logprobs === null && t?.content) sse.write(`data: ${t.content(d.text)}\n\n`);
+        else chunk(c.index, { content: d.text }, null, logprobs);
+      } else if (d.kind === "reasoning") {
+        if (t?.reasoning) sse.write(`data: ${t.reasoning(d.text)}\n\n`);
+        else chunk(c.index, { reasoning_content: d.text, reasoning: d.text });
+      } else if (d.kind === "tool_call_start")
         chunk(c.index, { tool_calls: [{ index: d.index, id: d.id, type: "function", function: { name: d.name, arguments: "" } }] });
       else chunk(c.index, { tool_calls: [{ index: d.index, function: { arguments: d.text } }] });
     }

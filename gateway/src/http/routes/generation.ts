@@ -3,6 +3,7 @@
  * SamplingParams, the stop tokens that end an assistant turn, and cancelling the worker stream when the
  * client goes away.
  */
+import type { Socket } from "node:net";
 import { type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -111,26 +112,43 @@ export function openEventStream(reply: FastifyReply): EventStream {
     "x-request-id": reply.request.id,
   });
   const raw = reply.raw;
-  let corked = false;
-  const uncork = () => {
-    if (!corked) return;
-    corked = false;
-    raw.uncork();
+  // Headers go out now; each tick's events then leave as one HTTP chunk in one socket write. The chunk
+  // is framed here and written to the response's own socket: Node's chunked writer sends a chunk as a
+  // writev of four pieces behind a cork / nextTick uncork, which is a large part of a token's cost
+  // through the gateway. Where the socket is not (yet) this response's own — a pipelined request
+  // waiting its turn — or the response is not chunked (HTTP/1.0), the response's write() is used.
+  raw.flushHeaders();
+  const socket = raw.socket as (Socket & { _httpMessage?: unknown }) | null;
+  const framed = raw.chunkedEncoding && socket !== null && socket._httpMessage === raw;
+  let pending = "";
+  let scheduled = false;
+  const send = (text: string) => {
+    if (framed && socket.writable) socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+    else raw.write(text);
+  };
+  const flush = () => {
+    scheduled = false;
+    if (pending === "" || raw.writableEnded) return;
+    const text = pending;
+    pending = "";
+    send(text);
   };
   return {
     write(text) {
       if (raw.writableEnded) return;
-      if (!corked) {
-        // A worker step often delivers several events at once: coalesce this tick's chunks.
-        corked = true;
-        raw.cork();
-        process.nextTick(uncork);
+      pending += text;
+      if (!scheduled) {
+        // A worker step often delivers several events at once: this tick's events share a chunk.
+        scheduled = true;
+        process.nextTick(flush);
       }
-      raw.write(text);
     },
-    end(text) {
-      uncork(); // end() on a corked response drops what the cork held
-      if (!raw.writableEnded) raw.end(text);
+    end(text = "") {
+      const rest = pending + text;
+      pending = "";
+      if (raw.writableEnded) return;
+      if (rest !== "") send(rest);
+      raw.end();
     },
   };
 }

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { jsonTemplate, TEXT } from "./json-template.ts";
+
+describe("jsonTemplate", () => {
+  const texts = ["", " word", 'quote " and \\ backslash', "line\nbreak\ttab", "\u0000nul", "emoji 😀 and é", "\u2028\u2029", "{}[],:"];
+  const shape = (t: string) => ({
+    id: "chatcmpl-1",
+    created: 1,
+    model: "m",
+    choices: [{ index: 0, delta: { content: t }, finish_reason: null }],
+  });
+
+  it("gives the bytes JSON.stringify gives for the object with the text in place", () => {
+    const t = jsonTemplate(shape(TEXT), 1);
+    expect(t).not.toBeNull();
+    for (const text of texts) expect(t?.(text)).toBe(JSON.stringify(shape(text)));
+  });
+
+  it("replaces every placeholder", () => {
+    const two = (t: string) => ({ delta: { reasoning_content: t, reasoning: t } });
+    const t = jsonTemplate(two(TEXT), 2);
+    for (const text of texts) expect(t?.(text)).toBe(JSON.stringify(two(text)));
+  });
+
+  it("declines a shape whose placeholder count differs (e.g. a model name that contains it)", () => {
+    expect(jsonTemplate({ model: TEXT, delta: { content: TEXT } }, 1)).toBeNull();
+    expect(jsonTemplate({ delta: { content: "x" } }, 1)).toBeNull();
+  });
+});
