@@ -14,11 +14,18 @@ import { createInterface } from "node:readline";
  * TTFT is measured to the first answer token on both paths (the Harmony header tokens come first).
  *
  * Each path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
+ * Streams start spread over one stream's duration (a steady state: they end and restart at different
+ * times); --herd starts all of them at once, and since every scripted stream is equally long they then
+ * keep ending and restarting together, 64 new requests in the same millisecond. --paired runs the
+ * baseline and the gateway path at the same time, from two client processes, so both see the same
+ * machine. The gateway's CPU time per streamed token is read from /proc around the gateway run.
  *
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
+ *                         [--herd] [--paired]
  *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
+ *   BENCH_GATEWAY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR"   Node flags for the gateway process only
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
@@ -87,9 +94,7 @@ async function runClient(job: Job): Promise<void> {
         },
         new Metadata(),
       );
-      const tl: string[] = [];
       s.on("data", (e: GenerateResponse) => {
-        tl.push((performance.now() - t0).toFixed(1));
         for (const _ of e.tokens?.tokens ?? []) {
           const now = performance.now();
           n++;
@@ -98,10 +103,7 @@ async function runClient(job: Job): Promise<void> {
           last = now;
         }
       });
-      s.on("end", () => {
-        if (process.env.BENCH_TIMELINE) process.stderr.write(`direct ${tl.join(" ")}\n`);
-        resolve();
-      });
+      s.on("end", () => resolve());
       s.on("error", reject);
     });
   // node:http with a keep-alive agent (one socket per stream), not fetch: WHATWG streams cost the load
@@ -124,10 +126,8 @@ async function runClient(job: Job): Promise<void> {
           let buf = "";
           let n = 0;
           let last = 0;
-          const tl: string[] = [];
           res.on("data", (text: string) => {
             const now = performance.now();
-            tl.push((now - t0).toFixed(1));
             buf += text;
             let at = buf.indexOf("\n\n");
             while (at >= 0) {
@@ -136,18 +136,12 @@ async function runClient(job: Job): Promise<void> {
               at = buf.indexOf("\n\n");
               if (!event.includes('"content":" word"')) continue;
               n++;
-              if (n === 1) {
-                out.ttft.push(now - t0);
-                if (process.env.BENCH_WORST && now - t0 > Number(process.env.BENCH_WORST))
-                  process.stderr.write(`slow ttft ${(now - t0).toFixed(1)} at t0=${t0.toFixed(0)}\n`);
-              } else out.gaps.push(now - last);
+              if (n === 1) out.ttft.push(now - t0);
+              else out.gaps.push(now - last);
               last = now;
             }
           });
-          res.on("end", () => {
-            if (process.env.BENCH_TIMELINE) process.stderr.write(`via ${tl.join(" ")}\n`);
-            resolve();
-          });
+          res.on("end", () => resolve());
           res.on("error", reject);
         },
       );
@@ -191,7 +185,9 @@ function report(value: unknown): Promise<void> {
  * > 0, on the given CPUs when set); resolves with its first report.
  */
 function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T; stop: () => void; pid: number }> {
-  const node = [process.execPath, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
+  // BENCH_GATEWAY_NODE_FLAGS: Node flags for the gateway alone (e.g. --cpu-prof, --trace-gc).
+  const flags = job.role === "gateway" ? (process.env.BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean) : [];
+  const node = [process.execPath, ...flags, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
   const niced = nice > 0 ? ["nice", "-n", String(nice), ...node] : rt > 0 ? ["chrt", "-f", String(rt), ...node] : node;
   const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
   const child = spawnProcess(argv[0] as string, argv.slice(1));
@@ -199,7 +195,14 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
   process.once("exit", () => child.kill()); // never leave a role running behind a failed run
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
-    lines.once("line", (line) => resolve({ value: JSON.parse(line) as T, stop: () => child.kill(), pid: child.pid ?? 0 }));
+    let reported = false;
+    lines.on("line", (line) => {
+      // The first JSON line is the report; anything else a role prints (e.g. --trace-gc) goes to stderr.
+      if (!reported && /^["{]/.test(line)) {
+        reported = true;
+        resolve({ value: JSON.parse(line) as T, stop: () => child.kill(), pid: child.pid ?? 0 });
+      } else process.stderr.write(`[${job.role}] ${line}\n`);
+    });
     child.once("exit", (code) => reject(new Error(`${job.role} exited with ${code}`)));
   });
 }
@@ -233,6 +236,8 @@ if (roleJob > 0) {
       "warmup-seconds": { type: "string", default: "3" },
       // start every stream at once (see runClient)
       herd: { type: "boolean", default: false },
+      // run the baseline and the gateway path at the same time (see below)
+      paired: { type: "boolean", default: false },
       // "gateway" skips the direct baseline (profiling the gateway alone)
       paths: { type: "string", default: "direct,gateway" },
     },
@@ -259,10 +264,19 @@ if (roleJob > 0) {
     const cpu1 = cpuTicks(gateway.pid);
     return { ...client.value, gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system } };
   };
-  if (paths.has("direct")) process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
-  const d = paths.has("direct") ? await run({ kind: "direct", address: worker.value }) : empty;
-  if (paths.has("gateway")) process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
-  const g = paths.has("gateway") ? await run({ kind: "gateway", url: gateway.value }) : empty;
+  let d = empty;
+  let g = empty;
+  if (values.paired) {
+    // Both paths at once, each from its own client process: the baseline sees the same machine (worker
+    // load, the gateway's CPU use, scheduling) as the gateway path, so their difference is the path's.
+    process.stderr.write(`[bench] direct and through the gateway at once: ${streams} + ${streams} streams for ${seconds} s…\n`);
+    [d, g] = await Promise.all([run({ kind: "direct", address: worker.value }), run({ kind: "gateway", url: gateway.value })]);
+  } else {
+    if (paths.has("direct")) process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
+    d = paths.has("direct") ? await run({ kind: "direct", address: worker.value }) : empty;
+    if (paths.has("gateway")) process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
+    g = paths.has("gateway") ? await run({ kind: "gateway", url: gateway.value }) : empty;
+  }
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
   console.log(

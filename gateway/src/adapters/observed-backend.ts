@@ -6,8 +6,8 @@
  */
 import { Counter, Histogram, type Registry } from "@expertmesh/common";
 import { FinishReason, type GenerateRequest, type GenerateResponse } from "@expertmesh/proto/worker";
-import { type Context, context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { GenerationBackend } from "../domain/generation-backend.ts";
+import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { type GenerationBackend, relay } from "../domain/generation-backend.ts";
 
 export type GenAiOperation = "chat" | "text_completion";
 
@@ -68,14 +68,53 @@ export class ObservedBackend implements GenerationBackend {
     this.#metrics = metrics;
   }
 
-  async *generate(
-    model: string,
-    request: GenerateRequest,
-    signal: AbortSignal,
-    parent: Context = ROOT_CONTEXT,
-  ): AsyncIterable<GenerateResponse> {
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent: Context = ROOT_CONTEXT): AsyncIterable<GenerateResponse> {
+    const labels = { gen_ai_operation_name: this.#operation, gen_ai_request_model: model };
+    let span: Span | undefined;
+    let t0 = 0;
+    let first = 0;
+    let last = 0;
+    let output = 0;
+    return relay(
+      () => {
+        span = this.#startSpan(model, request, parent);
+        t0 = performance.now();
+        // The span's context goes down the chain explicitly: the pool carries it to the worker.
+        return this.#inner.generate(model, request, signal, trace.setSpan(parent, span))[Symbol.asyncIterator]();
+      },
+      {
+        onEvent: (e) => {
+          const n = e.tokens?.tokens.length ?? 0;
+          if (n > 0) {
+            last = performance.now();
+            if (output === 0) first = last;
+            output += n;
+          }
+          if (e.finished) span?.setAttribute("gen_ai.response.finish_reasons", [finishNames[e.finished.reason] ?? "unknown"]);
+        },
+        onEnd: (err) => {
+          let errorType = "";
+          if (err !== undefined) {
+            errorType = (err as { code?: string }).code ?? (err as Error).name ?? "error";
+            span?.setAttribute("error.type", errorType);
+            span?.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+          }
+          span?.setAttribute("gen_ai.usage.output_tokens", output);
+          span?.end();
+          if (!span) return; // closed before it started: nothing ran
+          this.#metrics.duration.observe(errorType ? { ...labels, error_type: errorType } : labels, (performance.now() - t0) / 1000);
+          if (output > 0) this.#metrics.ttft.observe(labels, (first - t0) / 1000);
+          if (output > 1) this.#metrics.tpot.observe(labels, (last - first) / 1000 / (output - 1));
+          this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "input" }, request.promptTokenIds.length);
+          if (output > 0) this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "output" }, output);
+        },
+      },
+    );
+  }
+
+  #startSpan(model: string, request: GenerateRequest, parent: Context): Span {
     const s = request.sampling;
-    const span = trace.getTracer("expertmesh-gateway").startSpan(
+    return trace.getTracer("expertmesh-gateway").startSpan(
       `${this.#operation} ${model}`,
       {
         kind: SpanKind.CLIENT,
@@ -94,45 +133,6 @@ export class ObservedBackend implements GenerationBackend {
       },
       parent,
     );
-    const ctx = trace.setSpan(parent, span);
-    const labels = { gen_ai_operation_name: this.#operation, gen_ai_request_model: model };
-    const t0 = performance.now();
-    let first = 0;
-    let last = 0;
-    let output = 0;
-    let errorType = "";
-    const it = context.with(ctx, () => this.#inner.generate(model, request, signal)[Symbol.asyncIterator]());
-    try {
-      // The first step runs in the span's context (the inner chain reads it when it places the call);
-      // later steps only hand over events, so they skip the context switch.
-      for (let step = 0; ; step++) {
-        const r = await (step === 0 ? context.with(ctx, () => it.next()) : it.next());
-        if (r.done) break;
-        const e = r.value;
-        const n = e.tokens?.tokens.length ?? 0;
-        if (n > 0) {
-          last = performance.now();
-          if (output === 0) first = last;
-          output += n;
-        }
-        if (e.finished) span.setAttribute("gen_ai.response.finish_reasons", [finishNames[e.finished.reason] ?? "unknown"]);
-        yield e;
-      }
-    } catch (err) {
-      errorType = (err as { code?: string }).code ?? (err as Error).name ?? "error";
-      span.setAttribute("error.type", errorType);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-      throw err;
-    } finally {
-      await it.return?.();
-      span.setAttribute("gen_ai.usage.output_tokens", output);
-      span.end();
-      this.#metrics.duration.observe(errorType ? { ...labels, error_type: errorType } : labels, (performance.now() - t0) / 1000);
-      if (output > 0) this.#metrics.ttft.observe(labels, (first - t0) / 1000);
-      if (output > 1) this.#metrics.tpot.observe(labels, (last - first) / 1000 / (output - 1));
-      this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "input" }, request.promptTokenIds.length);
-      if (output > 0) this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "output" }, output);
-    }
   }
 
   models(): string[] {

@@ -116,9 +116,9 @@ export class WorkerPool implements GenerationBackend {
     return this.#endpoints.get(address)?.health.state;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse> {
-    // The caller's context as the generation starts: every attempt's call carries its trace.
-    const trace = context.active();
+  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
+    // The caller's trace (given, or the active context as the generation starts): every attempt carries it.
+    const trace = parent ?? context.active();
     this.#sync();
     const tried = new Set<string>();
     let lastError: AppError | undefined;

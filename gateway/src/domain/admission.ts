@@ -7,7 +7,7 @@
 import type { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
 import type { Context } from "@opentelemetry/api";
 import { gatewayErrors } from "../errors.ts";
-import type { GenerationBackend } from "./generation-backend.ts";
+import { type GenerationBackend, relay } from "./generation-backend.ts";
 
 export interface AdmissionOptions {
   maxConcurrent: number;
@@ -103,13 +103,15 @@ export class AdmittingBackend implements GenerationBackend {
     this.#admission = admission;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
-    const release = await this.#admission.acquire(signal);
-    try {
-      yield* this.#inner.generate(model, request, signal, parent);
-    } finally {
-      release();
-    }
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
+    let release: (() => void) | undefined;
+    return relay(
+      async () => {
+        release = await this.#admission.acquire(signal);
+        return this.#inner.generate(model, request, signal, parent)[Symbol.asyncIterator]();
+      },
+      { onEnd: () => release?.() },
+    );
   }
 
   models(): string[] {

@@ -15,3 +15,74 @@ export interface GenerationBackend {
   /** Models some ready engine group serves. */
   models(): string[];
 }
+
+export interface RelayHooks<T> {
+  /** Each event, before the consumer sees it. */
+  onEvent?(event: T): void;
+  /** Once, when the stream ends: finished (no error), failed (the error), or closed early by the consumer. */
+  onEnd?(error: unknown): void;
+}
+
+/**
+ * What decorators of a GenerationBackend return: the events of the iterator `open()` gives (opened on
+ * the first next(), so that nothing runs for a stream nobody reads), with hooks for each event and for
+ * the end. Per event it costs one promise reaction where an async-generator relay costs several promises
+ * and result objects — with a few decorators stacked on the per-token path, that is most of the
+ * gateway's allocation per token.
+ */
+export function relay<T>(open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>, hooks: RelayHooks<T>): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => new Relay(open, hooks) };
+}
+
+class Relay<T> implements AsyncIterator<T> {
+  readonly #open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>;
+  readonly #hooks: RelayHooks<T>;
+  #inner: AsyncIterator<T> | null = null;
+  #ended = false;
+
+  constructor(open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>, hooks: RelayHooks<T>) {
+    this.#open = open;
+    this.#hooks = hooks;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    const inner = this.#inner;
+    if (inner) return inner.next().then(this.#result, this.#failed);
+    return Promise.resolve()
+      .then(this.#open)
+      .then((it) => {
+        this.#inner = it;
+        return it.next();
+      })
+      .then(this.#result, this.#failed);
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    if (!this.#ended) {
+      try {
+        await this.#inner?.return?.();
+      } finally {
+        this.#end(undefined);
+      }
+    }
+    return { done: true, value };
+  }
+
+  readonly #result = (r: IteratorResult<T>): IteratorResult<T> => {
+    if (r.done) this.#end(undefined);
+    else this.#hooks.onEvent?.(r.value);
+    return r;
+  };
+
+  readonly #failed = (error: unknown): never => {
+    this.#end(error);
+    throw error;
+  };
+
+  #end(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#hooks.onEnd?.(error);
+  }
+}

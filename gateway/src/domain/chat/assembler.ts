@@ -58,7 +58,8 @@ export class ChatAssembler {
   push(ids: readonly number[]): ChatDelta[] {
     const out: ChatDelta[] = [];
     this.lastContentTokens = [];
-    for (const [i, id] of ids.entries()) {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as number;
       if (this.stopped) break;
       if (this.#kind === "reasoning") this.reasoningTokens++;
       for (const e of this.#parser.push(id)) this.#event(e, out);

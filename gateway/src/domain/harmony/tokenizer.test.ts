@@ -74,3 +74,25 @@ describe("HarmonyTokenizer.encode cache", () => {
     expect(fresh.decode(second)).toBe(text);
   });
 });
+
+describe("HarmonyTokenizer.encodeWithSpecials", () => {
+  it("finds the Harmony specials where js-tiktoken with the same specials does", async () => {
+    const { Tiktoken } = await import("js-tiktoken/lite");
+    const { default: o200k } = await import("js-tiktoken/ranks/o200k_base");
+    const specials: Record<string, number> = {};
+    for (let id = 199998; id < VOCAB_SIZE; id++) specials[tok.decode([id])] = id;
+    const reference = new Tiktoken({ ...o200k, special_tokens: {} }, specials);
+    const texts = [
+      "",
+      "<|start|>user<|message|>hi<|end|><|start|>assistant",
+      "<|foo|><|end|>",
+      "<|<|end|>|>",
+      "a<|return|>b<|call|>",
+      "<|reserved_200013|> and <|reserved_201087|>",
+      "<|endofprompt|> stays text in Harmony",
+      "<|reserved_199997|> <|reserved_201088|> are outside the specials",
+      "<|channel|>analysis<|message|>é😀<|end|>",
+    ];
+    for (const t of texts) expect(tok.encodeWithSpecials(t), t).toEqual(reference.encode(t, "all", []));
+  });
+});

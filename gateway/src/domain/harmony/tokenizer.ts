@@ -38,35 +38,56 @@ const ENCODE_CACHE_CHARS = 1 << 20;
 /** Model vocabulary size: ids 0..201087. */
 export const VOCAB_SIZE = 201088;
 
+const EMPTY = new Uint8Array();
+
 function specialText(id: number): string {
   return NAMED[id] ?? `<|reserved_${id}|>`;
 }
 
+/** A candidate special token in text: `<|name|>`; only the Harmony specials' names count. */
+const SPECIAL_TEXT = /<\|[a-z0-9_]+\|>/g;
+
 export class HarmonyTokenizer {
   readonly #plain: Tiktoken;
-  readonly #withSpecials: Tiktoken;
-  readonly #bytes: Map<number, Uint8Array>;
-  readonly #encoder = new TextEncoder();
+  readonly #specials = new Map<string, number>();
+  /** Every token's bytes, end to end; token `id` is bytes[offsets[id], offsets[id + 1]). */
+  readonly #allBytes: Uint8Array;
+  readonly #offsets: Uint32Array;
   readonly #strict = new TextDecoder("utf-8", { fatal: true });
-  readonly #whole = new Map<number, string | null>();
+  readonly #whole: (string | null | undefined)[] = new Array(VOCAB_SIZE).fill(undefined);
   readonly #encoded = new Map<string, number[]>();
   #encodedChars = 0;
 
   constructor(ranks: TiktokenBPE = o200kBase) {
     // Only the Harmony specials: o200k_base's own <|endofprompt|> (200018) is reserved in Harmony.
-    const specials: Record<string, number> = {};
-    for (let id = 199998; id < VOCAB_SIZE; id++) specials[specialText(id)] = id;
+    for (let id = 199998; id < VOCAB_SIZE; id++) this.#specials.set(specialText(id), id);
+    // One BPE instance with no specials of its own: special-token text is found here (encodeWithSpecials).
     this.#plain = new Tiktoken({ ...ranks, special_tokens: {} });
-    this.#withSpecials = new Tiktoken({ ...ranks, special_tokens: {} }, specials);
-    // Token bytes, for streaming decode: parsed from the same ranks table js-tiktoken reads.
-    this.#bytes = new Map();
+    // js-tiktoken also keeps every token's bytes for its decode(), which the gateway never calls (it
+    // decodes from the flat table below): drop that copy, a few hundred thousand objects the garbage
+    // collector would otherwise walk for the life of the process.
+    (this.#plain as unknown as { textMap?: Map<number, Uint8Array> }).textMap?.clear();
+    // Token bytes, for streaming decode: parsed from the same ranks table js-tiktoken reads, stored flat.
+    const pieces: Buffer[] = new Array(VOCAB_SIZE);
     for (const line of ranks.bpe_ranks.split("\n")) {
       if (!line) continue;
       const [, offset, ...tokens] = line.split(" ");
       const base = Number.parseInt(offset as string, 10);
-      for (const [i, t] of tokens.entries()) this.#bytes.set(base + i, Uint8Array.from(Buffer.from(t, "base64")));
+      for (const [i, t] of tokens.entries()) if (base + i < VOCAB_SIZE) pieces[base + i] = Buffer.from(t, "base64");
     }
-    for (let id = 199998; id < VOCAB_SIZE; id++) this.#bytes.set(id, this.#encoder.encode(specialText(id)));
+    for (let id = 199998; id < VOCAB_SIZE; id++) pieces[id] = Buffer.from(specialText(id), "utf8");
+    this.#offsets = new Uint32Array(VOCAB_SIZE + 1);
+    let total = 0;
+    for (let id = 0; id < VOCAB_SIZE; id++) {
+      this.#offsets[id] = total;
+      total += pieces[id]?.length ?? 0;
+    }
+    this.#offsets[VOCAB_SIZE] = total;
+    this.#allBytes = new Uint8Array(total);
+    for (let id = 0; id < VOCAB_SIZE; id++) {
+      const p = pieces[id];
+      if (p) this.#allBytes.set(p, this.#offsets[id] as number);
+    }
   }
 
   /**
@@ -93,14 +114,29 @@ export class HarmonyTokenizer {
     return ids;
   }
 
-  /** Text in which special-token text becomes the special tokens (for fixtures and the CLI). */
+  /** Text in which special-token text becomes the special tokens (raw completions prompts, fixtures, the CLI). */
   encodeWithSpecials(text: string): number[] {
-    return this.#withSpecials.encode(text, "all", []);
+    const out: number[] = [];
+    let start = 0;
+    SPECIAL_TEXT.lastIndex = 0;
+    for (let m = SPECIAL_TEXT.exec(text); m !== null; m = SPECIAL_TEXT.exec(text)) {
+      const id = this.#specials.get(m[0]);
+      if (id === undefined) {
+        SPECIAL_TEXT.lastIndex = m.index + 1; // not a Harmony special: it stays text
+        continue;
+      }
+      if (m.index > start) out.push(...this.encode(text.slice(start, m.index)));
+      out.push(id);
+      start = m.index + m[0].length;
+    }
+    if (start < text.length) out.push(...this.encode(text.slice(start)));
+    return out;
   }
 
   /** Bytes of one token; reserved ids decode as "<|reserved_N|>"; ids outside the vocabulary as nothing. */
   bytes(id: number): Uint8Array {
-    return this.#bytes.get(id) ?? new Uint8Array();
+    if (!(id >= 0 && id < VOCAB_SIZE)) return EMPTY;
+    return this.#allBytes.subarray(this.#offsets[id], this.#offsets[id + 1]);
   }
 
   /**
@@ -108,15 +144,16 @@ export class HarmonyTokenizer {
    * token that holds part of a character. Computed once per token.
    */
   wholeText(id: number): string | null {
-    const known = this.#whole.get(id);
+    const known = this.#whole[id];
     if (known !== undefined) return known;
+    if (!(id >= 0 && id < VOCAB_SIZE)) return "";
     let text: string | null;
     try {
       text = this.#strict.decode(this.bytes(id));
     } catch {
       text = null;
     }
-    this.#whole.set(id, text);
+    this.#whole[id] = text;
     return text;
   }
 

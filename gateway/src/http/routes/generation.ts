@@ -101,6 +101,27 @@ export interface EventStream {
   end(text?: string): void;
 }
 
+/**
+ * One process.nextTick for every stream written in this tick (a worker step delivers tokens for many
+ * streams at once), not one per stream.
+ */
+let dueNow: Array<() => void> = [];
+let dueLater: Array<() => void> = [];
+let tickScheduled = false;
+function flushAtTickEnd(flush: () => void): void {
+  dueNow.push(flush);
+  if (tickScheduled) return;
+  tickScheduled = true;
+  process.nextTick(() => {
+    tickScheduled = false;
+    const due = dueNow;
+    dueNow = dueLater;
+    dueLater = due;
+    for (const f of due) f();
+    due.length = 0;
+  });
+}
+
 /** Opens an SSE response on a hijacked reply, with the headers already set on it (x-ratelimit-*). */
 export function openEventStream(reply: FastifyReply): EventStream {
   reply.hijack();
@@ -140,7 +161,7 @@ export function openEventStream(reply: FastifyReply): EventStream {
       if (!scheduled) {
         // A worker step often delivers several events at once: this tick's events share a chunk.
         scheduled = true;
-        process.nextTick(flush);
+        flushAtTickEnd(flush);
       }
     },
     end(text = "") {
