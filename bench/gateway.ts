@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 /**
  * bench/gateway — the latency the gateway adds (reliability R19). A scripted worker streams a fixed
@@ -21,7 +23,7 @@ import { createInterface } from "node:readline";
  * machine. The gateway's CPU time per streamed token is read from /proc around the gateway run.
  *
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
- *                         [--herd] [--paired]
+ *                         [--herd] [--paired] [--probe]    --probe: relate long gaps to gateway stalls / GC
  *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
@@ -45,6 +47,8 @@ interface Job {
   seconds?: number;
   warmupSeconds?: number;
   herd?: boolean;
+  /** Client: record every long gap (wall-clock end, length) for --probe. */
+  probe?: boolean;
 }
 interface Samples {
   ttft: number[];
@@ -52,6 +56,8 @@ interface Samples {
   streams: number;
   /** Answer tokens received over the whole run, warm-up included. */
   tokens?: number;
+  /** --probe: gaps longer than 1.8 intervals, as [wall-clock ms at their end, length ms]. */
+  longGaps?: [number, number][];
 }
 
 const answer = (tok: HarmonyTokenizer, n: number) => tok.encodeWithSpecials(`${HEADER}${" word".repeat(n - 1)}<|return|>`);
@@ -73,6 +79,7 @@ async function runClient(job: Job): Promise<void> {
   const warm = Date.now() + (job.warmupSeconds ?? 0) * 1000;
   const end = warm + (job.seconds ?? 30) * 1000;
   let out: Samples = { ttft: [], gaps: [], streams: 0 };
+  let longGaps: [number, number][] = [];
   const target = job.target;
   if (!target) throw new Error("client needs a target");
   const client = target.kind === "direct" ? new WorkerClient(target.address, credentials.createInsecure()) : null;
@@ -137,7 +144,10 @@ async function runClient(job: Job): Promise<void> {
               if (!event.includes('"content":" word"')) continue;
               n++;
               if (n === 1) out.ttft.push(now - t0);
-              else out.gaps.push(now - last);
+              else {
+                out.gaps.push(now - last);
+                if (job.probe && now - last > 1.8 * job.intervalMs) longGaps.push([performance.timeOrigin + now, now - last]);
+              }
               last = now;
             }
           });
@@ -161,6 +171,7 @@ async function runClient(job: Job): Promise<void> {
       if (!measuring) {
         // The warm-up is over: drop what it recorded (connections, JIT, first-request work).
         out = { ttft: [], gaps: [], streams: 0 };
+        longGaps = [];
         measuring = true;
         continue;
       }
@@ -171,7 +182,7 @@ async function runClient(job: Job): Promise<void> {
   let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
   client?.close();
-  await report({ ...out, tokens: completed * job.tokens });
+  await report({ ...out, tokens: completed * job.tokens, ...(job.probe ? { longGaps } : {}) });
   process.exit(0);
 }
 
@@ -187,10 +198,11 @@ function report(value: unknown): Promise<void> {
 function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T; stop: () => void; pid: number }> {
   // BENCH_GATEWAY_NODE_FLAGS: Node flags for the gateway alone (e.g. --cpu-prof, --trace-gc).
   const flags = job.role === "gateway" ? (process.env.BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean) : [];
+  if (job.role === "gateway" && probeFile) flags.push("--import", new URL("./gateway-probe.ts", import.meta.url).pathname);
   const node = [process.execPath, ...flags, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
   const niced = nice > 0 ? ["nice", "-n", String(nice), ...node] : rt > 0 ? ["chrt", "-f", String(rt), ...node] : node;
   const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
-  const child = spawnProcess(argv[0] as string, argv.slice(1));
+  const child = spawnProcess(argv[0] as string, argv.slice(1), { env: { ...process.env, BENCH_PROBE_FILE: probeFile } });
   child.stderr.pipe(process.stderr);
   process.once("exit", () => child.kill()); // never leave a role running behind a failed run
   return new Promise((resolve, reject) => {
@@ -205,6 +217,38 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
     });
     child.once("exit", (code) => reject(new Error(`${job.role} exited with ${code}`)));
   });
+}
+
+/** --probe: where the gateway's stall and GC records go (read back after the run). */
+let probeFile = "";
+
+/**
+ * --probe: how many of the gateway path's long gaps overlap a gateway event-loop stall (and how many of
+ * those the thread spent descheduled) or a GC pause.
+ */
+function probeSummary(longGaps: [number, number][]): string {
+  const records = readFileSync(probeFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { probe: "gc" | "stall"; at: number; ms: number; cpuMs?: number });
+  const overlaps = (end: number, len: number, r: { at: number; ms: number }) => r.at < end && r.at + r.ms > end - len;
+  let stalled = 0;
+  let descheduled = 0;
+  let gc = 0;
+  for (const [end, len] of longGaps) {
+    const stalls = records.filter((r) => r.probe === "stall" && overlaps(end, len, r));
+    if (stalls.length) stalled++;
+    if (stalls.some((r) => (r.cpuMs ?? 0) < r.ms / 2)) descheduled++;
+    if (records.some((r) => r.probe === "gc" && overlaps(end, len, r))) gc++;
+  }
+  const share = (k: number) => `${k} (${((100 * k) / Math.max(1, longGaps.length)).toFixed(0)} %)`;
+  const stallCount = records.filter((r) => r.probe === "stall").length;
+  const gcs = records.filter((r) => r.probe === "gc");
+  return (
+    `probe: ${longGaps.length} gaps over 1.8 intervals on the gateway path; overlapping a gateway event-loop stall ${share(stalled)}, ` +
+    `a stall with the thread descheduled ${share(descheduled)}, a GC pause ${share(gc)}; ` +
+    `${stallCount} stalls and ${gcs.length} GC pauses (longest ${Math.max(0, ...gcs.map((g) => g.ms)).toFixed(1)} ms) over the whole run`
+  );
 }
 
 /** CPU time of a process so far, in µs (Linux /proc; clock ticks of 10 ms). */
@@ -238,6 +282,8 @@ if (roleJob > 0) {
       herd: { type: "boolean", default: false },
       // run the baseline and the gateway path at the same time (see below)
       paired: { type: "boolean", default: false },
+      // record gateway event-loop stalls and GC pauses and relate them to the long gaps (see gateway-probe.ts)
+      probe: { type: "boolean", default: false },
       // "gateway" skips the direct baseline (profiling the gateway alone)
       paths: { type: "string", default: "direct,gateway" },
     },
@@ -248,6 +294,7 @@ if (roleJob > 0) {
   const warmupSeconds = Number(values["warmup-seconds"]);
   const nice = Number(values.nice);
   const [gatewayCpus = "", loadCpus = ""] = (values.pin ?? "").split(":");
+  if (values.probe) probeFile = join(mkdtempSync(join(tmpdir(), "bench-probe-")), "gateway.jsonl");
   const worker = await spawn<string>({ role: "worker", ...base }, nice, loadCpus);
   const rt = Number(values.rt);
   const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
@@ -256,7 +303,7 @@ if (roleJob > 0) {
   const run = async (target: Job["target"]) => {
     const cpu0 = cpuTicks(gateway.pid);
     const client = await spawn<Samples>(
-      { role: "client", ...base, streams, seconds, warmupSeconds, herd: values.herd, target },
+      { role: "client", ...base, streams, seconds, warmupSeconds, herd: values.herd, probe: values.probe, target },
       nice,
       loadCpus,
     );
@@ -290,6 +337,7 @@ if (roleJob > 0) {
     process.stdout.write(
       `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
     );
+  if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
   console.log(
     `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
       `${(pct(g.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(g.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`,
