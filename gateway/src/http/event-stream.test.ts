@@ -2,7 +2,8 @@
  * The SSE writer frames HTTP chunks itself and writes them to the response's socket. These cases check
  * the framing with raw TCP clients where Node's own response writer must take over: pipelined requests
  * (the second response waits for the first; its socket is not its own yet) and HTTP/1.0 (no chunked
- * encoding). Each answer must arrive whole, in order, with [DONE].
+ * encoding). Each answer must arrive whole, in order, with [DONE]. And the point of framing them here:
+ * one socket write per tick of events (Node's chunked writer made one per piece: 29 writes for 9 tokens).
  */
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,11 +15,26 @@ const tok = new HarmonyTokenizer();
 const ANSWER = " one two three four";
 let worker: ScriptedWorker;
 let gateway: TestGateway;
+/** socket.write calls made while answering each request, by x-request-id. */
+const socketWrites = new Map<string, number>();
 
 beforeAll(async () => {
   const tokens = tok.encodeWithSpecials(`<|channel|>final<|message|>${ANSWER}<|return|>`);
   worker = await startScriptedWorker([], { tokenIntervalMs: 2, fallback: tokens });
-  gateway = await startTestGateway({ address: worker.address, model: "m" });
+  gateway = await startTestGateway({
+    address: worker.address,
+    model: "m",
+    beforeListen: (app) =>
+      app.addHook("onRequest", async (request) => {
+        const socket = request.raw.socket;
+        const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+        socketWrites.set(request.id, 0);
+        socket.write = ((...args: unknown[]) => {
+          socketWrites.set(request.id, (socketWrites.get(request.id) ?? 0) + 1);
+          return write(...args);
+        }) as typeof socket.write;
+      }),
+  });
 });
 
 afterAll(async () => {
@@ -121,6 +137,22 @@ describe("SSE framing", () => {
     );
     expect(byChoice).toEqual([ANSWER, ANSWER]);
     expect(second?.body.endsWith("data: [DONE]\n\n")).toBe(true);
+  });
+
+  it("one socket write per tick of events (headers and the end aside), not one per chunk piece", async () => {
+    const res = await fetch(`${gateway.base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "writes-per-event" },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    expect(answerOf(text)).toEqual({ text: ANSWER, done: true });
+    const tokens = tok.encodeWithSpecials(`<|channel|>final<|message|>${ANSWER}<|return|>`).length;
+    const events = text.split("\n\n").filter(Boolean).length;
+    expect(events).toBeGreaterThan(4);
+    // The scripted worker sends each token in a tick of its own: at most one write per token, plus the
+    // headers, the last events with [DONE] and the terminating chunk. Node's own chunked writer made four.
+    expect(socketWrites.get("writes-per-event")).toBeLessThanOrEqual(tokens + 3);
   });
 
   it("an HTTP/1.0 client gets the stream unchunked, to the end of the connection", async () => {
