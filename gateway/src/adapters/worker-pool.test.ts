@@ -295,6 +295,25 @@ function expectR7(outcomes: Outcome[], fullLength?: number): { completed: number
   return { completed: completed.length, failed: failed.length };
 }
 
+describe("a slow reader", () => {
+  it("gets every event in order while the call is paused past the queue bound and resumed", async () => {
+    const many = Array.from({ length: 2000 }, (_, i) => i + 1);
+    const w = await scripted({ fallback: many });
+    const pool = poolOver([w.address]);
+    const request = GenerateRequest.fromPartial({ requestId: `r${++seq}`, promptTokenIds: [1, 2, 3], maxTokens: many.length });
+    const seen: number[] = [];
+    let finished = false;
+    for await (const e of pool.generate(MODEL, request, new AbortController().signal)) {
+      // After the first event the worker has written everything while nothing is read: the queue fills.
+      if (seen.length === 0) await new Promise((r) => setTimeout(r, 300));
+      for (const t of e.tokens?.tokens ?? []) seen.push(t.tokenId);
+      if (e.finished) finished = true;
+    }
+    expect(seen).toEqual(many);
+    expect(finished).toBe(true);
+  });
+});
+
 describe("a worker killed under load (R7)", () => {
   it("scripted: 20 streams over 2 workers, one force-shut: no hang, streams without a token complete on the other", async () => {
     const a = await scripted({ tokenIntervalMs: 100 });
