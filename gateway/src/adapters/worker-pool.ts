@@ -77,9 +77,11 @@ interface Endpoint {
 
 /** One Generate call; release() cancels it if unfinished and gives its load back. */
 interface Attempt {
-  next(): Promise<{ event: GenerateResponse } | { done: true } | { error: ServiceError }>;
-  release(): Promise<void>;
+  next(): Promise<Step>;
+  release(): void;
 }
+
+const DONE: IteratorResult<GenerateResponse> = { done: true, value: undefined };
 
 const RETRYABLE_KINDS: ReadonlySet<ErrorKind> = new Set([ErrorKind.ERROR_KIND_NOT_READY, ErrorKind.ERROR_KIND_QUEUE_FULL]);
 
@@ -116,43 +118,77 @@ export class WorkerPool implements GenerationBackend {
     return this.#endpoints.get(address)?.health.state;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
-    // The caller's trace (given, or the active context as the generation starts): every attempt carries it.
+  /**
+   * A plain iterator rather than an async generator: it sits on the per-token path, and relaying an event
+   * costs one promise reaction here against several promises and result objects for a generator.
+   */
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
+    // The caller's trace (given, or the context the generation is started in): every attempt carries it.
     const trace = parent ?? context.active();
-    this.#sync();
     const tried = new Set<string>();
     let lastError: AppError | undefined;
-    for (;;) {
-      const endpoint = this.#pick(model, tried, lastError);
-      tried.add(endpoint.address);
-      const attempt = this.#start(endpoint, request, signal, trace);
-      let yielded = false;
-      try {
-        for (;;) {
-          const step = await attempt.next();
-          if ("done" in step) return;
-          if ("event" in step) {
-            yielded = true;
-            yield step.event;
-            continue;
-          }
-          const detail = errorDetailOf(step.error);
-          const error = this.#mapError(step.error, detail, signal.aborted);
-          const gone = workerGone(step.error, signal.aborted);
-          if (yielded && gone) this.#log.warn({ address: endpoint.address, err: error.message }, "worker failed mid-stream: not retried");
-          const retry = !yielded && !signal.aborted && tried.size < this.#maxAttempts && retryable(step.error, detail, signal.aborted);
-          if (!retry) throw error;
-          this.#log.warn(
-            { address: endpoint.address, code: step.error.code, err: error.message, attempt: tried.size },
-            "generation failed before its first token: trying another worker",
-          );
-          lastError = error;
-          break;
-        }
-      } finally {
-        await attempt.release();
+    let attempt: Attempt | null = null;
+    let address = "";
+    let yielded = false;
+    let finished = false;
+    const release = () => {
+      const a = attempt;
+      attempt = null;
+      a?.release();
+    };
+    const step = (s: Step): IteratorResult<GenerateResponse> | Promise<IteratorResult<GenerateResponse>> => {
+      if ("event" in s) {
+        yielded = true;
+        return { done: false, value: s.event };
       }
-    }
+      release();
+      if ("done" in s) {
+        finished = true;
+        return DONE;
+      }
+      const detail = errorDetailOf(s.error);
+      const error = this.#mapError(s.error, detail, signal.aborted);
+      if (yielded && workerGone(s.error, signal.aborted))
+        this.#log.warn({ address, err: error.message }, "worker failed mid-stream: not retried");
+      const retry = !yielded && !signal.aborted && tried.size < this.#maxAttempts && retryable(s.error, detail, signal.aborted);
+      if (!retry) {
+        finished = true;
+        throw error;
+      }
+      this.#log.warn(
+        { address, code: s.error.code, err: error.message, attempt: tried.size },
+        "generation failed before its first token: trying another worker",
+      );
+      lastError = error;
+      return next();
+    };
+    const next = (): Promise<IteratorResult<GenerateResponse>> => {
+      if (finished) return Promise.resolve(DONE);
+      if (!attempt) {
+        try {
+          if (tried.size === 0) this.#sync();
+          const endpoint = this.#pick(model, tried, lastError);
+          tried.add(endpoint.address);
+          address = endpoint.address;
+          yielded = false;
+          attempt = this.#start(endpoint, request, signal, trace);
+        } catch (err) {
+          finished = true;
+          return Promise.reject(err);
+        }
+      }
+      return attempt.next().then(step);
+    };
+    const iterator: AsyncIterator<GenerateResponse> = {
+      next,
+      // The caller stopped reading: cancel the call (if still running) and give its load back.
+      return: () => {
+        finished = true;
+        release();
+        return Promise.resolve(DONE);
+      },
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
   }
 
   close(): void {
@@ -202,7 +238,7 @@ export class WorkerPool implements GenerationBackend {
     let released = false;
     return {
       next: () => events.next(),
-      release: async () => {
+      release: () => {
         if (released) return;
         released = true;
         signal.removeEventListener("abort", cancel);
