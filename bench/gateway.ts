@@ -23,6 +23,7 @@ import { createInterface } from "node:readline";
  * machine. The gateway's CPU time per streamed token is read from /proc around the gateway run.
  *
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
+ *                         [--idle-load]                    worker and clients under SCHED_IDLE instead of --nice
  *                         [--herd] [--paired] [--probe]    --probe: relate long gaps to gateway stalls / GC
  *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
@@ -200,7 +201,15 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
   const flags = job.role === "gateway" ? (process.env.BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean) : [];
   if (job.role === "gateway" && probeFile) flags.push("--import", new URL("./gateway-probe.ts", import.meta.url).pathname);
   const node = [process.execPath, ...flags, new URL(import.meta.url).pathname, "--role-job", JSON.stringify(job)];
-  const niced = nice > 0 ? ["nice", "-n", String(nice), ...node] : rt > 0 ? ["chrt", "-f", String(rt), ...node] : node;
+  // nice < 0 stands for SCHED_IDLE (--idle-load): the role runs only when nothing else wants the CPU.
+  const niced =
+    nice < 0
+      ? ["chrt", "-i", "0", ...node]
+      : nice > 0
+        ? ["nice", "-n", String(nice), ...node]
+        : rt > 0
+          ? ["chrt", "-f", String(rt), ...node]
+          : node;
   const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
   const child = spawnProcess(argv[0] as string, argv.slice(1), { env: { ...process.env, BENCH_PROBE_FILE: probeFile } });
   child.stderr.pipe(process.stderr);
@@ -284,6 +293,8 @@ if (roleJob > 0) {
       paired: { type: "boolean", default: false },
       // record gateway event-loop stalls and GC pauses and relate them to the long gaps (see gateway-probe.ts)
       probe: { type: "boolean", default: false },
+      // the worker and the clients under SCHED_IDLE instead of nice: the gateway never waits behind them
+      "idle-load": { type: "boolean", default: false },
       // "gateway" skips the direct baseline (profiling the gateway alone)
       paths: { type: "string", default: "direct,gateway" },
     },
@@ -292,7 +303,7 @@ if (roleJob > 0) {
   const streams = Number(values.streams);
   const seconds = Number(values.seconds);
   const warmupSeconds = Number(values["warmup-seconds"]);
-  const nice = Number(values.nice);
+  const nice = values["idle-load"] ? -1 : Number(values.nice);
   const [gatewayCpus = "", loadCpus = ""] = (values.pin ?? "").split(":");
   if (values.probe) probeFile = join(mkdtempSync(join(tmpdir(), "bench-probe-")), "gateway.jsonl");
   const worker = await spawn<string>({ role: "worker", ...base }, nice, loadCpus);
@@ -327,7 +338,7 @@ if (roleJob > 0) {
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
   console.log(
-    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path after ${warmupSeconds} s warm-up, worker and client at nice ${nice}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
+    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path after ${warmupSeconds} s warm-up, worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
   );
   console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
   console.log(row("direct gRPC (baseline)", d));
