@@ -27,8 +27,8 @@ export interface RelayHooks<T> {
  * What decorators of a GenerationBackend return: the events of the iterator `open()` gives (opened on
  * the first next(), so that nothing runs for a stream nobody reads), with hooks for each event and for
  * the end. Per event it costs one promise reaction where an async-generator relay costs several promises
- * and result objects — with a few decorators stacked on the per-token path, that is most of the
- * gateway's allocation per token.
+ * and result objects — with a few decorators stacked on the per-token path, a measurable share of the
+ * gateway's CPU and allocation per token.
  */
 export function relay<T>(open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>, hooks: RelayHooks<T>): AsyncIterable<T> {
   return { [Symbol.asyncIterator]: () => new Relay(open, hooks) };
