@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { type ClientHttp2Session, connect as connectHttp2 } from "node:http2";
+import { Socket, connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -32,11 +33,16 @@ import { createInterface } from "node:readline";
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
-import { type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
 
 const MODEL = "gpt-oss-bench";
 const HEADER = "<|channel|>final<|message|>";
+// What the SSE client scans for: end of the response head, its status, an answer token's event, the
+// chunked body's last chunk (after `data: [DONE]`).
+const HEADERS_END = Buffer.from("\r\n\r\n");
+const OK_STATUS = Buffer.from("HTTP/1.1 200");
+const WORD = Buffer.from('"content":" word"');
+const LAST_CHUNK = Buffer.from("\r\n0\r\n\r\n");
 
 interface Job {
   role: "worker" | "gateway" | "client";
@@ -57,6 +63,8 @@ interface Samples {
   streams: number;
   /** Answer tokens received over the whole run, warm-up included. */
   tokens?: number;
+  /** The load client's CPU time over the whole run (µs), warm-up included. */
+  clientCpuUs?: number;
   /** --probe: gaps longer than 1.8 intervals, as [wall-clock ms at their end, length ms]. */
   longGaps?: [number, number][];
 }
@@ -83,90 +91,125 @@ async function runClient(job: Job): Promise<void> {
   let longGaps: [number, number][] = [];
   const target = job.target;
   if (!target) throw new Error("client needs a target");
-  const client = target.kind === "direct" ? new WorkerClient(target.address, credentials.createInsecure()) : null;
-  let k = 0;
+  // Lean clients on both paths (the same on each, so neither path's baseline is skewed): the load generator
+  // shares this box's two cores with the gateway, so whatever CPU it spends per event is taken from the
+  // measured processes. A stream's events are timestamped when its socket's bytes arrive; the gRPC client
+  // is node:http2 with length-prefixed framing and the generated decoder (grpc-js's call stack costs
+  // several times as much per message), the SSE client a raw keep-alive HTTP/1.1 socket scanned as bytes.
+  const recordToken = (s: { n: number; last: number; t0: number }, now: number) => {
+    s.n++;
+    if (s.n === 1) out.ttft.push(now - s.t0);
+    else {
+      out.gaps.push(now - s.last);
+      if (job.probe && now - s.last > 1.8 * job.intervalMs) longGaps.push([performance.timeOrigin + now, now - s.last]);
+    }
+    s.last = now;
+  };
+  const session = target.kind === "direct" ? connectHttp2(`http://${target.address}`) : null;
+  const request = GenerateRequest.encode({
+    requestId: "",
+    promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
+    stopTokenIds: [200002, 200012],
+    maxTokens: job.tokens + 8,
+    priority: 1,
+    deadlineUnixMs: 0,
+    clampMaxTokens: false,
+  }).finish();
   const direct = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      const t0 = performance.now();
-      let n = 0;
-      let last = 0;
-      const s = (client as WorkerClient).generate(
-        {
-          requestId: `d${k++}`,
-          promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
-          stopTokenIds: [200002, 200012],
-          maxTokens: job.tokens + 8,
-          priority: 1,
-          deadlineUnixMs: 0,
-          clampMaxTokens: false,
-        },
-        new Metadata(),
-      );
-      s.on("data", (e: GenerateResponse) => {
-        for (const _ of e.tokens?.tokens ?? []) {
-          const now = performance.now();
-          n++;
-          if (n === header + 1) out.ttft.push(now - t0);
-          else if (n > header + 1 && n < job.tokens) out.gaps.push(now - last); // the answer's words
-          last = now;
+      const s = { n: 0, last: 0, t0: performance.now() };
+      let seen = 0; // tokens so far, header included; the answer's words are header+1 … tokens-1
+      let pending: Buffer = Buffer.alloc(0);
+      const call = (session as ClientHttp2Session).request({
+        ":method": "POST",
+        ":path": "/expertmesh.worker.v1.Worker/Generate",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const frame = Buffer.alloc(5 + request.length);
+      frame.writeUInt32BE(request.length, 1);
+      frame.set(request, 5);
+      call.end(frame);
+      let grpcStatus = "";
+      call.on("trailers", (t) => {
+        grpcStatus = String(t["grpc-status"] ?? "");
+      });
+      call.on("data", (chunk: Buffer) => {
+        const now = performance.now();
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+        while (pending.length >= 5) {
+          const len = pending.readUInt32BE(1);
+          if (pending.length < 5 + len) break;
+          const e = GenerateResponse.decode(pending.subarray(5, 5 + len));
+          pending = pending.subarray(5 + len);
+          for (const _ of e.tokens?.tokens ?? []) {
+            seen++;
+            if (seen > header && seen < job.tokens) recordToken(s, now);
+          }
         }
       });
-      s.on("end", () => resolve());
-      s.on("error", reject);
+      call.on("end", () => (grpcStatus === "0" ? resolve() : reject(new Error(`Generate ended with grpc-status ${grpcStatus}`))));
+      call.on("error", reject);
     });
-  // node:http with a keep-alive agent (one socket per stream), not fetch: WHATWG streams cost the load
-  // client several times the CPU per event, and on a small box that CPU is taken from the gateway.
-  const agent = new Agent({ keepAlive: true, maxSockets: job.streams ?? 64 });
-  const payload = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true });
-  const viaGateway = (): Promise<void> =>
+  // One keep-alive socket per stream loop; a request's answer tokens are the `"content":" word"` events.
+  const url = target.kind === "gateway" ? new URL(target.url) : null;
+  const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true });
+  const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url?.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  const requestBytes = Buffer.from(head + body);
+  const viaGateway = (socket: Socket): Promise<void> =>
     new Promise((resolve, reject) => {
-      const url = new URL(`${(target as { url: string }).url}/v1/chat/completions`);
-      const t0 = performance.now();
-      const req = httpRequest(
-        { agent, host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json" } },
-        (res) => {
-          if (res.statusCode !== 200) {
-            res.resume();
-            reject(new Error(`gateway answered ${res.statusCode}`));
+      const s = { n: 0, last: 0, t0: performance.now() };
+      let headers = true;
+      let carry: Buffer = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        const now = performance.now();
+        // Keep the last few bytes of the previous read: a marker may be split across two reads.
+        const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+        let from = 0;
+        if (headers) {
+          const at = buf.indexOf(HEADERS_END);
+          if (at < 0) {
+            carry = buf;
             return;
           }
-          res.setEncoding("utf8");
-          let buf = "";
-          let n = 0;
-          let last = 0;
-          res.on("data", (text: string) => {
-            const now = performance.now();
-            buf += text;
-            let at = buf.indexOf("\n\n");
-            while (at >= 0) {
-              const event = buf.slice(0, at);
-              buf = buf.slice(at + 2);
-              at = buf.indexOf("\n\n");
-              if (!event.includes('"content":" word"')) continue;
-              n++;
-              if (n === 1) out.ttft.push(now - t0);
-              else {
-                out.gaps.push(now - last);
-                if (job.probe && now - last > 1.8 * job.intervalMs) longGaps.push([performance.timeOrigin + now, now - last]);
-              }
-              last = now;
-            }
-          });
-          res.on("end", () => resolve());
-          res.on("error", reject);
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
+          if (!buf.subarray(0, 12).equals(OK_STATUS)) {
+            socket.off("data", onData);
+            reject(new Error(`gateway answered ${buf.subarray(0, 40).toString("latin1")}`));
+            return;
+          }
+          headers = false;
+          from = at + HEADERS_END.length;
+        }
+        let at = buf.indexOf(WORD, from);
+        while (at >= 0) {
+          recordToken(s, now);
+          from = at + WORD.length;
+          at = buf.indexOf(WORD, from);
+        }
+        if (buf.indexOf(LAST_CHUNK, from) >= 0) {
+          socket.off("data", onData);
+          resolve();
+          return;
+        }
+        carry = buf.subarray(Math.max(from, buf.length - LAST_CHUNK.length));
+      };
+      socket.on("data", onData);
+      socket.write(requestBytes);
+    });
+  const openSocket = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = connectTcp({ host: url?.hostname, port: Number(url?.port), noDelay: true }, () => resolve(socket));
+      socket.once("error", reject);
     });
   // Steady state: stream i starts i/S of one stream's duration after the first, so that streams end and
   // restart spread over time as real traffic does; --herd starts them all at once (and, since every
   // scripted stream is equally long, they keep ending and restarting together: a thundering herd).
   const spacingMs = job.herd ? 0 : (job.tokens * job.intervalMs) / (job.streams ?? 64);
   const loop = async (_: unknown, i: number) => {
+    const socket = target.kind === "gateway" ? await openSocket() : null;
     if (spacingMs > 0) await new Promise((r) => setTimeout(r, i * spacingMs));
     while (Date.now() < end) {
-      await (target.kind === "direct" ? direct() : viaGateway());
+      await (socket ? viaGateway(socket) : direct());
       completed++;
       if (Date.now() < warm) continue;
       if (!measuring) {
@@ -182,8 +225,9 @@ async function runClient(job: Job): Promise<void> {
   let measuring = false;
   let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
-  client?.close();
-  await report({ ...out, tokens: completed * job.tokens, ...(job.probe ? { longGaps } : {}) });
+  session?.close();
+  const cpu = process.cpuUsage();
+  await report({ ...out, tokens: completed * job.tokens, clientCpuUs: cpu.user + cpu.system, ...(job.probe ? { longGaps } : {}) });
   process.exit(0);
 }
 
@@ -348,6 +392,10 @@ if (roleJob > 0) {
     process.stdout.write(
       `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
     );
+  const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
+  process.stdout.write(`inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`);
+  const perToken = (s: Samples) => (s.tokens ? `${((s.clientCpuUs ?? 0) / s.tokens).toFixed(1)} µs` : "-");
+  process.stdout.write(`load client CPU per token: ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
   console.log(
     `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
