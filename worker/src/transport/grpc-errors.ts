@@ -9,23 +9,25 @@ import { errorKindOf, type WorkerErrorCode, workerErrors } from "../errors.ts";
 
 export const ERROR_DETAIL_KEY = "expertmesh-error-bin";
 
-export function toGrpcError(err: unknown): Partial<StatusObject> & { code: number; details: string; metadata: Metadata } {
-  const metadata = new GrpcMetadata();
+/** The status code and typed detail an error maps to (GenerateStream sends them as a GenerationError). */
+export function toErrorDetail(err: unknown): { code: number; details: string; detail: ErrorDetail } {
   if (err instanceof AppError && workerErrors.is(err)) {
-    const detail = ErrorDetail.encode({
-      kind: errorKindOf[err.code as WorkerErrorCode],
-      message: err.message,
-      retryAfterMs: err.retryAfterMs ?? 0,
-    }).finish();
-    metadata.set(ERROR_DETAIL_KEY, Buffer.from(detail));
-    return { code: err.grpc, details: err.message, metadata };
+    const detail = { kind: errorKindOf[err.code as WorkerErrorCode], message: err.message, retryAfterMs: err.retryAfterMs ?? 0 };
+    return { code: err.grpc, details: err.message, detail };
   }
   const message = err instanceof Error ? err.message : String(err);
-  metadata.set(
-    ERROR_DETAIL_KEY,
-    Buffer.from(ErrorDetail.encode({ kind: ErrorKind.ERROR_KIND_ENGINE_FAILURE, message, retryAfterMs: 0 }).finish()),
-  );
-  return { code: GrpcCode.INTERNAL, details: `internal error: ${message}`, metadata };
+  return {
+    code: GrpcCode.INTERNAL,
+    details: `internal error: ${message}`,
+    detail: { kind: ErrorKind.ERROR_KIND_ENGINE_FAILURE, message, retryAfterMs: 0 },
+  };
+}
+
+export function toGrpcError(err: unknown): Partial<StatusObject> & { code: number; details: string; metadata: Metadata } {
+  const { code, details, detail } = toErrorDetail(err);
+  const metadata = new GrpcMetadata();
+  metadata.set(ERROR_DETAIL_KEY, Buffer.from(ErrorDetail.encode(detail).finish()));
+  return { code, details, metadata };
 }
 
 /** Client side: the typed detail of a failed call, if the worker sent one. */

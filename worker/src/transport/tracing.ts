@@ -1,12 +1,13 @@
 /**
- * OpenTelemetry for Generate: the caller's W3C trace context is read from gRPC metadata (traceparent),
+ * OpenTelemetry for Generate: the caller's W3C trace context is read from gRPC metadata (traceparent;
+ * for GenerateStream from each start's trace_context),
  * and each request gets a span with the GenAI semantic-convention attributes; usage and finish reason are
  * set when the stream ends. No prompt or output content is recorded.
  */
 
 import { FinishReason, type GenerateRequest, type Usage } from "@expertmesh/proto/worker";
-import type { Metadata } from "@grpc/grpc-js";
-import { context, type Link, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { Metadata } from "@grpc/grpc-js";
+import { type Context, context, type Link, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 
 export const tracer = trace.getTracer("expertmesh-worker");
 
@@ -24,8 +25,19 @@ const finishNames: Record<number, string> = {
   [FinishReason.FINISH_REASON_ABORTED]: "aborted",
 };
 
-export function startGenerateSpan(metadata: Metadata, request: GenerateRequest, model: string, rank: number): Span {
-  const parent = propagation.extract(context.active(), metadata, metadataGetter);
+const mapGetter = {
+  keys: (m: Record<string, string>) => Object.keys(m),
+  get: (m: Record<string, string>, key: string) => m[key],
+};
+
+/** The caller's trace: from Generate's metadata, or from a GenerateStream start's trace_context map. */
+export function callerContext(carrier: Metadata | Record<string, string>): Context {
+  return carrier instanceof Metadata
+    ? propagation.extract(context.active(), carrier, metadataGetter)
+    : propagation.extract(context.active(), carrier, mapGetter);
+}
+
+export function startGenerateSpan(parent: Context, request: GenerateRequest, model: string, rank: number): Span {
   const s = request.sampling;
   return tracer.startSpan(
     `text_completion ${model}`,
