@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { type ClientHttp2Session, connect as connectHttp2 } from "node:http2";
-import { Socket, connect as connectTcp } from "node:net";
+import { type ClientHttp2Stream, connect as connectHttp2 } from "node:http2";
+import { connect as connectTcp, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -33,7 +33,7 @@ import { createInterface } from "node:readline";
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
-import { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
+import { GenerateStreamRequest, GenerateStreamResponse, Priority } from "@expertmesh/proto/worker";
 
 const MODEL = "gpt-oss-bench";
 const HEADER = "<|channel|>final<|message|>";
@@ -105,51 +105,67 @@ async function runClient(job: Job): Promise<void> {
     }
     s.last = now;
   };
+  // The baseline runs on GenerateStream, the worker API the gateway itself uses: one bidi stream for all
+  // of this client's generations, a generation per handle.
   const session = target.kind === "direct" ? connectHttp2(`http://${target.address}`) : null;
-  const request = GenerateRequest.encode({
-    requestId: "",
+  const waiting = new Map<number, { s: { n: number; last: number; t0: number }; seen: number; done: () => void }>();
+  let mux: ClientHttp2Stream | null = null;
+  if (session) {
+    mux = session.request({
+      ":method": "POST",
+      ":path": "/expertmesh.worker.v1.Worker/GenerateStream",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    let pending: Buffer = Buffer.alloc(0);
+    mux.on("data", (chunk: Buffer) => {
+      const now = performance.now();
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 5) {
+        const len = pending.readUInt32BE(1);
+        if (pending.length < 5 + len) break;
+        const m = GenerateStreamResponse.decode(pending.subarray(5, 5 + len));
+        pending = pending.subarray(5 + len);
+        for (const e of m.events) {
+          const g = waiting.get(e.handle);
+          if (!g) continue;
+          for (const _ of e.tokens?.tokens ?? []) {
+            g.seen++;
+            if (g.seen > header && g.seen < job.tokens) recordToken(g.s, now);
+          }
+          if (e.error) throw new Error(`generation failed: ${JSON.stringify(e.error)}`);
+          if (e.finished) {
+            waiting.delete(e.handle);
+            g.done();
+          }
+        }
+      }
+    });
+    mux.on("error", (err) => {
+      throw err;
+    });
+  }
+  const generation = {
+    requestId: "d",
     promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
     stopTokenIds: [200002, 200012],
     maxTokens: job.tokens + 8,
-    priority: 1,
+    priority: Priority.PRIORITY_ONLINE,
     deadlineUnixMs: 0,
     clampMaxTokens: false,
-  }).finish();
+  };
+  let handles = 0;
   const direct = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const s = { n: 0, last: 0, t0: performance.now() };
-      let seen = 0; // tokens so far, header included; the answer's words are header+1 … tokens-1
-      let pending: Buffer = Buffer.alloc(0);
-      const call = (session as ClientHttp2Session).request({
-        ":method": "POST",
-        ":path": "/expertmesh.worker.v1.Worker/Generate",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      const frame = Buffer.alloc(5 + request.length);
-      frame.writeUInt32BE(request.length, 1);
-      frame.set(request, 5);
-      call.end(frame);
-      let grpcStatus = "";
-      call.on("trailers", (t) => {
-        grpcStatus = String(t["grpc-status"] ?? "");
-      });
-      call.on("data", (chunk: Buffer) => {
-        const now = performance.now();
-        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-        while (pending.length >= 5) {
-          const len = pending.readUInt32BE(1);
-          if (pending.length < 5 + len) break;
-          const e = GenerateResponse.decode(pending.subarray(5, 5 + len));
-          pending = pending.subarray(5 + len);
-          for (const _ of e.tokens?.tokens ?? []) {
-            seen++;
-            if (seen > header && seen < job.tokens) recordToken(s, now);
-          }
-        }
-      });
-      call.on("end", () => (grpcStatus === "0" ? resolve() : reject(new Error(`Generate ended with grpc-status ${grpcStatus}`))));
-      call.on("error", reject);
+    new Promise((resolve) => {
+      const handle = ++handles;
+      waiting.set(handle, { s: { n: 0, last: 0, t0: performance.now() }, seen: 0, done: resolve });
+      const message = GenerateStreamRequest.encode({
+        start: { handle, request: { ...generation, requestId: `d${handle}` }, traceContext: {} },
+      }).finish();
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      (mux as ClientHttp2Stream).write(frame);
     });
   // One keep-alive socket per stream loop; a request's answer tokens are the `"content":" word"` events.
   const url = target.kind === "gateway" ? new URL(target.url) : null;
@@ -225,6 +241,7 @@ async function runClient(job: Job): Promise<void> {
   let measuring = false;
   let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
+  mux?.close();
   session?.close();
   const cpu = process.cpuUsage();
   await report({ ...out, tokens: completed * job.tokens, clientCpuUs: cpu.user + cpu.system, ...(job.probe ? { longGaps } : {}) });
@@ -393,7 +410,9 @@ if (roleJob > 0) {
       `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
     );
   const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
-  process.stdout.write(`inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`);
+  process.stdout.write(
+    `inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`,
+  );
   const perToken = (s: Samples) => (s.tokens ? `${((s.clientCpuUs ?? 0) / s.tokens).toFixed(1)} µs` : "-");
   process.stdout.write(`load client CPU per token: ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);

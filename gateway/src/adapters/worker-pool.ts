@@ -1,8 +1,9 @@
 /**
  * GenerationBackend over the worker roster. A generation goes to the worker with the fewest outstanding
  * tokens among those the directory lists as ready for the model and whose grpc.health.v1 watch
- * (worker-health.ts) does not say otherwise (R13); it streams Generate over gRPC (cancelled when the
- * client goes away) and maps the worker's typed errors to the gateway's catalogue. A generation that
+ * (worker-health.ts) does not say otherwise (R13); it runs on the worker's one GenerateStream
+ * (generation-mux.ts: cancelled when the client goes away) and maps the worker's typed errors to the
+ * gateway's catalogue. A generation that
  * fails before its first event reached the caller (worker gone or refusing: UNAVAILABLE, NOT_READY,
  * QUEUE_FULL) is tried again on another worker, never the same one twice and at most maxAttempts times;
  * once an event has been yielded it is never retried, the error surfaces (R12). It does not queue or
@@ -13,11 +14,12 @@ import { readFileSync } from "node:fs";
 import type { AppError, Logger } from "@expertmesh/common";
 import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { type ChannelCredentials, type ClientReadableStream, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type ChannelCredentials, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { type Context, context, propagation } from "@opentelemetry/api";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
+import { GenerationMux, type Step, streamError } from "./generation-mux.ts";
 import { DEFAULT_HEALTH_BACKOFF, type HealthBackoff, HealthWatch, type WorkerHealthState } from "./worker-health.ts";
 
 /** The pool's options from the gateway's `router` config block. */
@@ -66,6 +68,8 @@ export interface WorkerPoolOptions {
 interface Endpoint {
   readonly address: string;
   readonly client: WorkerClient;
+  /** The one GenerateStream every generation on this worker shares. */
+  readonly mux: GenerationMux;
   readonly health: HealthWatch;
   /** Prompt + max tokens of the generations running on it. */
   outstanding: number;
@@ -75,7 +79,7 @@ interface Endpoint {
   removed: boolean;
 }
 
-/** One Generate call; release() cancels it if unfinished and gives its load back. */
+/** One generation on a worker's stream; release() cancels it if unfinished and gives its load back. */
 interface Attempt {
   next(): Promise<Step>;
   release(): void;
@@ -146,7 +150,7 @@ export class WorkerPool implements GenerationBackend {
         finished = true;
         return DONE;
       }
-      const detail = errorDetailOf(s.error);
+      const detail = s.detail ?? errorDetailOf(s.error);
       const error = this.#mapError(s.error, detail, signal.aborted);
       if (yielded && workerGone(s.error, signal.aborted))
         this.#log.warn({ address, err: error.message }, "worker failed mid-stream: not retried");
@@ -196,7 +200,7 @@ export class WorkerPool implements GenerationBackend {
     clearInterval(this.#timer);
     for (const e of this.#endpoints.values()) {
       e.health.close();
-      e.client.close();
+      closeEndpoint(e);
     }
     this.#endpoints.clear();
   }
@@ -223,18 +227,20 @@ export class WorkerPool implements GenerationBackend {
     const weight = request.promptTokenIds.length + request.maxTokens;
     e.outstanding += weight;
     e.streams++;
-    const metadata = new Metadata();
-    propagation.inject(trace, metadata, { set: (md, k, v) => md.set(k, v) });
-    // The deadline travels twice: in the request (the worker ends it) and on the call (a stalled worker).
-    const call = e.client.generate(request, metadata, request.deadlineUnixMs > 0 ? { deadline: request.deadlineUnixMs } : {});
-    let ended = false;
-    call.on("status", () => {
-      ended = true;
-    });
-    const cancel = () => call.cancel();
+    const traceContext: Record<string, string> = {};
+    propagation.inject(trace, traceContext);
+    const { handle, events } = e.mux.start(request, traceContext);
+    const cancel = () => e.mux.cancel(handle, streamError(status.CANCELLED, "cancelled by the caller"));
     signal.addEventListener("abort", cancel, { once: true });
-    if (signal.aborted) call.cancel();
-    const events = new CallEvents(call);
+    if (signal.aborted) cancel();
+    // The deadline travels twice: in the request (the worker ends it) and here (a stalled worker).
+    const deadline =
+      request.deadlineUnixMs > 0
+        ? setTimeout(
+            () => e.mux.cancel(handle, streamError(status.DEADLINE_EXCEEDED, "the generation deadline passed")),
+            Math.max(0, request.deadlineUnixMs - Date.now()),
+          )
+        : null;
     let released = false;
     return {
       next: () => events.next(),
@@ -242,11 +248,12 @@ export class WorkerPool implements GenerationBackend {
         if (released) return;
         released = true;
         signal.removeEventListener("abort", cancel);
-        if (!ended) call.cancel();
+        if (deadline) clearTimeout(deadline);
+        if (!events.finished) e.mux.cancel(handle, streamError(status.CANCELLED, "released by the caller"));
+        events.close();
         e.outstanding -= weight;
         e.streams--;
-        if (e.removed && e.streams === 0) e.client.close();
-        events.close();
+        if (e.removed && e.streams === 0) closeEndpoint(e);
       },
     };
   }
@@ -263,7 +270,7 @@ export class WorkerPool implements GenerationBackend {
       this.#endpoints.delete(address);
       e.removed = true;
       e.health.close();
-      if (e.streams === 0) e.client.close();
+      if (e.streams === 0) closeEndpoint(e);
     }
   }
 
@@ -275,7 +282,7 @@ export class WorkerPool implements GenerationBackend {
       "grpc.max_reconnect_backoff_ms": this.#backoff.maxMs,
     });
     const health = new HealthWatch(address, client, this.#log, this.#backoff);
-    return { address, client, health, outstanding: 0, streams: 0, removed: false };
+    return { address, client, mux: new GenerationMux(client), health, outstanding: 0, streams: 0, removed: false };
   }
 
   #mapError(err: ServiceError, detail: ErrorDetail | undefined, aborted: boolean): AppError {
@@ -300,76 +307,9 @@ export class WorkerPool implements GenerationBackend {
   }
 }
 
-type Step = { event: GenerateResponse } | { done: true } | { error: ServiceError };
-
-/**
- * A Generate call's events as a pull queue: one listener per event kind and a plain array, instead of the
- * Readable's async iterator (several promise hops and buffer moves per message on the per-token path).
- * The call is paused while more than MAX_QUEUED events wait, so gRPC flow control still reaches the
- * worker when the HTTP client reads slowly.
- */
-class CallEvents {
-  static readonly MAX_QUEUED = 256;
-  readonly #call: ClientReadableStream<GenerateResponse>;
-  readonly #queue: Step[] = [];
-  #head = 0;
-  #waiter: ((s: Step) => void) | null = null;
-  #finished = false;
-  #paused = false;
-
-  constructor(call: ClientReadableStream<GenerateResponse>) {
-    this.#call = call;
-    call.on("data", (event: GenerateResponse) => this.#put({ event }));
-    call.on("end", () => this.#finish({ done: true }));
-    // An error arriving after close (a cancel on release) is swallowed here, never unhandled.
-    call.on("error", (error: ServiceError) => this.#finish({ error }));
-  }
-
-  next(): Promise<Step> {
-    if (this.#head < this.#queue.length) {
-      const s = this.#queue[this.#head++] as Step;
-      if (this.#head === this.#queue.length) {
-        this.#queue.length = 0;
-        this.#head = 0;
-      }
-      if (this.#paused && this.#queue.length - this.#head < CallEvents.MAX_QUEUED / 2) {
-        this.#paused = false;
-        this.#call.resume();
-      }
-      return Promise.resolve(s);
-    }
-    if (this.#finished) return Promise.resolve({ done: true });
-    return new Promise((resolve) => {
-      this.#waiter = resolve;
-    });
-  }
-
-  close(): void {
-    this.#finished = true;
-    this.#queue.length = 0;
-    this.#head = 0;
-    this.#call.removeAllListeners("data");
-  }
-
-  #put(s: Step): void {
-    const w = this.#waiter;
-    if (w) {
-      this.#waiter = null;
-      w(s);
-      return;
-    }
-    this.#queue.push(s);
-    if (!this.#paused && this.#queue.length - this.#head > CallEvents.MAX_QUEUED) {
-      this.#paused = true;
-      this.#call.pause();
-    }
-  }
-
-  #finish(s: Step): void {
-    if (this.#finished) return;
-    this.#put(s);
-    this.#finished = true;
-  }
+function closeEndpoint(e: Endpoint): void {
+  e.mux.close();
+  e.client.close();
 }
 
 /** Members that take requests: ready, and rank 0 of their group (other ranks follow the leader's steps). */

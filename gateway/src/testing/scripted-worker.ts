@@ -1,7 +1,8 @@
 /**
  * A scripted token source: a real gRPC server speaking expertmesh.worker.v1.Worker that streams given
  * token ids instead of running a model (a test double for the layer above the worker: the gateway's
- * Harmony handling is tested against exact model outputs). Each Generate takes the next script.
+ * Harmony handling is tested against exact model outputs). Each generation (a Generate, or a start on a
+ * GenerateStream) takes the next script.
  * It also serves grpc.health.v1 ("" and the Worker service) with a status the test flips, can fail
  * Generate on cue (a typed refusal before the first token, or a crash mid-stream), and can be killed
  * (every connection dropped at once, as when the process dies). It never runs a model.
@@ -19,11 +20,14 @@ import {
   FinishReason,
   type GenerateRequest,
   GenerateResponse,
+  type GenerateStreamRequest,
+  type GenerateStreamResponse,
+  type GenerationEvent,
   InfoResponse,
   type WorkerServer,
   WorkerService,
 } from "@expertmesh/proto/worker";
-import { Metadata, Server, ServerCredentials, type ServerWritableStream, status } from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials, type ServerDuplexStream, type ServerWritableStream, status } from "@grpc/grpc-js";
 import { WORKER_HEALTH_SERVICE } from "../adapters/worker-health.ts";
 
 export type HealthStatus = "SERVING" | "NOT_SERVING";
@@ -33,7 +37,7 @@ export interface ScriptedWorker {
   requests: GenerateRequest[];
   /** The traceparent metadata of each Generate ("" when none came). */
   traceparents: string[];
-  /** The request ids of the Generates the client cancelled. */
+  /** The request ids of the generations the client cancelled (or dropped with their stream). */
   cancelled: string[];
   /** How many grpc.health.v1 Watch streams are open on it now. */
   watches(): number;
@@ -82,43 +86,116 @@ function failureStatus(f: ScriptedFailure) {
   return { code: f.code ?? status.UNAVAILABLE, details: message, metadata };
 }
 
+/** Where one scripted generation goes: a Generate call, or one handle of a GenerateStream. */
+interface Playback {
+  write(event: GenerateResponse): void;
+  cancelled(): boolean;
+  fail(f: ScriptedFailure): void;
+  end(): void;
+}
+
 export async function startScriptedWorker(scripts: number[][], options: ScriptOptions = {}): Promise<ScriptedWorker> {
   const requests: GenerateRequest[] = [];
   const traceparents: string[] = [];
   const cancelled: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
+  const play = async (request: GenerateRequest, traceparent: string, out: Playback) => {
+    requests.push(request);
+    traceparents.push(traceparent);
+    const tokens = scripts.shift() ?? options.fallback ?? [];
+    const stops = new Set(request.stopTokenIds);
+    const fail = options.fail;
+    let n = 0;
+    for (const t of tokens) {
+      if (n >= request.maxTokens || out.cancelled() || (fail && n >= fail.afterTokens)) break;
+      if (interval > 0) await new Promise((r) => setTimeout(r, interval));
+      if (out.cancelled()) break;
+      out.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
+      n++;
+      if (stops.has(t)) break;
+    }
+    if (out.cancelled()) return;
+    if (fail) {
+      out.fail(fail);
+      return;
+    }
+    const stopped = n > 0 && stops.has(tokens[n - 1] as number);
+    out.write(
+      GenerateResponse.fromPartial({
+        finished: {
+          reason: stopped ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH,
+          usage: { promptTokens: request.promptTokenIds.length, completionTokens: n, cachedPromptTokens: 0 },
+        },
+      }),
+    );
+    out.end();
+  };
   const impl: WorkerServer = {
     async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>) {
-      requests.push(call.request);
-      traceparents.push(String(call.metadata.get("traceparent")[0] ?? ""));
       call.on("cancelled", () => cancelled.push(call.request.requestId));
-      const tokens = scripts.shift() ?? options.fallback ?? [];
-      const stops = new Set(call.request.stopTokenIds);
-      const fail = options.fail;
-      let n = 0;
-      for (const t of tokens) {
-        if (n >= call.request.maxTokens || call.cancelled || (fail && n >= fail.afterTokens)) break;
-        if (interval > 0) await new Promise((r) => setTimeout(r, interval));
-        if (call.cancelled) break;
-        call.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
-        n++;
-        if (stops.has(t)) break;
-      }
-      if (call.cancelled) return;
-      if (fail) {
-        call.emit("error", failureStatus(fail));
-        return;
-      }
-      const stopped = n > 0 && stops.has(tokens[n - 1] as number);
-      call.write(
-        GenerateResponse.fromPartial({
-          finished: {
-            reason: stopped ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH,
-            usage: { promptTokens: call.request.promptTokenIds.length, completionTokens: n, cachedPromptTokens: 0 },
+      await play(call.request, String(call.metadata.get("traceparent")[0] ?? ""), {
+        write: (e) => call.write(e),
+        cancelled: () => call.cancelled,
+        fail: (f) => call.emit("error", failureStatus(f)),
+        end: () => call.end(),
+      });
+    },
+    // As the worker does: a tick's events leave as one message; a cancel stops that handle only.
+    generateStream(call: ServerDuplexStream<GenerateStreamRequest, GenerateStreamResponse>) {
+      const open = new Map<number, GenerateRequest>();
+      let outbox: GenerationEvent[] = [];
+      let halfClosed = false;
+      let gone = false;
+      const maybeEnd = () => {
+        if (halfClosed && open.size === 0 && outbox.length === 0 && !gone) call.end();
+      };
+      const send = (e: GenerationEvent) => {
+        if (outbox.push(e) > 1) return;
+        process.nextTick(() => {
+          const events = outbox;
+          outbox = [];
+          if (!gone) call.write({ events });
+          maybeEnd();
+        });
+      };
+      call.on("data", (m: GenerateStreamRequest) => {
+        if (m.cancel) {
+          const r = open.get(m.cancel.handle);
+          if (r) cancelled.push(r.requestId);
+          open.delete(m.cancel.handle);
+          maybeEnd();
+        }
+        if (!m.start?.request) return;
+        const { handle, request } = m.start;
+        open.set(handle, request);
+        const live = () => !gone && open.get(handle) === request;
+        void play(request, m.start.traceContext.traceparent ?? "", {
+          write: (e) => send({ handle, ...e }),
+          cancelled: () => !live(),
+          fail: (f) => {
+            open.delete(handle);
+            const message = `scripted failure after ${f.afterTokens} tokens`;
+            const detail = f.kind === undefined ? undefined : { kind: f.kind, message, retryAfterMs: f.retryAfterMs ?? 0 };
+            send({ handle, error: { code: f.code ?? status.UNAVAILABLE, detail } });
           },
-        }),
-      );
-      call.end();
+          end: () => {
+            open.delete(handle);
+            maybeEnd();
+          },
+        });
+      });
+      call.on("end", () => {
+        halfClosed = true;
+        maybeEnd();
+      });
+      const abandon = () => {
+        if (gone) return;
+        gone = true;
+        for (const r of open.values()) cancelled.push(r.requestId);
+        open.clear();
+      };
+      call.on("cancelled", abandon);
+      call.on("error", abandon);
     },
     abort(_call, cb) {
       cb(null, { found: false });

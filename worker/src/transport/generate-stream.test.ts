@@ -85,8 +85,7 @@ function openStream() {
   return { call, messages, byHandle, ended, lastOf, tokensOf };
 }
 
-const freeBlocks = () =>
-  new Promise<number | undefined>((resolve) => client.info({}, (_e, r) => resolve(r?.capacity?.kvBlocksFree)));
+const freeBlocks = () => new Promise<number | undefined>((resolve) => client.info({}, (_e, r) => resolve(r?.capacity?.kvBlocksFree)));
 
 describe("worker GenerateStream", () => {
   it("runs 8 generations on one stream with Generate's tokens, a step's events in one message, and ends after the half-close", async () => {

@@ -1,0 +1,169 @@
+/**
+ * The gateway's side of GenerateStream: every generation the pool runs on one worker shares one bidi
+ * stream, so that a worker step that advances many sequences reaches the gateway as one message (one
+ * gRPC message and HTTP/2 read per step instead of one per sequence and token: on the per-token path
+ * that is a large share of the gateway's CPU and of its allocation, hence of its GC pauses).
+ * A generation is a handle on the stream; its events come out of an EventQueue. The stream opens on
+ * the first generation and again after it broke; when it breaks (worker gone, connection lost) every
+ * generation still open on it fails with the stream's error, which the pool retries elsewhere when no
+ * event was delivered yet.
+ */
+import {
+  ErrorDetail,
+  type GenerateRequest,
+  type GenerateResponse,
+  type GenerateStreamRequest,
+  type GenerateStreamResponse,
+  type GenerationError,
+  type WorkerClient,
+} from "@expertmesh/proto/worker";
+import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+
+export type Step = { event: GenerateResponse } | { done: true } | { error: ServiceError; detail?: ErrorDetail };
+
+const DONE: Step = { done: true };
+
+/** One generation's events as a pull queue: a plain array and at most one waiting reader. */
+export class EventQueue {
+  readonly #queue: Step[] = [];
+  #head = 0;
+  #waiter: ((s: Step) => void) | null = null;
+  #finished = false;
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  next(): Promise<Step> {
+    if (this.#head < this.#queue.length) {
+      const s = this.#queue[this.#head++] as Step;
+      if (this.#head === this.#queue.length) {
+        this.#queue.length = 0;
+        this.#head = 0;
+      }
+      return Promise.resolve(s);
+    }
+    if (this.#finished) return Promise.resolve(DONE);
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  put(s: Step): void {
+    if (this.#finished) return;
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = null;
+      w(s);
+    } else this.#queue.push(s);
+  }
+
+  /** The generation's last step (done or an error); anything put later is dropped. */
+  finish(s: Step): void {
+    if (this.#finished) return;
+    this.put(s);
+    this.#finished = true;
+  }
+
+  /** The reader is gone: drop what is queued. */
+  close(): void {
+    this.#finished = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+  }
+}
+
+export class GenerationMux {
+  readonly #client: WorkerClient;
+  #call: ClientDuplexStream<GenerateStreamRequest, GenerateStreamResponse> | null = null;
+  readonly #open = new Map<number, EventQueue>();
+  #nextHandle = 1;
+  #closed = false;
+
+  constructor(client: WorkerClient) {
+    this.#client = client;
+  }
+
+  /** Generations running on the stream now. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Starts a generation; `traceContext` is the caller's W3C trace context (traceparent, tracestate). */
+  start(request: GenerateRequest, traceContext: Record<string, string>): { handle: number; events: EventQueue } {
+    const handle = this.#nextHandle++;
+    const events = new EventQueue();
+    if (this.#closed) {
+      events.finish({ error: streamError(status.UNAVAILABLE, "the worker's connection is closed") });
+      return { handle, events };
+    }
+    this.#open.set(handle, events);
+    this.#stream().write({ start: { handle, request, traceContext } });
+    return { handle, events };
+  }
+
+  /** Stops a generation (the worker frees its sequence); its queue gets `reason` as the last step. */
+  cancel(handle: number, reason: ServiceError): void {
+    const events = this.#open.get(handle);
+    if (!events) return;
+    this.#open.delete(handle);
+    events.finish({ error: reason });
+    this.#call?.write({ cancel: { handle } });
+  }
+
+  /** Ends the stream: generations still open fail as cancelled. */
+  close(): void {
+    this.#closed = true;
+    const call = this.#call;
+    this.#call = null;
+    this.#failAll(streamError(status.CANCELLED, "the gateway closed the worker's connection"));
+    call?.cancel();
+  }
+
+  #stream(): ClientDuplexStream<GenerateStreamRequest, GenerateStreamResponse> {
+    if (this.#call) return this.#call;
+    const call = this.#client.generateStream();
+    this.#call = call;
+    call.on("data", (m: GenerateStreamResponse) => this.#deliver(m));
+    // The stream broke or the worker ended it: whatever was open on it is lost.
+    const broken = (error: ServiceError) => {
+      if (this.#call === call) this.#call = null;
+      this.#failAll(error);
+    };
+    call.on("error", broken);
+    call.on("end", () => broken(streamError(status.UNAVAILABLE, "the worker ended the generation stream")));
+    return call;
+  }
+
+  #deliver(m: GenerateStreamResponse): void {
+    for (const e of m.events) {
+      const events = this.#open.get(e.handle);
+      if (!events) continue; // cancelled here; the worker had sent it already
+      if (e.tokens) events.put({ event: e });
+      else if (e.finished) {
+        this.#open.delete(e.handle);
+        events.put({ event: e });
+        events.finish(DONE);
+      } else if (e.error) {
+        this.#open.delete(e.handle);
+        events.finish(generationError(e.error));
+      }
+    }
+  }
+
+  #failAll(error: ServiceError): void {
+    const open = [...this.#open.values()];
+    this.#open.clear();
+    for (const events of open) events.finish({ error });
+  }
+}
+
+/** A ServiceError as grpc-js reports a failed call, for failures that are not one call's status. */
+export function streamError(code: status, details: string): ServiceError {
+  return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata: new Metadata() });
+}
+
+function generationError(e: GenerationError): Step {
+  const detail = e.detail ? ErrorDetail.fromPartial(e.detail) : undefined;
+  return { error: streamError(e.code, detail?.message || `the worker failed the generation (status ${e.code})`), detail };
+}
