@@ -5,8 +5,8 @@
  * that is a large share of the gateway's CPU and of its allocation, hence of its GC pauses).
  * A generation is a handle on the stream; its events come out of an EventQueue. The stream opens on
  * the first generation and again after it broke; when it breaks (worker gone, connection lost) every
- * generation still open on it fails with the stream's error, which the pool retries elsewhere when no
- * event was delivered yet.
+ * generation still open on it fails with the stream's error (the pool retries it elsewhere when no event
+ * was delivered yet), except that one which had no event yet is first sent once more on a new stream.
  */
 import {
   ErrorDetail,
@@ -15,6 +15,7 @@ import {
   type GenerateStreamRequest,
   type GenerateStreamResponse,
   type GenerationError,
+  type StartGeneration,
   type WorkerClient,
 } from "@expertmesh/proto/worker";
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
@@ -73,10 +74,20 @@ export class EventQueue {
   }
 }
 
+/** A generation open on the stream: what it was started with, for the one restart it may get. */
+interface Open {
+  readonly events: EventQueue;
+  readonly start: StartGeneration;
+  /** Some event of it reached the queue. */
+  delivered: boolean;
+  /** It was sent again on a new stream after the one it started on broke. */
+  restarted: boolean;
+}
+
 export class GenerationMux {
   readonly #client: WorkerClient;
   #call: ClientDuplexStream<GenerateStreamRequest, GenerateStreamResponse> | null = null;
-  readonly #open = new Map<number, EventQueue>();
+  readonly #open = new Map<number, Open>();
   #nextHandle = 1;
   #closed = false;
 
@@ -97,17 +108,18 @@ export class GenerationMux {
       events.finish({ error: streamError(status.UNAVAILABLE, "the worker's connection is closed") });
       return { handle, events };
     }
-    this.#open.set(handle, events);
-    this.#stream().write({ start: { handle, request, traceContext } });
+    const start = { handle, request, traceContext };
+    this.#open.set(handle, { events, start, delivered: false, restarted: false });
+    this.#stream().write({ start });
     return { handle, events };
   }
 
   /** Stops a generation (the worker frees its sequence); its queue gets `reason` as the last step. */
   cancel(handle: number, reason: ServiceError): void {
-    const events = this.#open.get(handle);
-    if (!events) return;
+    const g = this.#open.get(handle);
+    if (!g) return;
     this.#open.delete(handle);
-    events.finish({ error: reason });
+    g.events.finish({ error: reason });
     this.#call?.write({ cancel: { handle } });
   }
 
@@ -125,10 +137,11 @@ export class GenerationMux {
     const call = this.#client.generateStream();
     this.#call = call;
     call.on("data", (m: GenerateStreamResponse) => this.#deliver(m));
-    // The stream broke or the worker ended it: whatever was open on it is lost.
+    // The stream broke or the worker ended it: the worker dropped whatever was open on it.
     const broken = (error: ServiceError) => {
-      if (this.#call === call) this.#call = null;
-      this.#failAll(error);
+      if (this.#call !== call) return;
+      this.#call = null;
+      this.#broken(error);
     };
     call.on("error", broken);
     call.on("end", () => broken(streamError(status.UNAVAILABLE, "the worker ended the generation stream")));
@@ -137,16 +150,35 @@ export class GenerationMux {
 
   #deliver(m: GenerateStreamResponse): void {
     for (const e of m.events) {
-      const events = this.#open.get(e.handle);
-      if (!events) continue; // cancelled here; the worker had sent it already
-      if (e.tokens) events.put({ event: e });
+      const g = this.#open.get(e.handle);
+      if (!g) continue; // cancelled here; the worker had sent it already
+      g.delivered = true;
+      if (e.tokens) g.events.put({ event: e });
       else if (e.finished) {
         this.#open.delete(e.handle);
-        events.put({ event: e });
-        events.finish(DONE);
+        g.events.put({ event: e });
+        g.events.finish(DONE);
       } else if (e.error) {
         this.#open.delete(e.handle);
-        events.finish(generationError(e.error));
+        g.events.finish(generationError(e.error));
+      }
+    }
+  }
+
+  /**
+   * A generation that got nothing yet may have been started on a stream already dead without our knowing
+   * (the worker restarted, the connection was lost): it is sent once more on a new stream. Whatever had
+   * events, or was sent again already, fails with the stream's error (the pool decides about retrying).
+   */
+  #broken(error: ServiceError): void {
+    const open = [...this.#open.values()];
+    this.#open.clear();
+    for (const g of open) {
+      if (g.delivered || g.restarted || this.#closed) g.events.finish({ error });
+      else {
+        g.restarted = true;
+        this.#open.set(g.start.handle, g);
+        this.#stream().write({ start: g.start });
       }
     }
   }
@@ -154,7 +186,7 @@ export class GenerationMux {
   #failAll(error: ServiceError): void {
     const open = [...this.#open.values()];
     this.#open.clear();
-    for (const events of open) events.finish({ error });
+    for (const g of open) g.events.finish({ error });
   }
 }
 

@@ -295,6 +295,24 @@ function expectR7(outcomes: Outcome[], fullLength?: number): { completed: number
   return { completed: completed.length, failed: failed.length };
 }
 
+describe("one GenerateStream per worker", () => {
+  it("concurrent generations share one stream, each gets its own tokens; after the worker restarts a new stream carries them", async () => {
+    const w = await scripted({ tokenIntervalMs: 5 });
+    const pool = poolOver([w.address]);
+    const outcomes = await Promise.all(Array.from({ length: 12 }, () => run(pool)));
+    for (const o of outcomes) expect(o).toEqual({ tokens: TOKENS, finished: true });
+    expect(w.requests).toHaveLength(12);
+    expect(w.streamsOpened()).toBe(1);
+    // The worker dies and comes back at the same address: the broken stream is replaced.
+    const port = Number(w.address.split(":")[1]);
+    w.kill();
+    const again = await scripted({ port });
+    await waitFor("serving again", () => pool.health(again.address) === "serving");
+    expect(await run(pool)).toEqual({ tokens: TOKENS, finished: true });
+    expect(again.streamsOpened()).toBe(1);
+  });
+});
+
 describe("a slow reader", () => {
   it("gets every event in order when it reads far slower than the worker writes", async () => {
     const many = Array.from({ length: 2000 }, (_, i) => i + 1);

@@ -39,6 +39,8 @@ export interface ScriptedWorker {
   traceparents: string[];
   /** The request ids of the generations the client cancelled (or dropped with their stream). */
   cancelled: string[];
+  /** How many GenerateStream calls were opened on it so far. */
+  streamsOpened(): number;
   /** How many grpc.health.v1 Watch streams are open on it now. */
   watches(): number;
   /** Sets the grpc.health.v1 status of "" and the Worker service; open Watch streams see it at once. */
@@ -99,6 +101,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
   const traceparents: string[] = [];
   const cancelled: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
+  let streamsOpened = 0;
   const play = async (request: GenerateRequest, traceparent: string, out: Playback) => {
     requests.push(request);
     traceparents.push(traceparent);
@@ -142,6 +145,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
     },
     // As the worker does: a tick's events leave as one message; a cancel stops that handle only.
     generateStream(call: ServerDuplexStream<GenerateStreamRequest, GenerateStreamResponse>) {
+      streamsOpened++;
       const open = new Map<number, GenerateRequest>();
       let outbox: GenerationEvent[] = [];
       let halfClosed = false;
@@ -237,6 +241,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
     requests,
     traceparents,
     cancelled,
+    streamsOpened: () => streamsOpened,
     watches: () => watchers.size,
     setHealth(s) {
       health = s;
