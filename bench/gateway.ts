@@ -321,6 +321,11 @@ function probeSummary(longGaps: [number, number][]): string {
   );
 }
 
+/** The machine's CPU time so far, by state (the first line of /proc/stat: user nice system idle iowait irq softirq steal). */
+function machineTicks(): number[] {
+  return (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1, 9).map(Number);
+}
+
 /** CPU time of a process so far, in µs (Linux /proc; clock ticks of 10 ms). */
 function cpuTicks(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
@@ -374,6 +379,7 @@ if (roleJob > 0) {
   const empty: Samples = { ttft: [], gaps: [], streams: 0 };
   const run = async (target: Job["target"]) => {
     const cpu0 = cpuTicks(gateway.pid);
+    const box0 = machineTicks();
     const client = await spawn<Samples>(
       { role: "client", ...base, streams, seconds, warmupSeconds, herd: values.herd, probe: values.probe, target },
       nice,
@@ -381,7 +387,12 @@ if (roleJob > 0) {
     );
     client.stop();
     const cpu1 = cpuTicks(gateway.pid);
-    return { ...client.value, gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system } };
+    const box1 = machineTicks();
+    const total = box1.reduce((a, v, i) => a + v - (box0[i] ?? 0), 0);
+    const share = (i: number) => (100 * ((box1[i] ?? 0) - (box0[i] ?? 0))) / Math.max(1, total);
+    // Of the machine's CPU time over the run: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
+    const machine = { busyPct: share(0) + share(1) + share(2) + share(5) + share(6), stealPct: share(7) };
+    return { ...client.value, gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system }, machine };
   };
   let d = empty;
   let g = empty;
@@ -413,6 +424,11 @@ if (roleJob > 0) {
   process.stdout.write(
     `inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`,
   );
+  const box = (s: Samples) => {
+    const m = (s as { machine?: { busyPct: number; stealPct: number } }).machine;
+    return m ? `${m.busyPct.toFixed(0)} % busy, ${m.stealPct.toFixed(1)} % stolen` : "-";
+  };
+  process.stdout.write(`machine CPU over the run: direct ${box(d)}; through the gateway ${box(g)}\n`);
   const perToken = (s: Samples) => (s.tokens ? `${((s.clientCpuUs ?? 0) / s.tokens).toFixed(1)} µs` : "-");
   process.stdout.write(`load client CPU per token: ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
