@@ -143,7 +143,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
         end: () => call.end(),
       });
     },
-    // As the worker does: a tick's events leave as one message; a cancel stops that handle only.
+    // As the worker does: an event-loop turn's events leave as one message; a cancel stops that handle only.
     generateStream(call: ServerDuplexStream<GenerateStreamRequest, GenerateStreamResponse>) {
       streamsOpened++;
       const open = new Map<number, GenerateRequest>();
@@ -155,7 +155,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
       };
       const send = (e: GenerationEvent) => {
         if (outbox.push(e) > 1) return;
-        process.nextTick(() => {
+        setImmediate(() => {
           const events = outbox;
           outbox = [];
           if (!gone) call.write({ events });

@@ -1,8 +1,8 @@
 /**
  * gRPC handlers for expertmesh.worker.v1.Worker. Transport only: decode, hand to the EnginePort,
  * stream events back, map errors. A client cancel or expired deadline aborts the engine request.
- * GenerateStream runs many generations over one stream and sends the events of one tick (an engine
- * step's tokens for every sequence of the stream) as one message.
+ * GenerateStream runs many generations over one stream and sends the events of one event-loop turn (an
+ * engine step's tokens for every sequence of the stream) as one message.
  */
 import type { Logger } from "@expertmesh/common";
 import {
@@ -96,13 +96,14 @@ export function createWorkerService(engine: EnginePort, identity: WorkerIdentity
         if (!gone && events.length > 0) call.write({ events });
         maybeEnd();
       };
-      // Everything sent in one tick (the engine resumes every sequence of a step in the same one) leaves
-      // as one message.
+      // Everything sent in one turn of the event loop (an engine step resumes every sequence it advanced
+      // in the same one) leaves as one message: setImmediate runs once this turn's callbacks, promise
+      // reactions and ticks are done, where a nextTick would flush after each timer or I/O callback.
       const send = (event: GenerationEvent) => {
         outbox.push(event);
         if (flushDue) return;
         flushDue = true;
-        process.nextTick(flush);
+        setImmediate(flush);
       };
       const fail = (handle: number, err: unknown) => {
         const { code, detail } = toErrorDetail(err);
