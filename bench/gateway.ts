@@ -8,22 +8,24 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 /**
  * bench/gateway — the latency the gateway adds (reliability R19). A scripted worker streams a fixed
- * answer at a fixed rate; S concurrent streams run for D seconds, first straight to the worker over gRPC
- * (the baseline), then through the gateway as SSE chat completions. Added TTFT / inter-token latency =
+ * answer at a fixed rate; S concurrent streams run for D seconds straight to the worker over gRPC (the
+ * baseline, on GenerateStream as the gateway itself uses it) and D seconds through the gateway as SSE
+ * chat completions, in R alternating rounds of D/R seconds (default 3: this VM's speed and the CPU time
+ * its hypervisor steals drift over minutes, and alternating spreads the drift over both paths). Added TTFT / inter-token latency =
  * through-gateway percentile − direct percentile. The scripted worker, the gateway and the load client
  * each run in their own process; with --nice N (default 10) the worker and the client run at a lower
  * CPU priority than the gateway, as on a real deployment where the load generator and the engine are
  * not on the gateway's cores (on a 2-core box they otherwise preempt the gateway at random).
  * TTFT is measured to the first answer token on both paths (the Harmony header tokens come first).
  *
- * Each path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
+ * Each run of a path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
  * Streams start spread over one stream's duration (a steady state: they end and restart at different
  * times); --herd starts all of them at once, and since every scripted stream is equally long they then
  * keep ending and restarting together, 64 new requests in the same millisecond. --paired runs the
  * baseline and the gateway path at the same time, from two client processes, so both see the same
  * machine. The gateway's CPU time per streamed token is read from /proc around the gateway run.
  *
- *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--warmup-seconds 3] [--nice 10]
+ *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--rounds 3] [--warmup-seconds 3] [--nice 10]
  *                         [--idle-load]                    worker and clients under SCHED_IDLE instead of --nice
  *                         [--herd] [--paired] [--probe]    --probe: relate long gaps to gateway stalls / GC
  *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
@@ -65,6 +67,9 @@ interface Samples {
   tokens?: number;
   /** The load client's CPU time over the whole run (µs), warm-up included. */
   clientCpuUs?: number;
+  /** Parent: the gateway's CPU time (µs) and the machine's CPU ticks by /proc/stat state over the run. */
+  gatewayCpu?: { user: number; system: number };
+  boxTicks?: number[];
   /** --probe: gaps longer than 1.8 intervals, as [wall-clock ms at their end, length ms]. */
   longGaps?: [number, number][];
 }
@@ -352,6 +357,8 @@ if (roleJob > 0) {
       tokens: { type: "string", default: "256" },
       "interval-ms": { type: "string", default: "5" },
       seconds: { type: "string", default: "30" },
+      // the paths alternate in this many slices of seconds/rounds each (see below)
+      rounds: { type: "string", default: "3" },
       "warmup-seconds": { type: "string", default: "3" },
       // start every stream at once (see runClient)
       herd: { type: "boolean", default: false },
@@ -369,6 +376,7 @@ if (roleJob > 0) {
   const streams = Number(values.streams);
   const seconds = Number(values.seconds);
   const warmupSeconds = Number(values["warmup-seconds"]);
+  const rounds = Math.max(1, Number(values.rounds));
   const nice = values["idle-load"] ? -1 : Number(values.nice);
   const [gatewayCpus = "", loadCpus = ""] = (values.pin ?? "").split(":");
   if (values.probe) probeFile = join(mkdtempSync(join(tmpdir(), "bench-probe-")), "gateway.jsonl");
@@ -377,45 +385,71 @@ if (roleJob > 0) {
   const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
   const paths = new Set((values.paths ?? "").split(","));
   const empty: Samples = { ttft: [], gaps: [], streams: 0 };
-  const run = async (target: Job["target"]) => {
+  // One client process for `secs` seconds on one path: its samples, the gateway's CPU time and the
+  // machine's CPU ticks by state over that time.
+  const run = async (target: Job["target"], secs: number): Promise<Samples> => {
     const cpu0 = cpuTicks(gateway.pid);
     const box0 = machineTicks();
     const client = await spawn<Samples>(
-      { role: "client", ...base, streams, seconds, warmupSeconds, herd: values.herd, probe: values.probe, target },
+      { role: "client", ...base, streams, seconds: secs, warmupSeconds, herd: values.herd, probe: values.probe, target },
       nice,
       loadCpus,
     );
     client.stop();
     const cpu1 = cpuTicks(gateway.pid);
     const box1 = machineTicks();
-    const total = box1.reduce((a, v, i) => a + v - (box0[i] ?? 0), 0);
-    const share = (i: number) => (100 * ((box1[i] ?? 0) - (box0[i] ?? 0))) / Math.max(1, total);
-    // Of the machine's CPU time over the run: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
-    const machine = { busyPct: share(0) + share(1) + share(2) + share(5) + share(6), stealPct: share(7) };
-    return { ...client.value, gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system }, machine };
+    return {
+      ...client.value,
+      gatewayCpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system },
+      boxTicks: box1.map((v, i) => v - (box0[i] ?? 0)),
+    };
   };
+  const merge = (a: Samples, b: Samples): Samples => ({
+    ttft: a.ttft.concat(b.ttft),
+    gaps: a.gaps.concat(b.gaps),
+    streams: a.streams + b.streams,
+    tokens: (a.tokens ?? 0) + (b.tokens ?? 0),
+    clientCpuUs: (a.clientCpuUs ?? 0) + (b.clientCpuUs ?? 0),
+    gatewayCpu: {
+      user: (a.gatewayCpu?.user ?? 0) + (b.gatewayCpu?.user ?? 0),
+      system: (a.gatewayCpu?.system ?? 0) + (b.gatewayCpu?.system ?? 0),
+    },
+    boxTicks: (b.boxTicks ?? []).map((v, i) => v + (a.boxTicks?.[i] ?? 0)),
+    ...(a.longGaps || b.longGaps ? { longGaps: (a.longGaps ?? []).concat(b.longGaps ?? []) } : {}),
+  });
   let d = empty;
   let g = empty;
+  const direct: Job["target"] = { kind: "direct", address: worker.value };
+  const viaGateway: Job["target"] = { kind: "gateway", url: gateway.value };
   if (values.paired) {
     // Both paths at once, each from its own client process: the baseline sees the same machine (worker
     // load, the gateway's CPU use, scheduling) as the gateway path, so their difference is the path's.
     process.stderr.write(`[bench] direct and through the gateway at once: ${streams} + ${streams} streams for ${seconds} s…\n`);
-    [d, g] = await Promise.all([run({ kind: "direct", address: worker.value }), run({ kind: "gateway", url: gateway.value })]);
+    [d, g] = await Promise.all([run(direct, seconds), run(viaGateway, seconds)]);
   } else {
-    if (paths.has("direct")) process.stderr.write(`[bench] direct: ${streams} streams for ${seconds} s…\n`);
-    d = paths.has("direct") ? await run({ kind: "direct", address: worker.value }) : empty;
-    if (paths.has("gateway")) process.stderr.write(`[bench] through the gateway: ${streams} streams for ${seconds} s…\n`);
-    g = paths.has("gateway") ? await run({ kind: "gateway", url: gateway.value }) : empty;
+    // --rounds R: the paths alternate in R slices of seconds/R each (every slice after its own warm-up), so
+    // that the machine's drift over minutes (this VM's speed and stolen time vary) weighs on both alike.
+    const slice = seconds / rounds;
+    for (let r = 1; r <= rounds; r++) {
+      if (paths.has("direct")) {
+        process.stderr.write(`[bench] round ${r}/${rounds}: direct, ${streams} streams for ${slice} s…\n`);
+        d = merge(d, await run(direct, slice));
+      }
+      if (paths.has("gateway")) {
+        process.stderr.write(`[bench] round ${r}/${rounds}: through the gateway, ${streams} streams for ${slice} s…\n`);
+        g = merge(g, await run(viaGateway, slice));
+      }
+    }
   }
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
   console.log(
-    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path after ${warmupSeconds} s warm-up, worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
+    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
   );
   console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
   console.log(row("direct gRPC (baseline)", d));
   console.log(row("through the gateway", g));
-  const cpu = (g as { gatewayCpu?: { user: number; system: number } }).gatewayCpu;
+  const cpu = g.gatewayCpu;
   if (cpu && g.tokens)
     process.stdout.write(
       `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
@@ -424,9 +458,13 @@ if (roleJob > 0) {
   process.stdout.write(
     `inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`,
   );
+  // Of the machine's CPU time over a path's runs: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
   const box = (s: Samples) => {
-    const m = (s as { machine?: { busyPct: number; stealPct: number } }).machine;
-    return m ? `${m.busyPct.toFixed(0)} % busy, ${m.stealPct.toFixed(1)} % stolen` : "-";
+    const t = s.boxTicks ?? [];
+    const total = t.reduce((a, v) => a + v, 0);
+    if (!total) return "-";
+    const share = (...i: number[]) => (100 * i.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
+    return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
   };
   process.stdout.write(`machine CPU over the run: direct ${box(d)}; through the gateway ${box(g)}\n`);
   const perToken = (s: Samples) => (s.tokens ? `${((s.clientCpuUs ?? 0) / s.tokens).toFixed(1)} µs` : "-");

@@ -5,6 +5,7 @@
  * for the non-streaming response. Stop strings end the content (the rest is not sent).
  */
 import { HarmonyStreamParser } from "../harmony/parser.ts";
+import { TextBuilder } from "../harmony/text-builder.ts";
 import type { HarmonyTokenizer } from "../harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../harmony/types.ts";
 
@@ -30,8 +31,8 @@ function classify(m: HarmonyMessage): Kind {
 }
 
 export class ChatAssembler {
-  content = "";
-  reasoning = "";
+  readonly #contentText = new TextBuilder();
+  readonly #reasoningText = new TextBuilder();
   readonly toolCalls: ToolCall[] = [];
   /** The completed Harmony messages, as parsed. */
   readonly messages: HarmonyMessage[] = [];
@@ -46,6 +47,16 @@ export class ChatAssembler {
   #kind: Kind = "other";
   readonly #newId: () => string;
   readonly #tok: HarmonyTokenizer;
+
+  /** The answer text so far. */
+  get content(): string {
+    return this.#contentText.toString();
+  }
+
+  /** The reasoning text so far. */
+  get reasoning(): string {
+    return this.#reasoningText.toString();
+  }
 
   constructor(tok: HarmonyTokenizer, stops: string[], newId: () => string) {
     this.#tok = tok;
@@ -73,7 +84,7 @@ export class ChatAssembler {
     const out: ChatDelta[] = [];
     if (!this.stopped) for (const e of this.#parser.finish()) this.#event(e, out);
     if (this.#pending && !this.stopped) {
-      this.content += this.#pending;
+      this.#contentText.append(this.#pending);
       out.push({ kind: "content", text: this.#pending });
       this.#pending = "";
     }
@@ -91,12 +102,12 @@ export class ChatAssembler {
         };
         this.toolCalls.push(call);
         out.push({ kind: "tool_call_start", index: this.toolCalls.length - 1, id: call.id, name: call.function.name });
-      } else if (this.#kind === "content" && this.content) {
+      } else if (this.#kind === "content" && !this.#contentText.empty) {
         this.#content("\n\n", out); // several answer messages read as paragraphs
       }
     } else if (e.kind === "delta") {
       if (this.#kind === "reasoning") {
-        this.reasoning += e.text;
+        this.#reasoningText.append(e.text);
         out.push({ kind: "reasoning", text: e.text });
       } else if (this.#kind === "tool") {
         const call = this.toolCalls.at(-1) as ToolCall;
@@ -122,7 +133,7 @@ export class ChatAssembler {
     const emit = buf.slice(0, buf.length - keep);
     this.#pending = buf.slice(buf.length - keep);
     if (emit) {
-      this.content += emit;
+      this.#contentText.append(emit);
       out.push({ kind: "content", text: emit });
     }
   }

@@ -5,6 +5,7 @@
  * message, a stop token inside a header turns the header text into content, a <|start|> inside content
  * closes the open message. The end of the stream closes an open message (Harmony's process_eos).
  */
+import { TextBuilder } from "./text-builder.ts";
 import { type HarmonyTokenizer, Special, StreamDecoder } from "./tokenizer.ts";
 import type { HarmonyMessage, Role } from "./types.ts";
 
@@ -80,6 +81,8 @@ export class HarmonyStreamParser {
   #knownRole: Role | null;
   #header: number[] = [];
   #current: HarmonyMessage | null = null;
+  /** The current message's content so far (set on the message when it ends, or when it is read). */
+  #text = new TextBuilder();
   #decoder: StreamDecoder;
 
   /** roleHint "assistant": the stream starts right after the prompt's <|start|>assistant. */
@@ -92,6 +95,7 @@ export class HarmonyStreamParser {
 
   /** The message being streamed, if any. */
   get current(): HarmonyMessage | null {
+    if (this.#current) this.#current.content = this.#text.toString();
     return this.#current;
   }
 
@@ -120,7 +124,7 @@ export class HarmonyStreamParser {
           const text = this.#tok.decode(this.#header);
           this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
           if (this.#current && text) {
-            this.#current.content = text;
+            this.#text.append(text);
             events.push({ kind: "delta", index: this.messages.length, text });
           }
           this.#close(stop, events);
@@ -147,7 +151,7 @@ export class HarmonyStreamParser {
       const text = this.#tok.decode(this.#header);
       this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
       if (this.#current) {
-        this.#current.content = text;
+        this.#text.append(text);
         events.push({ kind: "delta", index: this.messages.length, text });
       }
       this.#close("eos", events);
@@ -164,6 +168,7 @@ export class HarmonyStreamParser {
 
   #open(fields: Pick<HarmonyMessage, "role" | "name" | "recipient" | "channel" | "content_type">, events: ParserEvent[]): void {
     this.#current = { ...fields, content: "" };
+    this.#text = new TextBuilder();
     this.#decoder = new StreamDecoder(this.#tok);
     this.#state = "content";
     events.push({ kind: "start", index: this.messages.length, message: { ...this.#current } });
@@ -172,7 +177,7 @@ export class HarmonyStreamParser {
   #content(id: number, events: ParserEvent[]): void {
     const text = this.#decoder.push([id]);
     if (text && this.#current) {
-      this.#current.content += text;
+      this.#text.append(text);
       events.push({ kind: "delta", index: this.messages.length, text });
     }
   }
@@ -182,9 +187,10 @@ export class HarmonyStreamParser {
     if (current) {
       const tail = this.#decoder.flush();
       if (tail) {
-        current.content += tail;
+        this.#text.append(tail);
         events.push({ kind: "delta", index: this.messages.length, text: tail });
       }
+      current.content = this.#text.toString();
       this.messages.push(current);
       events.push({ kind: "end", index: this.messages.length - 1, message: current, terminator });
     }
