@@ -65,8 +65,9 @@ interface Samples {
   streams: number;
   /** Answer tokens received over the whole run, warm-up included. */
   tokens?: number;
-  /** The load client's CPU time over the whole run (µs), warm-up included. */
+  /** The load client's CPU time (µs) over the measured part of the run, and the answer tokens it timed there. */
   clientCpuUs?: number;
+  clientTokens?: number;
   /** Parent: the gateway's CPU time (µs) and the machine's CPU ticks by /proc/stat state over the run. */
   gatewayCpu?: { user: number; system: number };
   boxTicks?: number[];
@@ -212,7 +213,7 @@ async function runClient(job: Job): Promise<void> {
           resolve();
           return;
         }
-        carry = buf.subarray(Math.max(from, buf.length - LAST_CHUNK.length));
+        carry = buf.subarray(Math.max(from, buf.length - (Math.max(WORD.length, LAST_CHUNK.length) - 1)));
       };
       socket.on("data", onData);
       socket.write(requestBytes);
@@ -238,18 +239,29 @@ async function runClient(job: Job): Promise<void> {
         out = { ttft: [], gaps: [], streams: 0 };
         longGaps = [];
         measuring = true;
+        cpuAtWarm = process.cpuUsage();
         continue;
       }
       out.streams++;
     }
   };
   let measuring = false;
+  let cpuAtWarm = process.cpuUsage();
   let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
   mux?.close();
   session?.close();
-  const cpu = process.cpuUsage();
-  await report({ ...out, tokens: completed * job.tokens, clientCpuUs: cpu.user + cpu.system, ...(job.probe ? { longGaps } : {}) });
+  // The client's own CPU over the measured part (its start-up — module loading, the tokenizer — excluded),
+  // per answer token it timed.
+  const cpu = process.cpuUsage(cpuAtWarm);
+  const timed = out.ttft.length + out.gaps.length;
+  await report({
+    ...out,
+    tokens: completed * job.tokens,
+    clientCpuUs: cpu.user + cpu.system,
+    clientTokens: timed,
+    ...(job.probe ? { longGaps } : {}),
+  });
   process.exit(0);
 }
 
@@ -410,6 +422,7 @@ if (roleJob > 0) {
     streams: a.streams + b.streams,
     tokens: (a.tokens ?? 0) + (b.tokens ?? 0),
     clientCpuUs: (a.clientCpuUs ?? 0) + (b.clientCpuUs ?? 0),
+    clientTokens: (a.clientTokens ?? 0) + (b.clientTokens ?? 0),
     gatewayCpu: {
       user: (a.gatewayCpu?.user ?? 0) + (b.gatewayCpu?.user ?? 0),
       system: (a.gatewayCpu?.system ?? 0) + (b.gatewayCpu?.system ?? 0),
@@ -467,8 +480,8 @@ if (roleJob > 0) {
     return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
   };
   process.stdout.write(`machine CPU over the run: direct ${box(d)}; through the gateway ${box(g)}\n`);
-  const perToken = (s: Samples) => (s.tokens ? `${((s.clientCpuUs ?? 0) / s.tokens).toFixed(1)} µs` : "-");
-  process.stdout.write(`load client CPU per token: ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
+  const perToken = (s: Samples) => (s.clientTokens ? `${((s.clientCpuUs ?? 0) / s.clientTokens).toFixed(1)} µs` : "-");
+  process.stdout.write(`load client CPU per timed token (measured part): ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
   console.log(
     `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
