@@ -1,6 +1,13 @@
 import { createLogger } from "@expertmesh/common";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "@expertmesh/proto/health";
-import { ErrorKind, WorkerClient } from "@expertmesh/proto/worker";
+import {
+  ErrorKind,
+  GenerateRequest,
+  type GenerateStreamResponse,
+  type GenerationEvent,
+  Priority,
+  WorkerClient,
+} from "@expertmesh/proto/worker";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker, WORKER_SERVICE_NAME } from "./app.ts";
@@ -46,6 +53,30 @@ describe("worker without a model, over real gRPC", () => {
     });
     expect(err.code).toBe(status.UNAVAILABLE);
     expect(errorDetailOf(err)).toMatchObject({ kind: ErrorKind.ERROR_KIND_NOT_READY, retryAfterMs: 5000 });
+    client.close();
+  });
+
+  it("fails a GenerateStream generation with UNAVAILABLE and a typed NOT_READY detail, the stream staying usable", async () => {
+    const client = new WorkerClient(worker.address, credentials.createInsecure());
+    const call = client.generateStream();
+    const events: GenerationEvent[] = [];
+    const ended = new Promise<number>((resolve) => call.on("status", (s) => resolve(s.code)));
+    call.on("data", (m: GenerateStreamResponse) => events.push(...m.events));
+    const request = GenerateRequest.fromPartial({
+      requestId: "s1",
+      promptTokenIds: [1, 2],
+      maxTokens: 4,
+      priority: Priority.PRIORITY_ONLINE,
+    });
+    call.write({ start: { handle: 7, request, traceContext: {} } });
+    call.write({ start: { handle: 8, request: { ...request, requestId: "s2" }, traceContext: {} } });
+    call.end();
+    expect(await ended).toBe(status.OK);
+    expect(events.map((e) => e.handle).sort()).toEqual([7, 8]);
+    for (const e of events) {
+      expect(e.error?.code).toBe(status.UNAVAILABLE);
+      expect(e.error?.detail).toMatchObject({ kind: ErrorKind.ERROR_KIND_NOT_READY, retryAfterMs: 5000 });
+    }
     client.close();
   });
 
