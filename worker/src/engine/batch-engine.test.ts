@@ -3,40 +3,22 @@
  * engine's own greedy decode, concurrent streams batch together, Abort and client cancel free blocks,
  * and bad requests get typed errors.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger } from "@expertmesh/common";
-import { BlockPool, Engine, LocalSequence, Model, SHAPES } from "@expertmesh/kernels";
-import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { ErrorKind, FinishReason, type GenerateResponse, type InfoResponse, WorkerClient } from "@expertmesh/proto/worker";
-import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { BlockPool, Engine, LocalSequence, Model } from "@expertmesh/kernels";
+import { ErrorKind, FinishReason, type GenerateResponse, type InfoResponse, type WorkerClient } from "@expertmesh/proto/worker";
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningWorker, startWorker } from "../app.ts";
-import { loadWorkerConfig } from "../config.ts";
+import { startTinyWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 import { errorDetailOf } from "../transport/grpc-errors.ts";
 
-const dir = join(mkdtempSync(join(tmpdir(), "worker-model-")), "tiny");
-let worker: RunningWorker;
+let tiny: TinyWorker;
 let client: WorkerClient;
+let dir: string;
 
 beforeAll(async () => {
-  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 5 });
-  const config = loadWorkerConfig({
-    WORKER_PORT: "0",
-    WORKER_METRICS_PORT: "0",
-    WORKER_MODEL_PATH: dir,
-    WORKER_MODEL_NAME: "tiny",
-    WORKER_KV_NUM_BLOCKS: "64",
-    WORKER_MAX_NUM_SEQS: "8",
-  });
-  worker = await startWorker(config, createLogger("worker-test", "silent"));
-  client = new WorkerClient(worker.address, credentials.createInsecure());
+  tiny = await startTinyWorker();
+  ({ client, dir } = tiny);
 });
-afterAll(async () => {
-  client.close();
-  await worker.close();
-});
+afterAll(() => tiny.close());
 
 function generate(requestId: string, prompt: number[], maxTokens: number, extra: object = {}) {
   const events: GenerateResponse[] = [];

@@ -200,11 +200,13 @@ describe("priority classes", () => {
     }
   }
 
-  it("admits an online request before an earlier batch one", async () => {
+  // Each run prefills a 4000-token prompt 8 tokens a step in a worker process: ~3 s alone on a 2-core
+  // box, more when the machine is busy, hence the test timeout above the default 5 s.
+  it("admits an online request before an earlier batch one", { timeout: 30_000 }, async () => {
     expect(await order("60000", 30)).toEqual(["online-1", "batch-1"]);
   });
 
-  it("does not starve batch work: after starvation_ms it goes first by age", async () => {
+  it("does not starve batch work: after starvation_ms it goes first by age", { timeout: 30_000 }, async () => {
     expect(await order("100", 200)).toEqual(["batch-1", "online-1"]);
   });
 });

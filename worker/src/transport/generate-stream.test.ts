@@ -4,12 +4,6 @@
  * generation stops and frees its blocks while the others go on, failures arrive as typed per-generation
  * errors, and the stream ends once the client half-closed and every generation finished.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger } from "@expertmesh/common";
-import { SHAPES } from "@expertmesh/kernels";
-import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import {
   ErrorKind,
   FinishReason,
@@ -17,34 +11,20 @@ import {
   type GenerateResponse,
   type GenerateStreamResponse,
   type GenerationEvent,
-  WorkerClient,
+  type WorkerClient,
 } from "@expertmesh/proto/worker";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
+import { Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningWorker, startWorker } from "../app.ts";
-import { loadWorkerConfig } from "../config.ts";
+import { startTinyWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 
-const dir = join(mkdtempSync(join(tmpdir(), "worker-stream-")), "tiny");
-let worker: RunningWorker;
+let tiny: TinyWorker;
 let client: WorkerClient;
 
 beforeAll(async () => {
-  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 5 });
-  const config = loadWorkerConfig({
-    WORKER_PORT: "0",
-    WORKER_METRICS_PORT: "0",
-    WORKER_MODEL_PATH: dir,
-    WORKER_MODEL_NAME: "tiny",
-    WORKER_KV_NUM_BLOCKS: "64",
-    WORKER_MAX_NUM_SEQS: "8",
-  });
-  worker = await startWorker(config, createLogger("worker-test", "silent"));
-  client = new WorkerClient(worker.address, credentials.createInsecure());
+  tiny = await startTinyWorker();
+  ({ client } = tiny);
 });
-afterAll(async () => {
-  client.close();
-  await worker.close();
-});
+afterAll(() => tiny.close());
 
 const request = (requestId: string, prompt: number[], maxTokens: number): GenerateRequest => ({
   requestId,

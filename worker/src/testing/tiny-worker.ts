@@ -1,0 +1,46 @@
+/**
+ * A real worker in this process serving a tiny synthetic checkpoint (vocabulary 4096, 64 KV blocks, 8
+ * sequences), with a gRPC client to it: what the worker's model-backed transport tests share.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "@expertmesh/common";
+import { SHAPES } from "@expertmesh/kernels";
+import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
+import { WorkerClient } from "@expertmesh/proto/worker";
+import { credentials } from "@grpc/grpc-js";
+import { type RunningWorker, startWorker } from "../app.ts";
+import { loadWorkerConfig } from "../config.ts";
+
+export interface TinyWorker {
+  /** The checkpoint directory. */
+  dir: string;
+  worker: RunningWorker;
+  client: WorkerClient;
+  close(): Promise<void>;
+}
+
+export async function startTinyWorker(seed = 5): Promise<TinyWorker> {
+  const dir = join(mkdtempSync(join(tmpdir(), "worker-model-")), "tiny");
+  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed });
+  const config = loadWorkerConfig({
+    WORKER_PORT: "0",
+    WORKER_METRICS_PORT: "0",
+    WORKER_MODEL_PATH: dir,
+    WORKER_MODEL_NAME: "tiny",
+    WORKER_KV_NUM_BLOCKS: "64",
+    WORKER_MAX_NUM_SEQS: "8",
+  });
+  const worker = await startWorker(config, createLogger("worker-test", "silent"));
+  const client = new WorkerClient(worker.address, credentials.createInsecure());
+  return {
+    dir,
+    worker,
+    client,
+    close: async () => {
+      client.close();
+      await worker.close();
+    },
+  };
+}
