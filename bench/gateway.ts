@@ -28,6 +28,7 @@ import { createInterface } from "node:readline";
  *   node bench/gateway.ts [--streams 64] [--tokens 256] [--interval-ms 5] [--seconds 30] [--rounds 3] [--warmup-seconds 3] [--nice 10]
  *                         [--idle-load]                    worker and clients under SCHED_IDLE instead of --nice
  *                         [--herd] [--paired] [--probe]    --probe: relate long gaps to gateway stalls / GC
+ *                         [--lockstep]                     the worker steps all streams on one clock (a batching engine)
  *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
@@ -56,6 +57,8 @@ interface Job {
   seconds?: number;
   warmupSeconds?: number;
   herd?: boolean;
+  /** Worker: step every stream on one clock (--lockstep). */
+  lockstep?: boolean;
   /** Client: record every long gap (wall-clock end, length) for --probe. */
   probe?: boolean;
 }
@@ -78,7 +81,11 @@ interface Samples {
 const answer = (tok: HarmonyTokenizer, n: number) => tok.encodeWithSpecials(`${HEADER}${" word".repeat(n - 1)}<|return|>`);
 
 async function runWorker(job: Job): Promise<void> {
-  const w = await startScriptedWorker([], { tokenIntervalMs: job.intervalMs, fallback: answer(new HarmonyTokenizer(), job.tokens) });
+  const w = await startScriptedWorker([], {
+    tokenIntervalMs: job.intervalMs,
+    lockstep: job.lockstep,
+    fallback: answer(new HarmonyTokenizer(), job.tokens),
+  });
   await report(w.address);
 }
 
@@ -374,6 +381,8 @@ if (roleJob > 0) {
       "warmup-seconds": { type: "string", default: "3" },
       // start every stream at once (see runClient)
       herd: { type: "boolean", default: false },
+      // the scripted worker steps every stream on one clock, as a batching engine does
+      lockstep: { type: "boolean", default: false },
       // run the baseline and the gateway path at the same time (see below)
       paired: { type: "boolean", default: false },
       // record gateway event-loop stalls and GC pauses and relate them to the long gaps (see gateway-probe.ts)
@@ -392,7 +401,7 @@ if (roleJob > 0) {
   const nice = values["idle-load"] ? -1 : Number(values.nice);
   const [gatewayCpus = "", loadCpus = ""] = (values.pin ?? "").split(":");
   if (values.probe) probeFile = join(mkdtempSync(join(tmpdir(), "bench-probe-")), "gateway.jsonl");
-  const worker = await spawn<string>({ role: "worker", ...base }, nice, loadCpus);
+  const worker = await spawn<string>({ role: "worker", ...base, lockstep: values.lockstep }, nice, loadCpus);
   const rt = Number(values.rt);
   const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
   const paths = new Set((values.paths ?? "").split(","));
@@ -457,7 +466,7 @@ if (roleJob > 0) {
   const row = (name: string, s: Samples) =>
     `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
   console.log(
-    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
+    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
   );
   console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
   console.log(row("direct gRPC (baseline)", d));

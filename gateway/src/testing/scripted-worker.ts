@@ -63,6 +63,11 @@ export interface ScriptedFailure {
 export interface ScriptOptions {
   /** Delay between tokens (a worker decoding at a fixed rate); 0 writes them at once. */
   tokenIntervalMs?: number;
+  /**
+   * Step every generation on one shared clock, as a batching engine does (one token for every running
+   * sequence per step, a new one joining at the next step), instead of each on its own timer.
+   */
+  lockstep?: boolean;
   /** Played when the scripts run out (default: nothing). */
   fallback?: number[];
   /** Fail every Generate as described instead of finishing it. */
@@ -101,6 +106,24 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
   const traceparents: string[] = [];
   const cancelled: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
+  // lockstep: one timer for all; each waiting generation resumes at the next step.
+  let stepWaiters: Array<() => void> = [];
+  let stepTimer: NodeJS.Timeout | null = null;
+  const nextStep = () =>
+    new Promise<void>((resolve) => {
+      stepWaiters.push(resolve);
+      stepTimer ??= setInterval(() => {
+        const due = stepWaiters;
+        stepWaiters = [];
+        for (const r of due) r();
+        // Nobody was waiting for this step: the clock stops until the next generation.
+        if (due.length === 0 && stepTimer) {
+          clearInterval(stepTimer);
+          stepTimer = null;
+        }
+      }, interval);
+    });
+  const pause = () => (options.lockstep ? nextStep() : new Promise((r) => setTimeout(r, interval)));
   let streamsOpened = 0;
   const play = async (request: GenerateRequest, traceparent: string, out: Playback) => {
     requests.push(request);
@@ -111,7 +134,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
     let n = 0;
     for (const t of tokens) {
       if (n >= request.maxTokens || out.cancelled() || (fail && n >= fail.afterTokens)) break;
-      if (interval > 0) await new Promise((r) => setTimeout(r, interval));
+      if (interval > 0) await pause();
       if (out.cancelled()) break;
       out.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
       n++;
