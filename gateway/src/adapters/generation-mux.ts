@@ -8,15 +8,15 @@
  * generation still open on it fails with the stream's error (the pool retries it elsewhere when no event
  * was delivered yet), except that one which had no event yet is first sent once more on a new stream.
  */
-import {
+import type {
   ErrorDetail,
-  type GenerateRequest,
-  type GenerateResponse,
-  type GenerateStreamRequest,
-  type GenerateStreamResponse,
-  type GenerationError,
-  type StartGeneration,
-  type WorkerClient,
+  GenerateRequest,
+  GenerateResponse,
+  GenerateStreamRequest,
+  GenerateStreamResponse,
+  GenerationError,
+  StartGeneration,
+  WorkerClient,
 } from "@expertmesh/proto/worker";
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 
@@ -93,11 +93,6 @@ export class GenerationMux {
 
   constructor(client: WorkerClient) {
     this.#client = client;
-  }
-
-  /** Generations running on the stream now. */
-  get size(): number {
-    return this.#open.size;
   }
 
   /** Starts a generation; `traceContext` is the caller's W3C trace context (traceparent, tracestate). */
@@ -196,6 +191,6 @@ export function streamError(code: status, details: string): ServiceError {
 }
 
 function generationError(e: GenerationError): Step {
-  const detail = e.detail ? ErrorDetail.fromPartial(e.detail) : undefined;
-  return { error: streamError(e.code, detail?.message || `the worker failed the generation (status ${e.code})`), detail };
+  const message = e.detail?.message || `the worker failed the generation (status ${e.code})`;
+  return { error: streamError(e.code, message), detail: e.detail };
 }

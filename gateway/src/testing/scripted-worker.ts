@@ -83,14 +83,19 @@ const servingStatus: Record<HealthStatus, HealthCheckResponse_ServingStatus> = {
   NOT_SERVING: HealthCheckResponse_ServingStatus.NOT_SERVING,
 };
 
-function failureStatus(f: ScriptedFailure) {
-  const metadata = new Metadata();
+/** A scripted failure's status code, message and typed detail (none: like a dropped connection). */
+function failureOf(f: ScriptedFailure): { code: status; message: string; detail?: ErrorDetail } {
   const message = `scripted failure after ${f.afterTokens} tokens`;
-  if (f.kind !== undefined) {
-    const detail = ErrorDetail.encode({ kind: f.kind, message, retryAfterMs: f.retryAfterMs ?? 0 }).finish();
-    metadata.set("expertmesh-error-bin", Buffer.from(detail));
-  }
-  return { code: f.code ?? status.UNAVAILABLE, details: message, metadata };
+  const detail = f.kind === undefined ? undefined : { kind: f.kind, message, retryAfterMs: f.retryAfterMs ?? 0 };
+  return { code: f.code ?? status.UNAVAILABLE, message, detail };
+}
+
+/** A scripted failure as Generate ends with it: a status, the detail in "expertmesh-error-bin". */
+function failureStatus(f: ScriptedFailure) {
+  const { code, message, detail } = failureOf(f);
+  const metadata = new Metadata();
+  if (detail) metadata.set("expertmesh-error-bin", Buffer.from(ErrorDetail.encode(detail).finish()));
+  return { code, details: message, metadata };
 }
 
 /** Where one scripted generation goes: a Generate call, or one handle of a GenerateStream. */
@@ -201,9 +206,8 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
           cancelled: () => !live(),
           fail: (f) => {
             open.delete(handle);
-            const message = `scripted failure after ${f.afterTokens} tokens`;
-            const detail = f.kind === undefined ? undefined : { kind: f.kind, message, retryAfterMs: f.retryAfterMs ?? 0 };
-            send({ handle, error: { code: f.code ?? status.UNAVAILABLE, detail } });
+            const { code, detail } = failureOf(f);
+            send({ handle, error: { code, detail } });
           },
           end: () => {
             open.delete(handle);
