@@ -36,7 +36,8 @@ import { createInterface } from "node:readline";
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
-import { GenerateStreamRequest, GenerateStreamResponse, Priority } from "@expertmesh/proto/worker";
+import { type GenerateRequest, GenerateStreamRequest, GenerateStreamResponse, Priority } from "@expertmesh/proto/worker";
+import { startMinimalRelay } from "./minimal-relay.ts";
 
 const MODEL = "gpt-oss-bench";
 const HEADER = "<|channel|>final<|message|>";
@@ -48,11 +49,11 @@ const WORD = Buffer.from('"content":" word"');
 const LAST_CHUNK = Buffer.from("\r\n0\r\n\r\n");
 
 interface Job {
-  role: "worker" | "gateway" | "client";
+  role: "worker" | "gateway" | "relay" | "client";
   tokens: number;
   intervalMs: number;
   address?: string;
-  target?: { kind: "direct"; address: string } | { kind: "gateway"; url: string };
+  target?: { kind: "direct"; address: string } | { kind: "sse"; url: string };
   streams?: number;
   seconds?: number;
   warmupSeconds?: number;
@@ -87,6 +88,30 @@ async function runWorker(job: Job): Promise<void> {
     fallback: answer(new HarmonyTokenizer(), job.tokens),
   });
   await report(w.address);
+}
+
+/** What the direct client and the minimal relay ask the worker for (the gateway renders its own prompt). */
+function directRequest(tokens: number): GenerateRequest {
+  return {
+    requestId: "d",
+    promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
+    stopTokenIds: [200002, 200012],
+    maxTokens: tokens + 8,
+    priority: Priority.PRIORITY_ONLINE,
+    deadlineUnixMs: 0,
+    clampMaxTokens: false,
+  };
+}
+
+async function runRelay(job: Job): Promise<void> {
+  const url = await startMinimalRelay({
+    worker: job.address ?? "",
+    headerTokens: new HarmonyTokenizer().encodeWithSpecials(HEADER).length,
+    answerTokens: job.tokens - 1,
+    request: directRequest(job.tokens),
+  });
+  await report(url);
+  process.once("SIGTERM", () => process.exit(0));
 }
 
 async function runGateway(job: Job): Promise<void> {
@@ -158,15 +183,7 @@ async function runClient(job: Job): Promise<void> {
       throw err;
     });
   }
-  const generation = {
-    requestId: "d",
-    promptTokenIds: [200006, 1428, 200008, 12194, 200007, 200006, 173781],
-    stopTokenIds: [200002, 200012],
-    maxTokens: job.tokens + 8,
-    priority: Priority.PRIORITY_ONLINE,
-    deadlineUnixMs: 0,
-    clampMaxTokens: false,
-  };
+  const generation = directRequest(job.tokens);
   let handles = 0;
   const direct = (): Promise<void> =>
     new Promise((resolve) => {
@@ -181,7 +198,7 @@ async function runClient(job: Job): Promise<void> {
       (mux as ClientHttp2Stream).write(frame);
     });
   // One keep-alive socket per stream loop; a request's answer tokens are the `"content":" word"` events.
-  const url = target.kind === "gateway" ? new URL(target.url) : null;
+  const url = target.kind === "sse" ? new URL(target.url) : null;
   const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true });
   const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url?.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
   const requestBytes = Buffer.from(head + body);
@@ -235,7 +252,7 @@ async function runClient(job: Job): Promise<void> {
   // scripted stream is equally long, they keep ending and restarting together: a thundering herd).
   const spacingMs = job.herd ? 0 : (job.tokens * job.intervalMs) / (job.streams ?? 64);
   const loop = async (_: unknown, i: number) => {
-    const socket = target.kind === "gateway" ? await openSocket() : null;
+    const socket = target.kind === "sse" ? await openSocket() : null;
     if (spacingMs > 0) await new Promise((r) => setTimeout(r, i * spacingMs));
     while (Date.now() < end) {
       await (socket ? viaGateway(socket) : direct());
@@ -357,12 +374,55 @@ function cpuTicks(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick };
 }
 
+/** The results: one table (each path, then what the relay and the gateway add to the direct path), then details. */
+function printResults(setup: string, d: Samples, m: Samples | null, g: Samples): void {
+  const row = (name: string, s: Samples) =>
+    `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
+  const added = (name: string, s: Samples) =>
+    `| added by ${name} | | ${(pct(s.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(s.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
+    `${(pct(s.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(s.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`;
+  const paths: [string, Samples][] = [["direct", d], ...(m ? [["the minimal relay", m] as [string, Samples]] : []), ["the gateway", g]];
+  const lines = [
+    `bench/gateway — ${setup}, ${new Date().toISOString()}`,
+    "| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |",
+    "|---|---|---|---|---|---|",
+    row("direct gRPC (baseline)", d),
+    ...(m ? [row("through the minimal relay (floor)", m)] : []),
+    row("through the gateway", g),
+    ...(m ? [added("the minimal relay", m)] : []),
+    added("the gateway", g),
+  ];
+  const cpu = (name: string, s: Samples) => {
+    const c = s.gatewayCpu;
+    if (!c || !s.tokens) return null;
+    const t = s.tokens;
+    return `${name} CPU per streamed token (request handling included): ${((c.user + c.system) / t).toFixed(1)} µs (user ${(c.user / t).toFixed(1)}, system ${(c.system / t).toFixed(1)}) over ${t} tokens`;
+  };
+  if (m) lines.push(cpu("minimal relay", m) ?? "");
+  lines.push(cpu("gateway", g) ?? "");
+  const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
+  lines.push(`inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: ${paths.map(([n, s]) => `${n} ${tail(s.gaps)}`).join("; ")}`);
+  // Of the machine's CPU time over a path's runs: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
+  const box = (s: Samples) => {
+    const t = s.boxTicks ?? [];
+    const total = t.reduce((a, v) => a + v, 0);
+    if (!total) return "-";
+    const share = (...i: number[]) => (100 * i.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
+    return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
+  };
+  lines.push(`machine CPU over the run: ${paths.map(([n, s]) => `${n} ${box(s)}`).join("; ")}`);
+  const perToken = (s: Samples) => (s.clientTokens ? `${((s.clientCpuUs ?? 0) / s.clientTokens).toFixed(1)} µs` : "-");
+  lines.push(`load client CPU per timed token (measured part): ${paths.map(([n, s]) => `${n} ${perToken(s)}`).join(", ")}`);
+  process.stdout.write(`${lines.filter(Boolean).join("\n")}\n`);
+}
+
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
 
 const roleJob = process.argv.indexOf("--role-job");
 if (roleJob > 0) {
   const job = JSON.parse(process.argv[roleJob + 1] ?? "{}") as Job;
-  await (job.role === "worker" ? runWorker(job) : job.role === "gateway" ? runGateway(job) : runClient(job));
+  const run = { worker: runWorker, gateway: runGateway, relay: runRelay, client: runClient }[job.role];
+  await run(job);
 } else {
   const { values } = parseArgs({
     options: {
@@ -389,8 +449,8 @@ if (roleJob > 0) {
       probe: { type: "boolean", default: false },
       // the worker and the clients under SCHED_IDLE instead of nice: the gateway never waits behind them
       "idle-load": { type: "boolean", default: false },
-      // "gateway" skips the direct baseline (profiling the gateway alone)
-      paths: { type: "string", default: "direct,gateway" },
+      // which paths run: "gateway" alone skips the others (profiling the gateway alone)
+      paths: { type: "string", default: "direct,relay,gateway" },
     },
   });
   const base = { tokens: Number(values.tokens), intervalMs: Number(values["interval-ms"]) };
@@ -403,13 +463,15 @@ if (roleJob > 0) {
   if (values.probe) probeFile = join(mkdtempSync(join(tmpdir(), "bench-probe-")), "gateway.jsonl");
   const worker = await spawn<string>({ role: "worker", ...base, lockstep: values.lockstep }, nice, loadCpus);
   const rt = Number(values.rt);
-  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
   const paths = new Set((values.paths ?? "").split(","));
+  // The relay stands where the gateway does: same priority, same CPUs.
+  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
+  const relay = paths.has("relay") ? await spawn<string>({ role: "relay", ...base, address: worker.value }, 0, gatewayCpus, rt) : null;
   const empty: Samples = { ttft: [], gaps: [], streams: 0 };
-  // One client process for `secs` seconds on one path: its samples, the gateway's CPU time and the
-  // machine's CPU ticks by state over that time.
-  const run = async (target: Job["target"], secs: number): Promise<Samples> => {
-    const cpu0 = cpuTicks(gateway.pid);
+  // One client process for `secs` seconds on one path: its samples, the CPU time of the process in the
+  // middle (gateway or relay) and the machine's CPU ticks by state over that time.
+  const run = async (target: Job["target"], secs: number, middle: number): Promise<Samples> => {
+    const cpu0 = middle ? cpuTicks(middle) : { user: 0, system: 0 };
     const box0 = machineTicks();
     const client = await spawn<Samples>(
       { role: "client", ...base, streams, seconds: secs, warmupSeconds, herd: values.herd, probe: values.probe, target },
@@ -417,7 +479,7 @@ if (roleJob > 0) {
       loadCpus,
     );
     client.stop();
-    const cpu1 = cpuTicks(gateway.pid);
+    const cpu1 = middle ? cpuTicks(middle) : { user: 0, system: 0 };
     const box1 = machineTicks();
     return {
       ...client.value,
@@ -440,61 +502,40 @@ if (roleJob > 0) {
     ...(a.longGaps || b.longGaps ? { longGaps: (a.longGaps ?? []).concat(b.longGaps ?? []) } : {}),
   });
   let d = empty;
+  let m = empty;
   let g = empty;
   const direct: Job["target"] = { kind: "direct", address: worker.value };
-  const viaGateway: Job["target"] = { kind: "gateway", url: gateway.value };
+  const viaRelay: Job["target"] | null = relay ? { kind: "sse", url: relay.value } : null;
+  const viaGateway: Job["target"] = { kind: "sse", url: gateway.value };
   if (values.paired) {
     // Both paths at once, each from its own client process: the baseline sees the same machine (worker
     // load, the gateway's CPU use, scheduling) as the gateway path, so their difference is the path's.
     process.stderr.write(`[bench] direct and through the gateway at once: ${streams} + ${streams} streams for ${seconds} s…\n`);
-    [d, g] = await Promise.all([run(direct, seconds), run(viaGateway, seconds)]);
+    [d, g] = await Promise.all([run(direct, seconds, 0), run(viaGateway, seconds, gateway.pid)]);
   } else {
     // --rounds R: the paths alternate in R slices of seconds/R each (every slice after its own warm-up), so
-    // that the machine's drift over minutes (this VM's speed and stolen time vary) weighs on both alike.
+    // that the machine's drift over minutes (this VM's speed and stolen time vary) weighs on all alike.
     const slice = seconds / rounds;
     for (let r = 1; r <= rounds; r++) {
       if (paths.has("direct")) {
         process.stderr.write(`[bench] round ${r}/${rounds}: direct, ${streams} streams for ${slice} s…\n`);
-        d = merge(d, await run(direct, slice));
+        d = merge(d, await run(direct, slice, 0));
+      }
+      if (relay && viaRelay) {
+        process.stderr.write(`[bench] round ${r}/${rounds}: through the minimal relay, ${streams} streams for ${slice} s…\n`);
+        m = merge(m, await run(viaRelay, slice, relay.pid));
       }
       if (paths.has("gateway")) {
         process.stderr.write(`[bench] round ${r}/${rounds}: through the gateway, ${streams} streams for ${slice} s…\n`);
-        g = merge(g, await run(viaGateway, slice));
+        g = merge(g, await run(viaGateway, slice, gateway.pid));
       }
     }
   }
-  const row = (name: string, s: Samples) =>
-    `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
-  console.log(
-    `bench/gateway — ${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}, ${new Date().toISOString()}`,
-  );
-  console.log("| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |\n|---|---|---|---|---|---|");
-  console.log(row("direct gRPC (baseline)", d));
-  console.log(row("through the gateway", g));
-  const cpu = g.gatewayCpu;
-  if (cpu && g.tokens)
-    process.stdout.write(
-      `gateway CPU per streamed token (request handling included): ${((cpu.user + cpu.system) / g.tokens).toFixed(1)} µs (user ${(cpu.user / g.tokens).toFixed(1)}, system ${(cpu.system / g.tokens).toFixed(1)}) over ${g.tokens} tokens\n`,
-    );
-  const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
-  process.stdout.write(
-    `inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: direct ${tail(d.gaps)}; through the gateway ${tail(g.gaps)}\n`,
-  );
-  // Of the machine's CPU time over a path's runs: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
-  const box = (s: Samples) => {
-    const t = s.boxTicks ?? [];
-    const total = t.reduce((a, v) => a + v, 0);
-    if (!total) return "-";
-    const share = (...i: number[]) => (100 * i.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
-    return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
-  };
-  process.stdout.write(`machine CPU over the run: direct ${box(d)}; through the gateway ${box(g)}\n`);
-  const perToken = (s: Samples) => (s.clientTokens ? `${((s.clientCpuUs ?? 0) / s.clientTokens).toFixed(1)} µs` : "-");
-  process.stdout.write(`load client CPU per timed token (measured part): ${perToken(d)} direct, ${perToken(g)} through the gateway\n`);
+  const setup =
+    `${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path` +
+    `${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}` +
+    `worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}`;
+  printResults(setup, d, relay ? m : null, g);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
-  console.log(
-    `| added by the gateway | | ${(pct(g.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(g.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
-      `${(pct(g.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(g.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`,
-  );
-  for (const p of [worker, gateway]) p.stop();
+  for (const p of [worker, gateway, relay]) p?.stop();
 }
