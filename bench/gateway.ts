@@ -17,6 +17,9 @@ import { createInterface } from "node:readline";
  * CPU priority than the gateway, as on a real deployment where the load generator and the engine are
  * not on the gateway's cores (on a 2-core box they otherwise preempt the gateway at random).
  * TTFT is measured to the first answer token on both paths (the Harmony header tokens come first).
+ * A third path, the minimal relay (bench/minimal-relay.ts), puts a process in the gateway's place that
+ * does only what any Node relay of SSE over HTTP/1.1 must (decode the worker's messages, one socket write
+ * per token): what it adds is the machine's price for the extra hop, the floor under the gateway's figure.
  *
  * Each run of a path first runs a warm-up (connections, JIT, first-request work) whose samples are dropped.
  * Streams start spread over one stream's duration (a steady state: they end and restart at different
@@ -29,7 +32,8 @@ import { createInterface } from "node:readline";
  *                         [--idle-load]                    worker and clients under SCHED_IDLE instead of --nice
  *                         [--herd] [--paired] [--probe]    --probe: relate long gaps to gateway stalls / GC
  *                         [--lockstep]                     the worker steps all streams on one clock (a batching engine)
- *                         [--paths direct,gateway]         "gateway" alone skips the baseline (profiling)
+ *                         [--keyed]                        the gateway with API keys and per-key limits on, as deployed
+ *                         [--paths direct,relay,gateway]   "gateway" alone skips the others (profiling)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
  *   BENCH_GATEWAY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR"   Node flags for the gateway process only
@@ -47,6 +51,7 @@ const HEADERS_END = Buffer.from("\r\n\r\n");
 const OK_STATUS = Buffer.from("HTTP/1.1 200");
 const WORD = Buffer.from('"content":" word"');
 const LAST_CHUNK = Buffer.from("\r\n0\r\n\r\n");
+const BENCH_KEY = "sk-em-bench-0123456789abcdef";
 
 interface Job {
   role: "worker" | "gateway" | "relay" | "client";
@@ -62,6 +67,8 @@ interface Job {
   lockstep?: boolean;
   /** Client: record every long gap (wall-clock end, length) for --probe. */
   probe?: boolean;
+  /** Gateway: API keys on, with per-key request and token limits; client: sends the key (--keyed). */
+  keyed?: boolean;
 }
 interface Samples {
   ttft: number[];
@@ -115,7 +122,10 @@ async function runRelay(job: Job): Promise<void> {
 }
 
 async function runGateway(job: Job): Promise<void> {
-  const gw = await startTestGateway({ address: job.address ?? "", model: MODEL, config: { default_max_tokens: job.tokens + 8 } });
+  // --keyed: as a deployment runs it, every request authenticated and under per-key limits (set far above
+  // the bench's load: they are counted and checked, never hit); in-process limiter.
+  const keyed = job.keyed ? { api_keys: [BENCH_KEY], limits: { requests_per_minute: 1e7, tokens_per_minute: 1e9 } } : {};
+  const gw = await startTestGateway({ address: job.address ?? "", model: MODEL, config: { default_max_tokens: job.tokens + 8, ...keyed } });
   await report(gw.base);
   // Exit cleanly when stopped, so `--cpu-prof` (NODE_OPTIONS) can write the gateway's profile.
   process.once("SIGTERM", () => process.exit(0));
@@ -200,7 +210,7 @@ async function runClient(job: Job): Promise<void> {
   // One keep-alive socket per stream loop; a request's answer tokens are the `"content":" word"` events.
   const url = target.kind === "sse" ? new URL(target.url) : null;
   const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true });
-  const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url?.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url?.host}\r\ncontent-type: application/json\r\n${job.keyed ? `authorization: Bearer ${BENCH_KEY}\r\n` : ""}content-length: ${Buffer.byteLength(body)}\r\n\r\n`;
   const requestBytes = Buffer.from(head + body);
   const viaGateway = (socket: Socket): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -315,7 +325,8 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
   const argv = cpus ? ["taskset", "-c", cpus, ...niced] : niced;
   const child = spawnProcess(argv[0] as string, argv.slice(1), { env: { ...process.env, BENCH_PROBE_FILE: probeFile } });
   child.stderr.pipe(process.stderr);
-  process.once("exit", () => child.kill()); // never leave a role running behind a failed run
+  children.add(child); // never leave a role running behind a failed run
+  child.once("exit", () => children.delete(child));
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     let reported = false;
@@ -329,6 +340,11 @@ function spawn<T>(job: Job, nice: number, cpus = "", rt = 0): Promise<{ value: T
     child.once("exit", (code) => reject(new Error(`${job.role} exited with ${code}`)));
   });
 }
+
+const children = new Set<ReturnType<typeof spawnProcess>>();
+process.once("exit", () => {
+  for (const c of children) c.kill();
+});
 
 /** --probe: where the gateway's stall and GC records go (read back after the run). */
 let probeFile = "";
@@ -447,6 +463,8 @@ if (roleJob > 0) {
       paired: { type: "boolean", default: false },
       // record gateway event-loop stalls and GC pauses and relate them to the long gaps (see gateway-probe.ts)
       probe: { type: "boolean", default: false },
+      // the gateway with API keys and per-key request and token limits on, as deployed
+      keyed: { type: "boolean", default: false },
       // the worker and the clients under SCHED_IDLE instead of nice: the gateway never waits behind them
       "idle-load": { type: "boolean", default: false },
       // which paths run: "gateway" alone skips the others (profiling the gateway alone)
@@ -465,7 +483,7 @@ if (roleJob > 0) {
   const rt = Number(values.rt);
   const paths = new Set((values.paths ?? "").split(","));
   // The relay stands where the gateway does: same priority, same CPUs.
-  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value }, 0, gatewayCpus, rt);
+  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value, keyed: values.keyed }, 0, gatewayCpus, rt);
   const relay = paths.has("relay") ? await spawn<string>({ role: "relay", ...base, address: worker.value }, 0, gatewayCpus, rt) : null;
   const empty: Samples = { ttft: [], gaps: [], streams: 0 };
   // One client process for `secs` seconds on one path: its samples, the CPU time of the process in the
@@ -474,7 +492,17 @@ if (roleJob > 0) {
     const cpu0 = middle ? cpuTicks(middle) : { user: 0, system: 0 };
     const box0 = machineTicks();
     const client = await spawn<Samples>(
-      { role: "client", ...base, streams, seconds: secs, warmupSeconds, herd: values.herd, probe: values.probe, target },
+      {
+        role: "client",
+        ...base,
+        streams,
+        seconds: secs,
+        warmupSeconds,
+        herd: values.herd,
+        probe: values.probe,
+        keyed: values.keyed,
+        target,
+      },
       nice,
       loadCpus,
     );
@@ -533,7 +561,7 @@ if (roleJob > 0) {
   }
   const setup =
     `${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path` +
-    `${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}` +
+    `${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}${values.keyed ? "gateway with API keys and limits, " : ""}` +
     `worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}`;
   printResults(setup, d, relay ? m : null, g);
   if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);

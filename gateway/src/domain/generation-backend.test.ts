@@ -79,4 +79,36 @@ describe("relay", () => {
     await it.return?.();
     expect(r.opened()).toBe(1); // closing a stream that never started opens nothing
   });
+
+  it("closed while still opening: waits for the open, so that onEnd sees what opening set up, and closes the source", async () => {
+    let held = false;
+    let finishOpen: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      finishOpen = r;
+    });
+    let sourceClosed = false;
+    const endsWith: boolean[] = [];
+    const it = relay(
+      async () => {
+        await gate;
+        held = true; // e.g. an admission slot
+        const s = source(3);
+        return {
+          next: () => s.next(),
+          return: async () => {
+            sourceClosed = true;
+            return { done: true as const, value: undefined };
+          },
+        };
+      },
+      { onEnd: () => endsWith.push(held) },
+    )[Symbol.asyncIterator]();
+    const first = it.next();
+    const closed = it.return?.();
+    finishOpen();
+    await closed;
+    await first.catch(() => {});
+    expect(endsWith).toEqual([true]);
+    expect(sourceClosed).toBe(true);
+  });
 });

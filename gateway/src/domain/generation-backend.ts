@@ -38,6 +38,7 @@ class Relay<T> implements AsyncIterator<T> {
   readonly #open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>;
   readonly #hooks: RelayHooks<T>;
   #inner: AsyncIterator<T> | null = null;
+  #opening: Promise<AsyncIterator<T>> | null = null;
   #ended = false;
 
   constructor(open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>, hooks: RelayHooks<T>) {
@@ -49,19 +50,21 @@ class Relay<T> implements AsyncIterator<T> {
     if (this.#ended) return Promise.resolve({ done: true, value: undefined });
     const inner = this.#inner;
     if (inner) return inner.next().then(this.#result, this.#failed);
-    return Promise.resolve()
+    this.#opening ??= Promise.resolve()
       .then(this.#open)
       .then((it) => {
         this.#inner = it;
-        return it.next();
-      })
-      .then(this.#result, this.#failed);
+        return it;
+      });
+    return this.#opening.then((it) => it.next()).then(this.#result, this.#failed);
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
     if (!this.#ended) {
       try {
-        await this.#inner?.return?.();
+        // Closed while still opening: wait for it, so that the hooks see what opening set up (a slot).
+        const inner = this.#inner ?? (await this.#opening?.catch(() => null));
+        await inner?.return?.();
       } finally {
         this.#end(undefined);
       }

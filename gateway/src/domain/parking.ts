@@ -14,7 +14,7 @@
 import type { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker";
 import type { Context } from "@opentelemetry/api";
 import { gatewayErrors } from "../errors.ts";
-import type { GenerationBackend } from "./generation-backend.ts";
+import { type GenerationBackend, relay } from "./generation-backend.ts";
 
 export interface ParkingOptions {
   /** Generations parked at once across models; beyond it → 503 at once. 0 turns parking off. */
@@ -64,12 +64,14 @@ export class ParkingBackend implements GenerationBackend {
     return byModel;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
-    if (!this.#ready(model) && this.#parkable(model)) {
-      await this.#park(model, request.deadlineUnixMs, signal);
-      this.#listener.onOutcome?.(model, "served");
-    }
-    yield* this.#inner.generate(model, request, signal, parent);
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
+    return relay(async () => {
+      if (!this.#ready(model) && this.#parkable(model)) {
+        await this.#park(model, request.deadlineUnixMs, signal);
+        this.#listener.onOutcome?.(model, "served");
+      }
+      return this.#inner.generate(model, request, signal, parent)[Symbol.asyncIterator]();
+    }, {});
   }
 
   /** Models some ready group serves (a parked model is not one until its group is up). */

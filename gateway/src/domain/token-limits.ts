@@ -15,7 +15,7 @@ import type { GenerateRequest, GenerateResponse } from "@expertmesh/proto/worker
 import type { Context } from "@opentelemetry/api";
 import { gatewayErrors } from "../errors.ts";
 import { type Caller, callerOf } from "./caller.ts";
-import type { GenerationBackend } from "./generation-backend.ts";
+import { type GenerationBackend, relay } from "./generation-backend.ts";
 import type { RateLimiter } from "./rate-limiter.ts";
 
 export const TOKEN_WINDOW_MS = 60_000;
@@ -50,7 +50,7 @@ export class TokenLimitedBackend implements GenerationBackend {
     return this.#inner.models();
   }
 
-  async *#limited(
+  #limited(
     caller: Caller,
     limit: number,
     model: string,
@@ -61,35 +61,42 @@ export class TokenLimitedBackend implements GenerationBackend {
     const { limiter } = this.#o;
     const bucket = `tpm:${caller.key.id}`;
     const prompt = request.promptTokenIds.length;
-    const d = await limiter.reserve(bucket, prompt, limit, TOKEN_WINDOW_MS);
-    caller.onTokenDecision?.(d);
-    if (!d.allowed)
-      throw gatewayErrors.create(
-        "rate_limit_exceeded",
-        { key: caller.key.id, unit: "tokens", limit, requested: prompt },
-        { retryAfterMs: d.resetMs },
-      );
     const flushTokens = this.#o.flushTokens ?? 64;
+    let reserved = false;
     let pending = 0;
     let generated = 0;
-    const flush = async () => {
+    // Off the token path: the stream does not wait for Redis (one connection keeps the charges in order).
+    const flush = () => {
       const n = pending;
       pending = 0;
-      if (n !== 0) await limiter.charge(bucket, n, TOKEN_WINDOW_MS).catch((err) => this.#o.onChargeError?.(err));
+      if (n !== 0) void limiter.charge(bucket, n, TOKEN_WINDOW_MS).catch((err) => this.#o.onChargeError?.(err));
     };
-    try {
-      for await (const e of this.#inner.generate(model, request, signal, parent)) {
-        const n = e.tokens?.tokens.length ?? 0;
-        generated += n;
-        pending += n;
-        if (pending >= flushTokens) void flush(); // off the token path: the stream does not wait for Redis
-        yield e;
-      }
-    } catch (err) {
-      if (generated === 0) pending -= prompt;
-      throw err;
-    } finally {
-      await flush();
-    }
+    return relay(
+      async () => {
+        const d = await limiter.reserve(bucket, prompt, limit, TOKEN_WINDOW_MS);
+        caller.onTokenDecision?.(d);
+        if (!d.allowed)
+          throw gatewayErrors.create(
+            "rate_limit_exceeded",
+            { key: caller.key.id, unit: "tokens", limit, requested: prompt },
+            { retryAfterMs: d.resetMs },
+          );
+        reserved = true;
+        return this.#inner.generate(model, request, signal, parent)[Symbol.asyncIterator]();
+      },
+      {
+        onEvent: (e) => {
+          const n = e.tokens?.tokens.length ?? 0;
+          generated += n;
+          pending += n;
+          if (pending >= flushTokens) flush();
+        },
+        onEnd: (err) => {
+          if (!reserved) return;
+          if (err !== undefined && generated === 0) pending -= prompt;
+          flush();
+        },
+      },
+    );
   }
 }

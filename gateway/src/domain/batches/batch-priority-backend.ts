@@ -7,7 +7,7 @@
 import { type GenerateRequest, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
 import type { Context } from "@opentelemetry/api";
 import { callerOf } from "../caller.ts";
-import type { GenerationBackend } from "../generation-backend.ts";
+import { type GenerationBackend, relay } from "../generation-backend.ts";
 import type { BatchGate } from "./batch-gate.ts";
 import { isBatchLine } from "./batch-line-keys.ts";
 
@@ -20,14 +20,18 @@ export class BatchPriorityBackend implements GenerationBackend {
     this.#gate = gate;
   }
 
-  async *generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
+  generate(model: string, request: GenerateRequest, signal: AbortSignal, parent?: Context): AsyncIterable<GenerateResponse> {
     const batch = isBatchLine(callerOf(parent)?.key);
-    const release = batch ? await this.#gate?.enterBatch(signal) : this.#gate?.enterOnline();
-    try {
-      yield* this.#inner.generate(model, batch ? { ...request, priority: Priority.PRIORITY_BATCH } : request, signal, parent);
-    } finally {
-      release?.();
-    }
+    let release: (() => void) | undefined;
+    return relay(
+      async () => {
+        release = batch ? await this.#gate?.enterBatch(signal) : this.#gate?.enterOnline();
+        return this.#inner
+          .generate(model, batch ? { ...request, priority: Priority.PRIORITY_BATCH } : request, signal, parent)
+          [Symbol.asyncIterator]();
+      },
+      { onEnd: () => release?.() },
+    );
   }
 
   models(): string[] {
