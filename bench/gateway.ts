@@ -427,6 +427,17 @@ function printResults(setup: string, d: Samples, m: Samples | null, g: Samples):
     return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
   };
   lines.push(`machine CPU over the run: ${paths.map(([n, s]) => `${n} ${box(s)}`).join("; ")}`);
+  const stolen = (s: Samples) => {
+    const t = s.boxTicks ?? [];
+    const total = t.reduce((a, v) => a + v, 0);
+    return total ? (100 * (t[7] ?? 0)) / total : 0;
+  };
+  const worst = Math.max(...paths.map(([, s]) => stolen(s)));
+  if (worst > 5)
+    lines.push(
+      `note: a path lost ${worst.toFixed(1)} % of the machine's CPU time to the hypervisor (steal); on a VM that throttles, ` +
+        "the tails then measure the VM as much as the path (docs/PERFORMANCE.md, runs 5 and 6)",
+    );
   const perToken = (s: Samples) => (s.clientTokens ? `${((s.clientCpuUs ?? 0) / s.clientTokens).toFixed(1)} µs` : "-");
   lines.push(`load client CPU per timed token (measured part): ${paths.map(([n, s]) => `${n} ${perToken(s)}`).join(", ")}`);
   process.stdout.write(`${lines.filter(Boolean).join("\n")}\n`);
