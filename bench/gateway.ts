@@ -418,21 +418,17 @@ function printResults(setup: string, d: Samples, m: Samples | null, g: Samples):
   lines.push(cpu("gateway", g) ?? "");
   const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
   lines.push(`inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: ${paths.map(([n, s]) => `${n} ${tail(s.gaps)}`).join("; ")}`);
-  // Of the machine's CPU time over a path's runs: busy (user+nice+system+irq+softirq) and stolen by the hypervisor.
-  const box = (s: Samples) => {
+  // Of the machine's CPU time over a path's runs, the share in the given /proc/stat states (NaN: not run).
+  const share = (s: Samples, ...states: number[]) => {
     const t = s.boxTicks ?? [];
     const total = t.reduce((a, v) => a + v, 0);
-    if (!total) return "-";
-    const share = (...i: number[]) => (100 * i.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
-    return `${share(0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(7).toFixed(1)} % stolen`;
+    return (100 * states.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
   };
+  // busy: user+nice+system+irq+softirq; stolen: by the hypervisor.
+  const box = (s: Samples) =>
+    s.boxTicks?.length ? `${share(s, 0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(s, 7).toFixed(1)} % stolen` : "-";
   lines.push(`machine CPU over the run: ${paths.map(([n, s]) => `${n} ${box(s)}`).join("; ")}`);
-  const stolen = (s: Samples) => {
-    const t = s.boxTicks ?? [];
-    const total = t.reduce((a, v) => a + v, 0);
-    return total ? (100 * (t[7] ?? 0)) / total : 0;
-  };
-  const worst = Math.max(...paths.map(([, s]) => stolen(s)));
+  const worst = Math.max(0, ...paths.filter(([, s]) => s.boxTicks?.length).map(([, s]) => share(s, 7)));
   if (worst > 5)
     lines.push(
       `note: a path lost ${worst.toFixed(1)} % of the machine's CPU time to the hypervisor (steal); on a VM that throttles, ` +
