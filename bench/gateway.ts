@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { type ClientHttp2Stream, connect as connectHttp2 } from "node:http2";
 import { connect as connectTcp, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,8 +39,9 @@ import { createInterface } from "node:readline";
  */
 import { parseArgs } from "node:util";
 import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
-import { type GenerateRequest, GenerateStreamRequest, GenerateStreamResponse, Priority } from "@expertmesh/proto/worker";
+import { type GenerateRequest, Priority } from "@expertmesh/proto/worker";
 import { startMinimalRelay } from "./minimal-relay.ts";
+import { openRawGenerateStream } from "./raw-generate-stream.ts";
 
 const MODEL = "gpt-oss-bench";
 const HEADER = "<|channel|>final<|message|>";
@@ -155,57 +155,32 @@ async function runClient(job: Job): Promise<void> {
   };
   // The baseline runs on GenerateStream, the worker API the gateway itself uses: one bidi stream for all
   // of this client's generations, a generation per handle.
-  const session = target.kind === "direct" ? connectHttp2(`http://${target.address}`) : null;
   const waiting = new Map<number, { s: { n: number; last: number; t0: number }; seen: number; done: () => void }>();
-  let mux: ClientHttp2Stream | null = null;
-  if (session) {
-    mux = session.request({
-      ":method": "POST",
-      ":path": "/expertmesh.worker.v1.Worker/GenerateStream",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    let pending: Buffer = Buffer.alloc(0);
-    mux.on("data", (chunk: Buffer) => {
-      const now = performance.now();
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      while (pending.length >= 5) {
-        const len = pending.readUInt32BE(1);
-        if (pending.length < 5 + len) break;
-        const m = GenerateStreamResponse.decode(pending.subarray(5, 5 + len));
-        pending = pending.subarray(5 + len);
-        for (const e of m.events) {
-          const g = waiting.get(e.handle);
-          if (!g) continue;
-          for (const _ of e.tokens?.tokens ?? []) {
-            g.seen++;
-            if (g.seen > header && g.seen < job.tokens) recordToken(g.s, now);
+  const mux =
+    target.kind === "direct"
+      ? openRawGenerateStream(target.address, (m, now) => {
+          for (const e of m.events) {
+            const g = waiting.get(e.handle);
+            if (!g) continue;
+            for (const _ of e.tokens?.tokens ?? []) {
+              g.seen++;
+              if (g.seen > header && g.seen < job.tokens) recordToken(g.s, now);
+            }
+            if (e.error) throw new Error(`generation failed: ${JSON.stringify(e.error)}`);
+            if (e.finished) {
+              waiting.delete(e.handle);
+              g.done();
+            }
           }
-          if (e.error) throw new Error(`generation failed: ${JSON.stringify(e.error)}`);
-          if (e.finished) {
-            waiting.delete(e.handle);
-            g.done();
-          }
-        }
-      }
-    });
-    mux.on("error", (err) => {
-      throw err;
-    });
-  }
+        })
+      : null;
   const generation = directRequest(job.tokens);
   let handles = 0;
   const direct = (): Promise<void> =>
     new Promise((resolve) => {
       const handle = ++handles;
       waiting.set(handle, { s: { n: 0, last: 0, t0: performance.now() }, seen: 0, done: resolve });
-      const message = GenerateStreamRequest.encode({
-        start: { handle, request: { ...generation, requestId: `d${handle}` }, traceContext: {} },
-      }).finish();
-      const frame = Buffer.alloc(5 + message.length);
-      frame.writeUInt32BE(message.length, 1);
-      frame.set(message, 5);
-      (mux as ClientHttp2Stream).write(frame);
+      mux?.start(handle, { ...generation, requestId: `d${handle}` });
     });
   // One keep-alive socket per stream loop; a request's answer tokens are the `"content":" word"` events.
   const url = target.kind === "sse" ? new URL(target.url) : null;
@@ -284,7 +259,6 @@ async function runClient(job: Job): Promise<void> {
   let completed = 0; // streams, warm-up included
   await Promise.all(Array.from({ length: job.streams ?? 64 }, loop));
   mux?.close();
-  session?.close();
   // The client's own CPU over the measured part (its start-up — module loading, the tokenizer — excluded),
   // per answer token it timed.
   const cpu = process.cpuUsage(cpuAtWarm);

@@ -10,9 +10,9 @@
  * Its added latency against the direct path is what the machine charges for the extra process hop and
  * the per-socket writes; the gateway's own share is the gateway path's figure minus this one.
  */
-import { connect as connectHttp2 } from "node:http2";
 import { createServer, type Socket } from "node:net";
-import { type GenerateRequest, GenerateStreamRequest, GenerateStreamResponse } from "@expertmesh/proto/worker";
+import type { GenerateRequest } from "@expertmesh/proto/worker";
+import { openRawGenerateStream } from "./raw-generate-stream.ts";
 
 const HEAD =
   "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -36,51 +36,27 @@ export interface RelayOptions {
 
 /** Starts the relay; resolves with its URL (http://127.0.0.1:PORT). */
 export async function startMinimalRelay(o: RelayOptions): Promise<string> {
-  const session = connectHttp2(`http://${o.worker}`);
-  const mux = session.request({
-    ":method": "POST",
-    ":path": "/expertmesh.worker.v1.Worker/GenerateStream",
-    "content-type": "application/grpc",
-    te: "trailers",
-  });
   const open = new Map<number, { socket: Socket; seen: number }>();
-  let pending: Buffer = Buffer.alloc(0);
-  mux.on("data", (data: Buffer) => {
-    pending = pending.length ? Buffer.concat([pending, data]) : data;
-    while (pending.length >= 5) {
-      const len = pending.readUInt32BE(1);
-      if (pending.length < 5 + len) break;
-      const m = GenerateStreamResponse.decode(pending.subarray(5, 5 + len));
-      pending = pending.subarray(5 + len);
-      for (const e of m.events) {
-        const g = open.get(e.handle);
-        if (!g) continue;
-        for (const _ of e.tokens?.tokens ?? []) {
-          g.seen++;
-          if (g.seen > o.headerTokens && g.seen <= o.headerTokens + o.answerTokens) g.socket.write(TOKEN);
-        }
-        if (e.finished || e.error) {
-          open.delete(e.handle);
-          g.socket.write(END);
-        }
+  const mux = openRawGenerateStream(o.worker, (m) => {
+    for (const e of m.events) {
+      const g = open.get(e.handle);
+      if (!g) continue;
+      for (const _ of e.tokens?.tokens ?? []) {
+        g.seen++;
+        if (g.seen > o.headerTokens && g.seen <= o.headerTokens + o.answerTokens) g.socket.write(TOKEN);
+      }
+      if (e.finished || e.error) {
+        open.delete(e.handle);
+        g.socket.write(END);
       }
     }
-  });
-  mux.on("error", (err) => {
-    throw err;
   });
   let handles = 0;
   const start = (socket: Socket) => {
     const handle = ++handles;
     open.set(handle, { socket, seen: 0 });
     socket.write(HEAD);
-    const message = GenerateStreamRequest.encode({
-      start: { handle, request: { ...o.request, requestId: `r${handle}` }, traceContext: {} },
-    }).finish();
-    const frame = Buffer.alloc(5 + message.length);
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
-    mux.write(frame);
+    mux.start(handle, { ...o.request, requestId: `r${handle}` });
   };
   // Keep-alive connections, one request at a time each: a request is its head plus content-length bytes.
   const server = createServer((socket) => {
