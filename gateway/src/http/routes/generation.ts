@@ -133,27 +133,44 @@ export function openEventStream(reply: FastifyReply): EventStream {
     "x-request-id": reply.request.id,
   });
   const raw = reply.raw;
-  // Headers go out now; each tick's events then leave as one HTTP chunk in one socket write. The chunk
-  // is framed here and written to the response's own socket: Node's chunked writer sends a chunk as a
-  // writev of four pieces behind a cork / nextTick uncork, which is a large part of a token's cost
-  // through the gateway. Where the socket is not (yet) this response's own — a pipelined request
-  // waiting its turn — or the response is not chunked (HTTP/1.0), the response's write() is used.
-  raw.flushHeaders();
+  // The headers and this tick's events (the role chunk a stream starts with) leave in one socket write, as do
+  // the last events and the chunked body's terminator at the end; in between, each tick's events leave as
+  // one HTTP chunk in one write. The chunk is framed here and written to the response's own socket: Node's
+  // chunked writer sends a chunk as a writev of four pieces behind a cork / nextTick uncork, which is a large
+  // part of a token's cost through the gateway. Where the socket is not (yet) this response's own — a
+  // pipelined request waiting its turn — or the response is not chunked (HTTP/1.0), the response's write()
+  // is used.
   const socket = raw.socket as (Socket & { _httpMessage?: unknown }) | null;
   const framed = raw.chunkedEncoding && socket !== null && socket._httpMessage === raw;
+  let corked = false;
+  if (framed) {
+    socket.cork();
+    corked = true;
+  }
+  raw.flushHeaders();
   let pending = "";
   let scheduled = false;
   const send = (text: string) => {
     if (framed && socket.writable) socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
     else raw.write(text);
   };
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    socket?.uncork();
+  };
   const flush = () => {
     scheduled = false;
-    if (pending === "" || raw.writableEnded) return;
-    const text = pending;
-    pending = "";
-    send(text);
+    if (pending !== "" && !raw.writableEnded) {
+      const text = pending;
+      pending = "";
+      send(text);
+    }
+    uncork();
   };
+  // The headers wait for the end of this tick, with whatever the caller writes in it.
+  scheduled = true;
+  flushAtTickEnd(flush);
   return {
     write(text) {
       if (raw.writableEnded) return;
@@ -167,7 +184,10 @@ export function openEventStream(reply: FastifyReply): EventStream {
     end(text = "") {
       const rest = pending + text;
       pending = "";
-      if (raw.writableEnded) return;
+      if (raw.writableEnded) return uncork();
+      // Corked, the last chunk and the terminator raw.end() writes leave together (end() uncorks fully).
+      if (framed && !corked) socket.cork();
+      corked = false;
       if (rest !== "") send(rest);
       raw.end();
     },
