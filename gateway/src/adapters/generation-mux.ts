@@ -24,11 +24,17 @@ export type Step = { event: GenerateResponse } | { done: true } | { error: Servi
 
 const DONE: Step = { done: true };
 
-/** One generation's events as a pull queue: a plain array and at most one waiting reader. */
+/**
+ * One generation's events: a pull queue (a plain array and at most one waiting reader) until pipe()
+ * makes it push them to a sink as they are put, synchronously. Steps put while the sink runs (it may
+ * cancel the generation, which finishes this queue) are handed over after it returns, in order.
+ */
 export class EventQueue {
   readonly #queue: Step[] = [];
   #head = 0;
   #waiter: ((s: Step) => void) | null = null;
+  #sink: ((s: Step) => void) | null = null;
+  #delivering = false;
   #finished = false;
 
   get finished(): boolean {
@@ -50,27 +56,71 @@ export class EventQueue {
     });
   }
 
+  /**
+   * From now on every step goes to `sink` as it is put (what is queued, at once); next() is not called
+   * again. The sink must not throw: if it does, the queue closes and the sink gets an INTERNAL error as
+   * its last step.
+   */
+  pipe(sink: (s: Step) => void): void {
+    this.#sink = sink;
+    if (this.#finished && this.#head === this.#queue.length) this.#queue.push(DONE); // over before piped
+    this.#deliver();
+  }
+
   put(s: Step): void {
-    if (this.#finished) return;
-    const w = this.#waiter;
-    if (w) {
-      this.#waiter = null;
-      w(s);
-    } else this.#queue.push(s);
+    if (!this.#finished) this.#add(s);
   }
 
   /** The generation's last step (done or an error); anything put later is dropped. */
   finish(s: Step): void {
     if (this.#finished) return;
-    this.put(s);
-    this.#finished = true;
+    this.#finished = true; // before a piped sink sees the step: it may release the generation at once
+    this.#add(s);
   }
 
-  /** The reader is gone: drop what is queued. */
+  /** The reader is gone: drop what is queued, push nothing more. */
   close(): void {
     this.#finished = true;
+    this.#sink = null;
     this.#queue.length = 0;
     this.#head = 0;
+  }
+
+  #add(s: Step): void {
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = null;
+      w(s);
+      return;
+    }
+    this.#queue.push(s);
+    if (this.#sink) this.#deliver();
+  }
+
+  #deliver(): void {
+    if (this.#delivering) return; // the sink is running further up the stack: it hands this over next
+    this.#delivering = true;
+    let sink = this.#sink;
+    try {
+      while (sink !== null && this.#head < this.#queue.length) {
+        const s = this.#queue[this.#head++] as Step;
+        sink(s);
+        sink = this.#sink;
+      }
+    } catch (err) {
+      this.close();
+      try {
+        sink?.({ error: streamError(status.INTERNAL, `the generation's consumer failed: ${(err as Error)?.message ?? err}`) });
+      } catch {
+        // it failed twice: nothing more to tell it
+      }
+    } finally {
+      this.#delivering = false;
+      if (this.#head === this.#queue.length) {
+        this.#queue.length = 0;
+        this.#head = 0;
+      }
+    }
   }
 }
 

@@ -16,7 +16,7 @@ import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { type ChannelCredentials, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { type Context, context, propagation } from "@opentelemetry/api";
-import type { GenerationBackend } from "../domain/generation-backend.ts";
+import { type GenerationBackend, type PipeableIterator, pipeTo } from "../domain/generation-backend.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
 import { GenerationMux, type Step, streamError } from "./generation-mux.ts";
@@ -82,6 +82,8 @@ interface Endpoint {
 /** One generation on a worker's stream; release() cancels it if unfinished and gives its load back. */
 interface Attempt {
   next(): Promise<Step>;
+  /** Its remaining steps pushed to `sink` as they arrive (EventQueue.pipe). */
+  pipe(sink: (s: Step) => void): void;
   release(): void;
 }
 
@@ -140,15 +142,13 @@ export class WorkerPool implements GenerationBackend {
       attempt = null;
       a?.release();
     };
-    const step = (s: Step): IteratorResult<GenerateResponse> | Promise<IteratorResult<GenerateResponse>> => {
-      if ("event" in s) {
-        yielded = true;
-        return { done: false, value: s.event };
-      }
+    // A step that ends the attempt (done or an error): undefined when finished, else the error to throw,
+    // or "retry" where it failed before its first event in a way another worker may not.
+    const ending = (s: Exclude<Step, { event: GenerateResponse }>): AppError | "retry" | undefined => {
       release();
       if ("done" in s) {
         finished = true;
-        return DONE;
+        return undefined;
       }
       const detail = s.detail ?? errorDetailOf(s.error);
       const error = this.#mapError(s.error, detail, signal.aborted);
@@ -157,14 +157,24 @@ export class WorkerPool implements GenerationBackend {
       const retry = !yielded && !signal.aborted && tried.size < this.#maxAttempts && retryable(s.error, detail, signal.aborted);
       if (!retry) {
         finished = true;
-        throw error;
+        return error;
       }
       this.#log.warn(
         { address, code: s.error.code, err: error.message, attempt: tried.size },
         "generation failed before its first token: trying another worker",
       );
       lastError = error;
-      return next();
+      return "retry";
+    };
+    const step = (s: Step): IteratorResult<GenerateResponse> | Promise<IteratorResult<GenerateResponse>> => {
+      if ("event" in s) {
+        yielded = true;
+        return { done: false, value: s.event };
+      }
+      const end = ending(s);
+      if (end === "retry") return next();
+      if (end !== undefined) throw end;
+      return DONE;
     };
     const next = (): Promise<IteratorResult<GenerateResponse>> => {
       if (finished) return Promise.resolve(DONE);
@@ -183,8 +193,21 @@ export class WorkerPool implements GenerationBackend {
       }
       return attempt.next().then(step);
     };
-    const iterator: AsyncIterator<GenerateResponse> = {
+    const iterator: PipeableIterator<GenerateResponse> = {
       next,
+      // Once an event was yielded no retry can follow: the worker's steps go straight to the sink. Before
+      // that (or after the end) the events are pulled, retries included.
+      pipe: (sink) => {
+        const a = attempt;
+        if (!a || !yielded || finished) {
+          pipeTo({ next }, sink);
+          return;
+        }
+        a.pipe((s) => {
+          if ("event" in s) sink.event(s.event);
+          else if (!finished) sink.end(ending(s)); // yielded already: never "retry"
+        });
+      },
       // The caller stopped reading: cancel the call (if still running) and give its load back.
       return: () => {
         finished = true;
@@ -244,6 +267,7 @@ export class WorkerPool implements GenerationBackend {
     let released = false;
     return {
       next: () => events.next(),
+      pipe: (sink) => events.pipe(sink),
       release: () => {
         if (released) return;
         released = true;

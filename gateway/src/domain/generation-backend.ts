@@ -16,6 +16,83 @@ export interface GenerationBackend {
   models(): string[];
 }
 
+/**
+ * Where a piped stream's events go: called synchronously, from the code that receives them (on the
+ * worker pool, the gRPC message handler), with no promise between the receipt and the consumer.
+ * Neither method may throw. After the consumer called the iterator's return(), neither is called again
+ * except that end() may still come once (ignore it).
+ */
+export interface EventSink<T> {
+  event(e: T): void;
+  /** The stream is over: undefined when it finished, else its error. */
+  end(error: unknown): void;
+}
+
+/**
+ * An iterator that can also push: after pipe(sink) (called between next() calls, with none pending) it
+ * hands the rest of its events to the sink instead, and next() must not be called again; return() still
+ * closes it. The per-token path uses it so that a token crosses the whole decorator chain in one
+ * synchronous call chain — per layer one function call instead of one promise reaction. Iterators
+ * without pipe() work too (pipeTo pumps them).
+ */
+export interface PipeableIterator<T> extends AsyncIterator<T> {
+  pipe?(sink: EventSink<T>): void;
+}
+
+/** Hands an iterator's remaining events to a sink: by its pipe() where it has one, else by pulling. */
+export function pipeTo<T>(it: PipeableIterator<T>, sink: EventSink<T>): void {
+  if (it.pipe) {
+    it.pipe(sink);
+    return;
+  }
+  const pull = (): void => {
+    it.next().then(
+      (r) => {
+        if (r.done) sink.end(undefined);
+        else {
+          sink.event(r.value);
+          pull();
+        }
+      },
+      (error: unknown) => sink.end(error),
+    );
+  };
+  pull();
+}
+
+/**
+ * Reads a started stream to its end: `first` (what the caller's first next() gave), then the rest piped.
+ * `onEvent` returns false to stop early (the iterator is then closed). Resolves when the stream finished
+ * or was stopped, rejects with the stream's error or with what `onEvent` threw (the iterator closed too).
+ */
+export function consume<T>(it: PipeableIterator<T>, first: IteratorResult<T>, onEvent: (e: T) => boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (error: unknown, close: boolean) => {
+      if (settled) return;
+      settled = true;
+      // Stopped or failed here: let the chain run its cleanup (slot, outstanding tokens) now.
+      if (close) it.return?.(undefined)?.catch(() => {});
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const event = (e: T) => {
+      if (settled) return;
+      let more: boolean;
+      try {
+        more = onEvent(e);
+      } catch (error) {
+        settle(error, true);
+        return;
+      }
+      if (!more) settle(undefined, true);
+    };
+    if (first.done) return settle(undefined, false);
+    event(first.value);
+    if (!settled) pipeTo(it, { event, end: (error) => settle(error, false) });
+  });
+}
+
 export interface RelayHooks<T> {
   /** Each event, before the consumer sees it. */
   onEvent?(event: T): void;
@@ -34,10 +111,10 @@ export function relay<T>(open: () => AsyncIterator<T> | Promise<AsyncIterator<T>
   return { [Symbol.asyncIterator]: () => new Relay(open, hooks) };
 }
 
-class Relay<T> implements AsyncIterator<T> {
+class Relay<T> implements PipeableIterator<T> {
   readonly #open: () => AsyncIterator<T> | Promise<AsyncIterator<T>>;
   readonly #hooks: RelayHooks<T>;
-  #inner: AsyncIterator<T> | null = null;
+  #inner: PipeableIterator<T> | null = null;
   #opening: Promise<AsyncIterator<T>> | null = null;
   #ended = false;
 
@@ -57,6 +134,27 @@ class Relay<T> implements AsyncIterator<T> {
         return it;
       });
     return this.#opening.then((it) => it.next()).then(this.#result, this.#failed);
+  }
+
+  pipe(sink: EventSink<T>): void {
+    const inner = this.#inner;
+    if (this.#ended || !inner) {
+      pipeTo({ next: () => this.next() }, sink); // not open yet (or over): nothing to bypass
+      return;
+    }
+    const onEvent = this.#hooks.onEvent;
+    pipeTo(inner, {
+      event: onEvent
+        ? (e) => {
+            onEvent(e);
+            sink.event(e);
+          }
+        : (e) => sink.event(e),
+      end: (error) => {
+        this.#end(error);
+        sink.end(error);
+      },
+    });
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {

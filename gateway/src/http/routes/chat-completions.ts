@@ -17,7 +17,7 @@ import {
   type ResponseFormat,
   responseFormatDef,
 } from "../../domain/chat/conversation.ts";
-import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
@@ -178,16 +178,11 @@ class ChatChoice {
 
   /** Reads the generation to its end (or a stop string), handing over deltas as they come. */
   async drain(onDeltas: (d: ChatDelta[]) => void): Promise<void> {
-    try {
-      for (let e = this.run.first; !e.done; e = await this.run.iterator.next()) {
-        onDeltas(this.#consume(e.value));
-        if (this.assembler.stopped) break;
-      }
-      onDeltas(this.assembler.finish());
-    } finally {
-      // Stopped early: let the backend chain run its cleanup (slot, outstanding tokens) now.
-      this.run.iterator.return?.(undefined)?.catch(() => {});
-    }
+    await consume(this.run.iterator, this.run.first, (e) => {
+      onDeltas(this.#consume(e));
+      return !this.assembler.stopped;
+    });
+    onDeltas(this.assembler.finish());
   }
 
   /** Streaming: the answer-token logprobs that no chunk carried yet. */

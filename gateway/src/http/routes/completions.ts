@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
-import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
@@ -122,19 +122,15 @@ class CompletionChoice {
 
   /** Reads the generation to its end or a stop string; `onText` gets each piece (and a final flush). */
   async drain(onText: (text: string, logprobs: CompletionLogprobs | null) => void): Promise<void> {
-    try {
-      for (let e = this.run.first; !e.done && !this.stopped; e = await this.run.iterator.next()) {
-        const piece = this.#take(e.value);
-        this.text += piece.text;
-        if (piece.text || piece.logprobs) onText(piece.text, piece.logprobs);
-        if (this.stopped) break;
-      }
-      const tail = this.stopped ? "" : this.#pending + this.#decoder.flush();
-      this.text += tail;
-      if (tail) onText(tail, null);
-    } finally {
-      this.run.iterator.return?.(undefined)?.catch(() => {});
-    }
+    await consume(this.run.iterator, this.run.first, (e) => {
+      const piece = this.#take(e);
+      this.text += piece.text;
+      if (piece.text || piece.logprobs) onText(piece.text, piece.logprobs);
+      return !this.stopped;
+    });
+    const tail = this.stopped ? "" : this.#pending + this.#decoder.flush();
+    this.text += tail;
+    if (tail) onText(tail, null);
   }
 
   finishReason(): string {

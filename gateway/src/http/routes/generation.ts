@@ -8,7 +8,7 @@ import { type GenerateResponse, Priority, type SamplingParams } from "@expertmes
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { withCaller } from "../../domain/caller.ts";
-import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import type { GenerationBackend, PipeableIterator } from "../../domain/generation-backend.ts";
 import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { setRateLimitHeaders } from "../rate-limit-headers.ts";
@@ -209,7 +209,7 @@ export interface GenerationStart {
 
 export interface StartedGeneration {
   controller: AbortController;
-  iterator: AsyncIterator<GenerateResponse>;
+  iterator: PipeableIterator<GenerateResponse>;
   /** The first event: it decides between an HTTP error (thrown here) and a 200. */
   first: IteratorResult<GenerateResponse>;
 }

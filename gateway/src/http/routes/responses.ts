@@ -9,7 +9,7 @@ import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDef } from "../../domain/chat/conversation.ts";
-import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { consume as consumeAll, type GenerationBackend, type PipeableIterator } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domain/responses/input.ts";
@@ -256,7 +256,10 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
     };
 
     if (!body.stream) {
-      for (let e = first; !e.done; e = await iterator.next()) consume(e.value);
+      await consumeAll(iterator, first, (e) => {
+        consume(e);
+        return true;
+      });
       builder.finish();
       return complete();
     }
@@ -268,7 +271,7 @@ async function stream(
   reply: FastifyReply,
   initial: object,
   first: IteratorResult<GenerateResponse>,
-  iterator: AsyncIterator<GenerateResponse>,
+  iterator: PipeableIterator<GenerateResponse>,
   consume: (e: GenerateResponse | undefined) => OutputEvent[],
   finish: () => OutputEvent[],
   complete: () => Promise<{ status: string }>,
@@ -282,7 +285,10 @@ async function stream(
   send({ type: "response.created", response: initial });
   send({ type: "response.in_progress", response: initial });
   try {
-    for (let e = first; !e.done; e = await iterator.next()) sendAll(consume(e.value));
+    await consumeAll(iterator, first, (e) => {
+      sendAll(consume(e));
+      return true;
+    });
     sendAll(finish());
     const response = await complete();
     send({ type: response.status === "incomplete" ? "response.incomplete" : "response.completed", response });
