@@ -93,8 +93,32 @@ export class EventQueue {
       w(s);
       return;
     }
+    const sink = this.#sink;
+    if (sink !== null && !this.#delivering && this.#head === this.#queue.length) {
+      // Piped and idle (the per-token case): straight to the sink, no array slot.
+      this.#delivering = true;
+      try {
+        sink(s);
+      } catch (err) {
+        this.#failed(sink, err);
+      } finally {
+        this.#delivering = false;
+      }
+      if (this.#head < this.#queue.length) this.#deliver(); // what the sink's own call put meanwhile
+      return;
+    }
     this.#queue.push(s);
-    if (this.#sink) this.#deliver();
+    if (sink !== null) this.#deliver();
+  }
+
+  /** The sink threw: the queue closes and the sink gets an INTERNAL error as its last step. */
+  #failed(sink: (s: Step) => void, err: unknown): void {
+    this.close();
+    try {
+      sink({ error: streamError(status.INTERNAL, `the generation's consumer failed: ${(err as Error)?.message ?? err}`) });
+    } catch {
+      // it failed twice: nothing more to tell it
+    }
   }
 
   #deliver(): void {
@@ -108,12 +132,7 @@ export class EventQueue {
         sink = this.#sink;
       }
     } catch (err) {
-      this.close();
-      try {
-        sink?.({ error: streamError(status.INTERNAL, `the generation's consumer failed: ${(err as Error)?.message ?? err}`) });
-      } catch {
-        // it failed twice: nothing more to tell it
-      }
+      if (sink !== null) this.#failed(sink, err);
     } finally {
       this.#delivering = false;
       if (this.#head === this.#queue.length) {

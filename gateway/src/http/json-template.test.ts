@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { jsonTemplate, TEXT } from "./json-template.ts";
+import { jsonTemplate, SSE_EVENT, TEXT } from "./json-template.ts";
 
 describe("jsonTemplate", () => {
   const texts = ["", " word", 'quote " and \\ backslash', "line\nbreak\ttab", "\u0000nul", "emoji 😀 and é", "\u2028\u2029", "{}[],:"];
@@ -20,6 +20,15 @@ describe("jsonTemplate", () => {
     const two = (t: string) => ({ delta: { reasoning_content: t, reasoning: t } });
     const t = jsonTemplate(two(TEXT), 2);
     for (const text of texts) expect(t?.(text)).toBe(JSON.stringify(two(text)));
+  });
+
+  it("puts the frame around the JSON (an SSE event's data line)", () => {
+    const one = jsonTemplate(shape(TEXT), 1, SSE_EVENT);
+    const two = jsonTemplate({ a: TEXT, b: TEXT }, 2, SSE_EVENT);
+    for (const text of texts) {
+      expect(one?.(text)).toBe(`data: ${JSON.stringify(shape(text))}\n\n`);
+      expect(two?.(text)).toBe(`data: ${JSON.stringify({ a: text, b: text })}\n\n`);
+    }
   });
 
   it("declines a shape whose placeholder count differs (e.g. a model name that contains it)", () => {

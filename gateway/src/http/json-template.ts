@@ -9,14 +9,26 @@
 export const TEXT = "\u0000expertmesh-text\u0000";
 const PLACEHOLDER_JSON = JSON.stringify(TEXT);
 
+/** Text around the JSON in what a template gives: an SSE event's `data: ` line. */
+export interface Frame {
+  prefix: string;
+  suffix: string;
+}
+
+export const SSE_EVENT: Frame = { prefix: "data: ", suffix: "\n\n" };
+const BARE: Frame = { prefix: "", suffix: "" };
+
 /**
  * `shape` serialized once; the returned function gives the JSON with every placeholder replaced by
- * `text`. Null when the placeholder does not appear, or when some other string of the shape could be
+ * `text`, inside `frame` (its prefix and suffix are part of the template: no further concatenation per
+ * call). Null when the placeholder does not appear, or when some other string of the shape could be
  * mistaken for it (then the caller serializes the object itself).
  */
-export function jsonTemplate(shape: unknown, placeholders: number): ((text: string) => string) | null {
+export function jsonTemplate(shape: unknown, placeholders: number, frame: Frame = BARE): ((text: string) => string) | null {
   const parts = JSON.stringify(shape).split(PLACEHOLDER_JSON);
   if (parts.length !== placeholders + 1) return null;
+  parts[0] = frame.prefix + parts[0];
+  parts[parts.length - 1] += frame.suffix;
   if (parts.length === 2) {
     const [before, after] = parts as [string, string];
     return (text) => before + JSON.stringify(text) + after;

@@ -4,7 +4,7 @@
  * final or an un-addressed commentary preamble → content. Emits deltas for streaming and keeps totals
  * for the non-streaming response. Stop strings end the content (the rest is not sent).
  */
-import { HarmonyStreamParser } from "../harmony/parser.ts";
+import { HarmonyStreamParser, type ParserEvent } from "../harmony/parser.ts";
 import { TextBuilder } from "../harmony/text-builder.ts";
 import type { HarmonyTokenizer } from "../harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../harmony/types.ts";
@@ -14,6 +14,11 @@ export type ChatDelta =
   | { kind: "reasoning"; text: string }
   | { kind: "tool_call_start"; index: number; id: string; name: string }
   | { kind: "tool_call_arguments"; index: number; text: string };
+
+/** Where deltas go as they are made: an array collects them; the streaming route's sink writes them. */
+export interface DeltaSink {
+  push(d: ChatDelta): unknown;
+}
 
 export interface ToolCall {
   id: string;
@@ -37,14 +42,17 @@ export class ChatAssembler {
   /** The completed Harmony messages, as parsed. */
   readonly messages: HarmonyMessage[] = [];
   reasoningTokens = 0;
-  /** Indexes, in the ids of the last push, of the tokens that were answer text (for logprobs). */
-  lastContentTokens: number[] = [];
+  /** Whether the last token pushed was answer text (its logprob then belongs to the content). */
+  lastWasContent = false;
   stopped = false; // a stop string matched
   readonly #parser: HarmonyStreamParser;
   readonly #stops: string[];
   readonly #holdMax: number;
   #pending = ""; // content held back while it could still be the start of a stop string
   #kind: Kind = "other";
+  /** Where the parser's events go: straight into #event, toward the current push's `out` (no array per token). */
+  readonly #parserSink = { push: (e: ParserEvent) => this.#event(e, this.#out) };
+  #out: DeltaSink = [];
   readonly #newId: () => string;
   readonly #tok: HarmonyTokenizer;
 
@@ -66,18 +74,27 @@ export class ChatAssembler {
     this.#newId = newId;
   }
 
+  /** Feeds generated ids; returns their deltas. */
   push(ids: readonly number[]): ChatDelta[] {
     const out: ChatDelta[] = [];
-    this.lastContentTokens = [];
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as number;
-      if (this.stopped) break;
-      if (this.#kind === "reasoning") this.reasoningTokens++;
-      for (const e of this.#parser.push(id)) this.#event(e, out);
-      // Still inside an answer message after this token, and not a special: the token is answer text.
-      if (this.#kind === "content" && !this.#tok.isSpecial(id)) this.lastContentTokens.push(i);
-    }
+    for (const id of ids) this.pushOne(id, out);
     return out;
+  }
+
+  /**
+   * Feeds one generated id; its deltas go to `out` as they come (an array, or the caller's sink: the
+   * streaming path hands them on without collecting). Nothing happens once a stop string matched.
+   */
+  pushOne(id: number, out: DeltaSink): void {
+    if (this.stopped) {
+      this.lastWasContent = false;
+      return;
+    }
+    if (this.#kind === "reasoning") this.reasoningTokens++;
+    this.#out = out;
+    this.#parser.pushTo(id, this.#parserSink);
+    // Still inside an answer message after this token, and not a special: the token is answer text.
+    this.lastWasContent = this.#kind === "content" && !this.#tok.isSpecial(id);
   }
 
   finish(): ChatDelta[] {
@@ -91,7 +108,7 @@ export class ChatAssembler {
     return out;
   }
 
-  #event(e: ReturnType<HarmonyStreamParser["push"]>[number], out: ChatDelta[]): void {
+  #event(e: ParserEvent, out: DeltaSink): void {
     if (e.kind === "start") {
       this.#kind = classify(e.message);
       if (this.#kind === "tool") {
@@ -120,7 +137,7 @@ export class ChatAssembler {
     }
   }
 
-  #content(text: string, out: ChatDelta[]): void {
+  #content(text: string, out: DeltaSink): void {
     let buf = this.#pending + text;
     for (const s of this.#stops) {
       const at = buf.indexOf(s);

@@ -14,6 +14,11 @@ export type ParserEvent =
   | { kind: "delta"; index: number; text: string }
   | { kind: "end"; index: number; message: HarmonyMessage; terminator: "end" | "return" | "call" | "eos" };
 
+/** Where a push's events go: an array, or anything with the same push(). */
+export interface ParserSink {
+  push(e: ParserEvent): unknown;
+}
+
 const KNOWN_ROLES = new Set<Role>(["system", "developer", "user", "assistant"]);
 const STOPS = new Map<number, "end" | "return" | "call">([
   [Special.end, "end"],
@@ -99,8 +104,15 @@ export class HarmonyStreamParser {
     return this.#current;
   }
 
+  /** Feeds one token; returns its events. */
   push(id: number): ParserEvent[] {
     const events: ParserEvent[] = [];
+    this.pushTo(id, events);
+    return events;
+  }
+
+  /** Feeds one token; its events go to `events` as they come (the per-token path: no array per token). */
+  pushTo(id: number, events: ParserSink): void {
     const stop = STOPS.get(id);
     switch (this.#state) {
       case "expect-start":
@@ -140,7 +152,6 @@ export class HarmonyStreamParser {
         } else this.#content(id, events);
         break;
     }
-    return events;
   }
 
   /** End of the token stream: closes an open message (a header without <|message|> becomes content). */
@@ -166,7 +177,7 @@ export class HarmonyStreamParser {
     this.#header = [];
   }
 
-  #open(fields: Pick<HarmonyMessage, "role" | "name" | "recipient" | "channel" | "content_type">, events: ParserEvent[]): void {
+  #open(fields: Pick<HarmonyMessage, "role" | "name" | "recipient" | "channel" | "content_type">, events: ParserSink): void {
     this.#current = { ...fields, content: "" };
     this.#text = new TextBuilder();
     this.#decoder = new StreamDecoder(this.#tok);
@@ -174,15 +185,15 @@ export class HarmonyStreamParser {
     events.push({ kind: "start", index: this.messages.length, message: { ...this.#current } });
   }
 
-  #content(id: number, events: ParserEvent[]): void {
-    const text = this.#decoder.push([id]);
+  #content(id: number, events: ParserSink): void {
+    const text = this.#decoder.pushOne(id);
     if (text && this.#current) {
       this.#text.append(text);
       events.push({ kind: "delta", index: this.messages.length, text });
     }
   }
 
-  #close(terminator: "end" | "return" | "call" | "eos", events: ParserEvent[]): void {
+  #close(terminator: "end" | "return" | "call" | "eos", events: ParserSink): void {
     const current = this.#current;
     if (current) {
       const tail = this.#decoder.flush();

@@ -184,17 +184,18 @@ export class StreamDecoder {
 
   push(ids: readonly number[]): string {
     let out = "";
-    for (const id of ids) {
-      const whole = this.#need === 0 ? this.#tok.wholeText(id) : null;
-      if (whole !== null) {
-        out += whole;
-        continue;
-      }
-      const bytes = this.#tok.bytes(id);
-      out += this.#decoder.decode(bytes, STREAM);
-      this.#need = pendingAfter(this.#need, bytes);
-    }
+    for (const id of ids) out += this.pushOne(id);
     return out;
+  }
+
+  /** One token's complete characters (push of a single id, without the array). */
+  pushOne(id: number): string {
+    const whole = this.#need === 0 ? this.#tok.wholeText(id) : null;
+    if (whole !== null) return whole;
+    const bytes = this.#tok.bytes(id);
+    const text = this.#decoder.decode(bytes, STREAM);
+    this.#need = pendingAfter(this.#need, bytes);
+    return text;
   }
 
   flush(): string {

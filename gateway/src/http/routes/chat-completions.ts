@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { ChatAssembler, type ChatDelta } from "../../domain/chat/assembler.ts";
+import { ChatAssembler, type ChatDelta, type DeltaSink } from "../../domain/chat/assembler.ts";
 import {
   buildConversation,
   type ChatMessage,
@@ -21,7 +21,7 @@ import { consume, type GenerationBackend } from "../../domain/generation-backend
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
-import { jsonTemplate, TEXT } from "../json-template.ts";
+import { jsonTemplate, SSE_EVENT, TEXT } from "../json-template.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
 import { MAX_TOKENS_LIMIT, num, openEventStream, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
@@ -160,29 +160,37 @@ class ChatChoice {
     this.logprobs = topLogprobs === null ? null : [];
   }
 
-  #consume(e: GenerateResponse): ChatDelta[] {
+  /** One worker event: its tokens through the assembler, their deltas to `out` (with logprobs: after them). */
+  #consume(e: GenerateResponse, out: DeltaSink): void {
     if (e.finished) this.#reason = e.finished.reason;
-    if (!e.tokens) return [];
+    if (!e.tokens) return;
     const tokens = e.tokens.tokens;
     this.completionTokens += tokens.length;
-    const deltas = this.assembler.push(tokens.map((t) => t.tokenId));
-    if (this.logprobs && this.topLogprobs !== null)
-      for (const i of this.assembler.lastContentTokens) {
-        const lp = chatLogprob(this.#tok, tokens[i] as (typeof tokens)[number], this.topLogprobs);
+    if (this.logprobs === null || this.topLogprobs === null) {
+      for (const t of tokens) this.assembler.pushOne(t.tokenId, out);
+    } else {
+      // A content delta carries the logprobs recorded before it: record this event's first, then hand on.
+      const deltas: ChatDelta[] = [];
+      for (const t of tokens) {
+        this.assembler.pushOne(t.tokenId, deltas);
+        if (!this.assembler.lastWasContent) continue;
+        const lp = chatLogprob(this.#tok, t, this.topLogprobs);
         this.logprobs.push(lp);
         this.#unsent.push(lp);
       }
+      for (const d of deltas) out.push(d);
+    }
     if (this.assembler.stopped) this.run.controller.abort();
-    return deltas;
   }
 
   /** Reads the generation to its end (or a stop string), handing over deltas as they come. */
-  async drain(onDeltas: (d: ChatDelta[]) => void): Promise<void> {
+  async drain(onDelta: (d: ChatDelta) => void): Promise<void> {
+    const out: DeltaSink = { push: onDelta };
     await consume(this.run.iterator, this.run.first, (e) => {
-      onDeltas(this.#consume(e));
+      this.#consume(e, out);
       return !this.assembler.stopped;
     });
-    onDeltas(this.assembler.finish());
+    for (const d of this.assembler.finish()) onDelta(d);
   }
 
   /** Streaming: the answer-token logprobs that no chunk carried yet. */
@@ -310,30 +318,28 @@ async function stream(
       object: "chat.completion.chunk",
       choices: [{ index, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }],
     });
-  // Per choice, the JSON of a plain content / reasoning chunk with a slot for the text (the hot path).
+  // Per choice, the SSE event of a plain content / reasoning chunk with a slot for the text (the hot path).
   const shape = (index: number, delta: object) => ({
     ...head,
     object: "chat.completion.chunk",
     choices: [{ index, delta, logprobs: null, finish_reason: null }],
   });
   const fast = choices.map((c) => ({
-    content: jsonTemplate(shape(c.index, { content: TEXT }), 1),
-    reasoning: jsonTemplate(shape(c.index, { reasoning_content: TEXT, reasoning: TEXT }), 2),
+    content: jsonTemplate(shape(c.index, { content: TEXT }), 1, SSE_EVENT),
+    reasoning: jsonTemplate(shape(c.index, { reasoning_content: TEXT, reasoning: TEXT }), 2, SSE_EVENT),
   }));
-  const emit = (c: ChatChoice, deltas: ChatDelta[]) => {
+  const emit = (c: ChatChoice, d: ChatDelta) => {
     const t = fast[c.index];
-    for (const d of deltas) {
-      if (d.kind === "content") {
-        const logprobs = c.takeUnsent();
-        if (logprobs === null && t?.content) sse.write(`data: ${t.content(d.text)}\n\n`);
-        else chunk(c.index, { content: d.text }, null, logprobs);
-      } else if (d.kind === "reasoning") {
-        if (t?.reasoning) sse.write(`data: ${t.reasoning(d.text)}\n\n`);
-        else chunk(c.index, { reasoning_content: d.text, reasoning: d.text });
-      } else if (d.kind === "tool_call_start")
-        chunk(c.index, { tool_calls: [{ index: d.index, id: d.id, type: "function", function: { name: d.name, arguments: "" } }] });
-      else chunk(c.index, { tool_calls: [{ index: d.index, function: { arguments: d.text } }] });
-    }
+    if (d.kind === "content") {
+      const logprobs = c.takeUnsent();
+      if (logprobs === null && t?.content) sse.write(t.content(d.text));
+      else chunk(c.index, { content: d.text }, null, logprobs);
+    } else if (d.kind === "reasoning") {
+      if (t?.reasoning) sse.write(t.reasoning(d.text));
+      else chunk(c.index, { reasoning_content: d.text, reasoning: d.text });
+    } else if (d.kind === "tool_call_start")
+      chunk(c.index, { tool_calls: [{ index: d.index, id: d.id, type: "function", function: { name: d.name, arguments: "" } }] });
+    else chunk(c.index, { tool_calls: [{ index: d.index, function: { arguments: d.text } }] });
   };
   for (const c of choices) chunk(c.index, { role: "assistant", content: "" });
   try {
