@@ -36,8 +36,10 @@ function classify(m: HarmonyMessage): Kind {
 }
 
 export class ChatAssembler {
-  readonly #contentText = new TextBuilder();
-  readonly #reasoningText = new TextBuilder();
+  /** The answer and reasoning text so far; null when the caller keeps no text (it streams the deltas). */
+  readonly #contentText: TextBuilder | null;
+  readonly #reasoningText: TextBuilder | null;
+  #contentSeen = false; // some answer text was emitted
   readonly toolCalls: ToolCall[] = [];
   /** The completed Harmony messages, as parsed. */
   readonly messages: HarmonyMessage[] = [];
@@ -56,19 +58,26 @@ export class ChatAssembler {
   readonly #newId: () => string;
   readonly #tok: HarmonyTokenizer;
 
-  /** The answer text so far. */
+  /** The answer text so far ("" when constructed with keepText false). */
   get content(): string {
-    return this.#contentText.toString();
+    return this.#contentText?.toString() ?? "";
   }
 
-  /** The reasoning text so far. */
+  /** The reasoning text so far ("" when constructed with keepText false). */
   get reasoning(): string {
-    return this.#reasoningText.toString();
+    return this.#reasoningText?.toString() ?? "";
   }
 
-  constructor(tok: HarmonyTokenizer, stops: string[], newId: () => string) {
+  /**
+   * keepText false: only deltas, tool calls and counts — no content, reasoning or message text is kept
+   * (a streamed response never reads them; kept, every token's text stays alive for the stream's life).
+   */
+  constructor(tok: HarmonyTokenizer, stops: string[], newId: () => string, options: { keepText?: boolean } = {}) {
+    const keep = options.keepText ?? true;
+    this.#contentText = keep ? new TextBuilder() : null;
+    this.#reasoningText = keep ? new TextBuilder() : null;
     this.#tok = tok;
-    this.#parser = new HarmonyStreamParser(tok, "assistant");
+    this.#parser = new HarmonyStreamParser(tok, "assistant", { keepContent: keep });
     this.#stops = stops.filter(Boolean);
     this.#holdMax = Math.max(0, ...this.#stops.map((s) => s.length - 1));
     this.#newId = newId;
@@ -101,7 +110,8 @@ export class ChatAssembler {
     const out: ChatDelta[] = [];
     if (!this.stopped) for (const e of this.#parser.finish()) this.#event(e, out);
     if (this.#pending && !this.stopped) {
-      this.#contentText.append(this.#pending);
+      this.#contentText?.append(this.#pending);
+      this.#contentSeen = true;
       out.push({ kind: "content", text: this.#pending });
       this.#pending = "";
     }
@@ -119,12 +129,12 @@ export class ChatAssembler {
         };
         this.toolCalls.push(call);
         out.push({ kind: "tool_call_start", index: this.toolCalls.length - 1, id: call.id, name: call.function.name });
-      } else if (this.#kind === "content" && !this.#contentText.empty) {
+      } else if (this.#kind === "content" && this.#contentSeen) {
         this.#content("\n\n", out); // several answer messages read as paragraphs
       }
     } else if (e.kind === "delta") {
       if (this.#kind === "reasoning") {
-        this.#reasoningText.append(e.text);
+        this.#reasoningText?.append(e.text);
         out.push({ kind: "reasoning", text: e.text });
       } else if (this.#kind === "tool") {
         const call = this.toolCalls.at(-1) as ToolCall;
@@ -150,7 +160,8 @@ export class ChatAssembler {
     const emit = buf.slice(0, buf.length - keep);
     this.#pending = buf.slice(buf.length - keep);
     if (emit) {
-      this.#contentText.append(emit);
+      this.#contentText?.append(emit);
+      this.#contentSeen = true;
       out.push({ kind: "content", text: emit });
     }
   }

@@ -86,12 +86,18 @@ export class HarmonyStreamParser {
   #knownRole: Role | null;
   #header: number[] = [];
   #current: HarmonyMessage | null = null;
-  /** The current message's content so far (set on the message when it ends, or when it is read). */
-  #text = new TextBuilder();
+  /**
+   * The current message's content so far (set on the message when it ends, or when it is read); null when
+   * the caller keeps no text (a streaming consumer that only forwards deltas): messages then end empty.
+   */
+  #text: TextBuilder | null;
+  readonly #keepContent: boolean;
   #decoder: StreamDecoder;
 
   /** roleHint "assistant": the stream starts right after the prompt's <|start|>assistant. */
-  constructor(tok: HarmonyTokenizer, roleHint: Role | null = "assistant") {
+  constructor(tok: HarmonyTokenizer, roleHint: Role | null = "assistant", options: { keepContent?: boolean } = {}) {
+    this.#keepContent = options.keepContent ?? true;
+    this.#text = this.#keepContent ? new TextBuilder() : null;
     this.#tok = tok;
     this.#knownRole = roleHint;
     this.#state = roleHint ? "header" : "expect-start";
@@ -100,7 +106,7 @@ export class HarmonyStreamParser {
 
   /** The message being streamed, if any. */
   get current(): HarmonyMessage | null {
-    if (this.#current) this.#current.content = this.#text.toString();
+    if (this.#current) this.#current.content = this.#text?.toString() ?? "";
     return this.#current;
   }
 
@@ -136,7 +142,7 @@ export class HarmonyStreamParser {
           const text = this.#tok.decode(this.#header);
           this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
           if (this.#current && text) {
-            this.#text.append(text);
+            this.#text?.append(text);
             events.push({ kind: "delta", index: this.messages.length, text });
           }
           this.#close(stop, events);
@@ -162,7 +168,7 @@ export class HarmonyStreamParser {
       const text = this.#tok.decode(this.#header);
       this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
       if (this.#current) {
-        this.#text.append(text);
+        this.#text?.append(text);
         events.push({ kind: "delta", index: this.messages.length, text });
       }
       this.#close("eos", events);
@@ -179,7 +185,7 @@ export class HarmonyStreamParser {
 
   #open(fields: Pick<HarmonyMessage, "role" | "name" | "recipient" | "channel" | "content_type">, events: ParserSink): void {
     this.#current = { ...fields, content: "" };
-    this.#text = new TextBuilder();
+    this.#text = this.#keepContent ? new TextBuilder() : null;
     this.#decoder = new StreamDecoder(this.#tok);
     this.#state = "content";
     events.push({ kind: "start", index: this.messages.length, message: { ...this.#current } });
@@ -188,7 +194,7 @@ export class HarmonyStreamParser {
   #content(id: number, events: ParserSink): void {
     const text = this.#decoder.pushOne(id);
     if (text && this.#current) {
-      this.#text.append(text);
+      this.#text?.append(text);
       events.push({ kind: "delta", index: this.messages.length, text });
     }
   }
@@ -198,10 +204,10 @@ export class HarmonyStreamParser {
     if (current) {
       const tail = this.#decoder.flush();
       if (tail) {
-        this.#text.append(tail);
+        this.#text?.append(tail);
         events.push({ kind: "delta", index: this.messages.length, text: tail });
       }
-      current.content = this.#text.toString();
+      current.content = this.#text?.toString() ?? "";
       this.messages.push(current);
       events.push({ kind: "end", index: this.messages.length - 1, message: current, terminator });
     }

@@ -151,12 +151,22 @@ class ChatChoice {
   readonly run: StartedGeneration;
   readonly topLogprobs: number | null;
 
-  constructor(index: number, run: StartedGeneration, tok: HarmonyTokenizer, stops: string[], topLogprobs: number | null) {
+  /** `streamed`: the deltas are the response, so the assembler keeps no text. */
+  constructor(
+    index: number,
+    run: StartedGeneration,
+    tok: HarmonyTokenizer,
+    stops: string[],
+    topLogprobs: number | null,
+    streamed: boolean,
+  ) {
     this.index = index;
     this.run = run;
     this.topLogprobs = topLogprobs;
     this.#tok = tok;
-    this.assembler = new ChatAssembler(tok, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`);
+    this.assembler = new ChatAssembler(tok, stops, () => `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`, {
+      keepText: !streamed,
+    });
     this.logprobs = topLogprobs === null ? null : [];
   }
 
@@ -254,7 +264,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       timeoutMs: deps.requestTimeoutMs,
     });
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-    const choices = runs.map((run, i) => new ChatChoice(i, run, deps.tokenizer, stops, topLogprobs));
+    const choices = runs.map((run, i) => new ChatChoice(i, run, deps.tokenizer, stops, topLogprobs, body.stream === true));
     const usage = () => {
       const completion = choices.reduce((a, c) => a + c.completionTokens, 0);
       return {
