@@ -86,8 +86,11 @@ class CompletionChoice {
   readonly #stops: string[];
   readonly #holdMax: number;
   readonly #lp: CompletionLogprobsBuilder | null;
+  readonly #streamed: boolean;
 
-  constructor(index: number, run: StartedGeneration, tok: HarmonyTokenizer, stops: string[], logprobs: number | null) {
+  /** `streamed`: the pieces are the response, so `text` is not kept. */
+  constructor(index: number, run: StartedGeneration, tok: HarmonyTokenizer, stops: string[], logprobs: number | null, streamed: boolean) {
+    this.#streamed = streamed;
     this.index = index;
     this.run = run;
     this.#tok = tok;
@@ -124,12 +127,12 @@ class CompletionChoice {
   async drain(onText: (text: string, logprobs: CompletionLogprobs | null) => void): Promise<void> {
     await consume(this.run.iterator, this.run.first, (e) => {
       const piece = this.#take(e);
-      this.text += piece.text;
+      if (!this.#streamed) this.text += piece.text;
       if (piece.text || piece.logprobs) onText(piece.text, piece.logprobs);
       return !this.stopped;
     });
     const tail = this.stopped ? "" : this.#pending + this.#decoder.flush();
-    this.text += tail;
+    if (!this.#streamed) this.text += tail;
     if (tail) onText(tail, null);
   }
 
@@ -159,7 +162,9 @@ export function registerCompletions(
       defaultMaxTokens: 16, // OpenAI's default for completions
       timeoutMs: deps.requestTimeoutMs,
     });
-    const choices = runs.map((run, i) => new CompletionChoice(i, run, deps.tokenizer, stops, wantLogprobs ? (body.logprobs ?? 0) : null));
+    const choices = runs.map(
+      (run, i) => new CompletionChoice(i, run, deps.tokenizer, stops, wantLogprobs ? (body.logprobs ?? 0) : null, body.stream === true),
+    );
     const usage = () => {
       const completion = choices.reduce((a, c) => a + c.tokens, 0);
       return { prompt_tokens: tokens.length, completion_tokens: completion, total_tokens: tokens.length + completion };
