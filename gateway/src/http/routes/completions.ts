@@ -73,6 +73,7 @@ function promptTokens(tok: HarmonyTokenizer, prompt: CompletionBody["prompt"]): 
 
 /** One choice: decodes its tokens as they stream, holding back a possible stop-string prefix. */
 class CompletionChoice {
+  /** The text so far: kept for a non-streamed response only. */
   text = "";
   tokens = 0;
   stopped = false;
