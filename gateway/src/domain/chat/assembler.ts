@@ -41,7 +41,7 @@ export class ChatAssembler {
   readonly #reasoningText: TextBuilder | null;
   #contentSeen = false; // some answer text was emitted
   readonly toolCalls: ToolCall[] = [];
-  /** The completed Harmony messages, as parsed. */
+  /** The completed Harmony messages, as parsed (their content empty when constructed with keepText false). */
   readonly messages: HarmonyMessage[] = [];
   reasoningTokens = 0;
   /** Whether the last token pushed was answer text (its logprob then belongs to the content). */
