@@ -46,6 +46,11 @@ export class ChatAssembler {
   reasoningTokens = 0;
   /** Whether the last token pushed was answer text (its logprob then belongs to the content). */
   lastWasContent = false;
+  /**
+   * How many tokens before the last one became answer text with it (a would-be header recovered as
+   * content, domain/harmony/parser.ts): their logprobs belong to the content too.
+   */
+  lastRecovered = 0;
   stopped = false; // a stop string matched
   readonly #parser: HarmonyStreamParser;
   readonly #stops: string[];
@@ -104,11 +109,15 @@ export class ChatAssembler {
     this.#parser.pushTo(id, this.#parserSink);
     // Still inside an answer message after this token, and not a special: the token is answer text.
     this.lastWasContent = this.#kind === "content" && !this.#tok.isSpecial(id);
+    this.lastRecovered = this.#kind === "content" ? this.#parser.recovered : 0;
   }
 
   finish(): ChatDelta[] {
     const out: ChatDelta[] = [];
+    this.lastRecovered = 0;
     if (!this.stopped) for (const e of this.#parser.finish()) this.#event(e, out);
+    // A header recovered at the end opens an implicit assistant message: always answer text.
+    this.lastRecovered = this.#parser.recovered;
     if (this.#pending && !this.stopped) {
       this.#contentText?.append(this.#pending);
       this.#contentSeen = true;

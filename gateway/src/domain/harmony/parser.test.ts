@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sharedDir } from "@expertmesh/kernels/testing";
 import { describe, expect, it } from "vitest";
-import { HarmonyStreamParser, parseCompletion } from "./parser.ts";
+import { HarmonyStreamParser, MAX_HEADER_TOKENS, parseCompletion } from "./parser.ts";
 import { HarmonyTokenizer, Special } from "./tokenizer.ts";
 import type { Role } from "./types.ts";
 
@@ -93,5 +93,69 @@ describe("tolerance (never throws; best-effort content)", () => {
       });
       expect(() => parseCompletion(tok, ids)).not.toThrow();
     }
+  });
+});
+
+describe("a header that cannot be one is content at once (bounded header buffer)", () => {
+  const deltasOf = (p: HarmonyStreamParser, ids: number[]) => {
+    const out: string[] = [];
+    for (const id of ids) for (const e of p.push(id)) if (e.kind === "delta") out.push(e.text);
+    return out;
+  };
+
+  it("prose where a header should be streams token by token from the first impossible token", () => {
+    const ids = tok.encode("Hello, world! This is plain text.\nNo header here.");
+    const p = new HarmonyStreamParser(tok, "assistant");
+    const deltas = deltasOf(p, ids);
+    // "Hello" could start a header; "," cannot: it releases "Hello", and from there every token is its own delta.
+    expect(deltas.slice(0, 2)).toEqual(["Hello", ","]);
+    expect(deltas).toHaveLength(ids.length);
+    expect(deltas.join("")).toBe("Hello, world! This is plain text.\nNo header here.");
+    p.finish();
+    expect(p.messages).toEqual([
+      {
+        role: "assistant",
+        name: null,
+        recipient: null,
+        channel: null,
+        content_type: null,
+        content: "Hello, world! This is plain text.\nNo header here.",
+      },
+    ]);
+  });
+
+  it("a header-like run longer than any header is recovered after MAX_HEADER_TOKENS tokens", () => {
+    const word = tok.encode(" word");
+    expect(word).toHaveLength(1);
+    const ids = new Array<number>(MAX_HEADER_TOKENS + 10).fill(word[0] as number);
+    const p = new HarmonyStreamParser(tok, "assistant");
+    const deltas = deltasOf(p, ids);
+    expect(deltas[0]).toBe(" word".repeat(MAX_HEADER_TOKENS));
+    expect(deltas).toHaveLength(11);
+    expect(p.recovered).toBe(0);
+  });
+
+  it("reports how many held tokens the recovering push turned into content", () => {
+    const p = new HarmonyStreamParser(tok, "assistant");
+    for (const id of tok.encode("abc def")) p.push(id);
+    expect(p.recovered).toBe(0);
+    p.push(tok.encode("!")[0] as number);
+    expect(p.recovered).toBe(tok.encode("abc def").length);
+  });
+
+  it("real headers still parse: recipient, channel and constrained content type", () => {
+    const ids = tok.encodeWithSpecials(
+      ' to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"city":"Paris"}<|call|>',
+    );
+    expect(parseCompletion(tok, ids, "assistant")).toEqual([
+      {
+        role: "assistant",
+        name: null,
+        recipient: "functions.get_weather",
+        channel: "commentary",
+        content_type: "<|constrain|>json",
+        content: '{"city":"Paris"}',
+      },
+    ]);
   });
 });

@@ -4,6 +4,9 @@
  * best-effort content: stray stop tokens are skipped, text outside a message opens an implicit assistant
  * message, a stop token inside a header turns the header text into content, a <|start|> inside content
  * closes the open message. The end of the stream closes an open message (Harmony's process_eos).
+ * A header that cannot be one — a token no header holds (a newline, prose punctuation), or more tokens
+ * than any real header — is recovered as content at once, so text streams token by token whatever the
+ * model emits and the header buffer stays bounded.
  */
 import { TextBuilder } from "./text-builder.ts";
 import { type HarmonyTokenizer, Special, StreamDecoder } from "./tokenizer.ts";
@@ -77,6 +80,15 @@ export function parseHeader(
   return { role, name, recipient, channel, content_type: contentType };
 }
 
+/**
+ * The longest header kept (in tokens): a real one (`assistant to=functions.name<|channel|>commentary
+ * <|constrain|>json`) is a small fraction of this.
+ */
+export const MAX_HEADER_TOKENS = 64;
+
+/** Text a header token may hold: roles, names, recipients, channels and content types (no newline, no prose). */
+const HEADER_TEXT = /^[A-Za-z0-9_.:=/ -]*$/;
+
 type State = "expect-start" | "header" | "content";
 
 export class HarmonyStreamParser {
@@ -93,6 +105,11 @@ export class HarmonyStreamParser {
   #text: TextBuilder | null;
   readonly #keepContent: boolean;
   #decoder: StreamDecoder;
+  /**
+   * How many earlier tokens the last push turned from header into content (0 almost always): a consumer
+   * that tracks which tokens are content (chat logprobs) counts them in.
+   */
+  recovered = 0;
 
   /** roleHint "assistant": the stream starts right after the prompt's <|start|>assistant. */
   constructor(tok: HarmonyTokenizer, roleHint: Role | null = "assistant", options: { keepContent?: boolean } = {}) {
@@ -119,6 +136,7 @@ export class HarmonyStreamParser {
 
   /** Feeds one token; its events go to `events` as they come (the per-token path: no array per token). */
   pushTo(id: number, events: ParserSink): void {
+    this.recovered = 0;
     const stop = STOPS.get(id);
     switch (this.#state) {
       case "expect-start":
@@ -139,13 +157,11 @@ export class HarmonyStreamParser {
           this.#beginHeader(null); // a header restarted: drop the broken one
         } else if (stop) {
           // A stop before <|message|>: the header text was really content.
-          const text = this.#tok.decode(this.#header);
-          this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
-          if (this.#current && text) {
-            this.#text?.append(text);
-            events.push({ kind: "delta", index: this.messages.length, text });
-          }
+          this.#headerAsContent(events);
           this.#close(stop, events);
+        } else if (this.#header.length >= MAX_HEADER_TOKENS || !this.#canBeHeader(id)) {
+          this.#headerAsContent(events);
+          this.#content(id, events);
         } else {
           this.#header.push(id);
         }
@@ -162,19 +178,34 @@ export class HarmonyStreamParser {
 
   /** End of the token stream: closes an open message (a header without <|message|> becomes content). */
   finish(): ParserEvent[] {
+    this.recovered = 0;
     const events: ParserEvent[] = [];
     if (this.#state === "content") this.#close("eos", events);
     else if (this.#state === "header" && this.#header.length > 0) {
-      const text = this.#tok.decode(this.#header);
-      this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
-      if (this.#current) {
-        this.#text?.append(text);
-        events.push({ kind: "delta", index: this.messages.length, text });
-      }
+      this.#headerAsContent(events);
       this.#close("eos", events);
     }
     this.#state = "expect-start";
     return events;
+  }
+
+  /** The tokens buffered as a header were content: they open an implicit message of the known role. */
+  #headerAsContent(events: ParserSink): void {
+    this.recovered = this.#header.length;
+    const text = this.#tok.decode(this.#header);
+    this.#header = [];
+    this.#open({ role: this.#knownRole ?? "assistant", name: null, recipient: null, channel: null, content_type: null }, events);
+    if (this.#current && text) {
+      this.#text?.append(text);
+      events.push({ kind: "delta", index: this.messages.length, text });
+    }
+  }
+
+  #canBeHeader(id: number): boolean {
+    if (id === Special.channel || id === Special.constrain) return true;
+    if (this.#tok.isSpecial(id)) return false;
+    const text = this.#tok.wholeText(id);
+    return text !== null && HEADER_TEXT.test(text);
   }
 
   #beginHeader(knownRole: Role | null): void {

@@ -71,6 +71,45 @@ describe("POST /v1/chat/completions", () => {
     expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
   });
 
+  it("streams a model's non-Harmony output token by token, not in one delta at the end", async () => {
+    const stream = await client.chat.completions.create({
+      model: "gpt-oss-tiny",
+      messages: [{ role: "user", content: "Tell me a story." }],
+      max_tokens: 48,
+      seed: 11,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let contentChunks = 0;
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const c of stream) {
+      if (c.choices[0]?.delta.content) contentChunks++;
+      usage = c.usage ?? usage;
+    }
+    // The random model's first tokens are no Harmony header: they are recovered as text at once, so
+    // answer text arrives as (nearly) one chunk per token.
+    expect(usage?.completion_tokens).toBeGreaterThan(8);
+    expect(contentChunks).toBeGreaterThan((usage?.completion_tokens ?? 0) / 2);
+  });
+
+  it("chat logprobs cover every answer token, streamed or not: their bytes are the answer", async () => {
+    const ask = { model: "gpt-oss-tiny", messages: [{ role: "user" as const, content: "Hi" }], max_tokens: 16, seed: 5, logprobs: true };
+    const r = await client.chat.completions.create({ ...ask, top_logprobs: 2 });
+    const content = r.choices[0]?.message.content ?? "";
+    const lps = r.choices[0]?.logprobs?.content ?? [];
+    expect(content.length).toBeGreaterThan(0);
+    expect(Buffer.from(lps.flatMap((l) => l.bytes ?? [])).toString("utf8")).toBe(content);
+    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    const streamed: number[] = [];
+    let text = "";
+    for await (const c of stream) {
+      text += c.choices[0]?.delta.content ?? "";
+      for (const l of c.choices[0]?.logprobs?.content ?? []) streamed.push(...(l.bytes ?? []));
+    }
+    expect(text).toBe(content);
+    expect(Buffer.from(streamed).toString("utf8")).toBe(content);
+  });
+
   it("is deterministic at temperature 0 (same request → same output)", async () => {
     const ask = () =>
       client.chat.completions.create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 });

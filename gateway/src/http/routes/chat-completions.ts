@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
-import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
+import { FinishReason, type GeneratedToken, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ChatAssembler, type ChatDelta, type DeltaSink } from "../../domain/chat/assembler.ts";
 import {
@@ -18,6 +18,7 @@ import {
   responseFormatDef,
 } from "../../domain/chat/conversation.ts";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
+import { MAX_HEADER_TOKENS } from "../../domain/harmony/parser.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
@@ -145,6 +146,7 @@ class ChatChoice {
   /** Logprobs of every answer token (null when the client did not ask). */
   readonly logprobs: ChatTokenLogprob[] | null;
   #unsent: ChatTokenLogprob[] = []; // streaming: answer-token logprobs not yet attached to a chunk
+  #held: GeneratedToken[] = []; // with logprobs: the tokens since the last answer token (a would-be header among them)
   #reason: FinishReason | undefined;
   readonly #tok: HarmonyTokenizer;
   readonly index: number;
@@ -183,14 +185,27 @@ class ChatChoice {
       const deltas: ChatDelta[] = [];
       for (const t of tokens) {
         this.assembler.pushOne(t.tokenId, deltas);
-        if (!this.assembler.lastWasContent) continue;
-        const lp = chatLogprob(this.#tok, t, this.topLogprobs);
-        this.logprobs.push(lp);
-        this.#unsent.push(lp);
+        this.#recordRecovered();
+        if (this.assembler.lastWasContent) this.#record(t);
+        else if (this.#held.push(t) > MAX_HEADER_TOKENS) this.#held.shift();
       }
       for (const d of deltas) out.push(d);
     }
     if (this.assembler.stopped) this.run.controller.abort();
+  }
+
+  #record(t: GeneratedToken): void {
+    if (this.logprobs === null || this.topLogprobs === null) return;
+    const lp = chatLogprob(this.#tok, t, this.topLogprobs);
+    this.logprobs.push(lp);
+    this.#unsent.push(lp);
+  }
+
+  /** Tokens held as a would-be header that the last push (or the finish) turned into answer text. */
+  #recordRecovered(): void {
+    const n = this.assembler.lastRecovered;
+    if (n > 0) for (const t of this.#held.slice(-n)) this.#record(t);
+    if (n > 0 || this.assembler.lastWasContent) this.#held = [];
   }
 
   /** Reads the generation to its end (or a stop string), handing over deltas as they come. */
@@ -200,7 +215,9 @@ class ChatChoice {
       this.#consume(e, out);
       return !this.assembler.stopped;
     });
-    for (const d of this.assembler.finish()) onDelta(d);
+    const last = this.assembler.finish();
+    this.#recordRecovered();
+    for (const d of last) onDelta(d);
   }
 
   /** Streaming: the answer-token logprobs that no chunk carried yet. */
