@@ -274,6 +274,8 @@ export class BatchEngine implements EnginePort {
     if (w >= 0) this.#waiting.splice(w, 1);
     this.#byId.delete(live.request.requestId);
     this.#release(live);
+    // Now, not at the next step: after a cancel there may be no next step until another request comes.
+    this.#updateGauges();
     if (error !== undefined) {
       live.channel.close(error);
       return;

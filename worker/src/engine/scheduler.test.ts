@@ -110,6 +110,24 @@ describe("scheduler", () => {
     expect(after.tokens.length).toBeGreaterThan(0);
   });
 
+  it("a cancel with nothing else to run: the running and KV gauges show the freed slot at once (autoscaling reads them)", {
+    timeout: 20_000,
+  }, async () => {
+    const gauge = async (name: string) => {
+      const text = await (await fetch(a.metricsUrl)).text();
+      return Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+    };
+    const g = generate(a.client, "gauge-cancel", prompt(3), 1_000_000, { clampMaxTokens: true });
+    await new Promise<void>((resolve) => g.stream.once("data", () => resolve()));
+    expect(await gauge("vllm:num_requests_running")).toBe(1);
+    expect(await gauge("vllm:kv_cache_usage_perc")).toBeGreaterThan(0);
+    g.stream.cancel();
+    expect((await g.done).error?.code).toBe(status.CANCELLED);
+    await expect.poll(() => inUse(a), { timeout: 2000 }).toBe(0);
+    expect(await gauge("vllm:num_requests_running")).toBe(0);
+    expect(await gauge("vllm:kv_cache_usage_perc")).toBe(0);
+  });
+
   it("deadline passed → DEADLINE_EXCEEDED, from the request's deadline or the gRPC one", async () => {
     const own = await generate(a.client, "dl-own", prompt(3), 2000, { deadlineUnixMs: Date.now() + 30, stopTokenIds: [] }).done;
     expect(own.error?.code).toBe(status.DEADLINE_EXCEEDED);
