@@ -1,7 +1,7 @@
 /**
  * API keys in Redis, hashed at rest (GATEWAY_API_KEYS_STORE=redis): what the key CLI (src/cli/keys.ts)
  * writes and every gateway replica reads. Layout, under a prefix (default `em:apikeys:`):
- *   {prefix}key:<sha256>  HASH  id, name, requests_per_minute, tokens_per_minute, created_unix_ms
+ *   {prefix}key:<sha256>  HASH  id, name, project, requests_per_minute, tokens_per_minute, created_unix_ms
  *   {prefix}ids           HASH  id → sha256 (unique ids; revoke and list by id)
  * The key itself is never stored. Lookups are cached per digest for `cacheMs` (found and not found
  * alike), so a revoked key stops working, and a new one starts, within that window. A store that
@@ -68,6 +68,7 @@ export class RedisApiKeys implements ApiKeySource {
   async add(record: ApiKeyRecord): Promise<boolean> {
     const fields: string[] = ["id", record.id, "created_unix_ms", String(this.#now())];
     if (record.name) fields.push("name", record.name);
+    if (record.project) fields.push("project", record.project);
     if (record.requests_per_minute !== undefined) fields.push("requests_per_minute", String(record.requests_per_minute));
     if (record.tokens_per_minute !== undefined) fields.push("tokens_per_minute", String(record.tokens_per_minute));
     const sha = record.sha256.toLowerCase();
@@ -114,6 +115,7 @@ function parseRecord(h: Record<string, string>, sha256: string): { record: ApiKe
   if (!h.id) return undefined;
   const record: ApiKeyRecord = { id: h.id, sha256 };
   if (h.name) record.name = h.name;
+  if (h.project) record.project = h.project;
   const rpm = limit(h.requests_per_minute);
   if (rpm !== undefined) record.requests_per_minute = rpm;
   const tpm = limit(h.tokens_per_minute);

@@ -1,6 +1,9 @@
-/** ResponseStore on Redis: one JSON value per response, expiring after the configured retention. */
+/**
+ * ResponseStore on Redis: one JSON value per response (its owner inside), expiring after the configured
+ * retention. Tenancy is checked here, after the read: another tenant's record is "not found".
+ */
 import type { Redis } from "ioredis";
-import type { ResponseStore, StoredResponse } from "../domain/responses/store.ts";
+import { type ResponseStore, type StoredResponse, visibleTo } from "../domain/responses/store.ts";
 
 export class RedisResponseStore implements ResponseStore {
   readonly #redis: Redis;
@@ -13,16 +16,21 @@ export class RedisResponseStore implements ResponseStore {
     this.#prefix = prefix;
   }
 
-  async put(r: StoredResponse): Promise<void> {
+  async put(r: StoredResponse & { owner: string }): Promise<void> {
     await this.#redis.set(`${this.#prefix}${r.response.id}`, JSON.stringify(r), "PX", this.#ttlMs);
   }
 
-  async get(id: string): Promise<StoredResponse | null> {
+  async get(id: string, tenant: string): Promise<StoredResponse | null> {
     const raw = await this.#redis.get(`${this.#prefix}${id}`);
-    return raw === null ? null : (JSON.parse(raw) as StoredResponse);
+    if (raw === null) return null;
+    const r = JSON.parse(raw) as StoredResponse;
+    return visibleTo(r, tenant) ? r : null;
   }
 
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, tenant: string): Promise<boolean> {
+    // Check, then delete: not atomic, and need not be — ids are random and written once, so the record
+    // read is the one deleted (or it expired in between, and DEL finds nothing).
+    if (!(await this.get(id, tenant))) return false;
     return (await this.#redis.del(`${this.#prefix}${id}`)) > 0;
   }
 }

@@ -10,15 +10,14 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { RedisApiKeys } from "../adapters/redis-api-keys.ts";
 import { loadGatewayConfig } from "../config.ts";
-import { type ApiKeyRecord, hashKey, newApiKey } from "../domain/api-keys.ts";
+import { type ApiKeyRecord, hashKey, newApiKey, SAFE_NAME } from "../domain/api-keys.ts";
 
 const USAGE = `usage: keys <command> [--redis-url URL]
-  add [--id ID] [--name NAME] [--requests-per-minute N] [--tokens-per-minute N]
-      creates a key and prints {id, name, key, ...}: the key is shown this once only
+  add [--id ID] [--name NAME] [--project PROJECT] [--requests-per-minute N] [--tokens-per-minute N]
+      creates a key and prints {id, name, key, ...}: the key is shown this once only; keys with the same
+      --project share their stored responses, files and batches (without one a key shares nothing)
   revoke ID        deletes a key; gateways stop accepting it within GATEWAY_API_KEYS_CACHE_MS
-  list             prints every key's id, name, limits and creation time (never the key)`;
-
-const ID = /^[A-Za-z0-9._-]{1,64}$/;
+  list             prints every key's id, name, project, limits and creation time (never the key)`;
 
 class UsageError extends Error {}
 
@@ -30,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
       "redis-url": { type: "string" },
       id: { type: "string" },
       name: { type: "string" },
+      project: { type: "string" },
       "requests-per-minute": { type: "string" },
       "tokens-per-minute": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -76,10 +76,14 @@ async function main(argv: string[]): Promise<number> {
 
 async function add(store: RedisApiKeys, values: Record<string, string | boolean | undefined>): Promise<number> {
   const id = typeof values.id === "string" ? values.id : `key-${randomBytes(6).toString("hex")}`;
-  if (!ID.test(id)) throw new UsageError(`--id must match ${ID.source}`);
+  if (!SAFE_NAME.test(id)) throw new UsageError(`--id must match ${SAFE_NAME.source}`);
   const key = newApiKey();
   const record: ApiKeyRecord = { id, sha256: hashKey(key) };
   if (typeof values.name === "string") record.name = values.name;
+  if (typeof values.project === "string") {
+    if (!SAFE_NAME.test(values.project)) throw new UsageError(`--project must match ${SAFE_NAME.source}`);
+    record.project = values.project;
+  }
   const rpm = limit(values["requests-per-minute"], "--requests-per-minute");
   if (rpm !== undefined) record.requests_per_minute = rpm;
   const tpm = limit(values["tokens-per-minute"], "--tokens-per-minute");

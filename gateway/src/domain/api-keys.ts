@@ -13,6 +13,11 @@ export interface ApiKeyRecord {
   sha256: string;
   /** A human label (Redis keys; the CLI's --name). */
   name?: string;
+  /**
+   * The project this key belongs to: keys with the same project share their stored objects (responses,
+   * files, batches). Without one, the key is a tenant of its own (http/tenant.ts).
+   */
+  project?: string;
   /** Overrides limits.requests_per_minute for this key (0 = unlimited). */
   requests_per_minute?: number;
   /** Overrides limits.tokens_per_minute for this key (0 = unlimited). */
@@ -40,6 +45,12 @@ export function newApiKey(): string {
 
 const LIMIT_FIELDS = ["requests_per_minute", "tokens_per_minute"] as const;
 
+/** The tenant of every request while auth is off (no keys: there is only one caller then). */
+export const ANONYMOUS_TENANT = "anonymous";
+
+/** What a project name (and a key id the CLI makes) may be: no ':' to confuse tenants (http/tenant.ts). */
+export const SAFE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** Keys fixed at startup: from GATEWAY_API_KEYS (plain) and GATEWAY_API_KEYS_FILE (hashed records). */
 export class ApiKeys implements ApiKeySource {
   readonly #byHash = new Map<string, ApiKeyRecord>();
@@ -56,6 +67,10 @@ export class ApiKeys implements ApiKeySource {
         if (typeof r.id !== "string" || !/^[0-9a-f]{64}$/i.test(r.sha256 ?? "")) {
           throw new Error(`${file}: every key needs an id and a 64-hex sha256`);
         }
+        // The tenant of a key-without-project is its id: one shaped like a project's tenant could join it.
+        if (r.id.startsWith("project:")) throw new Error(`${file}: key ${r.id}: an id may not start with 'project:'`);
+        if (r.project !== undefined && !(typeof r.project === "string" && SAFE_NAME.test(r.project)))
+          throw new Error(`${file}: key ${r.id}: project must match ${SAFE_NAME.source}`);
         for (const f of LIMIT_FIELDS)
           if (r[f] !== undefined && !(Number.isInteger(r[f]) && (r[f] as number) >= 0))
             throw new Error(`${file}: key ${r.id}: ${f} must be a non-negative integer`);

@@ -1,12 +1,13 @@
 /**
  * The Batches API: POST /v1/batches, GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel.
  * The batch runners (orchestrator) execute the lines; this route only records and reads batches. Another
- * API key's batch is 404. A traceparent on POST /v1/batches is carried through the jobs to the workers.
+ * tenant's batch (http/tenant.ts) is 404. A traceparent on POST /v1/batches is carried through the jobs to the workers.
  */
 import type { BatchService } from "@expertmesh/orchestrator/batches";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyInstance } from "fastify";
-import { listPage, ownerOf } from "./files.ts";
+import { tenantOf } from "../tenant.ts";
+import { listPage } from "./files.ts";
 
 const idParams = { type: "object", required: ["id"], properties: { id: { type: "string", minLength: 1, maxLength: 128 } } };
 
@@ -36,7 +37,7 @@ export function registerBatchRoutes(app: FastifyInstance, service: BatchService)
       };
       // The caller's trace goes into the batch's jobs (bullmq-otel) and on to every line's generation (R21).
       const trace = propagation.extract(ROOT_CONTEXT, request.headers);
-      return context.with(trace, () => service.createBatch(ownerOf(request), b));
+      return context.with(trace, () => service.createBatch(tenantOf(request), b));
     },
   );
 
@@ -52,16 +53,16 @@ export function registerBatchRoutes(app: FastifyInstance, service: BatchService)
     },
     async (request) => {
       const q = request.query as { limit: number; after?: string };
-      const page = await service.listBatches(ownerOf(request), q);
+      const page = await service.listBatches(tenantOf(request), q);
       return listPage(page);
     },
   );
 
   app.get("/v1/batches/:id", { schema: { params: idParams } }, async (request) =>
-    service.getBatch(ownerOf(request), (request.params as { id: string }).id),
+    service.getBatch(tenantOf(request), (request.params as { id: string }).id),
   );
 
   app.post("/v1/batches/:id/cancel", { schema: { params: idParams } }, async (request) =>
-    service.cancelBatch(ownerOf(request), (request.params as { id: string }).id),
+    service.cancelBatch(tenantOf(request), (request.params as { id: string }).id),
   );
 }

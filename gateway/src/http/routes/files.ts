@@ -1,13 +1,14 @@
 /**
  * The Files API for batch input and output: POST /v1/files (multipart, purpose=batch; the JSONL is
  * validated line by line at upload), GET /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content,
- * DELETE /v1/files/{id}. Every object belongs to the API key that created it; another key gets 404.
+ * DELETE /v1/files/{id}. Every object belongs to the tenant that created it (http/tenant.ts); another gets 404.
  */
 import type { BatchService, FilePurpose } from "@expertmesh/orchestrator/batches";
 import { batchErrors } from "@expertmesh/orchestrator/batches";
 import multipart from "@fastify/multipart";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { gatewayErrors } from "../../errors.ts";
+import { tenantOf } from "../tenant.ts";
 
 export interface FileRoutesOptions {
   service: BatchService;
@@ -24,11 +25,6 @@ export function listPage<T extends { id: string }>(page: { data: T[]; has_more: 
     last_id: page.data.at(-1)?.id ?? null,
     has_more: page.has_more,
   };
-}
-
-/** The owner of what a request creates or reads: its API key id ("anonymous" with auth off). */
-export function ownerOf(request: FastifyRequest): string {
-  return request.apiKey?.id ?? "anonymous";
 }
 
 const idParams = { type: "object", required: ["id"], properties: { id: { type: "string", minLength: 1, maxLength: 128 } } };
@@ -55,7 +51,7 @@ export function registerFileRoutes(app: FastifyInstance, o: FileRoutesOptions): 
       if (!file) throw gatewayErrors.create("invalid_request_error", { detail: "Missing required parameter: 'file'." }, { param: "file" });
       if (!purpose)
         throw gatewayErrors.create("invalid_request_error", { detail: "Missing required parameter: 'purpose'." }, { param: "purpose" });
-      return reply.send(await o.service.createFile(ownerOf(request), file.name, purpose, file.content));
+      return reply.send(await o.service.createFile(tenantOf(request), file.name, purpose, file.content));
     });
 
     scope.get(
@@ -75,22 +71,22 @@ export function registerFileRoutes(app: FastifyInstance, o: FileRoutesOptions): 
       },
       async (request) => {
         const q = request.query as { purpose?: FilePurpose; limit: number; after?: string; order: "asc" | "desc" };
-        const page = await o.service.listFiles(ownerOf(request), q);
+        const page = await o.service.listFiles(tenantOf(request), q);
         return listPage(page);
       },
     );
 
     scope.get("/v1/files/:id", { schema: { params: idParams } }, async (request) =>
-      o.service.getFile(ownerOf(request), (request.params as { id: string }).id),
+      o.service.getFile(tenantOf(request), (request.params as { id: string }).id),
     );
 
     scope.get("/v1/files/:id/content", { schema: { params: idParams } }, async (request, reply) => {
-      const content = await o.service.fileContent(ownerOf(request), (request.params as { id: string }).id);
+      const content = await o.service.fileContent(tenantOf(request), (request.params as { id: string }).id);
       return reply.type("application/octet-stream").send(content);
     });
 
     scope.delete("/v1/files/:id", { schema: { params: idParams } }, async (request) =>
-      o.service.deleteFile(ownerOf(request), (request.params as { id: string }).id),
+      o.service.deleteFile(tenantOf(request), (request.params as { id: string }).id),
     );
   });
 }

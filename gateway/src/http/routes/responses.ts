@@ -1,6 +1,6 @@
 /**
- * The Responses API: POST /v1/responses (non-streaming and SSE with OpenAI's event types),
- * GET and DELETE /v1/responses/{id}, previous_response_id continuing a stored conversation (the store
+ * The Responses API: POST /v1/responses (non-streaming and SSE with OpenAI's event types), the stored
+ * responses' routes (stored-responses.ts), previous_response_id continuing a stored conversation (the store
  * keeps the full Harmony messages: reasoning, calls, tool outputs). Errors before the first byte are
  * OpenAI-shaped HTTP errors; after it, an `error` event.
  */
@@ -13,11 +13,14 @@ import { consume as consumeAll, type GenerationBackend, type PipeableIterator } 
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domain/responses/input.ts";
+import { inputItemObjects } from "../../domain/responses/input-items.ts";
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
+import { tenantOf } from "../tenant.ts";
 import { MAX_TOKENS_LIMIT, num, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
 import { chatLogprob } from "./logprobs.ts";
+import { registerStoredResponses } from "./stored-responses.ts";
 
 interface FunctionTool {
   type: "function";
@@ -130,16 +133,7 @@ function functionTools(tools: FunctionTool[]): ChatTool[] {
 }
 
 export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps): void {
-  app.get<{ Params: { id: string } }>("/v1/responses/:id", async (request) => {
-    const stored = await deps.store.get(request.params.id);
-    if (!stored) throw gatewayErrors.create("response_not_found", { id: request.params.id });
-    return stored.response;
-  });
-
-  app.delete<{ Params: { id: string } }>("/v1/responses/:id", async (request) => {
-    if (!(await deps.store.delete(request.params.id))) throw gatewayErrors.create("response_not_found", { id: request.params.id });
-    return { id: request.params.id, object: "response", deleted: true };
-  });
+  registerStoredResponses(app, deps.store);
 
   app.post<{ Body: ResponsesBody }>("/v1/responses", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
@@ -152,7 +146,8 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
         },
         { param: "tool_choice" },
       );
-    const previous = body.previous_response_id ? await deps.store.get(body.previous_response_id) : null;
+    // Another tenant's response is as unknown as a missing one: the same 400 (R22).
+    const previous = body.previous_response_id ? await deps.store.get(body.previous_response_id, tenantOf(request)) : null;
     if (body.previous_response_id && !previous)
       throw gatewayErrors.create(
         "invalid_request_error",
@@ -248,7 +243,9 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       const response = snapshot(status);
       if (body.store ?? true)
         await deps.store.put({
+          owner: tenantOf(request),
           response,
+          input_items: inputItemObjects(body.input, newId),
           history: [...history, ...builder.messages],
           calls: { ...calls, ...builder.calls() },
         });
