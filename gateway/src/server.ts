@@ -128,7 +128,11 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   registerHealthRoutes(app, deps.directory, { parking: deps.config.parking.max_parked > 0 });
   registerModelRoutes(app, deps.directory);
   if (deps.batches) {
-    registerFileRoutes(app, { service: deps.batches.service, maxFileBytes: deps.config.batches.max_file_bytes });
+    registerFileRoutes(app, {
+      service: deps.batches.service,
+      maxFileBytes: deps.config.batches.max_file_bytes,
+      maxLineBytes: deps.config.http.body_limit_bytes,
+    });
     registerBatchRoutes(app, deps.batches.service);
   }
   if (deps.backend && deps.tokenizer) {

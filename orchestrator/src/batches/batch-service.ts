@@ -9,10 +9,11 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { batchErrors } from "./batch-errors.ts";
 import type { RedisBatchStore, StoredBatch } from "./batch-store.ts";
-import type { FileStorage } from "./file-storage.ts";
+import type { FileSource, FileStorage } from "./file-storage.ts";
 import type { ListOptions, RedisFileStore } from "./file-store.ts";
 import { expandJobOptions, finalizeJobOptions } from "./jobs.ts";
 import { endpointErrors, parseBatchInput } from "./jsonl.ts";
+import { BatchInputScanner, type ScanLimits, scanned } from "./jsonl-stream.ts";
 import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchObject, type FileObject, type StoredFile, unixNow } from "./types.ts";
 
 export interface BatchServiceDeps {
@@ -37,6 +38,39 @@ export interface CreateBatchInput {
 export const cancelChannel = (prefix: string) => `${prefix}batch-cancel`;
 
 const COMPLETION_WINDOW_S = 24 * 3600;
+/** A batch line is a request body for the gateway: longer than its body limit it could never run. */
+const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
+const MAX_FILENAME_BYTES = 255;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+const UNSAFE_IN_NAME = /[\u0000-\u001f\u007f/\\]/;
+
+/** An upload stored by receiveFile and not yet a File. */
+export interface Upload {
+  id: string;
+  filename: string;
+  bytes: number;
+  lines: number;
+}
+
+/** Throws unless `purpose` is one an upload may have (only batch input is uploaded). */
+export function checkPurpose(purpose: string): void {
+  if (purpose !== "batch")
+    throw batchErrors.create("invalid_file", { detail: `purpose must be 'batch'; got '${purpose.slice(0, 64)}'` }, { param: "purpose" });
+}
+
+/**
+ * Throws unless `name` is a plain file name: it is stored and shown back (and a client may save
+ * downloads under it), so no control characters (NUL included), no path separators, no "." or "..".
+ */
+export function checkFilename(name: string): void {
+  const bad = Buffer.byteLength(name) > MAX_FILENAME_BYTES || name === "." || name === ".." || UNSAFE_IN_NAME.test(name);
+  if (bad)
+    throw batchErrors.create(
+      "invalid_file",
+      { detail: `The file name must be at most ${MAX_FILENAME_BYTES} bytes, with no control characters or path separators.` },
+      { param: "file" },
+    );
+}
 
 export const newId = (prefix: string) => `${prefix}${randomBytes(12).toString("hex")}`;
 
@@ -47,31 +81,57 @@ export class BatchService {
     this.#d = deps;
   }
 
-  async createFile(owner: string, filename: string, purpose: string, content: Buffer): Promise<FileObject> {
-    if (purpose !== "batch")
-      throw batchErrors.create("invalid_file", { detail: `purpose must be 'batch'; got '${purpose.slice(0, 64)}'` }, { param: "purpose" });
-    const parsed = parseBatchInput(content.toString("utf8"));
-    const first = parsed.errors[0];
-    if (first) {
-      const more = parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more problems)` : "";
-      throw batchErrors.create("invalid_file", { detail: `${first.message}${more}` }, first.param ? { param: first.param } : {});
+  /**
+   * Creates a batch input file from `content` read once, as it arrives (see receiveFile): the purpose
+   * is checked before any of it is read.
+   */
+  async createFile(owner: string, filename: string, purpose: string, content: Uint8Array | FileSource): Promise<FileObject> {
+    checkPurpose(purpose);
+    const upload = await this.receiveFile(filename, content instanceof Uint8Array ? [content] : content);
+    return this.commitFile(owner, purpose, upload);
+  }
+
+  /**
+   * Streams an upload into storage under a new id while checking it as batch input line by line
+   * (jsonl-stream.ts): the first problem (or a failing source) stops the reading, leaves nothing
+   * stored, and throws. What it returns is not a File yet (nobody can see it): commitFile makes it
+   * one, discardFile drops it.
+   */
+  async receiveFile(filename: string, content: FileSource, limits: Partial<ScanLimits> = {}): Promise<Upload> {
+    checkFilename(filename);
+    const scanner = new BatchInputScanner({ ...limits, maxLineBytes: limits.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES });
+    const id = newId("file-");
+    await this.#d.storage.write(id, scanned(content, scanner));
+    return { id, filename, bytes: scanner.bytes, lines: scanner.lines };
+  }
+
+  /** The received upload becomes `owner`'s File; with a wrong purpose it is discarded instead. */
+  async commitFile(owner: string, purpose: string, upload: Upload): Promise<FileObject> {
+    try {
+      checkPurpose(purpose);
+    } catch (err) {
+      await this.discardFile(upload);
+      throw err;
     }
     const f: StoredFile = {
-      id: newId("file-"),
+      id: upload.id,
       object: "file",
-      bytes: content.length,
+      bytes: upload.bytes,
       created_at: unixNow(),
-      filename,
+      filename: upload.filename,
       purpose: "batch",
       status: "processed",
       expires_at: null,
       status_details: null,
       owner,
-      lines: parsed.lines.length,
+      lines: upload.lines,
     };
-    await this.#d.storage.put(f.id, content);
     await this.#d.files.create(f);
     return publicFile(f);
+  }
+
+  async discardFile(upload: Upload): Promise<void> {
+    await this.#d.storage.delete(upload.id);
   }
 
   async getFile(owner: string, id: string): Promise<FileObject> {

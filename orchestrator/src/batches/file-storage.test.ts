@@ -22,6 +22,20 @@ describe.each(adapters)("FileStorage conformance: %s", (_name, make) => {
     await s.delete("file-a");
     expect(await s.get("file-a")).toBeNull();
   });
+
+  it("writes a streamed source whole, and nothing at all when the source fails midway", async () => {
+    const s = make();
+    async function* chunks(fail: boolean) {
+      yield Buffer.from("one\n");
+      yield Buffer.from("two\n");
+      if (fail) throw new Error("source broke");
+      yield Buffer.from("three\n");
+    }
+    await s.write("file-s", chunks(false));
+    expect((await s.get("file-s"))?.toString()).toBe("one\ntwo\nthree\n");
+    await expect(s.write("file-t", chunks(true))).rejects.toThrow("source broke");
+    expect(await s.get("file-t")).toBeNull();
+  });
 });
 
 describe("LocalFileStorage", () => {
@@ -30,6 +44,15 @@ describe("LocalFileStorage", () => {
     const s = new LocalFileStorage(dir);
     await expect(s.get("../etc/passwd")).rejects.toThrow(/invalid file id/);
     await s.put("file-x", Buffer.from("x"));
+    await expect(
+      s.write(
+        "file-y",
+        (async function* () {
+          yield Buffer.from("partial");
+          throw new Error("refused");
+        })(),
+      ),
+    ).rejects.toThrow("refused");
     expect(readdirSync(dir)).toEqual(["file-x"]);
   });
 });

@@ -12,9 +12,9 @@ import { RedisFileStore } from "./file-store.ts";
 import { bullPrefix, CONTROL_QUEUE } from "./jobs.ts";
 
 export { batchErrors } from "./batch-errors.ts";
-export { BatchService, type CreateBatchInput } from "./batch-service.ts";
+export { BatchService, type CreateBatchInput, checkFilename, checkPurpose, type Upload } from "./batch-service.ts";
 export { RedisBatchStore, type StoredBatch } from "./batch-store.ts";
-export { type FileStorage, MemoryFileStorage } from "./file-storage.ts";
+export { type FileSource, type FileStorage, MemoryFileStorage } from "./file-storage.ts";
 export { type ListOptions, RedisFileStore } from "./file-store.ts";
 export { HttpLineExecutor, type LineExecutor } from "./line-executor.ts";
 export { LocalFileStorage } from "./local-file-storage.ts";

@@ -1,7 +1,8 @@
 /**
  * Batch input validation, line by line: every problem names its 1-based line and field, as OpenAI's
- * batch `errors` do. Pure functions; nothing here reads files or Redis.
+ * batch `errors` do. Pure code; nothing here reads files or Redis (jsonl-stream.ts checks a stream with it).
  */
+import { createHash } from "node:crypto";
 import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchError, type InputLine } from "./types.ts";
 
 export const MAX_BATCH_LINES = 50_000;
@@ -14,7 +15,7 @@ export interface ParsedInput {
   errors: BatchError[];
 }
 
-const problem = (line: number, param: string | null, message: string, code = "invalid_request"): BatchError => ({
+export const problem = (line: number, param: string | null, message: string, code = "invalid_request"): BatchError => ({
   code,
   message: `Line ${line}: ${message}`,
   param,
@@ -25,41 +26,48 @@ const problem = (line: number, param: string | null, message: string, code = "in
 export function parseBatchInput(text: string): ParsedInput {
   const lines: InputLine[] = [];
   const errors: BatchError[] = [];
-  const seen = new Set<string>();
+  const checker = new BatchLineChecker();
   const rows = text.split("\n");
   if (rows.at(-1) === "") rows.pop();
   for (let i = 0; i < rows.length && errors.length < MAX_ERRORS; i++) {
-    const n = i + 1;
-    const raw = (rows[i] as string).replace(/\r$/, "");
-    if (raw.trim() === "") {
-      errors.push(problem(n, null, "empty line; every line must be one JSON request object", "empty_line"));
-      continue;
-    }
+    const checked = checker.check(rows[i] as string, i + 1);
+    if ("error" in checked) errors.push(checked.error);
+    else lines.push(checked.line);
+  }
+  if (rows.length === 0) errors.push(emptyFile());
+  if (rows.length > MAX_BATCH_LINES)
+    errors.push(tooManyLines(`The file has ${rows.length} requests; a batch takes at most ${MAX_BATCH_LINES}.`));
+  return { lines, errors };
+}
+
+export const emptyFile = (): BatchError => ({ code: "empty_file", message: "The file has no requests.", param: null, line: null });
+
+export const tooManyLines = (message: string): BatchError => ({ code: "too_many_requests", message, param: null, line: null });
+
+/**
+ * Checks one line at a time, in order (1-based numbers), remembering custom_ids to reject duplicates.
+ * Long ids are remembered by digest, so a file's worth of them stays small however long they are.
+ */
+export class BatchLineChecker {
+  readonly #seen = new Set<string>();
+
+  check(row: string, n: number): { line: InputLine } | { error: BatchError } {
+    const raw = row.endsWith("\r") ? row.slice(0, -1) : row;
+    if (raw.trim() === "") return { error: problem(n, null, "empty line; every line must be one JSON request object", "empty_line") };
     let value: unknown;
     try {
       value = JSON.parse(raw);
     } catch (err) {
-      errors.push(problem(n, null, `not valid JSON (${(err as Error).message})`, "invalid_json_line"));
-      continue;
+      return { error: problem(n, null, `not valid JSON (${(err as Error).message})`, "invalid_json_line") };
     }
     const checked = checkLine(value, n);
-    if ("error" in checked) errors.push(checked.error);
-    else if (seen.has(checked.line.custom_id))
-      errors.push(problem(n, "custom_id", `duplicate custom_id '${checked.line.custom_id}'`, "duplicate_custom_id"));
-    else {
-      seen.add(checked.line.custom_id);
-      lines.push(checked.line);
-    }
+    if ("error" in checked) return checked;
+    const id = checked.line.custom_id;
+    const key = id.length > 64 ? createHash("sha256").update(id).digest("base64") : id;
+    if (this.#seen.has(key)) return { error: problem(n, "custom_id", `duplicate custom_id '${id}'`, "duplicate_custom_id") };
+    this.#seen.add(key);
+    return checked;
   }
-  if (rows.length === 0) errors.push({ code: "empty_file", message: "The file has no requests.", param: null, line: null });
-  if (rows.length > MAX_BATCH_LINES)
-    errors.push({
-      code: "too_many_requests",
-      message: `The file has ${rows.length} requests; a batch takes at most ${MAX_BATCH_LINES}.`,
-      param: null,
-      line: null,
-    });
-  return { lines, errors };
 }
 
 function checkLine(v: unknown, n: number): { line: InputLine } | { error: BatchError } {

@@ -1,12 +1,14 @@
 /**
- * FileStorage on a local directory (the default): one file per id, written to a temporary name and
+ * FileStorage on a local directory (the default): one file per id, streamed to a temporary name and
  * renamed, so a crash never leaves a half-written file under its id. Several processes on one machine
  * (gateway and batch runners) may share the directory; across machines mount a shared volume.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { FileStorage } from "./file-storage.ts";
+import { pipeline } from "node:stream/promises";
+import type { FileSource, FileStorage } from "./file-storage.ts";
 
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -19,10 +21,21 @@ export class LocalFileStorage implements FileStorage {
   }
 
   async put(id: string, content: Buffer): Promise<void> {
+    await this.write(id, [content]);
+  }
+
+  async write(id: string, content: FileSource): Promise<void> {
+    const path = this.#path(id);
     await this.#mkdir();
     const tmp = join(this.#dir, `.${id}.${randomBytes(6).toString("hex")}.tmp`);
-    await writeFile(tmp, content, { flush: true });
-    await rename(tmp, this.#path(id));
+    try {
+      // pipeline keeps to the file's pace: the source is read no faster than the disk takes it.
+      await pipeline(content, createWriteStream(tmp, { flush: true }));
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   async get(id: string): Promise<Buffer | null> {
