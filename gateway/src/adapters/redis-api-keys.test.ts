@@ -2,9 +2,12 @@
  * API keys in Redis: the key CLI (a real child process) adds, lists and revokes keys in a real
  * redis-server; a real gateway accepts a key once added and answers 401 within the cache window after
  * it is revoked; per-key limits come from the stored metadata; the key itself is never stored or listed;
- * an unreachable store is a 503, not a 401.
+ * an unreachable store is a 503, not a 401; a key's project (--project, the keys file) is kept and validated.
  */
 import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createLogger, createMetricsRegistry } from "@expertmesh/common";
@@ -125,6 +128,27 @@ describe("API keys in Redis", () => {
     expect((await sdk("sk-bootstrap-01234", base).models.list()).data).toEqual([]);
     await expect(sdk("sk-unknown-0123456789", base).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
+
+  it("a key's project (CLI --project, keys file): stored, listed, found; a malformed one is refused", async () => {
+    const added = await keysCli("add", "--id", "proj-k", "--project", "alpha");
+    expect(added.code).toBe(0);
+    const { key } = JSON.parse(added.stdout) as { key: string };
+    expect((await store({}).lookup(hashKey(key)))?.project).toBe("alpha");
+    const listed = JSON.parse((await keysCli("list")).stdout) as Array<{ id: string; project?: string }>;
+    expect(listed.find((k) => k.id === "proj-k")?.project).toBe("alpha");
+    expect((await keysCli("add", "--id", "proj-bad", "--project", "a:b")).code).toBe(2);
+    expect(listed.some((k) => k.id === "proj-bad")).toBe(false);
+
+    const dir = mkdtempSync(join(tmpdir(), "keys-file-"));
+    const file = (entry: string) => {
+      const path = join(dir, `${Math.random()}.yaml`);
+      writeFileSync(path, `keys:\n  - { ${entry}, sha256: ${hashKey("sk-file-key-0123456789")} }\n`);
+      return path;
+    };
+    expect((await ApiKeys.load([], file("id: f, project: beta")).find("sk-file-key-0123456789"))?.project).toBe("beta");
+    expect(() => ApiKeys.load([], file("id: f, project: 'a:b'"))).toThrow(/project must match/);
+    expect(() => ApiKeys.load([], file("id: 'project:beta'"))).toThrow(/may not start with 'project:'/);
+  }, 20_000); // three CLI processes on a shared 2-core machine
 
   it("lookups are cached per digest for cacheMs, found and not found alike", async () => {
     let now = 1_000;
