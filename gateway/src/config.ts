@@ -28,7 +28,7 @@ export const GatewayConfigSchema = z
       .prefault({}),
     /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
     api_keys: csv.default([]),
-    /** YAML/JSON file of hashed keys: {keys: [{id, sha256, requests_per_minute?, tokens_per_minute?}]}. */
+    /** YAML/JSON file of hashed keys: {keys: [{id, sha256, project?, requests_per_minute?, tokens_per_minute?}]}. */
     api_keys_file: z.string().default(""),
     /**
      * Where keys live: `config` (api_keys and api_keys_file only) or `redis` (keys managed with the key CLI
