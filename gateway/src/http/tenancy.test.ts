@@ -5,14 +5,15 @@
  * content, DELETE, list), batches (GET, cancel, list, create from another's file) — the other tenant gets
  * exactly the answer of an id that never existed (404, or previous_response_id's 400: no existence oracle),
  * lists never show the other's objects, the owner's object survives the other's DELETE or cancel, and the
- * project's other key sees what its project owns. Real HTTP (fetch and the official openai SDK), a real
+ * project's other key sees what its project owns; a batch line acts for its batch's owner. Real HTTP (fetch and the official openai SDK), a real
  * gateway in front of a scripted gRPC worker, real Redis.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLogger } from "@expertmesh/common";
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
-import { type BatchApi, createBatchService, LocalFileStorage } from "@expertmesh/orchestrator/batches";
+import { type BatchApi, createBatchService, HttpLineExecutor, LocalFileStorage, startBatchRunner } from "@expertmesh/orchestrator/batches";
 import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,6 +34,7 @@ let redis: Redis;
 let worker: ScriptedWorker;
 let batches: BatchApi;
 let keysFile: string;
+let filesDir: string;
 const gateways: TestGateway[] = [];
 
 beforeAll(async () => {
@@ -50,12 +52,8 @@ beforeAll(async () => {
       `  - { id: key-c, sha256: ${hashKey(KEYS.c)}, project: alpha }`,
     ].join("\n"),
   );
-  batches = createBatchService({
-    redis,
-    redisUrl: redisServer.url,
-    keyPrefix: "tenancy:",
-    storage: new LocalFileStorage(join(dir, "files")),
-  });
+  filesDir = join(dir, "files");
+  batches = createBatchService({ redis, redisUrl: redisServer.url, keyPrefix: "tenancy:", storage: new LocalFileStorage(filesDir) });
 }, 60_000);
 
 afterAll(async () => {
@@ -270,4 +268,47 @@ describe("files and batches across tenants", () => {
     expect(files).not.toContain(fileC.id);
     expect(await ids(c.sdk("b").batches.list())).not.toContain(batchC.id);
   });
+});
+
+describe("batch lines act for their batch's owner", () => {
+  it("a /v1/responses line continues the owner's response, and what it stores is the owner's", async () => {
+    const g = await gateway(new MemoryResponseStore());
+    const c = clients(g);
+    const runner = await startBatchRunner({
+      redisUrl: redisServer.url,
+      keyPrefix: "tenancy:",
+      storage: new LocalFileStorage(filesDir),
+      executor: new HttpLineExecutor(g.base),
+      log: createLogger("tenancy-test", "silent"),
+      concurrency: 2,
+      lineAttempts: 1,
+      lineTimeoutMs: 30_000,
+      lockDurationMs: 5_000,
+      maxStalledCount: 5,
+      sweepIntervalMs: 500,
+      repairAfterMs: 5_000,
+    });
+    try {
+      const first = await c.sdk("a").responses.create({ model: MODEL, input: "A's first turn" });
+      const body = { model: MODEL, input: "the batch's turn", previous_response_id: first.id };
+      const line = JSON.stringify({ custom_id: "next", method: "POST", url: "/v1/responses", body });
+      const file = await c.sdk("a").files.create({ file: await toFile(Buffer.from(`${line}\n`), "next.jsonl"), purpose: "batch" });
+      const created = await c.sdk("a").batches.create({ input_file_id: file.id, endpoint: "/v1/responses", completion_window: "24h" });
+      let batch = created;
+      for (const deadline = Date.now() + 30_000; !["completed", "failed"].includes(batch.status) && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        batch = await c.sdk("a").batches.retrieve(created.id);
+      }
+      expect(batch.status).toBe("completed");
+      expect(batch.request_counts).toMatchObject({ completed: 1, failed: 0 }); // the line found the owner's response
+      const out = JSON.parse(await (await c.sdk("a").files.content(batch.output_file_id ?? "")).text());
+      expect(out.response).toMatchObject({ status_code: 200, body: { previous_response_id: first.id } });
+      const stored = out.response.body.id as string;
+      expect((await c.sdk("c").responses.retrieve(stored)).previous_response_id).toBe(first.id);
+      await expectUnknown(c.call, "b", stored, (id) => ["GET", `/v1/responses/${id}`]);
+    } finally {
+      await runner.close();
+      g.app.server.closeAllConnections();
+    }
+  }, 60_000);
 });
