@@ -8,22 +8,21 @@ import type { InputItem } from "./input.ts";
 
 export type InputItemObject = Record<string, unknown> & { id: string; type: string };
 
-type Part = { type: string; text?: string };
+type Part = { type: string; text?: string; annotations?: unknown[] };
 
 const ID_PREFIX: Record<string, string> = { message: "msg", function_call: "fc", function_call_output: "fco", reasoning: "rs" };
 
 /** Message content as OpenAI lists it: parts, input_text for the caller's roles, output_text for the assistant's. */
 function contentParts(role: string, content: string | Part[]): Part[] {
   if (typeof content !== "string") return content;
-  return role === "assistant" ? [{ type: "output_text", text: content, annotations: [] } as Part] : [{ type: "input_text", text: content }];
+  return role === "assistant" ? [{ type: "output_text", text: content, annotations: [] }] : [{ type: "input_text", text: content }];
 }
 
 export function inputItemObjects(input: string | InputItem[], newId: (prefix: string) => string): InputItemObject[] {
   const items: InputItem[] = typeof input === "string" ? [{ type: "message", role: "user", content: input }] : input;
   return items.map((item) => {
     const type = item.type ?? "message";
-    const given = (item as { id?: unknown }).id;
-    const id = typeof given === "string" && given ? given : newId(ID_PREFIX[type] ?? "item");
+    const id = typeof item.id === "string" && item.id ? item.id : newId(ID_PREFIX[type] ?? "item");
     const object: InputItemObject = { ...item, id, type, status: "completed" };
     if (type === "message") {
       const m = item as Extract<InputItem, { role: string }>;

@@ -11,11 +11,12 @@ import type { HarmonyMessage } from "../harmony/types.ts";
 
 type Part = { type: string; text?: string };
 
-export type InputItem =
+export type InputItem = (
   | { type?: "message"; role: "user" | "assistant" | "system" | "developer"; content: string | Part[] }
   | { type: "function_call"; call_id: string; name: string; arguments: string }
   | { type: "function_call_output"; call_id: string; output: string | Part[] }
-  | { type: "reasoning"; content?: Part[]; summary?: Part[] };
+  | { type: "reasoning"; content?: Part[]; summary?: Part[] }
+) & { /** The item's id, when the client passes back an item it got (listed by input_items; not rendered). */ id?: string };
 
 export interface ConvertedInput {
   messages: HarmonyMessage[];
