@@ -1,9 +1,9 @@
 /**
  * The tenant of a request: who owns what it stores and may read it back (responses and their input
  * items, files, batches; R22). A key's project when its record names one (keys of a project share their
- * objects), else the key itself; "anonymous" with auth off; a batch line's, its batch's owner. Every route that stores or reads a stored
- * object asks this one function; the stores compare tenants and answer "not found" to any other, so an
- * id reveals nothing (no 403).
+ * objects), else the key itself; "anonymous" with auth off; for a batch line, its batch's owner. Every
+ * route that stores or reads a stored object asks this one function; the stores compare tenants and
+ * answer "not found" to any other, so an id reveals nothing (no 403).
  */
 import type { FastifyRequest } from "fastify";
 import { ANONYMOUS_TENANT } from "../domain/api-keys.ts";
