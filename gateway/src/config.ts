@@ -24,6 +24,13 @@ export const GatewayConfigSchema = z
         host: z.string().min(1).default("127.0.0.1"),
         port: z.coerce.number().int().min(0).max(65535).default(8080),
         body_limit_bytes: positive.default(8 * 1024 * 1024),
+        /**
+         * Receiving one request body may take at most body_timeout_ms in all, with no gap between bytes
+         * longer than body_idle_timeout_ms (beyond either: 408 and the connection closed). The total is
+         * sized for a max_file_bytes upload at ~1 MB/s; raise it for slower links.
+         */
+        body_timeout_ms: positive.default(300_000),
+        body_idle_timeout_ms: positive.default(30_000),
       })
       .prefault({}),
     /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
@@ -148,6 +155,8 @@ export const gatewayEnv = {
   "http.host": "GATEWAY_HOST",
   "http.port": "GATEWAY_PORT",
   "http.body_limit_bytes": "GATEWAY_BODY_LIMIT_BYTES",
+  "http.body_timeout_ms": "GATEWAY_BODY_TIMEOUT_MS",
+  "http.body_idle_timeout_ms": "GATEWAY_BODY_IDLE_TIMEOUT_MS",
   api_keys: "GATEWAY_API_KEYS",
   api_keys_file: "GATEWAY_API_KEYS_FILE",
   api_keys_store: "GATEWAY_API_KEYS_STORE",

@@ -70,6 +70,13 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: true,
     message: (p: { detail: string }) => `The request timed out: ${p.detail}`,
   },
+  request_timeout: {
+    http: 408,
+    grpc: GrpcCode.DEADLINE_EXCEEDED,
+    type: "invalid_request_error",
+    retryable: true,
+    message: (p: { detail: string }) => `The request body was not received in time: ${p.detail}`,
+  },
   upstream_error: {
     http: 502,
     grpc: GrpcCode.INTERNAL,

@@ -22,6 +22,7 @@ import { TokenLimitedBackend } from "./domain/token-limits.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
+import { boundBodyTime } from "./http/body-timeout.ts";
 import { registerBatchRoutes } from "./http/routes/batches.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
@@ -79,6 +80,9 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // Before auth: a body that trickles in is bounded whoever sends it.
+  const { body_timeout_ms: totalMs, body_idle_timeout_ms: idleMs } = deps.config.http;
+  boundBodyTime(app, { totalMs, idleMs, registry: deps.registry });
   app.addHook(
     "onRequest",
     createAuthHook({
