@@ -23,6 +23,7 @@ import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
 import { boundBodyTime } from "./http/body-timeout.ts";
+import { frameworkError } from "./http/framework-errors.ts";
 import { registerBatchRoutes } from "./http/routes/batches.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
@@ -63,6 +64,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       return typeof given === "string" && REQUEST_ID.test(given) ? given : `req_${randomUUID().replaceAll("-", "")}`;
     },
     logController: new LogController({ requestIdLogLabel: "reqId", disableRequestLogging: true }),
+    frameworkErrors: frameworkError,
   });
 
   const duration = new Histogram({
