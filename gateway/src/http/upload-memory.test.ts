@@ -145,12 +145,23 @@ afterAll(async () => {
 });
 
 describe("uploads are streamed with bounded memory (#20 item 4)", () => {
-  it("a valid 200 MB upload (48,780 lines of 4,100 bytes) is stored whole while the gateway grows < 64 MB", async () => {
+  it("a valid 200 MB upload (~48,800 lines of 4,100 bytes) is stored whole while the gateway grows < 64 MB; a batch on it does not read it again", async () => {
     const { result, growth } = await rssGrowth(() => upload(UPLOAD_BYTES, (i) => line(`l-${i}`, 4_100)));
     expect(result.status).toBe(200);
     expect(result.body.bytes).toBe(result.sent);
     expect(result.sent).toBeGreaterThanOrEqual(UPLOAD_BYTES);
     expect(growth).toBeLessThan(64 * MB);
+    // A batch on it is checked from what the upload recorded: the file is not read again.
+    const batch = await rssGrowth(async () => {
+      const res = await fetch(`${base}/v1/batches`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ input_file_id: result.body.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+      });
+      return (await res.json()) as { status: string; request_counts: { total: number } };
+    });
+    expect(batch.result).toMatchObject({ status: "validating", request_counts: { total: (result.body.bytes as number) / 4_100 } });
+    expect(batch.growth).toBeLessThan(16 * MB);
     await remove(result.body.id);
   }, 60_000);
 

@@ -12,9 +12,18 @@ import type { RedisBatchStore, StoredBatch } from "./batch-store.ts";
 import type { FileSource, FileStorage } from "./file-storage.ts";
 import type { ListOptions, RedisFileStore } from "./file-store.ts";
 import { expandJobOptions, finalizeJobOptions } from "./jobs.ts";
-import { endpointErrors, parseBatchInput } from "./jsonl.ts";
+import { endpointErrors, parseBatchInput, recordedEndpointErrors } from "./jsonl.ts";
 import { BatchInputScanner, type ScanLimits, scanned } from "./jsonl-stream.ts";
-import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchObject, type FileObject, type StoredFile, unixNow } from "./types.ts";
+import {
+  BATCH_ENDPOINTS,
+  type BatchEndpoint,
+  type BatchError,
+  type BatchObject,
+  type FileEndpoints,
+  type FileObject,
+  type StoredFile,
+  unixNow,
+} from "./types.ts";
 
 export interface BatchServiceDeps {
   files: RedisFileStore;
@@ -50,6 +59,7 @@ export interface Upload {
   filename: string;
   bytes: number;
   lines: number;
+  endpoints: FileEndpoints;
 }
 
 /** Throws unless `purpose` is one an upload may have (only batch input is uploaded). */
@@ -102,7 +112,7 @@ export class BatchService {
     const scanner = new BatchInputScanner({ ...limits, maxLineBytes: limits.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES });
     const id = newId("file-");
     await this.#d.storage.write(id, scanned(content, scanner));
-    return { id, filename, bytes: scanner.bytes, lines: scanner.lines };
+    return { id, filename, bytes: scanner.bytes, lines: scanner.lines, endpoints: scanner.endpoints };
   }
 
   /** The received upload becomes `owner`'s File; with a wrong purpose it is discarded instead. */
@@ -125,6 +135,7 @@ export class BatchService {
       status_details: null,
       owner,
       lines: upload.lines,
+      endpoints: upload.endpoints,
     };
     await this.#d.files.create(f);
     return publicFile(f);
@@ -166,13 +177,15 @@ export class BatchService {
       throw batchErrors.create("invalid_batch", { detail: "metadata takes at most 16 pairs" }, { param: "metadata" });
     const file = await this.#d.files.get(input.input_file_id, owner);
     if (file?.purpose !== "batch") throw batchErrors.create("file_not_found", { id: input.input_file_id });
-    const content = await this.#d.storage.get(file.id);
-    if (!content) throw batchErrors.create("file_not_found", { id: input.input_file_id });
+    const endpoint = input.endpoint as BatchEndpoint;
+    const checked = file.endpoints
+      ? { total: file.lines, errors: recordedEndpointErrors(file.endpoints, endpoint) }
+      : await this.#checkStoredInput(file.id, endpoint);
     const now = unixNow();
     const batch = await this.#d.batches.create(
       {
         id: newId("batch_"),
-        endpoint: input.endpoint as BatchEndpoint,
+        endpoint,
         input_file_id: file.id,
         completion_window: "24h",
         created_at: now,
@@ -181,12 +194,10 @@ export class BatchService {
       },
       owner,
     );
-    const parsed = parseBatchInput(content.toString("utf8"));
-    const errors = [...parsed.errors, ...endpointErrors(parsed.lines, batch.endpoint)];
-    if (errors.length > 0) {
-      await this.#d.batches.transition(batch.id, "failed", { errors: JSON.stringify(errors) });
+    if (checked.errors.length > 0) {
+      await this.#d.batches.transition(batch.id, "failed", { errors: JSON.stringify(checked.errors) });
     } else {
-      await this.#d.batches.setTotal(batch.id, parsed.lines.length);
+      await this.#d.batches.setTotal(batch.id, checked.total);
       // The runner expands the batch into one job per line and moves it to in_progress.
       await this.#d.control.add("expand", { batchId: batch.id }, expandJobOptions(batch.id));
     }
@@ -215,6 +226,14 @@ export class BatchService {
     return this.getBatch(owner, id);
   }
 
+  /** A file stored before uploads recorded their endpoints: read and checked whole. */
+  async #checkStoredInput(id: string, endpoint: BatchEndpoint): Promise<{ total: number; errors: BatchError[] }> {
+    const content = await this.#d.storage.get(id);
+    if (!content) throw batchErrors.create("file_not_found", { id });
+    const parsed = parseBatchInput(content.toString("utf8"));
+    return { total: parsed.lines.length, errors: [...parsed.errors, ...endpointErrors(parsed.lines, endpoint)] };
+  }
+
   async #file(owner: string, id: string): Promise<StoredFile> {
     const f = await this.#d.files.get(id, owner);
     if (!f) throw batchErrors.create("file_not_found", { id });
@@ -229,7 +248,7 @@ export class BatchService {
 }
 
 function publicFile(f: StoredFile): FileObject {
-  const { owner: _owner, lines: _lines, ...rest } = f;
+  const { owner: _owner, lines: _lines, endpoints: _endpoints, ...rest } = f;
   return rest;
 }
 

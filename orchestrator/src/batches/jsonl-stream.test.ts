@@ -1,7 +1,7 @@
 /** The streaming batch input check: the same verdicts as parseBatchInput, whatever the chunking, and the first problem ends it. */
 import { AppError } from "@expertmesh/common";
 import { describe, expect, it } from "vitest";
-import { parseBatchInput } from "./jsonl.ts";
+import { endpointErrors, parseBatchInput, recordedEndpointErrors } from "./jsonl.ts";
 import { BatchInputScanner, scanned } from "./jsonl-stream.ts";
 
 const ok = (id: string) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", note: "é✓" } });
@@ -59,6 +59,19 @@ describe("BatchInputScanner", () => {
     const s = new BatchInputScanner({ maxLineBytes: 1000, maxLines: 3 });
     s.push(Buffer.from(`${ok("a")}\n${ok("b")}\n${ok("c")}\n`));
     expect(() => s.push(Buffer.from(`${ok("d")}\n`))).toThrow("more than 3 requests; a batch takes at most 3");
+  });
+
+  it("records the first line of each endpoint, which gives the batch endpoint check without the lines", () => {
+    const line = (id: string, url: string) => JSON.stringify({ custom_id: id, method: "POST", url, body: { model: "m" } });
+    const urls = ["/v1/chat/completions", "/v1/responses", "/v1/chat/completions", "/v1/completions", "/v1/responses"];
+    const text = urls.map((u, i) => line(`l${i}`, u)).join("\n");
+    const s = new BatchInputScanner({ maxLineBytes: 1000 });
+    s.push(Buffer.from(text));
+    s.end();
+    expect(s.endpoints).toEqual({ "/v1/chat/completions": 1, "/v1/responses": 2, "/v1/completions": 4 });
+    const whole = endpointErrors(parseBatchInput(text).lines, "/v1/responses");
+    expect(recordedEndpointErrors(s.endpoints, "/v1/responses")).toEqual([whole[0], whole[2]]);
+    expect(recordedEndpointErrors({ "/v1/responses": 1 }, "/v1/responses")).toEqual([]);
   });
 
   it("scanned() passes chunks through and stops at the first bad chunk: nothing after it is pulled", async () => {

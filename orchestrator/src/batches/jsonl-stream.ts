@@ -6,7 +6,7 @@
  */
 import { batchErrors } from "./batch-errors.ts";
 import { BatchLineChecker, emptyFile, MAX_BATCH_LINES, problem, tooManyLines } from "./jsonl.ts";
-import type { BatchError } from "./types.ts";
+import type { BatchError, FileEndpoints } from "./types.ts";
 
 export interface ScanLimits {
   /** Longest line in bytes (without its newline). */
@@ -26,6 +26,7 @@ export class BatchInputScanner {
   #partialBytes = 0;
   #lines = 0;
   #bytes = 0;
+  readonly #endpoints: FileEndpoints = {};
 
   constructor(limits: ScanLimits) {
     this.#maxLineBytes = limits.maxLineBytes;
@@ -39,6 +40,11 @@ export class BatchInputScanner {
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** The first line targeting each endpoint seen. */
+  get endpoints(): FileEndpoints {
+    return { ...this.#endpoints };
   }
 
   /** Checks the lines `chunk` completes; throws invalid_file (an AppError) at the first problem. */
@@ -77,6 +83,7 @@ export class BatchInputScanner {
     this.#partialBytes = 0;
     const checked = this.#checker.check(text, n);
     if ("error" in checked) fail(checked.error);
+    this.#endpoints[checked.line.url] ??= n;
   }
 }
 

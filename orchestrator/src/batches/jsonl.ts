@@ -3,7 +3,7 @@
  * batch `errors` do. Pure code; nothing here reads files or Redis (jsonl-stream.ts checks a stream with it).
  */
 import { createHash } from "node:crypto";
-import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchError, type InputLine } from "./types.ts";
+import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchError, type FileEndpoints, type InputLine } from "./types.ts";
 
 export const MAX_BATCH_LINES = 50_000;
 export const MAX_CUSTOM_ID_LENGTH = 512;
@@ -93,8 +93,18 @@ function checkLine(v: unknown, n: number): { line: InputLine } | { error: BatchE
 export function endpointErrors(lines: readonly InputLine[], endpoint: BatchEndpoint): BatchError[] {
   const errors: BatchError[] = [];
   lines.forEach((l, i) => {
-    if (l.url !== endpoint && errors.length < MAX_ERRORS)
-      errors.push(problem(i + 1, "url", `url '${l.url}' does not match the batch endpoint '${endpoint}'`, "mismatched_url"));
+    if (l.url !== endpoint && errors.length < MAX_ERRORS) errors.push(mismatched(i + 1, l.url, endpoint));
   });
   return errors;
 }
+
+/** endpointErrors from what an upload recorded (the first line of each endpoint): one error per other endpoint. */
+export function recordedEndpointErrors(endpoints: FileEndpoints, endpoint: BatchEndpoint): BatchError[] {
+  return (Object.entries(endpoints) as [BatchEndpoint, number][])
+    .filter(([url]) => url !== endpoint)
+    .sort((a, b) => a[1] - b[1])
+    .map(([url, line]) => mismatched(line, url, endpoint));
+}
+
+const mismatched = (line: number, url: string, endpoint: BatchEndpoint) =>
+  problem(line, "url", `url '${url}' does not match the batch endpoint '${endpoint}'`, "mismatched_url");

@@ -26,7 +26,14 @@ export interface StoredFile extends FileObject {
   owner: string;
   /** Input files: the validated line count (0 for outputs). */
   lines: number;
+  /**
+   * Input files: the first line targeting each endpoint the lines use, so that a batch is checked
+   * against its endpoint without reading the file (absent on files stored before it was kept).
+   */
+  endpoints?: FileEndpoints;
 }
+
+export type FileEndpoints = Partial<Record<BatchEndpoint, number>>;
 
 /** OpenAI's batch statuses; the transitions are in batch-store.ts. */
 export type BatchStatus = "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
