@@ -2,7 +2,8 @@
  * Uploads are streamed, not held (#20 item 4): a real gateway process (gateway/src/main.ts, spawned so
  * that only its memory is measured) takes 200 MB multipart uploads over real HTTP, and its resident set
  * (/proc/PID/status VmRSS, sampled every 20 ms) must grow by less than 64 MB for one upload and less
- * than 256 MB for four at once. An upload that breaks a limit is refused at its first bad line: the
+ * than 256 MB for four at once; creating a batch on the file and downloading it do not hold it either.
+ * An upload that breaks a limit is refused at its first bad line: the
  * client has sent only a few MB when the answer comes, and nothing is left in the files directory.
  * The bodies are generated as streams here too; no 200 MB buffer exists on either side.
  */
@@ -162,6 +163,15 @@ describe("uploads are streamed with bounded memory (#20 item 4)", () => {
     });
     expect(batch.result).toMatchObject({ status: "validating", request_counts: { total: (result.body.bytes as number) / 4_100 } });
     expect(batch.growth).toBeLessThan(16 * MB);
+    // Downloading it streams it back: read through, never held whole.
+    const download = await rssGrowth(async () => {
+      const res = await fetch(`${base}/v1/files/${result.body.id}/content`);
+      let bytes = 0;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+      return bytes;
+    });
+    expect(download.result).toBe(result.body.bytes);
+    expect(download.growth).toBeLessThan(64 * MB);
     await remove(result.body.id);
   }, 60_000);
 

@@ -5,6 +5,7 @@
  * to the batch runner (runner.ts); this side only records batches and enqueues their expansion.
  */
 import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { batchErrors } from "./batch-errors.ts";
@@ -154,9 +155,10 @@ export class BatchService {
     return { data: page.data.map(publicFile), has_more: page.has_more };
   }
 
-  async fileContent(owner: string, id: string): Promise<Buffer> {
+  /** The content as a stream: a download is never held whole. */
+  async fileContent(owner: string, id: string): Promise<Readable> {
     const f = await this.#file(owner, id);
-    const content = await this.#d.storage.get(f.id);
+    const content = await this.#d.storage.read(f.id);
     if (!content) throw batchErrors.create("file_not_found", { id });
     return content;
   }

@@ -33,6 +33,9 @@ describe.each(adapters)("FileStorage conformance: %s", (_name, make) => {
     }
     await s.write("file-s", chunks(false));
     expect((await s.get("file-s"))?.toString()).toBe("one\ntwo\nthree\n");
+    const read = await s.read("file-s");
+    expect(read && Buffer.concat(await read.toArray()).toString()).toBe("one\ntwo\nthree\n");
+    expect(await s.read("file-none")).toBeNull();
     await expect(s.write("file-t", chunks(true))).rejects.toThrow("source broke");
     expect(await s.get("file-t")).toBeNull();
   });

@@ -3,9 +3,12 @@
  * file store (file-store.ts), not here. Contract: put and write are atomic (a reader sees the whole
  * content or nothing) and idempotent for the same id and content; write consumes its source as it
  * goes (uploads are never held whole) and, when the source throws, stores nothing (no partial file,
- * no leftover) and rethrows; get of an unknown id is null; delete of an unknown id is a no-op.
+ * no leftover) and rethrows; get of an unknown id is null, and so is read (which streams the content
+ * instead of holding it: downloads); delete of an unknown id is a no-op.
  * Adapters: a local directory (local-file-storage.ts), in memory (tests).
  */
+import { Readable } from "node:stream";
+
 /** What a streamed write reads: chunks in order (a Node Readable, an async generator, an array). */
 export type FileSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
@@ -13,6 +16,7 @@ export interface FileStorage {
   put(id: string, content: Buffer): Promise<void>;
   write(id: string, content: FileSource): Promise<void>;
   get(id: string): Promise<Buffer | null>;
+  read(id: string): Promise<Readable | null>;
   delete(id: string): Promise<void>;
 }
 
@@ -32,6 +36,11 @@ export class MemoryFileStorage implements FileStorage {
 
   async get(id: string): Promise<Buffer | null> {
     return this.#files.get(id) ?? null;
+  }
+
+  async read(id: string): Promise<Readable | null> {
+    const content = this.#files.get(id);
+    return content ? Readable.from([content]) : null;
   }
 
   async delete(id: string): Promise<void> {

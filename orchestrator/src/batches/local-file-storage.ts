@@ -5,8 +5,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { FileSource, FileStorage } from "./file-storage.ts";
 
@@ -45,6 +46,16 @@ export class LocalFileStorage implements FileStorage {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;
     }
+  }
+
+  async read(id: string): Promise<Readable | null> {
+    const path = this.#path(id);
+    // Opened before it is returned: an unknown id is null here, not an error in the middle of a download.
+    const handle = await open(path, "r").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+    return handle ? handle.createReadStream() : null;
   }
 
   async delete(id: string): Promise<void> {

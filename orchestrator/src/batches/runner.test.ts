@@ -80,6 +80,11 @@ const line = (id: string) =>
     body: { model: "m", messages: [{ role: "user", content: id }] },
   });
 
+/** A stored file's content as text (the service streams it). */
+async function fileText(owner: string, id: string): Promise<string> {
+  return Buffer.concat(await (await service.fileContent(owner, id)).toArray()).toString();
+}
+
 async function waitFor<T>(f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -123,15 +128,13 @@ describe("batch runner", () => {
     });
     expect(done.request_counts).toEqual({ total: 6, completed: 5, failed: 1 });
     expect(executor.calls.filter((c) => c === "flaky")).toHaveLength(3); // 503, 503, then 200
-    const out = (await service.fileContent("owner-1", done.output_file_id as string))
-      .toString()
+    const out = (await fileText("owner-1", done.output_file_id as string))
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(out.map((l) => l.custom_id)).toEqual(["a", "flaky", "b", "c", "d"]);
     expect(out[1].response).toMatchObject({ status_code: 200, body: { echo: "flaky" } });
-    const errors = (await service.fileContent("owner-1", done.error_file_id as string))
-      .toString()
+    const errors = (await fileText("owner-1", done.error_file_id as string))
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
@@ -172,8 +175,7 @@ describe("batch runner", () => {
     const c = done.request_counts;
     expect(c.total).toBe(8);
     expect(c.completed + c.failed).toBe(8);
-    const errors = (await service.fileContent("owner-2", done.error_file_id as string))
-      .toString()
+    const errors = (await fileText("owner-2", done.error_file_id as string))
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
