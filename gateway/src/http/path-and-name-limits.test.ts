@@ -67,9 +67,9 @@ describe("over-long path ids (#20 item 8)", () => {
 });
 
 describe("uploaded file names (#20 item 8)", () => {
-  async function uploadNamed(filename: string): Promise<Response> {
+  async function uploadNamed(filename: string, purpose = "batch"): Promise<Response> {
     const body = Buffer.concat([
-      Buffer.from('--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'),
+      Buffer.from(`--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n`),
       Buffer.from('--B\r\nContent-Disposition: form-data; name="file"; filename="'),
       Buffer.from(filename, "utf8"),
       Buffer.from('"\r\n\r\n{"custom_id":"a","method":"POST","url":"/v1/completions","body":{"model":"m"}}\n\r\n--B--\r\n'),
@@ -85,6 +85,13 @@ describe("uploaded file names (#20 item 8)", () => {
     const res = await uploadNamed(name);
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { type: "invalid_request_error", param: "file" } });
+    expect(readdirSync(filesDir)).toEqual([]);
+  });
+
+  it("a purpose other than batch, sent before the file, is 400 param purpose, and nothing is stored", async () => {
+    const res = await uploadNamed("input.jsonl", "fine-tune");
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { type: "invalid_request_error", param: "purpose" } });
     expect(readdirSync(filesDir)).toEqual([]);
   });
 
