@@ -27,6 +27,7 @@ typedef enum gptoss_status {
   gptoss_status_context_overflow = 8,
   gptoss_status_invalid_checkpoint = 9,
   gptoss_status_communicator_error = 10,
+  gptoss_status_numeric_error = 11, /* a step produced NaN or infinite logits (broken weights or config) */
 } gptoss_status;
 
 /* What the host can do. Filled by gptoss_query_capabilities; strings are static. */

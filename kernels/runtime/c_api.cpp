@@ -1,6 +1,9 @@
 // c_api.cpp — the C ABI of include/gptoss.h over the C++ engine. Every entry point catches gptoss::Error
 // (and anything else) and returns a status, keeping the message for gptoss_last_error().
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -33,6 +36,36 @@ namespace {
 
 thread_local std::string g_last_error;
 thread_local gptoss_comm_failure g_last_comm_failure = gptoss_comm_failure_none;
+
+// Index of the first NaN or ±Inf in x, or n. Compares the magnitude bits as integers (exponent all
+// ones ⇔ not finite) with a max reduction the compiler vectorizes: a read of the row, no branches.
+size_t first_non_finite(const float* x, size_t n) {
+  constexpr uint32_t kExpAllOnes = 0x7f800000u;
+  uint32_t worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    worst = std::max(worst, bits & 0x7fffffffu);
+  }
+  if (worst < kExpAllOnes) return n;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return i;
+  }
+  return n;
+}
+
+// A step whose logits are not finite fails as a whole with numeric_error, before anything is sampled
+// or copied out: NaN logits would otherwise come back as null logprobs or a sampled token 0.
+void check_finite_logits(const float* rows, size_t num_rows, int V, size_t seq) {
+  for (size_t r = 0; r < num_rows; ++r) {
+    const size_t at = first_non_finite(rows + r * V, static_cast<size_t>(V));
+    if (at == static_cast<size_t>(V)) continue;
+    const float v = rows[r * V + at];
+    gptoss::fail(gptoss_status_numeric_error, "engine_step: sequence " + std::to_string(seq) + " row " + std::to_string(r) +
+                                                  " has a non-finite logit (" + (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                                                  " at token " + std::to_string(at) + "): the weights or config.json are broken");
+  }
+}
 
 template <typename F>
 gptoss_status guarded(F&& f) {
@@ -148,6 +181,11 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
     const std::vector<float> out = engine->transformer->forward(toks, chunks, *engine->kv);
     const int V = engine->weights->config.vocab;
     const auto& ops = gptoss::cpu_ops();
+    for (size_t i = 0, row = 0; i < num_seqs; ++i) {
+      const size_t rows = seqs[i].all_logits ? static_cast<size_t>(seqs[i].num_tokens) : 1;
+      if (seqs[i].return_logits || seqs[i].sampling != nullptr) check_finite_logits(out.data() + row * V, rows, V, i);
+      row += rows;
+    }
     size_t row = 0, written = 0;
     for (size_t i = 0; i < num_seqs; ++i) {
       const gptoss_seq_chunk& s = seqs[i];

@@ -54,6 +54,7 @@ extern "C" const char* gptoss_status_name(gptoss_status status) {
     case gptoss_status_context_overflow: return "context_overflow";
     case gptoss_status_invalid_checkpoint: return "invalid_checkpoint";
     case gptoss_status_communicator_error: return "communicator_error";
+    case gptoss_status_numeric_error: return "numeric_error";
   }
   return "unknown";
 }

@@ -13,6 +13,8 @@ export const NativeStatus = {
   context_overflow: 8,
   invalid_checkpoint: 9,
   communicator_error: 10,
+  /** A step produced NaN or infinite logits: the weights or config are broken; the step's results are discarded. */
+  numeric_error: 11,
 } as const;
 export type NativeStatusName = keyof typeof NativeStatus;
 
