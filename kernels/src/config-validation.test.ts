@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SHAPES } from "./checkpoint/shapes.ts";
-import { writeSyntheticCheckpoint } from "./checkpoint/synthetic.ts";
+import { fillBf16Tensor, writeSyntheticCheckpoint } from "./checkpoint/synthetic.ts";
 import { BlockPool, Engine, LocalSequence, Model, NativeError } from "./index.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "expertmesh-config-"));
@@ -142,21 +142,10 @@ describe("config.json domain checks (original format)", () => {
 });
 
 describe("non-finite logits", () => {
-  /** Overwrites every element of a BF16 tensor of `dir`'s model.safetensors with `bits`. */
-  function poisonTensor(dir: string, name: string, bits: number): void {
-    const file = join(dir, "model.safetensors");
-    const buf = Buffer.from(readFileSync(file));
-    const n = Number(buf.readBigUInt64LE(0));
-    const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-    const t = header[name];
-    if (t?.dtype !== "BF16") throw new Error(`${name}: no BF16 tensor`);
-    for (let at = 8 + n + t.data_offsets[0]; at < 8 + n + t.data_offsets[1]; at += 2) buf.writeUInt16LE(bits, at);
-    writeFileSync(file, buf);
-  }
   function poisoned(bits: number): string {
     const dir = join(tmp, `nan-${bits.toString(16)}`);
     writeSyntheticCheckpoint({ shape, out: dir, seed: 5, format: "hf" });
-    poisonTensor(dir, "model.norm.weight", bits);
+    fillBf16Tensor(dir, "model.norm.weight", bits);
     return dir;
   }
   async function stepOf(dir: string, sample: boolean): Promise<unknown> {

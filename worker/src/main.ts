@@ -14,7 +14,16 @@ try {
 }
 const log = createLogger("worker", config.log_level).child({ workerId: config.worker_id, rank: config.rank });
 const telemetry = startTelemetry({ serviceName: "expertmesh-worker" });
-const worker = await startWorker(config, log);
+let worker: Awaited<ReturnType<typeof startWorker>>;
+try {
+  worker = await startWorker(config, log);
+} catch (err) {
+  // A checkpoint the loader refuses (a NativeError naming the file, key and value) is a startup
+  // failure: one log line and a non-zero exit, not an uncaught-exception dump.
+  log.fatal({ err }, `startup failed: ${err instanceof Error ? err.message : String(err)}`);
+  await telemetry.shutdown();
+  process.exit(1);
+}
 
 closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   if (err) log.error({ err }, "fatal error, shutting down");

@@ -5,7 +5,7 @@
  * a seeded generator: each logical tensor has its own stream keyed by (seed, HF name), so both formats
  * hold identical weights. Weights are scaled so activations keep unit-ish variance through the layers.
  */
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type ModelShape, validateShape } from "./shapes.ts";
 
@@ -375,4 +375,19 @@ export function writeSyntheticCheckpoint(o: SyntheticOptions): string[] {
   rmSync(o.out, { recursive: true, force: true });
   renameSync(tmp, o.out);
   return [...names, "config.json"].map((f) => join(o.out, f));
+}
+
+/**
+ * Sets every element of one BF16 tensor of a single-file checkpoint to `bits` (0x7fc0: NaN, 0x7f80:
+ * +Inf), in place: how tests make a checkpoint whose weights are broken but whose header is valid.
+ */
+export function fillBf16Tensor(dir: string, name: string, bits: number): void {
+  const file = join(dir, "model.safetensors");
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<string, { dtype?: string; data_offsets?: [number, number] }>;
+  const t = header[name];
+  if (t?.dtype !== "BF16" || !t.data_offsets) throw new Error(`${file}: no BF16 tensor '${name}'`);
+  for (let at = 8 + n + t.data_offsets[0]; at < 8 + n + t.data_offsets[1]; at += 2) buf.writeUInt16LE(bits, at);
+  writeFileSync(file, buf);
 }

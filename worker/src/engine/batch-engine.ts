@@ -499,6 +499,13 @@ export class BatchEngine implements EnginePort {
     let results: Awaited<ReturnType<Engine["step"]>>;
     try {
       results = await this.#engine.step(plan.map((b) => b.entry));
+    } catch (err) {
+      // NaN/Inf logits (broken weights or config) end this step's requests with a typed error; the
+      // ones waiting never ran on them, and the process keeps serving.
+      if (!(err instanceof NativeError && err.statusName === "numeric_error")) throw err;
+      const e = workerErrors.create("engine_failure", { detail: err.message });
+      for (const b of plan) this.#finish(b.live, undefined, e);
+      return;
     } finally {
       span.end();
     }

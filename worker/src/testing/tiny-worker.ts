@@ -21,9 +21,11 @@ export interface TinyWorker {
   close(): Promise<void>;
 }
 
-export async function startTinyWorker(seed = 5): Promise<TinyWorker> {
+/** `alter` may change the checkpoint before the worker loads it (broken weights, a hostile config). */
+export async function startTinyWorker(seed = 5, alter?: (dir: string) => void): Promise<TinyWorker> {
   const dir = join(mkdtempSync(join(tmpdir(), "worker-model-")), "tiny");
   writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed });
+  alter?.(dir);
   const config = loadWorkerConfig({
     WORKER_PORT: "0",
     WORKER_METRICS_PORT: "0",
