@@ -3,7 +3,7 @@
  * case; `generate` and `make-checkpoint` work; usage errors exit 2 with a message.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -72,6 +72,22 @@ describe("expertmesh generate / make-checkpoint / errors", () => {
     );
     expect(broken).toMatchObject({ code: 1 });
     expect((broken as { stderr: string }).stderr).toContain(`${tmp}/config.json`);
+  });
+
+  it("the issue's repro: `logits` on a config with rope_theta -1 exits 1 naming the key, never printing null logits", async () => {
+    const dir = goldenCases().find((c) => c.name === "g1-tiny")?.dir as string;
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    const bad = join(tmp, "theta");
+    cpSync(dir, bad, { recursive: true });
+    writeFileSync(join(bad, "config.json"), JSON.stringify({ ...config, rope_theta: -1 }));
+    const err = (await run(process.execPath, [cli, "logits", "--model", bad, "--tokens", "1,2"]).catch((e: unknown) => e)) as {
+      code: number;
+      stdout: string;
+      stderr: string;
+    };
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain(`${bad}/config.json: 'rope_theta' must be greater than 1 (got -1)`);
+    expect(err.stdout).not.toContain("null");
   });
 
   it("expertmesh batch is the Batch API client (usage error → exit 2 with its usage)", async () => {
