@@ -55,6 +55,8 @@ export const GatewayConfigSchema = z
       .prefault({}),
     /** Redis for shared rate limits and stored responses across gateway replicas; empty = in-process. */
     redis_url: z.string().default(""),
+    /** A Redis command (or a Files/Batches call) not answered within this is a 503 store_unavailable. */
+    redis_timeout_ms: positive.default(2_000),
     /** How long stored responses (/v1/responses, previous_response_id) are kept. */
     response_retention_ms: positive.default(30 * 24 * 3600 * 1000),
     orchestrator: z
@@ -164,6 +166,7 @@ export const gatewayEnv = {
   "limits.requests_per_minute": "GATEWAY_REQUESTS_PER_MINUTE",
   "limits.tokens_per_minute": "GATEWAY_TOKENS_PER_MINUTE",
   redis_url: "REDIS_URL",
+  redis_timeout_ms: "GATEWAY_REDIS_TIMEOUT_MS",
   response_retention_ms: "GATEWAY_RESPONSE_RETENTION_MS",
   "orchestrator.address": "GATEWAY_ORCHESTRATOR_ADDRESS",
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",

@@ -91,6 +91,13 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: false,
     message: (p: { requestId: string }) => `The server had an error while processing your request (request id ${p.requestId}).`,
   },
+  store_unavailable: {
+    http: 503,
+    grpc: GrpcCode.UNAVAILABLE,
+    type: "server_error",
+    retryable: true,
+    message: (p: { what: string }) => `${p.what} is unavailable; retry after the indicated delay.`,
+  },
   service_unavailable: {
     http: 503,
     grpc: GrpcCode.UNAVAILABLE,

@@ -1,13 +1,9 @@
 #!/usr/bin/env node
 /** Gateway process entry: config → telemetry → createServer → listen → graceful shutdown. */
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
-import { createBatchService, LocalFileStorage } from "@expertmesh/orchestrator/batches";
 import closeWithGrace from "close-with-grace";
-import { Redis } from "ioredis";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
-import { RedisApiKeys } from "./adapters/redis-api-keys.ts";
-import { RedisRateLimiter } from "./adapters/redis-rate-limiter.ts";
-import { RedisResponseStore } from "./adapters/redis-response-store.ts";
+import { createRedisPorts } from "./adapters/redis-ports.ts";
 import { WorkerPool, workerPoolOptions } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
 import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";
@@ -28,24 +24,16 @@ const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
 const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
 const backend = new WorkerPool(directory, log, workerPoolOptions(config.router));
 const tokenizer = new HarmonyTokenizer();
-const redis = config.redis_url ? new Redis(config.redis_url, { maxRetriesPerRequest: 2 }) : undefined;
-const limiter = redis ? new RedisRateLimiter(redis) : new MemoryRateLimiter();
+// Redis-backed ports fail fast with 503 store_unavailable while Redis is down (adapters/redis-ports.ts).
+const ports = config.redis_url ? createRedisPorts(config, log) : undefined;
+const redis = ports?.redis;
+const limiter = ports?.limiter ?? new MemoryRateLimiter();
 const configured = ApiKeys.load(config.api_keys, config.api_keys_file);
-const keys =
-  redis && config.api_keys_store === "redis"
-    ? new AnyApiKeys([configured, new RedisApiKeys(redis, { cacheMs: config.api_keys_cache_ms })])
-    : configured;
+const keys = ports?.keys ? new AnyApiKeys([configured, ports.keys]) : configured;
 if (!keys.required) log.warn("no API keys are configured: authentication is disabled (local development only)");
-const responses = redis ? new RedisResponseStore(redis, config.response_retention_ms) : new MemoryResponseStore();
+const responses = ports?.responses ?? new MemoryResponseStore();
 // The Files and Batches API needs Redis (shared with the orchestrator's batch runners).
-const batches = redis
-  ? createBatchService({
-      redis,
-      redisUrl: config.redis_url,
-      keyPrefix: config.batches.key_prefix,
-      storage: new LocalFileStorage(config.batches.files_dir),
-    })
-  : undefined;
+const batches = ports?.batches;
 const app = createServer({
   config,
   log,
