@@ -100,14 +100,7 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
 // Shared ownership: the JS handle and every engine created from it keep the weights alive.
 using ModelPtr = std::shared_ptr<gptoss_model>;
 
-Napi::Value ModelToJs(Napi::Env env, const ModelPtr& model) {
-  gptoss_model_config c{};
-  gptoss_model_get_config(model.get(), &c);
-  gptoss_shard_info s{};
-  std::vector<int32_t> experts(c.num_experts);
-  gptoss_model_get_shard(model.get(), &s, experts.data(), experts.size());
-  experts.resize(s.num_experts);
-
+Napi::Object ConfigToJs(Napi::Env env, const gptoss_model_config& c) {
   Napi::Object cfg = Napi::Object::New(env);
   cfg.Set("numLayers", c.num_layers);
   cfg.Set("hidden", c.hidden);
@@ -122,6 +115,27 @@ Napi::Value ModelToJs(Napi::Env env, const ModelPtr& model) {
   cfg.Set("maxPositions", c.max_positions);
   cfg.Set("eosTokenId", c.eos_token_id);
   cfg.Set("originalFormat", Napi::Boolean::New(env, c.original_format != 0));
+  return cfg;
+}
+
+// readModelConfig(dir): config.json validated, no tensors opened (a small file: read synchronously).
+Napi::Value ReadModelConfig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "readModelConfig(dir) expects a string");
+  gptoss_model_config c{};
+  const gptoss_status st = gptoss_model_read_config(info[0].As<Napi::String>().Utf8Value().c_str(), &c);
+  if (st != gptoss_status_success) throw_status(env, st);
+  return ConfigToJs(env, c);
+}
+
+Napi::Value ModelToJs(Napi::Env env, const ModelPtr& model) {
+  gptoss_model_config c{};
+  gptoss_model_get_config(model.get(), &c);
+  gptoss_shard_info s{};
+  std::vector<int32_t> experts(c.num_experts);
+  gptoss_model_get_shard(model.get(), &s, experts.data(), experts.size());
+  experts.resize(s.num_experts);
+  const Napi::Object cfg = ConfigToJs(env, c);
 
   Napi::Object shard = Napi::Object::New(env);
   shard.Set("rank", s.rank);
@@ -516,6 +530,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probes", Napi::Function::New(env, Probes));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("capabilities", Napi::Function::New(env, Capabilities));
+  exports.Set("readModelConfig", Napi::Function::New(env, ReadModelConfig));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
   exports.Set("setEnginePrecision", Napi::Function::New(env, SetEnginePrecision));

@@ -80,6 +80,9 @@ typedef struct gptoss_shard_info {
 gptoss_status gptoss_model_load(const char* dir, int32_t rank, int32_t world, const int32_t* experts, size_t num_experts,
                                 gptoss_model_t* out);
 gptoss_status gptoss_model_get_config(gptoss_model_t model, gptoss_model_config* out);
+/* Reads and validates <dir>/config.json alone (no tensors are opened): the check a host runs before it
+ * offers to serve a checkpoint. Fails like gptoss_model_load would on that file. */
+gptoss_status gptoss_model_read_config(const char* dir, gptoss_model_config* out);
 /* Fills info; writes up to capacity expert ids of this rank into experts. */
 gptoss_status gptoss_model_get_shard(gptoss_model_t model, gptoss_shard_info* info, int32_t* experts, size_t capacity);
 void gptoss_model_release(gptoss_model_t model);

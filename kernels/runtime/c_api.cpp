@@ -106,13 +106,23 @@ extern "C" gptoss_status gptoss_model_load(const char* dir, int32_t rank, int32_
   });
 }
 
+static gptoss_model_config to_abi(const gptoss::ModelConfig& c) {
+  return {c.num_layers,   c.hidden, c.intermediate,   c.num_experts,   c.experts_per_token,
+          c.num_q_heads,  c.num_kv_heads, c.head_dim, c.vocab,         c.sliding_window,
+          c.max_positions, c.eos_token_id, c.original_format ? 1 : 0};
+}
+
 extern "C" gptoss_status gptoss_model_get_config(gptoss_model_t model, gptoss_model_config* out) {
   return guarded([&] {
     gptoss::check(model != nullptr && out != nullptr, gptoss_status_invalid_argument, "model_get_config: null argument");
-    const auto& c = model->weights->config;
-    *out = {c.num_layers,   c.hidden, c.intermediate,   c.num_experts,   c.experts_per_token,
-            c.num_q_heads,  c.num_kv_heads, c.head_dim, c.vocab,         c.sliding_window,
-            c.max_positions, c.eos_token_id, c.original_format ? 1 : 0};
+    *out = to_abi(model->weights->config);
+  });
+}
+
+extern "C" gptoss_status gptoss_model_read_config(const char* dir, gptoss_model_config* out) {
+  return guarded([&] {
+    gptoss::check(dir != nullptr && out != nullptr, gptoss_status_invalid_argument, "model_read_config: null argument");
+    *out = to_abi(gptoss::load_model_config(dir));
   });
 }
 

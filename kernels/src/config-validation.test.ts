@@ -103,12 +103,20 @@ describe("config.json domain checks (HF format)", () => {
     const dir = variant(hf, edit);
     if (message === null) {
       await expect(Model.load(dir)).resolves.toBeDefined();
+      expect(Model.readConfig(dir).vocab).toBe(4096);
       return;
     }
     const e = await rejection(dir);
     expect(e.statusName).toBe("invalid_checkpoint");
     expect(e.message).toContain(message);
     expect(e.message).toContain(join(dir, "config.json"));
+    // The config-only check a worker runs before registering refuses it the same way.
+    expect(() => Model.readConfig(dir)).toThrow(e.message);
+  });
+
+  it("Model.readConfig reads a valid config.json without its tensors", () => {
+    expect(Model.readConfig(hf)).toMatchObject({ numLayers: 2, numExperts: 8, expertsPerToken: 2, vocab: 4096, headDim: 16 });
+    expect(Model.readConfig(orig)).toMatchObject({ numExperts: 8, originalFormat: true });
   });
 
   it("rope_parameters (newer transformers) names its own keys", async () => {

@@ -21,6 +21,17 @@ function checkInt(name: string, value: number, min: number, max = Number.MAX_SAF
   }
 }
 
+function checkDir(dir: string): void {
+  if (typeof dir !== "string" || dir.length === 0) throw new TypeError("model directory must be a non-empty string");
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new TypeError(`model directory ${dir} does not exist or is not a directory`);
+}
+
 export class Model {
   readonly dir: string;
   readonly config: ModelConfigInfo;
@@ -35,15 +46,18 @@ export class Model {
     this.shard = raw.shard;
   }
 
+  /**
+   * The checkpoint's config.json, validated exactly as load() validates it but without opening a
+   * tensor: what a worker checks before offering to serve (NativeError invalid_checkpoint naming the
+   * key and the value).
+   */
+  static readConfig(dir: string): ModelConfigInfo {
+    checkDir(dir);
+    return addon().readModelConfig(dir);
+  }
+
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    if (typeof dir !== "string" || dir.length === 0) throw new TypeError("model directory must be a non-empty string");
-    let isDir = false;
-    try {
-      isDir = statSync(dir).isDirectory();
-    } catch {
-      isDir = false;
-    }
-    if (!isDir) throw new TypeError(`model directory ${dir} does not exist or is not a directory`);
+    checkDir(dir);
     const world = options.world ?? 1;
     const rank = options.rank ?? 0;
     checkInt("world", world, 1, 1024);
