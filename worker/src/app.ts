@@ -2,10 +2,9 @@
  * Wires a worker: engine (port) → gRPC service + grpc.health.v1 → metrics → membership.
  * main.ts reads config and calls startWorker(); tests call it directly with their own config.
  */
-import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
-import { join } from "node:path";
 import { createMetricsRegistry, Gauge, type Logger, startMetricsServer } from "@expertmesh/common";
+import { Model } from "@expertmesh/kernels";
 import { Accelerator, MemberState } from "@expertmesh/proto/cluster";
 import { WorkerService } from "@expertmesh/proto/worker";
 import { Server } from "@grpc/grpc-js";
@@ -20,17 +19,6 @@ import { NativeGroupFactory } from "./group/native-group-factory.ts";
 import { SwitchableEngine } from "./group/switchable-engine.ts";
 import { serverCredentials } from "./transport/credentials.ts";
 import { createWorkerService } from "./transport/worker-service.ts";
-
-/** Experts in the checkpoint (config.json's num_local_experts), what the orchestrator places; 0 if unknown. */
-function checkpointExperts(dir: string): number {
-  if (!dir) return 0;
-  try {
-    const c = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { num_local_experts?: number; num_experts?: number };
-    return c.num_local_experts ?? c.num_experts ?? 0;
-  } catch {
-    return 0;
-  }
-}
 
 export const WORKER_SERVICE_NAME = "expertmesh.worker.v1.Worker";
 
@@ -56,6 +44,9 @@ export async function startWorker(
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
   };
   const grouped = config.group.mode === "orchestrated";
+  // A grouped worker loads its shard only once placed: check config.json now (it throws naming the
+  // key and the value), so a broken checkpoint fails startup instead of every group it is put in.
+  const checkpoint = grouped && config.model.path ? Model.readConfig(config.model.path) : undefined;
   const waiting = (reason: string) => new NoModelEngine(config.model.name, capacity, reason);
   const eng: EnginePort = grouped
     ? new SwitchableEngine(waiting("waiting for the orchestrator to place this worker in a group"))
@@ -118,7 +109,7 @@ export async function startWorker(
         groupId: "",
         rank: config.rank,
         worldSize: config.world_size,
-        numExperts: checkpointExperts(config.model.path),
+        numExperts: checkpoint?.numExperts ?? 0,
         wantsGroup: grouped,
       },
       config.orchestrator.heartbeat_ms,

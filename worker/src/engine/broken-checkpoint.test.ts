@@ -51,24 +51,32 @@ describe("weights that make NaN logits", () => {
   });
 });
 
-it("a config.json value out of its domain stops the worker at startup with the loader's message", async () => {
-  const dir = join(mkdtempSync(join(tmpdir(), "worker-bad-config-")), "tiny");
-  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 5 });
-  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, rope_theta: -1 }));
-  const child = spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
-    env: { ...process.env, WORKER_PORT: "0", WORKER_METRICS_PORT: "0", WORKER_MODEL_PATH: dir, LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (b: Buffer) => {
-    output += b.toString();
-  });
-  child.stderr.on("data", (b: Buffer) => {
-    output += b.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-  expect(code).toBe(1);
-  expect(output).toContain(`startup failed: ${join(dir, "config.json")}: 'rope_theta' must be greater than 1 (got -1)`);
-  expect(output).not.toContain("triggerUncaughtException");
-}, 60_000);
+it.each([
+  ["alone", {}],
+  // Placed workers load their shard later: the config is checked before registering.
+  ["orchestrated", { WORKER_GROUP_MODE: "orchestrated", WORKER_ORCHESTRATOR_ADDRESS: "127.0.0.1:1" }],
+])(
+  "%s: a config.json value out of its domain stops the worker at startup with the loader's message",
+  async (_mode, env) => {
+    const dir = join(mkdtempSync(join(tmpdir(), "worker-bad-config-")), "tiny");
+    writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 5 });
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, rope_theta: -1 }));
+    const child = spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
+      env: { ...process.env, WORKER_PORT: "0", WORKER_METRICS_PORT: "0", WORKER_MODEL_PATH: dir, LOG_LEVEL: "info", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (b: Buffer) => {
+      output += b.toString();
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      output += b.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(1);
+    expect(output).toContain(`startup failed: ${join(dir, "config.json")}: 'rope_theta' must be greater than 1 (got -1)`);
+    expect(output).not.toContain("triggerUncaughtException");
+  },
+  60_000,
+);
