@@ -83,6 +83,13 @@ describe("gateway HTTP surface", () => {
   it("reports readiness from the roster", async () => {
     const res = await fetch(`${base}/ready`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", discovery: "ok", ready_workers: 1, workers: 2 });
+    expect(await res.json()).toEqual({
+      status: "ready",
+      discovery: "ok",
+      roster_age_ms: 0,
+      ready_workers: 1,
+      workers: 2,
+      models: ["gpt-oss-20b"],
+    });
   });
 });

@@ -131,7 +131,11 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   });
 
   // With parking on, a gateway takes requests (and parks them) while every engine group is scaled to zero.
-  registerHealthRoutes(app, deps.directory, { parking: deps.config.parking.max_parked > 0 });
+  registerHealthRoutes(app, deps.directory, {
+    parking: deps.config.parking.max_parked > 0,
+    registry: deps.registry,
+    ...(deps.backend ? { backend: deps.backend } : {}),
+  });
   registerModelRoutes(app, deps.directory);
   if (deps.batches) {
     registerFileRoutes(app, {

@@ -9,6 +9,7 @@ export class OrchestratorDirectory implements WorkerDirectory {
   readonly #log: Logger;
   #members: Member[] = [];
   #healthy = false;
+  #refreshedAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -21,8 +22,10 @@ export class OrchestratorDirectory implements WorkerDirectory {
           if (this.#healthy) this.#log.warn({ code: err.code, err: err.details }, "worker discovery failed");
           this.#healthy = false;
         } else {
+          // On failure the last roster stays in use: its workers keep serving while the orchestrator is away.
           this.#members = res.members;
           this.#healthy = true;
+          this.#refreshedAt = Date.now();
         }
         if (!this.#closed) {
           this.#timer = setTimeout(tick, refreshMs);
@@ -38,6 +41,9 @@ export class OrchestratorDirectory implements WorkerDirectory {
   }
   healthy(): boolean {
     return this.#healthy;
+  }
+  rosterAgeMs(): number | undefined {
+    return this.#refreshedAt === undefined ? undefined : Date.now() - this.#refreshedAt;
   }
   close(): void {
     this.#closed = true;

@@ -153,7 +153,7 @@ describe("health-aware routing (R13)", () => {
     const a = await scripted();
     const b = await scripted();
     let members = [readyMember(a.address, MODEL, "a"), readyMember(b.address, MODEL, "b")];
-    const directory = { members: () => members, healthy: () => true, close() {} };
+    const directory = { members: () => members, healthy: () => true, rosterAgeMs: () => 0, close() {} };
     const pool = new WorkerPool(directory, log, { syncIntervalMs: 20 });
     cleanup.push(() => pool.close());
     await waitFor("both watches", () => a.watches() === 1 && b.watches() === 1);

@@ -9,6 +9,8 @@ export interface WorkerDirectory {
   members(): readonly Member[];
   /** Whether the last refresh succeeded (the gateway is degraded, not down, when it did not). */
   healthy(): boolean;
+  /** Milliseconds since the roster was last refreshed; undefined before the first success. */
+  rosterAgeMs(): number | undefined;
   close(): void;
 }
 
@@ -22,6 +24,9 @@ export class StaticWorkerDirectory implements WorkerDirectory {
   }
   healthy(): boolean {
     return true;
+  }
+  rosterAgeMs(): number {
+    return 0;
   }
   close(): void {}
 }
