@@ -63,6 +63,19 @@ struct Reader {
   }
 };
 
+// The HF object holding the rope keys: rope_scaling, or rope_parameters in newer transformers ("" in
+// the original format, whose keys are flat).
+std::string rope_block(const ModelConfig& c, const json& j) {
+  if (c.original_format) return "";
+  return j.contains("rope_scaling") && !j["rope_scaling"].is_null() ? "rope_scaling" : "rope_parameters";
+}
+
+// The name a rope key has in this config.json, for messages.
+std::string rope_key(const ModelConfig& c, const json& j, const char* hf, const char* original) {
+  const std::string block = rope_block(c, j);
+  return block.empty() ? std::string(original) : block + "." + hf;
+}
+
 // The YaRN block: HF's rope_scaling (or rope_parameters, with rope_theta inside), or the original
 // format's flat keys.
 void read_rope(const json& j, const std::string& file, ModelConfig& c) {
@@ -74,11 +87,11 @@ void read_rope(const json& j, const std::string& file, ModelConfig& c) {
     c.rope_original_context = r.integer("initial_context_length", 4096, false);
     return;
   }
-  const char* key = j.contains("rope_scaling") && !j["rope_scaling"].is_null() ? "rope_scaling" : "rope_parameters";
+  const std::string key = rope_block(c, j);
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
   if (!it->is_object()) Reader{j, file, ""}.bad(key, "must be an object", it->dump());
-  const Reader r{*it, file, std::string(key) + "."};
+  const Reader r{*it, file, key + "."};
   const auto type = it->find(it->contains("rope_type") ? "rope_type" : "type");
   if (type != it->end() && *type != "yarn") r.bad("rope_type", "must be 'yarn'", type->dump());
   const auto truncate = it->find("truncate");
@@ -139,18 +152,13 @@ void check_sizes(const ModelConfig& c, const Reader& r) {
   }
 }
 
-// The name a rope key has in this config.json: the original format's flat key, or the HF key inside
-// rope_scaling / rope_parameters.
-std::string rope_key(const ModelConfig& c, const json& j, const char* hf, const char* original) {
-  if (c.original_format) return original;
-  return std::string(j.contains("rope_scaling") && !j["rope_scaling"].is_null() ? "rope_scaling." : "rope_parameters.") + hf;
-}
-
 // YaRN divides by ln(rope_theta) and by the ramp's width, which beta_fast = beta_slow makes zero.
 void check_rope(const ModelConfig& c, const Reader& r) {
-  const bool orig = c.original_format;
-  const bool nested = !orig && r.j.contains("rope_parameters") && r.j["rope_parameters"].contains("rope_theta");
-  if (!(c.rope_theta > 1.0f)) r.bad(nested ? "rope_parameters.rope_theta" : "rope_theta", "must be greater than 1", num(c.rope_theta));
+  // HF's rope block may carry its own rope_theta, which then wins over the top-level one.
+  const std::string block = rope_block(c, r.j);
+  const auto it = block.empty() ? r.j.end() : r.j.find(block);
+  const bool nested = it != r.j.end() && it->is_object() && it->contains("rope_theta");
+  if (!(c.rope_theta > 1.0f)) r.bad(nested ? block + ".rope_theta" : "rope_theta", "must be greater than 1", num(c.rope_theta));
   if (!(c.rope_factor >= 1.0f)) r.bad(rope_key(c, r.j, "factor", "rope_scaling_factor"), "must be at least 1", num(c.rope_factor));
   if (!(c.rope_beta_slow > 0.0f)) r.bad(rope_key(c, r.j, "beta_slow", "rope_ntk_alpha"), "must be positive", num(c.rope_beta_slow));
   if (!(c.rope_beta_fast > c.rope_beta_slow)) {
@@ -165,7 +173,7 @@ void check_rope(const ModelConfig& c, const Reader& r) {
 // Relations between fields: what the kernels assume (GQA grouping, half-split RoPE, MXFP4 blocks,
 // top-k routing) and what keeps the YaRN and SwiGLU arithmetic finite.
 void check_domain(const ModelConfig& c, const Reader& r) {
-  const char* ept = c.original_format ? "experts_per_token" : "num_experts_per_tok";
+  const char* ept = r.j.contains("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token";
   if (c.experts_per_token < 1 || c.experts_per_token > c.num_experts) {
     r.bad(ept, "must be in 1..num_experts = " + std::to_string(c.num_experts), std::to_string(c.experts_per_token));
   }

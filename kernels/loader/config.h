@@ -37,7 +37,8 @@ struct ModelConfig {
   std::string describe() const;
 };
 
-// Reads and validates <dir>/config.json; throws invalid_checkpoint with the offending key.
+// Reads and validates <dir>/config.json: every field against its domain and the fields against each
+// other; throws invalid_checkpoint naming the offending key and the value found.
 ModelConfig load_model_config(const std::string& dir);
 
 }  // namespace gptoss

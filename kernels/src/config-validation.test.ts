@@ -91,6 +91,20 @@ describe("config.json domain checks (HF format)", () => {
       "'rope_scaling.original_max_position_embeddings' must be at most max_position_embeddings = 131072 (got 200000)",
     ],
     ["yarn rope_type linear", rope("rope_type", "linear"), `'rope_scaling.rope_type' must be 'yarn' (got "linear")`],
+    [
+      "rope_scaling.rope_theta (it wins over the top-level one)",
+      rope("rope_theta", 0.5),
+      "'rope_scaling.rope_theta' must be greater than 1 (got 0.5)",
+    ],
+    ["rope_scaling.truncate 'no'", rope("truncate", "no"), `'rope_scaling.truncate' must be a boolean (got "no")`],
+    [
+      "experts_per_token (no num_experts_per_tok) > num_experts",
+      (c: Json) => {
+        delete c.num_experts_per_tok;
+        c.experts_per_token = 9;
+      },
+      "'experts_per_token' must be in 1..num_experts = 8 (got 9)",
+    ],
     ["rope_scaling a string", set("rope_scaling", "yarn"), `'rope_scaling' must be an object (got "yarn")`],
     ["layer_types too short", set("layer_types", ["full_attention"]), "'layer_types' must have num_hidden_layers = 2 entries (got 1)"],
     [
