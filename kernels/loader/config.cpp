@@ -208,8 +208,15 @@ ModelConfig load_model_config(const std::string& dir) {
   if (!in) fail(gptoss_status_io_error, file + ": cannot open");
   std::stringstream buf;
   buf << in.rdbuf();
-  const json j = json::parse(buf.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail(gptoss_status_invalid_checkpoint, file + ": not a JSON object");
+  json j;
+  try {
+    j = json::parse(buf.str());
+  } catch (const json::exception& e) {
+    // The parser's message gives line, column and the text last read: it names the field for a bare
+    // NaN or Infinity, which JSON has no literal for, or a number past the range of a double.
+    fail(gptoss_status_invalid_checkpoint, file + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) fail(gptoss_status_invalid_checkpoint, file + ": not a JSON object");
 
   const Reader r{j, file, ""};
   ModelConfig c;

@@ -112,7 +112,9 @@ describe("config.json domain checks (HF format)", () => {
       set("layer_types", ["full_attention", "local"]),
       `'layer_types[1]' must be sliding_attention or full_attention (got "local")`,
     ],
-    ["rope_theta 1e400 (JSON overflow)", '{"rope_theta": 1e400}', "not a JSON object"],
+    ["rope_theta 1e400 (JSON overflow)", '{"rope_theta": 1e400}', "not valid JSON"],
+    ["rope_theta NaN (no such JSON literal)", '{"num_hidden_layers": 2, "rope_theta": NaN}', `last read: '"rope_theta": N'`],
+    ["a JSON array", "[1, 2]", "not a JSON object"],
   ] as const)("%s", async (_name, edit, message) => {
     const dir = variant(hf, edit);
     if (message === null) {
