@@ -378,16 +378,20 @@ export function writeSyntheticCheckpoint(o: SyntheticOptions): string[] {
 }
 
 /**
- * Sets every element of one BF16 tensor of a single-file checkpoint to `bits` (0x7fc0: NaN, 0x7f80:
- * +Inf), in place: how tests make a checkpoint whose weights are broken but whose header is valid.
+ * Sets the elements [begin, end) (default: all) of one BF16 tensor of a single-file checkpoint to
+ * `bits` (0x7fc0: NaN, 0x7f80: +Inf), in place: how tests make a checkpoint whose weights are broken
+ * (all of them, or one embedding row) but whose header is valid.
  */
-export function fillBf16Tensor(dir: string, name: string, bits: number): void {
+export function fillBf16Tensor(dir: string, name: string, bits: number, elements?: [begin: number, end: number]): void {
   const file = join(dir, "model.safetensors");
   const buf = readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<string, { dtype?: string; data_offsets?: [number, number] }>;
   const t = header[name];
   if (t?.dtype !== "BF16" || !t.data_offsets) throw new Error(`${file}: no BF16 tensor '${name}'`);
-  for (let at = 8 + n + t.data_offsets[0]; at < 8 + n + t.data_offsets[1]; at += 2) buf.writeUInt16LE(bits, at);
+  const [first, last] = [8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]];
+  const [begin, end] = elements ? [first + 2 * elements[0], first + 2 * elements[1]] : [first, last];
+  if (begin < first || end > last || begin > end) throw new RangeError(`${name}: elements ${elements} out of the tensor`);
+  for (let at = begin; at < end; at += 2) buf.writeUInt16LE(bits, at);
   writeFileSync(file, buf);
 }

@@ -15,6 +15,29 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTinyWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 import { errorDetailOf } from "../transport/grpc-errors.ts";
 
+/** Resolves with the stream's error (undefined when it ended normally) and the tokens it got. */
+function run(tiny: TinyWorker, requestId: string, prompt = [5, 6, 7]): Promise<{ error?: ServiceError; tokens: number }> {
+  const stream = tiny.client.generate(
+    { requestId, promptTokenIds: prompt, stopTokenIds: [], maxTokens: 4, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
+    new Metadata(),
+  );
+  let tokens = 0;
+  return new Promise((resolve) => {
+    stream.on("data", (e: { tokens?: { tokens: unknown[] } }) => {
+      tokens += e.tokens?.tokens.length ?? 0;
+    });
+    stream.on("end", () => resolve({ tokens }));
+    stream.on("error", (error: ServiceError) => resolve({ error, tokens }));
+  });
+}
+
+function expectNumericFailure(r: { error?: ServiceError; tokens: number }): void {
+  expect(r.tokens).toBe(0);
+  expect(r.error?.code).toBe(status.INTERNAL);
+  expect(errorDetailOf(r.error as ServiceError)?.kind).toBe(ErrorKind.ERROR_KIND_ENGINE_FAILURE);
+  expect(r.error?.details).toMatch(/engine failure: engine_step: sequence 0 row \d+ has a non-finite logit \(NaN at token \d+\)/);
+}
+
 describe("weights that make NaN logits", () => {
   let tiny: TinyWorker;
   beforeAll(async () => {
@@ -22,32 +45,24 @@ describe("weights that make NaN logits", () => {
   });
   afterAll(() => tiny.close());
 
-  /** Resolves with the stream's error (undefined when it ended normally) and the tokens it got. */
-  function run(requestId: string): Promise<{ error?: ServiceError; tokens: number }> {
-    const stream = tiny.client.generate(
-      { requestId, promptTokenIds: [5, 6, 7], stopTokenIds: [], maxTokens: 4, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
-      new Metadata(),
-    );
-    let tokens = 0;
-    return new Promise((resolve) => {
-      stream.on("data", (e: { tokens?: { tokens: unknown[] } }) => {
-        tokens += e.tokens?.tokens.length ?? 0;
-      });
-      stream.on("end", () => resolve({ tokens }));
-      stream.on("error", (error: ServiceError) => resolve({ error, tokens }));
-    });
-  }
-
   it("each generation ends with a typed engine_failure naming the non-finite logit, no token, and the worker keeps serving", async () => {
-    for (const id of ["nan-1", "nan-2"]) {
-      const { error, tokens } = await run(id);
-      expect(tokens).toBe(0);
-      expect(error?.code).toBe(status.INTERNAL);
-      expect(errorDetailOf(error as ServiceError)?.kind).toBe(ErrorKind.ERROR_KIND_ENGINE_FAILURE);
-      expect(error?.details).toMatch(/engine failure: engine_step: sequence 0 row \d+ has a non-finite logit \(NaN at token \d+\)/);
-    }
+    for (const id of ["nan-1", "nan-2"]) expectNumericFailure(await run(tiny, id));
     const info = await new Promise<InfoResponse>((resolve, reject) => tiny.client.info({}, (e, r) => (e ? reject(e) : resolve(r))));
     expect(info.capacity?.kvBlocksFree).toBe(info.capacity?.kvBlocksTotal);
+  });
+});
+
+describe("one NaN embedding row", () => {
+  let tiny: TinyWorker;
+  // Token 100's embedding is NaN (hidden 64): only sequences holding it get NaN logits.
+  beforeAll(async () => {
+    tiny = await startTinyWorker(5, (dir) => fillBf16Tensor(dir, "model.embed_tokens.weight", 0x7fc0, [100 * 64, 101 * 64]));
+  });
+  afterAll(() => tiny.close());
+
+  it("fails the request holding the token, and the next requests are served normally", async () => {
+    expectNumericFailure(await run(tiny, "poisoned", [5, 100, 7]));
+    for (const id of ["after-1", "after-2"]) expect(await run(tiny, id)).toEqual({ tokens: 4 });
   });
 });
 
