@@ -159,3 +159,111 @@ describe("R6: validation fuzz", () => {
     );
   }, 120_000);
 });
+
+/** A function tool as chat (nested) or Responses (flat) takes it. */
+function tool(i: number, parameters: unknown, flat: boolean): Record<string, unknown> {
+  const fn = { name: `f${i}`, parameters };
+  return flat ? { type: "function", ...fn } : { type: "function", function: fn };
+}
+
+/** An object schema whose property `a` nests `levels` object schemas deep. */
+function nested(levels: number): Record<string, unknown> {
+  let schema: Record<string, unknown> = { type: "string" };
+  for (let i = 0; i < levels; i++) schema = { type: "object", properties: { a: schema } };
+  return schema;
+}
+
+const user = { role: "user", content: "Hi" };
+const call = { id: "call_1", type: "function", function: { name: "f0", arguments: "{}" } };
+
+// #20 item 8: what OpenAI refuses, refused here with its param (real HTTP, both generating routes).
+const INVALID: Array<[string, string, Record<string, unknown>, string]> = [
+  ["empty messages", "/v1/chat/completions", { messages: [] }, "messages"],
+  ["a tool message first", "/v1/chat/completions", { messages: [{ role: "tool", tool_call_id: "x", content: "1" }] }, "messages.[0].role"],
+  [
+    "a tool message answering no call",
+    "/v1/chat/completions",
+    { messages: [user, { role: "assistant", content: "ok" }, { role: "tool", tool_call_id: "x", content: "1" }] },
+    "messages.[2].role",
+  ],
+  [
+    "a tool message with an unknown tool_call_id",
+    "/v1/chat/completions",
+    { messages: [user, { role: "assistant", tool_calls: [call] }, { role: "tool", tool_call_id: "call_2", content: "1" }] },
+    "messages.[2].tool_call_id",
+  ],
+  [
+    "129 tools (chat)",
+    "/v1/chat/completions",
+    { messages: [user], tools: Array.from({ length: 129 }, (_, i) => tool(i, {}, false)) },
+    "tools",
+  ],
+  ["129 tools (Responses)", "/v1/responses", { input: "Hi", tools: Array.from({ length: 129 }, (_, i) => tool(i, {}, true)) }, "tools"],
+  [
+    "parameters nested 40 deep (chat)",
+    "/v1/chat/completions",
+    { messages: [user], tools: [tool(0, nested(40), false)] },
+    "tools[0].function.parameters",
+  ],
+  ["parameters nested 40 deep (Responses)", "/v1/responses", { input: "Hi", tools: [tool(0, nested(40), true)] }, "tools[0].parameters"],
+  [
+    "parameters with a bad type",
+    "/v1/chat/completions",
+    { messages: [user], tools: [tool(0, { type: "object", properties: { a: { type: "strng" } } }, false)] },
+    "tools[0].function.parameters",
+  ],
+  [
+    "response_format with an unresolvable $ref",
+    "/v1/chat/completions",
+    { messages: [user], response_format: { type: "json_schema", json_schema: { name: "r", schema: { $ref: "#/$defs/missing" } } } },
+    "response_format",
+  ],
+  [
+    "response_format with a bad type",
+    "/v1/chat/completions",
+    { messages: [user], response_format: { type: "json_schema", json_schema: { name: "r", schema: { type: 7 } } } },
+    "response_format",
+  ],
+  [
+    "response_format with a remote $ref",
+    "/v1/chat/completions",
+    {
+      messages: [user],
+      response_format: { type: "json_schema", json_schema: { name: "r", schema: { $ref: "https://example.com/s.json" } } },
+    },
+    "response_format",
+  ],
+  [
+    "text.format with properties that are not schemas",
+    "/v1/responses",
+    { input: "Hi", text: { format: { type: "json_schema", name: "r", schema: { type: "object", properties: { a: 3 } } } } },
+    "text.format.schema",
+  ],
+];
+
+describe("#20 item 8: validation gaps", () => {
+  it.each(INVALID)("%s → 400 with param", async (_name, path, body, param) => {
+    const o = await post(path, JSON.stringify({ model: MODEL, max_tokens: 1, ...body }));
+    expectOpenAiError(o);
+    expect(o.status, JSON.stringify(o.body)).toBe(400);
+    expect((o.body as { error: { param: string } }).error.param).toBe(param);
+  });
+
+  it("what stays valid: 128 tools, 32 levels, a local $ref, property names that are keywords, a tool reply", async () => {
+    const schema = { $defs: { s: { type: "string" } }, type: "object", properties: { type: { $ref: "#/$defs/s" }, required: nested(3) } };
+    const bodies: Array<[string, Record<string, unknown>]> = [
+      ["/v1/chat/completions", { messages: [user], tools: Array.from({ length: 128 }, (_, i) => tool(i, {}, false)) }],
+      ["/v1/chat/completions", { messages: [user], tools: [tool(0, nested(31), false)] }],
+      ["/v1/chat/completions", { messages: [user], response_format: { type: "json_schema", json_schema: { name: "r", schema } } }],
+      [
+        "/v1/chat/completions",
+        { messages: [user, { role: "assistant", tool_calls: [call] }, { role: "tool", tool_call_id: "call_1", content: "1" }] },
+      ],
+      ["/v1/responses", { input: "Hi", tools: [tool(0, schema, true)] }],
+    ];
+    for (const [path, body] of bodies) {
+      const o = await post(path, JSON.stringify({ model: MODEL, max_tokens: 1, max_output_tokens: 16, ...body }));
+      expect(o.status, `${path} ${JSON.stringify(o.body).slice(0, 300)}`).toBe(200);
+    }
+  });
+});

@@ -6,6 +6,7 @@
  * functions.NAME. Reasoning sent back with an assistant message is re-inserted only for the current,
  * unfinished tool-calling turn.
  */
+import { gatewayErrors } from "../../errors.ts";
 import type { HarmonyMessage, ResponseFormatDef, ToolNamespace } from "../harmony/types.ts";
 
 export interface ChatMessage {
@@ -59,6 +60,30 @@ function text(content: ChatMessage["content"]): string {
 
 function msg(partial: Partial<HarmonyMessage> & Pick<HarmonyMessage, "role" | "content">): HarmonyMessage {
   return { name: null, recipient: null, channel: null, content_type: null, ...partial };
+}
+
+/**
+ * OpenAI's rule, with its wording: a tool message answers a call of the assistant message it follows
+ * (only tool messages in between); otherwise the model would see a result of a call it never made.
+ */
+export function checkToolMessages(messages: readonly ChatMessage[]): void {
+  let open: ReadonlySet<string> | null = null;
+  messages.forEach((m, i) => {
+    if (m.role === "assistant") open = new Set((m.tool_calls ?? []).map((c) => c.id));
+    else if (m.role !== "tool") open = null;
+    else if (open === null || open.size === 0)
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'." },
+        { param: `messages.[${i}].role` },
+      );
+    else if (!open.has(m.tool_call_id ?? ""))
+      throw gatewayErrors.create(
+        "invalid_request_error",
+        { detail: `Invalid parameter: 'tool_call_id' of '${m.tool_call_id ?? ""}' not found in 'tool_calls' of previous message.` },
+        { param: `messages.[${i}].tool_call_id` },
+      );
+  });
 }
 
 export function buildConversation(messages: readonly ChatMessage[], o: ConversationOptions): HarmonyMessage[] {

@@ -14,6 +14,7 @@ import {
   buildConversation,
   type ChatMessage,
   type ChatTool,
+  checkToolMessages,
   type ResponseFormat,
   responseFormatDef,
 } from "../../domain/chat/conversation.ts";
@@ -21,6 +22,7 @@ import { consume, type GenerationBackend } from "../../domain/generation-backend
 import { MAX_HEADER_TOKENS } from "../../domain/harmony/parser.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
+import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { jsonTemplate, SSE_EVENT, TEXT } from "../json-template.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
@@ -243,6 +245,7 @@ function toFormat(f: ChatBody["response_format"]): ResponseFormat | null {
       { detail: "response_format of type 'json_schema' needs a json_schema object with a name" },
       { param: "response_format.json_schema" },
     );
+  if (f.json_schema.schema) checkJsonSchema(f.json_schema.schema, "response_format", `response_format '${f.json_schema.name}'`);
   return { type: "json_schema", ...f.json_schema };
 }
 
@@ -260,6 +263,8 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       );
     }
     checkLogprobs(body.logprobs, body.top_logprobs);
+    checkTools(body.tools);
+    checkToolMessages(body.messages);
     const conversation = buildConversation(body.messages, {
       reasoningEffort: body.reasoning_effort ?? "medium",
       today: new Date().toISOString().slice(0, 10),

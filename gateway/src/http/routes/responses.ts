@@ -12,6 +12,7 @@ import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDe
 import { consume as consumeAll, type GenerationBackend, type PipeableIterator } from "../../domain/generation-backend.ts";
 import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
+import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
 import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domain/responses/input.ts";
 import { inputItemObjects } from "../../domain/responses/input-items.ts";
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
@@ -154,6 +155,10 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
         { detail: `Previous response with id '${body.previous_response_id}' not found.` },
         { param: "previous_response_id" },
       );
+    checkTools(body.tools);
+    const format = body.text?.format;
+    if (format?.type === "json_schema" && format.schema)
+      checkJsonSchema(format.schema, "text.format.schema", `text.format '${format.name}'`);
     const calls = { ...(previous?.calls ?? {}) };
     const input = convertInput(body.input, calls);
     const effort = body.reasoning?.effort ?? "medium";
