@@ -27,51 +27,70 @@ function variantComment(v: JsonSchema, skipDescription: string | null): string {
   return parts.length ? ` // ${parts.join(" ")}` : "";
 }
 
-function nullable(v: JsonSchema, text: string): string {
-  return v.nullable === true && !text.includes("null") ? `${text} | null` : text;
+/**
+ * Collects the rendering in one array, so a schema costs time linear in its size: a nested type is never
+ * rendered into a string that its parent then copies. `nulls` counts pieces mentioning null, so a
+ * parent learns whether a child's text does without scanning it again.
+ */
+class Writer {
+  readonly parts: string[] = [];
+  nulls = 0;
+  push(piece: string): void {
+    this.parts.push(piece);
+    if (piece.includes("null")) this.nulls++;
+  }
 }
 
-export function schemaToTs(schema: JsonSchema, indent: string): string {
-  if (Array.isArray(schema.oneOf)) {
-    return schema.oneOf
-      .map((v: JsonSchema) => `\n${indent} | ${nullable(v, schemaToTs(v, `${indent}   `))}${variantComment(v, null)}`)
-      .join("");
+/** A subschema followed by " | null" when it is nullable and its text does not already say null. */
+function emitNullable(v: JsonSchema, indent: string, w: Writer): void {
+  const before = w.nulls;
+  emit(v, indent, w);
+  if (v.nullable === true && w.nulls === before) w.push(" | null");
+}
+
+function emitProperty(key: string, value: JsonSchema, opt: string, indent: string, w: Writer): void {
+  if (typeof value.title === "string") w.push(`${indent}// ${value.title}\n${indent}//\n`);
+  if (!Array.isArray(value.oneOf) && typeof value.description === "string") w.push(`${indent}// ${value.description}\n`);
+  if (Array.isArray(value.examples) && value.examples.length > 0) {
+    w.push(`${indent}// Examples:\n`);
+    for (const ex of value.examples) if (typeof ex === "string") w.push(`${indent}// - "${ex}"\n`);
   }
+  if (!Array.isArray(value.oneOf)) {
+    const d = defaultComment(value);
+    w.push(`${indent}${key}${opt}: `);
+    emitNullable(value, `${indent}    `, w);
+    w.push(`,${d ? ` // ${d}` : ""}\n`);
+    return;
+  }
+  const variants = value.oneOf as JsonSchema[];
+  const desc = typeof value.description === "string" ? value.description : null;
+  const firstDesc = typeof variants[0]?.description === "string" ? variants[0].description : null;
+  if (desc !== null && desc !== firstDesc) w.push(`${indent}// ${desc}\n`);
+  const d = defaultComment(value);
+  if (d) w.push(`${indent}// ${d}\n`);
+  w.push(`${indent}${key}${opt}:\n`);
+  variants.forEach((v, i) => {
+    const skip = i === 0 && desc !== null ? v.description : desc;
+    w.push(`${indent} | `);
+    emitNullable(v, `${indent}   `, w);
+    w.push(`${variantComment(v, skip ?? null)}\n`);
+  });
+  w.push(`${indent},\n`);
+}
+
+function emitObject(schema: JsonSchema, indent: string, w: Writer): void {
+  if (typeof schema.description === "string") w.push(`${indent}// ${schema.description}\n`);
+  w.push("{\n");
+  const required = new Set<string>(Array.isArray(schema.required) ? schema.required : []);
+  for (const [key, value] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>))
+    emitProperty(key, value, required.has(key) ? "" : "?", indent, w);
+  w.push(`${indent}}`);
+}
+
+/** The text of a type with no subschemas. */
+function leafType(schema: JsonSchema): string {
   if (Array.isArray(schema.type)) return schema.type.map((t: string) => (t === "integer" ? "number" : t)).join(" | ");
   switch (schema.type) {
-    case "object": {
-      let out = "";
-      if (typeof schema.description === "string") out += `${indent}// ${schema.description}\n`;
-      out += "{\n";
-      const required = new Set<string>(Array.isArray(schema.required) ? schema.required : []);
-      for (const [key, value] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>)) {
-        const opt = required.has(key) ? "" : "?";
-        if (typeof value.title === "string") out += `${indent}// ${value.title}\n${indent}//\n`;
-        if (!Array.isArray(value.oneOf) && typeof value.description === "string") out += `${indent}// ${value.description}\n`;
-        if (Array.isArray(value.examples) && value.examples.length > 0) {
-          out += `${indent}// Examples:\n`;
-          for (const ex of value.examples) if (typeof ex === "string") out += `${indent}// - "${ex}"\n`;
-        }
-        if (Array.isArray(value.oneOf)) {
-          const variants = value.oneOf as JsonSchema[];
-          const desc = typeof value.description === "string" ? value.description : null;
-          const firstDesc = typeof variants[0]?.description === "string" ? variants[0].description : null;
-          if (desc !== null && desc !== firstDesc) out += `${indent}// ${desc}\n`;
-          const d = defaultComment(value);
-          if (d) out += `${indent}// ${d}\n`;
-          out += `${indent}${key}${opt}:\n`;
-          variants.forEach((v, i) => {
-            const skip = i === 0 && desc !== null ? v.description : desc;
-            out += `${indent} | ${nullable(v, schemaToTs(v, `${indent}   `))}${variantComment(v, skip ?? null)}\n`;
-          });
-          out += `${indent},\n`;
-        } else {
-          const d = defaultComment(value);
-          out += `${indent}${key}${opt}: ${nullable(value, schemaToTs(value, `${indent}    `))},${d ? ` // ${d}` : ""}\n`;
-        }
-      }
-      return `${out}${indent}}`;
-    }
     case "string":
       return Array.isArray(schema.enum) && schema.enum.length > 0
         ? schema.enum.map((e: unknown) => JSON.stringify(e)).join(" | ")
@@ -82,10 +101,33 @@ export function schemaToTs(schema: JsonSchema, indent: string): string {
     case "boolean":
       return "boolean";
     case "array":
-      return schema.items ? `${schemaToTs(schema.items, indent)}[]` : "Array<any>";
+      return "Array<any>";
     default:
       return "any";
   }
+}
+
+function emit(schema: JsonSchema, indent: string, w: Writer): void {
+  if (Array.isArray(schema.oneOf)) {
+    for (const v of schema.oneOf as JsonSchema[]) {
+      w.push(`\n${indent} | `);
+      emitNullable(v, `${indent}   `, w);
+      w.push(variantComment(v, null));
+    }
+  } else if (schema.type === "object") {
+    emitObject(schema, indent, w);
+  } else if (schema.type === "array" && schema.items) {
+    emit(schema.items, indent, w);
+    w.push("[]");
+  } else {
+    w.push(leafType(schema));
+  }
+}
+
+export function schemaToTs(schema: JsonSchema, indent: string): string {
+  const w = new Writer();
+  emit(schema, indent, w);
+  return w.parts.join("");
 }
 
 function namespaceBlock(ns: ToolNamespace): string {
