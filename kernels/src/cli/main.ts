@@ -6,6 +6,7 @@
  *   expertmesh make-checkpoint --shape tiny|20b|120b|custom [--layers N ...] --out DIR [--seed N] [--format hf|original]
  *   expertmesh info [--model DIR]
  *   expertmesh batch submit|status|results|list ...   (the Batch API client, from @expertmesh/orchestrator)
+ *   expertmesh pull OWNER/NAME [--dir D] ...   (a model from the Hugging Face hub; see ./pull.ts)
  * Exit status: 0 ok, 2 bad usage, 1 failure (the message names the file/tensor at fault).
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -32,7 +33,8 @@ const USAGE = `usage:
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
   expertmesh info [--model DIR]
-  expertmesh batch submit FILE | status ID [--wait] | results ID | list   (see expertmesh batch --help)`;
+  expertmesh batch submit FILE | status ID [--wait] | results ID | list   (see expertmesh batch --help)
+  expertmesh pull OWNER/NAME [--dir D] [--revision R] [--include GLOB]... [--connections N] [--verify] [--endpoint URL]`;
 
 function parseTokens(s: string | undefined): number[] {
   if (!s) throw new UsageError("--tokens is required (comma-separated token ids)");
@@ -325,6 +327,14 @@ try {
     // The Batch API client lives with the batch runner (orchestrator); this binary is its front door.
     const { runBatchCli } = await import("@expertmesh/orchestrator/cli/batch");
     process.exitCode = await runBatchCli(rest, {
+      env: process.env,
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+      tty: process.stderr.isTTY === true,
+    });
+  } else if (command === "pull") {
+    const { runPull } = await import("./pull.ts");
+    process.exitCode = await runPull(rest, {
       env: process.env,
       out: (t) => process.stdout.write(t),
       err: (t) => process.stderr.write(t),
