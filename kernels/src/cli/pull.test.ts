@@ -4,7 +4,7 @@
  * repositories end with one clear line; a re-run of a complete pull downloads nothing.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,22 +34,24 @@ beforeAll(async () => {
 });
 afterAll(async () => hub?.close());
 
-async function pull(args: string[], env: NodeJS.ProcessEnv = {}) {
-  let out = "";
-  let err = "";
-  const code = await runPull([REPO, "--endpoint", hub.url, ...args], {
+/** runPull with its output captured. */
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}, minRangeBytes?: number) {
+  const r = { code: 0, out: "", err: "" };
+  r.code = await runPull(argv, {
     env,
     out: (t) => {
-      out += t;
+      r.out += t;
     },
     err: (t) => {
-      err += t;
+      r.err += t;
     },
     tty: false,
-    minRangeBytes: 100_000,
+    ...(minRangeBytes ? { minRangeBytes } : {}),
   });
-  return { code, out, err };
+  return r;
 }
+
+const pull = (args: string[], env: NodeJS.ProcessEnv = {}) => run([REPO, "--endpoint", hub.url, ...args], env, 100_000);
 
 /** The files ExpertMesh needs: everything but README and the original/ and metal/ copies. */
 function wanted() {
@@ -87,6 +89,26 @@ describe("expertmesh pull", () => {
     expect(JSON.parse(again.out)).toMatchObject({ downloaded: 0, bytes: 0 });
     expect(hub.served).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, MARKER), "utf8")).repo).toBe(REPO);
+
+    // A file damaged on disk at the same size is trusted by a plain re-run; --verify rehashes and refetches it.
+    const shard = wanted().find((f) => f.lfs) as TestHub["files"][number];
+    const fd = openSync(join(dir, shard.path), "r+");
+    writeSync(fd, Buffer.from([0xaa]), 0, 1, 10);
+    closeSync(fd);
+    const verified = await pull(["--dir", dir, "--verify"]);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.out)).toMatchObject({ downloaded: 1, bytes: shard.data.length });
+    expectIdentical(dir);
+  });
+
+  it("bad usage exits 2 with the usage line", async () => {
+    const bad = await run(["not-a-repo"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("expected one repository as OWNER/NAME");
+    expect((await run([REPO, "--connections", "0"])).code).toBe(2);
+    const unknown = await run([REPO, "--bogus"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain("usage: expertmesh pull OWNER/NAME");
   });
 
   it("resumes a pull killed mid-download, fetching fewer bytes than the whole", async () => {
@@ -137,17 +159,9 @@ describe("expertmesh pull", () => {
     const down = await startTestHub(REPO, []);
     const url = down.url;
     await down.close();
-    let err = "";
-    const code = await runPull([REPO, "--dir", join(tmp, "offline")], {
-      env: { HF_ENDPOINT: url },
-      out: () => {},
-      err: (t) => {
-        err += t;
-      },
-      tty: false,
-    });
-    expect(code).toBe(2);
-    expect(err).toBe(`expertmesh pull: cannot reach ${url}: ECONNREFUSED — check the network or set HF_ENDPOINT\n`);
+    const r = await run([REPO, "--dir", join(tmp, "offline")], { HF_ENDPOINT: url });
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`expertmesh pull: cannot reach ${url}: ECONNREFUSED — check the network or set HF_ENDPOINT\n`);
   });
 
   it("a gated repository asks for HF_TOKEN, and pulls with it; an unknown one says so", async () => {
