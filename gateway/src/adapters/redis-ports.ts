@@ -43,6 +43,9 @@ export function createRedisPorts(config: GatewayConfig, log: Logger): RedisPorts
   const api = createBatchService({
     redis,
     redisUrl: config.redis_url,
+    // BullMQ needs its offline queue (its connection setup and close go through it); the command timeout
+    // fails a hung add on the queue's own connection too, instead of leaving it pending until Redis resumes.
+    queueRedisOptions: { commandTimeout: timeoutMs },
     keyPrefix: config.batches.key_prefix,
     storage: new LocalFileStorage(config.batches.files_dir),
   });

@@ -2,7 +2,7 @@
  * @expertmesh/orchestrator/batches — the durable Batch API's state and execution, shared by the gateway
  * (HTTP routes: BatchService, createBatchService) and the orchestrator's batch runners (startBatchRunner).
  */
-import { Queue } from "bullmq";
+import { Queue, type RedisOptions } from "bullmq";
 import { BullMQOtel } from "bullmq-otel";
 import type { Redis } from "ioredis";
 import { BatchService } from "./batch-service.ts";
@@ -26,6 +26,8 @@ export interface BatchServiceOptions {
   redis: Redis;
   /** BullMQ opens its own connections. */
   redisUrl: string;
+  /** Options for the control queue's connection: the gateway passes its fail-fast ones (no offline queue). */
+  queueRedisOptions?: RedisOptions;
   keyPrefix?: string;
   storage: FileStorage;
 }
@@ -40,7 +42,7 @@ export interface BatchApi {
 export function createBatchService(o: BatchServiceOptions): BatchApi {
   const keyPrefix = o.keyPrefix ?? "em:";
   const control = new Queue(CONTROL_QUEUE, {
-    connection: { url: o.redisUrl, maxRetriesPerRequest: 2 },
+    connection: { url: o.redisUrl, maxRetriesPerRequest: 2, ...o.queueRedisOptions },
     prefix: bullPrefix(keyPrefix),
     telemetry: new BullMQOtel({ tracerName: "expertmesh-batches" }),
   });
