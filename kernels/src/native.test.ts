@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { sharedDir } from "./testing/golden.ts";
+import { fixturesDir } from "./testing/golden.ts";
 
 const run = promisify(execFile);
 const bin = (name: string) => new URL(`../build/tests/${name}`, import.meta.url).pathname;
@@ -36,7 +36,7 @@ describe("native", () => {
   });
 
   it("fuzz_safetensors: 10k mutated headers under ASan, zero crashes, every rejection typed", async () => {
-    const seeds = ["g1-tiny", "g3-odd-shapes"].map((c) => join(sharedDir(), "golden", c, "model.safetensors"));
+    const seeds = ["g1-tiny", "g3-odd-shapes"].map((c) => join(fixturesDir(), "golden", c, "model.safetensors"));
     const { stdout } = await run(bin("fuzz_safetensors"), ["10000", ...seeds], {
       env: { ...process.env, ASAN_OPTIONS: "detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS: "halt_on_error=1" },
       timeout: 300_000,

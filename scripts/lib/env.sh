@@ -20,17 +20,6 @@ if [ -x "$EM_NODE_BIN/node" ]; then
   export PATH="$EM_NODE_BIN:$PATH"
 fi
 export PATH="$EM_ROOT/node_modules/.bin:$PATH"
-# The shared test data (golden checkpoints, Harmony cases) lives next to the checkout in ../shared. A
-# verification clone made elsewhere (git clone /path/to/checkout /tmp/x) finds it through its origin.
-if [ -z "${EXPERTMESH_SHARED_DIR:-}" ]; then
-  if [ -d "$EM_ROOT/../shared/golden" ]; then
-    EXPERTMESH_SHARED_DIR="$(cd "$EM_ROOT/../shared" && pwd)"
-  else
-    origin="$(git -C "$EM_ROOT" config --get remote.origin.url 2>/dev/null || true)"
-    if [ -n "$origin" ] && [ -d "$origin/../shared/golden" ]; then EXPERTMESH_SHARED_DIR="$(cd "$origin/../shared" && pwd)"; fi
-  fi
-fi
-[ -n "${EXPERTMESH_SHARED_DIR:-}" ] && export EXPERTMESH_SHARED_DIR
 
 # npm prints a warning for the machine-wide 'nodedir' key (a node-gyp setting); cmake-js does not use it.
 unset npm_config_nodedir NPM_CONFIG_NODEDIR

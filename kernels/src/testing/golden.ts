@@ -1,6 +1,6 @@
 /**
- * Access to the shared golden cases (../shared/golden): synthetic checkpoints with logits from OpenAI's
- * reference implementation, and the tolerance checks stated in their README.
+ * Access to the golden cases committed in test/fixtures/golden: synthetic checkpoints with logits from
+ * OpenAI's reference implementation, and the tolerance checks stated in their README.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -15,16 +15,14 @@ export interface GoldenCase {
   fp32: { top1: number[]; top1_margin: number[]; greedy: number[]; greedy_margins: number[] };
 }
 
-/** The shared folder: $EXPERTMESH_SHARED_DIR, or ../shared next to the repository. */
-export function sharedDir(): string {
-  const env = process.env.EXPERTMESH_SHARED_DIR;
-  if (env) return env;
-  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared");
+/** The repository's test fixtures (test/fixtures): golden checkpoints and Harmony cases, kept in git so a clone runs TEST alone. */
+export function fixturesDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures");
 }
 
 export function goldenCases(): GoldenCase[] {
-  const root = join(sharedDir(), "golden");
-  if (!existsSync(root)) throw new Error(`golden cases not found at ${root} (set EXPERTMESH_SHARED_DIR)`);
+  const root = join(fixturesDir(), "golden");
+  if (!existsSync(root)) throw new Error(`golden cases not found at ${root}`);
   return readdirSync(root, { withFileTypes: true })
     .filter((d) => d.isDirectory() && existsSync(join(root, d.name, "expected.json")))
     .map((d) => {

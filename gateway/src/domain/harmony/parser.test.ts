@@ -1,7 +1,7 @@
-/** Every parsing case of ../shared/conformance/harmony, plus the tolerance the gateway relies on. */
+/** Every parsing case of test/fixtures/harmony (the repository's copy of the Harmony conformance cases), plus the tolerance the gateway relies on. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { sharedDir } from "@expertmesh/kernels/testing";
+import { fixturesDir } from "@expertmesh/kernels/testing";
 import { describe, expect, it } from "vitest";
 import { HarmonyStreamParser, MAX_HEADER_TOKENS, parseCompletion } from "./parser.ts";
 import { HarmonyTokenizer, Special } from "./tokenizer.ts";
@@ -21,7 +21,7 @@ interface ParseCase {
   }>;
 }
 
-const cases: ParseCase[] = JSON.parse(readFileSync(join(sharedDir(), "conformance", "harmony", "parse-cases.json"), "utf8"));
+const cases: ParseCase[] = JSON.parse(readFileSync(join(fixturesDir(), "harmony", "parse-cases.json"), "utf8"));
 const tok = new HarmonyTokenizer();
 
 describe("Harmony parsing conformance", () => {

@@ -1,7 +1,7 @@
-/** Every rendering case of ../shared/conformance/harmony: exact text and exact token ids. */
+/** Every rendering case of test/fixtures/harmony (the repository's copy of the Harmony conformance cases): exact text and exact token ids. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { sharedDir } from "@expertmesh/kernels/testing";
+import { fixturesDir } from "@expertmesh/kernels/testing";
 import { describe, expect, it } from "vitest";
 import { renderConversation } from "./render.ts";
 import { HarmonyTokenizer } from "./tokenizer.ts";
@@ -14,7 +14,7 @@ interface RenderCase {
   expected_tokens: number[];
 }
 
-const cases: RenderCase[] = JSON.parse(readFileSync(join(sharedDir(), "conformance", "harmony", "render-cases.json"), "utf8"));
+const cases: RenderCase[] = JSON.parse(readFileSync(join(fixturesDir(), "harmony", "render-cases.json"), "utf8"));
 const tok = new HarmonyTokenizer();
 
 describe("Harmony rendering conformance", () => {
