@@ -2,7 +2,7 @@
  * Telemetry around any GenerationBackend: one OTel span per generation named after the GenAI semantic
  * conventions ("{operation} {model}", kind CLIENT toward the engine group, continuing the HTTP caller's
  * traceparent and carried on to the worker in gRPC metadata by the pool), and the GenAI server metrics
- * (request duration, time to first token, time per output token) plus token counters, by model.
+ * (request duration, time to first token, time per output token) plus token counters of served generations, by model.
  */
 import { Counter, Histogram, type Registry } from "@expertmesh/common";
 import { FinishReason, type GenerateRequest, type GenerateResponse } from "@expertmesh/proto/worker";
@@ -75,6 +75,9 @@ export class ObservedBackend implements GenerationBackend {
     let first = 0;
     let last = 0;
     let output = 0;
+    // A refusal (unknown model, over the context, queue full) ends before any event: its prompt was
+    // never prefilled, so only a generation the engine answered counts its input tokens.
+    let served = false;
     return relay(
       () => {
         span = this.#startSpan(model, request, parent);
@@ -84,6 +87,7 @@ export class ObservedBackend implements GenerationBackend {
       },
       {
         onEvent: (e) => {
+          served = true;
           const n = e.tokens?.tokens.length ?? 0;
           if (n > 0) {
             last = performance.now();
@@ -105,7 +109,7 @@ export class ObservedBackend implements GenerationBackend {
           this.#metrics.duration.observe(errorType ? { ...labels, error_type: errorType } : labels, (performance.now() - t0) / 1000);
           if (output > 0) this.#metrics.ttft.observe(labels, (first - t0) / 1000);
           if (output > 1) this.#metrics.tpot.observe(labels, (last - first) / 1000 / (output - 1));
-          this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "input" }, request.promptTokenIds.length);
+          if (served) this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "input" }, request.promptTokenIds.length);
           if (output > 0) this.#metrics.tokens.inc({ gen_ai_request_model: model, gen_ai_token_type: "output" }, output);
         },
       },

@@ -1,9 +1,12 @@
 /**
  * Gateway telemetry through the real stack with a scripted worker: the GenAI span continues the HTTP
  * caller's traceparent, carries the usage the response reports, and its context reaches the worker in
- * gRPC metadata; the GenAI server metrics count the request on /metrics.
+ * gRPC metadata; the GenAI server metrics count the request on /metrics, and token counters count only
+ * served requests (not a 400 context_length_exceeded nor a 404 model_not_found).
  */
 import { startTelemetry } from "@expertmesh/common";
+import { ErrorKind } from "@expertmesh/proto/worker";
+import { status } from "@grpc/grpc-js";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, expect, it } from "vitest";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
@@ -61,4 +64,39 @@ it("a chat completion is one GenAI span in the caller's trace, propagated to the
     .split("\n")
     .find((l) => l.startsWith("expertmesh_gateway_tokens_total{") && l.includes('gen_ai_token_type="output"'));
   expect(outputLine?.endsWith(` ${body.usage.completion_tokens}`)).toBe(true);
+});
+
+/** The value of expertmesh_gateway_tokens_total for a token type (0 when the series does not exist). */
+async function tokensTotal(base: string, type: "input" | "output"): Promise<number> {
+  const line = (await (await fetch(`${base}/metrics`)).text())
+    .split("\n")
+    .find((l) => l.startsWith("expertmesh_gateway_tokens_total{") && l.includes(`gen_ai_token_type="${type}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+it("tokens_total counts only served requests: a refused one (400 context, 404 model) adds no input tokens", async () => {
+  const refusing = await startScriptedWorker([], {
+    fail: { afterTokens: 0, code: status.OUT_OF_RANGE, kind: ErrorKind.ERROR_KIND_CONTEXT_LENGTH_EXCEEDED },
+  });
+  const { base, close } = await startTestGateway({ address: refusing.address, model: "gpt-oss-20b" });
+  cleanup.push(
+    () => refusing.close(),
+    () => close(),
+  );
+  const chat = (model: string) =>
+    fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "a prompt of a few tokens" }] }),
+    });
+
+  const overContext = await chat("gpt-oss-20b");
+  expect(overContext.status).toBe(400);
+  expect(((await overContext.json()) as { error: { code: string } }).error.code).toBe("context_length_exceeded");
+  const unknownModel = await chat("no-such-model");
+  expect(unknownModel.status).toBe(404);
+  expect(((await unknownModel.json()) as { error: { code: string } }).error.code).toBe("model_not_found");
+
+  expect(await tokensTotal(base, "input")).toBe(0);
+  expect(await tokensTotal(base, "output")).toBe(0);
 });
