@@ -12,7 +12,9 @@ try {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(2);
 }
-const log = createLogger("worker", config.log_level).child({ workerId: config.worker_id, rank: config.rank });
+// An orchestrated worker's rank is its group's, bound per assignment by the group agent, not WORKER_RANK.
+const rank = config.group.mode === "standalone" ? { rank: config.rank } : {};
+const log = createLogger("worker", config.log_level).child({ workerId: config.worker_id, ...rank });
 const telemetry = startTelemetry({ serviceName: "expertmesh-worker" });
 let worker: Awaited<ReturnType<typeof startWorker>>;
 try {

@@ -78,7 +78,9 @@ export class GroupAgent {
     }
     if (!assignment || key !== this.#key || this.#closed) return; // superseded while closing
     const { groupId, rank, worldSize } = assignment;
-    this.#log.info({ groupId, rank, worldSize, experts: assignment.experts.length }, "joining group");
+    // The rank is bound once here: the process logger carries none in orchestrated mode (one key per line).
+    const log = this.#log.child({ groupId, rank, worldSize });
+    log.info({ experts: assignment.experts.length }, "joining group");
     try {
       const opened = await this.#factory.open(assignment, (reason) => this.#lost(key, reason));
       if (key !== this.#key || this.#closed) {
@@ -88,9 +90,9 @@ export class GroupAgent {
       this.#opened = opened;
       this.#switchable.set(opened.engine);
       this.#membership.setState(MemberState.MEMBER_STATE_READY);
-      this.#log.info({ groupId, rank, worldSize }, "group engine ready");
+      log.info("group engine ready");
     } catch (err) {
-      this.#log.error({ groupId, rank, err: (err as Error).message }, "could not open the group engine; rejoining");
+      log.error({ err: (err as Error).message }, "could not open the group engine; rejoining");
       this.#key = "";
       this.#membership.rejoin();
     }

@@ -95,6 +95,37 @@ describe("orchestrated workers", () => {
     }
   }, 60_000);
 
+  it("a group worker's log lines carry one rank key, the group's (raw JSON text: JSON.parse hides a duplicate)", async () => {
+    const o = await orchestrator("g-logs:", 1);
+    const dir = join(mkdtempSync(join(tmpdir(), "group-model-")), "tiny");
+    writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: dir, seed: 5 });
+    let out = "";
+    const w = await spawnWorker(
+      {
+        LOG_LEVEL: "info",
+        WORKER_MODEL_PATH: dir,
+        WORKER_MODEL_NAME: "gpt-oss-tiny",
+        WORKER_GROUP_MODE: "orchestrated",
+        WORKER_ORCHESTRATOR_ADDRESS: o.address,
+        WORKER_HEARTBEAT_MS: "100",
+      },
+      undefined,
+      (chunk) => {
+        out += chunk;
+      },
+    );
+    await w.stop();
+    const lines = out.split("\n").filter((l) => l.startsWith("{"));
+    const joined = lines.filter((l) => l.includes('"joining group"') || l.includes('"group engine ready"'));
+    expect(joined).toHaveLength(2);
+    for (const line of lines) {
+      // A nested shard {rank, world, …} (the "model loaded" line) is not a second top-level key.
+      const topLevel = line.replace(/"shard":\{[^}]*\}/g, "");
+      expect(topLevel.match(/"rank":/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
+    }
+    for (const line of joined) expect(line.match(/"rank":/g)).toHaveLength(1);
+  }, 60_000);
+
   it("groups of two: placed, dissolved when a rank leaves, re-formed with a newcomer", async () => {
     const o = await orchestrator("g2:", 2);
     const opened: Array<{ worker: string; a: GroupAssignment; closed: boolean }> = [];

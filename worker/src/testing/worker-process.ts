@@ -18,17 +18,22 @@ export interface WorkerProcess {
   stop(): Promise<number | null>;
 }
 
-/** credentials: how to reach it (default plaintext; pass TLS ones for a worker started with WORKER_TLS_*). */
+/**
+ * credentials: how to reach it (default plaintext; pass TLS ones for a worker started with WORKER_TLS_*).
+ * onLog: receives its stdout (the JSON log lines, as written) instead of the test's own stdout.
+ */
 export async function spawnWorker(
   env: Record<string, string>,
   channel: ChannelCredentials = credentials.createInsecure(),
+  onLog?: (chunk: string) => void,
 ): Promise<WorkerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
   const child = spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
     env: { ...process.env, LOG_LEVEL: "warn", ...env, WORKER_PORT: String(port), WORKER_METRICS_PORT: String(metricsPort) },
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", onLog ? "pipe" : "inherit", "inherit"],
   });
+  if (onLog) child.stdout?.setEncoding("utf8").on("data", onLog);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const address = `127.0.0.1:${port}`;
   const health = new HealthClient(address, channel);
