@@ -70,6 +70,13 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: true,
     message: (p: { detail: string }) => `The request timed out: ${p.detail}`,
   },
+  request_too_large: {
+    http: 413,
+    grpc: GrpcCode.INVALID_ARGUMENT,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { limit: number }) => `The request body is over the limit of ${p.limit} bytes (GATEWAY_BODY_LIMIT_BYTES).`,
+  },
   request_timeout: {
     http: 408,
     grpc: GrpcCode.DEADLINE_EXCEEDED,

@@ -22,6 +22,7 @@ import { TokenLimitedBackend } from "./domain/token-limits.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
 import { gatewayErrors } from "./errors.ts";
 import { createAuthHook } from "./http/auth.ts";
+import { answerBodyTooLarge, isBodyTooLarge } from "./http/body-limit.ts";
 import { boundBodyTime } from "./http/body-timeout.ts";
 import { frameworkError } from "./http/framework-errors.ts";
 import { registerBatchRoutes } from "./http/routes/batches.ts";
@@ -118,6 +119,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
         reply.header("x-should-retry", String(error.retryable && deps.config.admission.client_retries));
       return reply.code(error.http).send(error.toOpenAi());
     }
+    if (isBodyTooLarge(error)) return answerBodyTooLarge(request, reply, deps.config.http.body_limit_bytes);
     const status = (error as FastifyError).statusCode ?? 500;
     if (status >= 400 && status < 500) {
       // Validation errors name the offending field as OpenAI's `param`.
