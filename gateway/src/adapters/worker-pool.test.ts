@@ -123,6 +123,26 @@ describe("health-aware routing (R13)", () => {
     expect(pool.models()).toEqual([]);
   });
 
+  it("a model served since start but listed by no worker now (restart, kill), or any model before the first roster: 503, not 404", async () => {
+    const a = await scripted();
+    const members: ReturnType<typeof readyMember>[] = [];
+    let age: number | undefined;
+    const directory = { members: () => members, healthy: () => true, rosterAgeMs: () => age, close() {} };
+    const pool = new WorkerPool(directory, log, { healthBackoff: { initialMs: 50, maxMs: 500, recheckMs: 100 } });
+    cleanup.push(() => pool.close());
+    const before = await run(pool);
+    expect(before.error?.code).toBe("service_unavailable");
+    expect(before.error?.retryAfterMs).toBeGreaterThan(0);
+    age = 0;
+    expect((await run(pool)).error?.code).toBe("model_not_found");
+    members.push(readyMember(a.address, MODEL, "w0"));
+    expect((await run(pool)).tokens).toEqual(TOKENS);
+    members.length = 0;
+    const gone = await run(pool);
+    expect(gone.error?.code).toBe("service_unavailable");
+    expect(gone.error?.retryable).toBe(true);
+  });
+
   it("routes to a worker without a health service (UNIMPLEMENTED) as gRPC health checking does", async () => {
     const a = await scripted({ health: false });
     const pool = poolOver([a.address]);

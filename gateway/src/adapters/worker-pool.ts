@@ -95,6 +95,8 @@ export class WorkerPool implements GenerationBackend {
   readonly #directory: WorkerDirectory;
   readonly #log: Logger;
   readonly #endpoints = new Map<string, Endpoint>();
+  /** Every model a roster listed since this gateway started (bounded by the models the cluster serves). */
+  readonly #seenModels = new Set<string>();
   readonly #maxAttempts: number;
   readonly #backoff: HealthBackoff;
   readonly #credentials: ChannelCredentials;
@@ -240,9 +242,17 @@ export class WorkerPool implements GenerationBackend {
     }
     if (best) return best;
     if (lastError) throw lastError;
-    if (listed.length === 0) throw gatewayErrors.create("model_not_found", { model }, { param: "model" });
+    // Before the first roster, or for a model some worker served since this gateway started (restarted,
+    // killed, stopped), the model may be served again shortly: 503 with retry-after, which the SDKs
+    // retry — never a 404, which they do not.
+    const known = this.#directory.rosterAgeMs() === undefined || this.#seenModels.has(model);
+    if (listed.length === 0 && !known) throw gatewayErrors.create("model_not_found", { model }, { param: "model" });
     const reason =
-      ready.length === 0 ? `no ready worker serves '${model}' right now` : `no worker serving '${model}' reports healthy right now`;
+      listed.length === 0
+        ? `no worker serves '${model}' right now`
+        : ready.length === 0
+          ? `no ready worker serves '${model}' right now`
+          : `no worker serving '${model}' reports healthy right now`;
     throw gatewayErrors.create("service_unavailable", { reason }, { retryAfterMs: 2000 });
   }
 
@@ -285,7 +295,9 @@ export class WorkerPool implements GenerationBackend {
   /** Opens watches for workers new in the directory and retires those that left it. */
   #sync(): void {
     if (this.#closed) return;
-    const listed = new Set(this.#directory.members().map((m) => m.address));
+    const members = this.#directory.members();
+    for (const m of members) this.#seenModels.add(m.model);
+    const listed = new Set(members.map((m) => m.address));
     for (const address of listed) {
       if (!this.#endpoints.has(address)) this.#endpoints.set(address, this.#connect(address));
     }
