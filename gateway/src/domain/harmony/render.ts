@@ -2,6 +2,7 @@
  * The Harmony renderer (spec §6.2–§6.9): messages → prompt text and token ids. Header pieces and content
  * are tokenized separately with specials disabled; the markers are single special tokens.
  */
+import type { WorkBudget } from "./budget.ts";
 import { type HarmonyTokenizer, Special } from "./tokenizer.ts";
 import { toolsSection } from "./tools-ts.ts";
 import type { DeveloperContent, HarmonyMessage, RenderOptions, SystemContent } from "./types.ts";
@@ -25,8 +26,10 @@ class Builder {
   text = "";
   tokens: number[] = [];
   readonly tok: HarmonyTokenizer;
-  constructor(tok: HarmonyTokenizer) {
+  readonly budget: WorkBudget | undefined;
+  constructor(tok: HarmonyTokenizer, budget?: WorkBudget) {
     this.tok = tok;
+    this.budget = budget;
   }
   special(id: number): void {
     this.text += MARK[id];
@@ -35,7 +38,7 @@ class Builder {
   piece(s: string): void {
     if (!s) return;
     this.text += s;
-    this.tokens.push(...this.tok.encode(s));
+    this.tok.encodeInto(s, this.tokens, this.budget);
   }
 }
 
@@ -117,10 +120,16 @@ function renderMessage(b: Builder, m: HarmonyMessage, functionsDefined: boolean)
   b.special(m.role === "assistant" && m.recipient ? Special.call : Special.end);
 }
 
-export function renderConversation(tok: HarmonyTokenizer, messages: readonly HarmonyMessage[], options: RenderOptions): Rendered {
+/** `budget` bounds the tokenizing work (the caller stops it when its client has gone or its time is spent). */
+export function renderConversation(
+  tok: HarmonyTokenizer,
+  messages: readonly HarmonyMessage[],
+  options: RenderOptions,
+  budget?: WorkBudget,
+): Rendered {
   const list = options.auto_drop_analysis ? dropAnalysis(messages) : messages;
   const functionsDefined = definesFunctions(list);
-  const b = new Builder(tok);
+  const b = new Builder(tok, budget);
   for (const m of list) renderMessage(b, m, functionsDefined);
   if (options.for_completion) {
     b.special(Special.start);

@@ -1,11 +1,14 @@
 /**
- * o200k_harmony (spec §5): tiktoken's o200k_base byte-level BPE (ranks from js-tiktoken) plus the Harmony
- * special tokens, declared here explicitly. Message text is always encoded with specials disabled, so a
+ * o200k_harmony (spec §5): tiktoken's o200k_base byte-level BPE (its ranks and pre-tokenizer pattern from
+ * js-tiktoken, its merges by our own O(n log n) encoder, bpe.ts) plus the Harmony special tokens, declared
+ * here explicitly. Message text is always encoded with specials disabled, so a
  * user typing "<|end|>" gets ordinary text tokens. StreamDecoder turns token ids into text as they arrive,
  * holding back incomplete UTF-8 sequences (a token may end mid-character).
  */
-import { Tiktoken, type TiktokenBPE } from "js-tiktoken/lite";
+import type { TiktokenBPE } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
+import { BytePairEncoder } from "./bpe.ts";
+import type { WorkBudget } from "./budget.ts";
 
 /** The Harmony special tokens by name (spec §5). */
 export const Special = {
@@ -35,6 +38,12 @@ const NAMED: Record<number, string> = {
 /** Text kept by the encode cache, in UTF-16 units (~2 MiB of strings plus their token ids). */
 const ENCODE_CACHE_CHARS = 1 << 20;
 
+/** Ordinary (BPE) tokens are ids 0..FIRST_SPECIAL-1; the rest are specials, reserved or named. */
+const FIRST_SPECIAL = 199998;
+
+/** A piece's UTF-8 bytes are written into a reused buffer up to this size; longer ones get their own. */
+const PIECE_BUFFER_BYTES = 1 << 16;
+
 /** Model vocabulary size: ids 0..201087. */
 export const VOCAB_SIZE = 201088;
 
@@ -48,7 +57,10 @@ function specialText(id: number): string {
 const SPECIAL_TEXT = /<\|[a-z0-9_]+\|>/g;
 
 export class HarmonyTokenizer {
-  readonly #plain: Tiktoken;
+  readonly #bpe: BytePairEncoder;
+  readonly #pattern: RegExp;
+  readonly #utf8 = new TextEncoder();
+  #pieceBuffer = new Uint8Array(PIECE_BUFFER_BYTES);
   readonly #specials = new Map<string, number>();
   /** Every token's bytes, end to end; token `id` is bytes[offsets[id], offsets[id + 1]). */
   readonly #allBytes: Uint8Array;
@@ -61,12 +73,7 @@ export class HarmonyTokenizer {
   constructor(ranks: TiktokenBPE = o200kBase) {
     // Only the Harmony specials: o200k_base's own <|endofprompt|> (200018) is reserved in Harmony.
     for (let id = 199998; id < VOCAB_SIZE; id++) this.#specials.set(specialText(id), id);
-    // One BPE instance with no specials of its own: special-token text is found here (encodeWithSpecials).
-    this.#plain = new Tiktoken({ ...ranks, special_tokens: {} });
-    // js-tiktoken also keeps every token's bytes for its decode(), which the gateway never calls (it
-    // decodes from the flat table below): drop that copy, a few hundred thousand objects the garbage
-    // collector would otherwise walk for the life of the process.
-    (this.#plain as unknown as { textMap?: Map<number, Uint8Array> }).textMap?.clear();
+    this.#pattern = new RegExp(ranks.pat_str, "gu");
     // Token bytes, for streaming decode: parsed from the same ranks table js-tiktoken reads, stored flat.
     const pieces: Buffer[] = new Array(VOCAB_SIZE);
     for (const line of ranks.bpe_ranks.split("\n")) {
@@ -88,6 +95,7 @@ export class HarmonyTokenizer {
       const p = pieces[id];
       if (p) this.#allBytes.set(p, this.#offsets[id] as number);
     }
+    this.#bpe = new BytePairEncoder(this.#allBytes, this.#offsets, FIRST_SPECIAL);
   }
 
   /**
@@ -95,15 +103,15 @@ export class HarmonyTokenizer {
    * first out, ENCODE_CACHE_CHARS of text in all): the system message, developer instructions, tool
    * definitions and a conversation's earlier turns come back with every request.
    */
-  encode(text: string): number[] {
-    if (text.length > ENCODE_CACHE_CHARS / 16) return this.#plain.encode(text, [], []);
+  encode(text: string, budget?: WorkBudget): number[] {
+    if (text.length > ENCODE_CACHE_CHARS / 16) return this.#encodePieces(text, [], budget);
     const hit = this.#encoded.get(text);
     if (hit) {
       this.#encoded.delete(text); // Map order is insertion order: re-insert as the most recent
       this.#encoded.set(text, hit);
       return hit.slice();
     }
-    const ids = this.#plain.encode(text, [], []);
+    const ids = this.#encodePieces(text, [], budget);
     this.#encoded.set(text, ids.slice());
     this.#encodedChars += text.length;
     for (const [old] of this.#encoded) {
@@ -114,8 +122,27 @@ export class HarmonyTokenizer {
     return ids;
   }
 
+  /** Appends the ordinary tokens of `text` to `out` (cached like encode; no spread of a long array). */
+  encodeInto(text: string, out: number[], budget?: WorkBudget): void {
+    for (const id of this.encode(text, budget)) out.push(id);
+  }
+
+  /** The pre-tokenizer's pieces, each through the byte-pair encoder, appended to `out`. */
+  #encodePieces(text: string, out: number[], budget?: WorkBudget): number[] {
+    const pattern = this.#pattern;
+    pattern.lastIndex = 0;
+    for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+      const piece = m[0];
+      const room = piece.length * 3;
+      const buf = room <= PIECE_BUFFER_BYTES ? this.#pieceBuffer : new Uint8Array(room);
+      const { written } = this.#utf8.encodeInto(piece, buf);
+      this.#bpe.encodePiece(buf, written, out, budget);
+    }
+    return out;
+  }
+
   /** Text in which special-token text becomes the special tokens (raw completions prompts, fixtures, the CLI). */
-  encodeWithSpecials(text: string): number[] {
+  encodeWithSpecials(text: string, budget?: WorkBudget): number[] {
     const out: number[] = [];
     let start = 0;
     SPECIAL_TEXT.lastIndex = 0;
@@ -125,11 +152,11 @@ export class HarmonyTokenizer {
         SPECIAL_TEXT.lastIndex = m.index + 1; // not a Harmony special: it stays text
         continue;
       }
-      if (m.index > start) out.push(...this.encode(text.slice(start, m.index)));
+      if (m.index > start) this.encodeInto(text.slice(start, m.index), out, budget);
       out.push(id);
       start = m.index + m[0].length;
     }
-    if (start < text.length) out.push(...this.encode(text.slice(start)));
+    if (start < text.length) this.encodeInto(text.slice(start), out, budget);
     return out;
   }
 
