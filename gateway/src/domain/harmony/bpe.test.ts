@@ -1,0 +1,114 @@
+/**
+ * Our byte-pair encoder against js-tiktoken's (the plain reference: tiktoken's algorithm as written,
+ * quadratic per merge), on generated and real text; its bound on long runs; the work budget.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import fc from "fast-check";
+import { Tiktoken } from "js-tiktoken/lite";
+import o200kBase from "js-tiktoken/ranks/o200k_base";
+import { describe, expect, it } from "vitest";
+import { renderConversation } from "./render.ts";
+import { HarmonyTokenizer } from "./tokenizer.ts";
+
+const tok = new HarmonyTokenizer();
+const reference = new Tiktoken({ ...o200kBase, special_tokens: {} });
+const ref = (s: string) => reference.encode(s, [], []);
+
+/** Characters of every class the pre-tokenizer tells apart, plus a few that stress the byte level. */
+const ALPHABET = [
+  ..."aAzZ éÉß中文日本語한국어🙂👍🏽\u0301\u200d09٣ \t\n\r.,;:!?'\"-_=+*/\\<>|()[]{}$#@%&~`",
+  "'s",
+  "'LL",
+  "\ud800",
+  "\udfff",
+];
+const mixed = fc.array(fc.constantFrom(...ALPHABET), { maxLength: 200 }).map((a) => a.join(""));
+
+describe("BytePairEncoder: exactly tiktoken's encoding", () => {
+  it("on generated strings of every character class (incl. lone surrogates)", () => {
+    fc.assert(
+      fc.property(mixed, (s) => {
+        expect(tok.encode(s)).toEqual(ref(s));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("on arbitrary unicode strings", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", maxLength: 80 }), (s) => {
+        expect(tok.encode(s)).toEqual(ref(s));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("on runs a few hundred long (where merge order matters most)", () => {
+    for (const c of ["a", " ", "=", "-", "0", "中", "🙂", "ab", "\n", " \n"]) {
+      for (const n of [1, 2, 3, 7, 64, 129, 300]) expect(tok.encode(c.repeat(n)), `${JSON.stringify(c)} × ${n}`).toEqual(ref(c.repeat(n)));
+    }
+  });
+
+  it("on English prose and code (this package's sources and licences)", () => {
+    const require = createRequire(import.meta.url);
+    const files = [
+      join(dirname(require.resolve("fastify/package.json")), "README.md"),
+      join(dirname(require.resolve("fastify/package.json")), "LICENSE"),
+      new URL("./render.ts", import.meta.url).pathname,
+      new URL("./bpe.ts", import.meta.url).pathname,
+    ];
+    for (const f of files) {
+      const text = readFileSync(f, "utf8");
+      expect(tok.encode(text), f).toEqual(ref(text));
+    }
+  });
+});
+
+describe("BytePairEncoder: bounded work", () => {
+  /** The fastest of a few runs (a shared machine only ever slows a run down). */
+  const fastest = (s: string) => {
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      tok.encode(s);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best;
+  };
+
+  // Both sizes are past the encode cache's per-text limit, so every run encodes.
+  it.each(["a", " ", "="])("a run of %j 4× as long costs far less than 16× (not quadratic)", (c) => {
+    const small = fastest(c.repeat(100_000));
+    const large = fastest(c.repeat(400_000));
+    // Quadratic would be 16×; n log n is ~4.5×. The margin absorbs a noisy machine.
+    expect(large / small).toBeLessThan(10);
+  });
+
+  it("a budget that throws stops a long encode within a few thousand units of work", () => {
+    const stop = new Error("stop");
+    const budget = () => {
+      const b = {
+        checks: 0,
+        check() {
+          if (++b.checks === 3) throw stop;
+        },
+      };
+      return b;
+    };
+    const one = budget();
+    expect(() => tok.encode("a".repeat(1_000_000), one)).toThrow(stop);
+    expect(one.checks).toBe(3);
+    const two = budget();
+    expect(() => tok.encodeWithSpecials(`x${"b".repeat(1_000_000)}<|end|>`, two)).toThrow(stop);
+    expect(two.checks).toBe(3);
+  });
+
+  it("renders a conversation of over 300k tokens without a stack overflow", () => {
+    const words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+    const text = Array.from({ length: 400_000 }, (_, i) => words[(i * 7) % words.length]).join(" ");
+    const r = renderConversation(tok, [{ role: "user", content: text }], { for_completion: true, auto_drop_analysis: false });
+    expect(r.tokens.length).toBeGreaterThan(300_000);
+  });
+});
