@@ -108,7 +108,10 @@ describe("BytePairEncoder: bounded work", () => {
   it("renders a conversation of over 300k tokens without a stack overflow", () => {
     const words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
     const text = Array.from({ length: 400_000 }, (_, i) => words[(i * 7) % words.length]).join(" ");
-    const r = renderConversation(tok, [{ role: "user", content: text }], { for_completion: true, auto_drop_analysis: false });
+    const r = renderConversation(tok, [{ role: "user", name: null, recipient: null, channel: null, content_type: null, content: text }], {
+      for_completion: true,
+      auto_drop_analysis: false,
+    });
     expect(r.tokens.length).toBeGreaterThan(300_000);
   });
 });
