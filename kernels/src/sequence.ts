@@ -26,8 +26,8 @@ export class LocalSequence {
     const needFull = want - this.fullBlocks.length;
     const needSliding = want - this.slidingBlocks.length;
     if (needFull > this.#full.free || needSliding > this.#sliding.free) return false;
-    if (needFull > 0) this.fullBlocks.push(...(this.#full.allocate(needFull) as number[]));
-    if (needSliding > 0) this.slidingBlocks.push(...(this.#sliding.allocate(needSliding) as number[]));
+    if (needFull > 0) for (const b of this.#full.allocate(needFull) as number[]) this.fullBlocks.push(b);
+    if (needSliding > 0) for (const b of this.#sliding.allocate(needSliding) as number[]) this.slidingBlocks.push(b);
     return true;
   }
 

@@ -64,10 +64,14 @@ function nodeProblem(node: Record<string, unknown>, root: unknown): string | nul
 
 /** The subschemas of a schema node: values of the map keywords, items of the list keywords, the rest. */
 function subschemas(node: Record<string, unknown>): unknown[] {
+  // Loops, not spreads: a request's list may be long enough to overflow the stack as call arguments.
   const out: unknown[] = [];
-  for (const k of SCHEMA_MAPS) if (isObject(node[k])) out.push(...Object.values(node[k]));
-  for (const k of SCHEMA_LISTS) if (Array.isArray(node[k])) out.push(...node[k]);
-  for (const k of SCHEMA_VALUES) if (node[k] !== undefined) out.push(...(Array.isArray(node[k]) ? node[k] : [node[k]]));
+  const add = (values: readonly unknown[]) => {
+    for (const v of values) out.push(v);
+  };
+  for (const k of SCHEMA_MAPS) if (isObject(node[k])) add(Object.values(node[k]));
+  for (const k of SCHEMA_LISTS) if (Array.isArray(node[k])) add(node[k]);
+  for (const k of SCHEMA_VALUES) if (node[k] !== undefined) add(Array.isArray(node[k]) ? node[k] : [node[k]]);
   return out;
 }
 

@@ -333,8 +333,8 @@ export class BatchEngine implements EnginePort {
         live.fullBlocks.push(this.#full.acquire(live.hashes[i] as string));
         live.slidingBlocks.push(i < firstLive ? -1 : this.#sliding.acquire(live.hashes[i] as string));
       }
-      live.fullBlocks.push(...(this.#full.allocate(want - hit) as number[]));
-      live.slidingBlocks.push(...(this.#sliding.allocate(want - hit) as number[]));
+      for (const b of this.#full.allocate(want - hit) as number[]) live.fullBlocks.push(b);
+      for (const b of this.#sliding.allocate(want - hit) as number[]) live.slidingBlocks.push(b);
       live.fed = hit * bs;
       live.registered = hit;
       live.hashes.length = hit;
@@ -384,8 +384,8 @@ export class BatchEngine implements EnginePort {
       if (!v.batch && live.batch) return false; // a batch sequence never evicts an online one
       this.#preempt(v);
     }
-    if (need > 0) live.fullBlocks.push(...(this.#full.allocate(need) as number[]));
-    if (needSliding > 0) live.slidingBlocks.push(...(this.#sliding.allocate(needSliding) as number[]));
+    if (need > 0) for (const b of this.#full.allocate(need) as number[]) live.fullBlocks.push(b);
+    if (needSliding > 0) for (const b of this.#sliding.allocate(needSliding) as number[]) live.slidingBlocks.push(b);
     return true;
   }
 
