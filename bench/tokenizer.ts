@@ -35,7 +35,7 @@ function collect(dir: string, want: RegExp, limit: number, skip: RegExp, out: st
   return out;
 }
 
-const fit = (s: string) => (s.length >= SIZE ? s.slice(0, SIZE) : fit(s + s));
+const fit = (s: string): string => (s.length >= SIZE ? s.slice(0, SIZE) : fit(s + s));
 const rnd = (() => {
   let a = 12345;
   return () => {
