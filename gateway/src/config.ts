@@ -128,6 +128,8 @@ export const GatewayConfigSchema = z
       .prefault({}),
     /** max_tokens when a request gives none. */
     default_max_tokens: positive.default(4096),
+    /** The time one request may spend rendering and tokenizing its prompt; beyond, 400 prompt_too_complex. */
+    render_budget_ms: positive.default(2000),
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
     request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
@@ -180,6 +182,7 @@ export const gatewayEnv = {
   "router.tls_key_file": "GATEWAY_WORKER_TLS_KEY_FILE",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
   request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
+  render_budget_ms: "GATEWAY_RENDER_BUDGET_MS",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",
   "admission.max_queued": "GATEWAY_MAX_QUEUED",
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",

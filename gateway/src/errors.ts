@@ -37,6 +37,14 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: false,
     message: (p: { detail: string }) => p.detail,
   },
+  prompt_too_complex: {
+    http: 400,
+    grpc: GrpcCode.INVALID_ARGUMENT,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { ms: number }) =>
+      `Preparing this prompt took longer than the ${p.ms} ms a request may spend on it (GATEWAY_RENDER_BUDGET_MS); shorten the input.`,
+  },
   context_length_exceeded: {
     http: 400,
     grpc: GrpcCode.OUT_OF_RANGE,

@@ -184,12 +184,17 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     const gate = new BatchGate(deps.config.batches.max_inflight_while_online, deps.config.batches.online_quiet_ms);
     const batchAware = (b: GenerationBackend) => (deps.batches ? new BatchPriorityBackend(b, gate) : b);
     const backend = batchAware(new TokenLimitedBackend(new ObservedBackend(admitted, "chat", metrics), tokenLimits));
-    const limits = { defaultMaxTokens: deps.config.default_max_tokens, requestTimeoutMs: deps.config.request_timeout_ms };
+    const limits = {
+      defaultMaxTokens: deps.config.default_max_tokens,
+      requestTimeoutMs: deps.config.request_timeout_ms,
+      renderBudgetMs: deps.config.render_budget_ms,
+    };
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
     registerCompletions(app, {
       backend: batchAware(new TokenLimitedBackend(new ObservedBackend(admitted, "text_completion", metrics), tokenLimits)),
       tokenizer: deps.tokenizer,
       requestTimeoutMs: deps.config.request_timeout_ms,
+      renderBudgetMs: deps.config.render_budget_ms,
     });
     registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
   }

@@ -26,7 +26,7 @@ import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { jsonTemplate, SSE_EVENT, TEXT } from "../json-template.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
-import { MAX_TOKENS_LIMIT, num, openEventStream, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
+import { MAX_TOKENS_LIMIT, num, openEventStream, renderBudget, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
 
 interface ChatBody {
@@ -139,6 +139,8 @@ export interface ChatRouteDeps {
   tokenizer: HarmonyTokenizer;
   defaultMaxTokens: number;
   requestTimeoutMs: number;
+  /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
+  renderBudgetMs: number;
 }
 
 /** One choice: its worker generation, its Harmony assembler, its token and logprob tallies. */
@@ -272,7 +274,12 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       toolChoice: choice,
       responseFormat: responseFormatDef(toFormat(body.response_format)),
     });
-    const prompt = renderConversation(deps.tokenizer, conversation, { for_completion: true, auto_drop_analysis: false });
+    const prompt = renderConversation(
+      deps.tokenizer,
+      conversation,
+      { for_completion: true, auto_drop_analysis: false },
+      renderBudget(deps.renderBudgetMs, "messages"),
+    );
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
     const stops = body.stop === null || body.stop === undefined ? [] : Array.isArray(body.stop) ? body.stop : [body.stop];

@@ -19,7 +19,15 @@ import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/
 import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { tenantOf } from "../tenant.ts";
-import { MAX_TOKENS_LIMIT, num, openEventStream, type SamplingFields, samplingParams, startGeneration } from "./generation.ts";
+import {
+  MAX_TOKENS_LIMIT,
+  num,
+  openEventStream,
+  renderBudget,
+  type SamplingFields,
+  samplingParams,
+  startGeneration,
+} from "./generation.ts";
 import { chatLogprob } from "./logprobs.ts";
 import { registerStoredResponses } from "./stored-responses.ts";
 
@@ -110,6 +118,8 @@ export interface ResponsesRouteDeps {
   store: ResponseStore;
   defaultMaxTokens: number;
   requestTimeoutMs: number;
+  /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
+  renderBudgetMs: number;
 }
 
 const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`;
@@ -177,10 +187,12 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
         { param: "text.format.name" },
       );
     const history = [...(previous?.history ?? []), ...input.messages];
-    const prompt = renderConversation(deps.tokenizer, [...header, ...dropAnsweredReasoning(history)], {
-      for_completion: true,
-      auto_drop_analysis: false,
-    });
+    const prompt = renderConversation(
+      deps.tokenizer,
+      [...header, ...dropAnsweredReasoning(history)],
+      { for_completion: true, auto_drop_analysis: false },
+      renderBudget(deps.renderBudgetMs, "input"),
+    );
 
     // OpenAI returns output-text logprobs only when `include` asks for them.
     const wantLogprobs = body.include?.includes("message.output_text.logprobs") ?? false;
