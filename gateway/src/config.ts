@@ -1,5 +1,5 @@
 /** Gateway configuration, validated once at startup (GATEWAY_CONFIG_FILE, then env). */
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "@expertmesh/common";
 import { z } from "zod";
@@ -130,6 +130,15 @@ export const GatewayConfigSchema = z
     default_max_tokens: positive.default(4096),
     /** The time one request may spend rendering and tokenizing its prompt; beyond, 400 prompt_too_complex. */
     render_budget_ms: positive.default(2000),
+    /** Threads that render and tokenize prompts off the event loop (0: on it); one per spare core, at most 4. */
+    render_threads: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(() => Math.max(1, Math.min(4, availableParallelism() - 1))),
+    /** Prompts waiting for a render thread; beyond, 429 overloaded. */
+    render_max_queued: z.coerce.number().int().min(0).default(256),
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
     request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
@@ -183,6 +192,8 @@ export const gatewayEnv = {
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
   request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
   render_budget_ms: "GATEWAY_RENDER_BUDGET_MS",
+  render_threads: "GATEWAY_RENDER_THREADS",
+  render_max_queued: "GATEWAY_RENDER_MAX_QUEUED",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",
   "admission.max_queued": "GATEWAY_MAX_QUEUED",
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",

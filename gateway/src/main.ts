@@ -3,6 +3,7 @@
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
 import closeWithGrace from "close-with-grace";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
+import { promptThreadMetrics, ThreadPromptPreparer } from "./adapters/prompt-threads.ts";
 import { createRedisPorts } from "./adapters/redis-ports.ts";
 import { WorkerPool, workerPoolOptions } from "./adapters/worker-pool.ts";
 import { loadGatewayConfig } from "./config.ts";
@@ -34,13 +35,24 @@ if (!keys.required) log.warn("no API keys are configured: authentication is disa
 const responses = ports?.responses ?? new MemoryResponseStore();
 // The Files and Batches API needs Redis (shared with the orchestrator's batch runners).
 const batches = ports?.batches;
+const registry = createMetricsRegistry("gateway");
+const prompts =
+  config.render_threads > 0
+    ? new ThreadPromptPreparer({
+        threads: config.render_threads,
+        maxQueued: config.render_max_queued,
+        retryAfterMs: config.admission.retry_after_ms,
+        metrics: promptThreadMetrics(registry),
+      })
+    : undefined;
 const app = createServer({
   config,
   log,
   directory,
-  registry: createMetricsRegistry("gateway"),
+  registry,
   backend,
   tokenizer,
+  ...(prompts ? { prompts } : {}),
   keys,
   limiter,
   responses,
@@ -53,6 +65,7 @@ closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   if (err) log.error({ err }, "fatal error, shutting down");
   else log.info({ signal }, "shutting down");
   await app.close();
+  await prompts?.close();
   backend.close();
   await batches?.close();
   await redis?.quit();

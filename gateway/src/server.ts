@@ -16,6 +16,7 @@ import { BatchPriorityBackend } from "./domain/batches/batch-priority-backend.ts
 import type { GenerationBackend } from "./domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { ParkingBackend } from "./domain/parking.ts";
+import { InlinePromptPreparer, type PromptPreparer } from "./domain/prompt-preparer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore, type ResponseStore } from "./domain/responses/store.ts";
 import { TokenLimitedBackend } from "./domain/token-limits.ts";
@@ -45,6 +46,8 @@ export interface GatewayDeps {
   /** Chat routes are registered when a backend and a tokenizer are given. */
   backend?: GenerationBackend;
   tokenizer?: HarmonyTokenizer;
+  /** Where prompts are rendered and tokenized; on the event loop (inline) when not given. */
+  prompts?: PromptPreparer;
   /** Stored responses for /v1/responses; in-process when not given. */
   responses?: ResponseStore;
   /** Admission control; built from config.admission when not given. */
@@ -188,6 +191,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       defaultMaxTokens: deps.config.default_max_tokens,
       requestTimeoutMs: deps.config.request_timeout_ms,
       renderBudgetMs: deps.config.render_budget_ms,
+      prompts: deps.prompts ?? new InlinePromptPreparer(deps.tokenizer),
     };
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
     registerCompletions(app, {
@@ -195,6 +199,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       tokenizer: deps.tokenizer,
       requestTimeoutMs: deps.config.request_timeout_ms,
       renderBudgetMs: deps.config.render_budget_ms,
+      prompts: limits.prompts,
     });
     registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
   }

@@ -20,13 +20,21 @@ import {
 } from "../../domain/chat/conversation.ts";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import { MAX_HEADER_TOKENS } from "../../domain/harmony/parser.ts";
-import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
+import type { PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { jsonTemplate, SSE_EVENT, TEXT } from "../json-template.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
-import { MAX_TOKENS_LIMIT, num, openEventStream, renderBudget, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
+import {
+  abortOnClientClose,
+  MAX_TOKENS_LIMIT,
+  num,
+  openEventStream,
+  STOP_SCHEMA,
+  type StartedGeneration,
+  samplingParams,
+} from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
 
 interface ChatBody {
@@ -139,6 +147,8 @@ export interface ChatRouteDeps {
   tokenizer: HarmonyTokenizer;
   defaultMaxTokens: number;
   requestTimeoutMs: number;
+  /** Renders the conversation off the event loop. */
+  prompts: PromptPreparer;
   /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
   renderBudgetMs: number;
 }
@@ -274,11 +284,10 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       toolChoice: choice,
       responseFormat: responseFormatDef(toFormat(body.response_format)),
     });
-    const prompt = renderConversation(
-      deps.tokenizer,
+    const prompt = await deps.prompts.render(
       conversation,
       { for_completion: true, auto_drop_analysis: false },
-      renderBudget(deps.renderBudgetMs, "messages"),
+      { budgetMs: deps.renderBudgetMs, param: "messages", signal: abortOnClientClose(reply).signal },
     );
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);

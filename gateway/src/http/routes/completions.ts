@@ -9,11 +9,19 @@ import { AppError } from "@expertmesh/common";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
-import type { WorkBudget } from "../../domain/harmony/budget.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
+import type { PrepareJob, PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
-import { MAX_TOKENS_LIMIT, num, openEventStream, renderBudget, STOP_SCHEMA, type StartedGeneration, samplingParams } from "./generation.ts";
+import {
+  abortOnClientClose,
+  MAX_TOKENS_LIMIT,
+  num,
+  openEventStream,
+  STOP_SCHEMA,
+  type StartedGeneration,
+  samplingParams,
+} from "./generation.ts";
 import { type CompletionLogprobs, CompletionLogprobsBuilder, mergeCompletionLogprobs } from "./logprobs.ts";
 
 interface CompletionBody {
@@ -64,10 +72,10 @@ const bodySchema = {
   },
 } as const;
 
-function promptTokens(tok: HarmonyTokenizer, prompt: CompletionBody["prompt"], budget: WorkBudget): number[] {
-  if (typeof prompt === "string") return tok.encodeWithSpecials(prompt, budget);
+async function promptTokens(prompts: PromptPreparer, prompt: CompletionBody["prompt"], job: PrepareJob): Promise<number[]> {
+  if (typeof prompt === "string") return prompts.encodeWithSpecials(prompt, job);
   const first = prompt[0];
-  if (typeof first === "string") return tok.encodeWithSpecials(first, budget);
+  if (typeof first === "string") return prompts.encodeWithSpecials(first, job);
   if (Array.isArray(first)) return first;
   return prompt as number[];
 }
@@ -145,11 +153,18 @@ class CompletionChoice {
 
 export function registerCompletions(
   app: FastifyInstance,
-  deps: { backend: GenerationBackend; tokenizer: HarmonyTokenizer; requestTimeoutMs: number; renderBudgetMs: number },
+  deps: {
+    backend: GenerationBackend;
+    tokenizer: HarmonyTokenizer;
+    requestTimeoutMs: number;
+    prompts: PromptPreparer;
+    renderBudgetMs: number;
+  },
 ): void {
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
-    const tokens = promptTokens(deps.tokenizer, body.prompt, renderBudget(deps.renderBudgetMs, "prompt"));
+    const job = { budgetMs: deps.renderBudgetMs, param: "prompt", signal: abortOnClientClose(reply).signal };
+    const tokens = await promptTokens(deps.prompts, body.prompt, job);
     if (tokens.length === 0) throw gatewayErrors.create("invalid_request_error", { detail: "the prompt is empty" }, { param: "prompt" });
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);

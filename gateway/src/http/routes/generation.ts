@@ -9,7 +9,6 @@ import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { withCaller } from "../../domain/caller.ts";
 import type { GenerationBackend, PipeableIterator } from "../../domain/generation-backend.ts";
-import { deadlineBudget, type WorkBudget } from "../../domain/harmony/budget.ts";
 import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { setRateLimitHeaders } from "../rate-limit-headers.ts";
@@ -72,14 +71,6 @@ function logitBias(given: Record<string, number> | null | undefined): Record<num
     out[id] = v;
   }
   return out;
-}
-
-/**
- * The bound on preparing one request's prompt: rendering and tokenizing stop with 400 prompt_too_complex
- * (naming `param`) once it has taken `ms`.
- */
-export function renderBudget(ms: number, param: string): WorkBudget {
-  return deadlineBudget(ms, () => gatewayErrors.create("prompt_too_complex", { ms }, { param }));
 }
 
 /** The caller's trace context from its traceparent / tracestate headers (the root context without). */

@@ -10,9 +10,9 @@ import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDef } from "../../domain/chat/conversation.ts";
 import { consume as consumeAll, type GenerationBackend, type PipeableIterator } from "../../domain/generation-backend.ts";
-import { renderConversation } from "../../domain/harmony/render.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
+import type { PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domain/responses/input.ts";
 import { inputItemObjects } from "../../domain/responses/input-items.ts";
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
@@ -20,10 +20,10 @@ import type { ResponseStore } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { tenantOf } from "../tenant.ts";
 import {
+  abortOnClientClose,
   MAX_TOKENS_LIMIT,
   num,
   openEventStream,
-  renderBudget,
   type SamplingFields,
   samplingParams,
   startGeneration,
@@ -118,6 +118,8 @@ export interface ResponsesRouteDeps {
   store: ResponseStore;
   defaultMaxTokens: number;
   requestTimeoutMs: number;
+  /** Renders the conversation off the event loop. */
+  prompts: PromptPreparer;
   /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
   renderBudgetMs: number;
 }
@@ -187,11 +189,10 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
         { param: "text.format.name" },
       );
     const history = [...(previous?.history ?? []), ...input.messages];
-    const prompt = renderConversation(
-      deps.tokenizer,
+    const prompt = await deps.prompts.render(
       [...header, ...dropAnsweredReasoning(history)],
       { for_completion: true, auto_drop_analysis: false },
-      renderBudget(deps.renderBudgetMs, "input"),
+      { budgetMs: deps.renderBudgetMs, param: "input", signal: abortOnClientClose(reply).signal },
     );
 
     // OpenAI returns output-text logprobs only when `include` asks for them.

@@ -1,0 +1,158 @@
+/**
+ * PromptPreparer on worker threads (GATEWAY_RENDER_THREADS): each thread holds its own tokenizer and
+ * runs one job at a time, so a megabyte of adversarial text costs a thread, not the event loop that
+ * serves /health and every stream. Jobs go to the thread with the fewest; at most `maxQueued` wait in
+ * all (beyond: 429 overloaded). A job's budget starts when its thread starts it; a job whose signal fires
+ * is stopped through a shared flag the thread's budget reads, and the thread moves on to the next.
+ */
+import { Worker } from "node:worker_threads";
+import { Counter, Histogram, type Registry } from "@expertmesh/common";
+import type { Rendered } from "../domain/harmony/render.ts";
+import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
+import { type PrepareJob, type PromptPreparer, promptTooComplex } from "../domain/prompt-preparer.ts";
+import { gatewayErrors } from "../errors.ts";
+import type { ThreadJob, ThreadResult } from "./prompt-thread-protocol.ts";
+
+const ENTRY = new URL("./prompt-thread-main.ts", import.meta.url);
+
+export interface PromptThreadsOptions {
+  threads: number;
+  /** Jobs waiting (not yet started) across all threads. */
+  maxQueued: number;
+  retryAfterMs: number;
+  metrics?: { seconds: Histogram<"outcome">; stopped: Counter<"reason"> };
+}
+
+interface Pending {
+  job: PrepareJob;
+  resolve(r: { text: string; tokens: number[] }): void;
+  reject(e: unknown): void;
+  started: number;
+  unlisten(): void;
+}
+
+class Thread {
+  worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  constructor(onResult: (t: Thread, r: ThreadResult) => void, onExit: (t: Thread, err: unknown) => void) {
+    this.worker = new Worker(ENTRY);
+    this.worker.on("message", (r: ThreadResult) => onResult(this, r));
+    this.worker.on("error", (err) => onExit(this, err));
+    this.worker.on("exit", (code) => onExit(this, new Error(`prompt thread exited with code ${code}`)));
+    this.worker.unref();
+  }
+}
+
+/** The pool's metrics: job time by outcome, jobs stopped by reason. */
+export function promptThreadMetrics(registry: Registry): NonNullable<PromptThreadsOptions["metrics"]> {
+  return {
+    seconds: new Histogram({
+      name: "expertmesh_gateway_prompt_prepare_seconds",
+      help: "Time to render and tokenize a prompt on a prompt thread, by outcome (ok, budget, cancelled, error)",
+      labelNames: ["outcome"] as const,
+      buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 1, 2, 5],
+      registers: [registry],
+    }),
+    stopped: new Counter({
+      name: "expertmesh_gateway_prompt_prepare_stopped_total",
+      help: "Prompt preparations stopped before the end: budget (GATEWAY_RENDER_BUDGET_MS spent) or cancelled (the client went away)",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export class ThreadPromptPreparer implements PromptPreparer {
+  readonly #threads: Thread[] = [];
+  readonly #o: PromptThreadsOptions;
+  #nextId = 0;
+  #closed = false;
+
+  constructor(o: PromptThreadsOptions) {
+    this.#o = o;
+    for (let i = 0; i < o.threads; i++) this.#threads.push(this.#spawn());
+  }
+
+  async render(messages: readonly HarmonyMessage[], options: RenderOptions, job: PrepareJob): Promise<Rendered> {
+    return this.#submit(job, (base) => ({ ...base, kind: "render", messages, options }));
+  }
+
+  async encodeWithSpecials(text: string, job: PrepareJob): Promise<number[]> {
+    return (await this.#submit(job, (base) => ({ ...base, kind: "encode", text }))).tokens;
+  }
+
+  /** Jobs waiting or running on the threads. */
+  get inFlight(): number {
+    return this.#threads.reduce((n, t) => n + t.pending.size, 0);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+  }
+
+  #submit(job: PrepareJob, build: (base: { id: number; budgetMs: number; cancel: SharedArrayBuffer }) => ThreadJob) {
+    job.signal?.throwIfAborted();
+    if (this.inFlight - this.#threads.length >= this.#o.maxQueued)
+      throw gatewayErrors.create(
+        "overloaded",
+        { reason: "too many prompts waiting to be prepared" },
+        { retryAfterMs: this.#o.retryAfterMs },
+      );
+    const thread = this.#threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = ++this.#nextId;
+    const cancel = new SharedArrayBuffer(4);
+    const stop = () => Atomics.store(new Int32Array(cancel), 0, 1);
+    job.signal?.addEventListener("abort", stop, { once: true });
+    return new Promise<{ text: string; tokens: number[] }>((resolve, reject) => {
+      thread.pending.set(id, {
+        job,
+        resolve,
+        reject,
+        started: performance.now(),
+        unlisten: () => job.signal?.removeEventListener("abort", stop),
+      });
+      thread.worker.postMessage(build({ id, budgetMs: job.budgetMs, cancel }));
+    });
+  }
+
+  #spawn(): Thread {
+    return new Thread(
+      (t, r) => this.#settle(t, r),
+      (t, err) => this.#lost(t, err),
+    );
+  }
+
+  #settle(t: Thread, r: ThreadResult): void {
+    const p = t.pending.get(r.id);
+    if (!p) return;
+    t.pending.delete(r.id);
+    p.unlisten();
+    const outcome = r.ok ? "ok" : r.reason;
+    this.#o.metrics?.seconds.observe({ outcome }, (performance.now() - p.started) / 1000);
+    if (r.ok) p.resolve({ text: r.text, tokens: Array.from(r.tokens) });
+    else {
+      if (r.reason !== "error") this.#o.metrics?.stopped.inc({ reason: r.reason });
+      p.reject(this.#failure(p.job, r.reason, r.message));
+    }
+  }
+
+  #failure(job: PrepareJob, reason: "budget" | "cancelled" | "error", message: string): unknown {
+    if (reason === "budget") return promptTooComplex(job);
+    if (reason === "cancelled") return job.signal?.reason ?? new Error("the client went away");
+    return new Error(message);
+  }
+
+  /** A thread that died fails its jobs (a server error: nothing of theirs is wrong) and is replaced. */
+  #lost(t: Thread, err: unknown): void {
+    const i = this.#threads.indexOf(t);
+    if (i < 0) return;
+    this.#threads.splice(i, 1);
+    for (const p of t.pending.values()) {
+      p.unlisten();
+      p.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    t.pending.clear();
+    if (!this.#closed) this.#threads.push(this.#spawn());
+  }
+}
