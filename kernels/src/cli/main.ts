@@ -317,6 +317,16 @@ async function info(argv: string[]): Promise<void> {
 }
 
 const [command, ...rest] = process.argv.slice(2);
+
+/** The process's environment and streams, as the subcommands that take them as arguments want them. */
+function processIo() {
+  return {
+    env: process.env,
+    out: (t: string) => process.stdout.write(t),
+    err: (t: string) => process.stderr.write(t),
+    tty: process.stderr.isTTY === true,
+  };
+}
 try {
   if (command === "logits") await logits(rest);
   else if (command === "_follow") await follow(rest);
@@ -326,20 +336,10 @@ try {
   else if (command === "batch") {
     // The Batch API client lives with the batch runner (orchestrator); this binary is its front door.
     const { runBatchCli } = await import("@expertmesh/orchestrator/cli/batch");
-    process.exitCode = await runBatchCli(rest, {
-      env: process.env,
-      out: (t) => process.stdout.write(t),
-      err: (t) => process.stderr.write(t),
-      tty: process.stderr.isTTY === true,
-    });
+    process.exitCode = await runBatchCli(rest, processIo());
   } else if (command === "pull") {
     const { runPull } = await import("./pull.ts");
-    process.exitCode = await runPull(rest, {
-      env: process.env,
-      out: (t) => process.stdout.write(t),
-      err: (t) => process.stderr.write(t),
-      tty: process.stderr.isTTY === true,
-    });
+    process.exitCode = await runPull(rest, processIo());
   } else throw new UsageError(command ? `unknown command '${command}'` : "no command given");
 } catch (err) {
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
