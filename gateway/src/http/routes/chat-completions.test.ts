@@ -110,6 +110,16 @@ describe("POST /v1/chat/completions", () => {
     expect(Buffer.from(streamed).toString("utf8")).toBe(content);
   });
 
+  it("a prompt of ~300k tokens is 400 context_length_exceeded, not a 500 (no stack overflow on the way)", async () => {
+    const words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+    const content = Array.from({ length: 300_000 }, (_, i) => words[(i * 5) % words.length]).join(" ");
+    const err = await client.chat.completions
+      .create({ model: "gpt-oss-tiny", messages: [{ role: "user", content }], max_tokens: 4 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as InstanceType<typeof OpenAI.BadRequestError>).code).toBe("context_length_exceeded");
+  });
+
   it("is deterministic at temperature 0 (same request → same output)", async () => {
     const ask = () =>
       client.chat.completions.create({ model: "gpt-oss-tiny", messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 });
