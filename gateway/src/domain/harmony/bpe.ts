@@ -5,14 +5,15 @@
  * character freeze the gateway (#20, R23).
  *
  * The parts form a linked list over the piece's byte positions. Each part whose pair (it and its right
- * neighbour) is a token sits in the bucket of that pair's rank: a list of positions, sorted before the
- * bucket is used. Merging never creates a pair of the rank being merged (the new pair is strictly longer
- * than that token), so buckets are emptied in increasing rank order, each once, head first — exactly
- * tiktoken's choice. A merge can create a pair of a lower rank than the current one (a vocabulary is not
+ * neighbour) is a token sits in the bucket of that pair's rank: a list of positions in position order.
+ * Merging never creates a pair of the rank being merged (the new pair is strictly longer than that
+ * token), so buckets are emptied in increasing rank order, each once, head first — exactly tiktoken's
+ * choice. A merge can create a pair of a lower rank than the current one (a vocabulary is not
  * bound to rank a token after its parts); such a pair is always beside the merge, and is merged at once.
  * Ranks are found in an open-addressing table over the tokens' byte slices (no string per lookup; a
  * direct table for the two-byte pairs of the first pass); spans longer than the longest token are never
- * looked up.
+ * looked up, and each part carries its token so the result needs no lookups. A piece of a few dozen bytes
+ * (most of them) is merged by tiktoken's own scan instead, which is cheaper at that size.
  */
 import type { WorkBudget } from "./budget.ts";
 
@@ -24,13 +25,16 @@ const NO_RANK = 0x7fffffff;
 /** Merge arrays for pieces up to this many bytes are kept for the next piece; a longer piece's are let go. */
 const KEEP_BYTES = 1 << 16;
 const EMPTY: Uint8Array = new Uint8Array();
+/** Pieces up to this many bytes are merged by scanning (cheaper than buckets at this size, and bounded). */
+const SCAN_BYTES = 32;
 
 export class BytePairEncoder {
   readonly #bytes: Uint8Array;
   readonly #offsets: Uint32Array;
   readonly #table: Int32Array;
   readonly #mask: number;
-  /** The rank of every two-byte token, indexed by its bytes (b0 << 8 | b1). */
+  /** The rank of every one- and two-byte token, indexed by its bytes (b0, or b0 << 8 | b1). */
+  readonly #singles = new Int32Array(256).fill(NO_RANK);
   readonly #pairs = new Int32Array(1 << 16).fill(NO_RANK);
   readonly #merge: Merge;
   /** Longest token, in bytes. */
@@ -51,6 +55,7 @@ export class BytePairEncoder {
       const end = offsets[id + 1] as number;
       if (end === start) continue;
       if (end - start > longest) longest = end - start;
+      if (end - start === 1) this.#singles[bytes[start] as number] = id;
       if (end - start === 2) this.#pairs[((bytes[start] as number) << 8) | (bytes[start + 1] as number)] = id;
       let slot = hash(bytes, start, end) & this.#mask;
       while (this.#table[slot] !== NONE) slot = (slot + 1) & this.#mask;
@@ -71,6 +76,11 @@ export class BytePairEncoder {
       slot = (slot + 1) & this.#mask;
     }
     return NO_RANK;
+  }
+
+  /** The rank of the byte b. */
+  byteRank(b: number): number {
+    return this.#singles[b] as number;
   }
 
   /** The rank of the two bytes at buf[i], buf[i + 1]. */
@@ -113,6 +123,8 @@ class Merge {
   /** The bucket lists: neighbours of a position in its bucket. */
   #bnext = new Int32Array(0);
   #bprev = new Int32Array(0);
+  /** token[i]: the token (rank) of the part starting at i. */
+  #token = new Int32Array(0);
   /** Per rank: its bucket's first and last positions, whether it may be out of order, whether it is in the heap. */
   readonly #head: Int32Array;
   readonly #tail: Int32Array;
@@ -132,6 +144,10 @@ class Merge {
   }
 
   run(buf: Uint8Array, n: number, out: number[], budget: WorkBudget | undefined): void {
+    if (n <= SCAN_BYTES) {
+      this.#scan(buf, n, out, budget);
+      return;
+    }
     this.#start(buf, n);
     try {
       for (let r = this.#pop(); r !== NONE; r = this.#pop()) {
@@ -143,7 +159,7 @@ class Merge {
         }
       }
       const next = this.#next;
-      for (let i = 0; i < n; i = next[i] as number) out.push(this.#enc.rank(buf, i, next[i] as number));
+      for (let i = 0; i < n; i = next[i] as number) out.push(this.#token[i] as number);
     } catch (err) {
       this.#clear(); // a budget stopped it: leave no bucket behind for the next piece
       throw err;
@@ -153,6 +169,45 @@ class Merge {
     }
   }
 
+  /**
+   * tiktoken's own loop, for a short piece: scan the parts for the lowest pair rank (the first on a tie),
+   * merge, look up the two pairs that changed. At most SCAN_BYTES steps per merge.
+   */
+  #scan(buf: Uint8Array, n: number, out: number[], budget: WorkBudget | undefined): void {
+    if (this.#next.length <= n) this.#allocate(SCAN_BYTES + 1);
+    const enc = this.#enc;
+    const start = this.#next;
+    const rank = this.#pairRank;
+    const token = this.#token;
+    for (let i = 0; i < n; i++) {
+      start[i] = i;
+      token[i] = enc.byteRank(buf[i] as number);
+      rank[i] = i + 1 < n ? enc.pairRank(buf, i) : NO_RANK;
+    }
+    start[n] = n;
+    let parts = n;
+    for (;;) {
+      let at = NONE;
+      let best = NO_RANK;
+      for (let i = 0; i < parts - 1; i++) {
+        if ((rank[i] as number) < best) {
+          best = rank[i] as number;
+          at = i;
+        }
+      }
+      if (at === NONE) break;
+      enc.tick(budget);
+      start.copyWithin(at + 1, at + 2, parts + 1);
+      rank.copyWithin(at + 1, at + 2, parts);
+      token.copyWithin(at + 1, at + 2, parts);
+      token[at] = best;
+      parts--;
+      rank[at] = at + 1 < parts ? enc.rank(buf, start[at] as number, start[at + 2] as number) : NO_RANK;
+      if (at > 0) rank[at - 1] = enc.rank(buf, start[at - 1] as number, start[at + 1] as number);
+    }
+    for (let i = 0; i < parts; i++) out.push(token[i] as number);
+  }
+
   /** Arrays for parts at positions 0..cap-1. */
   #allocate(cap: number): void {
     this.#next = new Int32Array(cap);
@@ -160,6 +215,7 @@ class Merge {
     this.#pairRank = new Int32Array(cap);
     this.#bnext = new Int32Array(cap);
     this.#bprev = new Int32Array(cap);
+    this.#token = new Int32Array(cap);
   }
 
   #start(buf: Uint8Array, n: number): void {
@@ -170,6 +226,7 @@ class Merge {
     for (let i = 0; i < n; i++) {
       this.#next[i] = i + 1;
       this.#prev[i] = i - 1;
+      this.#token[i] = this.#enc.byteRank(buf[i] as number);
       const r = i + 1 < n ? this.#enc.pairRank(buf, i) : NO_RANK;
       this.#pairRank[i] = r;
       if (r !== NO_RANK) this.#link(i, r);
@@ -181,6 +238,7 @@ class Merge {
     const next = this.#next;
     const rank = this.#pairRank;
     for (let i = first; ; ) {
+      this.#token[i] = rank[i] as number;
       const right = next[i] as number;
       const after = next[right] as number;
       this.#unlink(i);
