@@ -111,12 +111,19 @@ describe("BytePairEncoder: bounded work", () => {
   };
 
   // Both sizes are past the encode cache's per-text limit, so every run encodes.
-  it.each(["a", " ", "="])("a run of %j 4× as long costs far less than 16× (not quadratic)", (c) => {
-    const small = fastest(c.repeat(100_000));
-    const large = fastest(c.repeat(400_000));
-    // Quadratic would be 16×; n log n is ~4.5×. The margin absorbs a noisy machine.
-    expect(large / small).toBeLessThan(10);
-  });
+  // One character, spaces, punctuation, digits (pieces of three), CJK, letters of mixed scripts (one
+  // piece), and a mix the pre-tokenizer cuts into many pieces: the pattern and the merges both linear.
+  it.each(["a", " ", "=", "7", "中", "aé中한Бz", "x= 1;\n"])(
+    "a run of %j 4× as long costs far less than 16× (not quadratic)",
+    (c) => {
+      const chars = (n: number) => c.repeat(Math.ceil(n / c.length));
+      const small = fastest(chars(100_000));
+      const large = fastest(chars(400_000));
+      // Quadratic would be 16×; n log n is ~4.5×. The margin absorbs a noisy machine.
+      expect(large / small).toBeLessThan(10);
+    },
+    30_000,
+  );
 
   it("a budget that throws stops a long encode within a few thousand units of work", () => {
     const stop = new Error("stop");
