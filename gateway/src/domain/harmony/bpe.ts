@@ -12,8 +12,8 @@
  * bound to rank a token after its parts); such a pair is always beside the merge, and is merged at once.
  * Ranks are found in an open-addressing table over the tokens' byte slices (no string per lookup; a
  * direct table for the two-byte pairs of the first pass); spans longer than the longest token are never
- * looked up, and each part carries its token so the result needs no lookups. A piece of a few dozen bytes
- * (most of them) is merged by tiktoken's own scan instead, which is cheaper at that size.
+ * looked up. A piece of a few dozen bytes (most of them) is merged by tiktoken's own scan instead, which
+ * is cheaper at that size.
  */
 import type { WorkBudget } from "./budget.ts";
 
@@ -123,8 +123,6 @@ class Merge {
   /** The bucket lists: neighbours of a position in its bucket. */
   #bnext = new Int32Array(0);
   #bprev = new Int32Array(0);
-  /** token[i]: the token (rank) of the part starting at i. */
-  #token = new Int32Array(0);
   /** Per rank: its bucket's first and last positions, whether it may be out of order, whether it is in the heap. */
   readonly #head: Int32Array;
   readonly #tail: Int32Array;
@@ -159,7 +157,7 @@ class Merge {
         }
       }
       const next = this.#next;
-      for (let i = 0; i < n; i = next[i] as number) out.push(this.#token[i] as number);
+      for (let i = 0; i < n; i = next[i] as number) out.push(this.#enc.rank(buf, i, next[i] as number));
     } catch (err) {
       this.#clear(); // a budget stopped it: leave no bucket behind for the next piece
       throw err;
@@ -178,7 +176,7 @@ class Merge {
     const enc = this.#enc;
     const start = this.#next;
     const rank = this.#pairRank;
-    const token = this.#token;
+    const token = this.#prev; // unused by the scan: each part's token, so the result needs no lookups
     for (let i = 0; i < n; i++) {
       start[i] = i;
       token[i] = enc.byteRank(buf[i] as number);
@@ -215,7 +213,6 @@ class Merge {
     this.#pairRank = new Int32Array(cap);
     this.#bnext = new Int32Array(cap);
     this.#bprev = new Int32Array(cap);
-    this.#token = new Int32Array(cap);
   }
 
   #start(buf: Uint8Array, n: number): void {
@@ -226,7 +223,6 @@ class Merge {
     for (let i = 0; i < n; i++) {
       this.#next[i] = i + 1;
       this.#prev[i] = i - 1;
-      this.#token[i] = this.#enc.byteRank(buf[i] as number);
       const r = i + 1 < n ? this.#enc.pairRank(buf, i) : NO_RANK;
       this.#pairRank[i] = r;
       if (r !== NO_RANK) this.#link(i, r);
@@ -238,7 +234,6 @@ class Merge {
     const next = this.#next;
     const rank = this.#pairRank;
     for (let i = first; ; ) {
-      this.#token[i] = rank[i] as number;
       const right = next[i] as number;
       const after = next[right] as number;
       this.#unlink(i);
