@@ -129,31 +129,26 @@ describe("API keys in Redis", () => {
     await expect(sdk("sk-unknown-0123456789", base).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
-  it(
-    "a key's project (CLI --project, keys file): stored, listed, found; a malformed one is refused",
-    { timeout: 30_000 },
-    async () => {
-      const added = await keysCli("add", "--id", "proj-k", "--project", "alpha");
-      expect(added.code).toBe(0);
-      const { key } = JSON.parse(added.stdout) as { key: string };
-      expect((await store({}).lookup(hashKey(key)))?.project).toBe("alpha");
-      const listed = JSON.parse((await keysCli("list")).stdout) as Array<{ id: string; project?: string }>;
-      expect(listed.find((k) => k.id === "proj-k")?.project).toBe("alpha");
-      expect((await keysCli("add", "--id", "proj-bad", "--project", "a:b")).code).toBe(2);
-      expect(listed.some((k) => k.id === "proj-bad")).toBe(false);
+  it("a key's project (CLI --project, keys file): stored, listed, found; a malformed one is refused", { timeout: 30_000 }, async () => {
+    const added = await keysCli("add", "--id", "proj-k", "--project", "alpha");
+    expect(added.code).toBe(0);
+    const { key } = JSON.parse(added.stdout) as { key: string };
+    expect((await store({}).lookup(hashKey(key)))?.project).toBe("alpha");
+    const listed = JSON.parse((await keysCli("list")).stdout) as Array<{ id: string; project?: string }>;
+    expect(listed.find((k) => k.id === "proj-k")?.project).toBe("alpha");
+    expect((await keysCli("add", "--id", "proj-bad", "--project", "a:b")).code).toBe(2);
+    expect(listed.some((k) => k.id === "proj-bad")).toBe(false);
 
-      const dir = mkdtempSync(join(tmpdir(), "keys-file-"));
-      const file = (entry: string) => {
-        const path = join(dir, `${Math.random()}.yaml`);
-        writeFileSync(path, `keys:\n  - { ${entry}, sha256: ${hashKey("sk-file-key-0123456789")} }\n`);
-        return path;
-      };
-      expect((await ApiKeys.load([], file("id: f, project: beta")).find("sk-file-key-0123456789"))?.project).toBe("beta");
-      expect(() => ApiKeys.load([], file("id: f, project: 'a:b'"))).toThrow(/project must match/);
-      expect(() => ApiKeys.load([], file("id: 'project:beta'"))).toThrow(/may not start with 'project:'/);
-    },
-    20_000,
-  ); // three CLI processes on a shared 2-core machine
+    const dir = mkdtempSync(join(tmpdir(), "keys-file-"));
+    const file = (entry: string) => {
+      const path = join(dir, `${Math.random()}.yaml`);
+      writeFileSync(path, `keys:\n  - { ${entry}, sha256: ${hashKey("sk-file-key-0123456789")} }\n`);
+      return path;
+    };
+    expect((await ApiKeys.load([], file("id: f, project: beta")).find("sk-file-key-0123456789"))?.project).toBe("beta");
+    expect(() => ApiKeys.load([], file("id: f, project: 'a:b'"))).toThrow(/project must match/);
+    expect(() => ApiKeys.load([], file("id: 'project:beta'"))).toThrow(/may not start with 'project:'/);
+  }); // three CLI processes on a shared 2-core machine: 30 s budget
 
   it("lookups are cached per digest for cacheMs, found and not found alike", async () => {
     let now = 1_000;
