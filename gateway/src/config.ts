@@ -139,6 +139,13 @@ export const GatewayConfigSchema = z
       .default(() => Math.max(1, Math.min(4, availableParallelism() - 1))),
     /** Prompts waiting for a render thread; beyond, 429 overloaded. */
     render_max_queued: z.coerce.number().int().min(0).default(256),
+    /** The render threads' nice value: they yield the cores to the event loop and the engine (0: no change). */
+    render_nice: z.coerce.number().int().min(0).max(19).default(10),
+    /**
+     * The most tokens a prompt may have, checked before it goes to a worker (which checks its own context
+     * exactly): gpt-oss's context length, so a prompt no model can take costs no worker anything.
+     */
+    max_prompt_tokens: positive.default(131_072),
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
     request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
@@ -194,6 +201,8 @@ export const gatewayEnv = {
   render_budget_ms: "GATEWAY_RENDER_BUDGET_MS",
   render_threads: "GATEWAY_RENDER_THREADS",
   render_max_queued: "GATEWAY_RENDER_MAX_QUEUED",
+  render_nice: "GATEWAY_RENDER_NICE",
+  max_prompt_tokens: "GATEWAY_MAX_PROMPT_TOKENS",
   "admission.max_concurrent": "GATEWAY_MAX_CONCURRENT",
   "admission.max_queued": "GATEWAY_MAX_QUEUED",
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",

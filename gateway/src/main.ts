@@ -41,6 +41,7 @@ const prompts =
     ? new ThreadPromptPreparer({
         threads: config.render_threads,
         maxQueued: config.render_max_queued,
+        nice: config.render_nice,
         retryAfterMs: config.admission.retry_after_ms,
         metrics: promptThreadMetrics(registry),
       })

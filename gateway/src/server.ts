@@ -191,6 +191,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       defaultMaxTokens: deps.config.default_max_tokens,
       requestTimeoutMs: deps.config.request_timeout_ms,
       renderBudgetMs: deps.config.render_budget_ms,
+      maxPromptTokens: deps.config.max_prompt_tokens,
       prompts: deps.prompts ?? new InlinePromptPreparer(deps.tokenizer),
     };
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
@@ -199,6 +200,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       tokenizer: deps.tokenizer,
       requestTimeoutMs: deps.config.request_timeout_ms,
       renderBudgetMs: deps.config.render_budget_ms,
+      maxPromptTokens: deps.config.max_prompt_tokens,
       prompts: limits.prompts,
     });
     registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });

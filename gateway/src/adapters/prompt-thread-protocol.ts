@@ -3,7 +3,9 @@ import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
 
 interface JobBase {
   id: number;
+  /** CPU time of the thread the job may spend (the thread runs at a lower priority, so it may wait). */
   budgetMs: number;
+  maxTokens?: number;
   /** One Int32: non-zero asks the thread to stop this job. */
   cancel: SharedArrayBuffer;
 }
@@ -12,6 +14,12 @@ export type ThreadJob =
   | (JobBase & { kind: "render"; messages: readonly HarmonyMessage[]; options: RenderOptions })
   | (JobBase & { kind: "encode"; text: string });
 
+/** What a thread was given at its start. */
+export interface ThreadData {
+  /** Its scheduling priority (nice, 0–19): below the event loop's and the engine's. */
+  nice: number;
+}
+
 export type ThreadResult =
-  | { id: number; ok: true; text: string; tokens: Int32Array }
-  | { id: number; ok: false; reason: "budget" | "cancelled" | "error"; message: string };
+  | { id: number; ok: true; tokens: Int32Array }
+  | { id: number; ok: false; reason: "budget" | "cancelled" | "too_long" | "error"; message: string; count?: number };

@@ -3,6 +3,7 @@
  * megabyte-sized prompt is tokenized, the budget and a client's departure stop the job and leave the
  * thread serving, and a bounded queue.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { createMetricsRegistry } from "@expertmesh/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
@@ -79,6 +80,28 @@ describe("ThreadPromptPreparer", () => {
     expect(performance.now() - t0).toBeLessThan(3_000);
     expect(await stopped("cancelled")).toBe(before + 1);
     expect(await threads.encodeWithSpecials("next", job())).toEqual(await inline.encodeWithSpecials("next", job()));
+  });
+
+  it.runIf(process.platform === "linux")("its threads run at the configured nice value; the calling thread keeps its own", async () => {
+    const niceOfThreads = () =>
+      readdirSync("/proc/self/task").map((tid) => {
+        const fields = readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+        return Number(fields[16]); // field 19 of stat(5), counted after the command name
+      });
+    const before = niceOfThreads().filter((n) => n === 13).length;
+    const pool = new ThreadPromptPreparer({ threads: 2, maxQueued: 4, retryAfterMs: 1000, nice: 13 });
+    await Promise.all([pool.encodeWithSpecials("one", job()), pool.encodeWithSpecials("two", job())]);
+    expect(niceOfThreads().filter((n) => n === 13).length).toBe(before + 2);
+    expect(niceOfThreads()[0]).toBe(0);
+    await pool.close();
+  });
+
+  it("a prompt over maxTokens is 400 context_length_exceeded with its count", async () => {
+    await expect(threads.encodeWithSpecials("word ".repeat(500), { ...job(), maxTokens: 100, param: "prompt" })).rejects.toMatchObject({
+      code: "context_length_exceeded",
+      param: "prompt",
+      message: expect.stringMatching(/the prompt has 50\d tokens; this gateway accepts at most 100/),
+    });
   });
 
   it("beyond maxQueued waiting jobs: 429 overloaded with retry-after", async () => {

@@ -4,14 +4,14 @@
  * serves /health and every stream. Jobs go to the thread with the fewest; at most `maxQueued` wait in
  * all (beyond: 429 overloaded). A job's budget starts when its thread starts it; a job whose signal fires
  * is stopped through a shared flag the thread's budget reads, and the thread moves on to the next.
+ * Threads run at a lower priority (`nice`) with budgets of their own CPU time (prompt-thread-main.ts).
  */
 import { Worker } from "node:worker_threads";
 import { Counter, Histogram, type Registry } from "@expertmesh/common";
-import type { Rendered } from "../domain/harmony/render.ts";
 import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
-import { type PrepareJob, type PromptPreparer, promptTooComplex } from "../domain/prompt-preparer.ts";
+import { type PreparedPrompt, type PrepareJob, type PromptPreparer, promptTooComplex, promptTooLong } from "../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../errors.ts";
-import type { ThreadJob, ThreadResult } from "./prompt-thread-protocol.ts";
+import type { ThreadData, ThreadJob, ThreadResult } from "./prompt-thread-protocol.ts";
 
 const ENTRY = new URL("./prompt-thread-main.ts", import.meta.url);
 
@@ -20,12 +20,14 @@ export interface PromptThreadsOptions {
   /** Jobs waiting (not yet started) across all threads. */
   maxQueued: number;
   retryAfterMs: number;
+  /** The threads' nice value (0–19; 0: the process's own priority). */
+  nice?: number;
   metrics?: { seconds: Histogram<"outcome">; stopped: Counter<"reason"> };
 }
 
 interface Pending {
   job: PrepareJob;
-  resolve(r: { text: string; tokens: number[] }): void;
+  resolve(r: PreparedPrompt): void;
   reject(e: unknown): void;
   started: number;
   unlisten(): void;
@@ -34,8 +36,8 @@ interface Pending {
 class Thread {
   worker: Worker;
   readonly pending = new Map<number, Pending>();
-  constructor(onResult: (t: Thread, r: ThreadResult) => void, onExit: (t: Thread, err: unknown) => void) {
-    this.worker = new Worker(ENTRY);
+  constructor(data: ThreadData, onResult: (t: Thread, r: ThreadResult) => void, onExit: (t: Thread, err: unknown) => void) {
+    this.worker = new Worker(ENTRY, { workerData: data });
     this.worker.on("message", (r: ThreadResult) => onResult(this, r));
     this.worker.on("error", (err) => onExit(this, err));
     this.worker.on("exit", (code) => onExit(this, new Error(`prompt thread exited with code ${code}`)));
@@ -48,7 +50,7 @@ export function promptThreadMetrics(registry: Registry): NonNullable<PromptThrea
   return {
     seconds: new Histogram({
       name: "expertmesh_gateway_prompt_prepare_seconds",
-      help: "Time to render and tokenize a prompt on a prompt thread, by outcome (ok, budget, cancelled, error)",
+      help: "Time to render and tokenize a prompt on a prompt thread, by outcome (ok, budget, cancelled, too_long, error)",
       labelNames: ["outcome"] as const,
       buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 1, 2, 5],
       registers: [registry],
@@ -73,7 +75,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
     for (let i = 0; i < o.threads; i++) this.#threads.push(this.#spawn());
   }
 
-  async render(messages: readonly HarmonyMessage[], options: RenderOptions, job: PrepareJob): Promise<Rendered> {
+  async render(messages: readonly HarmonyMessage[], options: RenderOptions, job: PrepareJob): Promise<PreparedPrompt> {
     return this.#submit(job, (base) => ({ ...base, kind: "render", messages, options }));
   }
 
@@ -91,7 +93,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
     await Promise.all(this.#threads.map((t) => t.worker.terminate()));
   }
 
-  #submit(job: PrepareJob, build: (base: { id: number; budgetMs: number; cancel: SharedArrayBuffer }) => ThreadJob) {
+  #submit(job: PrepareJob, build: (base: { id: number; budgetMs: number; maxTokens?: number; cancel: SharedArrayBuffer }) => ThreadJob) {
     job.signal?.throwIfAborted();
     if (this.inFlight - this.#threads.length >= this.#o.maxQueued)
       throw gatewayErrors.create(
@@ -104,7 +106,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
     const cancel = new SharedArrayBuffer(4);
     const stop = () => Atomics.store(new Int32Array(cancel), 0, 1);
     job.signal?.addEventListener("abort", stop, { once: true });
-    return new Promise<{ text: string; tokens: number[] }>((resolve, reject) => {
+    return new Promise<PreparedPrompt>((resolve, reject) => {
       thread.pending.set(id, {
         job,
         resolve,
@@ -112,12 +114,14 @@ export class ThreadPromptPreparer implements PromptPreparer {
         started: performance.now(),
         unlisten: () => job.signal?.removeEventListener("abort", stop),
       });
-      thread.worker.postMessage(build({ id, budgetMs: job.budgetMs, cancel }));
+      const limit = job.maxTokens === undefined ? {} : { maxTokens: job.maxTokens };
+      thread.worker.postMessage(build({ id, budgetMs: job.budgetMs, ...limit, cancel }));
     });
   }
 
   #spawn(): Thread {
     return new Thread(
+      { nice: this.#o.nice ?? 0 },
       (t, r) => this.#settle(t, r),
       (t, err) => this.#lost(t, err),
     );
@@ -130,15 +134,17 @@ export class ThreadPromptPreparer implements PromptPreparer {
     p.unlisten();
     const outcome = r.ok ? "ok" : r.reason;
     this.#o.metrics?.seconds.observe({ outcome }, (performance.now() - p.started) / 1000);
-    if (r.ok) p.resolve({ text: r.text, tokens: Array.from(r.tokens) });
+    if (r.ok) p.resolve({ tokens: Array.from(r.tokens) });
     else {
-      if (r.reason !== "error") this.#o.metrics?.stopped.inc({ reason: r.reason });
-      p.reject(this.#failure(p.job, r.reason, r.message));
+      if (r.reason === "budget" || r.reason === "cancelled") this.#o.metrics?.stopped.inc({ reason: r.reason });
+      p.reject(this.#failure(p.job, r));
     }
   }
 
-  #failure(job: PrepareJob, reason: "budget" | "cancelled" | "error", message: string): unknown {
+  #failure(job: PrepareJob, r: Extract<ThreadResult, { ok: false }>): unknown {
+    const { reason, message } = r;
     if (reason === "budget") return promptTooComplex(job);
+    if (reason === "too_long") return promptTooLong(job, r.count ?? 0);
     if (reason === "cancelled") return job.signal?.reason ?? new Error("the client went away");
     return new Error(message);
   }

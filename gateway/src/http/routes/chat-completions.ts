@@ -151,6 +151,8 @@ export interface ChatRouteDeps {
   prompts: PromptPreparer;
   /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
   renderBudgetMs: number;
+  /** GATEWAY_MAX_PROMPT_TOKENS: the most tokens a prompt may have. */
+  maxPromptTokens: number;
 }
 
 /** One choice: its worker generation, its Harmony assembler, its token and logprob tallies. */
@@ -287,7 +289,12 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
     const prompt = await deps.prompts.render(
       conversation,
       { for_completion: true, auto_drop_analysis: false },
-      { budgetMs: deps.renderBudgetMs, param: "messages", signal: abortOnClientClose(reply).signal },
+      {
+        budgetMs: deps.renderBudgetMs,
+        maxTokens: deps.maxPromptTokens,
+        param: "messages",
+        signal: abortOnClientClose(reply).signal,
+      },
     );
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);

@@ -10,7 +10,7 @@ import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
-import type { PrepareJob, PromptPreparer } from "../../domain/prompt-preparer.ts";
+import { checkPromptLength, type PrepareJob, type PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";
 import {
@@ -76,8 +76,9 @@ async function promptTokens(prompts: PromptPreparer, prompt: CompletionBody["pro
   if (typeof prompt === "string") return prompts.encodeWithSpecials(prompt, job);
   const first = prompt[0];
   if (typeof first === "string") return prompts.encodeWithSpecials(first, job);
-  if (Array.isArray(first)) return first;
-  return prompt as number[];
+  const tokens = Array.isArray(first) ? first : (prompt as number[]);
+  checkPromptLength(tokens.length, job);
+  return tokens;
 }
 
 /** One choice: decodes its tokens as they stream, holding back a possible stop-string prefix. */
@@ -159,11 +160,17 @@ export function registerCompletions(
     requestTimeoutMs: number;
     prompts: PromptPreparer;
     renderBudgetMs: number;
+    maxPromptTokens: number;
   },
 ): void {
   app.post<{ Body: CompletionBody }>("/v1/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
-    const job = { budgetMs: deps.renderBudgetMs, param: "prompt", signal: abortOnClientClose(reply).signal };
+    const job = {
+      budgetMs: deps.renderBudgetMs,
+      maxTokens: deps.maxPromptTokens,
+      param: "prompt",
+      signal: abortOnClientClose(reply).signal,
+    };
     const tokens = await promptTokens(deps.prompts, body.prompt, job);
     if (tokens.length === 0) throw gatewayErrors.create("invalid_request_error", { detail: "the prompt is empty" }, { param: "prompt" });
     const id = `cmpl-${randomUUID().replaceAll("-", "")}`;

@@ -122,6 +122,8 @@ export interface ResponsesRouteDeps {
   prompts: PromptPreparer;
   /** GATEWAY_RENDER_BUDGET_MS: the time rendering one prompt may take. */
   renderBudgetMs: number;
+  /** GATEWAY_MAX_PROMPT_TOKENS: the most tokens a prompt may have. */
+  maxPromptTokens: number;
 }
 
 const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`;
@@ -192,7 +194,12 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
     const prompt = await deps.prompts.render(
       [...header, ...dropAnsweredReasoning(history)],
       { for_completion: true, auto_drop_analysis: false },
-      { budgetMs: deps.renderBudgetMs, param: "input", signal: abortOnClientClose(reply).signal },
+      {
+        budgetMs: deps.renderBudgetMs,
+        maxTokens: deps.maxPromptTokens,
+        param: "input",
+        signal: abortOnClientClose(reply).signal,
+      },
     );
 
     // OpenAI returns output-text logprobs only when `include` asks for them.
