@@ -2,6 +2,7 @@
 /** Gateway process entry: config → telemetry → createServer → listen → graceful shutdown. */
 import { ConfigError, createLogger, createMetricsRegistry, startTelemetry } from "@expertmesh/common";
 import closeWithGrace from "close-with-grace";
+import { ThreadJsonParser } from "./adapters/json-threads.ts";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
 import { promptThreadMetrics, ThreadPromptPreparer } from "./adapters/prompt-threads.ts";
 import { createRedisPorts } from "./adapters/redis-ports.ts";
@@ -46,6 +47,7 @@ const prompts =
         metrics: promptThreadMetrics(registry),
       })
     : undefined;
+const bodyParser = config.render_threads > 0 ? new ThreadJsonParser({ nice: config.render_nice }) : undefined;
 const app = createServer({
   config,
   log,
@@ -54,6 +56,7 @@ const app = createServer({
   backend,
   tokenizer,
   ...(prompts ? { prompts } : {}),
+  ...(bodyParser ? { bodyParser } : {}),
   keys,
   limiter,
   responses,
@@ -67,6 +70,7 @@ closeWithGrace({ delay: config.shutdown_grace_ms }, async ({ signal, err }) => {
   else log.info({ signal }, "shutting down");
   await app.close();
   await prompts?.close();
+  await bodyParser?.close();
   backend.close();
   await batches?.close();
   await redis?.quit();

@@ -26,6 +26,7 @@ import { createAuthHook } from "./http/auth.ts";
 import { answerBodyTooLarge, isBodyTooLarge } from "./http/body-limit.ts";
 import { boundBodyTime } from "./http/body-timeout.ts";
 import { frameworkError } from "./http/framework-errors.ts";
+import { type JsonBodyParser, registerJsonBody } from "./http/json-body.ts";
 import { registerBatchRoutes } from "./http/routes/batches.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
@@ -48,6 +49,8 @@ export interface GatewayDeps {
   tokenizer?: HarmonyTokenizer;
   /** Where prompts are rendered and tokenized; on the event loop (inline) when not given. */
   prompts?: PromptPreparer;
+  /** Where large JSON bodies are parsed; on the event loop when not given. */
+  bodyParser?: JsonBodyParser;
   /** Stored responses for /v1/responses; in-process when not given. */
   responses?: ResponseStore;
   /** Admission control; built from config.admission when not given. */
@@ -57,6 +60,8 @@ export interface GatewayDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** JSON bodies from this size up are parsed off the event loop (when a parser thread is given). */
+const OFF_THREAD_JSON_BYTES = 256 * 1024;
 
 export function createServer(deps: GatewayDeps): FastifyInstance {
   const app = Fastify({
@@ -89,6 +94,11 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   // Before auth: a body that trickles in is bounded whoever sends it.
   const { body_timeout_ms: totalMs, body_idle_timeout_ms: idleMs } = deps.config.http;
   boundBodyTime(app, { totalMs, idleMs, registry: deps.registry });
+  registerJsonBody(app, {
+    limit: deps.config.http.body_limit_bytes,
+    ...(deps.bodyParser ? { parser: deps.bodyParser } : {}),
+    offThreadBytes: OFF_THREAD_JSON_BYTES,
+  });
   app.addHook(
     "onRequest",
     createAuthHook({

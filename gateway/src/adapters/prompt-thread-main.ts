@@ -5,21 +5,15 @@
  * budget is this thread's CPU time, so waiting for a core is not counted against it; the main thread
  * cancels a job by setting its shared flag.
  */
-import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { threadCpuClock } from "../domain/harmony/budget.ts";
 import { renderConversation } from "../domain/harmony/render.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import type { ThreadData, ThreadJob, ThreadResult } from "./prompt-thread-protocol.ts";
+import { putLargeString } from "./large-strings.ts";
+import type { ThreadData, ThreadJob, ThreadResult, ThreadSlice } from "./prompt-thread-protocol.ts";
+import { lowerThreadPriority } from "./thread-priority.ts";
 
-const data = workerData as ThreadData | undefined;
-if (data?.nice) {
-  try {
-    setPriority(0, data.nice); // 0: the calling thread
-  } catch {
-    // A platform without per-thread priorities: the thread still runs, at the process's priority.
-  }
-}
+lowerThreadPriority((workerData as ThreadData | undefined)?.nice);
 const tok = new HarmonyTokenizer();
 
 class Stopped extends Error {
@@ -30,7 +24,7 @@ class Stopped extends Error {
   }
 }
 
-function run(job: ThreadJob): number[] {
+function prepare(job: ThreadJob): number[] {
   const flag = new Int32Array(job.cancel);
   const deadline = threadCpuClock() + job.budgetMs;
   const budget = {
@@ -45,7 +39,7 @@ function run(job: ThreadJob): number[] {
 
 function answer(job: ThreadJob): { result: ThreadResult; transfer: ArrayBuffer[] } {
   try {
-    const out = run(job);
+    const out = prepare(job);
     // A prompt over the limit is refused here, so its tokens never cross to the event loop.
     if (job.maxTokens !== undefined && out.length > job.maxTokens)
       return { result: { id: job.id, ok: false, reason: "too_long", message: "", count: out.length }, transfer: [] };
@@ -58,7 +52,39 @@ function answer(job: ThreadJob): { result: ThreadResult; transfer: ArrayBuffer[]
   }
 }
 
-parentPort?.on("message", (job: ThreadJob) => {
+/** Jobs whose large strings are still arriving: the slices so far. */
+const arriving = new Map<number, { job: ThreadJob; slices: string[]; received: number }>();
+
+function run(job: ThreadJob): void {
   const { result, transfer } = answer(job);
   parentPort?.postMessage(result, transfer);
+}
+
+/** The next slice of a job's large strings; the job runs once all have come. */
+function receive(m: ThreadSlice): void {
+  const a = arriving.get(m.id);
+  if (!a) return;
+  if ("drop" in m) {
+    arriving.delete(m.id);
+    parentPort?.postMessage({ id: m.id, ok: false, reason: "cancelled", message: "the client went away" } satisfies ThreadResult);
+    return;
+  }
+  a.slices.push(m.slice);
+  a.received += m.slice.length;
+  const large = a.job.large ?? [];
+  if (a.received < large.reduce((n, l) => n + l.length, 0)) return;
+  arriving.delete(m.id);
+  const text = a.slices.join("");
+  let offset = 0;
+  for (const { path, length } of large) {
+    putLargeString(a.job, path, text.slice(offset, offset + length));
+    offset += length;
+  }
+  run(a.job);
+}
+
+parentPort?.on("message", (m: ThreadJob | ThreadSlice) => {
+  if ("slice" in m || "drop" in m) return receive(m);
+  if (m.large?.length) arriving.set(m.id, { job: m, slices: [], received: 0 });
+  else run(m);
 });

@@ -1,5 +1,6 @@
 /** The messages between the gateway and its prompt-preparation threads. */
 import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
+import type { Path } from "./large-strings.ts";
 
 interface JobBase {
   id: number;
@@ -8,7 +9,12 @@ interface JobBase {
   maxTokens?: number;
   /** One Int32: non-zero asks the thread to stop this job. */
   cancel: SharedArrayBuffer;
+  /** Strings taken out of the job (adapters/large-strings.ts), sent after it in slices: their paths and lengths. */
+  large?: Array<{ path: Path; length: number }>;
 }
+
+/** After a job with `large`: the next slice of its strings, or word that the rest will not come (the client left). */
+export type ThreadSlice = { id: number; slice: string } | { id: number; drop: true };
 
 export type ThreadJob =
   | (JobBase & { kind: "render"; messages: readonly HarmonyMessage[]; options: RenderOptions })

@@ -45,6 +45,24 @@ describe("ThreadPromptPreparer", () => {
     expect(await threads.encodeWithSpecials(raw, job())).toEqual(await inline.encodeWithSpecials(raw, job()));
   });
 
+  it("strings of 256 Ki characters or more cross in slices and come out whole (surrogate pairs cut at a slice edge too)", async () => {
+    const emoji = "🙂".repeat(300_000); // 600,000 UTF-16 units: pairs straddle the 262,144-unit edges
+    const prose = "The quick brown fox jumps over the lazy dog. ".repeat(12_000);
+    const conversation = [msg("system", prose), msg("user", `x${emoji}`), msg("user", "short")];
+    expect(await threads.render(conversation, OPTIONS, job())).toEqual(await inline.render(conversation, OPTIONS, job()));
+    expect(await threads.encodeWithSpecials(`<|start|>${prose}`, job())).toEqual(
+      await inline.encodeWithSpecials(`<|start|>${prose}`, job()),
+    );
+  });
+
+  it("a client leaving while its large strings are still being sent stops the job; the thread moves on", async () => {
+    const controller = new AbortController();
+    const work = threads.encodeWithSpecials("f".repeat(4_000_000), job(60_000, controller.signal));
+    controller.abort(new Error("left early"));
+    await expect(work).rejects.toThrow("left early");
+    expect(await threads.encodeWithSpecials("next", job())).toEqual(await inline.encodeWithSpecials("next", job()));
+  });
+
   it("leaves the event loop free while a 4 MB run of one character is tokenized", async () => {
     let worstLag = 0;
     let last = performance.now();

@@ -6,14 +6,18 @@
  * is stopped through a shared flag the thread's budget reads, and the thread moves on to the next.
  * Threads run at a lower priority (`nice`) with budgets of their own CPU time (prompt-thread-main.ts).
  */
+import { setImmediate } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { Counter, Histogram, type Registry } from "@expertmesh/common";
 import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
 import { type PreparedPrompt, type PrepareJob, type PromptPreparer, promptTooComplex, promptTooLong } from "../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../errors.ts";
-import type { ThreadData, ThreadJob, ThreadResult } from "./prompt-thread-protocol.ts";
+import { slices, takeLargeStrings } from "./large-strings.ts";
+import type { ThreadData, ThreadJob, ThreadResult, ThreadSlice } from "./prompt-thread-protocol.ts";
 
 const ENTRY = new URL("./prompt-thread-main.ts", import.meta.url);
+/** Strings of this many characters or more cross to a thread in slices of this size. */
+const SLICE = 256 * 1024;
 
 export interface PromptThreadsOptions {
   threads: number;
@@ -115,8 +119,21 @@ export class ThreadPromptPreparer implements PromptPreparer {
         unlisten: () => job.signal?.removeEventListener("abort", stop),
       });
       const limit = job.maxTokens === undefined ? {} : { maxTokens: job.maxTokens };
-      thread.worker.postMessage(build({ id, budgetMs: job.budgetMs, ...limit, cancel }));
+      void this.#post(thread, build({ id, budgetMs: job.budgetMs, ...limit, cancel }), job.signal);
     });
+  }
+
+  /** Posts a job; its strings of SLICE or more characters follow in slices, one per event-loop turn. */
+  async #post(thread: Thread, job: ThreadJob, signal: AbortSignal | undefined): Promise<void> {
+    const { skeleton, large } = takeLargeStrings(job, SLICE);
+    if (large.length === 0) return thread.worker.postMessage(job);
+    thread.worker.postMessage({ ...skeleton, large: large.map((l) => ({ path: l.path, length: l.text.length })) });
+    for (const slice of slices(large, SLICE)) {
+      await setImmediate();
+      const m: ThreadSlice = signal?.aborted ? { id: job.id, drop: true } : { id: job.id, slice };
+      thread.worker.postMessage(m);
+      if (signal?.aborted) return;
+    }
   }
 
   #spawn(): Thread {

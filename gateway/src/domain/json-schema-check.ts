@@ -100,6 +100,31 @@ interface ToolLike {
  * Chat (`{type, function: {name, parameters}}`) and Responses (`{type, name, parameters}`) tools alike:
  * the count, the total size, and each parameters schema.
  */
+/**
+ * Whether the JSON of `value` has at least `limit` bytes, stopping as soon as it knows: each value is
+ * at least one byte and each string at least its length in UTF-16 units. A 5 MB description is refused
+ * after one look at its length, not after serializing it on the event loop.
+ */
+function jsonBytesAtLeast(value: unknown, limit: number): boolean {
+  let bytes = 0;
+  const todo: unknown[] = [value];
+  while (todo.length > 0) {
+    const v = todo.pop();
+    bytes += typeof v === "string" ? v.length : 1;
+    if (Array.isArray(v)) {
+      // Each element is at least a byte: beyond `limit` of them the answer is known.
+      for (let i = 0; i < v.length && i <= limit; i++) todo.push(v[i]);
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, child] of Object.entries(v)) {
+        bytes += key.length;
+        todo.push(child);
+      }
+    }
+    if (bytes >= limit) return true;
+  }
+  return false;
+}
+
 export function checkTools(tools: readonly ToolLike[] | null | undefined): void {
   if (!tools || tools.length === 0) return;
   if (tools.length > MAX_TOOLS)
@@ -107,7 +132,7 @@ export function checkTools(tools: readonly ToolLike[] | null | undefined): void 
       `Invalid 'tools': array too long. Expected an array with maximum length ${MAX_TOOLS}, but got an array with length ${tools.length} instead.`,
       "tools",
     );
-  if (Buffer.byteLength(JSON.stringify(tools)) > MAX_TOOLS_BYTES)
+  if (jsonBytesAtLeast(tools, MAX_TOOLS_BYTES + 1) || Buffer.byteLength(JSON.stringify(tools)) > MAX_TOOLS_BYTES)
     bad(`Invalid 'tools': the tool definitions exceed ${MAX_TOOLS_BYTES} bytes of JSON.`, "tools");
   tools.forEach((t, i) => {
     const nested = t.function !== undefined;

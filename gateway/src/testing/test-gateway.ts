@@ -36,7 +36,7 @@ export interface TestGatewayOptions {
   config?: Record<string, unknown>;
   tokenizer?: HarmonyTokenizer;
   /** Extra dependencies (store, admission, limiter, keys). */
-  deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys" | "batches" | "prompts">>;
+  deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys" | "batches" | "prompts" | "bodyParser">>;
   /** Called before listening (e.g. to add hooks). */
   beforeListen?: (app: FastifyInstance) => void;
 }
