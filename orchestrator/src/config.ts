@@ -1,7 +1,7 @@
 /** Orchestrator configuration, validated once at startup (ORCHESTRATOR_CONFIG_FILE, then env). */
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@expertmesh/common";
+import { loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
 import { z } from "zod";
 
 const positive = z.coerce.number().int().positive();

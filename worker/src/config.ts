@@ -3,7 +3,7 @@
  * Units are in the names. The Helm chart mounts the same keys as a YAML file.
  */
 import { hostname } from "node:os";
-import { loadConfig } from "@expertmesh/common";
+import { loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
 import { z } from "zod";
 
 const port = z.coerce.number().int().min(0).max(65535);
