@@ -13,8 +13,10 @@ import { putLargeString } from "./large-strings.ts";
 import type { ThreadData, ThreadJob, ThreadResult, ThreadSlice } from "./prompt-thread-protocol.ts";
 import { lowerThreadPriority } from "./thread-priority.ts";
 
-lowerThreadPriority((workerData as ThreadData | undefined)?.nice);
+// The tokenizer loads first, at the process's priority: starting a thread is not a request's work, and
+// at a low priority on a saturated machine it would take many times as long.
 const tok = new HarmonyTokenizer();
+lowerThreadPriority((workerData as ThreadData | undefined)?.nice);
 
 class Stopped extends Error {
   readonly reason: "budget" | "cancelled";

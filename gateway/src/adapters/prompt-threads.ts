@@ -8,7 +8,7 @@
  */
 import { setImmediate } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
-import { Counter, Histogram, type Registry } from "@expertmesh/common";
+import { Counter, Gauge, Histogram, type Registry } from "@expertmesh/common";
 import type { HarmonyMessage, RenderOptions } from "../domain/harmony/types.ts";
 import { type PreparedPrompt, type PrepareJob, type PromptPreparer, promptTooComplex, promptTooLong } from "../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../errors.ts";
@@ -26,7 +26,7 @@ export interface PromptThreadsOptions {
   retryAfterMs: number;
   /** The threads' nice value (0–19; 0: the process's own priority). */
   nice?: number;
-  metrics?: { seconds: Histogram<"outcome">; stopped: Counter<"reason"> };
+  metrics?: { seconds: Histogram<"outcome">; stopped: Counter<"reason">; inFlight: Gauge<"state"> };
 }
 
 interface Pending {
@@ -49,7 +49,7 @@ class Thread {
   }
 }
 
-/** The pool's metrics: job time by outcome, jobs stopped by reason. */
+/** The pool's metrics: job time by outcome, jobs stopped by reason, jobs running and waiting. */
 export function promptThreadMetrics(registry: Registry): NonNullable<PromptThreadsOptions["metrics"]> {
   return {
     seconds: new Histogram({
@@ -63,6 +63,12 @@ export function promptThreadMetrics(registry: Registry): NonNullable<PromptThrea
       name: "expertmesh_gateway_prompt_prepare_stopped_total",
       help: "Prompt preparations stopped before the end: budget (GATEWAY_RENDER_BUDGET_MS spent) or cancelled (the client went away)",
       labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: "expertmesh_gateway_prompt_prepare_jobs",
+      help: "Prompt preparations on the prompt threads: running (one per busy thread) and waiting (beyond, GATEWAY_RENDER_MAX_QUEUED: 429)",
+      labelNames: ["state"] as const,
       registers: [registry],
     }),
   };
@@ -120,6 +126,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
       });
       const limit = job.maxTokens === undefined ? {} : { maxTokens: job.maxTokens };
       void this.#post(thread, build({ id, budgetMs: job.budgetMs, ...limit, cancel }), job.signal);
+      this.#gauge();
     });
   }
 
@@ -136,6 +143,12 @@ export class ThreadPromptPreparer implements PromptPreparer {
     }
   }
 
+  #gauge(): void {
+    const running = this.#threads.filter((t) => t.pending.size > 0).length;
+    this.#o.metrics?.inFlight.set({ state: "running" }, running);
+    this.#o.metrics?.inFlight.set({ state: "waiting" }, this.inFlight - running);
+  }
+
   #spawn(): Thread {
     return new Thread(
       { nice: this.#o.nice ?? 0 },
@@ -148,6 +161,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
     const p = t.pending.get(r.id);
     if (!p) return;
     t.pending.delete(r.id);
+    this.#gauge();
     p.unlisten();
     const outcome = r.ok ? "ok" : r.reason;
     this.#o.metrics?.seconds.observe({ outcome }, (performance.now() - p.started) / 1000);
@@ -176,6 +190,7 @@ export class ThreadPromptPreparer implements PromptPreparer {
       p.reject(err instanceof Error ? err : new Error(String(err)));
     }
     t.pending.clear();
+    this.#gauge();
     if (!this.#closed) this.#threads.push(this.#spawn());
   }
 }
