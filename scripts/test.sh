@@ -44,7 +44,7 @@ count_tests() {
 # Per-workspace lint through turbo (biome everywhere, buf for the protos), plus the files outside them.
 step lint bash -c 'turbo run lint --output-logs=errors-only --concurrency=2 && biome ci --no-errors-on-unmatched scripts biome.json package.json turbo.json tsconfig.base.json && bash scripts/check-reliability-refs.sh'
 step typecheck turbo run typecheck --output-logs=errors-only --concurrency=2
-step unit turbo run test --output-logs=full --concurrency=1 --log-prefix=task
+step unit turbo run test --output-logs=full --concurrency=1 --log-prefix=task --continue
 step e2e npm run --silent test:e2e -w @expertmesh/e2e
 
 tree_unchanged() {
