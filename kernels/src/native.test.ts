@@ -1,7 +1,8 @@
 /**
  * The native test executables, run as part of the suite: the shared op test (every backend against the
- * fp64 references), the communicator test (forked ranks over Gloo; NCCL where a GPU is present) and the
- * safetensors fuzzer under AddressSanitizer (10k mutated headers).
+ * fp64 references), the communicator test (forked ranks over Gloo; NCCL where a GPU is present), the
+ * CUDA emulator's test (kernels run on the CPU) and the safetensors fuzzer under AddressSanitizer (10k
+ * mutated headers).
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -33,6 +34,15 @@ describe("native", () => {
     expect(stdout).toMatch(/^PASS watchdog_timeout_w3$/m);
     // A GPU machine runs the NCCL cases too; here it must say why it skipped.
     if (!/^PASS nccl_/m.test(stdout)) expect(stdout).toMatch(/^SKIP nccl: /m);
+  });
+
+  it("test_emu: the CUDA emulator and the kernel wrappers against plain loops, divergence aborts in forked children", async () => {
+    const { stdout } = await run(bin("test_emu"), { timeout: 120_000 });
+    process.stdout.write(stdout);
+    expect(stdout).toMatch(/emu: [1-9]\d* passed, 0 failed/);
+    expect(stdout).not.toMatch(/^FAIL/m);
+    expect(stdout).toMatch(/^PASS divergence\/half_block_skips_syncthreads /m);
+    expect(stdout).toMatch(/^PASS mma\/m16n8k16_bf16_vs_fp64_of_rounded_inputs /m);
   });
 
   it("fuzz_safetensors: 10k mutated headers under ASan, zero crashes, every rejection typed", async () => {
