@@ -77,7 +77,7 @@ struct Scheduler {
   std::vector<Warp> warps;
   std::vector<unsigned> ready;  // ring of thread indices; a thread is in it at most once
   unsigned ready_head = 0, ready_count = 0;
-  ucontext_t main{};
+  Context main;  // the launching thread, resumed when the block's last thread exits
   std::vector<unsigned char> static_arena = std::vector<unsigned char>(kStaticSharedBytes + 64);
   size_t static_used = 0;
   std::vector<std::pair<const void*, size_t>> static_decls;  // declaration → offset, this block
@@ -135,7 +135,7 @@ inline void switch_to(Scheduler& s, Thread* next) {
   Thread* self = g_self;
   g_self = next;
   ++s.switches;
-  swapcontext(self ? self->fiber.context() : &s.main, next ? next->fiber.context() : &s.main);
+  switch_context(self ? self->fiber.context() : s.main, next ? next->fiber.context() : s.main);
 }
 
 // The calling thread cannot go on: run the next ready one. With none ready and threads still live,
@@ -164,8 +164,8 @@ inline void sync_block(const std::source_location& loc) {
   Scheduler& s = *g_sched;
   const Site site{loc.file_name(), loc.line(), loc.column()};
   if (s.at_barrier > 0 && !(site == s.barrier_site))
-    divergence("a thread reached __syncthreads at " + std::string(site.file) + ":" + std::to_string(site.line) +
-               " while others wait at another one");
+    divergence("a thread reached __syncthreads at " + std::string(site.file) + ":" + std::to_string(site.line) + " while " +
+               std::to_string(s.at_barrier) + " wait at the one at " + s.barrier_site.file + ":" + std::to_string(s.barrier_site.line));
   if (s.at_barrier + 1 == s.live) return release_barrier(s);  // the last to arrive goes on
   if (s.at_barrier++ == 0) s.barrier_site = site;
   g_self->state = State::barrier;
@@ -180,9 +180,12 @@ inline void check_collective(const Warp& w, unsigned self_lane, unsigned mask, C
   if (mask & ~w.live)
     divergence("a warp collective's mask " + hex_mask(mask) + " names lanes that exited or do not exist (live " + hex_mask(w.live) + ")");
   for (unsigned other = w.waiting & mask; other; other &= other - 1) {
-    const LaneSlot& o = w.lane[__builtin_ctz(other)];
+    const int lane = __builtin_ctz(other);
+    const LaneSlot& o = w.lane[lane];
     if ((o.fn != fn || o.mask != mask) && (o.mask >> self_lane & 1u))
-      divergence("lanes of one warp wait at different collectives (masks " + hex_mask(mask) + " and " + hex_mask(o.mask) + ")");
+      divergence("lane " + std::to_string(self_lane) + " reached a warp collective (mask " + hex_mask(mask) + ") while lane " +
+                 std::to_string(lane) + ", which it waits for, waits for it at " + (o.fn != fn ? "another collective" : "the same collective") +
+                 " (mask " + hex_mask(o.mask) + ")");
   }
 }
 

@@ -4,9 +4,11 @@
 //
 // Model of execution (emulator):
 //   - A launch runs its blocks one after another (x fastest), synchronously, on the calling OS thread.
-//   - Each CUDA thread of the block is a fiber (ucontext). A thread runs without switching until it
-//     reaches __syncthreads, a warp collective or its end; then the next ready thread runs.
-//     Fiber stacks (EMU_STACK_KB, default 256) are mapped once and reused by every block after.
+//   - Each CUDA thread of the block is a fiber (fiber.h: a register-saving switch on x86-64,
+//     ucontext's makecontext/swapcontext elsewhere or with EMU_FIBER_UCONTEXT). A thread runs without
+//     switching until it reaches __syncthreads, a warp collective or its end; then the next ready
+//     thread runs. Fiber stacks (EMU_STACK_KB, default 256) are mapped once and reused by every
+//     block after.
 //   - __syncthreads waits for all live threads of the block at the same call site; exited threads
 //     no longer count. Warps are 32 consecutive linear thread ids; a _sync collective waits only for
 //     the lanes of its mask, which must all call the same collective with the same mask.

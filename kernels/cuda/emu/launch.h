@@ -49,7 +49,7 @@ inline void run_block(Scheduler& s) {
   s.at_barrier = 0;
   s.static_used = 0;
   s.static_decls.clear();
-  std::memset(s.dynamic_smem.data(), 0xff, s.dynamic_bytes);  // uninitialised reads show up as NaN / -1
+  if (s.dynamic_bytes) std::memset(s.dynamic_smem.data(), 0xff, s.dynamic_bytes);  // uninitialised reads show up as NaN / -1
   switch_to(s, s.threads[0].get());  // back here once every thread of the block has exited
 }
 
