@@ -63,6 +63,13 @@ void test_grid_stride() {
   bool ok = true;
   for (int i = 0; i < n; ++i) ok &= y[i] == 1.5f * x[i] + y0[i];
   expect_true("grid_stride/saxpy_7_blocks_10007", ok);
+  // Blocks of 100 threads: the last warp of each has 4 lanes.
+  DevBuffer<float> dz(y0);
+  emu_test::launch_saxpy(n, -2.0f, dx.ptr, dz.ptr, 3, 100);
+  const auto z = dz.read();
+  ok = true;
+  for (int i = 0; i < n; ++i) ok &= z[i] == -2.0f * x[i] + y0[i];
+  expect_true("grid_stride/saxpy_partial_warp_blocks_of_100", ok);
 }
 
 void test_coordinates() {
@@ -201,7 +208,8 @@ void test_reductions() {
   expect_true("wrappers/block_exclusive_scan_int_and_total", ok_scan);
 }
 
-// D = A·B + C against fp64 over the bf16-rounded inputs; the bound is fp32 summation of 17 terms.
+// D = A·B + C against fp64 over the bf16-rounded inputs (the bound is fp32 summation of 17 terms,
+// which the hardware meets too) and bit for bit against the plain fp32 loop the emulator documents.
 void test_mma() {
   std::vector<uint16_t> A(16 * 16), B(16 * 8);
   for (auto& e : A) e = f32_to_bf16(randn(1)[0]);
@@ -212,22 +220,26 @@ void test_mma() {
   emu_test::launch_mma_tile(dA.ptr, dB.ptr, dC.ptr, dD.ptr);
   const auto D = dD.read();
   double worst = 0;
-  bool ok = true;
+  bool ok = true, exact = true;
   for (int m = 0; m < 16; ++m)
     for (int n = 0; n < 8; ++n) {
       double want = C[m * 8 + n], mag = std::abs(want);
+      float plain = C[m * 8 + n];
       for (int k = 0; k < 16; ++k) {
-        const double p = static_cast<double>(bf16_to_f32(A[m * 16 + k])) * bf16_to_f32(B[k * 8 + n]);
-        want += p;
-        mag += std::abs(p);
+        const float a = bf16_to_f32(A[m * 16 + k]), b = bf16_to_f32(B[k * 8 + n]);
+        want += static_cast<double>(a) * b;
+        mag += std::abs(static_cast<double>(a) * b);
+        plain += a * b;
       }
       const double err = std::abs(D[m * 8 + n] - want);
       worst = std::max(worst, err / mag);
       ok &= err <= 17 * std::ldexp(1.0, -24) * mag;
+      exact &= D[m * 8 + n] == plain;
     }
   char detail[64];
   std::snprintf(detail, sizeof detail, "max |Δ|/Σ|terms| = %.2e", worst);
   expect_true("mma/m16n8k16_bf16_vs_fp64_of_rounded_inputs", ok, detail);
+  expect_true("mma/m16n8k16_bf16_bitwise_vs_fp32_loop", exact);
 }
 
 // Runs `body` in a forked child with stderr captured: passes when the child aborts and said `needle`.

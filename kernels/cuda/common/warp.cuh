@@ -24,7 +24,8 @@ __device__ __forceinline__ T warp_sum(T v) {
   return v;
 }
 
-// NaN inputs are ignored unless every compared value is NaN (the comparison keeps the left operand).
+// Not IEEE maxNum: a NaN survives only where it is the value a lane already holds (`other > v` is
+// false both ways); callers that can see NaN check for it themselves.
 template <typename T>
 __device__ __forceinline__ T warp_max(T v) {
   for (int offset = 16; offset > 0; offset >>= 1) {
