@@ -151,7 +151,7 @@ __global__ void mma_tile(const uint16_t* A, const uint16_t* B, const float* C, f
   for (int i = 0; i < 4; ++i) D[(g + (i >> 1) * 8) * 8 + 2 * t + (i & 1)] = d[i];
 }
 
-// `rounds` barriers per thread, with a little shared-memory traffic between them (the benchmark).
+// `rounds` × 2 barriers per thread, with a little shared-memory traffic between them (bench_emu).
 __global__ void barrier_rounds(int rounds, int* out) {
   EMU_SHARED(int, cell, 1024);
   int acc = 0;
@@ -164,7 +164,7 @@ __global__ void barrier_rounds(int rounds, int* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = acc;
 }
 
-// `rounds` warp_sum calls per thread (5 shuffles each): the collectives' benchmark.
+// `rounds` warp_sum calls per thread (5 shuffles each): the collectives' benchmark (bench_emu).
 __global__ void shuffle_rounds(int rounds, float* out) {
   float acc = 0.0f;
   for (int r = 0; r < rounds; ++r) acc += cuda::warp_sum(static_cast<float>(threadIdx.x + r));

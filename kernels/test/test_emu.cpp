@@ -2,14 +2,13 @@
 // loops: grid-stride indexing, built-in variables, __syncthreads ordering through shared memory,
 // partial-mask shuffles and ballots, atomics from many threads, dynamic shared memory, warp and block
 // reductions, the exclusive scan, the bf16 tensor-core tile, and the "barrier divergence" aborts
-// (each in a forked child). Ends with the emulator's switch rate. Exit status 0 only when all passed.
-// The kernels themselves are in emu_kernels.cuh, which nvcc also compiles (cuda/emu_selftest.cu).
+// (each in a forked child). Exit status 0 only when all passed. The kernels themselves are in
+// emu_kernels.cuh, which nvcc also compiles (cuda/emu_selftest.cu); bench/bench_emu.cpp times them.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -286,32 +285,6 @@ void test_divergence() {
   }, "invalid launch");
 }
 
-// Switches per second for a 256-thread block: barriers, shuffles, and barrier-free blocks.
-void bench() {
-  using clock = std::chrono::steady_clock;
-  auto measure = [](const char* what, const std::function<void()>& run, double units, const char* unit) {
-    const uint64_t s0 = emu::switch_count();
-    const auto t0 = clock::now();
-    run();
-    const double sec = std::chrono::duration<double>(clock::now() - t0).count();
-    const double switches = static_cast<double>(emu::switch_count() - s0);
-    std::printf("bench %-44s %.3f s, %.1f M switches/s, %.0f ns per %s\n", what, sec, switches / sec / 1e6, sec * 1e9 / units, unit);
-  };
-  DevBuffer<int> iout(std::vector<int>(256 * 64));
-  DevBuffer<float> fout(std::vector<float>(256 * 64));
-  measure("barriers: 256 threads x 4000 __syncthreads", [&] {
-    EMU_LAUNCH(emu_test::barrier_rounds, dim3(1), dim3(256), 0, nullptr, 2000, iout.ptr);
-  }, 256.0 * 4000, "thread-barrier");
-  measure("shuffles: 256 threads x 1000 warp_sum (5 each)", [&] {
-    EMU_LAUNCH(emu_test::shuffle_rounds, dim3(1), dim3(256), 0, nullptr, 1000, fout.ptr);
-  }, 256.0 * 5000, "thread-shuffle");
-  const auto x = randn(256 * 64);
-  DevBuffer<float> dx(x), dy(x);
-  measure("no barrier: 64 blocks x 256 threads saxpy", [&] {
-    emu_test::launch_saxpy(256 * 64, 2.0f, dx.ptr, dy.ptr, 64, 256);
-  }, 256.0 * 64, "thread");
-}
-
 }  // namespace
 
 int main() {
@@ -325,7 +298,6 @@ int main() {
   test_reductions();
   test_mma();
   test_divergence();
-  bench();
   std::printf("emu: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

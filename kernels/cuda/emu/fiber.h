@@ -2,9 +2,9 @@
 // reused by every block and launch after it. The stack has a PROT_NONE guard page below it, so a
 // kernel whose locals overflow it faults at once instead of corrupting the neighbouring fiber.
 // On x86-64 a switch saves the callee-saved registers and the FP control words and swaps stack
-// pointers (a few ns); elsewhere, or with EMU_FIBER_UCONTEXT defined (sanitizers understand
-// swapcontext; so do shadow-stack processes), it is ucontext's makecontext/swapcontext, whose
-// signal-mask system call costs about a microsecond per switch.
+// pointers; elsewhere, or with EMU_FIBER_UCONTEXT defined (sanitizers understand swapcontext; so do
+// shadow-stack processes), it is ucontext's makecontext/swapcontext, whose signal-mask system call
+// makes every switch ~40× dearer (docs/PERFORMANCE.md, "CUDA emulator").
 // Not here: who runs when (block.h).
 #pragma once
 
