@@ -60,6 +60,12 @@ __global__ void divergent_collective(int* out) {
   else __syncwarp();
 }
 
+// Lane 0 waits at __syncthreads for the others, which wait for it at a shuffle.
+__global__ void barrier_against_collective(int* out) {
+  if (threadIdx.x == 0) __syncthreads();
+  else out[threadIdx.x] = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x), 0);
+}
+
 // Lane 31 exits while the others shuffle with a mask that names it.
 __global__ void collective_after_exit(int* out) {
   if (threadIdx.x == 31) return;

@@ -276,6 +276,10 @@ void test_divergence() {
     DevBuffer<int> out(std::vector<int>(32));
     EMU_LAUNCH(emu_test::divergent_collective, dim3(1), dim3(32), 0, nullptr, out.ptr);
   }, "barrier divergence");
+  expect_abort("divergence/syncthreads_against_shuffle_deadlock", [] {
+    DevBuffer<int> out(std::vector<int>(32));
+    EMU_LAUNCH(emu_test::barrier_against_collective, dim3(1), dim3(32), 0, nullptr, out.ptr);
+  }, "no thread can proceed");
   expect_abort("divergence/shuffle_mask_names_exited_lane", [] {
     DevBuffer<int> out(std::vector<int>(32));
     EMU_LAUNCH(emu_test::collective_after_exit, dim3(1), dim3(32), 0, nullptr, out.ptr);

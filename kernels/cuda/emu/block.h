@@ -105,10 +105,17 @@ inline std::string hex_mask(unsigned m) {
   return b;
 }
 
+// A kernel or launch the emulator cannot run: the message on stderr, then abort (as a GPU would trap).
+[[noreturn]] inline void fatal(const std::string& message) {
+  std::fputs(("emu: " + message + "\n").c_str(), stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
 // Prints what every live thread of the block waits for, then aborts: a hang turned into a message.
 [[noreturn]] inline void divergence(const std::string& why) {
   Scheduler& s = *g_sched;
-  std::string msg = "emu: barrier divergence in block (" + std::to_string(s.block_idx.x) + "," +
+  std::string msg = "barrier divergence in block (" + std::to_string(s.block_idx.x) + "," +
                     std::to_string(s.block_idx.y) + "," + std::to_string(s.block_idx.z) + "): " + why + "\n";
   msg += "  " + std::to_string(s.live) + " of " + std::to_string(s.nthreads) + " threads live, " +
          std::to_string(s.at_barrier) + " waiting at __syncthreads";
@@ -121,9 +128,8 @@ inline std::string hex_mask(unsigned m) {
       msg += "  warp " + std::to_string(w) + ": lanes " + hex_mask(warp.waiting) + " wait at warp collectives (lane " +
              std::to_string(lane) + " with mask " + hex_mask(warp.lane[lane].mask) + "), live lanes " + hex_mask(warp.live) + "\n";
     }
-  std::fputs(msg.c_str(), stderr);
-  std::fflush(stderr);
-  std::abort();
+  msg.pop_back();
+  fatal(msg);
 }
 
 inline void make_ready(Scheduler& s, Thread& t) {
@@ -246,10 +252,7 @@ inline void* static_shared(const void* decl, size_t bytes) {
   for (const auto& [d, offset] : s.static_decls)
     if (d == decl) return static_base(s) + offset;
   const size_t offset = (s.static_used + 15) & ~size_t{15};
-  if (offset + bytes > kStaticSharedBytes) {
-    std::fprintf(stderr, "emu: static shared memory of the block exceeds %zu bytes\n", kStaticSharedBytes);
-    std::abort();
-  }
+  if (offset + bytes > kStaticSharedBytes) fatal("static shared memory of the block exceeds " + std::to_string(kStaticSharedBytes) + " bytes");
   s.static_used = offset + bytes;
   s.static_decls.emplace_back(decl, offset);
   std::memset(static_base(s) + offset, 0xff, bytes);  // uninitialised reads show up as NaN / -1

@@ -66,7 +66,7 @@ template <Shfl kind, typename T>
 T shfl(unsigned mask, T value, int arg, int width) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffles move values of up to 8 bytes");
   if (width <= 0 || width > kWarpSize || (width & (width - 1)))
-    divergence("shuffle width " + std::to_string(width) + " is not a power of two in [1, 32]");
+    fatal("shuffle width " + std::to_string(width) + " is not a power of two in [1, 32]");
   ShflIn in{0, arg, width};
   std::memcpy(&in.bits, &value, sizeof value);
   const unsigned char* out = collective(mask, shfl_collective<kind>, &in, sizeof in);

@@ -11,11 +11,7 @@
 
 namespace emu::detail {
 
-[[noreturn]] inline void launch_error(const std::string& why) {
-  std::fprintf(stderr, "emu: invalid launch: %s\n", why.c_str());
-  std::fflush(stderr);
-  std::abort();
-}
+[[noreturn]] inline void launch_error(const std::string& why) { fatal("invalid launch: " + why); }
 
 // Sizes the fiber pool, warps and shared memory for `block` threads; fibers are only ever added.
 inline void prepare(Scheduler& s, const dim3& block, size_t dynamic_bytes) {
