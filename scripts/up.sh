@@ -27,6 +27,8 @@ if [ -z "${EM_UP_REEXEC:-}" ] && (((0x$(awk '/^SigIgn:/ {print $2}' /proc/$$/sta
   EM_UP_REEXEC=1 exec env --default-signal=INT bash "${BASH_SOURCE[0]}" "$@"
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
+# A relative EXPERTMESH_MODEL names a directory where the user stands (e.g. pull's default ./gpt-oss-20b).
+[ -n "${EXPERTMESH_MODEL:-}" ] && EXPERTMESH_MODEL="$(realpath -m -- "$EXPERTMESH_MODEL")"
 cd "$EM_ROOT"
 
 bash scripts/setup.sh

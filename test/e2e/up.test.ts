@@ -5,7 +5,7 @@
  * temporary one) and free ports, so it never touches the user's `.run/` or a stack already running.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -202,7 +202,14 @@ describe("UP (scripts/up.sh)", () => {
     expect(members.map((m) => m.rank).sort()).toEqual([0, 1]);
     expect(new Set(members.map((m) => m.groupId)).size).toBe(1);
     expect(members[0]?.groupId).not.toBe("");
-    for (const i of [0, 1]) expect(existsSync(join(up.runDir, `logs/worker-${i}.log`))).toBe(true);
+    // Each rank's log says which group, rank and world it joined (the README's recipe greps for it).
+    const joined = [0, 1].map((i) => readFileSync(join(up.runDir, `logs/worker-${i}.log`), "utf8"));
+    const ranks = joined.map((log) => JSON.parse(log.split("\n").find((l) => l.includes("joined the group")) ?? "{}"));
+    expect(ranks.map((r) => [r.world, r.groupId === members[0]?.groupId]).sort()).toEqual([
+      [2, true],
+      [2, true],
+    ]);
+    expect(ranks.map((r) => r.rank).sort()).toEqual([0, 1]);
     expect(groupMembers(up.pgid).length).toBeGreaterThanOrEqual(7); // 2 bash, redis, orchestrator, 2 workers, gateway
     await stopsEverything(up, "SIGHUP", ports, 2); // as a closed terminal or `kill -HUP` would
   });
