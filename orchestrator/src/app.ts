@@ -66,7 +66,7 @@ export async function startOrchestrator(config: OrchestratorConfig, log: Logger)
   }, config.membership.prune_interval_ms);
   pruner.unref();
   const registry = createMetricsRegistry("orchestrator");
-  registerGroupMetrics(registry, store);
+  registerGroupMetrics(registry, store, groups);
   const runner = config.batch.enabled ? await startConfiguredRunner(config, log, registry) : undefined;
   // The autoscaling signals (per-group load; batch queues when the runner is hosted here).
   const metrics =

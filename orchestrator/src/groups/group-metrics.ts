@@ -6,15 +6,30 @@
 import { Gauge, type Registry } from "@expertmesh/common";
 import type { Member } from "@expertmesh/proto/cluster";
 import type { MembershipStore } from "../membership/membership-store.ts";
+import type { GroupStore } from "./group-store.ts";
+import { assignmentFor } from "./planner.ts";
 
 const labelNames = ["model", "group"] as const;
 
-export function registerGroupMetrics(registry: Registry, store: MembershipStore, now: () => number = Date.now): void {
-  // The serving rank speaks for its group; a standalone worker is a group of one named after itself.
-  const leaders = async (): Promise<Array<{ labels: { model: string; group: string }; m: Member }>> =>
-    (await store.list())
+export function registerGroupMetrics(
+  registry: Registry,
+  store: MembershipStore,
+  groups: Pick<GroupStore, "list">,
+  now: () => number = Date.now,
+): void {
+  // The serving rank speaks for its group; a standalone worker is a group of one named after itself. The
+  // roster's records carry no placement (the group store does, as for ListMembers): without merging it every
+  // rank of a group would count as a group of one.
+  const leaders = async (): Promise<Array<{ labels: { model: string; group: string }; m: Member }>> => {
+    const [members, all] = await Promise.all([store.list(), groups.list()]);
+    return members
+      .map((m) => {
+        const a = assignmentFor(m.workerId, all);
+        return a ? { ...m, groupId: a.groupId, rank: a.rank, worldSize: a.worldSize } : m;
+      })
       .filter((m) => m.rank === 0 && m.load)
       .map((m) => ({ labels: { model: m.model, group: m.groupId || m.workerId }, m }));
+  };
   const last = new Map<string, { tokens: number; at: number; rate: number }>();
   const gauge = (name: string, help: string, value: (m: Member) => number) =>
     new Gauge({
