@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "../model/weights.h"
+#include "../core/tensor.h"  // defines: MatrixBF16, MxFp4Matrix
 
 namespace gptoss {
 

@@ -9,29 +9,16 @@
 #include <string>
 #include <vector>
 
-#include "../core/bf16.h"
-#include "../loader/config.h"
+#include "../core/config.h"
+#include "../core/tensor.h"
 
 namespace gptoss {
 
 class Checkpoint;
 
-// Row-major bf16 matrix view: element (r, c) at data[r * ld + c].
-struct MatrixBF16 {
-  const bf16_t* data = nullptr;
-  int64_t rows = 0, cols = 0, ld = 0;
-};
-
 struct Linear {
   MatrixBF16 w;
   std::vector<float> bias;  // empty = no bias
-};
-
-// One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block.
-struct MxFp4Matrix {
-  const uint8_t* blocks = nullptr;
-  const uint8_t* scales = nullptr;
-  int64_t rows = 0, cols = 0;
 };
 
 struct Expert {

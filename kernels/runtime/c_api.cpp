@@ -10,6 +10,7 @@
 
 #include "../core/error.h"
 #include "../comm/communicator.h"
+#include "../loader/config.h"
 #include "../model/gpt_oss.h"
 #include "gptoss.h"
 #include "lockstep.h"

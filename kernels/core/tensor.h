@@ -1,0 +1,25 @@
+// tensor.h — typed views of weight matrices as the ops read them: bf16 row-major and MXFP4 packed.
+// Views only: they own nothing (the memory-mapped checkpoint does) and know nothing of layers or shards,
+// so cpu/ and cuda/ ops can take them without including model/ or loader/.
+#pragma once
+
+#include <cstdint>
+
+#include "bf16.h"
+
+namespace gptoss {
+
+// Row-major bf16 matrix view: element (r, c) at data[r * ld + c].
+struct MatrixBF16 {
+  const bf16_t* data = nullptr;
+  int64_t rows = 0, cols = 0, ld = 0;
+};
+
+// One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block.
+struct MxFp4Matrix {
+  const uint8_t* blocks = nullptr;
+  const uint8_t* scales = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+}  // namespace gptoss
