@@ -349,25 +349,24 @@ Napi::Value CommAbort(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?) -> {handle}
+// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?) -> {handle, backend}
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ModelPtr model = *info[0].As<Napi::External<ModelPtr>>().Data();
   auto box = std::make_unique<EngineBox>();
   box->model = model;
-  gptoss_engine_t e = nullptr;
-  const int32_t bs = info[1].As<Napi::Number>().Int32Value(), full = info[2].As<Napi::Number>().Int32Value(),
-                sliding = info[3].As<Napi::Number>().Int32Value();
-  gptoss_status st;
   if (info.Length() > 4 && info[4].IsObject()) {
     box->comm = *info[4].As<Napi::Object>().Get("handle").As<Napi::External<CommPtr>>().Data();
-    st = gptoss_engine_create_ranked(model.get(), bs, full, sliding, box->comm.get(), &e);
-  } else {
-    st = gptoss_engine_create(model.get(), bs, full, sliding, &e);
   }
+  const std::string backend = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "cpu";
+  const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(),
+                                      info[3].As<Napi::Number>().Int32Value(), backend.c_str(), box->comm.get()};
+  gptoss_engine_t e = nullptr;
+  const gptoss_status st = gptoss_engine_create_with_options(model.get(), &options, &e);
   if (st != gptoss_status_success) throw_status(env, st);
   box->engine.reset(e);
   Napi::Object out = Napi::Object::New(env);
+  out.Set("backend", Napi::String::New(env, gptoss_engine_backend(e)));
   out.Set("handle", Napi::External<EngineBox>::New(env, box.release(), [](Napi::Env, EngineBox* b) { delete b; }));
   return out;
 }

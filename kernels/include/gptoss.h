@@ -195,6 +195,22 @@ gptoss_status gptoss_engine_stop_followers(gptoss_engine_t engine);
 /* Leader, while idle: an empty plan, so that followers' waits (bounded by the watchdog) stay alive. */
 gptoss_status gptoss_engine_keepalive(gptoss_engine_t engine);
 
+/* ---- engine creation with options -----------------------------------------------------------------
+ * backend picks the ops every step of the engine runs on, once: "cpu" (NULL means "cpu"). "cuda-emu" and
+ * "cuda:N" are reserved and fail with gptoss_status_invalid_argument ("backend not built") until they
+ * exist; any other name fails the same way as unknown. comm NULL: a single rank; otherwise as
+ * gptoss_engine_create_ranked. gptoss_engine_create and _create_ranked are this with backend "cpu". */
+typedef struct gptoss_engine_options {
+  int32_t block_size;
+  int32_t num_full_blocks;
+  int32_t num_sliding_blocks;
+  const char* backend;
+  gptoss_comm_t comm;
+} gptoss_engine_options;
+gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
+/* The backend the engine's steps run on ("cpu"); valid while the engine lives. */
+const char* gptoss_engine_backend(gptoss_engine_t engine);
+
 /* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
 /* Best-of-`repeats` read bandwidth over a buffer of `bytes`, all threads, in GB/s (1e9 bytes). */
 gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t repeats, double* gb_per_s);

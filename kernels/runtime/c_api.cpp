@@ -1,7 +1,7 @@
-// c_api.cpp — the C ABI of include/gptoss.h over the C++ engine. Every entry point catches gptoss::Error
+// c_api.cpp — the C ABI of include/gptoss.h: thin wrappers over gptoss::Engine (runtime/engine.h) and the
+// model and communicator types, converting C structs to C++ ones. Every entry point catches gptoss::Error
 // (and anything else) and returns a status, keeping the message for gptoss_last_error().
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -12,8 +12,8 @@
 #include "../comm/communicator.h"
 #include "../loader/config.h"
 #include "../model/gpt_oss.h"
+#include "engine.h"
 #include "gptoss.h"
-#include "lockstep.h"
 
 struct gptoss_model {
   std::shared_ptr<const gptoss::ModelWeights> weights;
@@ -24,49 +24,13 @@ struct gptoss_comm {
 };
 
 struct gptoss_engine {
-  std::shared_ptr<const gptoss::ModelWeights> weights;
-  std::shared_ptr<gptoss::comm::Communicator> comm;  // null: a single rank
-  std::unique_ptr<gptoss::Transformer> transformer;
-  std::unique_ptr<gptoss::KvCache> kv;
-  std::mutex busy;  // one step at a time per engine
-  bool leads() const { return comm && comm->world() > 1 && comm->rank() == 0; }
+  std::unique_ptr<gptoss::Engine> engine;
 };
 
 namespace {
 
 thread_local std::string g_last_error;
 thread_local gptoss_comm_failure g_last_comm_failure = gptoss_comm_failure_none;
-
-// Index of the first NaN or ±Inf in x, or n. A float is not finite exactly when its exponent bits are
-// all ones; comparing them as integers and OR-ing the results vectorizes on baseline SSE2 (~28 GB/s,
-// ~30 µs for a 201,088-logit row: under 0.1 % of that row's lm_head, which reads 1.2 GB of weights).
-size_t first_non_finite(const float* x, size_t n) {
-  constexpr uint32_t kExponent = 0x7f800000u;
-  uint32_t any = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, x + i, sizeof bits);
-    any |= static_cast<uint32_t>((bits & kExponent) == kExponent);
-  }
-  if (any == 0) return n;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) return i;
-  }
-  return n;
-}
-
-// A step whose logits are not finite fails as a whole with numeric_error, before anything is sampled
-// or copied out: NaN logits would otherwise come back as null logprobs or a sampled token 0.
-void check_finite_logits(const float* rows, size_t num_rows, int V, size_t seq) {
-  for (size_t r = 0; r < num_rows; ++r) {
-    const size_t at = first_non_finite(rows + r * V, static_cast<size_t>(V));
-    if (at == static_cast<size_t>(V)) continue;
-    const float v = rows[r * V + at];
-    gptoss::fail(gptoss_status_numeric_error, "engine_step: sequence " + std::to_string(seq) + " row " + std::to_string(r) +
-                                                  " has a non-finite logit (" + (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
-                                                  " at token " + std::to_string(at) + "): the weights or config.json are broken");
-  }
-}
 
 template <typename F>
 gptoss_status guarded(F&& f) {
@@ -139,30 +103,68 @@ extern "C" gptoss_status gptoss_model_get_shard(gptoss_model_t model, gptoss_sha
 
 extern "C" void gptoss_model_release(gptoss_model_t model) { delete model; }
 
-extern "C" gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
-                                              int32_t num_sliding_blocks, gptoss_engine_t* out) {
+extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options,
+                                                           gptoss_engine_t* out) {
   return guarded([&] {
-    gptoss::check(model != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_create: null argument");
-    auto e = std::make_unique<gptoss_engine>();
-    e->weights = model->weights;
-    e->transformer = std::make_unique<gptoss::Transformer>(e->weights, gptoss::cpu_ops());
-    e->kv = std::make_unique<gptoss::KvCache>(e->weights->config, e->weights->shard, block_size, num_full_blocks, num_sliding_blocks);
-    *out = e.release();
+    gptoss::check(model != nullptr && options != nullptr && out != nullptr, gptoss_status_invalid_argument,
+                  "engine_create: null argument");
+    gptoss::EngineOptions o;
+    o.block_size = options->block_size;
+    o.num_full_blocks = options->num_full_blocks;
+    o.num_sliding_blocks = options->num_sliding_blocks;
+    if (options->backend != nullptr) o.backend = options->backend;
+    if (options->comm != nullptr) {
+      const auto& sh = model->weights->shard;
+      const auto& c = *options->comm->comm;
+      gptoss::check(sh.rank == c.rank() && sh.world == c.world(), gptoss_status_invalid_argument,
+                    "engine_create_ranked: the model was loaded as rank " + std::to_string(sh.rank) + " of " +
+                        std::to_string(sh.world) + " but the communicator is rank " + std::to_string(c.rank()) + " of " +
+                        std::to_string(c.world()));
+      o.comm = options->comm->comm;
+    }
+    *out = new gptoss_engine{std::make_unique<gptoss::Engine>(model->weights, o)};
   });
 }
 
+extern "C" gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
+                                              int32_t num_sliding_blocks, gptoss_engine_t* out) {
+  const gptoss_engine_options o{block_size, num_full_blocks, num_sliding_blocks, "cpu", nullptr};
+  return gptoss_engine_create_with_options(model, &o, out);
+}
+
+extern "C" const char* gptoss_engine_backend(gptoss_engine_t engine) { return engine != nullptr ? engine->engine->backend() : ""; }
 
 extern "C" gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision) {
   return guarded([&] {
     gptoss::check(engine != nullptr, gptoss_status_invalid_argument, "engine_set_precision: null engine");
     gptoss::check(precision == gptoss_precision_exact || precision == gptoss_precision_serving, gptoss_status_invalid_argument,
                   "engine_set_precision: unknown precision " + std::to_string(static_cast<int>(precision)));
-    std::unique_lock lock(engine->busy, std::try_to_lock);
-    gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_set_precision: a step is running on this engine");
-    engine->transformer->set_precision(precision == gptoss_precision_serving ? gptoss::Precision::Serving
-                                                                              : gptoss::Precision::Exact);
+    engine->engine->set_precision(precision == gptoss_precision_serving ? gptoss::Precision::Serving : gptoss::Precision::Exact);
   });
 }
+
+namespace {
+gptoss::SamplingParams to_params(const gptoss_sampling& q) {
+  gptoss::SamplingParams p;
+  p.temperature = q.temperature;
+  p.top_p = q.top_p;
+  p.top_k = q.top_k;
+  p.min_p = q.min_p;
+  p.presence_penalty = q.presence_penalty;
+  p.frequency_penalty = q.frequency_penalty;
+  p.repetition_penalty = q.repetition_penalty;
+  p.seed = q.seed;
+  p.num_top_logprobs = q.num_top_logprobs;
+  p.bias_ids = q.bias_ids;
+  p.bias_values = q.bias_values;
+  p.num_bias = q.num_bias;
+  p.prompt = q.prompt;
+  p.num_prompt = q.num_prompt;
+  p.output = q.output;
+  p.num_output = q.num_output;
+  return p;
+}
+}  // namespace
 
 extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_t* tokens, size_t num_tokens,
                                             const gptoss_seq_chunk* seqs, size_t num_seqs, float* logits, size_t logits_capacity,
@@ -170,75 +172,34 @@ extern "C" gptoss_status gptoss_engine_step(gptoss_engine_t engine, const int32_
   return guarded([&] {
     gptoss::check(engine != nullptr && tokens != nullptr && seqs != nullptr, gptoss_status_invalid_argument,
                   "engine_step: null argument");
-    // A leader may be sending its followers a keepalive plan: wait for it (microseconds). Anything else
-    // overlapping a step is a caller bug.
-    std::unique_lock lock(engine->busy, std::defer_lock);
-    if (engine->leads()) lock.lock();
-    else lock.try_lock();
-    gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_step: a step is already running on this engine");
-    std::vector<gptoss::SeqChunk> chunks;
-    chunks.reserve(num_seqs);
+    std::vector<gptoss::SamplingParams> params(num_seqs);  // sized once: StepSeq points into it
+    std::vector<gptoss::StepSeq> steps;
+    steps.reserve(num_seqs);
     for (size_t i = 0; i < num_seqs; ++i) {
       const gptoss_seq_chunk& s = seqs[i];
       gptoss::check(s.num_full_blocks >= 0 && s.num_sliding_blocks >= 0, gptoss_status_invalid_argument, "engine_step: negative block count");
-      chunks.push_back({s.num_tokens, s.pos_begin, std::vector<int32_t>(s.full_blocks, s.full_blocks + s.num_full_blocks),
-                        std::vector<int32_t>(s.sliding_blocks, s.sliding_blocks + s.num_sliding_blocks), s.all_logits != 0});
-      if (s.sampling != nullptr) gptoss::check(s.sampling->num_top_logprobs <= 20, gptoss_status_invalid_argument, "engine_step: at most 20 top logprobs");
-    }
-    const std::vector<int32_t> toks(tokens, tokens + num_tokens);
-    gptoss::check(!engine->comm || engine->comm->rank() == 0, gptoss_status_invalid_state,
-                  "engine_step: rank " + std::to_string(engine->comm ? engine->comm->rank() : 0) + " follows the leader's steps (engine_follow)");
-    if (engine->leads()) gptoss::lockstep::send(*engine->comm, gptoss::lockstep::PlanKind::step, toks, chunks);
-    const std::vector<float> out = engine->transformer->forward(toks, chunks, *engine->kv);
-    const int V = engine->weights->config.vocab;
-    const auto& ops = gptoss::cpu_ops();
-    for (size_t i = 0, row = 0; i < num_seqs; ++i) {
-      const size_t rows = seqs[i].all_logits ? static_cast<size_t>(seqs[i].num_tokens) : 1;
-      if (seqs[i].return_logits || seqs[i].sampling != nullptr) check_finite_logits(out.data() + row * V, rows, V, i);
-      row += rows;
-    }
-    size_t row = 0, written = 0;
-    for (size_t i = 0; i < num_seqs; ++i) {
-      const gptoss_seq_chunk& s = seqs[i];
-      const size_t rows = s.all_logits ? static_cast<size_t>(s.num_tokens) : 1;
-      const float* first = out.data() + row * V;
-      if (s.return_logits) {
-        gptoss::check(logits != nullptr && written + rows * V <= logits_capacity, gptoss_status_invalid_argument,
-                      "engine_step: logits buffer too small (" + std::to_string(logits_capacity) + " floats)");
-        std::memcpy(logits + written, first, rows * V * sizeof(float));
-        written += rows * V;
-      }
+      gptoss::StepSeq q{{s.num_tokens, s.pos_begin, std::vector<int32_t>(s.full_blocks, s.full_blocks + s.num_full_blocks),
+                         std::vector<int32_t>(s.sliding_blocks, s.sliding_blocks + s.num_sliding_blocks), s.all_logits != 0},
+                        s.return_logits != 0};
       if (s.sampling != nullptr) {
-        gptoss::check(samples != nullptr, gptoss_status_invalid_argument, "engine_step: samples buffer is null");
-        const gptoss_sampling& q = *s.sampling;
-        gptoss::SamplingParams p;
-        p.temperature = q.temperature;
-        p.top_p = q.top_p;
-        p.top_k = q.top_k;
-        p.min_p = q.min_p;
-        p.presence_penalty = q.presence_penalty;
-        p.frequency_penalty = q.frequency_penalty;
-        p.repetition_penalty = q.repetition_penalty;
-        p.seed = q.seed;
-        p.num_top_logprobs = q.num_top_logprobs;
-        p.bias_ids = q.bias_ids;
-        p.bias_values = q.bias_values;
-        p.num_bias = q.num_bias;
-        p.prompt = q.prompt;
-        p.num_prompt = q.num_prompt;
-        p.output = q.output;
-        p.num_output = q.num_output;
-        for (int k = 0; k < q.num_prompt; ++k) gptoss::check(q.prompt[k] >= 0 && q.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
-        for (int k = 0; k < q.num_output; ++k) gptoss::check(q.output[k] >= 0 && q.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
-        gptoss::SampleResult r{};
-        ops.f32_sample(first + (rows - 1) * V, V, p, q.counter, &r);
-        samples[i].token = r.token;
-        samples[i].logprob = r.logprob;
-        samples[i].num_top = r.num_top;
-        std::memcpy(samples[i].top_ids, r.top_ids, sizeof r.top_ids);
-        std::memcpy(samples[i].top_logprobs, r.top_logprobs, sizeof r.top_logprobs);
+        gptoss::check(s.sampling->num_top_logprobs <= 20, gptoss_status_invalid_argument, "engine_step: at most 20 top logprobs");
+        params[i] = to_params(*s.sampling);
+        q.sampling = &params[i];
+        q.counter = s.sampling->counter;
       }
-      row += rows;
+      steps.push_back(std::move(q));
+    }
+    std::vector<gptoss::SampleResult> results(samples != nullptr ? num_seqs : 0);
+    engine->engine->step(std::vector<int32_t>(tokens, tokens + num_tokens), steps, logits, logits_capacity,
+                         samples != nullptr ? results.data() : nullptr);
+    for (size_t i = 0; i < num_seqs; ++i) {
+      if (seqs[i].sampling == nullptr || samples == nullptr) continue;
+      const gptoss::SampleResult& r = results[i];
+      samples[i].token = r.token;
+      samples[i].logprob = r.logprob;
+      samples[i].num_top = r.num_top;
+      std::memcpy(samples[i].top_ids, r.top_ids, sizeof r.top_ids);
+      std::memcpy(samples[i].top_logprobs, r.top_logprobs, sizeof r.top_logprobs);
     }
   });
 }
@@ -312,34 +273,18 @@ extern "C" void gptoss_comm_release(gptoss_comm_t comm) { delete comm; }
 
 extern "C" gptoss_status gptoss_engine_create_ranked(gptoss_model_t model, int32_t block_size, int32_t num_full_blocks,
                                                      int32_t num_sliding_blocks, gptoss_comm_t comm, gptoss_engine_t* out) {
-  return guarded([&] {
-    gptoss::check(model != nullptr && comm != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_create_ranked: null argument");
-    const auto& sh = model->weights->shard;
-    gptoss::check(sh.rank == comm->comm->rank() && sh.world == comm->comm->world(), gptoss_status_invalid_argument,
-                  "engine_create_ranked: the model was loaded as rank " + std::to_string(sh.rank) + " of " + std::to_string(sh.world) +
-                      " but the communicator is rank " + std::to_string(comm->comm->rank()) + " of " + std::to_string(comm->comm->world()));
-    auto e = std::make_unique<gptoss_engine>();
-    e->weights = model->weights;
-    e->comm = comm->comm;
-    e->transformer = std::make_unique<gptoss::Transformer>(e->weights, gptoss::cpu_ops(), e->comm->world() > 1 ? e->comm.get() : nullptr);
-    e->kv = std::make_unique<gptoss::KvCache>(e->weights->config, e->weights->shard, block_size, num_full_blocks, num_sliding_blocks);
-    *out = e.release();
-  });
+  if (comm == nullptr) {
+    g_last_error = "engine_create_ranked: null argument";
+    return gptoss_status_invalid_argument;
+  }
+  const gptoss_engine_options o{block_size, num_full_blocks, num_sliding_blocks, "cpu", comm};
+  return gptoss_engine_create_with_options(model, &o, out);
 }
 
 extern "C" gptoss_status gptoss_engine_follow(gptoss_engine_t engine) {
   return guarded([&] {
     gptoss::check(engine != nullptr, gptoss_status_invalid_argument, "engine_follow: null argument");
-    gptoss::check(engine->comm && engine->comm->rank() > 0, gptoss_status_invalid_state, "engine_follow: only ranks > 0 follow");
-    std::unique_lock lock(engine->busy, std::try_to_lock);
-    gptoss::check(lock.owns_lock(), gptoss_status_invalid_state, "engine_follow: the engine is busy");
-    std::vector<int32_t> tokens;
-    std::vector<gptoss::SeqChunk> seqs;
-    for (;;) {
-      const auto kind = gptoss::lockstep::receive(*engine->comm, tokens, seqs);
-      if (kind == gptoss::lockstep::PlanKind::stop) return;
-      if (kind == gptoss::lockstep::PlanKind::step) engine->transformer->forward(tokens, seqs, *engine->kv);
-    }
+    engine->engine->follow();
   });
 }
 
@@ -347,10 +292,7 @@ namespace {
 gptoss_status leader_plan(gptoss_engine_t engine, gptoss::lockstep::PlanKind kind, const char* what) {
   return guarded([&] {
     gptoss::check(engine != nullptr, gptoss_status_invalid_argument, std::string(what) + ": null argument");
-    if (!engine->leads()) return;
-    std::unique_lock lock(engine->busy, std::try_to_lock);
-    if (!lock.owns_lock()) return;  // a step is running: the followers are busy anyway
-    gptoss::lockstep::send(*engine->comm, kind, {}, {});
+    engine->engine->send_plan(kind);
   });
 }
 }  // namespace

@@ -96,6 +96,8 @@ export interface RawModel {
 
 export interface RawEngine {
   handle: EngineHandle;
+  /** The backend the engine's steps run on, as the engine reports it. */
+  backend: string;
 }
 
 export interface RawStepOutput {
@@ -119,6 +121,7 @@ export interface Addon {
     numFullBlocks: number,
     numSlidingBlocks: number,
     communicator?: RawCommunicator,
+    backend?: string,
   ): RawEngine;
   /** 0 = exact, 1 = serving (gptoss_precision). */
   setEnginePrecision(engine: RawEngine, precision: 0 | 1): void;

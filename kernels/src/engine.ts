@@ -45,7 +45,15 @@ export interface EngineOptions {
    * Every rank of a group must use the same.
    */
   precision?: Precision;
+  /**
+   * Where the ops run (default "cpu"), chosen once for the engine's life. "cuda-emu" and "cuda:N" are
+   * reserved: creating an engine with them fails with NativeError invalid_argument "backend not built".
+   */
+  backend?: Backend;
 }
+
+export type Backend = "cpu" | "cuda-emu" | `cuda:${number}`;
+const BACKEND = /^(cpu|cuda-emu|cuda:\d+)$/;
 
 export type Precision = "exact" | "default";
 export const PRECISIONS: readonly Precision[] = ["exact", "default"];
@@ -81,6 +89,8 @@ export class Engine {
   readonly rank: number;
   readonly world: number;
   readonly precision: Precision;
+  /** The backend the native engine reports it runs on. */
+  readonly backend: string;
   readonly #raw: RawEngine;
   #busy = false;
 
@@ -109,7 +119,11 @@ export class Engine {
     if (!PRECISIONS.includes(precision))
       throw new RangeError(`precision must be one of ${PRECISIONS.join(", ")}, got ${String(precision)}`);
     this.precision = precision;
-    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks, comm?.raw);
+    const backend = options.backend ?? "cpu";
+    if (typeof backend !== "string" || !BACKEND.test(backend))
+      throw new RangeError(`backend must be "cpu", "cuda-emu" or "cuda:N", got ${String(backend)}`);
+    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks, comm?.raw, backend);
+    this.backend = this.#raw.backend;
     addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);
   }
 

@@ -5,7 +5,16 @@ export type { ModelConfigInfo, ShardInfo } from "./addon.ts";
 export { type Capabilities, capabilities } from "./capabilities.ts";
 export { type ModelShape, parameterCount, SHAPES, type ShapeName } from "./checkpoint/shapes.ts";
 export { Communicator, type CommunicatorOptions, type GlooOptions, type NcclOptions } from "./communicator.ts";
-export { Engine, type EngineOptions, PRECISIONS, type Precision, type StepResult, type StepSequence, type TokenLogprob } from "./engine.ts";
+export {
+  type Backend,
+  Engine,
+  type EngineOptions,
+  PRECISIONS,
+  type Precision,
+  type StepResult,
+  type StepSequence,
+  type TokenLogprob,
+} from "./engine.ts";
 export { BlockPool } from "./kv-blocks.ts";
 export { type LoadOptions, Model } from "./model.ts";
 export { COMM_FAILURES, type CommFailure, NativeError, NativeStatus, type NativeStatusName } from "./native-error.ts";

@@ -228,6 +228,26 @@ describe("validation", () => {
     await first;
   });
 
+  it("runs on the backend it was created with, and answers unbuilt backends with a typed error", async () => {
+    const { model, engine } = await setup(8);
+    expect(engine.backend).toBe("cpu");
+    for (const backend of ["cuda-emu", "cuda:0"] as const) {
+      const err = (() => {
+        try {
+          return new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, backend });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(NativeError);
+      expect((err as NativeError).statusName).toBe("invalid_argument");
+      expect((err as NativeError).message).toContain("backend not built");
+    }
+    expect(() => new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, backend: "tpu" as "cpu" })).toThrow(
+      'backend must be "cpu", "cuda-emu" or "cuda:N", got tpu',
+    );
+  });
+
   it("surfaces C++ failures as NativeError with a status name", async () => {
     const err = await Model.load("/tmp").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NativeError);

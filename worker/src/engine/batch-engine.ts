@@ -116,7 +116,7 @@ export class BatchEngine implements EnginePort {
         kvBlocksInUse: this.blocksInUse(),
       },
       load: { running: this.#running.length, waiting: this.#waiting.length, generationTokensTotal: this.#generated },
-      backend: "cpu",
+      backend: this.#engine.backend,
     };
   }
 

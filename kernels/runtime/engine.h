@@ -1,0 +1,72 @@
+// engine.h — one engine: a model shard, its paged KV cache, and the backend that runs its ops. The Engine
+// owns what a step is beyond the forward pass: the busy lock (one step at a time), the lockstep plan a
+// leader broadcasts to its followers, the finite-logits check, the logits copy and the sampler. The
+// backend (an OpSet) is chosen once, at creation; nothing else in the runtime names a backend.
+// It knows nothing about the C ABI (runtime/c_api.cpp wraps it) or about scheduling and tokenization.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../comm/communicator.h"
+#include "../model/gpt_oss.h"
+#include "lockstep.h"
+
+namespace gptoss {
+
+struct EngineOptions {
+  int block_size = 16;
+  int num_full_blocks = 0;
+  int num_sliding_blocks = 0;
+  // "cpu" today; "cuda-emu" and "cuda:N" are reserved and fail with invalid_argument until they exist.
+  std::string backend = "cpu";
+  std::shared_ptr<comm::Communicator> comm;  // null: a single rank
+};
+
+// One sequence of a step as the engine runs it.
+struct StepSeq {
+  SeqChunk chunk;
+  bool return_logits = false;
+  const SamplingParams* sampling = nullptr;  // null: no token is sampled
+  uint64_t counter = 0;                      // index of the token being sampled
+};
+
+// The OpSet a backend name stands for; throws invalid_argument for unknown or unbuilt backends.
+const OpSet& select_backend(const std::string& backend);
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions& options);
+
+  const char* backend() const { return ops_.name; }
+  const ModelConfig& config() const { return weights_->config; }
+
+  // Fails with invalid_state while a step runs.
+  void set_precision(Precision p);
+  // Leader or single rank. logits receives the return_logits rows, in order (capacity in floats);
+  // samples[i] is written for each sequence with sampling (samples may be null when none has).
+  void step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
+            SampleResult* samples);
+  // Followers (rank > 0): run the leader's steps until it sends stop.
+  void follow();
+  // Leader: a plan with no step (keepalive) or the end of following (stop); a no-op elsewhere, and
+  // while a step runs (the followers are busy with it anyway).
+  void send_plan(lockstep::PlanKind kind);
+
+ private:
+  bool leads() const { return comm_ && comm_->world() > 1 && comm_->rank() == 0; }
+  void sample_and_copy(const std::vector<float>& out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
+                       SampleResult* samples) const;
+
+  std::shared_ptr<const ModelWeights> weights_;
+  std::shared_ptr<comm::Communicator> comm_;
+  const OpSet& ops_;
+  Transformer transformer_;
+  KvCache kv_;
+  std::mutex busy_;  // one step at a time per engine
+};
+
+}  // namespace gptoss
