@@ -77,7 +77,7 @@ export type TypedArray =
   | BigInt64Array
   | BigUint64Array;
 
-/** Validated by communicator.ts; read by binding/addon.cpp ConnectCommunicator. */
+/** Validated by communicator.ts; read by binding/communicator.cpp ConnectCommunicator. */
 export interface RawCommunicatorOptions {
   transport: "gloo" | "nccl";
   rank: number;
@@ -133,7 +133,7 @@ export interface Addon {
   commBarrier(comm: RawCommunicator): Promise<void>;
   commAbort(comm: RawCommunicator, reason: string): void;
   engineCall(engine: RawEngine, call: "follow" | "stopFollowers" | "keepalive"): Promise<void>;
-  /** Packed arguments; the layout is documented in binding/addon.cpp and built by engine.ts. */
+  /** Packed arguments; the layout is documented in binding/engine.cpp and built by engine.ts. */
   step(
     engine: RawEngine,
     tokens: Int32Array,
