@@ -14,6 +14,7 @@
 #include "../cpu/ops.h"
 #include "../cpu/simd.h"
 #include "../cuda/cuda_device.h"
+#include "../cuda/ops/cuda_ops.h"
 #include "reference/ops_ref.h"
 
 using namespace gptoss;
@@ -63,6 +64,13 @@ void expect_close(const std::string& name, const float* got, const std::vector<d
 void expect_true(const std::string& name, bool ok, const std::string& detail = "") {
   (ok ? g_passed : g_failed)++;
   std::printf("%s %-52s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
+}
+
+// Whether `ops` implements the entry; a CUDA entry not written yet is reported SKIPPED, not run.
+bool ready(const OpSet& ops, const char* entry) {
+  if (&ops != &cuda::emulated::cuda_ops() || cuda::emulated::cuda_op_ready(entry)) return true;
+  std::printf("SKIP %s/%s: not implemented on cuda yet\n", ops.name, entry);
+  return false;
 }
 
 void test_rmsnorm(const OpSet& ops) {
@@ -335,7 +343,7 @@ void test_swiglu(const OpSet& ops) {
   expect_close(std::string(ops.name) + "/swiglu_oai/vector_path_I2885_extremes", z2.data(), ref::swiglu(widen(u2), n2, I2, 7.0, 1.702), 1e-6);
 }
 
-void test_embed_sample(const OpSet& ops) {
+void test_embed(const OpSet& ops) {
   auto table = bf16_matrix(300, 32, 32, 1.0f);
   std::vector<int32_t> ids = {0, 299, 7};
   std::vector<float> out(3 * 32);
@@ -343,7 +351,9 @@ void test_embed_sample(const OpSet& ops) {
   std::vector<double> want;
   for (int id : ids) want.insert(want.end(), table.exact.begin() + id * 32, table.exact.begin() + (id + 1) * 32);
   expect_close(std::string(ops.name) + "/embed/first_and_last_id", out.data(), want, 0.0);
+}
 
+void test_sample(const OpSet& ops) {
   std::vector<float> logits = {0.1f, 2.0f, -1.0f, 2.0f};
   SamplingParams p;
   SampleResult r{};
@@ -370,18 +380,21 @@ int main() {
   const auto cuda = cuda::probe_devices();
   if (!cuda.compiled) std::printf("SKIP cuda: backend not compiled in this build\n");
   else if (cuda.device_count == 0) std::printf("SKIP cuda: no CUDA device visible (%s)\n", cuda.error.c_str());
-  else std::printf("SKIP cuda: device present, but the CUDA op set is not implemented yet\n");
+  else std::printf("SKIP cuda: device present, but test_ops does not run the nvcc-built op set yet (device memory comes in a later step)\n");
+  // The CUDA sources built against the emulator (cuda/emu): same cases and tolerances as the CPU.
+  backends.push_back(&cuda::emulated::cuda_ops());
   for (const OpSet* ops : backends) {
-    test_rmsnorm(*ops);
-    test_matmul(*ops);
-    test_rope(*ops);
-    test_sdpa(*ops);
-    test_router(*ops);
-    test_mxfp4(*ops);
-    test_mxfp4_q8(*ops);
-    test_mxfp4_row_independence(*ops);
-    test_swiglu(*ops);
-    test_embed_sample(*ops);
+    if (ready(*ops, "f32_rmsnorm")) test_rmsnorm(*ops);
+    if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);
+    if (ready(*ops, "f32_rope")) test_rope(*ops);
+    if (ready(*ops, "f32_kv_store") && ready(*ops, "f32_sdpa_sinks")) test_sdpa(*ops);
+    if (ready(*ops, "f32_router_topk")) test_router(*ops);
+    if (ready(*ops, "f32_mxfp4w_matmul")) test_mxfp4(*ops);
+    if (ready(*ops, "q8_mxfp4w_matmul")) test_mxfp4_q8(*ops);
+    if (ready(*ops, "f32_mxfp4w_matmul") && ready(*ops, "q8_mxfp4w_matmul")) test_mxfp4_row_independence(*ops);
+    if (ready(*ops, "f32_swiglu_oai")) test_swiglu(*ops);
+    if (ready(*ops, "bf16w_embed")) test_embed(*ops);
+    if (ready(*ops, "f32_sample")) test_sample(*ops);
   }
   std::printf("ops: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -1,0 +1,65 @@
+// ops_table.cu — the CUDA backend's OpSet ("cuda" under nvcc, "cuda-emu" under the emulator): one entry
+// per op file in this folder. Entries without a CUDA op yet throw "not implemented on cuda yet" rather
+// than fall back to the CPU (which would read device pointers on the host); cuda_op_ready lists them.
+#include <cstring>
+#include <string>
+
+#include "../../core/error.h"
+#include "common.cuh"
+#include "cuda_ops.h"
+
+namespace gptoss::cuda::GPTOSS_CUDA_NS {
+void bf16w_embed(const MatrixBF16&, const int32_t*, int, float*);
+void f32_rmsnorm(const float*, int, int, const float*, float, float*);
+void f32_rope(float*, int, int, int, int64_t, const int32_t*, const float*, float);
+void f32_router_topk(const float*, int, int, int, int32_t*, float*);
+void f32_swiglu_oai(const float*, int, int, float, float, float*);
+
+namespace {
+[[noreturn]] void not_ready(const char* entry) {
+  fail(gptoss_status_unsupported_argument, std::string(entry) + ": not implemented on cuda yet");
+}
+void f32_bf16w_matmul(const DenseMatmul*, int) { not_ready("f32_bf16w_matmul"); }
+void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
+                    const float*, float, int, float*, int64_t) {
+  not_ready("f32_sdpa_sinks");
+}
+void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&) { not_ready("f32_kv_store"); }
+void f32_mxfp4w_matmul(const ExpertMatmul*, int) { not_ready("f32_mxfp4w_matmul"); }
+void q8_mxfp4w_matmul(const ExpertMatmul*, int) { not_ready("q8_mxfp4w_matmul"); }
+void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath) { not_ready("f32_bf16w_unembed"); }
+void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*) { not_ready("f32_sample"); }
+
+const char* const kReady[] = {"bf16w_embed", "f32_rmsnorm", "f32_rope", "f32_router_topk", "f32_swiglu_oai"};
+}  // namespace
+
+bool cuda_op_ready(const char* entry) {
+  for (const char* name : kReady)
+    if (std::strcmp(name, entry) == 0) return true;
+  return false;
+}
+
+const OpSet& cuda_ops() {
+  static const OpSet ops{
+#if defined(__CUDACC__)
+      "cuda",
+#else
+      "cuda-emu",
+#endif
+      bf16w_embed,
+      f32_rmsnorm,
+      f32_bf16w_matmul,
+      f32_rope,
+      f32_sdpa_sinks,
+      f32_kv_store,
+      f32_router_topk,
+      f32_mxfp4w_matmul,
+      q8_mxfp4w_matmul,
+      f32_swiglu_oai,
+      f32_bf16w_unembed,
+      f32_sample,
+  };
+  return ops;
+}
+
+}  // namespace gptoss::cuda::GPTOSS_CUDA_NS
