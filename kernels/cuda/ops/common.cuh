@@ -27,4 +27,13 @@ inline unsigned grid_for(int64_t n, int threads, unsigned cap = 65535) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
 }
 
+// Warp argmax over (value, index): larger value wins, equal values go to the lower index.
+__device__ __forceinline__ void warp_argmax(float& v, int& idx) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const float ov = __shfl_xor_sync(kFullWarp, v, off);
+    const int oi = __shfl_xor_sync(kFullWarp, idx, off);
+    if (ov > v || (ov == v && oi < idx)) v = ov, idx = oi;
+  }
+}
+
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS

@@ -20,16 +20,16 @@ void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, cons
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
                     const float*, float, int, float*, int64_t);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
+void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 
 namespace {
 [[noreturn]] void not_ready(const char* entry) {
   fail(gptoss_status_unsupported_argument, std::string(entry) + ": not implemented on cuda yet");
 }
-void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*) { not_ready("f32_sample"); }
 
 const char* const kReady[] = {"bf16w_embed", "f32_rmsnorm", "f32_rope", "f32_router_topk", "f32_swiglu_oai",
                               "f32_bf16w_matmul", "f32_bf16w_unembed", "f32_mxfp4w_matmul", "q8_mxfp4w_matmul",
-                              "f32_kv_store", "f32_sdpa_sinks"};
+                              "f32_kv_store", "f32_sdpa_sinks", "f32_sample"};
 }  // namespace
 
 bool cuda_op_ready(const char* entry) {

@@ -9,15 +9,6 @@ namespace gptoss::cuda::GPTOSS_CUDA_NS {
 // kernels
 constexpr int kRouterWarps = 4;
 
-// Warp argmax over (value, index): larger value wins, equal values go to the lower index.
-__device__ __forceinline__ void warp_argmax(float& v, int& idx) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_xor_sync(kFullWarp, v, off);
-    const int oi = __shfl_xor_sync(kFullWarp, idx, off);
-    if (ov > v || (ov == v && oi < idx)) v = ov, idx = oi;
-  }
-}
-
 __global__ void router_topk_kernel(const float* __restrict__ logits, int T, int E, int k, int32_t* __restrict__ idx,
                                    float* __restrict__ weights) {
   const int lane = threadIdx.x % 32;
