@@ -3,7 +3,7 @@
 // Memory (first version): every entry takes the pointers the CPU op set takes. Under the emulator
 // device memory is host memory, so they pass straight through; under nvcc they must be device
 // pointers (weights, activations, ids, positions, logits). Launchers read only shapes on the host.
-// Entries not written yet abort with "not implemented on cuda yet"; cuda_op_ready tells tests which.
+// Entries not written yet throw "not implemented on cuda yet"; cuda_op_ready tells tests which.
 #pragma once
 
 #include "../../cpu/ops.h"
