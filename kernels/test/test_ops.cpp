@@ -1,6 +1,7 @@
 // test_ops.cpp — every op of every available backend against the plain fp64 references, with named
-// boundary cases and explicit tolerances (fp32 accumulation vs fp64). Backends without a device report
-// themselves SKIPPED. Exit status 0 only when every case passed.
+// boundary cases and explicit tolerances (fp32 accumulation vs fp64): "cpu", and "cuda-emu" (the CUDA op
+// sources built by g++ against the emulator) with the same cases, none shrunk. Backends without a device,
+// and CUDA entries not implemented yet, report themselves SKIPPED. Exit status 0 only when every case passed.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
