@@ -34,7 +34,7 @@ beforeAll(async () => {
   const config = OrchestratorConfigSchema.parse({
     redis: { url: redis.url, key_prefix: "form:" },
     grpc: { port: 0 },
-    membership: { lease_ttl_ms: 600, prune_interval_ms: 100 },
+    membership: { lease_ttl_ms: 2_000, prune_interval_ms: 100 },
     groups: { world_size: 2 },
     log_level: "silent",
     batch: { metrics_port: 0 },
@@ -72,7 +72,7 @@ const beat = async (id: string): Promise<GroupAssignment | undefined> =>
   (await call<HeartbeatRequest, HeartbeatResponse>(client.heartbeat, { workerId: id, state: MemberState.MEMBER_STATE_STARTING }))
     .assignment;
 
-async function until<T>(f: () => Promise<T | undefined>, ok: (v: T | undefined) => boolean, ms = 5_000): Promise<T | undefined> {
+async function until<T>(f: () => Promise<T | undefined>, ok: (v: T | undefined) => boolean, ms = 20_000): Promise<T | undefined> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
@@ -84,6 +84,8 @@ async function until<T>(f: () => Promise<T | undefined>, ok: (v: T | undefined) 
 describe("expert-parallel group formation", () => {
   it("forms, dissolves on a lost rank and re-forms with a newcomer", async () => {
     for (const [i, id] of ["w-a", "w-b", "w-c", "w-d"].entries()) await register(worker(id, i + 1));
+    // All four keep their leases while the groups form, however long that takes on a loaded machine.
+    const formingAlive = setInterval(() => void Promise.all(["w-a", "w-b", "w-c", "w-d"].map(beat)).catch(() => {}), 100);
     const a = await until(
       () => beat("w-a"),
       (v) => v !== undefined,
@@ -101,6 +103,7 @@ describe("expert-parallel group formation", () => {
     expect((await call<ListGroupsRequest, ListGroupsResponse>(client.listGroups, { model: "gpt-oss-tiny" })).groups).toHaveLength(2);
 
     // w-b stops heartbeating: its lease expires, its group dissolves, w-a loses the assignment.
+    clearInterval(formingAlive);
     const keepAlive = setInterval(() => void Promise.all(["w-a", "w-c", "w-d"].map(beat)).catch(() => {}), 100);
     try {
       const lost = await until(
