@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../core/error.h"
+#include "../cuda/ops/cuda_ops.h"
 
 namespace gptoss {
 
@@ -48,8 +49,8 @@ size_t logit_rows(const StepSeq& s) { return s.chunk.all_logits ? static_cast<si
 
 const OpSet& select_backend(const std::string& backend) {
   if (backend == "cpu") return cpu_ops();
-  // Named now so that callers can pass them and get a typed answer; they become OpSets with cuda/.
-  const bool reserved = backend == "cuda-emu" || backend.rfind("cuda:", 0) == 0;
+  if (backend == "cuda-emu") return cuda::emulated::cuda_ops();
+  const bool reserved = backend.rfind("cuda:", 0) == 0;
   fail(gptoss_status_invalid_argument, reserved ? "engine_create: backend not built: '" + backend + "'"
                                                 : "engine_create: unknown backend '" + backend + "' (expected cpu, cuda-emu or cuda:N)");
 }

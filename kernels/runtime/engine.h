@@ -21,7 +21,8 @@ struct EngineOptions {
   int block_size = 16;
   int num_full_blocks = 0;
   int num_sliding_blocks = 0;
-  // "cpu" today; "cuda-emu" and "cuda:N" are reserved and fail with invalid_argument until they exist.
+  // "cpu" or "cuda-emu" (the CUDA op set run by the emulator); "cuda:N" fails with invalid_argument
+  // "backend not built" until the engine owns device memory.
   std::string backend = "cpu";
   std::shared_ptr<comm::Communicator> comm;  // null: a single rank
 };

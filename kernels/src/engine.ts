@@ -46,8 +46,9 @@ export interface EngineOptions {
    */
   precision?: Precision;
   /**
-   * Where the ops run (default "cpu"), chosen once for the engine's life. "cuda-emu" and "cuda:N" are
-   * reserved: creating an engine with them fails with NativeError invalid_argument "backend not built".
+   * Where the ops run (default "cpu"), chosen once for the engine's life: "cpu", or "cuda-emu" (the CUDA
+   * kernels run on the CPU by the project's emulator: slow, for tests). "cuda:N" fails with NativeError
+   * invalid_argument "backend not built" until the engine owns device memory.
    */
   backend?: Backend;
 }
