@@ -38,6 +38,13 @@ describe("capabilities()", () => {
     expect(caps.cuda.deviceCount).toBeGreaterThan(0);
   });
 
+  it("lists the devices an engine may name: cpu, cuda-emu, and cuda:i for each CUDA device it sees", () => {
+    const caps = capabilities();
+    const gpus = caps.cuda.compiled ? caps.cuda.deviceCount : 0;
+    expect(caps.devices).toEqual(["cpu", "cuda-emu", ...Array.from({ length: gpus }, (_, i) => `cuda:${i}`)]);
+    if (!hasNvidiaDevice) expect(caps.devices).toEqual(["cpu", "cuda-emu"]);
+  });
+
   it("compiled CUDA for sm_80 and sm_90 when nvcc was present at build time", () => {
     const caps = capabilities();
     const nvccPresent = (() => {

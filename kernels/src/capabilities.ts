@@ -3,11 +3,18 @@
  * backend and by `expertmesh info`; cheap enough to call at startup.
  */
 import { addon, type RawCapabilities } from "./addon.ts";
+import type { Backend } from "./engine.ts";
 
 export interface Capabilities extends RawCapabilities {
   /** The SIMD path the CPU kernels dispatch to on this host. */
   cpu: RawCapabilities["cpu"] & { simd: "avx512" | "avx2" | "scalar" };
   nccl: RawCapabilities["nccl"] & { versionString: string };
+  /**
+   * The devices an engine may name as its backend here: "cpu" and "cuda-emu" always (the emulator is
+   * part of every build), "cuda:i" for each CUDA device this build sees. Seeing a GPU is not running on
+   * it: until the engine owns device memory, creating an engine on "cuda:i" fails with "backend not built".
+   */
+  devices: Backend[];
 }
 
 export function capabilities(): Capabilities {
@@ -16,5 +23,7 @@ export function capabilities(): Capabilities {
   const v = raw.nccl.version;
   // NCCL encodes versions as major*10000 + minor*100 + patch since 2.9.
   const versionString = v > 0 ? `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}` : "";
-  return { ...raw, cpu: { ...raw.cpu, simd }, nccl: { ...raw.nccl, versionString } };
+  const gpus = raw.cuda.compiled ? raw.cuda.deviceCount : 0;
+  const devices: Backend[] = ["cpu", "cuda-emu", ...Array.from({ length: gpus }, (_, i) => `cuda:${i}` as const)];
+  return { ...raw, cpu: { ...raw.cpu, simd }, nccl: { ...raw.nccl, versionString }, devices };
 }

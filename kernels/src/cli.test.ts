@@ -1,6 +1,7 @@
 /**
  * The CLI as users run it (a real process): `expertmesh logits` meets the golden tolerances on every
- * case; `generate` and `make-checkpoint` work; usage errors exit 2 with a message.
+ * case, on the CPU and through the emulated CUDA kernels (`--device cuda-emu`, alone and over two ranks);
+ * `generate` and `make-checkpoint` work; usage errors exit 2 with a message.
  */
 import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -8,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { compareLogits, goldenCases } from "./testing/golden.ts";
+import { compareLogits, type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const run = promisify(execFile);
 const cli = new URL("./cli/main.ts", import.meta.url).pathname;
@@ -25,6 +26,97 @@ describe("expertmesh logits", () => {
     expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
     expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
     expect(cmp.top1Mismatches).toEqual([]);
+  });
+});
+
+/** `expertmesh logits` on a golden case in exact precision, with extra flags; the rows, flattened. */
+async function goldenLogits(g: GoldenCase, ...flags: string[]): Promise<Float32Array> {
+  const out = join(tmp, `${g.name}-${flags.join("_").replaceAll(/[^\w-]/g, "")}.json`);
+  await run(process.execPath, [
+    cli,
+    "logits",
+    "--model",
+    g.dir,
+    "--tokens",
+    g.tokens.join(","),
+    "--out",
+    out,
+    "--precision",
+    "exact",
+    ...flags,
+  ]);
+  const rows = (JSON.parse(readFileSync(out, "utf8")) as { logits: number[][] }).logits;
+  expect(rows).toHaveLength(g.tokens.length);
+  return new Float32Array(rows.flat());
+}
+
+describe("expertmesh logits --device", () => {
+  // g1 splits two ways (4 q heads, 2 kv heads, 4 experts), and the emulator takes ~1 s on it.
+  const g1 = goldenCases().find((c) => c.name === "g1-tiny") as GoldenCase;
+
+  it("cuda-emu on g1 meets the exact tolerances; over 2 ranks (the follower on cuda-emu too) it equals one rank", async () => {
+    const [one, two] = await Promise.all([
+      goldenLogits(g1, "--device", "cuda-emu"),
+      goldenLogits(g1, "--device", "cuda-emu", "--world", "2"),
+    ]);
+    const cmp = compareLogits(one, g1, 1e-3);
+    expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
+    expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
+    expect(cmp.top1Mismatches).toEqual([]);
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < one.length; i++) {
+      num += ((two[i] as number) - (one[i] as number)) ** 2;
+      den += (one[i] as number) ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("generate --device cuda-emu gives the reference's greedy tokens", async () => {
+    const { stdout } = await run(process.execPath, [
+      cli,
+      "generate",
+      "--model",
+      g1.dir,
+      "--tokens",
+      g1.tokens.join(","),
+      "--max-tokens",
+      "4",
+      "--no-stop-on-eos",
+      "--device",
+      "cuda-emu",
+    ]);
+    const tokens = (JSON.parse(stdout) as { tokens: number[] }).tokens;
+    const firstTie = g1.fp32.greedy_margins.findIndex((m) => m <= 1e-3);
+    const n = firstTie < 0 ? 4 : Math.min(4, firstTie);
+    expect(tokens.slice(0, n)).toEqual(g1.fp32.greedy.slice(0, n));
+  });
+
+  it("any other device is a usage error (exit 2) in logits, generate and the followers' _follow", async () => {
+    for (const args of [
+      ["logits", "--model", g1.dir, "--tokens", "1,2", "--device", "gpu"],
+      ["logits", "--model", g1.dir, "--tokens", "1,2", "--device", "cuda:", "--world", "2"],
+      ["generate", "--model", g1.dir, "--tokens", "1,2", "--max-tokens", "1", "--device", "CUDA:0"],
+      [
+        "_follow",
+        "--model",
+        g1.dir,
+        "--positions",
+        "2",
+        "--rank",
+        "1",
+        "--world",
+        "2",
+        "--rendezvous",
+        "file:///nonexistent",
+        "--device",
+        "cuda",
+      ],
+    ]) {
+      const err = (await run(process.execPath, [cli, ...args]).catch((e: unknown) => e)) as { code: number; stderr: string };
+      expect(err.code, args.join(" ")).toBe(2);
+      expect(err.stderr).toContain("--device must be cpu, cuda-emu or cuda:N, got '");
+    }
   });
 });
 

@@ -56,6 +56,11 @@ export interface EngineOptions {
 export type Backend = "cpu" | "cuda-emu" | `cuda:${number}`;
 const BACKEND = /^(cpu|cuda-emu|cuda:\d+)$/;
 
+/** Whether `s` names a backend ("cpu", "cuda-emu" or "cuda:N"), for callers that validate their own settings. */
+export function isBackend(s: unknown): s is Backend {
+  return typeof s === "string" && BACKEND.test(s);
+}
+
 export type Precision = "exact" | "default";
 export const PRECISIONS: readonly Precision[] = ["exact", "default"];
 
@@ -121,8 +126,7 @@ export class Engine {
       throw new RangeError(`precision must be one of ${PRECISIONS.join(", ")}, got ${String(precision)}`);
     this.precision = precision;
     const backend = options.backend ?? "cpu";
-    if (typeof backend !== "string" || !BACKEND.test(backend))
-      throw new RangeError(`backend must be "cpu", "cuda-emu" or "cuda:N", got ${String(backend)}`);
+    if (!isBackend(backend)) throw new RangeError(`backend must be "cpu", "cuda-emu" or "cuda:N", got ${String(backend)}`);
     this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks, comm?.raw, backend);
     this.backend = this.#raw.backend;
     addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);

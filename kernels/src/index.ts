@@ -9,6 +9,7 @@ export {
   type Backend,
   Engine,
   type EngineOptions,
+  isBackend,
   PRECISIONS,
   type Precision,
   type StepResult,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * expertmesh — command-line access to the native engine.
- *   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
- *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K] [--precision P]
+ *   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W] [--device D]
+ *   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--seed S] [--top-p P] [--top-k K] [--precision P] [--device D]
  *   expertmesh make-checkpoint --shape tiny|20b|120b|custom [--layers N ...] --out DIR [--seed N] [--format hf|original]
  *   expertmesh info [--model DIR]
  *   expertmesh batch submit|status|results|list ...   (the Batch API client, from @expertmesh/orchestrator)
@@ -18,7 +18,7 @@ import { capabilities } from "../capabilities.ts";
 import { type ModelShape, parameterCount, SHAPES, type ShapeName } from "../checkpoint/shapes.ts";
 import { writeSyntheticCheckpoint } from "../checkpoint/synthetic.ts";
 import { Communicator } from "../communicator.ts";
-import { Engine, PRECISIONS, type Precision } from "../engine.ts";
+import { type Backend, Engine, isBackend, PRECISIONS, type Precision } from "../engine.ts";
 import { BlockPool } from "../kv-blocks.ts";
 import { Model } from "../model.ts";
 import { LocalSequence } from "../sequence.ts";
@@ -26,10 +26,12 @@ import { LocalSequence } from "../sequence.ts";
 class UsageError extends Error {}
 
 const USAGE = `usage:
-  expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W]
+  expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W] [--device D]
       --world W: W local ranks (this process and W-1 children) over Gloo, heads and experts split W ways
       --precision: exact = fp32 activations everywhere; default = int8 activations in the expert products
-  expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--precision P] [--no-stop-on-eos]
+      --device: cpu (default), cuda-emu (the CUDA kernels on the CPU under the emulator: slow, for checks)
+                or cuda:N (GPU N; not built yet); every rank of --world W runs on the same
+  expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--precision P] [--device D] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
   expertmesh info [--model DIR]
@@ -72,7 +74,13 @@ function precisionOf(s: string | undefined): Precision {
   return s as Precision;
 }
 
-async function open(dir: string | undefined, positions: number, precision: Precision, rank?: Rank) {
+function deviceOf(s: string | undefined): Backend {
+  if (s === undefined) return "cpu";
+  if (!isBackend(s)) throw new UsageError(`--device must be cpu, cuda-emu or cuda:N, got '${s}'`);
+  return s;
+}
+
+async function open(dir: string | undefined, positions: number, precision: Precision, device: Backend, rank?: Rank) {
   if (!dir) throw new UsageError("--model is required");
   const model = await Model.load(dir, rank ? { rank: rank.rank, world: rank.world } : {});
   const communicator = rank ? await Communicator.connect({ ...rank, timeoutMs: 60_000 }) : undefined;
@@ -83,6 +91,7 @@ async function open(dir: string | undefined, positions: number, precision: Preci
     numFullBlocks: fullBlocks,
     numSlidingBlocks: fullBlocks,
     precision,
+    backend: device,
     ...(communicator ? { communicator } : {}),
   });
   return { model, engine, seq: new LocalSequence(engine, new BlockPool(fullBlocks), new BlockPool(fullBlocks)) };
@@ -92,7 +101,7 @@ async function open(dir: string | undefined, positions: number, precision: Preci
  * Starts ranks 1..W-1 as child processes following this process's steps; returns the rendezvous and a
  * function that waits for them (after stopFollowers) — or kills them when this rank failed.
  */
-function spawnFollowers(dir: string, positions: number, world: number, precision: Precision) {
+function spawnFollowers(dir: string, positions: number, world: number, precision: Precision, device: Backend) {
   const store = mkdtempSync(join(tmpdir(), "expertmesh-rdzv-"));
   const rendezvous = `file://${store}`;
   const children: ChildProcess[] = [];
@@ -112,6 +121,8 @@ function spawnFollowers(dir: string, positions: number, world: number, precision
       rendezvous,
       "--precision",
       precision,
+      "--device",
+      device,
     ];
     const child = spawn(process.execPath, [process.argv[1] as string, ...args], { stdio: ["ignore", "ignore", "inherit"] });
     children.push(child);
@@ -144,10 +155,17 @@ async function follow(argv: string[]): Promise<void> {
       world: { type: "string" },
       rendezvous: { type: "string" },
       precision: { type: "string" },
+      device: { type: "string" },
     },
   });
   const rank = { rank: int("rank", values.rank), world: int("world", values.world), rendezvous: values.rendezvous ?? "" };
-  const { engine } = await open(values.model, int("positions", values.positions), precisionOf(values.precision), rank);
+  const { engine } = await open(
+    values.model,
+    int("positions", values.positions),
+    precisionOf(values.precision),
+    deviceOf(values.device),
+    rank,
+  );
   await engine.follow();
 }
 
@@ -160,14 +178,16 @@ async function logits(argv: string[]): Promise<void> {
       out: { type: "string" },
       precision: { type: "string", default: "default" },
       world: { type: "string", default: "1" },
+      device: { type: "string" },
     },
   });
   const precision = precisionOf(values.precision);
+  const device = deviceOf(values.device);
   const tokens = parseTokens(values.tokens);
   const world = int("world", values.world);
   if (world < 1) throw new UsageError("--world must be at least 1");
   if (!values.model) throw new UsageError("--model is required");
-  const followers = world > 1 ? spawnFollowers(values.model, tokens.length, world, precision) : undefined;
+  const followers = world > 1 ? spawnFollowers(values.model, tokens.length, world, precision, device) : undefined;
   let flat: Float32Array | undefined;
   let model: Model;
   try {
@@ -175,6 +195,7 @@ async function logits(argv: string[]): Promise<void> {
       values.model,
       tokens.length,
       precision,
+      device,
       followers ? { rank: 0, world, rendezvous: followers.rendezvous } : undefined,
     );
     model = opened.model;
@@ -207,13 +228,19 @@ async function generate(argv: string[]): Promise<void> {
       "top-k": { type: "string" },
       seed: { type: "string" },
       precision: { type: "string" },
+      device: { type: "string" },
       "stop-on-eos": { type: "boolean", default: true },
     },
     allowNegative: true,
   });
   const prompt = parseTokens(values.tokens);
   const maxTokens = int("max-tokens", values["max-tokens"]);
-  const { model, engine, seq } = await open(values.model, prompt.length + maxTokens, precisionOf(values.precision));
+  const { model, engine, seq } = await open(
+    values.model,
+    prompt.length + maxTokens,
+    precisionOf(values.precision),
+    deviceOf(values.device),
+  );
   const sampling = {
     temperature: float("temperature", values.temperature, 0),
     topP: float("top-p", values["top-p"], 1),

@@ -54,8 +54,15 @@ export interface Comparison {
   top1Mismatches: number[];
 }
 
-export function compareLogits(actual: ArrayLike<number>, g: GoldenCase, marginThreshold: number): Comparison {
-  const [T, V] = g.shape;
+/**
+ * Compares `actual` ([rows, vocab]) with the reference. `rows` (default: all) compares only the first
+ * rows, for a run that fed a prefix of the case's tokens: a causal model's row t depends on tokens ≤ t only.
+ */
+export function compareLogits(actual: ArrayLike<number>, g: GoldenCase, marginThreshold: number, rows = g.shape[0]): Comparison {
+  const V = g.shape[1];
+  if (!Number.isInteger(rows) || rows < 1 || rows > g.shape[0]) throw new RangeError(`rows must be in 1..${g.shape[0]}, got ${rows}`);
+  if (actual.length !== rows * V) throw new RangeError(`actual has ${actual.length} values, expected ${rows} rows of ${V}`);
+  const T = rows;
   let num = 0;
   let den = 0;
   let maxAbs = 0;
