@@ -7,6 +7,9 @@
 
 namespace gptoss {
 
+// The ops keep a token's expert choices in registers or on the stack; gpt-oss uses 4.
+constexpr int kMaxExpertsPerToken = 32;
+
 struct ModelConfig {
   int num_layers = 24;
   int hidden = 2880;

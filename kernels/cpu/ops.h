@@ -83,6 +83,25 @@ struct ExpertMatmul {
   RowPath path = RowPath::Stream;
 };
 
+// One local expert's share of a step after moe_route: routed rows [begin, begin + n), of which the first
+// `streamed` take RowPath::Stream and the rest RowPath::Panel.
+struct ExpertRows {
+  int expert;  // global id
+  int slot;    // index into this rank's experts
+  int begin;
+  int streamed;
+  int n;
+};
+
+// Where moe_route writes a step's routing, all in the backend's memory. Capacities: T·k for the row
+// arrays, E for groups.
+struct MoeRoute {
+  float* row_weight;    // [rows]: the router weight of each routed row
+  int32_t* token_rows;  // [T, k]: the routed row of each choice, or -1 when another rank holds the expert
+  ExpertRows* groups;   // [groups]: local experts that some token chose, ascending
+  int32_t* totals;      // [2]: number of groups, number of rows
+};
+
 struct OpSet {
   const char* name;
   // out[t] = table[ids[t]] widened to fp32.
@@ -112,6 +131,18 @@ struct OpSet {
   void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
   // logits[T, V] = x[T, H] · lm_headᵀ (no bias).
   void (*f32_bf16w_unembed)(const float* x, int T, const MatrixBF16& w, float* logits, RowPath path);
+  // y[n] += x[n] (the residual adds).
+  void (*f32_add)(float* y, const float* x, int64_t n);
+  // Groups the step's top-k choices idx/weights [T, k] by local expert (local_of_global[e] >= 0). Row
+  // order: experts ascending, in each the tokens of streamed rows, then of panel rows (panel_row[t] != 0),
+  // ascending (cpu/moe_route.cpp).
+  void (*moe_route)(const int32_t* idx, const float* weights, int T, int k, int E, const int32_t* local_of_global,
+                    const uint8_t* panel_row, const MoeRoute& out);
+  // xs[token_rows[t, j]] = x[t] (rows of H floats) for every routed choice.
+  void (*f32_moe_gather)(const float* x, int H, const int32_t* token_rows, int T, int k, float* xs);
+  // out[t] = Σ row_weight[r] · y[r] over token t's routed rows r, ascending (0 when it has none here).
+  void (*f32_moe_combine)(const float* y, int H, const int32_t* token_rows, const float* row_weight, int T, int k,
+                          float* out);
   // Picks the next token from one row of logits; counter = index of the token being sampled.
   void (*f32_sample)(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out);
 };

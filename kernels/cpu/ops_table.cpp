@@ -15,6 +15,10 @@ void f32_mxfp4w_matmul(const ExpertMatmul*, int);
 void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
+void f32_add(float*, const float*, int64_t);
+void moe_route(const int32_t*, const float*, int, int, int, const int32_t*, const uint8_t*, const MoeRoute&);
+void f32_moe_gather(const float*, int, const int32_t*, int, int, float*);
+void f32_moe_combine(const float*, int, const int32_t*, const float*, int, int, float*);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 }  // namespace cpu
 
@@ -32,6 +36,10 @@ const OpSet& cpu_ops() {
       cpu::q8_mxfp4w_matmul,
       cpu::f32_swiglu_oai,
       cpu::f32_bf16w_unembed,
+      cpu::f32_add,
+      cpu::moe_route,
+      cpu::f32_moe_gather,
+      cpu::f32_moe_combine,
       cpu::f32_sample,
   };
   return ops;

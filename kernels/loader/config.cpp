@@ -174,8 +174,11 @@ void check_rope(const ModelConfig& c, const Reader& r) {
 // top-k routing) and what keeps the YaRN and SwiGLU arithmetic finite.
 void check_domain(const ModelConfig& c, const Reader& r) {
   const char* ept = r.j.contains("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token";
-  if (c.experts_per_token < 1 || c.experts_per_token > c.num_experts) {
-    r.bad(ept, "must be in 1..num_experts = " + std::to_string(c.num_experts), std::to_string(c.experts_per_token));
+  const int most = std::min(c.num_experts, kMaxExpertsPerToken);
+  if (c.experts_per_token < 1 || c.experts_per_token > most) {
+    r.bad(ept, most == c.num_experts ? "must be in 1..num_experts = " + std::to_string(most)
+                                     : "must be in 1.." + std::to_string(most) + " (the engine's most experts per token)",
+          std::to_string(c.experts_per_token));
   }
   if (c.num_q_heads % c.num_kv_heads != 0) {
     r.bad("num_attention_heads", "must be a multiple of num_key_value_heads = " + std::to_string(c.num_kv_heads),

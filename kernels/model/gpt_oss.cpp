@@ -104,10 +104,12 @@ struct Transformer::Scratch {
   std::vector<int32_t> expert_idx;               // [T,K]
   std::vector<float> expert_w;                   // [T,K]
   std::vector<float> xs, u, z, y;                // per-expert gathered rows
-  // Routing scratch, reused by every layer of the step (no per-layer allocation once warm).
-  std::vector<std::vector<std::pair<int, float>>> routed;  // expert -> (row, weight)
+  // Routing, reused by every layer of the step.
+  std::vector<float> row_weight;    // [T·K]
+  std::vector<int32_t> token_rows;  // [T·K]
+  std::vector<ExpertRows> groups;   // [E]
+  std::vector<int32_t> totals;      // [2]
   std::vector<ExpertMatmul> w1, w2;
-  std::vector<int> order;  // experts in the order of their gathered rows
 };
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
@@ -158,7 +160,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   t0 = Profile::now();
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   g_profile.add(8, t0);
-  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+  ops_.f32_add(s.h.data(), s.proj.data(), static_cast<int64_t>(T) * H);
 }
 
 void Transformer::mlp_block(int l, Scratch& s) const {
@@ -169,61 +171,41 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   ops_.f32_rmsnorm(s.h.data(), T, H, m.norm.data(), c.rms_eps, s.t.data());
   dense(s, {{s.t.data(), m.router, s.router.data(), E}});
   ops_.f32_router_topk(s.router.data(), T, E, K, s.expert_idx.data(), s.expert_w.data());
-  std::fill(s.proj.begin(), s.proj.end(), 0.0f);
   g_profile.add(3, t0);
   t0 = Profile::now();
-  // Group the step's rows by expert so each expert's weights are read once for all its tokens.
-  auto& routed = s.routed;
-  routed.resize(E);
-  for (auto& r : routed) r.clear();
-  for (int t = 0; t < T; ++t)
-    for (int j = 0; j < K; ++j) routed[s.expert_idx[t * K + j]].emplace_back(t, s.expert_w[t * K + j]);
-  // Gather each local expert's tokens into consecutive rows (streamed rows first, then the rows of long
-  // prefill chunks: one product each), then run all experts' W1 as one group, SwiGLU over every row, all W2
-  // as one group, and add the weighted rows back.
-  auto &w1 = s.w1, &w2 = s.w2;
-  auto& first_row = s.order;
-  w1.clear();
-  w2.clear();
-  first_row.clear();
-  int rows = 0;
-  for (int e = 0; e < E; ++e) {
-    const int slot = m.local_of_global[e];
-    if (slot < 0 || routed[e].empty()) continue;  // another rank holds it, or no token chose it
-    const Expert& x = m.experts[slot];
-    auto& mine = routed[e];
-    const int n = static_cast<int>(mine.size());
-    const int streamed = static_cast<int>(
-        std::stable_partition(mine.begin(), mine.end(), [&](const auto& r) { return !s.panel_row[r.first]; }) - mine.begin());
-    for (int i = 0; i < n; ++i) std::copy_n(&s.t[mine[i].first * static_cast<int64_t>(H)], H, &s.xs[(rows + i) * static_cast<int64_t>(H)]);
-    for (const auto [begin, count, path] : {std::tuple{rows, streamed, RowPath::Stream}, std::tuple{rows + streamed, n - streamed, RowPath::Panel}}) {
+  // Each local expert's tokens as consecutive rows (streamed rows first, then the rows of long prefill
+  // chunks: one product each); all experts' W1 run as one group, SwiGLU over every row, all W2 as one
+  // group, and the weighted rows are added back per token.
+  ops_.moe_route(s.expert_idx.data(), s.expert_w.data(), T, K, E, m.local_of_global.data(), s.panel_row.data(),
+                 MoeRoute{s.row_weight.data(), s.token_rows.data(), s.groups.data(), s.totals.data()});
+  ops_.f32_moe_gather(s.t.data(), H, s.token_rows.data(), T, K, s.xs.data());
+  const int num_groups = s.totals[0], rows = s.totals[1];
+  s.w1.clear();
+  s.w2.clear();
+  for (int g = 0; g < num_groups; ++g) {
+    const ExpertRows& r = s.groups[g];
+    const Expert& x = m.experts[r.slot];
+    for (const auto [begin, count, path] : {std::tuple{r.begin, r.streamed, RowPath::Stream},
+                                            std::tuple{r.begin + r.streamed, r.n - r.streamed, RowPath::Panel}}) {
       if (count == 0) continue;
-      w1.push_back({&s.xs[begin * static_cast<int64_t>(H)], count, x.w1, x.b1.data(), &s.u[begin * 2ll * I], path});
-      w2.push_back({&s.z[begin * static_cast<int64_t>(I)], count, x.w2, x.b2.data(), &s.y[begin * static_cast<int64_t>(H)], path});
+      s.w1.push_back({&s.xs[begin * static_cast<int64_t>(H)], count, x.w1, x.b1.data(), &s.u[begin * 2ll * I], path});
+      s.w2.push_back({&s.z[begin * static_cast<int64_t>(I)], count, x.w2, x.b2.data(), &s.y[begin * static_cast<int64_t>(H)], path});
     }
-    first_row.push_back(e);
-    rows += n;
   }
   g_profile.add(6, t0);
   t0 = Profile::now();
   const auto experts = precision_ == Precision::Serving ? ops_.q8_mxfp4w_matmul : ops_.f32_mxfp4w_matmul;
-  experts(w1.data(), static_cast<int>(w1.size()));
+  experts(s.w1.data(), static_cast<int>(s.w1.size()));
   ops_.f32_swiglu_oai(s.u.data(), rows, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
-  experts(w2.data(), static_cast<int>(w2.size()));
+  experts(s.w2.data(), static_cast<int>(s.w2.size()));
   g_profile.add(4, t0);
   t0 = Profile::now();
-  int row = 0;
-  for (int e : first_row) {
-    for (const auto& [t, wt] : routed[e]) {
-      for (int d = 0; d < H; ++d) s.proj[t * static_cast<int64_t>(H) + d] += wt * s.y[row * static_cast<int64_t>(H) + d];
-      ++row;
-    }
-  }
+  ops_.f32_moe_combine(s.y.data(), H, s.token_rows.data(), s.row_weight.data(), T, K, s.proj.data());
   g_profile.add(7, t0);
   t0 = Profile::now();
   if (all_reduce_) all_reduce_->sum(s.proj.data(), static_cast<int64_t>(T) * H);
   g_profile.add(8, t0);
-  for (size_t i = 0; i < s.h.size(); ++i) s.h[i] += s.proj[i];
+  ops_.f32_add(s.h.data(), s.proj.data(), static_cast<int64_t>(T) * H);
 }
 
 std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
@@ -273,6 +255,10 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
   s.router.resize(static_cast<size_t>(T) * c.num_experts);
   s.expert_idx.resize(static_cast<size_t>(T) * c.experts_per_token);
   s.expert_w.resize(s.expert_idx.size());
+  s.token_rows.resize(s.expert_idx.size());
+  s.row_weight.resize(s.expert_idx.size());
+  s.groups.resize(c.num_experts);
+  s.totals.resize(2);
   s.xs.resize(static_cast<size_t>(max_routed) * H);
   s.u.resize(static_cast<size_t>(max_routed) * 2 * c.intermediate);
   s.z.resize(static_cast<size_t>(max_routed) * c.intermediate);

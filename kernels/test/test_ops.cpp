@@ -373,6 +373,69 @@ void test_sample(const OpSet& ops) {
               std::to_string(counts[1]) + "/" + std::to_string(counts[3]));
 }
 
+void test_add(const OpSet& ops) {
+  for (int n : {1, 2880, 3 * 2880 + 7}) {
+    auto y = randn(n), x = randn(n);
+    const auto want = ref::add(widen(y), widen(x));
+    ops.f32_add(y.data(), x.data(), n);
+    expect_close(std::string(ops.name) + "/add/n" + std::to_string(n), y.data(), want, 2e-7);
+  }
+}
+
+// Routing, gathering and combining a step's rows: the routed order must be exactly the reference's (the
+// combine sums in it), experts of other ranks and unchosen experts get no group.
+void test_moe_route_combine(const OpSet& ops) {
+  struct C { const char* name; int T, K, E, H; bool half_local, mixed_paths; };
+  for (C c : {C{"single_token_all_local", 1, 4, 32, 64, false, false}, C{"decode_batch_half_local", 16, 4, 32, 96, true, false},
+              C{"prefill_mixed_paths_unchosen_experts", 40, 4, 128, 80, true, true},
+              C{"long_prefill_many_tiles", 700, 4, 32, 16, true, true}}) {
+    std::vector<int32_t> idx(static_cast<size_t>(c.T) * c.K);
+    std::vector<float> w(idx.size());
+    for (int t = 0; t < c.T; ++t) {
+      std::vector<int> ids(c.E);
+      for (int e = 0; e < c.E; ++e) ids[e] = e;
+      std::shuffle(ids.begin(), ids.end(), rng);  // distinct experts per token, as top-k gives
+      for (int j = 0; j < c.K; ++j) idx[t * c.K + j] = ids[j], w[t * c.K + j] = std::abs(randn(1)[0]);
+    }
+    std::vector<int> local(c.E);
+    for (int e = 0, slot = 0; e < c.E; ++e) local[e] = c.half_local && e % 2 == 1 ? -1 : slot++;
+    std::vector<uint8_t> panel(c.T);
+    for (int t = 0; t < c.T; ++t) panel[t] = c.mixed_paths && t % 3 == 0;
+    std::vector<int32_t> token_rows(idx.size(), 77), totals(2, 77);
+    std::vector<float> row_weight(idx.size());
+    std::vector<ExpertRows> groups(c.E);
+    ops.moe_route(idx.data(), w.data(), c.T, c.K, c.E, local.data(), panel.data(),
+                  MoeRoute{row_weight.data(), token_rows.data(), groups.data(), totals.data()});
+    const auto want = ref::moe_route(idx, w, c.T, c.K, c.E, local, panel);
+    const int num_groups = totals[0], rows = totals[1];
+    bool same = rows == static_cast<int>(want.row_weight.size()) && num_groups == static_cast<int>(want.groups.size()) &&
+                std::vector<int>(token_rows.begin(), token_rows.end()) == want.token_rows;
+    for (int r = 0; same && r < rows; ++r) same = row_weight[r] == want.row_weight[r];
+    for (int g = 0; same && g < num_groups; ++g) {
+      const ExpertRows& x = groups[g];
+      same = std::vector<int>{x.expert, x.slot, x.begin, x.streamed, x.n} == want.groups[g];
+    }
+    const std::string name = std::string(ops.name) + "/moe_route/" + c.name;
+    expect_true(name, same, std::to_string(rows) + " rows, " + std::to_string(num_groups) + " groups");
+    if (!same) continue;
+
+    auto x = randn(static_cast<size_t>(c.T) * c.H);
+    std::vector<float> xs(static_cast<size_t>(rows) * c.H);
+    ops.f32_moe_gather(x.data(), c.H, token_rows.data(), c.T, c.K, xs.data());
+    std::vector<double> gathered(xs.size());
+    for (int t = 0; t < c.T; ++t)
+      for (int j = 0; j < c.K; ++j)
+        if (const int r = want.token_rows[t * c.K + j]; r >= 0) std::copy_n(x.begin() + t * c.H, c.H, gathered.begin() + r * c.H);
+    expect_close(std::string(ops.name) + "/moe_gather/" + c.name, xs.data(), gathered, 0.0);
+
+    auto y = randn(static_cast<size_t>(rows) * c.H);
+    std::vector<float> out(static_cast<size_t>(c.T) * c.H, 123.0f);  // stale values must not leak in
+    ops.f32_moe_combine(y.data(), c.H, token_rows.data(), row_weight.data(), c.T, c.K, out.data());
+    expect_close(std::string(ops.name) + "/moe_combine/" + c.name, out.data(),
+                 ref::moe_combine(widen(y), c.H, want.token_rows, want.row_weight, c.T, c.K), 1e-6);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -396,6 +459,8 @@ int main() {
     if (ready(*ops, "f32_swiglu_oai")) test_swiglu(*ops);
     if (ready(*ops, "bf16w_embed")) test_embed(*ops);
     if (ready(*ops, "f32_sample")) test_sample(*ops);
+    if (ready(*ops, "f32_add")) test_add(*ops);
+    if (ready(*ops, "moe_route") && ready(*ops, "f32_moe_gather") && ready(*ops, "f32_moe_combine")) test_moe_route_combine(*ops);
   }
   std::printf("ops: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -114,4 +114,45 @@ std::vector<double> swiglu(const std::vector<double>& u, int n, int I, double li
   return z;
 }
 
+std::vector<double> add(const std::vector<double>& y, const std::vector<double>& x) {
+  std::vector<double> out(y.size());
+  for (size_t i = 0; i < y.size(); ++i) out[i] = y[i] + x[i];
+  return out;
+}
+
+Routed moe_route(const std::vector<int32_t>& idx, const std::vector<float>& w, int T, int K, int E,
+                 const std::vector<int>& local_of_global, const std::vector<uint8_t>& panel_row) {
+  std::vector<std::vector<std::pair<int, int>>> routed(E);  // expert -> (token, choice)
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < K; ++j) routed[idx[t * K + j]].emplace_back(t, j);
+  Routed out;
+  out.token_rows.assign(static_cast<size_t>(T) * K, -1);
+  int rows = 0;
+  for (int e = 0; e < E; ++e) {
+    auto& mine = routed[e];
+    if (local_of_global[e] < 0 || mine.empty()) continue;
+    const auto mid = std::stable_partition(mine.begin(), mine.end(), [&](const auto& r) { return panel_row[r.first] == 0; });
+    const int n = static_cast<int>(mine.size()), streamed = static_cast<int>(mid - mine.begin());
+    out.groups.push_back({e, local_of_global[e], rows, streamed, n});
+    for (const auto& [t, j] : mine) {
+      out.token_rows[t * K + j] = static_cast<int>(out.row_weight.size());
+      out.row_weight.push_back(w[t * K + j]);
+    }
+    rows += n;
+  }
+  return out;
+}
+
+std::vector<double> moe_combine(const std::vector<double>& y, int H, const std::vector<int>& token_rows,
+                                const std::vector<float>& row_weight, int T, int K) {
+  std::vector<double> out(static_cast<size_t>(T) * H, 0.0);
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < K; ++j) {
+      const int r = token_rows[t * K + j];
+      if (r < 0) continue;
+      for (int d = 0; d < H; ++d) out[static_cast<size_t>(t) * H + d] += row_weight[r] * y[static_cast<size_t>(r) * H + d];
+    }
+  return out;
+}
+
 }  // namespace gptoss::ref

@@ -21,4 +21,19 @@ void router_topk(const std::vector<double>& logits, int T, int E, int k, std::ve
 std::vector<double> dequant_mxfp4(const uint8_t* blocks, const uint8_t* scales, int rows, int cols);
 std::vector<double> swiglu(const std::vector<double>& u, int n, int I, double limit, double alpha);
 
+// y + x.
+std::vector<double> add(const std::vector<double>& y, const std::vector<double>& x);
+// MoE routing as the model once wrote it: per expert a list of (token, choice) in token order, local
+// experts only, each list stably partitioned into streamed rows then panel rows; concatenated in expert order.
+struct Routed {
+  std::vector<int> token_rows;  // [T·K]: routed row of each choice, -1 for other ranks' experts
+  std::vector<float> row_weight;
+  std::vector<std::vector<int>> groups;  // {expert, slot, begin, streamed, n}
+};
+Routed moe_route(const std::vector<int32_t>& idx, const std::vector<float>& w, int T, int K, int E,
+                 const std::vector<int>& local_of_global, const std::vector<uint8_t>& panel_row);
+// out[t] = Σ_j row_weight[r] · y[r] with r = token_rows[t, j] ≥ 0.
+std::vector<double> moe_combine(const std::vector<double>& y, int H, const std::vector<int>& token_rows,
+                                const std::vector<float>& row_weight, int T, int K);
+
 }  // namespace gptoss::ref
