@@ -15,6 +15,17 @@ struct MatrixBF16 {
   int64_t rows = 0, cols = 0, ld = 0;
 };
 
+// A contiguous array of T in some backend's memory (weights' small vectors: gains, biases, sinks).
+// A view: ModelWeights owns the storage. Named like std::vector's accessors so uses read the same.
+template <class T>
+struct Span {
+  const T* ptr = nullptr;
+  int64_t count = 0;
+  const T* data() const { return ptr; }
+  size_t size() const { return static_cast<size_t>(count); }
+  bool empty() const { return count == 0; }
+};
+
 // One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block.
 struct MxFp4Matrix {
   const uint8_t* blocks = nullptr;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "../core/device.h"  // defines: DeviceMemory
 #include "../core/tensor.h"  // defines: MatrixBF16, MxFp4Matrix
 
 namespace gptoss {
@@ -104,6 +105,8 @@ struct MoeRoute {
 
 struct OpSet {
   const char* name;
+  // Where every pointer an op takes lives (core/device.h).
+  DeviceMemory memory;
   // out[t] = table[ids[t]] widened to fp32.
   void (*bf16w_embed)(const MatrixBF16& table, const int32_t* ids, int T, float* out);
   // out = x * rsqrt(mean(x²) + eps) * gain, per row of H.
@@ -138,8 +141,8 @@ struct OpSet {
   // ascending (cpu/moe_route.cpp).
   void (*moe_route)(const int32_t* idx, const float* weights, int T, int k, int E, const int32_t* local_of_global,
                     const uint8_t* panel_row, const MoeRoute& out);
-  // xs[token_rows[t, j]] = x[t] (rows of H floats) for every routed choice.
-  void (*f32_moe_gather)(const float* x, int H, const int32_t* token_rows, int T, int k, float* xs);
+  // out[dest[t, j]] = x[t] (rows of H floats) for every dest ≥ 0, k entries per row of x.
+  void (*f32_scatter_rows)(const float* x, int H, const int32_t* dest, int T, int k, float* out);
   // out[t] = Σ row_weight[r] · y[r] over token t's routed rows r, ascending (0 when it has none here).
   void (*f32_moe_combine)(const float* y, int H, const int32_t* token_rows, const float* row_weight, int T, int k,
                           float* out);

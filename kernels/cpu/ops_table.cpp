@@ -16,8 +16,12 @@ void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
+void* host_alloc(size_t);
+void host_release(void*);
+void host_copy(void*, const void*, size_t);
+void host_zero(void*, size_t);
 void moe_route(const int32_t*, const float*, int, int, int, const int32_t*, const uint8_t*, const MoeRoute&);
-void f32_moe_gather(const float*, int, const int32_t*, int, int, float*);
+void f32_scatter_rows(const float*, int, const int32_t*, int, int, float*);
 void f32_moe_combine(const float*, int, const int32_t*, const float*, int, int, float*);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 }  // namespace cpu
@@ -25,6 +29,7 @@ void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult
 const OpSet& cpu_ops() {
   static const OpSet ops{
       "cpu",
+      {true, cpu::host_alloc, cpu::host_release, cpu::host_copy, cpu::host_copy, cpu::host_zero},
       cpu::bf16w_embed,
       cpu::f32_rmsnorm,
       cpu::f32_bf16w_matmul,
@@ -38,7 +43,7 @@ const OpSet& cpu_ops() {
       cpu::f32_bf16w_unembed,
       cpu::f32_add,
       cpu::moe_route,
-      cpu::f32_moe_gather,
+      cpu::f32_scatter_rows,
       cpu::f32_moe_combine,
       cpu::f32_sample,
   };

@@ -74,7 +74,7 @@ const NameRule& rule_of(Kind k) {
 
 class Loader {
  public:
-  Loader(const Checkpoint& ckpt, const ShardInfo& shard) : ckpt_(ckpt), c_(ckpt.config()), s_(shard) {}
+  Loader(const Checkpoint& ckpt, const ShardInfo& shard, HostVectors& store) : ckpt_(ckpt), c_(ckpt.config()), s_(shard), store_(store) {}
 
   std::string name(Kind k, int layer) const {
     std::string n = c_.original_format ? rule_of(k).original : rule_of(k).hf;
@@ -122,14 +122,14 @@ class Loader {
   }
 
   // A vector (gain/bias/sinks), widened to fp32, restricted to [begin, end) of its logical rows.
-  std::vector<float> vector(Kind k, int layer, int64_t logical_len, int64_t begin, int64_t end) const {
+  Span<float> vector(Kind k, int layer, int64_t logical_len, int64_t begin, int64_t end, bool zero = false) const {
     const TensorRef& t = tensor(k, layer, {logical_len}, true);
     const int64_t off = part_rows(k).first;
     std::vector<float> out(static_cast<size_t>(end - begin));
     for (int64_t i = begin; i < end; ++i) {
-      out[i - begin] = read_scalar(t, off + i);
+      out[i - begin] = zero ? 0.0f : read_scalar(t, off + i);
     }
-    return out;
+    return store_.keep(std::move(out));
   }
 
   static float read_scalar(const TensorRef& t, int64_t i) {
@@ -181,8 +181,7 @@ class Loader {
     a.k = linear(Kind::KW, Kind::KB, l, c_.kv_width(), H, kv0, kv1);
     a.v = linear(Kind::VW, Kind::VB, l, c_.kv_width(), H, kv0, kv1);
     a.o.w = matrix(Kind::OW, l, H, c_.q_width(), 0, H, q0, q1);
-    a.o.bias = vector(Kind::OB, l, H, 0, H);
-    if (s_.rank != 0) std::fill(a.o.bias.begin(), a.o.bias.end(), 0.0f);
+    a.o.bias = vector(Kind::OB, l, H, 0, H, /*zero=*/s_.rank != 0);
     a.sinks = vector(Kind::Sinks, l, c_.num_q_heads, s_.q_head_begin, s_.q_head_end);
 
     MoEWeights& m = w.moe;
@@ -199,9 +198,9 @@ class Loader {
     const uint8_t* w2s = u8(Kind::W2Scales, l, {E, H, ib});
     const TensorRef& b1 = tensor(Kind::W1Bias, l, {E, 2 * I}, true);
     const TensorRef& b2 = tensor(Kind::W2Bias, l, {E, H}, true);
-    m.local_of_global.assign(E, -1);
+    std::vector<int32_t> local_of_global(E, -1);
     for (int e : s_.experts) {
-      m.local_of_global[e] = static_cast<int>(m.experts.size());
+      local_of_global[e] = static_cast<int32_t>(m.experts.size());
       Expert x;
       x.w1 = {w1b + e * 2 * I * hb * 16, w1s + e * 2 * I * hb, 2 * I, H};
       x.w2 = {w2b + e * H * ib * 16, w2s + e * H * ib, H, I};
@@ -210,12 +209,14 @@ class Loader {
       SafetensorsFile::populate(x.w1.scales, 2 * I * hb);
       SafetensorsFile::populate(x.w2.blocks, H * ib * 16);
       SafetensorsFile::populate(x.w2.scales, H * ib);
-      x.b1.resize(2 * I);
-      x.b2.resize(H);
-      for (int64_t i = 0; i < 2 * I; ++i) x.b1[i] = read_scalar(b1, e * 2 * I + i);
-      for (int64_t i = 0; i < H; ++i) x.b2[i] = read_scalar(b2, e * H + i);
+      std::vector<float> bias1(2 * I), bias2(H);
+      for (int64_t i = 0; i < 2 * I; ++i) bias1[i] = read_scalar(b1, e * 2 * I + i);
+      for (int64_t i = 0; i < H; ++i) bias2[i] = read_scalar(b2, e * H + i);
+      x.b1 = store_.keep(std::move(bias1));
+      x.b2 = store_.keep(std::move(bias2));
       m.experts.push_back(std::move(x));
     }
+    m.local_of_global = store_.keep(std::move(local_of_global));
     return w;
   }
 
@@ -223,6 +224,7 @@ class Loader {
   const Checkpoint& ckpt_;
   const ModelConfig& c_;
   const ShardInfo& s_;
+  HostVectors& store_;
 };
 
 ShardInfo plan_shard(const ModelConfig& c, const ShardSpec& spec) {
@@ -270,12 +272,14 @@ std::shared_ptr<const ModelWeights> load_weights(const std::string& dir, const S
   w->config = ckpt->config();
   const ModelConfig& c = w->config;
   w->shard = plan_shard(c, spec);
-  Loader ld(*ckpt, w->shard);
+  auto store = std::make_shared<HostVectors>();
+  Loader ld(*ckpt, w->shard, *store);
   w->embed = ld.matrix(Kind::Embed, 0, c.vocab, c.hidden, 0, c.vocab, 0, c.hidden);
   w->final_norm = ld.vector(Kind::FinalNorm, 0, c.hidden, 0, c.hidden);
   w->lm_head = ld.matrix(Kind::LmHead, 0, c.vocab, c.hidden, 0, c.vocab, 0, c.hidden);
   for (int l = 0; l < c.num_layers; ++l) w->layers.push_back(ld.layer(l));
   w->checkpoint = std::move(ckpt);
+  w->storage = std::move(store);
   return w;
 }
 

@@ -63,59 +63,82 @@ static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentrati
 }
 
 // ---- KV cache ----------------------------------------------------------------------------------
-KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks)
+KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
+                 const DeviceMemory& memory)
     : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_sliding_(num_sliding_blocks),
-      window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin),
-      head_dim_(c.head_dim) {
+      window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin), head_dim_(c.head_dim), full_(memory),
+      sliding_kv_(memory) {
   check(block_size > 0 && num_full_blocks >= 0 && num_sliding_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
   block_floats_ = 2ll * kv_heads_ * block_size * head_dim_;
   int n_full = 0, n_slide = 0;
   for (bool sl : sliding_) index_in_kind_.push_back(sl ? n_slide++ : n_full++);
+  const size_t full_floats = static_cast<size_t>(n_full) * num_full_blocks * block_floats_;
+  const size_t sliding_floats = static_cast<size_t>(n_slide) * num_sliding_blocks * block_floats_;
   try {
-    full_.assign(static_cast<size_t>(n_full) * num_full_blocks * block_floats_, 0.0f);
-    sliding_kv_.assign(static_cast<size_t>(n_slide) * num_sliding_blocks * block_floats_, 0.0f);
-  } catch (const std::bad_alloc&) {
+    memory.zero(full_.reserve(full_floats), full_floats * sizeof(float));
+    memory.zero(sliding_kv_.reserve(sliding_floats), sliding_floats * sizeof(float));
+  } catch (const Error& e) {
     fail(gptoss_status_insufficient_memory, "kv cache: cannot allocate " + std::to_string(num_full_blocks) + " + " +
-                                                std::to_string(num_sliding_blocks) + " blocks");
+                                                std::to_string(num_sliding_blocks) + " blocks (" + e.what() + ")");
   }
 }
 
 KvLayer KvCache::layer(int l) const {
   const bool sliding = sliding_[l];
   const int64_t per_layer = static_cast<int64_t>(sliding ? num_sliding_ : num_full_) * block_floats_;
-  float* base = const_cast<float*>(sliding ? sliding_kv_.data() : full_.data()) + index_in_kind_[l] * per_layer;
+  float* base = (sliding ? sliding_kv_.data() : full_.data()) + index_in_kind_[l] * per_layer;
   return KvLayer{base, block_size_, kv_heads_, head_dim_};
 }
 
 // ---- the transformer ---------------------------------------------------------------------------
+// A step's buffers. The device arrays are what the ops read and write (in the backend's memory); the
+// rest is the host's plan of the step (job lists, runs, and the routing groups it reads back).
 struct Transformer::Scratch {
-  int T = 0;
-  std::vector<int32_t> positions;
-  std::vector<uint8_t> panel_row;  // [T]: the row belongs to a long prefill chunk (RowPath::Panel)
+  explicit Scratch(const DeviceMemory& m)
+      : tokens(m), positions(m), panel_row(m), seqs(m), blocks(m), h(m), t(m), q(m), k(m), v(m), attn(m), proj(m), router(m),
+        expert_idx(m), expert_w(m), xs(m), u(m), z(m), y(m), row_weight(m), token_rows(m), groups(m), totals(m), head_rows(m),
+        last(m), logits(m) {}
+  int T = 0, out_rows = 0;
   struct Run {
     int begin, count;
     RowPath path;
   };
   std::vector<Run> runs;  // consecutive rows sharing a path: one dense product each
   std::vector<DenseMatmul> dense_jobs;
-  std::vector<AttnSeq> full_seqs, sliding_seqs;
-  std::vector<float> h, t, q, k, v, attn, proj;  // [T,H] [T,H] [T,Hq·D] [T,Hkv·D] [T,Hkv·D] [T,Hq·D] [T,H]
-  std::vector<float> router;                     // [T,E]
-  std::vector<int32_t> expert_idx;               // [T,K]
-  std::vector<float> expert_w;                   // [T,K]
-  std::vector<float> xs, u, z, y;                // per-expert gathered rows
-  // Routing, reused by every layer of the step.
-  std::vector<float> row_weight;    // [T·K]
-  std::vector<int32_t> token_rows;  // [T·K]
-  std::vector<ExpertRows> groups;   // [E]
-  std::vector<int32_t> totals;      // [2]
   std::vector<ExpertMatmul> w1, w2;
+  std::vector<ExpertRows> host_groups;  // the routing groups, read back to build the expert jobs
+  int32_t host_totals[2] = {};
+  const AttnSeq* full_seqs = nullptr;  // device: [num_seqs] each, their block tables in `blocks`
+  const AttnSeq* sliding_seqs = nullptr;
+  int num_seqs = 0;
+
+  DeviceArray<int32_t> tokens, positions;
+  DeviceArray<uint8_t> panel_row;  // [T]: the row belongs to a long prefill chunk (RowPath::Panel)
+  DeviceArray<AttnSeq> seqs;       // full then sliding
+  DeviceArray<int32_t> blocks;     // every sequence's block tables
+  DeviceArray<float> h, t, q, k, v, attn, proj;  // [T,H] [T,H] [T,Hq·D] [T,Hkv·D] [T,Hkv·D] [T,Hq·D] [T,H]
+  DeviceArray<float> router;                     // [T,E]
+  DeviceArray<int32_t> expert_idx;               // [T,K]
+  DeviceArray<float> expert_w;                   // [T,K]
+  DeviceArray<float> xs, u, z, y;                // routed rows
+  DeviceArray<float> row_weight;                 // [T·K]
+  DeviceArray<int32_t> token_rows;               // [T·K]
+  DeviceArray<ExpertRows> groups;                // [E]
+  DeviceArray<int32_t> totals;                   // [2]
+  DeviceArray<int32_t> head_rows;                // [T]: row of `last`, or -1
+  DeviceArray<float> last, logits;               // [out rows, H], [out rows, V]
 };
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
-    : w_(std::move(w)), ops_(ops), all_reduce_(all_reduce) {
+    : w_(std::move(w)), ops_(ops), all_reduce_(all_reduce), inv_freq_dev_(ops.memory),
+      scratch_(std::make_unique<Scratch>(ops.memory)) {
   inv_freq_ = yarn_inv_freq(w_->config, &concentration_);
+  inv_freq_dev_.assign(inv_freq_);
 }
+
+Transformer::~Transformer() = default;
+
+int Transformer::logit_rows() const { return scratch_->out_rows; }
 
 // Dense products over the step's rows: one job per run of rows that share a path, all in one group.
 struct Product {
@@ -130,7 +153,7 @@ void Transformer::dense(Scratch& s, std::initializer_list<Product> products) con
   for (const auto& r : s.runs)
     for (const Product& p : products)
       s.dense_jobs.push_back({p.x + r.begin * p.l.w.cols, r.count, p.l.w, p.l.bias.empty() ? nullptr : p.l.bias.data(),
-                         p.out + r.begin * p.ldo, p.ldo, r.path});
+                              p.out + r.begin * p.ldo, p.ldo, r.path});
   ops_.f32_bf16w_matmul(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
 }
 
@@ -142,17 +165,17 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   double t0 = Profile::now();
   ops_.f32_rmsnorm(s.h.data(), T, H, a.norm.data(), c.rms_eps, s.t.data());
   dense(s, {{s.t.data(), a.q, s.q.data(), hq * D}, {s.t.data(), a.k, s.k.data(), hkv * D}, {s.t.data(), a.v, s.v.data(), hkv * D}});
-  ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_.data(), concentration_);
-  ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_.data(), concentration_);
+  ops_.f32_rope(s.q.data(), T, hq, D, hq * D, s.positions.data(), inv_freq_dev_.data(), concentration_);
+  ops_.f32_rope(s.k.data(), T, hkv, D, hkv * D, s.positions.data(), inv_freq_dev_.data(), concentration_);
   g_profile.add(0, t0);
   t0 = Profile::now();
   const KvLayer layer = kv.layer(l);
-  const auto& seqs = w_->layers[l].sliding ? s.sliding_seqs : s.full_seqs;
+  const AttnSeq* seqs = w_->layers[l].sliding ? s.sliding_seqs : s.full_seqs;
   const int window = w_->layers[l].sliding ? c.sliding_window : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer,
-                      hq, a.sinks.data(), scale, window, s.attn.data(), hq * D);
-  ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs.data(), static_cast<int>(seqs.size()), layer);
+  ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs, s.num_seqs, layer, hq, a.sinks.data(), scale,
+                      window, s.attn.data(), hq * D);
+  ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs, s.num_seqs, layer);
   g_profile.add(1, t0);
   t0 = Profile::now();
   dense(s, {{s.attn.data(), a.o, s.proj.data(), H}});
@@ -178,18 +201,23 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   // group, and the weighted rows are added back per token.
   ops_.moe_route(s.expert_idx.data(), s.expert_w.data(), T, K, E, m.local_of_global.data(), s.panel_row.data(),
                  MoeRoute{s.row_weight.data(), s.token_rows.data(), s.groups.data(), s.totals.data()});
-  ops_.f32_moe_gather(s.t.data(), H, s.token_rows.data(), T, K, s.xs.data());
-  const int num_groups = s.totals[0], rows = s.totals[1];
+  ops_.f32_scatter_rows(s.t.data(), H, s.token_rows.data(), T, K, s.xs.data());
+  // The expert products are launched per group from the host, so the groups come back (a few hundred
+  // bytes); the rest of the routing stays on the device.
+  s.totals.download(s.host_totals, 2);
+  const int num_groups = s.host_totals[0], rows = s.host_totals[1];
+  s.host_groups.resize(num_groups);
+  s.groups.download(s.host_groups.data(), num_groups);
   s.w1.clear();
   s.w2.clear();
   for (int g = 0; g < num_groups; ++g) {
-    const ExpertRows& r = s.groups[g];
+    const ExpertRows& r = s.host_groups[g];
     const Expert& x = m.experts[r.slot];
     for (const auto [begin, count, path] : {std::tuple{r.begin, r.streamed, RowPath::Stream},
                                             std::tuple{r.begin + r.streamed, r.n - r.streamed, RowPath::Panel}}) {
       if (count == 0) continue;
-      s.w1.push_back({&s.xs[begin * static_cast<int64_t>(H)], count, x.w1, x.b1.data(), &s.u[begin * 2ll * I], path});
-      s.w2.push_back({&s.z[begin * static_cast<int64_t>(I)], count, x.w2, x.b2.data(), &s.y[begin * static_cast<int64_t>(H)], path});
+      s.w1.push_back({s.xs.data() + begin * static_cast<int64_t>(H), count, x.w1, x.b1.data(), s.u.data() + begin * 2ll * I, path});
+      s.w2.push_back({s.z.data() + begin * static_cast<int64_t>(I), count, x.w2, x.b2.data(), s.y.data() + begin * static_cast<int64_t>(H), path});
     }
   }
   g_profile.add(6, t0);
@@ -208,12 +236,16 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   ops_.f32_add(s.h.data(), s.proj.data(), static_cast<int64_t>(T) * H);
 }
 
-std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
+// Checks the step's chunks against the cache and uploads what the ops read about them: positions,
+// each row's path, and the sequences' block tables.
+void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& s) const {
   const ModelConfig& c = w_->config;
-  const int T = static_cast<int>(tokens.size()), H = c.hidden, D = c.head_dim;
-  Scratch s;
-  s.T = T;
-  int row = 0, out_rows = 0;
+  std::vector<int32_t> positions, blocks;
+  std::vector<uint8_t> panel_row;
+  std::vector<AttnSeq> attn;  // full, then sliding; blocks as offsets into `blocks` until uploaded
+  s.runs.clear();
+  int row = 0;
+  s.out_rows = 0;
   for (const SeqChunk& q : seqs) {
     check(q.num_tokens > 0 && q.pos_begin >= 0, gptoss_status_invalid_argument, "step: empty sequence chunk");
     check(q.pos_begin + q.num_tokens <= c.max_positions, gptoss_status_context_overflow, "step: position past the context length");
@@ -230,68 +262,96 @@ std::vector<float> Transformer::forward(const std::vector<int32_t>& tokens, cons
       check((b == -1 && i < first_live) || (b >= 0 && b < kv.num_sliding_blocks()), gptoss_status_invalid_argument,
             "step: sliding block " + std::to_string(i) + " (id " + std::to_string(b) + ") is missing or out of range");
     }
-    s.full_seqs.push_back({row, q.num_tokens, q.pos_begin, q.full_blocks.data(), static_cast<int>(q.full_blocks.size())});
-    s.sliding_seqs.push_back({row, q.num_tokens, q.pos_begin, q.sliding_blocks.data(), static_cast<int>(q.sliding_blocks.size())});
-    for (int i = 0; i < q.num_tokens; ++i) s.positions.push_back(q.pos_begin + i);
+    for (int i = 0; i < q.num_tokens; ++i) positions.push_back(q.pos_begin + i);
     const RowPath path = q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
-    s.panel_row.insert(s.panel_row.end(), q.num_tokens, path == RowPath::Panel);
+    panel_row.insert(panel_row.end(), q.num_tokens, path == RowPath::Panel);
     if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += q.num_tokens;
     else s.runs.push_back({row, q.num_tokens, path});
     row += q.num_tokens;
-    out_rows += q.all_logits ? q.num_tokens : 1;
+    s.out_rows += q.all_logits ? q.num_tokens : 1;
   }
-  check(row == T, gptoss_status_invalid_argument, "step: token count does not match the sequence chunks");
+  for (bool sliding : {false, true}) {
+    row = 0;
+    for (const SeqChunk& q : seqs) {
+      const auto& table = sliding ? q.sliding_blocks : q.full_blocks;
+      attn.push_back({row, q.num_tokens, q.pos_begin, nullptr, static_cast<int>(table.size())});
+      blocks.insert(blocks.end(), table.begin(), table.end());
+      row += q.num_tokens;
+    }
+  }
+  check(row == s.T, gptoss_status_invalid_argument, "step: token count does not match the sequence chunks");
+  const int32_t* device_blocks = s.blocks.assign(blocks);
+  for (AttnSeq& a : attn) {
+    a.blocks = device_blocks;
+    device_blocks += a.num_blocks;
+  }
+  s.num_seqs = static_cast<int>(seqs.size());
+  s.full_seqs = s.seqs.assign(attn);
+  s.sliding_seqs = s.full_seqs + seqs.size();
+  s.positions.assign(positions);
+  s.panel_row.assign(panel_row);
+}
+
+// Only the rows whose logits are wanted go through the final norm and the (large) unembedding; a long
+// chunk's rows take the panel path when all of them are wanted.
+void Transformer::head(const std::vector<SeqChunk>& seqs, Scratch& s) const {
+  const ModelConfig& c = w_->config;
+  const int H = c.hidden;
+  float* last = s.last.reserve(static_cast<size_t>(s.out_rows) * H);
+  std::vector<int32_t> dest(s.T, -1);  // row of `last` for each wanted row of h
+  s.runs.clear();
+  int o = 0, row = 0;
+  for (const SeqChunk& q : seqs) {
+    const int first = q.all_logits ? row : row + q.num_tokens - 1, n = row + q.num_tokens - first;
+    const RowPath path = q.all_logits && q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
+    if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += n;
+    else s.runs.push_back({o, n, path});
+    for (int r = first; r < row + q.num_tokens; ++r) dest[r] = o++;
+    row += q.num_tokens;
+  }
+  ops_.f32_scatter_rows(s.h.data(), H, s.head_rows.assign(dest), s.T, 1, last);
+  ops_.f32_rmsnorm(last, s.out_rows, H, w_->final_norm.data(), c.rms_eps, last);
+  float* logits = s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
+  for (const auto& r : s.runs)
+    ops_.f32_bf16w_unembed(last + r.begin * static_cast<int64_t>(H), r.count, w_->lm_head, logits + r.begin * static_cast<int64_t>(c.vocab),
+                           r.path);
+}
+
+const float* Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
+  const ModelConfig& c = w_->config;
+  Scratch& s = *scratch_;
+  const int T = static_cast<int>(tokens.size()), H = c.hidden, D = c.head_dim;
+  s.T = T;
+  plan(seqs, kv, s);
 
   const ShardInfo& sh = w_->shard;
-  const int hq = sh.q_head_end - sh.q_head_begin, hkv = sh.kv_head_end - sh.kv_head_begin;
-  const int max_routed = T * c.experts_per_token;  // every (token, expert) pair gets its own row
-  s.h.resize(static_cast<size_t>(T) * H);
-  s.t.resize(s.h.size());
-  s.proj.resize(s.h.size());
-  s.q.resize(static_cast<size_t>(T) * hq * D);
-  s.attn.resize(s.q.size());
-  s.k.resize(static_cast<size_t>(T) * hkv * D);
-  s.v.resize(s.k.size());
-  s.router.resize(static_cast<size_t>(T) * c.num_experts);
-  s.expert_idx.resize(static_cast<size_t>(T) * c.experts_per_token);
-  s.expert_w.resize(s.expert_idx.size());
-  s.token_rows.resize(s.expert_idx.size());
-  s.row_weight.resize(s.expert_idx.size());
-  s.groups.resize(c.num_experts);
-  s.totals.resize(2);
-  s.xs.resize(static_cast<size_t>(max_routed) * H);
-  s.u.resize(static_cast<size_t>(max_routed) * 2 * c.intermediate);
-  s.z.resize(static_cast<size_t>(max_routed) * c.intermediate);
-  s.y.resize(static_cast<size_t>(max_routed) * H);
+  const size_t hq = sh.q_head_end - sh.q_head_begin, hkv = sh.kv_head_end - sh.kv_head_begin;
+  const size_t rows = static_cast<size_t>(T), routed = rows * c.experts_per_token;  // every (token, expert) pair gets its own row
+  for (auto* a : {&s.h, &s.t, &s.proj}) a->reserve(rows * H);
+  for (auto* a : {&s.q, &s.attn}) a->reserve(rows * hq * D);
+  for (auto* a : {&s.k, &s.v}) a->reserve(rows * hkv * D);
+  s.router.reserve(rows * c.num_experts);
+  s.expert_idx.reserve(routed);
+  s.expert_w.reserve(routed);
+  s.token_rows.reserve(routed);
+  s.row_weight.reserve(routed);
+  s.groups.reserve(c.num_experts);
+  s.totals.reserve(2);
+  s.xs.reserve(routed * H);
+  s.u.reserve(routed * 2 * c.intermediate);
+  s.z.reserve(routed * c.intermediate);
+  s.y.reserve(routed * H);
 
-  ops_.bf16w_embed(w_->embed, tokens.data(), T, s.h.data());
+  ops_.bf16w_embed(w_->embed, s.tokens.assign(tokens), T, s.h.data());
   for (int l = 0; l < c.num_layers; ++l) {
     attention_block(l, s, kv);
     mlp_block(l, s);
   }
-
   const double t_head = Profile::now();
-  // Only the rows whose logits are wanted go through the final norm and the (large) unembedding; a long
-  // chunk's rows take the panel path when all of them are wanted.
-  std::vector<float> last(static_cast<size_t>(out_rows) * H);
-  s.runs.clear();
-  int o = 0;
-  row = 0;
-  for (const SeqChunk& q : seqs) {
-    const int first = q.all_logits ? row : row + q.num_tokens - 1;
-    const RowPath path = q.all_logits && q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
-    if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += row + q.num_tokens - first;
-    else s.runs.push_back({o, row + q.num_tokens - first, path});
-    for (int r = first; r < row + q.num_tokens; ++r, ++o) std::copy_n(&s.h[r * static_cast<int64_t>(H)], H, &last[o * static_cast<int64_t>(H)]);
-    row += q.num_tokens;
-  }
-  ops_.f32_rmsnorm(last.data(), out_rows, H, w_->final_norm.data(), c.rms_eps, last.data());
-  std::vector<float> logits(static_cast<size_t>(out_rows) * c.vocab);
-  for (const auto& r : s.runs)
-    ops_.f32_bf16w_unembed(&last[r.begin * static_cast<int64_t>(H)], r.count, w_->lm_head, &logits[r.begin * static_cast<int64_t>(c.vocab)], r.path);
+  head(seqs, s);
   g_profile.add(5, t_head);
   g_profile.step_done();
-  return logits;
+  return s.logits.data();
 }
 
 }  // namespace gptoss

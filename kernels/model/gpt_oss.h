@@ -24,20 +24,22 @@ class AllReduce {
 // -1 for blocks that lie wholly before the window: the scheduler frees (or caches) those.
 class KvCache {
  public:
-  KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks);
+  // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind).
+  KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
+          const DeviceMemory& memory);
   KvLayer layer(int l) const;
   int block_size() const { return block_size_; }
   int num_full_blocks() const { return num_full_; }
   int num_sliding_blocks() const { return num_sliding_; }
   int window() const { return window_; }
-  uint64_t bytes() const { return (full_.size() + sliding_kv_.size()) * sizeof(float); }
+  uint64_t bytes() const { return (full_.capacity() + sliding_kv_.capacity()) * sizeof(float); }
 
  private:
   std::vector<bool> sliding_;
   std::vector<int> index_in_kind_;
   int block_size_, num_full_, num_sliding_, window_, kv_heads_, head_dim_;
   int64_t block_floats_;
-  std::vector<float> full_, sliding_kv_;
+  DeviceArray<float> full_, sliding_kv_;
 };
 
 struct SeqChunk {
@@ -68,12 +70,19 @@ class Transformer {
   Precision precision() const { return precision_; }
   const ModelWeights& weights() const { return *w_; }
 
+  ~Transformer();
+
   // tokens: the step's rows, sequence after sequence. Returns logits [rows, vocab] for the requested rows
-  // (per sequence: all of its rows, or its last row), in order.
-  std::vector<float> forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+  // (per sequence: all of its rows, or its last row), in order, in the backend's memory; valid until the
+  // next forward.
+  const float* forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+  // Rows of logits the last forward returned.
+  int logit_rows() const;
 
  private:
   struct Scratch;
+  void plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& s) const;
+  void head(const std::vector<SeqChunk>& seqs, Scratch& s) const;
   void dense(Scratch& s, std::initializer_list<Product> products) const;
   void attention_block(int l, Scratch& s, KvCache& kv) const;
   void mlp_block(int l, Scratch& s) const;
@@ -83,7 +92,9 @@ class Transformer {
   AllReduce* all_reduce_;
   std::vector<float> inv_freq_;
   float concentration_;
+  DeviceArray<float> inv_freq_dev_;
   Precision precision_ = Precision::Exact;
+  std::unique_ptr<Scratch> scratch_;  // reused by every step
 };
 
 }  // namespace gptoss

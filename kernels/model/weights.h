@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <type_traits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,27 +20,27 @@ class Checkpoint;
 
 struct Linear {
   MatrixBF16 w;
-  std::vector<float> bias;  // empty = no bias
+  Span<float> bias;  // empty = no bias
 };
 
 struct Expert {
   MxFp4Matrix w1;          // [2I, H], gate/up interleaved rows
-  std::vector<float> b1;   // [2I]
+  Span<float> b1;          // [2I]
   MxFp4Matrix w2;          // [H, I]
-  std::vector<float> b2;   // [H]
+  Span<float> b2;          // [H]
 };
 
 struct AttentionWeights {
-  std::vector<float> norm;  // [H]
+  Span<float> norm;  // [H]
   Linear q, k, v;           // local heads
   Linear o;                 // [H, local q width]; bias only on rank 0 (partial sums are all-reduced)
-  std::vector<float> sinks; // [local q heads]
+  Span<float> sinks;  // [local q heads]
 };
 
 struct MoEWeights {
-  std::vector<float> norm;           // [H]
+  Span<float> norm;                  // [H]
   Linear router;                     // [E, H], replicated
-  std::vector<int> local_of_global;  // expert id -> index into experts, or -1 when another rank holds it
+  Span<int32_t> local_of_global;     // expert id -> index into experts, or -1 when another rank holds it
   std::vector<Expert> experts;       // this rank's experts
 };
 
@@ -66,12 +68,31 @@ struct ModelWeights {
   ModelConfig config;
   ShardInfo shard;
   MatrixBF16 embed;        // [V, H]
-  std::vector<float> final_norm;
+  Span<float> final_norm;
   MatrixBF16 lm_head;      // [V, H]
   std::vector<LayerWeights> layers;
   std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
+  std::shared_ptr<const void> storage;           // owns what the Spans (and, once placed, the matrices) view
+};
+
+// Host storage of the loader's small vectors (widened to fp32), viewed by Spans.
+struct HostVectors {
+  std::deque<std::vector<float>> f32;
+  std::deque<std::vector<int32_t>> i32;
+  template <class T>
+  Span<T> keep(std::vector<T> v) {
+    auto& list = [this]() -> auto& { if constexpr (std::is_same_v<T, float>) return f32; else return i32; }();
+    list.push_back(std::move(v));
+    return Span<T>{list.back().data(), static_cast<int64_t>(list.back().size())};
+  }
 };
 
 std::shared_ptr<const ModelWeights> load_weights(const std::string& dir, const ShardSpec& shard);
+
+struct DeviceMemory;
+// The weights in a backend's memory: the same views over copies made once (bf16 matrices packed to
+// ld = cols, MXFP4 experts still packed, small vectors), owned by the result. Where device memory is host
+// memory the host weights are returned as they are.
+std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory);
 
 }  // namespace gptoss

@@ -56,11 +56,11 @@ const OpSet& select_backend(const std::string& backend) {
 }
 
 Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions& options)
-    : weights_(std::move(weights)),
+    : ops_(select_backend(options.backend)),
+      weights_(place_weights(std::move(weights), ops_.memory)),
       comm_(options.comm),
-      ops_(select_backend(options.backend)),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
-      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks) {}
+      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory) {}
 
 void Engine::set_precision(Precision p) {
   std::unique_lock lock(busy_, std::try_to_lock);
@@ -82,23 +82,29 @@ void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>
   chunks.reserve(seqs.size());
   for (const StepSeq& s : seqs) chunks.push_back(s.chunk);
   if (leads()) lockstep::send(*comm_, lockstep::PlanKind::step, tokens, chunks);
-  const std::vector<float> out = transformer_.forward(tokens, chunks, kv_);
+  const float* out = transformer_.forward(tokens, chunks, kv_);
+  if (!ops_.memory.host_is_device) {
+    // Only the rows the step asked for exist (one per sequence unless all_logits): all come back.
+    host_logits_.resize(static_cast<size_t>(transformer_.logit_rows()) * weights_->config.vocab);
+    ops_.memory.download(host_logits_.data(), out, host_logits_.size() * sizeof(float));
+    out = host_logits_.data();
+  }
   sample_and_copy(out, seqs, logits, logits_capacity, samples);
 }
 
-void Engine::sample_and_copy(const std::vector<float>& out, const std::vector<StepSeq>& seqs, float* logits,
+void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs, float* logits,
                              size_t logits_capacity, SampleResult* samples) const {
   const int V = weights_->config.vocab;
   for (size_t i = 0, row = 0; i < seqs.size(); ++i) {
     const size_t rows = logit_rows(seqs[i]);
-    if (seqs[i].return_logits || seqs[i].sampling != nullptr) check_finite_logits(out.data() + row * V, rows, V, i);
+    if (seqs[i].return_logits || seqs[i].sampling != nullptr) check_finite_logits(out + row * V, rows, V, i);
     row += rows;
   }
   size_t row = 0, written = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     const StepSeq& s = seqs[i];
     const size_t rows = logit_rows(s);
-    const float* first = out.data() + row * V;
+    const float* first = out + row * V;
     if (s.return_logits) {
       check(logits != nullptr && written + rows * V <= logits_capacity, gptoss_status_invalid_argument,
             "engine_step: logits buffer too small (" + std::to_string(logits_capacity) + " floats)");
@@ -110,7 +116,9 @@ void Engine::sample_and_copy(const std::vector<float>& out, const std::vector<St
       const SamplingParams& p = *s.sampling;
       for (int k = 0; k < p.num_prompt; ++k) check(p.prompt[k] >= 0 && p.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
       for (int k = 0; k < p.num_output; ++k) check(p.output[k] >= 0 && p.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
-      ops_.f32_sample(first + (rows - 1) * V, V, p, s.counter, &samples[i]);
+      // The row is host memory here (copied back above on device backends), so the CPU sampler draws:
+      // every backend samples with the same arithmetic and settings.
+      cpu_ops().f32_sample(first + (rows - 1) * V, V, p, s.counter, &samples[i]);
     }
     row += rows;
   }

@@ -59,14 +59,15 @@ class Engine {
 
  private:
   bool leads() const { return comm_ && comm_->world() > 1 && comm_->rank() == 0; }
-  void sample_and_copy(const std::vector<float>& out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
+  void sample_and_copy(const float* out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
                        SampleResult* samples) const;
 
+  const OpSet& ops_;  // first: the weights are placed in its memory
   std::shared_ptr<const ModelWeights> weights_;
   std::shared_ptr<comm::Communicator> comm_;
-  const OpSet& ops_;
   Transformer transformer_;
   KvCache kv_;
+  std::vector<float> host_logits_;  // the step's logit rows, copied back where device memory is not host memory
   std::mutex busy_;  // one step at a time per engine
 };
 

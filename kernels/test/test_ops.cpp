@@ -421,12 +421,12 @@ void test_moe_route_combine(const OpSet& ops) {
 
     auto x = randn(static_cast<size_t>(c.T) * c.H);
     std::vector<float> xs(static_cast<size_t>(rows) * c.H);
-    ops.f32_moe_gather(x.data(), c.H, token_rows.data(), c.T, c.K, xs.data());
+    ops.f32_scatter_rows(x.data(), c.H, token_rows.data(), c.T, c.K, xs.data());
     std::vector<double> gathered(xs.size());
     for (int t = 0; t < c.T; ++t)
       for (int j = 0; j < c.K; ++j)
         if (const int r = want.token_rows[t * c.K + j]; r >= 0) std::copy_n(x.begin() + t * c.H, c.H, gathered.begin() + r * c.H);
-    expect_close(std::string(ops.name) + "/moe_gather/" + c.name, xs.data(), gathered, 0.0);
+    expect_close(std::string(ops.name) + "/scatter_rows/" + c.name, xs.data(), gathered, 0.0);
 
     auto y = randn(static_cast<size_t>(rows) * c.H);
     std::vector<float> out(static_cast<size_t>(c.T) * c.H, 123.0f);  // stale values must not leak in
@@ -460,7 +460,7 @@ int main() {
     if (ready(*ops, "bf16w_embed")) test_embed(*ops);
     if (ready(*ops, "f32_sample")) test_sample(*ops);
     if (ready(*ops, "f32_add")) test_add(*ops);
-    if (ready(*ops, "moe_route") && ready(*ops, "f32_moe_gather") && ready(*ops, "f32_moe_combine")) test_moe_route_combine(*ops);
+    if (ready(*ops, "moe_route") && ready(*ops, "f32_scatter_rows") && ready(*ops, "f32_moe_combine")) test_moe_route_combine(*ops);
   }
   std::printf("ops: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -22,15 +22,19 @@ void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, 
                     const float*, float, int, float*, int64_t);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
+void* device_alloc(size_t);
+void device_release(void*);
+void device_copy(void*, const void*, size_t);
+void device_zero(void*, size_t);
 void moe_route(const int32_t*, const float*, int, int, int, const int32_t*, const uint8_t*, const MoeRoute&);
-void f32_moe_gather(const float*, int, const int32_t*, int, int, float*);
+void f32_scatter_rows(const float*, int, const int32_t*, int, int, float*);
 void f32_moe_combine(const float*, int, const int32_t*, const float*, int, int, float*);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
 
 namespace {
 const char* const kReady[] = {"bf16w_embed", "f32_rmsnorm", "f32_rope", "f32_router_topk", "f32_swiglu_oai",
                               "f32_bf16w_matmul", "f32_bf16w_unembed", "f32_mxfp4w_matmul", "q8_mxfp4w_matmul",
-                              "f32_kv_store", "f32_sdpa_sinks", "f32_add", "moe_route", "f32_moe_gather",
+                              "f32_kv_store", "f32_sdpa_sinks", "f32_add", "moe_route", "f32_scatter_rows",
                               "f32_moe_combine", "f32_sample"};
 }  // namespace
 
@@ -47,6 +51,7 @@ const OpSet& cuda_ops() {
 #else
       "cuda-emu",
 #endif
+      {false, device_alloc, device_release, device_copy, device_copy, device_zero},
       bf16w_embed,
       f32_rmsnorm,
       f32_bf16w_matmul,
@@ -60,7 +65,7 @@ const OpSet& cuda_ops() {
       f32_bf16w_unembed,
       f32_add,
       moe_route,
-      f32_moe_gather,
+      f32_scatter_rows,
       f32_moe_combine,
       f32_sample,
   };

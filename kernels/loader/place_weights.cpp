@@ -1,0 +1,102 @@
+// place_weights.cpp — copies one rank's weights into a backend's memory once, at engine creation: every
+// view of ModelWeights is re-pointed at a device copy. bf16 matrices are packed to ld = cols (a shard's
+// column slice of o_proj would otherwise drag the other ranks' columns along); MXFP4 experts are copied
+// packed, so a device holds 4.25 bits per expert weight as the checkpoint does. A view shared by two
+// fields (tied embeddings) is copied once.
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+#include <utility>
+
+#include "../core/device.h"
+#include "../model/weights.h"
+
+namespace gptoss {
+
+namespace {
+
+// The device copies of one placement; released with the placed weights.
+class DeviceStore {
+ public:
+  explicit DeviceStore(const DeviceMemory& mem) : mem_(mem) {}
+  DeviceStore(const DeviceStore&) = delete;
+  DeviceStore& operator=(const DeviceStore&) = delete;
+  ~DeviceStore() {
+    for (const auto& [key, p] : copies_) mem_.release(p);
+  }
+
+  // Device copy of rows × row_bytes host bytes, row r starting at src + r × stride_bytes.
+  const void* copy(const void* src, int64_t rows, size_t row_bytes, size_t stride_bytes) {
+    if (src == nullptr || rows == 0 || row_bytes == 0) return nullptr;
+    const Key key{src, rows, row_bytes};
+    if (auto it = copies_.find(key); it != copies_.end()) return it->second;
+    const size_t bytes = static_cast<size_t>(rows) * row_bytes;
+    void* dst = mem_.alloc(bytes);
+    copies_.emplace(key, dst);
+    if (stride_bytes == row_bytes) {
+      mem_.upload(dst, src, bytes);
+    } else {
+      std::vector<uint8_t> packed(bytes);
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(packed.data() + r * row_bytes, static_cast<const uint8_t*>(src) + r * stride_bytes, row_bytes);
+      mem_.upload(dst, packed.data(), bytes);
+    }
+    return dst;
+  }
+
+  MatrixBF16 place(const MatrixBF16& m) {
+    const auto* data = static_cast<const bf16_t*>(copy(m.data, m.rows, m.cols * sizeof(bf16_t), m.ld * sizeof(bf16_t)));
+    return MatrixBF16{data, m.rows, m.cols, m.cols};
+  }
+  MxFp4Matrix place(const MxFp4Matrix& m) {
+    const size_t blocks_per_row = static_cast<size_t>(m.cols / 32);
+    return MxFp4Matrix{static_cast<const uint8_t*>(copy(m.blocks, m.rows, blocks_per_row * 16, blocks_per_row * 16)),
+                       static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols};
+  }
+  template <class T>
+  Span<T> place(const Span<T>& v) {
+    return Span<T>{static_cast<const T*>(copy(v.ptr, 1, v.size() * sizeof(T), v.size() * sizeof(T))), v.count};
+  }
+  Linear place(const Linear& l) { return Linear{place(l.w), place(l.bias)}; }
+
+ private:
+  using Key = std::tuple<const void*, int64_t, size_t>;
+  const DeviceMemory& mem_;
+  std::map<Key, void*> copies_;
+};
+
+}  // namespace
+
+std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory) {
+  if (memory.host_is_device) return host;
+  auto store = std::make_shared<DeviceStore>(memory);
+  auto w = std::make_shared<ModelWeights>(*host);  // config, shard and the layer structure; views re-pointed below
+  w->embed = store->place(host->embed);
+  w->lm_head = store->place(host->lm_head);
+  w->final_norm = store->place(host->final_norm);
+  for (LayerWeights& l : w->layers) {
+    AttentionWeights& a = l.attn;
+    a.norm = store->place(a.norm);
+    a.q = store->place(a.q);
+    a.k = store->place(a.k);
+    a.v = store->place(a.v);
+    a.o = store->place(a.o);
+    a.sinks = store->place(a.sinks);
+    MoEWeights& m = l.moe;
+    m.norm = store->place(m.norm);
+    m.router = store->place(m.router);
+    m.local_of_global = store->place(m.local_of_global);
+    for (Expert& x : m.experts) {
+      x.w1 = store->place(x.w1);
+      x.b1 = store->place(x.b1);
+      x.w2 = store->place(x.w2);
+      x.b2 = store->place(x.b2);
+    }
+  }
+  w->checkpoint = nullptr;  // nothing here points into the mapping any more
+  w->storage = std::move(store);
+  return w;
+}
+
+}  // namespace gptoss
