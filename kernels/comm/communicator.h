@@ -57,6 +57,8 @@ class Communicator : public AllReduce {
   // Marks the communicator failed: later collectives throw CommError{aborted} at once.
   virtual void abort(const std::string& reason) = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
+  // Whether the collectives take device (GPU) buffers as they are: NCCL yes, Gloo no.
+  virtual bool device_buffers() const { return false; }
 };
 
 // Gloo over TCP. `rendezvous` names the store the ranks meet in (comm/rendezvous.h: file:///dir,

@@ -119,6 +119,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int world() const override { return world_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
+  bool device_buffers() const override { return true; }
 
   void sum(float* data, int64_t count) override {
     const size_t bytes = static_cast<size_t>(count) * sizeof(float);

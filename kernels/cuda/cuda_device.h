@@ -4,6 +4,10 @@
 
 #include <string>
 
+namespace gptoss {
+struct OpSet;
+}
+
 namespace gptoss::cuda {
 
 struct DeviceProbe {
@@ -14,5 +18,12 @@ struct DeviceProbe {
 };
 
 DeviceProbe probe_devices();
+
+// The CUDA op set ("cuda", built by nvcc) with `ordinal` made the calling thread's device. Throws
+// invalid_argument: "backend not built" when the build has no CUDA, "not available" without device N.
+const OpSet& device_ops(int ordinal);
+// Makes `ordinal` the calling thread's current device: a step may run on any of the addon's worker
+// threads, and the CUDA runtime's current device is per thread.
+void use_device(int ordinal);
 
 }  // namespace gptoss::cuda

@@ -196,9 +196,10 @@ gptoss_status gptoss_engine_stop_followers(gptoss_engine_t engine);
 gptoss_status gptoss_engine_keepalive(gptoss_engine_t engine);
 
 /* ---- engine creation with options -----------------------------------------------------------------
- * backend picks the ops every step of the engine runs on, once: "cpu" (NULL means "cpu") or "cuda-emu"
- * (the CUDA op set run on the CPU by the emulator). "cuda:N" fails with gptoss_status_invalid_argument
- * ("backend not built") for now; any other name fails the same way as unknown. comm NULL: a single rank; otherwise as
+ * backend picks the ops every step of the engine runs on, once: "cpu" (NULL means "cpu"), "cuda:N" (GPU N:
+ * gptoss_status_invalid_argument "backend not built" in a build without CUDA, "not available" without
+ * device N; several ranks need an NCCL communicator) or "cuda-emu" (the CUDA op set run on the CPU by the
+ * emulator); any other name fails with invalid_argument as unknown. comm NULL: a single rank; otherwise as
  * gptoss_engine_create_ranked. gptoss_engine_create and _create_ranked are this with backend "cpu". */
 typedef struct gptoss_engine_options {
   int32_t block_size;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../core/error.h"
+#include "../cuda/cuda_device.h"
 #include "../cuda/ops/cuda_ops.h"
 
 namespace gptoss {
@@ -43,6 +44,14 @@ void check_finite_logits(const float* rows, size_t num_rows, int V, size_t seq) 
   }
 }
 
+// N of "cuda:N", or -1.
+int cuda_ordinal(const std::string& backend) {
+  if (backend.rfind("cuda:", 0) != 0 || backend.size() == 5 || backend.size() > 8) return -1;
+  for (size_t i = 5; i < backend.size(); ++i)
+    if (backend[i] < '0' || backend[i] > '9') return -1;
+  return std::stoi(backend.substr(5));
+}
+
 size_t logit_rows(const StepSeq& s) { return s.chunk.all_logits ? static_cast<size_t>(s.chunk.num_tokens) : 1; }
 
 }  // namespace
@@ -50,17 +59,24 @@ size_t logit_rows(const StepSeq& s) { return s.chunk.all_logits ? static_cast<si
 const OpSet& select_backend(const std::string& backend) {
   if (backend == "cpu") return cpu_ops();
   if (backend == "cuda-emu") return cuda::emulated::cuda_ops();
-  const bool reserved = backend.rfind("cuda:", 0) == 0;
-  fail(gptoss_status_invalid_argument, reserved ? "engine_create: backend not built: '" + backend + "'"
-                                                : "engine_create: unknown backend '" + backend + "' (expected cpu, cuda-emu or cuda:N)");
+  const int ordinal = cuda_ordinal(backend);
+  check(ordinal >= 0, gptoss_status_invalid_argument, "engine_create: unknown backend '" + backend + "' (expected cpu, cuda-emu or cuda:N)");
+  return cuda::device_ops(ordinal);
 }
 
 Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions& options)
     : ops_(select_backend(options.backend)),
+      device_(cuda_ordinal(options.backend)),
       weights_(place_weights(std::move(weights), ops_.memory)),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
-      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory) {}
+      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory) {
+  // The model all-reduces its activations where they are: on a GPU that needs a communicator that
+  // takes device buffers. (cuda-emu's "device" memory is host memory, so Gloo serves it.)
+  check(device_ < 0 || !comm_ || comm_->world() == 1 || comm_->device_buffers(), gptoss_status_unsupported_argument,
+        "engine_create: backend '" + options.backend + "' with " + std::to_string(comm_ ? comm_->world() : 1) +
+            " ranks needs an NCCL communicator (Gloo takes host buffers only)");
+}
 
 void Engine::set_precision(Precision p) {
   std::unique_lock lock(busy_, std::try_to_lock);
@@ -76,6 +92,7 @@ void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>
   if (leads()) lock.lock();
   else lock.try_lock();
   check(lock.owns_lock(), gptoss_status_invalid_state, "engine_step: a step is already running on this engine");
+  if (device_ >= 0) cuda::use_device(device_);
   check(!comm_ || comm_->rank() == 0, gptoss_status_invalid_state,
         "engine_step: rank " + std::to_string(comm_ ? comm_->rank() : 0) + " follows the leader's steps (engine_follow)");
   std::vector<SeqChunk> chunks;
@@ -128,6 +145,7 @@ void Engine::follow() {
   check(comm_ && comm_->rank() > 0, gptoss_status_invalid_state, "engine_follow: only ranks > 0 follow");
   std::unique_lock lock(busy_, std::try_to_lock);
   check(lock.owns_lock(), gptoss_status_invalid_state, "engine_follow: the engine is busy");
+  if (device_ >= 0) cuda::use_device(device_);
   std::vector<int32_t> tokens;
   std::vector<SeqChunk> seqs;
   for (;;) {

@@ -21,8 +21,8 @@ struct EngineOptions {
   int block_size = 16;
   int num_full_blocks = 0;
   int num_sliding_blocks = 0;
-  // "cpu" or "cuda-emu" (the CUDA op set run by the emulator); "cuda:N" fails with invalid_argument
-  // "backend not built" until the engine owns device memory.
+  // "cpu", "cuda:N" (fails with invalid_argument "backend not built" in a build without CUDA or without
+  // device N) or "cuda-emu" (the CUDA op set run on the CPU by the emulator).
   std::string backend = "cpu";
   std::shared_ptr<comm::Communicator> comm;  // null: a single rank
 };
@@ -63,6 +63,7 @@ class Engine {
                        SampleResult* samples) const;
 
   const OpSet& ops_;  // first: the weights are placed in its memory
+  const int device_;  // N of cuda:N (made current on the thread of each step), or -1
   std::shared_ptr<const ModelWeights> weights_;
   std::shared_ptr<comm::Communicator> comm_;
   Transformer transformer_;

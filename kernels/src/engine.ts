@@ -46,9 +46,9 @@ export interface EngineOptions {
    */
   precision?: Precision;
   /**
-   * Where the ops run (default "cpu"), chosen once for the engine's life: "cpu", or "cuda-emu" (the CUDA
-   * kernels run on the CPU by the project's emulator: slow, for tests). "cuda:N" fails with NativeError
-   * invalid_argument "backend not built" until the engine owns device memory.
+   * Where the ops run (default "cpu"), chosen once for the engine's life: "cpu", "cuda:N" (GPU N; fails
+   * with NativeError invalid_argument when the build has no CUDA or there is no device N), or "cuda-emu"
+   * (the CUDA kernels run on the CPU by the project's emulator: slow, for tests).
    */
   backend?: Backend;
 }
