@@ -8,7 +8,7 @@ import { StaticWorkerDirectory } from "./domain/worker-directory.ts";
 import { createServer } from "./server.ts";
 
 const KEY = "sk-test-0123456789";
-const member = (id: string, model: string, state: MemberState = MemberState.MEMBER_STATE_READY): Member => ({
+const member = (id: string, model: string, state: MemberState = MemberState.MEMBER_STATE_READY, device = "cpu"): Member => ({
   workerId: id,
   address: "127.0.0.1:1",
   model,
@@ -20,6 +20,7 @@ const member = (id: string, model: string, state: MemberState = MemberState.MEMB
   registeredUnixMs: 1_700_000_000_000,
   numExperts: 0,
   wantsGroup: false,
+  device,
 });
 
 let app: FastifyInstance;
@@ -30,7 +31,10 @@ beforeAll(async () => {
   app = createServer({
     config,
     log: createLogger("gateway-test", "silent"),
-    directory: new StaticWorkerDirectory([member("w1", "gpt-oss-20b"), member("w2", "gpt-oss-120b", MemberState.MEMBER_STATE_STARTING)]),
+    directory: new StaticWorkerDirectory([
+      member("w1", "gpt-oss-20b"),
+      member("w2", "gpt-oss-120b", MemberState.MEMBER_STATE_STARTING, "cuda-emu"),
+    ]),
     registry: createMetricsRegistry("gateway-test"),
   });
   base = await app.listen({ host: "127.0.0.1", port: 0 });
@@ -47,6 +51,14 @@ describe("gateway HTTP surface", () => {
     expect(ids).toEqual(["gpt-oss-120b", "gpt-oss-20b"]);
     const one = await client.models.retrieve("gpt-oss-20b");
     expect(one).toMatchObject({ id: "gpt-oss-20b", object: "model", owned_by: "openai" });
+  });
+
+  it("reports the devices the workers of each model run on (WORKER_DEVICE, from the roster)", async () => {
+    const client = new OpenAI({ apiKey: KEY, baseURL: `${base}/v1` });
+    const devices: Record<string, unknown> = {};
+    for await (const m of client.models.list()) devices[m.id] = (m as unknown as { devices: string[] }).devices;
+    expect(devices).toEqual({ "gpt-oss-120b": ["cuda-emu"], "gpt-oss-20b": ["cpu"] });
+    expect(await client.models.retrieve("gpt-oss-120b")).toMatchObject({ devices: ["cuda-emu"] });
   });
 
   it("answers an unknown model with an OpenAI-shaped 404 the SDK understands", async () => {

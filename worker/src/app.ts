@@ -11,6 +11,7 @@ import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { MembershipAgent } from "./adapters/membership-client.ts";
 import type { WorkerConfig } from "./config.ts";
+import { resolveDevice } from "./engine/device.ts";
 import type { EnginePort } from "./engine/engine-port.ts";
 import { loadNativeEngine } from "./engine/load-native-engine.ts";
 import { NoModelEngine } from "./engine/no-model-engine.ts";
@@ -44,15 +45,17 @@ export async function startWorker(
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
   };
   const grouped = config.group.mode === "orchestrated";
+  // What the engine runs on (loadWorkerConfig resolved WORKER_DEVICE; a config built otherwise is resolved here).
+  const device = resolveDevice(config.device, config.rank);
   // A grouped worker loads its shard only once placed: check config.json now (it throws naming the
   // key and the value), so a broken checkpoint fails startup instead of every group it is put in.
   const checkpoint = grouped && config.model.path ? Model.readConfig(config.model.path) : undefined;
-  const waiting = (reason: string) => new NoModelEngine(config.model.name, capacity, reason);
+  const waiting = (reason: string) => new NoModelEngine(config.model.name, capacity, reason, device);
   const eng: EnginePort = grouped
     ? new SwitchableEngine(waiting("waiting for the orchestrator to place this worker in a group"))
     : (engine ??
       (config.model.path ? await loadNativeEngine(config, log, registry) : undefined) ??
-      new NoModelEngine(config.model.name, capacity));
+      new NoModelEngine(config.model.name, capacity, undefined, device));
 
   new Gauge({
     name: "expertmesh_worker_ready",
@@ -105,7 +108,9 @@ export async function startWorker(
         workerId: config.worker_id,
         address: config.grpc.advertise_address || address,
         model: config.model.name,
-        accelerator: Accelerator.ACCELERATOR_CPU,
+        // cuda-emu runs on the CPU: only a GPU device makes this a CUDA member.
+        accelerator: device.startsWith("cuda:") ? Accelerator.ACCELERATOR_CUDA : Accelerator.ACCELERATOR_CPU,
+        device,
         groupId: "",
         rank: config.rank,
         worldSize: config.world_size,
@@ -128,7 +133,7 @@ export async function startWorker(
     );
     membership.start(eng.ready ? MemberState.MEMBER_STATE_READY : MemberState.MEMBER_STATE_STARTING);
   }
-  log.info({ address, metricsAddress, ready: eng.ready, reason: eng.ready ? undefined : eng.notReadyReason }, "worker listening");
+  log.info({ address, metricsAddress, device, ready: eng.ready, reason: eng.ready ? undefined : eng.notReadyReason }, "worker listening");
 
   return {
     address,

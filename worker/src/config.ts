@@ -3,8 +3,9 @@
  * Units are in the names. The Helm chart mounts the same keys as a YAML file.
  */
 import { hostname } from "node:os";
-import { loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
+import { ConfigError, loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
 import { z } from "zod";
+import { DEVICE_SETTING, resolveDevice } from "./engine/device.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
@@ -28,6 +29,14 @@ export const WorkerConfigSchema = z.object({
     .prefault({}),
   rank: z.coerce.number().int().min(0).default(0),
   world_size: positive.default(1),
+  /**
+   * Where the engine runs: cpu; cuda-emu (the CUDA kernels run on the CPU by the project's emulator:
+   * slow, for tests); cuda:N (GPU N: the engine answers "backend not built" until it owns device
+   * memory). Empty: cuda:<rank> when the engine sees a CUDA device, else cpu. loadWorkerConfig resolves
+   * it once and refuses a GPU this machine does not show. Reported as `backend` in Info and as the
+   * member's `device` in the roster (the gateway's /v1/models).
+   */
+  device: z.string().regex(DEVICE_SETTING, "must be cpu, cuda-emu or cuda:N").default(""),
   grpc: z
     .object({
       host: z.string().min(1).default("127.0.0.1"),
@@ -89,6 +98,7 @@ export const workerEnv = {
   "model.precision": "WORKER_PRECISION",
   rank: "WORKER_RANK",
   world_size: "WORKER_WORLD_SIZE",
+  device: "WORKER_DEVICE",
   "grpc.host": "WORKER_HOST",
   "grpc.port": "WORKER_PORT",
   "grpc.advertise_address": "WORKER_ADVERTISE_ADDRESS",
@@ -117,6 +127,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
   if (cfg.group.mode === "orchestrated" && !cfg.orchestrator.address) {
     throw new Error("invalid worker configuration: group.mode orchestrated needs orchestrator.address (WORKER_ORCHESTRATOR_ADDRESS)");
+  }
+  try {
+    cfg.device = resolveDevice(cfg.device, cfg.rank);
+  } catch (err) {
+    throw new ConfigError("worker", [(err as Error).message]);
   }
   return cfg;
 }

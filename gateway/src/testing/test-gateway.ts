@@ -25,6 +25,7 @@ export function readyMember(address: string, model: string, workerId = "w1"): Me
     registeredUnixMs: Date.now(),
     numExperts: 0,
     wantsGroup: false,
+    device: "cpu",
   };
 }
 

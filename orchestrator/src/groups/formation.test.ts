@@ -65,6 +65,7 @@ const worker = (id: string, registered: number): Member => ({
   registeredUnixMs: registered,
   numExperts: 8,
   wantsGroup: true,
+  device: "cpu",
 });
 
 const register = (m: Member) => call<RegisterRequest, RegisterResponse>(client.register, { member: m });

@@ -34,6 +34,7 @@ export function member(id: string, model = "gpt-oss-20b"): Member {
     registeredUnixMs: 1,
     numExperts: 8,
     wantsGroup: false,
+    device: "cpu",
   };
 }
 

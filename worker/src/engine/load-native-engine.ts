@@ -5,6 +5,7 @@ import type { Logger, Registry } from "@expertmesh/common";
 import { type Communicator, Engine, Model } from "@expertmesh/kernels";
 import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
+import { resolveDevice } from "./device.ts";
 import { createEngineMetrics, type EngineMetrics } from "./metrics.ts";
 
 /** This worker's shard of an expert-parallel group (absent: the whole model on one rank). */
@@ -35,7 +36,10 @@ export async function loadModelShard(config: WorkerConfig, log: Logger, shard?: 
   return model;
 }
 
-/** The native engine with its paged KV cache sized from the scheduler's limits (the same on every rank). */
+/**
+ * The native engine on the configured device (WORKER_DEVICE; loadWorkerConfig has resolved it, a config
+ * built otherwise is resolved here), its paged KV cache sized from the scheduler's limits (the same on every rank).
+ */
 export function createNativeEngine(model: Model, config: WorkerConfig, communicator?: Communicator): Engine {
   // Sliding layers need only each sequence's window (plus a block boundary) and this step's prefill
   // chunks, which the token budget bounds.
@@ -47,6 +51,7 @@ export function createNativeEngine(model: Model, config: WorkerConfig, communica
     numFullBlocks: config.kv.num_blocks,
     numSlidingBlocks,
     precision: config.model.precision,
+    backend: resolveDevice(config.device, config.rank),
     ...(communicator ? { communicator } : {}),
   });
 }

@@ -11,15 +11,19 @@ export class NoModelEngine implements EnginePort {
   readonly notReadyReason: string;
   readonly #modelName: string;
   readonly #capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number };
+  readonly #device: string;
 
+  /** `device`: what Info reports as the backend, the device the engine will run on once there is one. */
   constructor(
     modelName: string,
     capacity: { blockSize: number; blocks: number; maxNumSeqs: number; maxTokensPerStep: number },
     reason = "no model loaded (set WORKER_MODEL_PATH)",
+    device = "cpu",
   ) {
     this.#modelName = modelName;
     this.#capacity = capacity;
     this.notReadyReason = reason;
+    this.#device = device;
   }
 
   info() {
@@ -43,7 +47,7 @@ export class NoModelEngine implements EnginePort {
         kvBlocksInUse: 0,
       },
       load: { running: 0, waiting: 0, generationTokensTotal: 0 },
-      backend: "cpu",
+      backend: this.#device,
     };
   }
 

@@ -80,6 +80,7 @@ export class NativeGroupFactory implements GroupEngineFactory {
         maxTokensPerStep: config.scheduler.max_tokens_per_step,
       },
       `rank ${a.rank} of group ${a.groupId} follows rank 0 (send requests to rank 0)`,
+      engine.backend,
     );
     return {
       engine: idle,

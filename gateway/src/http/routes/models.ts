@@ -1,24 +1,32 @@
-/** GET /v1/models and /v1/models/{model}: the models some live worker serves, in OpenAI's shape. */
+/**
+ * GET /v1/models and /v1/models/{model}: the models some live worker serves, in OpenAI's shape, plus
+ * `devices`: where the workers serving it run ("cpu", "cuda-emu", "cuda:N"; WORKER_DEVICE), from the roster.
+ */
 import type { FastifyInstance } from "fastify";
 import type { WorkerDirectory } from "../../domain/worker-directory.ts";
 import { gatewayErrors } from "../../errors.ts";
 
-interface ModelObject {
+export interface ModelObject {
   id: string;
   object: "model";
   created: number;
   owned_by: string;
+  /** The distinct devices of the workers serving this model, sorted (none from workers that predate the field). */
+  devices: string[];
 }
 
-function modelsOf(directory: WorkerDirectory): ModelObject[] {
-  const byId = new Map<string, number>();
+export function modelsOf(directory: WorkerDirectory): ModelObject[] {
+  const byId = new Map<string, { created: number; devices: Set<string> }>();
   for (const m of directory.members()) {
     const created = Math.floor(m.registeredUnixMs / 1000);
-    byId.set(m.model, Math.min(byId.get(m.model) ?? created, created));
+    const entry = byId.get(m.model) ?? { created, devices: new Set<string>() };
+    entry.created = Math.min(entry.created, created);
+    if (m.device) entry.devices.add(m.device);
+    byId.set(m.model, entry);
   }
   return [...byId.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([id, created]) => ({ id, object: "model", created, owned_by: "openai" }));
+    .map(([id, { created, devices }]) => ({ id, object: "model", created, owned_by: "openai", devices: [...devices].sort() }));
 }
 
 export function registerModelRoutes(app: FastifyInstance, directory: WorkerDirectory): void {
