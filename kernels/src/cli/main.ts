@@ -30,7 +30,8 @@ const USAGE = `usage:
       --world W: W local ranks (this process and W-1 children) over Gloo, heads and experts split W ways
       --precision: exact = fp32 activations everywhere; default = int8 activations in the expert products
       --device: cpu (default), cuda-emu (the CUDA kernels on the CPU under the emulator: slow, for checks)
-                or cuda:N (GPU N; not built yet); every rank of --world W runs on the same
+                or cuda:N (GPU N; not with --world W > 1: its ranks meet over Gloo, GPUs need NCCL);
+                every rank of --world W runs on the same
   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--precision P] [--device D] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
