@@ -11,8 +11,7 @@ export interface Capabilities extends RawCapabilities {
   nccl: RawCapabilities["nccl"] & { versionString: string };
   /**
    * The devices an engine may name as its backend here: "cpu" and "cuda-emu" always (the emulator is
-   * part of every build), "cuda:i" for each CUDA device this build sees. Seeing a GPU is not running on
-   * it: until the engine owns device memory, creating an engine on "cuda:i" fails with "backend not built".
+   * part of every build), "cuda:i" for each CUDA device this build sees.
    */
   devices: Backend[];
 }
