@@ -17,7 +17,13 @@ import { errorDetailOf } from "./transport/grpc-errors.ts";
 let worker: RunningWorker;
 
 beforeAll(async () => {
-  const config = loadWorkerConfig({ WORKER_PORT: "0", WORKER_METRICS_PORT: "0", WORKER_ID: "w-test", WORKER_KV_NUM_BLOCKS: "128" });
+  const config = loadWorkerConfig({
+    WORKER_PORT: "0",
+    WORKER_METRICS_PORT: "0",
+    WORKER_ID: "w-test",
+    WORKER_KV_NUM_BLOCKS: "128",
+    WORKER_DEVICE: "cuda-emu",
+  });
   worker = await startWorker(config, createLogger("worker-test", "silent"));
 });
 afterAll(async () => {
@@ -25,10 +31,11 @@ afterAll(async () => {
 });
 
 describe("worker without a model, over real gRPC", () => {
-  it("answers Info with its identity and capacity", async () => {
+  it("answers Info with its identity, capacity and device", async () => {
     const client = new WorkerClient(worker.address, credentials.createInsecure());
     const info = await new Promise((resolve, reject) => client.info({}, (err, res) => (err ? reject(err) : resolve(res))));
     expect(info).toMatchObject({ workerId: "w-test", rank: 0, worldSize: 1, capacity: { kvBlocksTotal: 128, kvBlocksFree: 128 } });
+    expect(info).toMatchObject({ backend: "cuda-emu" }); // the configured device, before any engine exists
     client.close();
   });
 
