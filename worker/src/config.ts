@@ -32,7 +32,7 @@ export const WorkerConfigSchema = z.object({
   /**
    * Where the engine runs: cpu; cuda-emu (the CUDA kernels run on the CPU by the project's emulator:
    * slow, for tests); cuda:N (GPU N; a group of W > 1 on GPUs needs NCCL, which the groups do not use
-   * yet: the engine refuses it over their Gloo communicator). Empty: cuda:<rank> when the engine sees a
+   * yet: the engine refuses it over their Gloo communicator). Empty: cuda:<rank mod GPUs> when the engine sees a
    * CUDA device, else cpu. loadWorkerConfig resolves it once and refuses a GPU this machine does not
    * show. Reported as `backend` in Info and as the member's `device` in the roster (/v1/models).
    */

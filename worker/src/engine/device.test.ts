@@ -18,11 +18,13 @@ describe("resolveDevice", () => {
     expect(resolveDevice("cuda:1", 0, twoGpus)).toBe("cuda:1");
   });
 
-  it("unset: cuda:<rank> when a CUDA device is visible, else cpu", () => {
+  it("unset: cuda:<rank mod GPUs> when a CUDA device is visible, else cpu", () => {
     expect(resolveDevice("", 0, noGpu)).toBe("cpu");
     expect(resolveDevice("", 5, noGpu)).toBe("cpu");
     expect(resolveDevice("", 0, twoGpus)).toBe("cuda:0");
     expect(resolveDevice("", 1, twoGpus)).toBe("cuda:1");
+    expect(resolveDevice("", 2, twoGpus)).toBe("cuda:0");
+    expect(resolveDevice("", 9, ["cpu", "cuda-emu", "cuda:0"])).toBe("cuda:0"); // one GPU per pod
   });
 
   it("refuses a GPU the machine does not show, naming WORKER_DEVICE and what there is", () => {
@@ -30,9 +32,6 @@ describe("resolveDevice", () => {
       "device (WORKER_DEVICE): 'cuda:0' is not a device here: this machine shows 0 CUDA device(s)",
     );
     expect(() => resolveDevice("cuda:2", 0, twoGpus)).toThrow("set WORKER_DEVICE to one of cpu, cuda-emu, cuda:0, cuda:1");
-    expect(() => resolveDevice("", 2, twoGpus)).toThrow(
-      "cuda:2 (the default for rank 2) is not a device here: this machine shows 2 CUDA device(s)",
-    );
   });
 
   it("refuses anything but cpu, cuda-emu and cuda:N", () => {

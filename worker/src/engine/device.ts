@@ -1,7 +1,8 @@
 /**
  * The device this worker's engine runs on (WORKER_DEVICE): "cpu", "cuda-emu" (the CUDA kernels run on
- * the CPU by the project's emulator: slow, for tests) or "cuda:N". Unset, it is cuda:<rank> when this
- * build sees a CUDA device, else cpu. Resolved and checked once at startup against what the engine
+ * the CPU by the project's emulator: slow, for tests) or "cuda:N". Unset, it is cuda:<rank mod GPUs> when
+ * this build sees a CUDA device (one pod per GPU sees its GPU as cuda:0; ranks packed on a host take
+ * their GPUs in order), else cpu. Resolved and checked once at startup against what the engine
  * reports it can see (capabilities().devices); it does not check that the engine can run there yet.
  */
 import { type Backend, capabilities } from "@expertmesh/kernels";
@@ -16,10 +17,10 @@ export const DEVICE_SETTING = /^(|cpu|cuda-emu|cuda:\d+)$/;
 export function resolveDevice(setting: string, rank: number, devices: readonly Backend[] = capabilities().devices): Backend {
   if (!DEVICE_SETTING.test(setting)) throw new Error(`device (WORKER_DEVICE): must be cpu, cuda-emu or cuda:N, got '${setting}'`);
   const gpus = devices.filter((d) => d.startsWith("cuda:")).length;
-  // The rank stands in for the local rank: one worker per GPU, the ranks of a host numbered from 0.
-  const device = (setting || (gpus > 0 ? `cuda:${rank}` : "cpu")) as Backend;
+  // The rank modulo the visible GPUs stands in for the local rank (ranks of a host are consecutive).
+  const device = (setting || (gpus > 0 ? `cuda:${rank % gpus}` : "cpu")) as Backend;
   if (!devices.includes(device)) {
-    const why = setting ? `'${setting}'` : `cuda:${rank} (the default for rank ${rank})`;
+    const why = `'${setting}'`;
     throw new Error(
       `device (WORKER_DEVICE): ${why} is not a device here: this machine shows ${gpus} CUDA device(s)` +
         (gpus > 0 ? `; set WORKER_DEVICE to one of ${devices.join(", ")}` : ""),
