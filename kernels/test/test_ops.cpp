@@ -17,6 +17,9 @@
 #include "../cuda/cuda_device.h"
 #include "../cuda/ops/cuda_ops.h"
 #include "reference/ops_ref.h"
+#if defined(GPTOSS_HAS_CUDA)
+#include "device_ops.h"
+#endif
 
 using namespace gptoss;
 
@@ -444,7 +447,13 @@ int main() {
   const auto cuda = cuda::probe_devices();
   if (!cuda.compiled) std::printf("SKIP cuda: backend not compiled in this build\n");
   else if (cuda.device_count == 0) std::printf("SKIP cuda: no CUDA device visible (%s)\n", cuda.error.c_str());
-  else std::printf("SKIP cuda: device present, but test_ops does not run the nvcc-built op set yet (device memory comes in a later step)\n");
+#if defined(GPTOSS_HAS_CUDA)
+  else {
+    test::use_managed_heap();  // from here on the cases' buffers are reachable from the device
+    backends.push_back(&test::synced_cuda_ops());
+    std::printf("cuda: %d device(s), running the nvcc-built op set on device 0\n", cuda.device_count);
+  }
+#endif
   // The CUDA sources built against the emulator (cuda/emu): same cases and tolerances as the CPU.
   backends.push_back(&cuda::emulated::cuda_ops());
   for (const OpSet* ops : backends) {
