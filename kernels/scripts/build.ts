@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatTable, missingArchitectures, parsePtxasReport, sassArchitectures, spillViolations } from "./ptxas-report.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const mode = (process.env.EXPERTMESH_CUDA ?? "AUTO").toUpperCase();
@@ -69,5 +70,32 @@ if (cudaFlag === "ON") {
       .map((a) => `sm_${a}`)
       .join(", ")}`,
   );
+  // ptxas's report per gptoss_cuda object (kept by scripts/keep-ptxas-report.sh): the per-kernel table,
+  // also written to build/ptxas-report.log, and the build fails when a decode kernel spills.
+  const objDir = join(buildDir, "CMakeFiles/gptoss_cuda.dir");
+  const objects = readdirSync(objDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu.o"));
+  const reports = objects.map((f) => join(objDir, `${f}.ptxas.txt`));
+  const unreported = objects.filter((_, i) => !existsSync(reports[i] as string));
+  const usage = parsePtxasReport(
+    reports
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f, "utf8"))
+      .join("\n"),
+  );
+  const table = formatTable(usage);
+  writeFileSync(join(buildDir, "ptxas-report.log"), `${table}\n`);
+  console.log(`[kernels] ptxas per kernel and architecture (smem: static shared memory; also in build/ptxas-report.log):`);
+  for (const line of table.split("\n")) console.log(`[kernels]   ${line}`);
+  const problems = [
+    ...unreported.map((f) => `no ptxas report for ${f} (scripts/keep-ptxas-report.sh did not run?)`),
+    ...(usage.length === 0 ? ["ptxas reported no kernel at all"] : []),
+    ...missingArchitectures(usage, sassArchitectures(archs.split(";"))),
+    ...spillViolations(usage),
+  ];
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`[kernels] ${p}`);
+    console.error("[kernels] build failed: ptxas resource check (decode kernels must not spill; rule in scripts/ptxas-report.ts)");
+    process.exit(1);
+  }
 }
 console.log(`[kernels] built build/Release/expertmesh_kernels.node in ${((Date.now() - started) / 1000).toFixed(1)}s`);
