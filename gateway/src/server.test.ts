@@ -21,6 +21,7 @@ const member = (id: string, model: string, state: MemberState = MemberState.MEMB
   numExperts: 0,
   wantsGroup: false,
   device,
+  precision: "default",
 });
 
 let app: FastifyInstance;

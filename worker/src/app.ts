@@ -111,6 +111,7 @@ export async function startWorker(
         // cuda-emu runs on the CPU: only a GPU device makes this a CUDA member.
         accelerator: device.startsWith("cuda:") ? Accelerator.ACCELERATOR_CUDA : Accelerator.ACCELERATOR_CPU,
         device,
+        precision: config.model.precision,
         groupId: "",
         rank: config.rank,
         worldSize: config.world_size,

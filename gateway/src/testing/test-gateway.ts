@@ -26,6 +26,7 @@ export function readyMember(address: string, model: string, workerId = "w1"): Me
     numExperts: 0,
     wantsGroup: false,
     device: "cpu",
+    precision: "default",
   };
 }
 

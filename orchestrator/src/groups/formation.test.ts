@@ -66,6 +66,7 @@ const worker = (id: string, registered: number): Member => ({
   numExperts: 8,
   wantsGroup: true,
   device: "cpu",
+  precision: "default",
 });
 
 const register = (m: Member) => call<RegisterRequest, RegisterResponse>(client.register, { member: m });

@@ -48,6 +48,17 @@ describe("planGroups", () => {
     expect(plan.form[0]?.rendezvous).toBe("redis://r/?prefix=gpt-oss-20b/g1");
   });
 
+  it("groups only workers of the same precision: ranks of a group must compute the same numbers", () => {
+    const exact = (id: string, at: number) => ({ ...waiting(id, at), precision: "exact" });
+    const ms = [waiting("a", 1), exact("b", 2), waiting("c", 3), exact("d", 4), exact("e", 5)];
+    const plan = planGroups(ms, [], policy(2), counter(), 100);
+    expect(plan.form.map((g) => g.memberIds)).toEqual([
+      ["a", "c"],
+      ["b", "d"],
+    ]);
+    expect(plan.form.map((g) => g.model)).toEqual(["gpt-oss-20b", "gpt-oss-20b"]);
+  });
+
   it("ignores workers that do not ask for a group, draining ones and other models' workers per model", () => {
     const ms = [
       { ...waiting("a", 1), wantsGroup: false },

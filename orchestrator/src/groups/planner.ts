@@ -59,13 +59,16 @@ export function planGroups(
     if (reason) dissolve.push({ groupId: g.groupId, reason });
     else for (const id of g.memberIds) placed.add(id);
   }
+  // Workers wait per model and precision: the ranks of a group must compute the same numbers.
   const waiting = new Map<string, Member[]>();
   for (const m of members) {
     if (!m.wantsGroup || placed.has(m.workerId) || m.state === MemberState.MEMBER_STATE_DRAINING) continue;
-    waiting.set(m.model, [...(waiting.get(m.model) ?? []), m]);
+    const key = `${m.model}\u0000${m.precision}`;
+    waiting.set(key, [...(waiting.get(key) ?? []), m]);
   }
   const form: Group[] = [];
-  for (const [model, ms] of [...waiting.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, ms] of [...waiting.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    const model = key.slice(0, key.indexOf("\u0000"));
     const w = policy.worldSize(model);
     // Oldest first: the workers that waited longest get placed first; ties by id for determinism.
     ms.sort((a, b) => a.registeredUnixMs - b.registeredUnixMs || a.workerId.localeCompare(b.workerId));

@@ -35,6 +35,7 @@ export function member(id: string, model = "gpt-oss-20b"): Member {
     numExperts: 8,
     wantsGroup: false,
     device: "cpu",
+    precision: "default",
   };
 }
 

@@ -16,6 +16,7 @@ const member = (id: string, model: string, device: string, registeredUnixMs: num
   numExperts: 0,
   wantsGroup: false,
   device,
+  precision: "default",
 });
 
 describe("modelsOf", () => {
