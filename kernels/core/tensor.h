@@ -33,4 +33,10 @@ struct MxFp4Matrix {
   int64_t rows = 0, cols = 0;
 };
 
+// One expert projection with its bias, as the MoE ops find a local expert's by slot.
+struct ExpertProj {
+  MxFp4Matrix w;
+  const float* bias = nullptr;  // may be null
+};
+
 }  // namespace gptoss

@@ -103,6 +103,24 @@ struct MoeRoute {
   int32_t* totals;      // [2]: number of groups, number of rows
 };
 
+// One MoE projection for every local expert at once, over moe_route's routed rows, reading the groups
+// where they are (in the backend's memory: nothing comes back to the host). Row r of group g:
+// out[r] = x[r] · experts[g.slot].wᵀ + bias; a group's first `streamed` rows take RowPath::Stream, the
+// rest RowPath::Panel. With swiglu, each row's [2I] products (gate/up interleaved) go through the clamped
+// SwiGLU and out gets the [I] result (f32_swiglu_oai's arithmetic).
+struct MoeMatmul {
+  const float* x;             // [rows, cols]
+  const ExpertRows* groups;   // moe_route's
+  const int32_t* totals;      // moe_route's: groups, rows
+  int max_groups;             // a bound on totals[0] the host knows (min(E, T·k))
+  const ExpertProj* experts;  // [local experts]
+  int64_t rows, cols;         // every expert's weight shape
+  float* out;                 // [rows, this->rows] or, with swiglu, [rows, this->rows / 2]
+  bool swiglu = false;
+  float limit = 0.0f, alpha = 0.0f;
+  float* wide = nullptr;  // with swiglu: [rows, this->rows] scratch for a backend that folds after the products
+};
+
 struct OpSet {
   const char* name;
   // Where every pointer an op takes lives (core/device.h).
@@ -146,6 +164,9 @@ struct OpSet {
   // out[t] = Σ row_weight[r] · y[r] over token t's routed rows r, ascending (0 when it has none here).
   void (*f32_moe_combine)(const float* y, int H, const int32_t* token_rows, const float* row_weight, int T, int k,
                           float* out);
+  // MoeMatmul in exact and in serving precision (as f32_ / q8_mxfp4w_matmul).
+  void (*f32_mxfp4w_moe)(const MoeMatmul& p);
+  void (*q8_mxfp4w_moe)(const MoeMatmul& p);
   // Picks the next token from one row of logits; counter = index of the token being sampled.
   void (*f32_sample)(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out);
 };

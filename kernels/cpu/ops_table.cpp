@@ -16,6 +16,8 @@ void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
+void f32_mxfp4w_moe(const MoeMatmul&);
+void q8_mxfp4w_moe(const MoeMatmul&);
 void* host_alloc(size_t);
 void host_release(void*);
 void host_copy(void*, const void*, size_t);
@@ -45,6 +47,8 @@ const OpSet& cpu_ops() {
       cpu::moe_route,
       cpu::f32_scatter_rows,
       cpu::f32_moe_combine,
+      cpu::f32_mxfp4w_moe,
+      cpu::q8_mxfp4w_moe,
       cpu::f32_sample,
   };
   return ops;

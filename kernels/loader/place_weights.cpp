@@ -4,6 +4,7 @@
 // packed, so a device holds 4.25 bits per expert weight as the checkpoint does. A view shared by two
 // fields (tied embeddings) is copied once.
 #include <cstring>
+#include <deque>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -59,11 +60,17 @@ class DeviceStore {
     return Span<T>{static_cast<const T*>(copy(v.ptr, 1, v.size() * sizeof(T), v.size() * sizeof(T))), v.count};
   }
   Linear place(const Linear& l) { return Linear{place(l.w), place(l.bias)}; }
+  // A host table to upload (it holds device pointers already), kept until the upload.
+  Span<ExpertProj> keep(std::vector<ExpertProj> table) {
+    tables_.push_back(std::move(table));
+    return Span<ExpertProj>{tables_.back().data(), static_cast<int64_t>(tables_.back().size())};
+  }
 
  private:
   using Key = std::tuple<const void*, int64_t, size_t>;
   const DeviceMemory& mem_;
   std::map<Key, void*> copies_;
+  std::deque<std::vector<ExpertProj>> tables_;
 };
 
 }  // namespace
@@ -93,6 +100,8 @@ std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWei
       x.w2 = store->place(x.w2);
       x.b2 = store->place(x.b2);
     }
+    m.w1_table = store->place(store->keep(projections(m.experts, &Expert::w1, &Expert::b1)));
+    m.w2_table = store->place(store->keep(projections(m.experts, &Expert::w2, &Expert::b2)));
   }
   w->checkpoint = nullptr;  // nothing here points into the mapping any more
   w->storage = std::move(store);

@@ -217,6 +217,8 @@ class Loader {
       m.experts.push_back(std::move(x));
     }
     m.local_of_global = store_.keep(std::move(local_of_global));
+    m.w1_table = store_.keep(projections(m.experts, &Expert::w1, &Expert::b1));
+    m.w2_table = store_.keep(projections(m.experts, &Expert::w2, &Expert::b2));
     return w;
   }
 

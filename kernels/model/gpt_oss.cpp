@@ -92,7 +92,7 @@ KvLayer KvCache::layer(int l) const {
 
 // ---- the transformer ---------------------------------------------------------------------------
 // A step's buffers. The device arrays are what the ops read and write (in the backend's memory); the
-// rest is the host's plan of the step (job lists, runs, and the routing groups it reads back).
+// rest is the host's plan of the step (job lists and runs).
 struct Transformer::Scratch {
   explicit Scratch(const DeviceMemory& m)
       : tokens(m), positions(m), panel_row(m), seqs(m), blocks(m), h(m), t(m), q(m), k(m), v(m), attn(m), proj(m), router(m),
@@ -105,9 +105,6 @@ struct Transformer::Scratch {
   };
   std::vector<Run> runs;  // consecutive rows sharing a path: one dense product each
   std::vector<DenseMatmul> dense_jobs;
-  std::vector<ExpertMatmul> w1, w2;
-  std::vector<ExpertRows> host_groups;  // the routing groups, read back to build the expert jobs
-  int32_t host_totals[2] = {};
   const AttnSeq* full_seqs = nullptr;  // device: [num_seqs] each, their block tables in `blocks`
   const AttnSeq* sliding_seqs = nullptr;
   int num_seqs = 0;
@@ -120,7 +117,7 @@ struct Transformer::Scratch {
   DeviceArray<float> router;                     // [T,E]
   DeviceArray<int32_t> expert_idx;               // [T,K]
   DeviceArray<float> expert_w;                   // [T,K]
-  DeviceArray<float> xs, u, z, y;                // routed rows
+  DeviceArray<float> xs, u, z, y;                // routed rows (u: W1's [2I] products, where a backend keeps them)
   DeviceArray<float> row_weight;                 // [T·K]
   DeviceArray<int32_t> token_rows;               // [T·K]
   DeviceArray<ExpertRows> groups;                // [E]
@@ -197,35 +194,22 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   g_profile.add(3, t0);
   t0 = Profile::now();
   // Each local expert's tokens as consecutive rows (streamed rows first, then the rows of long prefill
-  // chunks: one product each); all experts' W1 run as one group, SwiGLU over every row, all W2 as one
-  // group, and the weighted rows are added back per token.
+  // chunks); W1 of every local expert with the SwiGLU folded in, then W2, each one launch over the
+  // routing groups where moe_route left them; the weighted rows are added back per token.
   ops_.moe_route(s.expert_idx.data(), s.expert_w.data(), T, K, E, m.local_of_global.data(), s.panel_row.data(),
                  MoeRoute{s.row_weight.data(), s.token_rows.data(), s.groups.data(), s.totals.data()});
   ops_.f32_scatter_rows(s.t.data(), H, s.token_rows.data(), T, K, s.xs.data());
-  // The expert products are launched per group from the host, so the groups come back (a few hundred
-  // bytes); the rest of the routing stays on the device.
-  s.totals.download(s.host_totals, 2);
-  const int num_groups = s.host_totals[0], rows = s.host_totals[1];
-  s.host_groups.resize(num_groups);
-  s.groups.download(s.host_groups.data(), num_groups);
-  s.w1.clear();
-  s.w2.clear();
-  for (int g = 0; g < num_groups; ++g) {
-    const ExpertRows& r = s.host_groups[g];
-    const Expert& x = m.experts[r.slot];
-    for (const auto [begin, count, path] : {std::tuple{r.begin, r.streamed, RowPath::Stream},
-                                            std::tuple{r.begin + r.streamed, r.n - r.streamed, RowPath::Panel}}) {
-      if (count == 0) continue;
-      s.w1.push_back({s.xs.data() + begin * static_cast<int64_t>(H), count, x.w1, x.b1.data(), s.u.data() + begin * 2ll * I, path});
-      s.w2.push_back({s.z.data() + begin * static_cast<int64_t>(I), count, x.w2, x.b2.data(), s.y.data() + begin * static_cast<int64_t>(H), path});
-    }
-  }
   g_profile.add(6, t0);
   t0 = Profile::now();
-  const auto experts = precision_ == Precision::Serving ? ops_.q8_mxfp4w_matmul : ops_.f32_mxfp4w_matmul;
-  experts(s.w1.data(), static_cast<int>(s.w1.size()));
-  ops_.f32_swiglu_oai(s.u.data(), rows, I, c.swiglu_limit, c.swiglu_alpha, s.z.data());
-  experts(s.w2.data(), static_cast<int>(s.w2.size()));
+  const auto experts = precision_ == Precision::Serving ? ops_.q8_mxfp4w_moe : ops_.f32_mxfp4w_moe;
+  const int max_groups = std::min(E, T * K);
+  MoeMatmul w1{s.xs.data(), s.groups.data(), s.totals.data(), max_groups, m.w1_table.data(), 2ll * I, H, s.z.data()};
+  w1.swiglu = true;
+  w1.limit = c.swiglu_limit;
+  w1.alpha = c.swiglu_alpha;
+  w1.wide = s.u.data();
+  experts(w1);
+  experts(MoeMatmul{s.z.data(), s.groups.data(), s.totals.data(), max_groups, m.w2_table.data(), H, I, s.y.data()});
   g_profile.add(4, t0);
   t0 = Profile::now();
   ops_.f32_moe_combine(s.y.data(), H, s.token_rows.data(), s.row_weight.data(), T, K, s.proj.data());

@@ -42,6 +42,7 @@ struct MoEWeights {
   Linear router;                     // [E, H], replicated
   Span<int32_t> local_of_global;     // expert id -> index into experts, or -1 when another rank holds it
   std::vector<Expert> experts;       // this rank's experts
+  Span<ExpertProj> w1_table, w2_table;  // the same experts' projections by slot, as the MoE ops read them
 };
 
 struct LayerWeights {
@@ -79,13 +80,25 @@ struct ModelWeights {
 struct HostVectors {
   std::deque<std::vector<float>> f32;
   std::deque<std::vector<int32_t>> i32;
+  std::deque<std::vector<ExpertProj>> projections;
   template <class T>
   Span<T> keep(std::vector<T> v) {
-    auto& list = [this]() -> auto& { if constexpr (std::is_same_v<T, float>) return f32; else return i32; }();
+    auto& list = [this]() -> auto& {
+      if constexpr (std::is_same_v<T, float>) return f32;
+      else if constexpr (std::is_same_v<T, int32_t>) return i32;
+      else return projections;
+    }();
     list.push_back(std::move(v));
     return Span<T>{list.back().data(), static_cast<int64_t>(list.back().size())};
   }
 };
+
+// The experts' projections by slot (MoEWeights::w1_table / w2_table).
+inline std::vector<ExpertProj> projections(const std::vector<Expert>& experts, MxFp4Matrix Expert::*w, Span<float> Expert::*b) {
+  std::vector<ExpertProj> out;
+  for (const Expert& e : experts) out.push_back({e.*w, (e.*b).data()});
+  return out;
+}
 
 std::shared_ptr<const ModelWeights> load_weights(const std::string& dir, const ShardSpec& shard);
 

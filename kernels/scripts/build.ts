@@ -73,7 +73,10 @@ if (cudaFlag === "ON") {
   // ptxas's report per gptoss_cuda object (kept by scripts/keep-ptxas-report.sh): the per-kernel table,
   // also written to build/ptxas-report.log, and the build fails when a decode kernel spills.
   const objDir = join(buildDir, "CMakeFiles/gptoss_cuda.dir");
-  const objects = readdirSync(objDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".cu.o"));
+  // Objects whose source is gone (a renamed .cu) linger in a reused build directory: not this build's.
+  const objects = readdirSync(objDir, { recursive: true, encoding: "utf8" }).filter(
+    (f) => f.endsWith(".cu.o") && existsSync(join(root, f.slice(0, -2))),
+  );
   const reports = objects.map((f) => join(objDir, `${f}.ptxas.txt`));
   const unreported = objects.filter((_, i) => !existsSync(reports[i] as string));
   const usage = parsePtxasReport(

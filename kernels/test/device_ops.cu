@@ -100,6 +100,8 @@ const OpSet& synced_cuda_ops() {
     GPTOSS_SYNCED(moe_route);
     GPTOSS_SYNCED(f32_scatter_rows);
     GPTOSS_SYNCED(f32_moe_combine);
+    GPTOSS_SYNCED(f32_mxfp4w_moe);
+    GPTOSS_SYNCED(q8_mxfp4w_moe);
     GPTOSS_SYNCED(f32_sample);
 #undef GPTOSS_SYNCED
     return s;

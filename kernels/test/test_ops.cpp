@@ -439,6 +439,74 @@ void test_moe_route_combine(const OpSet& ops) {
   }
 }
 
+// The MoE products over moe_route's groups: every routed row equals its expert's product (with the
+// SwiGLU folded in for W1), experts of other ranks untouched, on decode-sized and many-group steps.
+void test_moe_experts(const OpSet& ops) {
+  struct C { const char* name; int T, K, E, rows, cols; bool half_local, mixed_paths; };
+  for (C c : {C{"decode_4_tokens_all_local", 4, 2, 4, 64, 64, false, false},
+              C{"prefill_mixed_paths_half_local", 21, 4, 8, 48, 96, true, true}}) {
+    std::vector<int32_t> idx(static_cast<size_t>(c.T) * c.K);
+    std::vector<float> w(idx.size(), 1.0f);
+    for (int t = 0; t < c.T; ++t) {
+      std::vector<int> ids(c.E);
+      for (int e = 0; e < c.E; ++e) ids[e] = e;
+      std::shuffle(ids.begin(), ids.end(), rng);
+      for (int j = 0; j < c.K; ++j) idx[t * c.K + j] = ids[j];
+    }
+    std::vector<int> local(c.E);
+    int slots = 0;
+    for (int e = 0; e < c.E; ++e) local[e] = c.half_local && e % 2 == 1 ? -1 : slots++;
+    std::vector<uint8_t> panel(c.T);
+    for (int t = 0; t < c.T; ++t) panel[t] = c.mixed_paths && t % 3 == 0;
+    std::vector<int32_t> token_rows(idx.size()), totals(2);
+    std::vector<float> row_weight(idx.size());
+    std::vector<ExpertRows> groups(c.E);
+    ops.moe_route(idx.data(), w.data(), c.T, c.K, c.E, local.data(), panel.data(),
+                  MoeRoute{row_weight.data(), token_rows.data(), groups.data(), totals.data()});
+    const auto want_route = ref::moe_route(idx, w, c.T, c.K, c.E, local, panel);
+    const int rows = static_cast<int>(want_route.row_weight.size());
+    // Each slot's weights (rows × cols, bias), and each routed row's expert from the reference routing.
+    std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> packed;
+    std::vector<std::vector<float>> bias;
+    std::vector<ExpertProj> table;
+    for (int k = 0; k < slots; ++k) {
+      packed.push_back(random_mxfp4(c.rows, c.cols, 118, 124));
+      bias.push_back(randn(c.rows, 0.1f));
+    }
+    for (int k = 0; k < slots; ++k)
+      table.push_back({MxFp4Matrix{packed[k].first.data(), packed[k].second.data(), c.rows, c.cols}, bias[k].data()});
+    std::vector<int> slot_of_row(rows);
+    for (const auto& g : want_route.groups)
+      for (int r = g[2]; r < g[2] + g[4]; ++r) slot_of_row[r] = g[1];
+    const auto x = randn(static_cast<size_t>(rows) * c.cols);
+    std::vector<double> want, want_swiglu;
+    for (int r = 0; r < rows; ++r) {
+      const int k = slot_of_row[r];
+      const auto bd = widen(bias[k]);
+      const auto y = ref::matmul(std::vector<double>(x.begin() + r * c.cols, x.begin() + (r + 1) * c.cols), 1, c.cols,
+                                 ref::dequant_mxfp4(packed[k].first.data(), packed[k].second.data(), c.rows, c.cols), c.rows, &bd);
+      want.insert(want.end(), y.begin(), y.end());
+      const auto z = ref::swiglu(y, 1, c.rows / 2, 7.0, 1.702);
+      want_swiglu.insert(want_swiglu.end(), z.begin(), z.end());
+    }
+    for (const auto& [label, entry] : {std::pair{"f32", ops.f32_mxfp4w_moe}, std::pair{"q8", ops.q8_mxfp4w_moe}}) {
+      std::vector<float> out(static_cast<size_t>(rows) * c.rows), wide(out.size()), folded(static_cast<size_t>(rows) * c.rows / 2);
+      MoeMatmul p{x.data(), groups.data(), totals.data(), std::min(c.E, c.T * c.K), table.data(), c.rows, c.cols, out.data()};
+      entry(p);
+      p.out = folded.data();
+      p.swiglu = true;
+      p.limit = 7.0f;
+      p.alpha = 1.702f;
+      p.wide = wide.data();
+      entry(p);
+      // Serving precision may quantize activations (error ≤ d / 256 per element, d = max|x| / 127).
+      const double tol = std::string(label) == "f32" ? 1e-5 : 2e-2;
+      expect_close(std::string(ops.name) + "/mxfp4_moe_" + label + "/" + c.name, out.data(), want, tol);
+      expect_close(std::string(ops.name) + "/mxfp4_moe_" + label + "_swiglu/" + c.name, folded.data(), want_swiglu, tol);
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -470,6 +538,7 @@ int main() {
     if (ready(*ops, "f32_sample")) test_sample(*ops);
     if (ready(*ops, "f32_add")) test_add(*ops);
     if (ready(*ops, "moe_route") && ready(*ops, "f32_scatter_rows") && ready(*ops, "f32_moe_combine")) test_moe_route_combine(*ops);
+    if (ready(*ops, "moe_route") && ready(*ops, "f32_mxfp4w_moe") && ready(*ops, "q8_mxfp4w_moe")) test_moe_experts(*ops);
   }
   std::printf("ops: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -22,6 +22,7 @@ void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, 
                     const float*, float, int, float*, int64_t);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
+void f32_mxfp4w_moe(const MoeMatmul&);
 void* device_alloc(size_t);
 void device_release(void*);
 void device_copy(void*, const void*, size_t);
@@ -35,7 +36,7 @@ namespace {
 const char* const kReady[] = {"bf16w_embed", "f32_rmsnorm", "f32_rope", "f32_router_topk", "f32_swiglu_oai",
                               "f32_bf16w_matmul", "f32_bf16w_unembed", "f32_mxfp4w_matmul", "q8_mxfp4w_matmul",
                               "f32_kv_store", "f32_sdpa_sinks", "f32_add", "moe_route", "f32_scatter_rows",
-                              "f32_moe_combine", "f32_sample"};
+                              "f32_moe_combine", "f32_mxfp4w_moe", "q8_mxfp4w_moe", "f32_sample"};
 }  // namespace
 
 bool cuda_op_ready(const char* entry) {
@@ -67,6 +68,8 @@ const OpSet& cuda_ops() {
       moe_route,
       f32_scatter_rows,
       f32_moe_combine,
+      f32_mxfp4w_moe,
+      f32_mxfp4w_moe,  // q8: the exact path, as the contract allows
       f32_sample,
   };
   return ops;
