@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeSyntheticCheckpoint } from "./checkpoint/synthetic.ts";
 import { BlockPool, capabilities, Engine, LocalSequence, Model, type Precision, SHAPES } from "./index.ts";
-import { argmax, compareLogits, goldenCases } from "./testing/golden.ts";
+import { argmax, compareLogits, concat, goldenCases } from "./testing/golden.ts";
 
 const caps = capabilities();
 const gpu = caps.devices.includes("cuda:0");
@@ -24,14 +24,7 @@ async function run(dir: string, backend: "cpu" | "cuda:0", tokens: number[], pre
   const engine = new Engine(model, { blockSize: 16, numFullBlocks: 64, numSlidingBlocks: 64, precision, backend });
   expect(engine.backend).toBe(backend === "cpu" ? "cpu" : "cuda");
   const seq = new LocalSequence(engine, new BlockPool(64), new BlockPool(64));
-  const parts = await seq.feed(tokens);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(await seq.feed(tokens));
 }
 
 describe.each(goldenCases())("golden $name on cuda:0", (g) => {

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BlockPool, Engine, LocalSequence, Model } from "./index.ts";
-import { compareLogits, type GoldenCase, goldenCases } from "./testing/golden.ts";
+import { compareLogits, concat, type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const cases = goldenCases();
 /** g2's prefix: 8 positions past its 128-token window (see the header). */
@@ -25,16 +25,6 @@ async function open(dir: string) {
   const full = new BlockPool(64);
   const ring = new BlockPool(64);
   return { model, seq: () => new LocalSequence(engine, full, ring) };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** The tokens this file feeds for a case: all of them, but for g2 (see the header). */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BlockPool, Engine, LocalSequence, Model, type Precision } from "./index.ts";
-import { argmax, compareLogits, goldenCases } from "./testing/golden.ts";
+import { argmax, compareLogits, concat, goldenCases } from "./testing/golden.ts";
 
 const cases = goldenCases();
 
@@ -15,16 +15,6 @@ async function open(dir: string, precision: Precision = "exact") {
   const full = new BlockPool(256);
   const ring = new BlockPool(256);
   return { model, engine, seq: () => new LocalSequence(engine, full, ring) };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 describe.each(cases)("golden $name", (g) => {

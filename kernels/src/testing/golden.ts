@@ -41,6 +41,17 @@ export function goldenCases(): GoldenCase[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** The rows a sequence's feed returned, as one array. */
+export function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if ((row[i] as number) > (row[best] as number)) best = i;
