@@ -15,5 +15,5 @@ cd kernels
 ops_rc=$?
 grep -E "^cuda: |^SKIP cuda|^FAIL|^ops: " "${OUT:-/tmp}/test_ops.log"
 [ "$ops_rc" -eq 0 ] && grep -q "^cuda: .*running" "${OUT:-/tmp}/test_ops.log" || em_die "test_ops did not pass on cuda"
-npx vitest run src/golden-cuda.test.ts src/communicator.test.ts --reporter=verbose 2>&1 | tee "${OUT:-/tmp}/gpu-check.log"
+npx vitest run src/golden-cuda.test.ts src/communicator.test.ts src/cli.test.ts --reporter=verbose 2>&1 | tee "${OUT:-/tmp}/gpu-check.log"
 ! grep -qE "↓|skipped" "${OUT:-/tmp}/gpu-check.log" || em_die "some GPU-gated tests skipped: see above"

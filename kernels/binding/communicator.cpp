@@ -19,12 +19,15 @@ Napi::Value ConnectCommunicator(const Napi::CallbackInfo& info) {
   const bool nccl = o.Get("transport").As<Napi::String>().Utf8Value() == "nccl";
   const int32_t rank = o.Get("rank").As<Napi::Number>().Int32Value(), world = o.Get("world").As<Napi::Number>().Int32Value();
   const int32_t timeout = o.Get("timeoutMs").As<Napi::Number>().Int32Value();
-  const std::string rdzv = nccl ? "" : o.Get("rendezvous").As<Napi::String>().Utf8Value();
+  // NCCL takes either the unique id itself or the rendezvous to share it through.
+  const std::string rdzv = o.Get("rendezvous").IsString() ? o.Get("rendezvous").As<Napi::String>().Utf8Value() : "";
   std::vector<uint8_t> id;
   int32_t device = -1;
   if (nccl) {
-    auto a = o.Get("ncclUniqueId").As<Napi::Uint8Array>();
-    id.assign(a.Data(), a.Data() + a.ElementLength());
+    if (o.Get("ncclUniqueId").IsTypedArray()) {
+      auto a = o.Get("ncclUniqueId").As<Napi::Uint8Array>();
+      id.assign(a.Data(), a.Data() + a.ElementLength());
+    }
     if (o.Get("device").IsNumber()) device = o.Get("device").As<Napi::Number>().Int32Value();
   }
   auto comm = std::make_shared<CommPtr>();
@@ -32,8 +35,9 @@ Napi::Value ConnectCommunicator(const Napi::CallbackInfo& info) {
       env,
       [=] {
         gptoss_comm_t c = nullptr;
-        const gptoss_status st = nccl ? gptoss_comm_connect_nccl(rank, world, id.data(), id.size(), device, timeout, &c)
-                                      : gptoss_comm_connect(rank, world, rdzv.c_str(), timeout, &c);
+        const gptoss_status st = !nccl         ? gptoss_comm_connect(rank, world, rdzv.c_str(), timeout, &c)
+                                 : id.empty() ? gptoss_comm_connect_nccl_at(rank, world, rdzv.c_str(), device, timeout, &c)
+                                              : gptoss_comm_connect_nccl(rank, world, id.data(), id.size(), device, timeout, &c);
         if (st == gptoss_status_success) comm->reset(c, gptoss_comm_release);
         return st;
       },

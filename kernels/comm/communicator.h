@@ -74,6 +74,11 @@ std::unique_ptr<Communicator> connect_gloo(int rank, int world, const std::strin
 std::unique_ptr<Communicator> connect_nccl(int rank, int world, const std::string& unique_id, std::chrono::milliseconds timeout,
                                            int device = -1);
 std::string nccl_unique_id();
+// NCCL with the unique id shared through a rendezvous store (comm/rendezvous.h, the spec Gloo ranks
+// take): rank 0 makes and publishes it, the others wait for it within `timeout`. A host without NCCL
+// fails every rank at once with CommError{transport}, before anyone waits.
+std::unique_ptr<Communicator> connect_nccl_at(int rank, int world, const std::string& rendezvous, std::chrono::milliseconds timeout,
+                                              int device = -1);
 
 // Whether each transport can be used on this host, and why not.
 struct TransportProbe {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "communicator.h"
+#include "rendezvous.h"
 
 namespace gptoss::comm {
 
@@ -242,6 +243,16 @@ std::unique_ptr<Communicator> connect_nccl(int rank, int world, const std::strin
   const int r = nccl().init_rank(&c, world, id, rank);
   if (r != 0) fail_comm(Failure::rendezvous, std::string("ncclCommInitRank: ") + nccl().error_string(r));
   return std::make_unique<NcclCommunicator>(c, rank, world, timeout, device);
+}
+
+std::unique_ptr<Communicator> connect_nccl_at(int rank, int world, const std::string& rendezvous, std::chrono::milliseconds timeout,
+                                              int device) {
+  check(world >= 1 && rank >= 0 && rank < world, gptoss_status_invalid_argument,
+        "communicator: rank " + std::to_string(rank) + " must be in [0, " + std::to_string(world) + ")");
+  check(timeout.count() > 0, gptoss_status_invalid_argument, "communicator: the timeout must be positive");
+  nccl();  // loads NCCL or throws transport: a follower must not wait for an id its leader cannot make
+  const std::string id = share_from_rank0(rendezvous, "nccl_unique_id", rank, timeout, nccl_unique_id);
+  return connect_nccl(rank, world, id, timeout, device);
 }
 
 void probe_nccl(TransportProbe& out) {

@@ -13,6 +13,7 @@
 #endif
 
 #include "../core/error.h"
+#include "communicator.h"
 
 namespace gptoss::comm {
 
@@ -109,6 +110,24 @@ std::unique_ptr<gloo::rendezvous::Store> open_rendezvous(const std::string& spec
     factory = it->second;
   }
   return factory(spec.substr(sep + 3));
+}
+
+std::string share_from_rank0(const std::string& spec, const std::string& key, int rank, std::chrono::milliseconds timeout,
+                             const std::function<std::string()>& make) {
+  std::unique_ptr<gloo::rendezvous::Store> store = open_rendezvous(spec);  // bad specs throw invalid_argument
+  if (rank == 0) {
+    const std::string bytes = make();
+    store->set(key, std::vector<char>(bytes.begin(), bytes.end()));
+    return bytes;
+  }
+  try {
+    store->wait({key}, timeout);
+    const std::vector<char> bytes = store->get(key);
+    return std::string(bytes.begin(), bytes.end());
+  } catch (const std::exception& e) {
+    fail_comm(Failure::rendezvous, "rendezvous: rank " + std::to_string(rank) + " did not get '" + key + "' from rank 0 through " +
+                                       spec + " within " + std::to_string(timeout.count()) + " ms: " + e.what());
+  }
 }
 
 }  // namespace gptoss::comm

@@ -8,6 +8,7 @@
 // two groups never share one unless their specs are equal.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -26,5 +27,11 @@ void register_rendezvous(const std::string& scheme, StoreFactory factory);
 
 // Opens the store a spec names; throws Error(invalid_argument) for an unknown scheme or a bad spec.
 std::unique_ptr<gloo::rendezvous::Store> open_rendezvous(const std::string& spec);
+
+// What rank 0 alone can make (NCCL's unique id), handed to the other ranks through the store a spec
+// names: rank 0 calls `make` and sets the bytes under `key`; every other rank waits for the key, at most
+// `timeout` (then CommError{rendezvous}), and reads it. Every rank returns the same bytes.
+std::string share_from_rank0(const std::string& spec, const std::string& key, int rank, std::chrono::milliseconds timeout,
+                             const std::function<std::string()>& make);
 
 }  // namespace gptoss::comm

@@ -173,6 +173,10 @@ gptoss_status gptoss_comm_connect(int32_t rank, int32_t world, const char* rende
 gptoss_status gptoss_comm_nccl_unique_id(uint8_t* out, size_t capacity);
 gptoss_status gptoss_comm_connect_nccl(int32_t rank, int32_t world, const uint8_t* unique_id, size_t unique_id_bytes,
                                        int32_t device, int32_t timeout_ms, gptoss_comm_t* out);
+/* NCCL with the unique id shared through the rendezvous a Gloo rank would take (rank 0 makes and
+ * publishes it, the others wait for it within the timeout). */
+gptoss_status gptoss_comm_connect_nccl_at(int32_t rank, int32_t world, const char* rendezvous, int32_t device, int32_t timeout_ms,
+                                          gptoss_comm_t* out);
 gptoss_status gptoss_comm_all_reduce_sum(gptoss_comm_t comm, float* data, int64_t count);
 /* root's `bytes` bytes into every rank's data. */
 gptoss_status gptoss_comm_broadcast(gptoss_comm_t comm, void* data, int64_t bytes, int32_t root);

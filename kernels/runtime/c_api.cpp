@@ -232,6 +232,14 @@ extern "C" gptoss_status gptoss_comm_connect_nccl(int32_t rank, int32_t world, c
   });
 }
 
+extern "C" gptoss_status gptoss_comm_connect_nccl_at(int32_t rank, int32_t world, const char* rendezvous, int32_t device,
+                                                     int32_t timeout_ms, gptoss_comm_t* out) {
+  return guarded([&] {
+    gptoss::check(rendezvous != nullptr && out != nullptr, gptoss_status_invalid_argument, "comm_connect_nccl_at: null argument");
+    *out = new gptoss_comm{gptoss::comm::connect_nccl_at(rank, world, rendezvous, std::chrono::milliseconds(timeout_ms), device)};
+  });
+}
+
 extern "C" gptoss_status gptoss_comm_broadcast(gptoss_comm_t comm, void* data, int64_t bytes, int32_t root) {
   return guarded([&] {
     gptoss::check(comm != nullptr && (data != nullptr || bytes == 0) && bytes >= 0, gptoss_status_invalid_argument,

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { capabilities } from "./index.ts";
 import { compareLogits, type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const run = promisify(execFile);
@@ -63,6 +64,21 @@ describe("expertmesh logits --device", () => {
     expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
     expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
     expect(cmp.top1Mismatches).toEqual([]);
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < one.length; i++) {
+      num += ((two[i] as number) - (one[i] as number)) ** 2;
+      den += (one[i] as number) ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("GPU-gated: cuda:0 over 2 ranks (NCCL, rank 1 on cuda:1) equals one rank on cuda:0", async (ctx) => {
+    const caps = capabilities();
+    if (!caps.nccl.loadable || !caps.devices.includes("cuda:1"))
+      ctx.skip(`needs libnccl.so.2 and 2 CUDA devices (nccl loadable: ${caps.nccl.loadable}, CUDA devices: ${caps.cuda.deviceCount})`);
+    const one = await goldenLogits(g1, "--device", "cuda:0");
+    const two = await goldenLogits(g1, "--device", "cuda:0", "--world", "2");
     let num = 0;
     let den = 0;
     for (let i = 0; i < one.length; i++) {

@@ -115,6 +115,9 @@ describe("communicator (Gloo, one process per rank)", () => {
     await expect(Communicator.connect({ transport: "nccl", rank: 0, world: 1, ncclUniqueId: new Uint8Array(3) })).rejects.toThrow(
       /128-byte/,
     );
+    await expect(Communicator.connect({ transport: "nccl", rank: 0, world: 1, rendezvous: "tcp://x" })).rejects.toThrow(
+      /rendezvous must be file:/,
+    );
     const solo = await Communicator.connect({ rank: 0, world: 1, rendezvous: `file://${mkdtempSync(join(tmp, "solo-"))}` });
     expect([solo.transport, solo.rank, solo.world, solo.timeoutMs]).toEqual(["gloo", 0, 1, 30_000]);
     const x = new Float32Array([3]);
@@ -126,6 +129,38 @@ describe("communicator (Gloo, one process per rank)", () => {
 });
 
 describe("communicator (NCCL)", () => {
+  it("connectOn: ranks on cpu or cuda-emu meet over Gloo", async () => {
+    for (const backend of ["cpu", "cuda-emu"]) {
+      const rendezvous = `file://${mkdtempSync(join(tmp, "on-"))}`;
+      const c = await Communicator.connectOn(backend, { rank: 0, world: 1, rendezvous });
+      expect(c.transport).toBe("gloo");
+    }
+  });
+
+  it("without NCCL every rank of a GPU group fails at once with transport, none waits for the id", async (ctx) => {
+    if (capabilities().nccl.loadable) ctx.skip("libnccl.so.2 is loadable here: the failure path needs a host without it");
+    const rendezvous = `file://${mkdtempSync(join(tmp, "no-nccl-"))}`;
+    for (const rank of [0, 1]) {
+      const started = performance.now();
+      // A follower alone: with NCCL present it would wait the whole timeout for rank 0's id.
+      const err = await Communicator.connectOn("cuda:0", { rank, world: 2, rendezvous, timeoutMs: 20_000 }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: "NativeError", statusName: "communicator_error", commFailure: "transport" });
+      expect((err as Error).message).toMatch(/libnccl\.so\.2 cannot be loaded/);
+      expect(performance.now() - started).toBeLessThan(10_000);
+    }
+  });
+
+  it("joins GPU ranks through the rendezvous (rank 0 publishes the unique id)", async (ctx) => {
+    const caps = capabilities();
+    if (!caps.nccl.loadable || caps.cuda.deviceCount < 1)
+      ctx.skip(`needs libnccl.so.2 and a CUDA device (nccl loadable: ${caps.nccl.loadable}, CUDA devices: ${caps.cuda.deviceCount})`);
+    const comm = await Communicator.connectOn("cuda:0", { rank: 0, world: 1, rendezvous: `file://${mkdtempSync(join(tmp, "nccl-"))}` });
+    expect(comm.transport).toBe("nccl");
+    const x = new Float32Array([4, 5]);
+    await comm.allReduceSum(x);
+    expect(Array.from(x)).toEqual([4, 5]);
+  });
+
   it("joins GPU ranks through the unique id and runs the collectives", async (ctx) => {
     const caps = capabilities();
     if (!caps.nccl.loadable || caps.cuda.deviceCount < 1)

@@ -1,8 +1,9 @@
 /**
  * The communicator that joins the W ranks of an expert-parallel group: Gloo over TCP on CPU ranks, NCCL
- * on GPU ranks. Gloo ranks meet at a rendezvous — `file:///dir` (local ranks: tests, the CLI) or
- * `redis://host:port/?prefix=...` (the cluster's Redis, as the orchestrator publishes it); NCCL ranks
- * share the 128-byte unique id rank 0 made (ncclUniqueId(), published by the caller).
+ * on GPU ranks. Ranks meet at a rendezvous — `file:///dir` (local ranks: tests, the CLI) or
+ * `redis://host:port/?prefix=...` (the cluster's Redis, as the orchestrator publishes it): Gloo ranks
+ * exchange their addresses there; NCCL ranks the 128-byte unique id rank 0 made (or the caller passes
+ * the id it published itself).
  *
  * Every rank calls the same collectives in the same order with the same sizes, one at a time. Every
  * collective is bounded by `timeoutMs` (the watchdog): a peer that hangs makes it reject with a
@@ -24,18 +25,34 @@ export interface GlooOptions extends CommonOptions {
   rendezvous: string;
 }
 
-export interface NcclOptions extends CommonOptions {
+interface NcclCommon extends CommonOptions {
   transport: "nccl";
-  /** The 128 bytes rank 0 got from Communicator.ncclUniqueId(). */
-  ncclUniqueId: Uint8Array;
   /** This rank's CUDA device (default: the current one). */
   device?: number;
 }
 
+/** NCCL ranks given the id: the 128 bytes rank 0 got from Communicator.ncclUniqueId() and published. */
+export interface NcclIdOptions extends NcclCommon {
+  ncclUniqueId: Uint8Array;
+}
+
+/** NCCL ranks meeting where Gloo ranks would: rank 0 makes the id and sets it in the rendezvous store. */
+export interface NcclRendezvousOptions extends NcclCommon {
+  /** `file:///dir` or `redis://host:port/?prefix=<group key prefix>`. */
+  rendezvous: string;
+}
+
+export type NcclOptions = NcclIdOptions | NcclRendezvousOptions;
 export type CommunicatorOptions = GlooOptions | NcclOptions;
 
 // redis://host:port, then an optional path and the ?prefix= query (the orchestrator writes it without the "/").
 const RENDEZVOUS = /^(file:\/\/\/.+|redis:\/\/[^/?@]+(\/[^?]*)?(\?.*)?)$/;
+
+function checkRendezvous(spec: unknown): string {
+  if (typeof spec !== "string" || !RENDEZVOUS.test(spec))
+    throw new RangeError(`rendezvous must be file:///dir or redis://host:port/?prefix=..., got '${spec}'`);
+  return spec;
+}
 
 function checkTyped(name: string, v: unknown): asserts v is TypedArray {
   if (!ArrayBuffer.isView(v) || v instanceof DataView) throw new TypeError(`${name} must be a typed array`);
@@ -69,18 +86,27 @@ export class Communicator {
       throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
     const raw: RawCommunicatorOptions = { transport, rank: o.rank, world: o.world, timeoutMs };
     if (o.transport === "nccl") {
-      if (!(o.ncclUniqueId instanceof Uint8Array) || o.ncclUniqueId.length !== 128)
-        throw new TypeError("ncclUniqueId must be the 128-byte Uint8Array from Communicator.ncclUniqueId()");
+      if ("ncclUniqueId" in o) {
+        if (!(o.ncclUniqueId instanceof Uint8Array) || o.ncclUniqueId.length !== 128)
+          throw new TypeError("ncclUniqueId must be the 128-byte Uint8Array from Communicator.ncclUniqueId()");
+        raw.ncclUniqueId = o.ncclUniqueId;
+      } else raw.rendezvous = checkRendezvous(o.rendezvous);
       if (o.device !== undefined && (!Number.isInteger(o.device) || o.device < 0))
         throw new RangeError(`device must be a non-negative integer, got ${o.device}`);
-      raw.ncclUniqueId = o.ncclUniqueId;
       if (o.device !== undefined) raw.device = o.device;
     } else {
-      if (typeof o.rendezvous !== "string" || !RENDEZVOUS.test(o.rendezvous))
-        throw new RangeError(`rendezvous must be file:///dir or redis://host:port/?prefix=..., got '${o.rendezvous}'`);
-      raw.rendezvous = o.rendezvous;
+      raw.rendezvous = checkRendezvous(o.rendezvous);
     }
     return new Communicator(await addon().connectCommunicator(raw), raw);
+  }
+
+  /**
+   * Joins a group whose ranks run on `backend`: on cuda:N through NCCL on device N (the model's
+   * all-reduces take device buffers; Gloo takes host buffers only), elsewhere through Gloo.
+   */
+  static connectOn(backend: string, o: Omit<GlooOptions, "transport">): Promise<Communicator> {
+    const gpu = /^cuda:(\d+)$/.exec(backend);
+    return gpu ? Communicator.connect({ ...o, transport: "nccl", device: Number(gpu[1]) }) : Communicator.connect(o);
   }
 
   /** A fresh NCCL unique id (rank 0 makes it and publishes it to the other ranks). */

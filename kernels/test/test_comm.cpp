@@ -175,6 +175,25 @@ void gloo_cases() {
     collectives(*c);
   });
 
+  // What rank 0 makes reaches every rank through the store (how NCCL's unique id travels).
+  run_case("share_from_rank0_w3", 3, [](int r, int, const std::string& rdzv) {
+    const std::string made = std::string("id-of-rank-0\0with a zero byte", 29);
+    const std::string got = comm::share_from_rank0(rdzv, "nccl_unique_id", r, 10s, [&] {
+      expect(r == 0, "only rank 0 makes the bytes");
+      return made;
+    });
+    expect(got == made, "rank " + std::to_string(r) + " got rank 0's bytes, zero byte included");
+  });
+
+  // Rank 0 never publishes: a follower gives up with `rendezvous` within the timeout + 1 s.
+  run_case("share_from_rank0_timeout", 1, [](int, int, const std::string& rdzv) {
+    const auto t0 = Clock::now();
+    expect(failure_of([&] { comm::share_from_rank0(rdzv, "nccl_unique_id", 1, 1000ms, [] { return std::string("x"); }); }) ==
+               static_cast<int>(comm::Failure::rendezvous),
+           "failure kind rendezvous");
+    expect(Clock::now() - t0 < 2500ms, "gave up within timeout + 1 s");
+  });
+
   run_case("bad_rendezvous", 1, [](int, int, const std::string&) {
     for (const char* spec : {"nowhere", "ftp://x", "redis://user:pw@host:1/"}) {
       try {
@@ -189,8 +208,8 @@ void gloo_cases() {
   });
 }
 
-// NCCL, where it can run: W = min(GPUs, 4) ranks, one device each, the unique id passed through the
-// file store (rank 0 creates it), host buffers (staged) through the same collectives.
+// NCCL, where it can run: W = min(GPUs, 4) ranks, one device each, the unique id shared through the
+// file store (connect_nccl_at), host buffers (staged) through the same collectives.
 void nccl_cases() {
   comm::TransportProbe p;
   comm::probe_nccl(p);
@@ -209,14 +228,7 @@ void nccl_cases() {
     return;
   }
   run_case("nccl_collectives_w" + std::to_string(gpus), gpus, [](int r, int w, const std::string& rdzv) {
-    gloo::rendezvous::FileStore store(rdzv.substr(7));
-    if (r == 0) {
-      const std::string id = comm::nccl_unique_id();
-      store.set("nccl-id", std::vector<char>(id.begin(), id.end()));
-    }
-    store.wait({"nccl-id"}, 30s);
-    const std::vector<char> id = store.get("nccl-id");
-    auto c = comm::connect_nccl(r, w, std::string(id.begin(), id.end()), 10s, r);
+    auto c = comm::connect_nccl_at(r, w, rdzv, 30s, r);
     collectives(*c);
   });
 }

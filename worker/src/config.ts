@@ -31,9 +31,8 @@ export const WorkerConfigSchema = z.object({
   world_size: positive.default(1),
   /**
    * Where the engine runs: cpu; cuda-emu (the CUDA kernels run on the CPU by the project's emulator:
-   * slow, for tests); cuda:N (GPU N; a group of W > 1 on GPUs needs NCCL, which the groups do not use
-   * yet: the engine refuses it over their Gloo communicator). Empty: cuda:<rank mod GPUs> when the engine sees a
-   * CUDA device, else cpu. loadWorkerConfig resolves it once and refuses a GPU this machine does not
+   * slow, for tests); cuda:N (GPU N; the ranks of a group on GPUs meet over NCCL). Empty:
+   * cuda:<rank mod GPUs> when the engine sees a CUDA device, else cpu. loadWorkerConfig resolves it once and refuses a GPU this machine does not
    * show. Reported as `backend` in Info and as the member's `device` in the roster (/v1/models).
    */
   device: z.string().regex(DEVICE_SETTING, "must be cpu, cuda-emu or cuda:N").default(""),

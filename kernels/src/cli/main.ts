@@ -27,11 +27,12 @@ class UsageError extends Error {}
 
 const USAGE = `usage:
   expertmesh logits --model DIR --tokens 1,2,3 [--out F.json] [--precision exact|default] [--world W] [--device D]
-      --world W: W local ranks (this process and W-1 children) over Gloo, heads and experts split W ways
+      --world W: W local ranks (this process and W-1 children), heads and experts split W ways; they
+                 meet over Gloo, or over NCCL on GPUs
       --precision: exact = fp32 activations everywhere; default = int8 activations in the expert products
       --device: cpu (default), cuda-emu (the CUDA kernels on the CPU under the emulator: slow, for checks)
-                or cuda:N (GPU N; not with --world W > 1: its ranks meet over Gloo, GPUs need NCCL);
-                every rank of --world W runs on the same
+                or cuda:N (GPU N); with --world W every rank runs on cpu or cuda-emu alike, and on
+                cuda:N rank r takes GPU N + r
   expertmesh generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K] [--seed S] [--precision P] [--device D] [--no-stop-on-eos]
   expertmesh make-checkpoint --shape tiny|20b|120b|custom --out DIR [--seed N] [--format hf|original] [--shard-gib G]
       custom: --layers --hidden --intermediate --experts --experts-per-token --heads --kv-heads --head-dim --vocab --window
@@ -81,10 +82,16 @@ function deviceOf(s: string | undefined): Backend {
   return s;
 }
 
+/** The device of rank r when rank 0 runs on `device`: GPUs are one per rank, in order. */
+function rankDevice(device: Backend, r: number): Backend {
+  const gpu = /^cuda:(\d+)$/.exec(device);
+  return gpu ? `cuda:${Number(gpu[1]) + r}` : device;
+}
+
 async function open(dir: string | undefined, positions: number, precision: Precision, device: Backend, rank?: Rank) {
   if (!dir) throw new UsageError("--model is required");
   const model = await Model.load(dir, rank ? { rank: rank.rank, world: rank.world } : {});
-  const communicator = rank ? await Communicator.connect({ ...rank, timeoutMs: 60_000 }) : undefined;
+  const communicator = rank ? await Communicator.connectOn(device, { ...rank, timeoutMs: 60_000 }) : undefined;
   const blockSize = 16;
   const fullBlocks = Math.ceil(positions / blockSize) + 1;
   const engine = new Engine(model, {
@@ -123,7 +130,7 @@ function spawnFollowers(dir: string, positions: number, world: number, precision
       "--precision",
       precision,
       "--device",
-      device,
+      rankDevice(device, r),
     ];
     const child = spawn(process.execPath, [process.argv[1] as string, ...args], { stdio: ["ignore", "ignore", "inherit"] });
     children.push(child);

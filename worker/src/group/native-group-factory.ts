@@ -1,9 +1,10 @@
 /**
  * Opens this worker's rank of an expert-parallel group on the native engine. A group of one is the
  * plain serving engine. In a larger group every rank loads its shard (its attention heads and the
- * experts of the placement) and joins the communicator at the orchestrator's rendezvous; rank 0 serves
- * Generate and broadcasts each step's plan (plus a keepalive while idle, so the followers' waits stay
- * under the watchdog), the other ranks follow those steps in lockstep. A communicator failure — a peer
+ * experts of the placement) and joins the communicator at the orchestrator's rendezvous (Gloo, or NCCL
+ * when the worker runs on a GPU); rank 0 serves Generate and broadcasts each step's plan (plus a
+ * keepalive while idle, so the followers' waits stay under the watchdog), the other ranks follow those
+ * steps in lockstep. A communicator failure — a peer
  * died or hung — ends in-flight requests with a retryable error and reports the group lost.
  */
 import type { Logger, Registry } from "@expertmesh/common";
@@ -37,7 +38,8 @@ export class NativeGroupFactory implements GroupEngineFactory {
     }
     // Load first (the slow part), then meet the peers, so that the ranks reach the rendezvous together.
     const model = await loadModelShard(config, this.#log, { rank: a.rank, world: a.worldSize, experts: a.experts });
-    const communicator = await Communicator.connect({
+    // On a GPU the ranks meet over NCCL (rank 0's unique id goes through the same rendezvous).
+    const communicator = await Communicator.connectOn(config.device, {
       rank: a.rank,
       world: a.worldSize,
       rendezvous: a.rendezvous,
