@@ -53,6 +53,9 @@ class Communicator : public AllReduce {
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   // Every rank's `bytes` bytes, concatenated by rank into `out` (world × bytes).
   virtual void allgather(const void* in, void* out, int64_t bytes) = 0;
+  // Block r of `in` (world blocks of `bytes`) goes to rank r; block r of `out` came from rank r (the
+  // exchange an expert-parallel token dispatch makes). `in` and `out` must not overlap.
+  virtual void all_to_all(const void* in, void* out, int64_t bytes) = 0;
   virtual void barrier() = 0;
   // Marks the communicator failed: later collectives throw CommError{aborted} at once.
   virtual void abort(const std::string& reason) = 0;

@@ -9,6 +9,7 @@
 
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
+#include <gloo/alltoall.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
 #include <gloo/math.h>
@@ -65,6 +66,17 @@ class GlooCommunicator final : public Communicator {
       o.setTag(next_tag());
       o.setTimeout(timeout_);
       gloo::allgather(o);
+    });
+  }
+
+  void all_to_all(const void* in, void* out, int64_t bytes) override {
+    guarded("all-to-all", [&] {
+      gloo::AlltoallOptions o(ctx_);
+      o.setInput(const_cast<uint8_t*>(static_cast<const uint8_t*>(in)), static_cast<size_t>(bytes) * ctx_->size);
+      o.setOutput(static_cast<uint8_t*>(out), static_cast<size_t>(bytes) * ctx_->size);
+      o.setTag(next_tag());
+      o.setTimeout(timeout_);
+      gloo::alltoall(o);
     });
   }
 

@@ -4,11 +4,14 @@
 // NCCL directly; host buffers (the CPU engine, tests) are staged through a device scratch buffer.
 // The watchdog polls the stream: a collective not done within the timeout aborts the communicator
 // (ncclCommAbort, which also ends the kernel) and throws CommError{timeout}.
-// Not bounded by the timeout: ncclCommInitRank (NCCL has no cancellable blocking join; the
-// orchestrator re-forms a group whose ranks never become ready).
+// The join is bounded too where NCCL has ncclCommInitRankConfig (2.14 and later): the communicator is
+// made non-blocking and polled, and aborted when the timeout passes. On older NCCL the blocking
+// ncclCommInitRank has no bound (the orchestrator re-forms a group whose ranks never become ready).
+// Point-to-point send/recv in a group make the all-to-all a token dispatch needs.
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -37,6 +40,19 @@ using nccl_all_reduce_fn = int (*)(const void*, void*, size_t, int, int, comm_t,
 using nccl_broadcast_fn = int (*)(const void*, void*, size_t, int, int, comm_t, void*);
 using nccl_all_gather_fn = int (*)(const void*, void*, size_t, int, comm_t, void*);
 using nccl_comm_fn = int (*)(comm_t);
+using nccl_group_fn = int (*)();
+using nccl_send_recv_fn = int (*)(void*, size_t, int, int, comm_t, void*);  // send takes const void*; same ABI
+using nccl_async_error_fn = int (*)(comm_t, int*);
+// ncclConfig_t as NCCL 2.14 laid it out: later releases append fields and read a config by its
+// `version`, so this prefix stays valid without NCCL's header.
+struct CommConfig {
+  size_t size = sizeof(CommConfig);
+  unsigned int magic = 0xcafebeef;
+  unsigned int version = 21400;
+  int blocking = INT_MIN, cga_cluster_size = INT_MIN, min_ctas = INT_MIN, max_ctas = INT_MIN;
+  const char* net_name = nullptr;
+};
+using nccl_init_rank_config_fn = int (*)(comm_t*, int, UniqueId, int, CommConfig*);
 using nccl_error_string_fn = const char* (*)(int);
 using cuda_stream_query_fn = int (*)(void*);
 using cuda_int_fn = int (*)(int);
@@ -46,7 +62,7 @@ using cuda_free_fn = int (*)(void*);
 using cuda_memcpy_fn = int (*)(void*, const void*, size_t, int);
 using cuda_pointer_attributes_fn = int (*)(PointerAttributes*, const void*);
 using cuda_error_string_fn = const char* (*)(int);
-constexpr int kFloat32 = 7, kUint8 = 1, kSum = 0, kCudaErrorNotReady = 600;
+constexpr int kFloat32 = 7, kUint8 = 1, kSum = 0, kCudaErrorNotReady = 600, kInProgress = 7;
 constexpr int kMemcpyHostToDevice = 1, kMemcpyDeviceToHost = 2, kMemoryTypeDevice = 2, kMemoryTypeManaged = 3;
 
 struct Nccl {
@@ -58,6 +74,10 @@ struct Nccl {
   nccl_broadcast_fn broadcast = nullptr;
   nccl_all_gather_fn all_gather = nullptr;
   nccl_comm_fn abort = nullptr, destroy = nullptr;
+  nccl_group_fn group_start = nullptr, group_end = nullptr;
+  nccl_send_recv_fn send = nullptr, recv = nullptr;
+  nccl_async_error_fn async_error = nullptr;
+  nccl_init_rank_config_fn init_rank_config = nullptr;  // NCCL >= 2.14: a join the watchdog can bound
   nccl_error_string_fn error_string = nullptr;
   cuda_stream_query_fn stream_query = nullptr;
   cuda_int_fn set_device = nullptr;
@@ -91,6 +111,12 @@ const Nccl& nccl() {
     x.all_gather = sym<nccl_all_gather_fn>(x.lib, "ncclAllGather");
     x.abort = sym<nccl_comm_fn>(x.lib, "ncclCommAbort");
     x.destroy = sym<nccl_comm_fn>(x.lib, "ncclCommDestroy");
+    x.group_start = sym<nccl_group_fn>(x.lib, "ncclGroupStart");
+    x.group_end = sym<nccl_group_fn>(x.lib, "ncclGroupEnd");
+    x.send = sym<nccl_send_recv_fn>(x.lib, "ncclSend");
+    x.recv = sym<nccl_send_recv_fn>(x.lib, "ncclRecv");
+    x.async_error = sym<nccl_async_error_fn>(x.lib, "ncclCommGetAsyncError");
+    x.init_rank_config = reinterpret_cast<nccl_init_rank_config_fn>(dlsym(x.lib, "ncclCommInitRankConfig"));
     x.error_string = sym<nccl_error_string_fn>(x.lib, "ncclGetErrorString");
     x.stream_query = sym<cuda_stream_query_fn>(x.cudart, "cudaStreamQuery");
     x.set_device = sym<cuda_int_fn>(x.cudart, "cudaSetDevice");
@@ -142,6 +168,19 @@ class NcclCommunicator final : public Communicator {
       return nccl().all_gather(i, o, n, kUint8, comm_, nullptr);
     });
   }
+  void all_to_all(const void* in, void* out, int64_t bytes) override {
+    const size_t n = static_cast<size_t>(bytes), total = n * world_;
+    // Staged input after the output: the exchange must not read what it is writing.
+    staged("all-to-all", in, total, out, total, total, [&](void* i, void* o) {
+      int r = nccl().group_start();
+      for (int peer = 0; r == 0 && peer < world_; ++peer) {
+        r = nccl().send(static_cast<uint8_t*>(i) + peer * n, n, kUint8, peer, comm_, nullptr);
+        if (r == 0) r = nccl().recv(static_cast<uint8_t*>(o) + peer * n, n, kUint8, peer, comm_, nullptr);
+      }
+      const int end = nccl().group_end();
+      return r != 0 ? r : end;
+    });
+  }
   void barrier() override {
     float one = 0.0f;  // a one-element all-reduce is NCCL's barrier
     sum(&one, 1);
@@ -189,13 +228,18 @@ class NcclCommunicator final : public Communicator {
 
   template <typename F>
   void run(const char* what, F&& launch) {
-    const int r = launch();
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    int r = launch();
+    // A non-blocking communicator may still be enqueueing: NCCL says when through its async error.
+    while (r == kInProgress && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      if (nccl().async_error(comm_, &r) != 0) break;
+    }
     if (r != 0) {
       const std::string msg = std::string("nccl ") + what + " on rank " + std::to_string(rank_) + ": " + nccl().error_string(r);
       abort(msg);
-      fail_comm(Failure::peer_lost, msg);
+      fail_comm(r == kInProgress ? Failure::timeout : Failure::peer_lost, msg);
     }
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
     for (;;) {  // the watchdog: the collective finishes within the timeout or the communicator is aborted
       const int q = nccl().stream_query(nullptr);
       if (q == 0) return;
@@ -222,6 +266,35 @@ class NcclCommunicator final : public Communicator {
 };
 }  // namespace
 
+namespace {
+// Joins as `rank`. With NCCL >= 2.14 the communicator is non-blocking, so the join is polled and a
+// group whose ranks never all arrive is aborted after `timeout` (CommError{rendezvous}); older NCCL
+// blocks in ncclCommInitRank without a bound.
+comm_t init_rank(const UniqueId& id, int rank, int world, std::chrono::milliseconds timeout) {
+  comm_t c = nullptr;
+  const Nccl& n = nccl();
+  if (n.init_rank_config == nullptr) {
+    const int r = n.init_rank(&c, world, id, rank);
+    if (r != 0) fail_comm(Failure::rendezvous, std::string("ncclCommInitRank: ") + n.error_string(r));
+    return c;
+  }
+  CommConfig config;
+  config.blocking = 0;
+  int r = n.init_rank_config(&c, world, id, rank, &config);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (r == kInProgress && c != nullptr && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (n.async_error(c, &r) != 0) break;
+  }
+  if (r == 0) return c;
+  if (c != nullptr) n.abort(c);
+  if (r == kInProgress)
+    fail_comm(Failure::rendezvous, "nccl: rank " + std::to_string(rank) + " of " + std::to_string(world) + " could not join within " +
+                                       std::to_string(timeout.count()) + " ms (a peer never arrived)");
+  fail_comm(Failure::rendezvous, std::string("ncclCommInitRankConfig: ") + n.error_string(r));
+}
+}  // namespace
+
 std::string nccl_unique_id() {
   UniqueId id{};
   const int r = nccl().get_unique_id(&id);
@@ -239,10 +312,7 @@ std::unique_ptr<Communicator> connect_nccl(int rank, int world, const std::strin
   else cuda_check(nccl().get_device(&device), "cudaGetDevice");
   UniqueId id{};
   std::memcpy(id.bytes, unique_id.data(), sizeof(id.bytes));
-  comm_t c = nullptr;
-  const int r = nccl().init_rank(&c, world, id, rank);
-  if (r != 0) fail_comm(Failure::rendezvous, std::string("ncclCommInitRank: ") + nccl().error_string(r));
-  return std::make_unique<NcclCommunicator>(c, rank, world, timeout, device);
+  return std::make_unique<NcclCommunicator>(init_rank(id, rank, world, timeout), rank, world, timeout, device);
 }
 
 std::unique_ptr<Communicator> connect_nccl_at(int rank, int world, const std::string& rendezvous, std::chrono::milliseconds timeout,

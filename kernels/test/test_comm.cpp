@@ -117,6 +117,16 @@ void collectives(comm::Communicator& c) {
   c.barrier();
 }
 
+// Rank r sends block p = {r, p, 1000 r + p} (3 int32) to rank p; so block q of what r receives is {q, r, 1000 q + r}.
+void all_to_all(comm::Communicator& c) {
+  const int r = c.rank(), w = c.world();
+  std::vector<int32_t> in(3 * w), out(3 * w, -1);
+  for (int p = 0; p < w; ++p) in[3 * p] = r, in[3 * p + 1] = p, in[3 * p + 2] = 1000 * r + p;
+  c.all_to_all(in.data(), out.data(), 3 * sizeof(int32_t));
+  for (int q = 0; q < w; ++q)
+    expect(out[3 * q] == q && out[3 * q + 1] == r && out[3 * q + 2] == 1000 * q + r, "all-to-all: block q came from rank q, addressed to me");
+}
+
 void gloo_cases() {
   for (int world : {2, 4}) {
     run_case("gloo_collectives_w" + std::to_string(world), world, [](int r, int w, const std::string& rdzv) {
@@ -159,6 +169,13 @@ void gloo_cases() {
     c->abort("the group is re-formed");
     expect(failure_of([&] { c->barrier(); }) == static_cast<int>(comm::Failure::aborted), "calls after abort fail: aborted");
   });
+
+  for (const int world : {2, 3}) {
+    run_case("all_to_all_w" + std::to_string(world), world, [](int r, int w, const std::string& rdzv) {
+      auto c = comm::connect_gloo(r, w, rdzv, 10s);
+      all_to_all(*c);
+    });
+  }
 
   // Only rank 0 of 2 shows up: the join fails with `rendezvous` within the timeout + 1 s.
   run_case("rendezvous_timeout", 1, [](int, int, const std::string& rdzv) {
@@ -230,6 +247,7 @@ void nccl_cases() {
   run_case("nccl_collectives_w" + std::to_string(gpus), gpus, [](int r, int w, const std::string& rdzv) {
     auto c = comm::connect_nccl_at(r, w, rdzv, 30s, r);
     collectives(*c);
+    all_to_all(*c);
   });
 }
 
