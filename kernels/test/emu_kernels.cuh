@@ -189,6 +189,17 @@ inline void launch_dynamic_shared(const float* in, float* out, int blocks, int t
   cuda::dev_check_launch("dynamic_shared");
 }
 
+// y = a·y + x, elementwise (two in a row do not commute with each other: a replay that reorders shows).
+__global__ void scale_add(float* y, const float* x, float a, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = a * y[i] + x[i];
+}
+
+inline void launch_scale_add(float* y, const float* x, float a, int n, emu_stream_t stream = nullptr) {
+  EMU_LAUNCH(scale_add, dim3((n + 63) / 64), dim3(64), 0, stream, y, x, a, n);
+  cuda::dev_check_launch("scale_add");
+}
+
 inline void launch_mma_tile(const uint16_t* A, const uint16_t* B, const float* C, float* D, emu_stream_t stream = nullptr) {
   EMU_LAUNCH(mma_tile, dim3(1), dim3(32), 0, stream, A, B, C, D);
   cuda::dev_check_launch("mma_tile");

@@ -1,11 +1,14 @@
 // launch.h — a kernel launch under the emulator: checks the configuration as CUDA would, then runs
 // the blocks of the grid one after another (x fastest), each to completion, on the calling OS thread.
-// Launches are synchronous; streams are accepted and ignored. Not here: scheduling inside a block
-// (block.h).
+// Launches are synchronous; streams are accepted and ignored. An open Recording collects launches
+// instead of running them (the emulator's CUDA graph). Not here: scheduling inside a block (block.h).
 #pragma once
 
 #include <algorithm>
+#include <functional>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "block.h"
 
@@ -78,11 +81,45 @@ inline void run_grid(const dim3& grid, const dim3& block, size_t dynamic_bytes, 
 
 namespace emu {
 
+// A recorded launch sequence (what stream capture makes a CUDA graph of): while a Recording is open
+// on this OS thread, launches are appended to it instead of running, each with its configuration
+// and its arguments copied by value as a capture fixes them; replay() runs them in order, reading
+// device memory as it is then (so updated inputs at the same addresses flow through, as in a graph).
+class Recording {
+ public:
+  void replay() const {
+    for (const auto& launch : launches_) launch();
+  }
+  size_t size() const { return launches_.size(); }
+  void clear() { launches_.clear(); }
+  void add(std::function<void()> launch) { launches_.push_back(std::move(launch)); }
+
+ private:
+  std::vector<std::function<void()>> launches_;
+};
+
+namespace detail {
+inline thread_local Recording* g_recording = nullptr;
+}
+
+// Launches on this thread go into `r` until end_recording() (one recording open at a time).
+inline void begin_recording(Recording& r) {
+  if (detail::g_recording) detail::fatal("a recording is already open on this thread");
+  detail::g_recording = &r;
+}
+inline void end_recording() { detail::g_recording = nullptr; }
+
 // Runs `kernel(args...)` once per thread of the grid. Every thread calls the kernel with its own
 // copies of the arguments, converted to the parameter types as a <<<>>> launch converts them.
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t dynamic_shared_bytes, Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "emu::launch: argument count differs from the kernel's");
+  if (detail::g_recording) {
+    detail::g_recording->add([kernel, grid, block, dynamic_shared_bytes, saved = std::tuple<std::decay_t<Args>...>(args...)]() {
+      std::apply([&](const auto&... a) { launch(kernel, grid, block, dynamic_shared_bytes, a...); }, saved);
+    });
+    return;
+  }
   auto call = [&]() { kernel(args...); };
   using Call = decltype(call);
   detail::run_grid(grid, block, dynamic_shared_bytes, [](void* c) { (*static_cast<Call*>(c))(); }, &call);
