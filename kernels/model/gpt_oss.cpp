@@ -103,7 +103,8 @@ struct Transformer::Scratch {
     int begin, count;
     RowPath path;
   };
-  std::vector<Run> runs;  // consecutive rows sharing a path: one dense product each
+  std::vector<Run> runs;       // consecutive rows sharing a path: one dense product each
+  std::vector<Run> head_runs;  // the same over the rows of `last` (the head's unembedding)
   std::vector<DenseMatmul> dense_jobs;
   const AttnSeq* full_seqs = nullptr;  // device: [num_seqs] each, their block tables in `blocks`
   const AttnSeq* sliding_seqs = nullptr;
@@ -274,29 +275,36 @@ void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& 
   s.sliding_seqs = s.full_seqs + seqs.size();
   s.positions.assign(positions);
   s.panel_row.assign(panel_row);
+  plan_head(seqs, s);
 }
 
-// Only the rows whose logits are wanted go through the final norm and the (large) unembedding; a long
-// chunk's rows take the panel path when all of them are wanted.
-void Transformer::head(const std::vector<SeqChunk>& seqs, Scratch& s) const {
-  const ModelConfig& c = w_->config;
-  const int H = c.hidden;
-  float* last = s.last.reserve(static_cast<size_t>(s.out_rows) * H);
+// Which rows reach the head: the last row of each sequence, or all of them with all_logits; a long
+// chunk's rows take the panel path when all of them are wanted. Uploaded with the rest of the plan, so
+// the launches of a step read nothing the host writes while they run.
+void Transformer::plan_head(const std::vector<SeqChunk>& seqs, Scratch& s) const {
   std::vector<int32_t> dest(s.T, -1);  // row of `last` for each wanted row of h
-  s.runs.clear();
+  s.head_runs.clear();
   int o = 0, row = 0;
   for (const SeqChunk& q : seqs) {
     const int first = q.all_logits ? row : row + q.num_tokens - 1, n = row + q.num_tokens - first;
     const RowPath path = q.all_logits && q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
-    if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += n;
-    else s.runs.push_back({o, n, path});
+    if (!s.head_runs.empty() && s.head_runs.back().path == path) s.head_runs.back().count += n;
+    else s.head_runs.push_back({o, n, path});
     for (int r = first; r < row + q.num_tokens; ++r) dest[r] = o++;
     row += q.num_tokens;
   }
-  ops_.f32_scatter_rows(s.h.data(), H, s.head_rows.assign(dest), s.T, 1, last);
+  s.head_rows.assign(dest);
+}
+
+// Only the rows whose logits are wanted (plan_head) go through the final norm and the (large) unembedding.
+void Transformer::head(Scratch& s) const {
+  const ModelConfig& c = w_->config;
+  const int H = c.hidden;
+  float* last = s.last.data();
+  ops_.f32_scatter_rows(s.h.data(), H, s.head_rows.data(), s.T, 1, last);
   ops_.f32_rmsnorm(last, s.out_rows, H, w_->final_norm.data(), c.rms_eps, last);
-  float* logits = s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
-  for (const auto& r : s.runs)
+  float* logits = s.logits.data();
+  for (const auto& r : s.head_runs)
     ops_.f32_bf16w_unembed(last + r.begin * static_cast<int64_t>(H), r.count, w_->lm_head, logits + r.begin * static_cast<int64_t>(c.vocab),
                            r.path);
 }
@@ -325,6 +333,8 @@ const float* Transformer::forward(const std::vector<int32_t>& tokens, const std:
   s.u.reserve(routed * 2 * c.intermediate);
   s.z.reserve(routed * c.intermediate);
   s.y.reserve(routed * H);
+  s.last.reserve(static_cast<size_t>(s.out_rows) * H);
+  s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
 
   ops_.bf16w_embed(w_->embed, s.tokens.assign(tokens), T, s.h.data());
   for (int l = 0; l < c.num_layers; ++l) {
@@ -332,7 +342,7 @@ const float* Transformer::forward(const std::vector<int32_t>& tokens, const std:
     mlp_block(l, s);
   }
   const double t_head = Profile::now();
-  head(seqs, s);
+  head(s);
   g_profile.add(5, t_head);
   g_profile.step_done();
   return s.logits.data();

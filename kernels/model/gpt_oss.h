@@ -82,7 +82,8 @@ class Transformer {
  private:
   struct Scratch;
   void plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& s) const;
-  void head(const std::vector<SeqChunk>& seqs, Scratch& s) const;
+  void plan_head(const std::vector<SeqChunk>& seqs, Scratch& s) const;
+  void head(Scratch& s) const;
   void dense(Scratch& s, std::initializer_list<Product> products) const;
   void attention_block(int l, Scratch& s, KvCache& kv) const;
   void mlp_block(int l, Scratch& s) const;
