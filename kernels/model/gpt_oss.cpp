@@ -125,6 +125,15 @@ struct Transformer::Scratch {
   DeviceArray<int32_t> totals;                   // [2]
   DeviceArray<int32_t> head_rows;                // [T]: row of `last`, or -1
   DeviceArray<float> last, logits;               // [out rows, H], [out rows, V]
+
+  // Where every device array is now: a captured launch sequence stays valid while these stay put.
+  std::vector<const void*> buffers() const {
+    return {tokens.data(), positions.data(), panel_row.data(), seqs.data(), blocks.data(), h.data(), t.data(), q.data(),
+            k.data(), v.data(), attn.data(), proj.data(), router.data(), expert_idx.data(), expert_w.data(), xs.data(),
+            u.data(), z.data(), y.data(), row_weight.data(), token_rows.data(), groups.data(), totals.data(),
+            head_rows.data(), last.data(), logits.data()};
+  }
+  std::vector<const void*> last_buffers;
 };
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
@@ -137,6 +146,7 @@ Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops
 Transformer::~Transformer() = default;
 
 int Transformer::logit_rows() const { return scratch_->out_rows; }
+const float* Transformer::logits() const { return scratch_->logits.data(); }
 
 // Dense products over the step's rows: one job per run of rows that share a path, all in one group.
 struct Product {
@@ -310,11 +320,18 @@ void Transformer::head(Scratch& s) const {
 }
 
 const float* Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
+  prepare(tokens, seqs, kv);
+  launch(kv);
+  return logits();
+}
+
+bool Transformer::prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
   const ModelConfig& c = w_->config;
   Scratch& s = *scratch_;
   const int T = static_cast<int>(tokens.size()), H = c.hidden, D = c.head_dim;
   s.T = T;
   plan(seqs, kv, s);
+  s.tokens.assign(tokens);
 
   const ShardInfo& sh = w_->shard;
   const size_t hq = sh.q_head_end - sh.q_head_begin, hkv = sh.kv_head_end - sh.kv_head_begin;
@@ -335,8 +352,16 @@ const float* Transformer::forward(const std::vector<int32_t>& tokens, const std:
   s.y.reserve(routed * H);
   s.last.reserve(static_cast<size_t>(s.out_rows) * H);
   s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
+  const std::vector<const void*> buffers = s.buffers();
+  const bool same = buffers == s.last_buffers;
+  s.last_buffers = buffers;
+  return same;
+}
 
-  ops_.bf16w_embed(w_->embed, s.tokens.assign(tokens), T, s.h.data());
+void Transformer::launch(KvCache& kv) const {
+  const ModelConfig& c = w_->config;
+  Scratch& s = *scratch_;
+  ops_.bf16w_embed(w_->embed, s.tokens.data(), s.T, s.h.data());
   for (int l = 0; l < c.num_layers; ++l) {
     attention_block(l, s, kv);
     mlp_block(l, s);
@@ -345,7 +370,6 @@ const float* Transformer::forward(const std::vector<int32_t>& tokens, const std:
   head(s);
   g_profile.add(5, t_head);
   g_profile.step_done();
-  return s.logits.data();
 }
 
 }  // namespace gptoss

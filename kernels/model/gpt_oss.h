@@ -76,6 +76,12 @@ class Transformer {
   // (per sequence: all of its rows, or its last row), in order, in the backend's memory; valid until the
   // next forward.
   const float* forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+  // forward() in its two halves, for a caller that captures the launches once and replays them:
+  // prepare() checks and uploads the step's plan and grows the scratch (returns whether every buffer
+  // stayed where the previous step had it); launch() only launches ops, reading what prepare() left.
+  bool prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+  void launch(KvCache& kv) const;
+  const float* logits() const;
   // Rows of logits the last forward returned.
   int logit_rows() const;
 
