@@ -80,12 +80,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) sdpa_decode_kernel(AttnArgs
   }
   Slots<kDecodeSlots, DC> st;
   slots_init(st, sink);
-  for (int key0 = sp.begin - sp.begin % kKeyTile; key0 <= sp.end; key0 += kKeyTile) {
-    __syncthreads();  // the previous tile is consumed (the first time: qs is written)
-    stage_tile(a, s, hb.kvh, key0, sp.begin, sp.end, t);
-    __syncthreads();
-    attend_tile(t, t.qs + warp * kDecodeSlots * D, D, key0, lo, hi, a.scale, st, lane);
-  }
+  attend_keys(a, s, hb.kvh, sp.begin, sp.end, t, t.qs + warp * kDecodeSlots * D, lo, hi, st, lane);
   for (int i = 0; i < kDecodeSlots; ++i) {
     const int g = warp * kDecodeSlots + i, h = hb.first + g;
     if (g >= hb.count) continue;
@@ -138,12 +133,7 @@ __device__ __forceinline__ void prefill_tile(const AttnArgs& a, const AttnSeq& s
   Slots<kPrefillSlots, DC> st;
   slots_init(st, sink);
   const int key_lo = first_key(s.pos_begin + t0, a.window), key_hi = s.pos_begin + t0 + rows - 1;
-  for (int key0 = key_lo - key_lo % kKeyTile; key0 <= key_hi; key0 += kKeyTile) {
-    __syncthreads();  // the previous key tile is consumed (the first time: qs is written)
-    stage_tile(a, s, hb.kvh, key0, key_lo, key_hi, t);
-    __syncthreads();
-    attend_tile(t, t.qs + warp * kPrefillSlots * D, D, key0, lo, hi, a.scale, st, lane);
-  }
+  attend_keys(a, s, hb.kvh, key_lo, key_hi, t, t.qs + warp * kPrefillSlots * D, lo, hi, st, lane);
   for (int i = 0; i < kPrefillSlots; ++i) {
     const int g = warp * kPrefillSlots + i;
     if (g / hb.count < rows)

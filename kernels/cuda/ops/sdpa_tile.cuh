@@ -130,4 +130,17 @@ __device__ __forceinline__ void attend_tile(const Tile& t, const float* qs, int 
   }
 }
 
+// The block's walk over keys [key_lo, key_hi] of kv head `kvh`, tile by tile; every thread of the block
+// calls it (the barriers), each warp for its own slots.
+template <int S, int DC>
+__device__ __forceinline__ void attend_keys(const AttnArgs& a, const AttnSeq& s, int kvh, int key_lo, int key_hi, const Tile& t,
+                                            const float* qs, const int* lo, const int* hi, Slots<S, DC>& st, int lane) {
+  for (int key0 = key_lo - key_lo % kKeyTile; key0 <= key_hi; key0 += kKeyTile) {
+    __syncthreads();  // the previous tile is consumed (the first time: the queries are written)
+    stage_tile(a, s, kvh, key0, key_lo, key_hi, t);
+    __syncthreads();
+    attend_tile(t, qs, a.kv.head_dim, key0, lo, hi, a.scale, st, lane);
+  }
+}
+
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS
