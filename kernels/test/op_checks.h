@@ -1,0 +1,28 @@
+// op_checks.h — what the op suites of test_ops share across its files: the seeded inputs, the checks
+// that count PASS / FAIL, and the suites that live in files of their own (test_ops_sdpa.cpp). Defined in
+// test_ops.cpp, whose main() runs every suite on every backend.
+#pragma once
+
+#include <cstddef>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../cpu/ops.h"
+
+namespace gptoss::test {
+
+extern int g_failed, g_passed;
+extern std::mt19937 rng;  // one stream for the whole run: a case's inputs depend on the suites before it
+
+std::vector<float> randn(size_t n, float scale = 1.0f);
+std::vector<double> widen(const std::vector<float>& v);
+// Passes when max|got − want| / max(1, max|want|) ≤ tol (a non-finite value fails).
+void expect_close(const std::string& name, const float* got, const std::vector<double>& want, double tol);
+void expect_true(const std::string& name, bool ok, const std::string& detail = "");
+
+// Attention (test_ops_sdpa.cpp): single sequences through the paged cache, and mixed steps.
+void test_sdpa(const OpSet& ops);
+void test_sdpa_steps(const OpSet& ops);
+
+}  // namespace gptoss::test

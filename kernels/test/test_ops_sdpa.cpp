@@ -1,0 +1,172 @@
+// test_ops_sdpa.cpp — the attention cases of test_ops (f32_sdpa_sinks with f32_kv_store) against the fp64
+// reference: one sequence through the paged cache, and steps that mix several decode and prefill
+// sequences, each of whose rows must also equal what the sequence gives when run alone.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "op_checks.h"
+#include "reference/ops_ref.h"
+
+namespace gptoss::test {
+
+// Attention through the paged cache: `cached` rows are stored first, then the rest attend.
+void test_sdpa(const OpSet& ops) {
+  // free_old: blocks wholly before the window are poisoned with NaN and marked -1, as the scheduler frees them.
+  struct C { const char* name; int T, cached, Hq, Hkv, D, window, block; float sink; bool free_old; };
+  for (C c : {C{"sdpa_sinks/prefill_full_causal", 20, 0, 4, 2, 16, 0, 4, 0.3f, false},
+              C{"sdpa_sinks/sliding_window_edge_T_eq_W_plus_1", 9, 0, 4, 2, 16, 8, 4, 0.0f, true},
+              C{"sdpa_sinks/decode_through_pages", 37, 36, 8, 2, 16, 0, 4, -0.5f, false},
+              C{"sdpa_sinks/sliding_decode_old_blocks_freed", 40, 39, 4, 4, 16, 8, 4, 0.1f, true},
+              C{"sdpa_sinks/sliding_chunk_after_freed_prefix", 30, 21, 4, 2, 16, 8, 4, 0.2f, true},
+              C{"sdpa_sinks/sink_dominates", 6, 0, 2, 1, 16, 0, 4, 30.0f, false},
+              C{"sdpa_sinks/sink_negligible", 6, 0, 2, 1, 16, 0, 4, -30.0f, false},
+              C{"sdpa_sinks/gqa_group_8_head_dim_64", 5, 2, 8, 1, 64, 0, 16, 0.0f, false},
+              C{"sdpa_sinks/prefill_vector_path_sliding_T70_W8_D64", 70, 0, 8, 2, 64, 8, 16, 0.7f, true},
+              C{"sdpa_sinks/prefill_vector_path_sink_dominates_T33", 33, 0, 4, 2, 32, 0, 8, 25.0f, false}}) {
+    const int T = c.T, D = c.D;
+    auto q = randn(static_cast<size_t>(T) * c.Hq * D), k = randn(static_cast<size_t>(T) * c.Hkv * D), v = randn(static_cast<size_t>(T) * c.Hkv * D);
+    std::vector<float> sinks(c.Hq, c.sink);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const int nblocks = (T + c.block - 1) / c.block;
+    std::vector<int32_t> table(nblocks);
+    for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;  // non-identity block order
+    std::vector<float> pool(static_cast<size_t>(nblocks) * 2 * c.Hkv * c.block * D, NAN);
+    KvLayer kv{pool.data(), c.block, c.Hkv, D};
+    // Store the cached prefix one token at a time (as decode would), then run the rest as one chunk.
+    for (int p = 0; p < c.cached; ++p) {
+      AttnSeq s{0, 1, p, table.data(), nblocks};
+      ops.f32_kv_store(k.data() + static_cast<size_t>(p) * c.Hkv * D, v.data() + static_cast<size_t>(p) * c.Hkv * D, c.Hkv * D, &s, 1, kv);
+    }
+    if (c.free_old) {
+      const int first_live = std::max(0, c.cached - c.window + 1) / c.block;
+      for (int i = 0; i < first_live; ++i) {
+        std::fill_n(pool.begin() + static_cast<int64_t>(table[i]) * kv.block_floats(), kv.block_floats(), NAN);
+        table[i] = -1;
+      }
+    }
+    const int n = T - c.cached;
+    AttnSeq s{0, n, c.cached, table.data(), nblocks};
+    std::vector<float> out(static_cast<size_t>(n) * c.Hq * D);
+    ops.f32_sdpa_sinks(q.data() + static_cast<size_t>(c.cached) * c.Hq * D, c.Hq * D, k.data() + static_cast<size_t>(c.cached) * c.Hkv * D,
+                       v.data() + static_cast<size_t>(c.cached) * c.Hkv * D, c.Hkv * D, &s, 1, kv, c.Hq, sinks.data(), scale, c.window,
+                       out.data(), c.Hq * D);
+    auto want = ref::sdpa_sinks(widen(q), widen(k), widen(v), T, c.Hq, c.Hkv, D, widen(sinks), scale, c.window);
+    want.erase(want.begin(), want.begin() + static_cast<long>(c.cached) * c.Hq * D);
+    expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
+  }
+}
+
+// Several sequences in one step through the paged cache, decode (one new row) and prefill (several)
+// mixed: each sequence's first `cached` positions are stored first, then every sequence's remaining rows
+// attend in one call. Covers the CUDA split-K decode path (ranges of several 256-key chunks, more chunks
+// than splits, a window across chunk borders) and the tiled prefill path (cached prefix + new rows, row
+// counts off the tile, GQA groups of 8 and of 12). Each sequence is also run alone: its rows must be
+// bit-identical to the mixed step's (batch invariance).
+namespace {
+
+struct StepSeq { int T, cached; };
+struct StepCase { const char* name; std::vector<StepSeq> seqs; int Hq, Hkv, D, window, block; float sink; bool free_old; };
+
+struct StepInputs {
+  std::vector<std::vector<float>> q, k, v;  // per sequence, all T rows
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<float> pool;
+  std::vector<float> sinks;
+};
+
+StepInputs step_inputs(const OpSet& ops, const StepCase& c) {
+  StepInputs in;
+  const int D = c.D;
+  int total_blocks = 0;
+  for (const StepSeq& s : c.seqs) total_blocks += (s.T + c.block - 1) / c.block;
+  in.pool.assign(static_cast<size_t>(total_blocks) * 2 * c.Hkv * c.block * D, NAN);
+  KvLayer kv{in.pool.data(), c.block, c.Hkv, D};
+  int next_block = total_blocks;  // handed out downwards: block ids are not in position order
+  for (const StepSeq& s : c.seqs) {
+    in.q.push_back(randn(static_cast<size_t>(s.T) * c.Hq * D));
+    in.k.push_back(randn(static_cast<size_t>(s.T) * c.Hkv * D));
+    in.v.push_back(randn(static_cast<size_t>(s.T) * c.Hkv * D));
+    const int nblocks = (s.T + c.block - 1) / c.block;
+    std::vector<int32_t> table(nblocks);
+    for (auto& b : table) b = --next_block;
+    if (s.cached > 0) {
+      AttnSeq prefix{0, s.cached, 0, table.data(), nblocks};
+      ops.f32_kv_store(in.k.back().data(), in.v.back().data(), c.Hkv * D, &prefix, 1, kv);
+    }
+    if (c.free_old) {  // blocks wholly before the first new row's window are poisoned and unmapped, as the scheduler frees them
+      const int first_live = std::max(0, s.cached - c.window + 1) / c.block;
+      for (int i = 0; i < first_live; ++i) {
+        std::fill_n(in.pool.begin() + static_cast<int64_t>(table[i]) * kv.block_floats(), kv.block_floats(), NAN);
+        table[i] = -1;
+      }
+    }
+    in.tables.push_back(std::move(table));
+  }
+  in.sinks.resize(c.Hq);
+  for (int h = 0; h < c.Hq; ++h) in.sinks[h] = c.sink + 0.25f * static_cast<float>(h % 3);
+  return in;
+}
+
+float step_scale(const StepCase& c) { return 1.0f / std::sqrt(static_cast<float>(c.D)); }
+
+// Runs the new rows of the sequences `pick` as one step; returns their outputs, in pick order.
+std::vector<float> run_step(const OpSet& ops, const StepCase& c, StepInputs& in, const std::vector<int>& pick) {
+  const int D = c.D;
+  std::vector<float> q, k, v;
+  std::vector<AttnSeq> seqs;
+  int rows = 0;
+  for (int i : pick) {
+    const StepSeq& s = c.seqs[i];
+    q.insert(q.end(), in.q[i].begin() + static_cast<long>(s.cached) * c.Hq * D, in.q[i].end());
+    k.insert(k.end(), in.k[i].begin() + static_cast<long>(s.cached) * c.Hkv * D, in.k[i].end());
+    v.insert(v.end(), in.v[i].begin() + static_cast<long>(s.cached) * c.Hkv * D, in.v[i].end());
+    seqs.push_back({rows, s.T - s.cached, s.cached, in.tables[i].data(), static_cast<int>(in.tables[i].size())});
+    rows += s.T - s.cached;
+  }
+  std::vector<float> out(static_cast<size_t>(rows) * c.Hq * D, NAN);
+  KvLayer kv{in.pool.data(), c.block, c.Hkv, D};
+  ops.f32_sdpa_sinks(q.data(), c.Hq * D, k.data(), v.data(), c.Hkv * D, seqs.data(), static_cast<int>(seqs.size()), kv, c.Hq,
+                     in.sinks.data(), step_scale(c), c.window, out.data(), c.Hq * D);
+  return out;
+}
+
+}  // namespace
+
+void test_sdpa_steps(const OpSet& ops) {
+  const std::vector<StepCase> cases = {
+      {"sdpa_steps/decode_700_keys_three_chunks", {{700, 699}}, 4, 2, 16, 0, 16, 0.3f, false},
+      {"sdpa_steps/decode_4500_keys_more_chunks_than_splits", {{4500, 4499}}, 2, 1, 8, 0, 64, -0.2f, false},
+      {"sdpa_steps/sliding_decode_window_across_chunk_border", {{601, 600}}, 4, 2, 16, 300, 16, 0.1f, true},
+      {"sdpa_steps/prefill_cached_prefix_rows_off_tile", {{90, 50}}, 4, 2, 32, 0, 16, 0.2f, false},
+      {"sdpa_steps/mixed_gqa8_decode_and_prefill_D64", {{300, 299}, {45, 0}, {70, 33}, {1, 0}, {600, 599}}, 16, 2, 64, 0, 16, 0.0f, false},
+      {"sdpa_steps/mixed_sliding_freed_blocks", {{300, 299}, {100, 60}, {37, 0}, {3, 1}}, 4, 1, 16, 40, 8, 0.4f, true},
+      {"sdpa_steps/mixed_gqa12_partial_head_block", {{40, 20}, {300, 299}}, 12, 1, 16, 0, 16, -0.3f, false}};
+  for (const StepCase& c : cases) {
+    StepInputs in = step_inputs(ops, c);
+    std::vector<int> all(c.seqs.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+    const std::vector<float> out = run_step(ops, c, in, all);
+    std::vector<double> want;
+    for (size_t i = 0; i < c.seqs.size(); ++i) {
+      const StepSeq& s = c.seqs[i];
+      auto w = ref::sdpa_sinks(widen(in.q[i]), widen(in.k[i]), widen(in.v[i]), s.T, c.Hq, c.Hkv, c.D, widen(in.sinks),
+                               step_scale(c), c.window);
+      want.insert(want.end(), w.begin() + static_cast<long>(s.cached) * c.Hq * c.D, w.end());
+    }
+    expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
+    if (c.seqs.size() < 2) continue;
+    bool same = true;
+    size_t offset = 0;
+    for (int i : all) {
+      const std::vector<float> alone = run_step(ops, c, in, {i});
+      same = same && std::memcmp(alone.data(), out.data() + offset, alone.size() * sizeof(float)) == 0;
+      offset += alone.size();
+    }
+    expect_true(std::string(ops.name) + "/" + c.name + "/rows_as_when_alone", same);
+  }
+}
+
+}  // namespace gptoss::test
