@@ -141,8 +141,9 @@ __device__ __forceinline__ void prefill_tile(const AttnArgs& a, const AttnSeq& s
   }
 }
 
+// Three resident blocks per SM bound ptxas to 85 registers, which the four slots' state fits without spilling.
 template <int DC>
-__global__ void __launch_bounds__(kPrefillWarps * 32) sdpa_prefill_kernel(AttnArgs a) {
+__global__ void __launch_bounds__(kPrefillWarps * 32, 3) sdpa_prefill_kernel(AttnArgs a) {
   const AttnSeq s = a.seqs[blockIdx.x];
   if (s.num_tokens < 2) return;  // decode rows: sdpa_decode_kernel
   const HeadBlock hb = head_block(a, kDecodeHeads);

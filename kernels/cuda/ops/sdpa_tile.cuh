@@ -62,24 +62,26 @@ inline size_t tile_smem_bytes(int D, int slots) {
 __device__ __forceinline__ Tile tile_views(float* smem, int D) { return {smem, smem + D * kKtStride, smem + D * kKtStride + kKeyTile * D}; }
 
 // Stages keys [key0, key0 + kKeyTile) ∩ [lo, hi] of kv head `kvh`, the rest as zeros: a freed block or a
-// row past the step must not be read, and a zero keeps p · v at 0 where the mask makes p = 0.
+// row past the step must not be read, and a zero keeps p · v at 0 where the mask makes p = 0. A warp takes
+// one key at a time, its lanes along head_dim: one address computation per key, coalesced loads.
 __device__ void stage_tile(const AttnArgs& a, const AttnSeq& s, int kvh, int key0, int lo, int hi, Tile t) {
-  const int D = a.kv.head_dim;
-  for (int i = threadIdx.x; i < kKeyTile * D; i += blockDim.x) {
-    const int j = i / D, d = i % D, pos = key0 + j;
-    float kk = 0.0f, vv = 0.0f;
-    if (pos >= lo && pos <= hi) {
-      if (pos < s.pos_begin) {
-        kk = kv_slot(a.kv, s, pos, kvh, false)[d];
-        vv = kv_slot(a.kv, s, pos, kvh, true)[d];
-      } else {
-        const int64_t r = static_cast<int64_t>(s.token_begin + pos - s.pos_begin) * a.ldkv + static_cast<int64_t>(kvh) * D + d;
-        kk = a.k_new[r];
-        vv = a.v_new[r];
-      }
+  const int D = a.kv.head_dim, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  for (int j = threadIdx.x / 32; j < kKeyTile; j += warps) {
+    const int pos = key0 + j;
+    const bool live = pos >= lo && pos <= hi;
+    int64_t k_off = 0, v_off = 0;  // into the pool (cached positions) or k_new / v_new (this step's)
+    if (live && pos < s.pos_begin) {
+      k_off = kv_slot(a.kv, s, pos, kvh, false) - a.kv.pool;
+      v_off = kv_slot(a.kv, s, pos, kvh, true) - a.kv.pool;
+    } else if (live) {
+      k_off = v_off = static_cast<int64_t>(s.token_begin + pos - s.pos_begin) * a.ldkv + static_cast<int64_t>(kvh) * D;
     }
-    t.kt[d * kKtStride + j] = kk;
-    t.vt[j * D + d] = vv;
+    const float* k = pos < s.pos_begin ? a.kv.pool + k_off : a.k_new + k_off;
+    const float* v = pos < s.pos_begin ? a.kv.pool + v_off : a.v_new + v_off;
+    for (int d = lane; d < D; d += 32) {
+      t.kt[d * kKtStride + j] = live ? k[d] : 0.0f;
+      t.vt[j * D + d] = live ? v[d] : 0.0f;
+    }
   }
 }
 
