@@ -134,10 +134,11 @@ struct OpSet {
   // In-place half-split RoPE on x[T, heads, head_dim] (row stride ldx), cos/sin scaled by concentration.
   void (*f32_rope)(float* x, int T, int heads, int head_dim, int64_t ldx, const int32_t* positions, const float* inv_freq,
                    float concentration);
-  // Attention with sinks over paged KV (positions < pos_begin) plus this step's k/v rows.
+  // Attention with sinks over paged KV (positions < pos_begin) plus this step's k/v rows. `workspace`:
+  // sdpa_workspace_floats(num_seqs, q_heads, head_dim) floats of the backend's memory (may be null when 0).
   void (*f32_sdpa_sinks)(const float* q, int64_t ldq, const float* k_new, const float* v_new, int64_t ldkv,
                          const AttnSeq* seqs, int num_seqs, const KvLayer& kv, int q_heads, const float* sinks,
-                         float scale, int window, float* out, int64_t ldo);
+                         float scale, int window, float* out, int64_t ldo, float* workspace);
   // Writes this step's k/v rows into the paged cache.
   void (*f32_kv_store)(const float* k_new, const float* v_new, int64_t ldkv, const AttnSeq* seqs, int num_seqs,
                        const KvLayer& kv);
@@ -169,6 +170,9 @@ struct OpSet {
   void (*q8_mxfp4w_moe)(const MoeMatmul& p);
   // Picks the next token from one row of logits; counter = index of the token being sampled.
   void (*f32_sample)(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out);
+  // The workspace f32_sdpa_sinks needs for a call of this size (the caller owns it, so a step's
+  // launches allocate nothing and can be captured and replayed).
+  size_t (*sdpa_workspace_floats)(int num_seqs, int q_heads, int head_dim);
 };
 
 const OpSet& cpu_ops();

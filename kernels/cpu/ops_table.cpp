@@ -8,7 +8,7 @@ void f32_rmsnorm(const float*, int, int, const float*, float, float*);
 void f32_bf16w_matmul(const DenseMatmul*, int);
 void f32_rope(float*, int, int, int, int64_t, const int32_t*, const float*, float);
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
-                    const float*, float, int, float*, int64_t);
+                    const float*, float, int, float*, int64_t, float*);
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_router_topk(const float*, int, int, int, int32_t*, float*);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
@@ -26,6 +26,7 @@ void moe_route(const int32_t*, const float*, int, int, int, const int32_t*, cons
 void f32_scatter_rows(const float*, int, const int32_t*, int, int, float*);
 void f32_moe_combine(const float*, int, const int32_t*, const float*, int, int, float*);
 void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult*);
+size_t no_workspace(int, int, int) { return 0; }
 }  // namespace cpu
 
 const OpSet& cpu_ops() {
@@ -50,6 +51,7 @@ const OpSet& cpu_ops() {
       cpu::f32_mxfp4w_moe,
       cpu::q8_mxfp4w_moe,
       cpu::f32_sample,
+      cpu::no_workspace,
   };
   return ops;
 }

@@ -90,7 +90,7 @@ __attribute__((target("avx512f,fma"))) void attend_prefill_row(const float* q, c
 // launchers
 void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float* v_new, int64_t ldkv, const AttnSeq* seqs,
                     int num_seqs, const KvLayer& kv, int q_heads, const float* sinks, float scale, int window, float* out,
-                    int64_t ldo) {
+                    int64_t ldo, float*) {
   const int D = kv.head_dim, group = q_heads / kv.kv_heads;
   // Flatten (sequence, token, head) into one parallel loop: prefill and decode rows share the cores.
   thread_local std::vector<std::pair<int, int>> rows;  // (seq index, token index within seq), reused

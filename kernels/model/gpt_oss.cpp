@@ -97,7 +97,7 @@ struct Transformer::Scratch {
   explicit Scratch(const DeviceMemory& m)
       : tokens(m), positions(m), panel_row(m), seqs(m), blocks(m), h(m), t(m), q(m), k(m), v(m), attn(m), proj(m), router(m),
         expert_idx(m), expert_w(m), xs(m), u(m), z(m), y(m), row_weight(m), token_rows(m), groups(m), totals(m), head_rows(m),
-        last(m), logits(m) {}
+        last(m), logits(m), attn_work(m) {}
   int T = 0, out_rows = 0;
   struct Run {
     int begin, count;
@@ -125,13 +125,14 @@ struct Transformer::Scratch {
   DeviceArray<int32_t> totals;                   // [2]
   DeviceArray<int32_t> head_rows;                // [T]: row of `last`, or -1
   DeviceArray<float> last, logits;               // [out rows, H], [out rows, V]
+  DeviceArray<float> attn_work;                  // f32_sdpa_sinks's workspace (sdpa_workspace_floats)
 
   // Where every device array is now: a captured launch sequence stays valid while these stay put.
   std::vector<const void*> buffers() const {
     return {tokens.data(), positions.data(), panel_row.data(), seqs.data(), blocks.data(), h.data(), t.data(), q.data(),
             k.data(), v.data(), attn.data(), proj.data(), router.data(), expert_idx.data(), expert_w.data(), xs.data(),
             u.data(), z.data(), y.data(), row_weight.data(), token_rows.data(), groups.data(), totals.data(),
-            head_rows.data(), last.data(), logits.data()};
+            head_rows.data(), last.data(), logits.data(), attn_work.data()};
   }
   std::vector<const void*> last_buffers;
 };
@@ -182,7 +183,7 @@ void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
   const int window = w_->layers[l].sliding ? c.sliding_window : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   ops_.f32_sdpa_sinks(s.q.data(), hq * D, s.k.data(), s.v.data(), hkv * D, seqs, s.num_seqs, layer, hq, a.sinks.data(), scale,
-                      window, s.attn.data(), hq * D);
+                      window, s.attn.data(), hq * D, s.attn_work.data());
   ops_.f32_kv_store(s.k.data(), s.v.data(), hkv * D, seqs, s.num_seqs, layer);
   g_profile.add(1, t0);
   t0 = Profile::now();
@@ -352,6 +353,7 @@ bool Transformer::prepare(const std::vector<int32_t>& tokens, const std::vector<
   s.y.reserve(routed * H);
   s.last.reserve(static_cast<size_t>(s.out_rows) * H);
   s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
+  s.attn_work.reserve(ops_.sdpa_workspace_floats(s.num_seqs, static_cast<int>(hq), D));
   const std::vector<const void*> buffers = s.buffers();
   const bool same = buffers == s.last_buffers;
   s.last_buffers = buffers;

@@ -50,9 +50,10 @@ void test_sdpa(const OpSet& ops) {
     const int n = T - c.cached;
     AttnSeq s{0, n, c.cached, table.data(), nblocks};
     std::vector<float> out(static_cast<size_t>(n) * c.Hq * D);
+    std::vector<float> work(ops.sdpa_workspace_floats(1, c.Hq, D));
     ops.f32_sdpa_sinks(q.data() + static_cast<size_t>(c.cached) * c.Hq * D, c.Hq * D, k.data() + static_cast<size_t>(c.cached) * c.Hkv * D,
                        v.data() + static_cast<size_t>(c.cached) * c.Hkv * D, c.Hkv * D, &s, 1, kv, c.Hq, sinks.data(), scale, c.window,
-                       out.data(), c.Hq * D);
+                       out.data(), c.Hq * D, work.data());
     auto want = ref::sdpa_sinks(widen(q), widen(k), widen(v), T, c.Hq, c.Hkv, D, widen(sinks), scale, c.window);
     want.erase(want.begin(), want.begin() + static_cast<long>(c.cached) * c.Hq * D);
     expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
@@ -128,8 +129,9 @@ std::vector<float> run_step(const OpSet& ops, const StepCase& c, StepInputs& in,
   }
   std::vector<float> out(static_cast<size_t>(rows) * c.Hq * D, NAN);
   KvLayer kv{in.pool.data(), c.block, c.Hkv, D};
+  std::vector<float> work(ops.sdpa_workspace_floats(static_cast<int>(seqs.size()), c.Hq, D));
   ops.f32_sdpa_sinks(q.data(), c.Hq * D, k.data(), v.data(), c.Hkv * D, seqs.data(), static_cast<int>(seqs.size()), kv, c.Hq,
-                     in.sinks.data(), step_scale(c), c.window, out.data(), c.Hq * D);
+                     in.sinks.data(), step_scale(c), c.window, out.data(), c.Hq * D, work.data());
   return out;
 }
 

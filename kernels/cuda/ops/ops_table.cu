@@ -19,7 +19,8 @@ void f32_bf16w_matmul(const DenseMatmul*, int);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
-                    const float*, float, int, float*, int64_t);
+                    const float*, float, int, float*, int64_t, float*);
+size_t sdpa_workspace_floats(int, int, int);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
 void f32_mxfp4w_moe(const MoeMatmul&);
@@ -71,6 +72,7 @@ const OpSet& cuda_ops() {
       f32_mxfp4w_moe,
       f32_mxfp4w_moe,  // q8: the exact path, as the contract allows
       f32_sample,
+      sdpa_workspace_floats,
   };
   return ops;
 }

@@ -12,8 +12,8 @@
 // Both start each running max at the head's sink, and the sink's exp joins the denominator at the end
 // (it weighs no value), as on the CPU. The split of a row depends only on its own key range and tiles sit
 // at absolute positions (sdpa_tile.cuh), so a row's result does not depend on the other sequences of the
-// step. fp32 arithmetic throughout, no tensor cores. The partials are dev_malloc'ed per call (cudaFree
-// waits for the device) until the engine gives ops a workspace.
+// step. fp32 arithmetic throughout, no tensor cores. The partials go to the caller's workspace
+// (sdpa_workspace_floats), so the launches allocate nothing and a graph can capture them.
 #include "sdpa_tile.cuh"
 
 namespace gptoss::cuda::GPTOSS_CUDA_NS {
@@ -183,19 +183,23 @@ void launch_attention(const AttnArgs& a, int num_seqs) {
 
 void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float* v_new, int64_t ldkv, const AttnSeq* seqs,
                     int num_seqs, const KvLayer& kv, int q_heads, const float* sinks, float scale, int window, float* out,
-                    int64_t ldo) {
+                    int64_t ldo, float* workspace) {
   check(kv.head_dim > 0 && kv.head_dim <= kMaxHeadDim && kv.kv_heads > 0 && q_heads % kv.kv_heads == 0,
         gptoss_status_invalid_argument, "sdpa_sinks (cuda): needs head_dim in 1..128 and q_heads a multiple of kv_heads");
   if (num_seqs <= 0 || q_heads <= 0) return;
+  check(workspace != nullptr, gptoss_status_invalid_argument, "sdpa_sinks (cuda): needs its workspace (sdpa_workspace_floats)");
   const int D = kv.head_dim;
   const size_t partials = static_cast<size_t>(num_seqs) * q_heads * kSplits;
-  float* scratch = dev_alloc<float>(partials * (D + 2));
   const AttnArgs a{q, ldq, k_new, v_new, ldkv, seqs, kv, q_heads, q_heads / kv.kv_heads, sinks, scale, window, out, ldo,
-                   scratch, scratch + partials * D};
+                   workspace, workspace + partials * D};
   if (D <= 32) launch_attention<1>(a, num_seqs);
   else if (D <= 64) launch_attention<2>(a, num_seqs);
   else launch_attention<4>(a, num_seqs);
-  dev_free(scratch);
+}
+
+// (m, l, acc[D]) per (sequence, q head, split).
+size_t sdpa_workspace_floats(int num_seqs, int q_heads, int head_dim) {
+  return static_cast<size_t>(num_seqs) * q_heads * kSplits * (head_dim + 2);
 }
 
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS
