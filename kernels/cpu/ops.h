@@ -119,6 +119,9 @@ struct MoeMatmul {
   bool swiglu = false;
   float limit = 0.0f, alpha = 0.0f;
   float* wide = nullptr;  // with swiglu: [rows, this->rows] scratch for a backend that folds after the products
+  // A bound on the Panel rows of all groups together (Σ n − streamed) the host knows: the step's panel
+  // tokens × k. A backend may size a launch by it; 0 lets it treat every row as Stream.
+  int max_panel_rows = 0;
 };
 
 struct OpSet {

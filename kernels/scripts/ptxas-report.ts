@@ -5,12 +5,12 @@
  *
  * The rule (isDecodeKernel below is its one implementation): a kernel is a *decode kernel* unless its
  * name contains "prefill", and a decode kernel must report 0 bytes of spill stores on every target
- * architecture. Today every kernel in cuda/ops is a decode kernel: a decode step's forward pass launches
- * all of them (embed, rmsnorm, the bf16 and MXFP4 GEMVs, rope, kv_store, sdpa_sinks, router_topk, the MoE
- * route/scatter/combine kernels, swiglu, add; sample is the device sampler for the same step, not called
- * by the engine yet), and a spill there turns register traffic into local-memory traffic on every token.
- * A kernel that only runs for long prefill chunks (the planned tensor-core GEMM) is exempt by carrying
- * "prefill" in its name; its spills still show in the table. A device function that ptxas kept out of
+ * architecture. Every kernel in cuda/ops but the tensor-core panel products is a decode kernel: a decode
+ * step's forward pass launches them (embed, rmsnorm, the bf16 and MXFP4 GEMVs, rope, kv_store, sdpa_sinks,
+ * router_topk, the MoE route/scatter/combine kernels, swiglu, add; sample is the device sampler for the
+ * same step, not called by the engine yet), and a spill there turns register traffic into local-memory
+ * traffic on every token. A kernel that only runs for long prefill chunks (gemm_bf16_prefill_kernel,
+ * moe_mxfp4_prefill_kernel) is exempt by carrying "prefill" in its name; its spills still show in the table. A device function that ptxas kept out of
  * line is judged by the same rule on its own name (it runs inside its callers).
  */
 

@@ -102,7 +102,8 @@ void test_matmul(const OpSet& ops) {
   for (C c : {C{"matmul/single_token", 1, 64, 48, 64, true}, C{"matmul/partial_token_tile_13", 13, 64, 40, 64, true},
               C{"matmul/k_not_multiple_of_256_300", 3, 300, 17, 300, true},
               C{"matmul/strided_columns_o_proj_shard", 4, 64, 32, 160, true}, C{"matmul/no_bias_k2880", 2, 2880, 33, 2880, false},
-              C{"matmul/packed_panels_T40_rows70_k200", 40, 200, 70, 200, true}, C{"matmul/packed_panels_T31_strided", 31, 96, 130, 144, false}}) {
+              C{"matmul/packed_panels_T40_rows70_k200", 40, 200, 70, 200, true}, C{"matmul/packed_panels_T31_strided", 31, 96, 130, 144, false},
+              C{"matmul/panel_odd_k75_T67_rows20", 67, 75, 20, 75, true}}) {
     auto w = bf16_matrix(c.N, c.K, c.ld, 1.0f / std::sqrt(static_cast<float>(c.K)));
     auto x = randn(static_cast<size_t>(c.T) * c.K);
     auto b = randn(c.N, 0.1f);
@@ -111,6 +112,26 @@ void test_matmul(const OpSet& ops) {
            c.T >= 24 ? RowPath::Panel : RowPath::Stream);
     const auto bd = widen(b);
     expect_close(std::string(ops.name) + "/" + c.name, y.data(), ref::matmul(widen(x), c.T, c.K, w.exact, c.N, c.bias ? &bd : nullptr), 1e-5);
+  }
+  // Batch invariance on either path: a row's result is bit-identical alone, among many, at any offset.
+  {
+    const int T = 70, K = 200, N = 70;
+    auto w = bf16_matrix(N, K, K, 0.07f);
+    const MatrixBF16 wm{w.data.data(), N, K, K};
+    const auto x = randn(static_cast<size_t>(T) * K);
+    const auto b = randn(N, 0.1f);
+    for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+      std::vector<float> all(static_cast<size_t>(T) * N);
+      matmul(ops, x.data(), T, wm, b.data(), all.data(), N, path);
+      int differ = 0;
+      for (const auto [first, count] : {std::pair{0, 1}, std::pair{66, 1}, std::pair{3, 5}, std::pair{5, 65}}) {
+        std::vector<float> part(static_cast<size_t>(count) * N);
+        matmul(ops, x.data() + static_cast<size_t>(first) * K, count, wm, b.data(), part.data(), N, path);
+        for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * N + i];
+      }
+      expect_true(std::string(ops.name) + (path == RowPath::Stream ? "/matmul/rows_independent_stream" : "/matmul/rows_independent_panel"),
+                  differ == 0, std::to_string(differ) + " values differ");
+    }
   }
   // unembed is the same product without bias, output stride = vocab.
   auto w = bf16_matrix(1000, 96, 96, 0.1f);
@@ -401,24 +422,30 @@ void test_moe_route_combine(const OpSet& ops) {
 }
 
 // The MoE products over moe_route's groups: every routed row equals its expert's product (with the
-// SwiGLU folded in for W1), experts of other ranks untouched, on decode-sized and many-group steps.
+// SwiGLU folded in for W1), experts of other ranks untouched, on decode-sized and many-group steps, and
+// on groups whose panel rows are no multiple of the tensor-core tile (67 rows: a full tile and 3; 17).
 void test_moe_experts(const OpSet& ops) {
-  struct C { const char* name; int T, K, E, rows, cols; bool half_local, mixed_paths; };
-  for (C c : {C{"decode_4_tokens_all_local", 4, 2, 4, 64, 64, false, false},
-              C{"prefill_mixed_paths_half_local", 21, 4, 8, 48, 96, true, true}}) {
+  enum Paths { kAllStream, kThirdPanel, kMostlyPanel };  // panel rows: none, t % 3 == 0, t % 3 != 0
+  struct C { const char* name; int T, K, E, rows, cols; bool half_local; Paths paths; };
+  for (C c : {C{"decode_4_tokens_all_local", 4, 2, 4, 64, 64, false, kAllStream},
+              C{"prefill_mixed_paths_half_local", 21, 4, 8, 48, 96, true, kThirdPanel},
+              C{"prefill_panel_rows_67_both_experts", 101, 2, 2, 72, 96, false, kMostlyPanel},
+              C{"prefill_panel_odd_rows_half_local", 53, 3, 6, 136, 64, true, kMostlyPanel}}) {
     std::vector<int32_t> idx(static_cast<size_t>(c.T) * c.K);
     std::vector<float> w(idx.size(), 1.0f);
     for (int t = 0; t < c.T; ++t) {
       std::vector<int> ids(c.E);
       for (int e = 0; e < c.E; ++e) ids[e] = e;
       std::shuffle(ids.begin(), ids.end(), rng);
-      for (int j = 0; j < c.K; ++j) idx[t * c.K + j] = ids[j];
+      // The mostly-panel cases route by rotation so that their panel row counts are known (67; 17).
+      for (int j = 0; j < c.K; ++j) idx[t * c.K + j] = c.paths == kMostlyPanel ? (t + j) % c.E : ids[j];
     }
     std::vector<int> local(c.E);
     int slots = 0;
     for (int e = 0; e < c.E; ++e) local[e] = c.half_local && e % 2 == 1 ? -1 : slots++;
     std::vector<uint8_t> panel(c.T);
-    for (int t = 0; t < c.T; ++t) panel[t] = c.mixed_paths && t % 3 == 0;
+    for (int t = 0; t < c.T; ++t) panel[t] = c.paths == kThirdPanel ? t % 3 == 0 : c.paths == kMostlyPanel && t % 3 != 0;
+    const int panel_tokens = static_cast<int>(std::count(panel.begin(), panel.end(), 1));
     std::vector<int32_t> token_rows(idx.size()), totals(2);
     std::vector<float> row_weight(idx.size());
     std::vector<ExpertRows> groups(c.E);
@@ -426,6 +453,11 @@ void test_moe_experts(const OpSet& ops) {
                   MoeRoute{row_weight.data(), token_rows.data(), groups.data(), totals.data()});
     const auto want_route = ref::moe_route(idx, w, c.T, c.K, c.E, local, panel);
     const int rows = static_cast<int>(want_route.row_weight.size());
+    if (c.paths == kMostlyPanel) {  // the case is there for a group with an odd panel row count past one m16 tile
+      bool odd = false;
+      for (const auto& g : want_route.groups) odd |= (g[4] - g[3]) >= 17 && (g[4] - g[3]) % 2 == 1;
+      expect_true(std::string(ops.name) + "/mxfp4_moe/" + c.name + "/has_odd_panel_group", odd);
+    }
     // Each slot's weights (rows × cols, bias), and each routed row's expert from the reference routing.
     std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> packed;
     std::vector<std::vector<float>> bias;
@@ -453,6 +485,7 @@ void test_moe_experts(const OpSet& ops) {
     for (const auto& [label, entry] : {std::pair{"f32", ops.f32_mxfp4w_moe}, std::pair{"q8", ops.q8_mxfp4w_moe}}) {
       std::vector<float> out(static_cast<size_t>(rows) * c.rows), wide(out.size()), folded(static_cast<size_t>(rows) * c.rows / 2);
       MoeMatmul p{x.data(), groups.data(), totals.data(), std::min(c.E, c.T * c.K), table.data(), c.rows, c.cols, out.data()};
+      p.max_panel_rows = panel_tokens * c.K;
       entry(p);
       p.out = folded.data();
       p.swiglu = true;

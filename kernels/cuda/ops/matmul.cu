@@ -1,11 +1,14 @@
-// matmul.cu — dense bf16-weight products, out[T, N] = x[T, K] · wᵀ + bias (row stride ldo).
-// This version is the decode GEMV for every row: one warp per weight row, lanes split K (lane, lane+32,
-// …) and a warp_sum combines them, looping over the tokens so each weight row is read once per call.
-// A row's sum has the same shape whatever T is (batch invariance); RowPath is therefore ignored here.
-// The tensor-core GEMM (mma_m16n8k16_bf16) for long prefill chunks is the next step.
+// matmul.cu — dense bf16-weight products, out[T, N] = x[T, K] · wᵀ + bias (row stride ldo), two paths
+// chosen per job by its RowPath (the model makes one job per run of rows sharing a path):
+//   Stream (decode, short chunks): GEMV, one warp per weight row, lanes split K (lane, lane+32, …) and a
+//     warp_sum combines them, looping over the tokens so each weight row is read once per call.
+//   Panel (long prefill chunks): the tensor-core tile of panel_mma.cuh, 64 tokens × 64 weight rows per
+//     block, the activations split into three bf16 planes so exact precision stays fp32-class.
+// Either way a row's sum has the same shape whatever T is (batch invariance).
 // The jobs array is read on the host for shapes and pointers only; each job is one launch.
 #include "../../cpu/ops.h"
 #include "common.cuh"
+#include "panel_mma.cuh"
 
 namespace gptoss::cuda::GPTOSS_CUDA_NS {
 
@@ -28,6 +31,52 @@ __global__ void gemv_bf16_kernel(const float* __restrict__ x, int T, const uint1
   }
 }
 
+// Stages weight rows [0, rows) × k [k0, k0 + 32) of w (row stride ldw, K columns) as bf16 pairs; zero outside.
+__device__ __forceinline__ void panel_stage_w_bf16(const uint16_t* __restrict__ w, int64_t ldw, int rows, int64_t K, int64_t k0,
+                                                   uint32_t* ws) {
+  for (int i = threadIdx.x; i < kPanelN * kPanelK / 2; i += kPanelThreads) {
+    const int n = i / (kPanelK / 2), c = i % (kPanelK / 2);
+    const int64_t k = k0 + 2 * c;
+    const uint16_t* wr = w + static_cast<int64_t>(n) * ldw;
+    uint32_t lo = 0, hi = 0;
+    if (n < rows) {
+      if (k < K) lo = wr[k];
+      if (k + 1 < K) hi = wr[k + 1];
+    }
+    ws[n * kPanelLd + c] = lo | (hi << 16);
+  }
+}
+
+// Block (blockIdx.x, blockIdx.y) computes output columns 64·x … and token rows 64·y … .
+__global__ void __launch_bounds__(kPanelThreads) gemm_bf16_prefill_kernel(const float* __restrict__ x, int T,
+                                                                          const uint16_t* __restrict__ w, int64_t N, int64_t K,
+                                                                          int64_t ldw, const float* __restrict__ bias,
+                                                                          float* __restrict__ out, int64_t ldo) {
+  EMU_SHARED(uint32_t, xs, 3 * kPanelPlaneWords);
+  EMU_SHARED(uint32_t, ws, kPanelPlaneWords);
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kPanelN, t0 = static_cast<int64_t>(blockIdx.y) * kPanelM;
+  const int rows = static_cast<int>(T - t0 < kPanelM ? T - t0 : kPanelM);
+  const int cols = static_cast<int>(N - n0 < kPanelN ? N - n0 : kPanelN);
+  PanelAcc acc;
+  panel_zero(acc);
+  for (int64_t k0 = 0; k0 < K; k0 += kPanelK) {
+    panel_stage_x(x + t0 * K, K, rows, K, k0, xs);
+    panel_stage_w_bf16(w + n0 * ldw, ldw, cols, K, k0, ws);
+    __syncthreads();
+    panel_mma(xs, ws, acc);
+    __syncthreads();  // the next step overwrites the tiles
+  }
+  PANEL_UNROLL
+  for (int i = 0; i < 2; ++i)
+    PANEL_UNROLL
+    for (int j = 0; j < 4; ++j)
+      PANEL_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int r = panel_row(i, e), c = panel_col(j, e);
+        if (r < rows && c < cols) out[(t0 + r) * ldo + n0 + c] = acc.c[i][j][e] + (bias ? bias[n0 + c] : 0.0f);
+      }
+}
+
 // launchers
 void launch_gemv_bf16(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
   if (T <= 0 || w.rows <= 0) return;
@@ -37,8 +86,22 @@ void launch_gemv_bf16(const float* x, int T, const MatrixBF16& w, const float* b
   dev_check_launch("gemv_bf16_kernel");
 }
 
+void launch_gemm_bf16_prefill(const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo) {
+  if (T <= 0 || w.rows <= 0) return;
+  const int64_t col_tiles = (w.rows + kPanelN - 1) / kPanelN, row_tiles = (T + kPanelM - 1) / kPanelM;
+  check(col_tiles <= 0x7fffffff && row_tiles <= 65535, gptoss_status_invalid_argument, "matmul (cuda): product too large for one launch");
+  const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(row_tiles));
+  EMU_LAUNCH(gemm_bf16_prefill_kernel, grid, dim3(kPanelThreads), 0, emu_stream_t{}, x, T, w.data, w.rows, w.cols, w.ld, bias,
+             out, ldo);
+  dev_check_launch("gemm_bf16_prefill_kernel");
+}
+
 void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
-  for (int j = 0; j < num_jobs; ++j) launch_gemv_bf16(jobs[j].x, jobs[j].T, jobs[j].w, jobs[j].bias, jobs[j].out, jobs[j].ldo);
+  for (int j = 0; j < num_jobs; ++j) {
+    const DenseMatmul& d = jobs[j];
+    if (d.path == RowPath::Panel) launch_gemm_bf16_prefill(d.x, d.T, d.w, d.bias, d.out, d.ldo);
+    else launch_gemv_bf16(d.x, d.T, d.w, d.bias, d.out, d.ldo);
+  }
 }
 
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS
