@@ -103,7 +103,7 @@ void test_matmul(const OpSet& ops) {
               C{"matmul/k_not_multiple_of_256_300", 3, 300, 17, 300, true},
               C{"matmul/strided_columns_o_proj_shard", 4, 64, 32, 160, true}, C{"matmul/no_bias_k2880", 2, 2880, 33, 2880, false},
               C{"matmul/packed_panels_T40_rows70_k200", 40, 200, 70, 200, true}, C{"matmul/packed_panels_T31_strided", 31, 96, 130, 144, false},
-              C{"matmul/panel_odd_k75_T67_rows20", 67, 75, 20, 75, true}}) {
+              C{"matmul/panel_odd_k75_T67_rows20", 67, 75, 20, 75, true}, C{"matmul/panel_k2880_T24", 24, 2880, 33, 2880, true}}) {
     auto w = bf16_matrix(c.N, c.K, c.ld, 1.0f / std::sqrt(static_cast<float>(c.K)));
     auto x = randn(static_cast<size_t>(c.T) * c.K);
     auto b = randn(c.N, 0.1f);

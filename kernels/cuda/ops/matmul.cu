@@ -57,13 +57,15 @@ __global__ void __launch_bounds__(kPanelThreads) gemm_bf16_prefill_kernel(const 
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kPanelN, t0 = static_cast<int64_t>(blockIdx.y) * kPanelM;
   const int rows = static_cast<int>(T - t0 < kPanelM ? T - t0 : kPanelM);
   const int cols = static_cast<int>(N - n0 < kPanelN ? N - n0 : kPanelN);
-  PanelAcc acc;
+  PanelAcc acc, part;
   panel_zero(acc);
   for (int64_t k0 = 0; k0 < K; k0 += kPanelK) {
     panel_stage_x(x + t0 * K, K, rows, K, k0, xs);
     panel_stage_w_bf16(w + n0 * ldw, ldw, cols, K, k0, ws);
     __syncthreads();
-    panel_mma(xs, ws, acc);
+    panel_zero(part);
+    panel_mma(xs, ws, part);
+    panel_add(acc, part);
     __syncthreads();  // the next step overwrites the tiles
   }
   PANEL_UNROLL

@@ -6,7 +6,9 @@
 // therefore staged as three bf16 planes, x = hi + mid + lo (each plane the bf16 rounding of what the
 // previous ones left), which carries all 24 bits of an fp32 significand; the weights are bf16 already
 // (dense) or E2M1 codes, exact in bf16. Every product of the three mma per tile is exact and only the
-// fp32 accumulation rounds, so the result has fp32-class accuracy like the GEMV (decode) path.
+// fp32 accumulation rounds; each 32-wide K step is summed on its own and then added to the running sum
+// (panel_add), so the result has the accuracy of the GEMV (decode) path. Two planes would leave each
+// activation about 16 bits, an error the exact tolerances would still pass but the GEMV does not make.
 //
 // Batch invariance: an output element is the dot of its own activation row with its weight row over K
 // in a fixed order (32-wide steps, the three planes lo, mid, hi in each); rows sharing the tile never
@@ -77,6 +79,17 @@ __device__ __forceinline__ void panel_zero(PanelAcc& a) {
     for (int j = 0; j < 4; ++j)
       PANEL_UNROLL
       for (int e = 0; e < 4; ++e) a.c[i][j][e] = 0.0f;
+}
+
+// acc += part: each 32-wide step is summed on its own first, so the running sum over K takes one
+// rounding per step instead of one per mma.
+__device__ __forceinline__ void panel_add(PanelAcc& acc, const PanelAcc& part) {
+  PANEL_UNROLL
+  for (int i = 0; i < 2; ++i)
+    PANEL_UNROLL
+    for (int j = 0; j < 4; ++j)
+      PANEL_UNROLL
+      for (int e = 0; e < 4; ++e) acc.c[i][j][e] += part.c[i][j][e];
 }
 
 // acc += the staged 32-wide K step: xs (three planes) against ws, both [64][kPanelLd] words, k pairs
