@@ -31,22 +31,6 @@ __global__ void gemv_bf16_kernel(const float* __restrict__ x, int T, const uint1
   }
 }
 
-// Stages weight rows [0, rows) × k [k0, k0 + 32) of w (row stride ldw, K columns) as bf16 pairs; zero outside.
-__device__ __forceinline__ void panel_stage_w_bf16(const uint16_t* __restrict__ w, int64_t ldw, int rows, int64_t K, int64_t k0,
-                                                   uint32_t* ws) {
-  for (int i = threadIdx.x; i < kPanelN * kPanelK / 2; i += kPanelThreads) {
-    const int n = i / (kPanelK / 2), c = i % (kPanelK / 2);
-    const int64_t k = k0 + 2 * c;
-    const uint16_t* wr = w + static_cast<int64_t>(n) * ldw;
-    uint32_t lo = 0, hi = 0;
-    if (n < rows) {
-      if (k < K) lo = wr[k];
-      if (k + 1 < K) hi = wr[k + 1];
-    }
-    ws[n * kPanelLd + c] = lo | (hi << 16);
-  }
-}
-
 // Block (blockIdx.x, blockIdx.y) computes output columns 64·x … and token rows 64·y … .
 __global__ void __launch_bounds__(kPanelThreads) gemm_bf16_prefill_kernel(const float* __restrict__ x, int T,
                                                                           const uint16_t* __restrict__ w, int64_t N, int64_t K,

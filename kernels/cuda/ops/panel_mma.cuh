@@ -28,6 +28,7 @@
 namespace gptoss::cuda::GPTOSS_CUDA_NS {
 
 constexpr int kPanelM = 64, kPanelN = 64, kPanelK = 32;
+static_assert(kPanelM == kPanelN, "panel_stage serves activation and weight tiles alike");
 constexpr int kPanelThreads = 128;  // 4 warps as 2 × 2 quarters of 32 × 32
 // Words (bf16 pairs) per staged row: 16 for K = 32, plus 4 so that the 8 rows one fragment load
 // touches fall on distinct banks.
@@ -40,19 +41,32 @@ __device__ __forceinline__ uint32_t f32_to_bf16_bits(float x) {
   return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
-// Stages activation rows [0, rows) × k [k0, k0 + 32) of x (row stride ldx, K columns) as the three
-// planes xs[0..2] (hi, mid, lo); rows and columns outside are zero.
-__device__ __forceinline__ void panel_stage_x(const float* __restrict__ x, int64_t ldx, int rows, int64_t K, int64_t k0,
-                                              uint32_t* xs) {
+// Elements k, k + 1 of row r of m (row stride ld), zero outside rows [0, rows) and columns [0, K).
+template <typename T>
+__device__ __forceinline__ void panel_load_pair(const T* __restrict__ m, int64_t ld, int rows, int64_t K, int r, int64_t k, T v[2]) {
+  v[0] = v[1] = T(0);
+  if (r >= rows) return;
+  const T* mr = m + static_cast<int64_t>(r) * ld;
+  if (k < K) v[0] = mr[k];
+  if (k + 1 < K) v[1] = mr[k + 1];
+}
+
+// Stages rows [0, rows) × k [k0, k0 + 32) of m (row stride ld, K columns; zero outside): pack(word, v)
+// writes the pair v at word `word` of a [64][kPanelLd] tile (of each plane it fills).
+template <typename T, typename Pack>
+__device__ __forceinline__ void panel_stage(const T* __restrict__ m, int64_t ld, int rows, int64_t K, int64_t k0, Pack pack) {
   for (int i = threadIdx.x; i < kPanelM * kPanelK / 2; i += kPanelThreads) {
     const int r = i / (kPanelK / 2), c = i % (kPanelK / 2);
-    const int64_t k = k0 + 2 * c;
-    const float* xr = x + static_cast<int64_t>(r) * ldx;
-    float v[2] = {0.0f, 0.0f};
-    if (r < rows) {
-      if (k < K) v[0] = xr[k];
-      if (k + 1 < K) v[1] = xr[k + 1];
-    }
+    T v[2];
+    panel_load_pair(m, ld, rows, K, r, k0 + 2 * c, v);
+    pack(r * kPanelLd + c, v);
+  }
+}
+
+// Activations as the three planes xs[0..2] (hi, mid, lo).
+__device__ __forceinline__ void panel_stage_x(const float* __restrict__ x, int64_t ldx, int rows, int64_t K, int64_t k0,
+                                              uint32_t* xs) {
+  panel_stage(x, ldx, rows, K, k0, [xs](int word, const float v[2]) {
     uint32_t plane[3][2];
     PANEL_UNROLL
     for (int e = 0; e < 2; ++e) {
@@ -63,8 +77,14 @@ __device__ __forceinline__ void panel_stage_x(const float* __restrict__ x, int64
       plane[0][e] = hi, plane[1][e] = mid, plane[2][e] = lo;
     }
     PANEL_UNROLL
-    for (int p = 0; p < 3; ++p) xs[p * kPanelPlaneWords + r * kPanelLd + c] = plane[p][0] | (plane[p][1] << 16);
-  }
+    for (int p = 0; p < 3; ++p) xs[p * kPanelPlaneWords + word] = plane[p][0] | (plane[p][1] << 16);
+  });
+}
+
+// bf16 weights (raw bits) as they are.
+__device__ __forceinline__ void panel_stage_w_bf16(const uint16_t* __restrict__ w, int64_t ldw, int rows, int64_t K, int64_t k0,
+                                                   uint32_t* ws) {
+  panel_stage(w, ldw, rows, K, k0, [ws](int word, const uint16_t v[2]) { ws[word] = v[0] | (static_cast<uint32_t>(v[1]) << 16); });
 }
 
 // One warp's 32 × 32 quarter: 2 row tiles × 4 column tiles of m16n8 accumulators.
