@@ -18,7 +18,8 @@ struct EngineBox {
   std::unique_ptr<gptoss_engine, void (*)(gptoss_engine_t)> engine{nullptr, gptoss_engine_release};
 };
 
-// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?) -> {handle, backend}
+// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?, decodeGraphs?) ->
+// {handle, backend}; decodeGraphs: 1 on, -1 off, 0 or absent the backend's default.
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ModelPtr model = *info[0].As<Napi::External<ModelPtr>>().Data();
@@ -28,8 +29,9 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
     box->comm = *info[4].As<Napi::Object>().Get("handle").As<Napi::External<CommPtr>>().Data();
   }
   const std::string backend = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "cpu";
+  const int32_t graphs = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : 0;
   const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(),
-                                      info[3].As<Napi::Number>().Int32Value(), backend.c_str(), box->comm.get()};
+                                      info[3].As<Napi::Number>().Int32Value(), backend.c_str(), box->comm.get(), graphs};
   gptoss_engine_t e = nullptr;
   const gptoss_status st = gptoss_engine_create_with_options(model.get(), &options, &e);
   if (st != gptoss_status_success) throw_status(env, st);
@@ -48,6 +50,19 @@ Napi::Value SetEnginePrecision(const Napi::CallbackInfo& info) {
       gptoss_engine_set_precision(box->engine.get(), static_cast<gptoss_precision>(info[1].As<Napi::Number>().Int32Value()));
   if (st != gptoss_status_success) throw_status(env, st);
   return env.Undefined();
+}
+
+// engineGraphStats(engine) -> {captures, replays}
+Napi::Value EngineGraphStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EngineBox* box = info[0].As<Napi::Object>().Get("handle").As<Napi::External<EngineBox>>().Data();
+  uint64_t captures = 0, replays = 0;
+  const gptoss_status st = gptoss_engine_graph_stats(box->engine.get(), &captures, &replays);
+  if (st != gptoss_status_success) throw_status(env, st);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("captures", Napi::Number::New(env, static_cast<double>(captures)));
+  out.Set("replays", Napi::Number::New(env, static_cast<double>(replays)));
+  return out;
 }
 
 // Packed step arguments (see src/engine.ts, which builds them):
@@ -185,6 +200,7 @@ Napi::Value EngineCall(const Napi::CallbackInfo& info) {
 void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
   exports.Set("setEnginePrecision", Napi::Function::New(env, SetEnginePrecision));
+  exports.Set("engineGraphStats", Napi::Function::New(env, EngineGraphStats));
   exports.Set("step", Napi::Function::New(env, Step));
   exports.Set("engineCall", Napi::Function::New(env, EngineCall));
 }

@@ -12,6 +12,15 @@
 
 namespace gptoss {
 
+// Capture and replay of a step's launches (a CUDA graph on a GPU, a recorded launch list under the
+// emulator). Backends without it leave every entry null.
+struct LaunchGraphs {
+  void* (*begin)();              // from now on this thread's launches are captured, not run
+  void (*end)(void* graph);      // capture done: the graph can be replayed
+  void (*replay)(void* graph);   // runs the captured launches, reading device memory as it is now
+  void (*release)(void* graph);  // also ends a capture that failed half-way
+};
+
 struct DeviceMemory {
   bool host_is_device;
   void* (*alloc)(size_t bytes);  // throws insufficient_memory; contents undefined

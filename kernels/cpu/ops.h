@@ -177,6 +177,9 @@ struct OpSet {
   // The workspace f32_sdpa_sinks needs for a call of this size (the caller owns it, so a step's
   // launches allocate nothing and can be captured and replayed).
   size_t (*sdpa_workspace_floats)(int num_seqs, int q_heads, int head_dim);
+  // Capturing a step's launches once and replaying them (core/device.h); null entries where the
+  // backend has none (cpu).
+  LaunchGraphs graphs;
 };
 
 const OpSet& cpu_ops();

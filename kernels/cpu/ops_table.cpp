@@ -52,6 +52,7 @@ const OpSet& cpu_ops() {
       cpu::q8_mxfp4w_moe,
       cpu::f32_sample,
       cpu::no_workspace,
+      {nullptr, nullptr, nullptr, nullptr},
   };
   return ops;
 }

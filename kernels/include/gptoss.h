@@ -211,10 +211,15 @@ typedef struct gptoss_engine_options {
   int32_t num_sliding_blocks;
   const char* backend;
   gptoss_comm_t comm;
+  /* Decode steps replayed from captured launch graphs: 0 = the backend's default (on for cuda:N, off
+   * elsewhere), 1 = on where the backend can (cuda:N, cuda-emu), -1 = off. Several ranks: always off. */
+  int32_t decode_graphs;
 } gptoss_engine_options;
 gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
 /* The backend the engine's steps run on ("cpu"); valid while the engine lives. */
 const char* gptoss_engine_backend(gptoss_engine_t engine);
+/* How many decode graphs the engine captured and how many steps replayed one (0 and 0 without graphs). */
+gptoss_status gptoss_engine_graph_stats(gptoss_engine_t engine, uint64_t* captures, uint64_t* replays);
 
 /* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
 /* Best-of-`repeats` read bandwidth over a buffer of `bytes`, all threads, in GB/s (1e9 bytes). */

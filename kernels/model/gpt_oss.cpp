@@ -64,16 +64,16 @@ static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentrati
 
 // ---- KV cache ----------------------------------------------------------------------------------
 KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
-                 const DeviceMemory& memory)
+                 const DeviceMemory& memory, bool pad_block)
     : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_sliding_(num_sliding_blocks),
-      window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin), head_dim_(c.head_dim), full_(memory),
-      sliding_kv_(memory) {
+      window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin), head_dim_(c.head_dim), pad_(pad_block),
+      full_(memory), sliding_kv_(memory) {
   check(block_size > 0 && num_full_blocks >= 0 && num_sliding_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
   block_floats_ = 2ll * kv_heads_ * block_size * head_dim_;
   int n_full = 0, n_slide = 0;
   for (bool sl : sliding_) index_in_kind_.push_back(sl ? n_slide++ : n_full++);
-  const size_t full_floats = static_cast<size_t>(n_full) * num_full_blocks * block_floats_;
-  const size_t sliding_floats = static_cast<size_t>(n_slide) * num_sliding_blocks * block_floats_;
+  const size_t full_floats = static_cast<size_t>(n_full) * (num_full_blocks + pad_) * block_floats_;
+  const size_t sliding_floats = static_cast<size_t>(n_slide) * (num_sliding_blocks + pad_) * block_floats_;
   try {
     memory.zero(full_.reserve(full_floats), full_floats * sizeof(float));
     memory.zero(sliding_kv_.reserve(sliding_floats), sliding_floats * sizeof(float));
@@ -85,7 +85,7 @@ KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int n
 
 KvLayer KvCache::layer(int l) const {
   const bool sliding = sliding_[l];
-  const int64_t per_layer = static_cast<int64_t>(sliding ? num_sliding_ : num_full_) * block_floats_;
+  const int64_t per_layer = static_cast<int64_t>((sliding ? num_sliding_ : num_full_) + pad_) * block_floats_;
   float* base = (sliding ? sliding_kv_.data() : full_.data()) + index_in_kind_[l] * per_layer;
   return KvLayer{base, block_size_, kv_heads_, head_dim_};
 }
@@ -134,7 +134,6 @@ struct Transformer::Scratch {
             u.data(), z.data(), y.data(), row_weight.data(), token_rows.data(), groups.data(), totals.data(),
             head_rows.data(), last.data(), logits.data(), attn_work.data()};
   }
-  std::vector<const void*> last_buffers;
 };
 
 Transformer::Transformer(std::shared_ptr<const ModelWeights> w, const OpSet& ops, AllReduce* all_reduce)
@@ -255,12 +254,15 @@ void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& 
           "step: block table has " + std::to_string(q.full_blocks.size()) + " blocks, positions need " + std::to_string(need));
     check(static_cast<int>(q.sliding_blocks.size()) >= need, gptoss_status_invalid_argument,
           "step: sliding block table has " + std::to_string(q.sliding_blocks.size()) + " blocks, positions need " + std::to_string(need));
-    for (int32_t b : q.full_blocks) check(b >= 0 && b < kv.num_full_blocks(), gptoss_status_invalid_argument, "step: full block id out of range");
+    for (int32_t b : q.full_blocks)
+      check((b >= 0 && b < kv.num_full_blocks()) || (b >= 0 && b == kv.pad_block()), gptoss_status_invalid_argument,
+            "step: full block id out of range");
     // Sliding layers read positions from pos_begin − window + 1 on: those blocks must be present.
     const int first_live = std::max(0, q.pos_begin - kv.window() + 1) / kv.block_size();
     for (int i = 0; i < static_cast<int>(q.sliding_blocks.size()); ++i) {
       const int32_t b = q.sliding_blocks[i];
-      check((b == -1 && i < first_live) || (b >= 0 && b < kv.num_sliding_blocks()), gptoss_status_invalid_argument,
+      check((b == -1 && i < first_live) || (b >= 0 && (b < kv.num_sliding_blocks() || b == kv.pad_sliding_block())),
+            gptoss_status_invalid_argument,
             "step: sliding block " + std::to_string(i) + " (id " + std::to_string(b) + ") is missing or out of range");
     }
     for (int i = 0; i < q.num_tokens; ++i) positions.push_back(q.pos_begin + i);
@@ -281,6 +283,10 @@ void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& 
     }
   }
   check(row == s.T, gptoss_status_invalid_argument, "step: token count does not match the sequence chunks");
+  // Room for every table at full context, so the array stays put as contexts grow (a captured step
+  // keeps its address).
+  const int max_blocks = (c.max_positions + kv.block_size() - 1) / kv.block_size();
+  s.blocks.reserve(std::max(blocks.size(), 2 * seqs.size() * static_cast<size_t>(max_blocks)));
   const int32_t* device_blocks = s.blocks.assign(blocks);
   for (AttnSeq& a : attn) {
     a.blocks = device_blocks;
@@ -331,7 +337,7 @@ const float* Transformer::forward(const std::vector<int32_t>& tokens, const std:
   return logits();
 }
 
-bool Transformer::prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
+void Transformer::prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {
   const ModelConfig& c = w_->config;
   Scratch& s = *scratch_;
   const int T = static_cast<int>(tokens.size()), H = c.hidden, D = c.head_dim;
@@ -359,11 +365,9 @@ bool Transformer::prepare(const std::vector<int32_t>& tokens, const std::vector<
   s.last.reserve(static_cast<size_t>(s.out_rows) * H);
   s.logits.reserve(static_cast<size_t>(s.out_rows) * c.vocab);
   s.attn_work.reserve(ops_.sdpa_workspace_floats(s.num_seqs, static_cast<int>(hq), D));
-  const std::vector<const void*> buffers = s.buffers();
-  const bool same = buffers == s.last_buffers;
-  s.last_buffers = buffers;
-  return same;
 }
+
+std::vector<const void*> Transformer::buffers() const { return scratch_->buffers(); }
 
 void Transformer::launch(KvCache& kv) const {
   const ModelConfig& c = w_->config;

@@ -24,20 +24,26 @@ class AllReduce {
 // -1 for blocks that lie wholly before the window: the scheduler frees (or caches) those.
 class KvCache {
  public:
-  // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind).
+  // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind). With
+  // pad_block, each pool has one more block, past the scheduler's ids, where the padding rows of a
+  // replayed decode graph write their keys and values (runtime/decode_graphs.h).
   KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
-          const DeviceMemory& memory);
+          const DeviceMemory& memory, bool pad_block = false);
   KvLayer layer(int l) const;
   int block_size() const { return block_size_; }
   int num_full_blocks() const { return num_full_; }
   int num_sliding_blocks() const { return num_sliding_; }
   int window() const { return window_; }
+  // The padding block's id in each pool, or -1 without one.
+  int pad_block() const { return pad_ ? num_full_ : -1; }
+  int pad_sliding_block() const { return pad_ ? num_sliding_ : -1; }
   uint64_t bytes() const { return (full_.capacity() + sliding_kv_.capacity()) * sizeof(float); }
 
  private:
   std::vector<bool> sliding_;
   std::vector<int> index_in_kind_;
   int block_size_, num_full_, num_sliding_, window_, kv_heads_, head_dim_;
+  bool pad_;
   int64_t block_floats_;
   DeviceArray<float> full_, sliding_kv_;
 };
@@ -77,11 +83,13 @@ class Transformer {
   // next forward.
   const float* forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
   // forward() in its two halves, for a caller that captures the launches once and replays them:
-  // prepare() checks and uploads the step's plan and grows the scratch (returns whether every buffer
-  // stayed where the previous step had it); launch() only launches ops, reading what prepare() left.
-  bool prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
+  // prepare() checks and uploads the step's plan and grows the scratch; launch() only launches ops,
+  // reading what prepare() left. A captured launch() stays valid while buffers() does not change.
+  void prepare(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv);
   void launch(KvCache& kv) const;
   const float* logits() const;
+  // Where each of the step's device buffers is now.
+  std::vector<const void*> buffers() const;
   // Rows of logits the last forward returned.
   int logit_rows() const;
 

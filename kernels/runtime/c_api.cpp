@@ -113,6 +113,7 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
     o.num_full_blocks = options->num_full_blocks;
     o.num_sliding_blocks = options->num_sliding_blocks;
     if (options->backend != nullptr) o.backend = options->backend;
+    o.decode_graphs = options->decode_graphs;
     if (options->comm != nullptr) {
       const auto& sh = model->weights->shard;
       const auto& c = *options->comm->comm;
@@ -133,6 +134,15 @@ extern "C" gptoss_status gptoss_engine_create(gptoss_model_t model, int32_t bloc
 }
 
 extern "C" const char* gptoss_engine_backend(gptoss_engine_t engine) { return engine != nullptr ? engine->engine->backend() : ""; }
+
+extern "C" gptoss_status gptoss_engine_graph_stats(gptoss_engine_t engine, uint64_t* captures, uint64_t* replays) {
+  return guarded([&] {
+    gptoss::check(engine != nullptr && captures != nullptr && replays != nullptr, gptoss_status_invalid_argument,
+                  "engine_graph_stats: null argument");
+    *captures = engine->engine->graphs().captures();
+    *replays = engine->engine->graphs().replays();
+  });
+}
 
 extern "C" gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision) {
   return guarded([&] {

@@ -70,7 +70,9 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       weights_(place_weights(std::move(weights), ops_.memory)),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
-      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory) {
+      graphs_(ops_, (options.decode_graphs > 0 || (options.decode_graphs == 0 && device_ >= 0)) && !(comm_ && comm_->world() > 1)),
+      kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory,
+          graphs_.enabled()) {
   // The model all-reduces its activations where they are: on a GPU that needs a communicator that
   // takes device buffers. (cuda-emu's "device" memory is host memory, so Gloo serves it.)
   check(device_ < 0 || !comm_ || comm_->world() == 1 || comm_->device_buffers(), gptoss_status_unsupported_argument,
@@ -82,6 +84,7 @@ void Engine::set_precision(Precision p) {
   std::unique_lock lock(busy_, std::try_to_lock);
   check(lock.owns_lock(), gptoss_status_invalid_state, "engine_set_precision: a step is running on this engine");
   transformer_.set_precision(p);
+  graphs_.clear();
 }
 
 void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
@@ -99,7 +102,7 @@ void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>
   chunks.reserve(seqs.size());
   for (const StepSeq& s : seqs) chunks.push_back(s.chunk);
   if (leads()) lockstep::send(*comm_, lockstep::PlanKind::step, tokens, chunks);
-  const float* out = transformer_.forward(tokens, chunks, kv_);
+  const float* out = graphs_.run(transformer_, kv_, tokens, chunks) ? transformer_.logits() : transformer_.forward(tokens, chunks, kv_);
   if (!ops_.memory.host_is_device) {
     // Only the rows the step asked for exist (one per sequence unless all_logits): all come back.
     host_logits_.resize(static_cast<size_t>(transformer_.logit_rows()) * weights_->config.vocab);

@@ -1,7 +1,8 @@
 // engine.h — one engine: a model shard, its paged KV cache, and the backend that runs its ops. The Engine
 // owns what a step is beyond the forward pass: the busy lock (one step at a time), the lockstep plan a
 // leader broadcasts to its followers, the finite-logits check, the logits copy and the sampler. The
-// backend (an OpSet) is chosen once, at creation; nothing else in the runtime names a backend.
+// backend (an OpSet) is chosen once, at creation; nothing else in the runtime names a backend. Decode
+// steps replay captured launch graphs where the backend has them (decode_graphs.h).
 // It knows nothing about the C ABI (runtime/c_api.cpp wraps it) or about scheduling and tokenization.
 #pragma once
 
@@ -13,6 +14,7 @@
 
 #include "../comm/communicator.h"
 #include "../model/gpt_oss.h"
+#include "decode_graphs.h"
 #include "lockstep.h"
 
 namespace gptoss {
@@ -25,6 +27,10 @@ struct EngineOptions {
   // device N) or "cuda-emu" (the CUDA op set run on the CPU by the emulator).
   std::string backend = "cpu";
   std::shared_ptr<comm::Communicator> comm;  // null: a single rank
+  // Decode steps replayed from captured graphs (runtime/decode_graphs.h): 0 = the backend's default
+  // (on for cuda:N, off elsewhere), 1 = on where the backend can (cuda:N, cuda-emu), -1 = off. A group of
+  // several ranks runs eagerly either way.
+  int decode_graphs = 0;
 };
 
 // One sequence of a step as the engine runs it.
@@ -44,6 +50,7 @@ class Engine {
 
   const char* backend() const { return ops_.name; }
   const ModelConfig& config() const { return weights_->config; }
+  const DecodeGraphs& graphs() const { return graphs_; }
 
   // Fails with invalid_state while a step runs.
   void set_precision(Precision p);
@@ -67,6 +74,7 @@ class Engine {
   std::shared_ptr<const ModelWeights> weights_;
   std::shared_ptr<comm::Communicator> comm_;
   Transformer transformer_;
+  DecodeGraphs graphs_;
   KvCache kv_;
   std::vector<float> host_logits_;  // the step's logit rows, copied back where device memory is not host memory
   std::mutex busy_;  // one step at a time per engine

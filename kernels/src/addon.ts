@@ -122,7 +122,10 @@ export interface Addon {
     numSlidingBlocks: number,
     communicator?: RawCommunicator,
     backend?: string,
+    /** 1 on, -1 off, 0 the backend's default. */
+    decodeGraphs?: number,
   ): RawEngine;
+  engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   /** 0 = exact, 1 = serving (gptoss_precision). */
   setEnginePrecision(engine: RawEngine, precision: 0 | 1): void;
   connectCommunicator(options: RawCommunicatorOptions): Promise<RawCommunicator>;

@@ -51,6 +51,12 @@ export interface EngineOptions {
    * (the CUDA kernels run on the CPU by the project's emulator: slow, for tests).
    */
   backend?: Backend;
+  /**
+   * Decode steps replayed from captured launch graphs, padded to batch buckets 1, 2, 4, …, 128
+   * (default: on for cuda:N, off elsewhere; cuda-emu can turn them on to check them, cpu has none).
+   * A group of several ranks runs eagerly either way. The logits are those of eager steps.
+   */
+  decodeGraphs?: boolean;
 }
 
 export type Backend = "cpu" | "cuda-emu" | `cuda:${number}`;
@@ -127,9 +133,23 @@ export class Engine {
     this.precision = precision;
     const backend = options.backend ?? "cpu";
     if (!isBackend(backend)) throw new RangeError(`backend must be "cpu", "cuda-emu" or "cuda:N", got ${String(backend)}`);
-    this.#raw = addon().createEngine(model.raw.handle, blockSize, options.numFullBlocks, options.numSlidingBlocks, comm?.raw, backend);
+    const graphs = options.decodeGraphs === undefined ? 0 : options.decodeGraphs ? 1 : -1;
+    this.#raw = addon().createEngine(
+      model.raw.handle,
+      blockSize,
+      options.numFullBlocks,
+      options.numSlidingBlocks,
+      comm?.raw,
+      backend,
+      graphs,
+    );
     this.backend = this.#raw.backend;
     addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);
+  }
+
+  /** Decode graphs captured so far, and decode steps that replayed one. */
+  graphStats(): { captures: number; replays: number } {
+    return addon().engineGraphStats(this.#raw);
   }
 
   /** Follower ranks (> 0): runs the leader's steps in lockstep; resolves when the leader stops them. */

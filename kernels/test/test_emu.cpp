@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../cuda/common/graph.cuh"
+#include "../runtime/decode_graphs.h"
 #include "emu_kernels.cuh"
 
 using namespace gptoss;
@@ -318,6 +319,14 @@ void test_graph() {
   expect_true("graph/replay_reads_updated_inputs", y.read() == eager(once, x1));
   g.reset();
   expect_true("graph/reset", !g.ready() && g.launches() == 0);
+  // The decode buckets: the smallest of 1, 2, 4, …, 128 at or above n; none past 128 or below 1.
+  static_assert(DecodeGraphs::bucket(1) == 1 && DecodeGraphs::bucket(2) == 2 && DecodeGraphs::bucket(3) == 4);
+  bool buckets = DecodeGraphs::bucket(0) == 0 && DecodeGraphs::bucket(129) == 0 && DecodeGraphs::bucket(-1) == 0;
+  for (int n = 1; n <= 128; ++n) {
+    const int b = DecodeGraphs::bucket(n);
+    buckets = buckets && b >= n && b < 2 * n && (b & (b - 1)) == 0;
+  }
+  expect_true("graph/decode_buckets", buckets);
 }
 
 }  // namespace

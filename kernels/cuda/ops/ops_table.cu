@@ -21,6 +21,10 @@ void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, cons
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
                     const float*, float, int, float*, int64_t, float*);
 size_t sdpa_workspace_floats(int, int, int);
+void* graph_begin();
+void graph_end(void*);
+void graph_replay(void*);
+void graph_release(void*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
 void f32_mxfp4w_moe(const MoeMatmul&);
@@ -73,6 +77,7 @@ const OpSet& cuda_ops() {
       f32_mxfp4w_moe,  // q8: the exact path, as the contract allows
       f32_sample,
       sdpa_workspace_floats,
+      {graph_begin, graph_end, graph_replay, graph_release},
   };
   return ops;
 }
