@@ -74,6 +74,9 @@ function configOf(objs: K8sObject[], w: K8sObject, fileEnv: string): { file: str
   writeFileSync(file, text);
   const podEnv: NodeJS.ProcessEnv = {};
   for (const e of c.env ?? []) {
+    // A GPU pod names its own GPU (cuda:0), which the loader checks against the machine it runs on: this
+    // one is not the pod and may have no GPU. WORKER_DEVICE is asserted as rendered in "the GPU pool".
+    if (e.name === "WORKER_DEVICE" && e.value?.startsWith("cuda:")) continue;
     if (e.value !== undefined) podEnv[e.name] = e.value.replaceAll("$(POD_NAME)", "pod-0");
     else if (e.valueFrom?.secretKeyRef) podEnv[e.name] = FROM_SECRET[e.name] ?? "from-secret";
     else if (e.valueFrom?.fieldRef) podEnv[e.name] = "pod-0";
@@ -161,6 +164,57 @@ describe("engine pools", () => {
         for (const [k, v] of Object.entries(t.labelSelector.matchLabels)) expect(pod.metadata.labels[k], k).toBe(v);
       }
     }
+  });
+
+  it("the GPU pool: one nvidia.com/gpu per rank, WORKER_DEVICE cuda:0, GPU-node placement, a memory-backed /dev/shm for NCCL", () => {
+    const values = {
+      mode: "gpu",
+      engine: {
+        pools: [
+          { name: "plain", model: "gpt-oss-20b", worldSize: 2 },
+          {
+            name: "tuned",
+            model: "gpt-oss-120b",
+            worldSize: 4,
+            shmSizeLimit: "32Gi",
+            nodeSelector: { "node.kubernetes.io/instance-type": "p5.48xlarge" },
+            tolerations: [{ key: "dedicated", operator: "Equal", value: "llm", effect: "NoSchedule" }],
+            config: { device: "cuda:1" },
+          },
+          { name: "side", model: "gpt-oss-20b", worldSize: 2, accelerator: "cpu" },
+        ],
+      },
+    };
+    const file = join(mkdtempSync(join(tmpdir(), "chart-gpu-")), "values.yaml");
+    writeFileSync(file, JSON.stringify(values));
+    const objs = render([file]);
+    const pod = (pool: string) => find(objs, "StatefulSet", `${FULL}-engine-${pool}`).spec.template;
+    const worker = (pool: string) => pod(pool).spec.containers.find((c: Container) => c.name === "worker") as Container;
+
+    const plain = pod("plain");
+    expect(worker("plain").resources).toEqual({
+      requests: { cpu: "8", memory: "64Gi", "nvidia.com/gpu": 1 },
+      limits: { memory: "128Gi", "nvidia.com/gpu": 1 },
+    });
+    expect(env(worker("plain"), "WORKER_DEVICE")).toEqual({ name: "WORKER_DEVICE", value: "cuda:0" });
+    expect(plain.spec.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
+    expect(plain.spec.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
+    expect(plain.spec.volumes).toContainEqual({ name: "dshm", emptyDir: { medium: "Memory", sizeLimit: "16Gi" } });
+    expect(worker("plain").volumeMounts).toContainEqual({ name: "dshm", mountPath: "/dev/shm" });
+
+    // A pool's own keys win over engine.gpu's.
+    const tuned = pod("tuned");
+    expect(tuned.spec.volumes).toContainEqual({ name: "dshm", emptyDir: { medium: "Memory", sizeLimit: "32Gi" } });
+    expect(tuned.spec.nodeSelector).toEqual({ "node.kubernetes.io/instance-type": "p5.48xlarge" });
+    expect(tuned.spec.tolerations).toEqual([{ key: "dedicated", operator: "Equal", value: "llm", effect: "NoSchedule" }]);
+    expect(env(worker("tuned"), "WORKER_DEVICE")?.value).toBe("cuda:1");
+    expect(worker("tuned").resources.limits["nvidia.com/gpu"]).toBe(1);
+
+    // A CPU pool in a GPU release: no GPU, no /dev/shm volume, and told to stay on the CPU.
+    expect(env(worker("side"), "WORKER_DEVICE")?.value).toBe("cpu");
+    expect(JSON.stringify(worker("side").resources)).not.toContain("nvidia.com/gpu");
+    expect(pod("side").spec.volumes.map((v: { name: string }) => v.name)).not.toContain("dshm");
+    for (const o of objs) validateObject(o); // throws naming the object that does not validate
   });
 
   it("GPU mode with W = 8: groups of 8 one-GPU ranks, the orchestrator forms groups of 8", () => {

@@ -48,6 +48,13 @@ const REJECTED: Array<[string, unknown, RegExp]> = [
     { engine: { pools: [pool(), pool({ name: "other", worldSize: 4 })] } },
     /must share one worldSize/,
   ],
+  ["a /dev/shm size that is not a quantity", { engine: { gpu: { shmSizeLimit: "lots" } } }, /\/engine\/gpu\/shmSizeLimit/],
+  [
+    "a pool's /dev/shm size that is not a quantity",
+    { engine: { pools: [pool({ shmSizeLimit: "16 GB" })] } },
+    /\/engine\/pools\/0\/shmSizeLimit/,
+  ],
+  ["a GPU pool without GPUs", { engine: { pools: [pool({ gpusPerRank: 0 })] } }, /a GPU pool needs gpusPerRank >= 1/],
   ["no Redis at all", { redis: { enabled: false } }, /set redis.external.url or redis.external.existingSecret/],
   [
     "a grace period shorter than preStop + drain",
@@ -67,6 +74,19 @@ describe("values.schema.json and template checks", () => {
 
   it("accepts a minimal override (pool keys merge over poolDefaults)", () => {
     const r = tryRender([valuesFile({ mode: "cpu", engine: { pools: [pool({ worldSize: 2, checkpoint: { source: "synthetic" } })] } })]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("accepts the GPU pool's settings: a /dev/shm quantity per pool or for all, a CPU pool without GPUs", () => {
+    const r = tryRender([
+      valuesFile({
+        engine: {
+          gpu: { shmSizeLimit: "24Gi" },
+          pools: [pool({ shmSizeLimit: "8.5Gi" }), pool({ name: "side", accelerator: "cpu", gpusPerRank: 0 })],
+        },
+      }),
+    ]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
   });

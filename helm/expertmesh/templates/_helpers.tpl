@@ -139,6 +139,9 @@ terminationGracePeriodSeconds: {{ .Values.drain.terminationGracePeriodSeconds }}
 {{- if gt (int .autoscaling.minGroups) (int .autoscaling.maxGroups) }}
 {{- fail (printf "engine.pools[%s]: autoscaling.minGroups must not exceed maxGroups" .name) }}
 {{- end }}
+{{- if and (eq (include "expertmesh.engine.mode" (dict "ctx" $ "pool" .)) "gpu") (lt (int .gpusPerRank) 1) }}
+{{- fail (printf "engine.pools[%s]: a GPU pool needs gpusPerRank >= 1 (or accelerator: cpu)" .name) }}
+{{- end }}
 {{- if and (eq .checkpoint.source "pvc") (not .checkpoint.claimName) }}
 {{- fail (printf "engine.pools[%s]: checkpoint.source pvc needs checkpoint.claimName" .name) }}
 {{- end }}
