@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 /**
- * bench/engine — CPU engine speed on a synthetic checkpoint of the full gpt-oss-20b shape (built once
- * and cached in .cache/bench/), next to this machine's measured read bandwidth and fp32 FMA rate.
- * Prints a table: decode tok/s at batch 1/4/16/64, prefill tok/s for 64- and 1024-token prompts,
- * weight bytes read per decoded token, and the rooflines they are compared with.
+ * bench/engine — engine speed on a synthetic checkpoint of the full gpt-oss-20b shape (built once
+ * and cached in .cache/bench/), next to the rooflines it is compared with: on the CPU this machine's
+ * measured read bandwidth and fp32 FMA rate; on a GPU (--device cuda:N) the device's nominal HBM
+ * bandwidth and bf16 peak from bench/gpu-model.ts (--roofline h100|h200; no device probe exists yet).
+ * Prints a table: decode tok/s at each batch (default 1/4/16/64), prefill tok/s for each prompt length
+ * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
  *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--json]
+ *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
+ *                        [--roofline h100|h200] [--probe-gib G] [--prepare]
+ *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
+ *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2).
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -13,9 +19,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
+  type Backend,
   BlockPool,
   capabilities,
   Engine,
+  isBackend,
   LocalSequence,
   Model,
   PRECISIONS,
@@ -25,6 +33,7 @@ import {
   type ShapeName,
 } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
+import { DEVICES } from "./gpu-model.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,8 +42,20 @@ const { values } = parseArgs({
     dir: { type: "string" },
     precision: { type: "string", default: "default" },
     json: { type: "boolean", default: false },
+    device: { type: "string", default: "cpu" },
+    batches: { type: "string", default: "1,4,16,64" },
+    prefill: { type: "string", default: "64,1024" },
+    roofline: { type: "string" },
+    "probe-gib": { type: "string", default: "2" },
+    prepare: { type: "boolean", default: false },
   },
 });
+/** A comma-separated list of positive integers. */
+function counts(name: string, s: string): number[] {
+  const out = s.split(",").map(Number);
+  if (out.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--${name} must list positive integers, got '${s}'`);
+  return out;
+}
 const shapeName = values.shape as ShapeName;
 if (!(shapeName in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
 const shape = SHAPES[shapeName];
@@ -43,6 +64,14 @@ const dir = values.dir ?? join(root, ".cache", "bench", `gpt-oss-${shapeName}-sy
 const steps = Number(values.steps);
 const precision = values.precision as Precision;
 if (!PRECISIONS.includes(precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(", ")}`);
+const device = values.device as Backend;
+if (!isBackend(device)) throw new Error(`--device must be cpu, cuda-emu or cuda:N, got '${values.device}'`);
+const batches = counts("batches", values.batches);
+const prefills = counts("prefill", values.prefill);
+const gpu = values.roofline === undefined ? undefined : DEVICES[values.roofline];
+if (values.roofline !== undefined && !gpu) throw new Error(`--roofline must be one of ${Object.keys(DEVICES).join(", ")}`);
+const probeBytes = Number(values["probe-gib"]) * 1024 ** 3;
+if (!(probeBytes >= 1024 ** 2)) throw new Error(`--probe-gib must be at least 1/1024, got '${values["probe-gib"]}'`);
 
 // 1. The checkpoint, built once (a marker file means it completed).
 if (!existsSync(join(dir, ".complete"))) {
@@ -65,9 +94,12 @@ if (!existsSync(join(dir, ".complete"))) {
   writeFileSync(join(dir, ".complete"), new Date().toISOString());
   process.stderr.write(`\n[bench] checkpoint written in ${((performance.now() - t0) / 1000).toFixed(0)}s\n`);
 }
+if (values.prepare) process.exit(0);
+if (!capabilities().devices.includes(device))
+  throw new Error(`--device ${device}: this machine shows ${capabilities().devices.join(", ")}`);
 
 // 2. Machine probes.
-const probe = probes(2 * 1024 ** 3, 5);
+const probe = probes(probeBytes, 5);
 const caps = capabilities();
 
 // 3. Analytic weight traffic per decoded token at batch 1 (what one step must read).
@@ -84,7 +116,7 @@ const activeParams =
 // 4. Engine runs.
 const model = await Model.load(dir);
 const blocks = 2048;
-const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision });
+const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision, backend: device });
 const full = new BlockPool(blocks);
 const ring = new BlockPool(blocks);
 const prompt = (i: number, n: number) => Array.from({ length: n }, (_, j) => (1000 + i * 7919 + j * 104729) % 199998);
@@ -122,41 +154,68 @@ async function prefillRate(n: number): Promise<number> {
   return n / seconds;
 }
 
-process.stderr.write("[bench] warming up (prefill 64 touches most experts)\n");
+process.stderr.write(`[bench] ${device}: warming up (prefill 64 touches most experts)\n`);
 await prefillRate(64);
-// This machine's memory bandwidth drifts by ±10 % over minutes (shared host), so the read probe runs again
+// On the CPU, memory bandwidth drifts by ±10 % over minutes (shared host), so the read probe runs again
 // right before and right after the batch-1 decode; the roofline uses the highest of the three (the
-// conservative choice).
+// conservative choice). On a GPU the CPU's bandwidth is beside the point: no re-runs.
+const onCpu = device === "cpu";
 const bandwidthRuns = [probe.readGBps];
 const decode: Record<number, number> = {};
-for (const b of [1, 4, 16, 64]) {
-  if (b === 1) bandwidthRuns.push(probes(2 * 1024 ** 3, 5).readGBps);
+for (const b of batches) {
+  if (b === 1 && onCpu) bandwidthRuns.push(probes(probeBytes, 5).readGBps);
   decode[b] = await decodeRate(b);
-  if (b === 1) bandwidthRuns.push(probes(2 * 1024 ** 3, 5).readGBps);
+  if (b === 1 && onCpu) bandwidthRuns.push(probes(probeBytes, 5).readGBps);
   process.stderr.write(`[bench] decode batch ${b}: ${(decode[b] as number).toFixed(2)} tok/s\n`);
 }
-const prefill64 = await prefillRate(64);
-const prefill1024 = await prefillRate(1024);
+const prefill: Record<number, number> = {};
+for (const n of prefills) prefill[n] = await prefillRate(n);
 
-const readGBps = Math.max(...bandwidthRuns);
-const rooflineDecode = (readGBps * 1e9) / perToken;
-const rooflinePrefill = (probe.fmaGflops * 1e9) / (2 * activeParams);
+// Rooflines: the GPU's nominal HBM bandwidth and bf16 peak when named, else this machine's CPU probes
+// (which mean nothing for a GPU run: then no roofline rows).
+const rooflines = gpu
+  ? { bandwidthGBps: gpu.hbmBytesPerS / 1e9, flops: gpu.bf16FlopsPerS, what: `${gpu.name} nominal HBM`, compute: "bf16 peak" }
+  : onCpu
+    ? {
+        bandwidthGBps: Math.max(...bandwidthRuns),
+        flops: probe.fmaGflops * 1e9,
+        what: "highest probed bandwidth",
+        compute: "fp32 FMA rate",
+      }
+    : undefined;
+const longest = Math.max(...prefills);
+const rooflineRows = (r: NonNullable<typeof rooflines>): Array<[string, string]> => {
+  const decodeRoof = (r.bandwidthGBps * 1e9) / perToken;
+  const prefillRoof = r.flops / (2 * activeParams);
+  return [
+    ...(decode[1] === undefined
+      ? []
+      : ([
+          [`batch-1 decode roofline (${r.what} / bytes per token)`, `${decodeRoof.toFixed(2)} tok/s`],
+          ["batch-1 decode % of bandwidth roofline", `${((100 * decode[1]) / decodeRoof).toFixed(1)} %`],
+        ] as Array<[string, string]>)),
+    [`prefill roofline (${r.compute} / 2·active params)`, `${prefillRoof.toFixed(1)} tok/s`],
+    [`prefill (${longest}) % of ${r.compute} roofline`, `${((100 * (prefill[longest] as number)) / prefillRoof).toFixed(1)} %`],
+  ];
+};
 const rows: Array<[string, string]> = [
+  ["device", `${device} (engine backend: ${engine.backend})`],
   ["machine", `${availableParallelism()} cores, SIMD ${caps.cpu.simd}, AVX512-BF16 ${caps.cpu.avx512bf16}, AMX ${caps.cpu.amxBf16}`],
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
-  ["precision", precision === "default" ? "default (expert products: int8-digit activations, VNNI)" : "exact (fp32 activations)"],
-  ["read bandwidth (probe: start, before and after batch-1 decode)", bandwidthRuns.map((g) => `${g.toFixed(1)}`).join(" / ") + " GB/s"],
-  ["fp32 FMA rate (probe)", `${probe.fmaGflops.toFixed(0)} GFLOP/s`],
+  ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
+  [
+    `CPU read bandwidth (probe${onCpu ? ": start, before and after batch-1 decode" : ""})`,
+    `${bandwidthRuns.map((g) => g.toFixed(1)).join(" / ")} GB/s`,
+  ],
+  ["CPU fp32 FMA rate (probe)", `${probe.fmaGflops.toFixed(0)} GFLOP/s`],
   ["weights read per decoded token (batch 1)", `${(perToken / 1e9).toFixed(3)} GB`],
   ["active parameters per token", `${(activeParams / 1e9).toFixed(3)} B`],
-  ...[1, 4, 16, 64].map((b): [string, string] => [`decode tok/s, batch ${b}`, (decode[b] as number).toFixed(2)]),
-  ["prefill tok/s, 64-token prompt", prefill64.toFixed(1)],
-  ["prefill tok/s, 1024-token prompt", prefill1024.toFixed(1)],
-  ["batch-1 decode roofline (highest bandwidth / bytes per token)", `${rooflineDecode.toFixed(2)} tok/s`],
-  ["batch-1 decode % of bandwidth roofline", `${((100 * (decode[1] as number)) / rooflineDecode).toFixed(1)} %`],
-  ["prefill roofline (FMA rate / 2·active params)", `${rooflinePrefill.toFixed(1)} tok/s`],
-  ["prefill (1024) % of fp32 compute roofline", `${((100 * prefill1024) / rooflinePrefill).toFixed(1)} %`],
-  ["batch-16 aggregate / batch-1 decode", `${((decode[16] as number) / (decode[1] as number)).toFixed(2)}×`],
+  ...batches.map((b): [string, string] => [`decode tok/s, batch ${b}`, (decode[b] as number).toFixed(2)]),
+  ...prefills.map((n): [string, string] => [`prefill tok/s, ${n}-token prompt`, (prefill[n] as number).toFixed(1)]),
+  ...(rooflines ? rooflineRows(rooflines) : [["rooflines", `none for ${device} without --roofline h100|h200`] as [string, string]]),
+  ...(decode[1] && decode[16]
+    ? [["batch-16 aggregate / batch-1 decode", `${(decode[16] / decode[1]).toFixed(2)}×`] as [string, string]]
+    : []),
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
 console.log(`| ${"metric".padEnd(width)} | value |\n|${"-".repeat(width + 2)}|-------|`);
@@ -165,14 +224,15 @@ if (values.json)
   console.log(
     JSON.stringify({
       date: new Date().toISOString(),
+      device,
       shape: shapeName,
       bandwidthRuns,
       precision,
       probe,
+      rooflines,
       perToken,
       activeParams,
       decode,
-      prefill64,
-      prefill1024,
+      prefill,
     }),
   );
