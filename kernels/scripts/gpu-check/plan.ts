@@ -182,7 +182,17 @@ export function benchCheck(ctx: PlanContext): Check {
       "--json",
     ],
     timeoutS: 240,
-    judge: { kind: "output", mustMatch: [/^\| decode tok\/s, batch 64 +\| \d/m, /^\| prefill tok\/s, 2048-token prompt +\| \d/m] },
+    // The figures are reported (the table quotes these rows), not judged against docs/PERFORMANCE.md's
+    // targets: this check fails when the bench does not run, not when the engine is slower than planned.
+    judge: {
+      kind: "output",
+      mustMatch: [
+        /^\| decode tok\/s, batch 1 +\| \d/m,
+        /^\| decode tok\/s, batch 64 +\| \d/m,
+        /^\| prefill tok\/s, 2048-token prompt +\| \d/m,
+        ...(ctx.roofline ? [/^\| batch-1 decode % of bandwidth roofline +\| \d/m] : []),
+      ],
+    },
     needsPrepare: true,
   };
 }

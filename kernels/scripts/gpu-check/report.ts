@@ -94,7 +94,7 @@ function firstMatch(output: string, re: RegExp): string {
     .slice(start, end < 0 ? undefined : end)
     .replace(/\s+/g, " ")
     .trim()
-    .slice(0, 80);
+    .slice(0, 100);
 }
 
 /** The outcome a plan entry has without running: not applicable, or failed because it is blocked. */

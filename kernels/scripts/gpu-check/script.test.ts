@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { capabilities } from "../../src/capabilities.ts";
-import { type Check, planChecks } from "./plan.ts";
+import { benchCheck, type Check, planChecks } from "./plan.ts";
 import { ROOT, runCheck } from "./runner.ts";
 
 const IDS = [
@@ -88,6 +88,21 @@ describe("gpu-check runner (real processes)", () => {
         detail: expect.stringMatching(/^2 of 2 skipped, expected to run: needs libnccl.so.2 and a CUDA device \(nccl loadable: /),
       });
     expect(readdirSync(out)).toEqual(expect.arrayContaining(["nccl-join.log", "nccl-join.json"]));
+  });
+
+  it("the bench check's judge reads bench/engine's real table (run on the CPU with the tiny shape, same batches and prompt)", {
+    timeout: 180_000,
+  }, async () => {
+    const check = benchCheck({ out, roofline: "h100" });
+    // The planned command with the device, shape, steps and probe swapped for the CPU and the tiny model.
+    const swap: Record<string, string> = { "--device": "cpu", "--shape": "tiny", "--steps": "1", "--probe-gib": "0.01" };
+    const argv = [...check.argv.map((a, i) => swap[check.argv[i - 1] as string] ?? a), "--dir", join(out, "tiny")];
+    expect(argv.slice(argv.indexOf("--batches"), argv.indexOf("--probe-gib"))).toEqual(["--batches", "1,16,64", "--prefill", "2048"]);
+    const outcome = await runCheck({ ...check, argv, needsPrepare: false }, out, 600);
+    expect(outcome).toMatchObject({
+      status: "pass",
+      detail: expect.stringMatching(/^\| decode tok\/s, batch 1 \| [\d.]+ \|; .*batch-1 decode % of bandwidth roofline \| [\d.]+ % \|$/),
+    });
   });
 
   it("a check that outlives its limit fails as timed out; one that crashes fails naming the signal", { timeout: 60_000 }, async () => {
