@@ -28,7 +28,7 @@ const checkOf = (plan: Planned[], id: string) => {
 };
 
 const SANITIZERS = ["sanitizer-memcheck", "sanitizer-racecheck", "sanitizer-synccheck"];
-const CORE = ["ops", "golden", "cuda-vs-cpu-20b"];
+const CORE = ["ops", "golden", "decode-graphs", "cuda-vs-cpu-20b"];
 
 describe("gpu-check plan", () => {
   it.each<[string, Partial<Machine>, string[], string[]]>([
@@ -114,7 +114,9 @@ describe("gpu-check plan", () => {
     const kernels = new URL("../../", import.meta.url).pathname;
     const { stdout } = await promisify(execFile)("npx", ["vitest", "list", ...files, "--json"], { cwd: kernels });
     const names = (JSON.parse(stdout) as Array<{ name: string; file: string }>).map((t) => ({ name: t.name, file: t.file }));
-    expect(new Set(vitests.map((c) => c.id))).toEqual(new Set(["golden", "cuda-vs-cpu-20b", "nccl-join", "nccl-absent", "nccl-w2"]));
+    expect(new Set(vitests.map((c) => c.id))).toEqual(
+      new Set(["golden", "decode-graphs", "cuda-vs-cpu-20b", "nccl-join", "nccl-absent", "nccl-w2"]),
+    );
     for (const c of vitests) {
       const judge = c.judge as Extract<Check["judge"], { kind: "vitest" }>;
       const selected = names.filter((t) => t.file.endsWith(c.argv[3] as string) && judge.select.test(t.name));

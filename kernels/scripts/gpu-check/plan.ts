@@ -93,6 +93,12 @@ function deviceChecks(ctx: PlanContext): Check[] {
       timeoutS: 120,
     },
     {
+      id: "decode-graphs",
+      title: "decode steps replayed from CUDA graphs equal eager steps (bucket capture and replay)",
+      ...vitest(ctx, "decode-graphs", "src/decode-graphs.test.ts", "^decode graphs \\(cuda:0\\) > "),
+      timeoutS: 60,
+    },
+    {
       id: "cuda-vs-cpu-20b",
       title: "cuda:0 against the CPU on the gpt-oss-20b widths (default precision)",
       ...vitest(ctx, "cuda-vs-cpu-20b", "src/golden-cuda.test.ts", "^20b widths on cuda:0 against the CPU > "),
