@@ -1,0 +1,97 @@
+/**
+ * The Harmony grammar of a constraint spec, as xgrammar EBNF. The completion starts right after the
+ * prompt's `<|start|>assistant` (spec §6.2), so the grammar begins at a header:
+ *
+ *   (free message, <|end|><|start|>assistant)*  then the last message
+ *   free message  = <|channel|>analysis|commentary <|message|> free text        (reasoning, preambles)
+ *   last message  = <|channel|>final <|message|> body <|return|>
+ *                 | a call: <|channel|>analysis|commentary to=functions.NAME[ ]<|constrain|>json<|message|> args <|call|>
+ *                   (or with the recipient first: " to=functions.NAME<|channel|>commentary …", spec §6.8)
+ *
+ * tool_choice picks which last messages exist; response_format picks the final body; a strict tool's
+ * arguments follow its schema, a forced call's any JSON object, otherwise they are free text (the guard
+ * shapes only headers). JSON rules come from xgrammar's own schema converter, embedded with a prefix.
+ */
+import type { ConstraintSpec, FunctionToolSpec } from "../spec/constraint-spec.ts";
+import type { JsonSchema } from "../spec/schema-support.ts";
+import { prefixRules } from "./ebnf-embed.ts";
+import { markerLiteral as m } from "./markers.ts";
+
+/**
+ * xgrammar's EBNF for a JSON schema, root rule "root". `exact`: no properties beyond those declared
+ * (strict schemas); otherwise the schema is a floor (any JSON object for `{"type":"object"}`).
+ */
+export type JsonGrammarSource = (schema: JsonSchema, exact: boolean) => Promise<string>;
+
+const ANY_OBJECT: JsonSchema = { type: "object" };
+
+interface Part {
+  /** The rule text a position uses: a rule name. */
+  readonly ref: string;
+  /** Rules to add to the grammar for it. */
+  readonly rules: string;
+}
+
+const FREE: Part = { ref: "text", rules: "" };
+
+async function jsonPart(json: JsonGrammarSource, schema: JsonSchema, exact: boolean, prefix: string): Promise<Part> {
+  return { ref: `${prefix}root`, rules: prefixRules(await json(schema, exact), prefix) };
+}
+
+function forcesCall(spec: ConstraintSpec): boolean {
+  return spec.toolChoice.kind === "required" || spec.toolChoice.kind === "function";
+}
+
+/** The tools the model may call under this spec's tool_choice. */
+function callableTools(spec: ConstraintSpec): readonly FunctionToolSpec[] {
+  const choice = spec.toolChoice;
+  if (choice.kind === "none") return [];
+  if (choice.kind === "function") return spec.tools.filter((t) => t.name === choice.name);
+  return spec.tools;
+}
+
+async function argumentsPart(spec: ConstraintSpec, tool: FunctionToolSpec, i: number, json: JsonGrammarSource): Promise<Part> {
+  if (tool.strict) return jsonPart(json, tool.parameters, true, `t${i}_`);
+  return forcesCall(spec) ? jsonPart(json, ANY_OBJECT, false, `t${i}_`) : FREE;
+}
+
+async function finalPart(spec: ConstraintSpec, json: JsonGrammarSource): Promise<Part> {
+  const format = spec.finalFormat;
+  if (format.kind === "json_schema") return jsonPart(json, format.schema, true, "f_");
+  if (format.kind === "json_object") return jsonPart(json, ANY_OBJECT, false, "f_");
+  return FREE;
+}
+
+async function callRules(spec: ConstraintSpec, json: JsonGrammarSource): Promise<{ alternatives: string[]; rules: string[] }> {
+  const alternatives: string[] = [];
+  const rules: string[] = [];
+  for (const [i, tool] of callableTools(spec).entries()) {
+    const args = await argumentsPart(spec, tool, i, json);
+    const recipient = `" to=functions.${tool.name}"`;
+    const channel = `${m("channel")} call_channel`;
+    rules.push(
+      `call_${i} ::= ((${channel} ${recipient}) | (${recipient} ${channel})) " "? ${m("constrain")} "json" ${m("message")} ${args.ref} ${m("call")}`,
+      args.rules,
+    );
+    alternatives.push(`call_${i}`);
+  }
+  return { alternatives, rules };
+}
+
+/** The EBNF (root rule "root") for a spec that constrains something (see isUnconstrained). */
+export async function harmonyGrammar(spec: ConstraintSpec, json: JsonGrammarSource): Promise<string> {
+  const calls = await callRules(spec, json);
+  const last = [...calls.alternatives];
+  const final = await finalPart(spec, json);
+  if (!forcesCall(spec)) last.unshift("final_message");
+  const lines = [
+    `root ::= (free_message ${m("end")} ${m("start")} "assistant")* (${last.join(" | ")})`,
+    `free_message ::= ${m("channel")} ("analysis" | "commentary") ${m("message")} text`,
+    `final_message ::= ${m("channel")} "final" ${m("message")} ${final.ref} ${m("return")}`,
+    `call_channel ::= "analysis" | "commentary"`,
+    String.raw`text ::= [^\x1f]*`,
+    ...calls.rules,
+    final.rules,
+  ];
+  return lines.filter((l) => l.length > 0).join("\n");
+}

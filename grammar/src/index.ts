@@ -1,0 +1,16 @@
+/**
+ * @expertmesh/grammar — constrained decoding for Harmony, for the worker: compiles constraint specs to
+ * xgrammar grammars over the o200k_harmony vocabulary and runs one matcher per sequence. The spec
+ * itself (what the gateway builds) is in ./spec, importable without loading xgrammar.
+ */
+export {
+  type CompiledConstraint,
+  ConstraintCompiler,
+  type ConstraintCompilerOptions,
+  DEFAULT_COMPILER_OPTIONS,
+} from "./engine/compiler.ts";
+export { BITMASK_WORDS, ConstraintMatcher, type JumpForwardPiece } from "./engine/matcher.ts";
+export { harmonyVocabulary, VOCAB_SIZE } from "./engine/vocabulary.ts";
+export { type GrammarErrorCode, grammarErrors } from "./errors.ts";
+export { HarmonyToken } from "./harmony/markers.ts";
+export * from "./spec/index.ts";

@@ -1,0 +1,88 @@
+/**
+ * Which JSON Schema keywords constrained decoding honours. xgrammar's converter silently ignores what it
+ * does not implement (oneOf is read as anyOf, multipleOf and uniqueItems vanish), so a schema it only
+ * half understands would yield output that fails validation; this walk refuses such a schema up front
+ * with the keyword and its JSON Pointer. The allow-list holds what the driven-generation tests prove
+ * (grammar/src/harmony/driven-generation.test.ts). It checks support only: the gateway's
+ * json-schema-check.ts already checked the schema is well formed.
+ */
+import { grammarErrors } from "../errors.ts";
+
+export type JsonSchema = boolean | { readonly [keyword: string]: unknown };
+
+/** Keywords that only annotate: accepted anywhere, never affect the grammar. */
+const ANNOTATIONS = [
+  "title",
+  "description",
+  "default",
+  "examples",
+  "$schema",
+  "$id",
+  "$comment",
+  "deprecated",
+  "readOnly",
+  "writeOnly",
+];
+
+/** Keywords whose every value xgrammar turns into grammar. */
+const VALUE_KEYWORDS = [
+  "type",
+  "required",
+  "enum",
+  "const",
+  "minItems",
+  "maxItems",
+  "minLength",
+  "maxLength",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "pattern",
+  "format",
+  "$ref",
+];
+
+/** Keywords holding one subschema, a list of them, or a name → subschema map. */
+const SUBSCHEMA = ["items", "additionalProperties"];
+const SUBSCHEMA_LISTS = ["anyOf", "prefixItems"];
+const SUBSCHEMA_MAPS = ["properties", "$defs", "definitions"];
+
+const SUPPORTED = new Set([...ANNOTATIONS, ...VALUE_KEYWORDS, ...SUBSCHEMA, ...SUBSCHEMA_LISTS, ...SUBSCHEMA_MAPS]);
+
+/** String formats xgrammar builds a grammar for and the tests validate with ajv-formats. */
+export const SUPPORTED_FORMATS: ReadonlySet<string> = new Set(["date", "time", "date-time", "uuid", "email", "ipv4"]);
+
+/** Regex features xgrammar's pattern converter does not implement: lookaround, backreferences, named groups. */
+const UNSUPPORTED_PATTERN = /\(\?[=!<]|\\[1-9]|\\k</;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+const pointer = (path: readonly string[]): string =>
+  `#/${path.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`;
+
+/**
+ * Throws unsupported_schema_keyword for the first keyword (depth first) constrained decoding cannot
+ * enforce. `where` names the schema for the message ("response_format", "tools[2].parameters").
+ */
+export function assertSchemaSupported(schema: JsonSchema, where: string): void {
+  const stack: { node: unknown; path: string[] }[] = [{ node: schema, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop() as { node: unknown; path: string[] };
+    if (typeof node === "boolean" || !isObject(node)) continue;
+    for (const [keyword, value] of Object.entries(node)) {
+      const at = [...path, keyword];
+      const refuse = (what: string) =>
+        grammarErrors.create("unsupported_schema_keyword", { keyword: what, path: pointer(at), where });
+      if (!SUPPORTED.has(keyword)) throw refuse(keyword);
+      if (keyword === "format" && !SUPPORTED_FORMATS.has(String(value))) throw refuse(`format: ${String(value)}`);
+      if (keyword === "pattern" && UNSUPPORTED_PATTERN.test(String(value))) throw refuse("pattern (lookaround or backreference)");
+      if (keyword === "$ref" && !String(value).startsWith("#")) throw refuse("$ref (remote)");
+      if (SUBSCHEMA.includes(keyword)) stack.push({ node: value, path: at });
+      if (SUBSCHEMA_LISTS.includes(keyword) && Array.isArray(value))
+        value.forEach((v, i) => stack.push({ node: v, path: [...at, String(i)] }));
+      if (SUBSCHEMA_MAPS.includes(keyword) && isObject(value))
+        for (const [name, v] of Object.entries(value)) stack.push({ node: v, path: [...at, name] });
+    }
+  }
+}
