@@ -27,9 +27,10 @@ export function prefixRules(ebnf: string, prefix: string): string {
     } else if (IDENT_START.test(c)) {
       let end = i + 1;
       while (end < ebnf.length && IDENT.test(ebnf[end] as string)) end++;
-      // A name followed by "(" is a built-in (TagDispatch), not a rule.
+      // Built-ins are not rules: a call (TagDispatch(...)), its keyword arguments (stop_eos=true).
       const name = ebnf.slice(i, end);
-      out += ebnf[end] === "(" ? name : prefix + name;
+      const builtin = ebnf[end] === "(" || ebnf[end] === "=" || name === "true" || name === "false";
+      out += builtin ? name : prefix + name;
       i = end;
     } else {
       out += c;
