@@ -59,13 +59,9 @@ export class ConstraintCompiler {
 
   static async create(options: ConstraintCompilerOptions = DEFAULT_COMPILER_OPTIONS): Promise<ConstraintCompiler> {
     const xg = await loadXGrammar();
-    const info = await xg.TokenizerInfo.createTokenizerInfo(
-      harmonyVocabulary().encoded as string[],
-      "byte_level",
-      false,
-      VOCAB_SIZE,
-      [ENDOFTEXT],
-    );
+    const info = await xg.TokenizerInfo.createTokenizerInfo(harmonyVocabulary().encoded as string[], "byte_level", false, VOCAB_SIZE, [
+      ENDOFTEXT,
+    ]);
     // xgrammar's own cache is off: this class caches whole specs and bounds what it keeps.
     return new ConstraintCompiler(xg, await xg.GrammarCompiler.createGrammarCompiler(info, false), options);
   }

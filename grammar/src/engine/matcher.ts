@@ -83,7 +83,8 @@ export class ConstraintMatcher {
     for (let i = 0; i < forced.length; i++) {
       const token = forced[i] === "\x1f" ? tokenOfMarkerLetter(forced[i + 1] ?? "") : undefined;
       if (forced[i] !== "\x1f") text += forced[i];
-      else if (token === undefined) break; // a marker cut in half at the end: not forced as a whole
+      else if (token === undefined)
+        break; // a marker cut in half at the end: not forced as a whole
       else {
         if (text) pieces.push({ text });
         text = "";

@@ -39,9 +39,7 @@ export const markerText = (name: HarmonyTokenName): string => `\x1f${LETTER[name
 /** The same marker as an EBNF string literal. */
 export const markerLiteral = (name: HarmonyTokenName): string => `"\\x1f${LETTER[name]}"`;
 
-const BY_LETTER = new Map<string, number>(
-  (Object.keys(LETTER) as HarmonyTokenName[]).map((name) => [LETTER[name], HarmonyToken[name]]),
-);
+const BY_LETTER = new Map<string, number>((Object.keys(LETTER) as HarmonyTokenName[]).map((name) => [LETTER[name], HarmonyToken[name]]));
 
 /** The special token id a marker letter stands for. */
 export const tokenOfMarkerLetter = (letter: string): number | undefined => BY_LETTER.get(letter);

@@ -1,12 +1,6 @@
 import { AppError } from "@expertmesh/common";
 import { describe, expect, it } from "vitest";
-import {
-  type ConstraintSpec,
-  constraintKey,
-  isUnconstrained,
-  parseConstraintSpec,
-  validateConstraintSpec,
-} from "./constraint-spec.ts";
+import { type ConstraintSpec, constraintKey, isUnconstrained, parseConstraintSpec, validateConstraintSpec } from "./constraint-spec.ts";
 import { assertSchemaSupported } from "./schema-support.ts";
 
 const weather = { name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { type: "string" } } } };
@@ -63,21 +57,30 @@ describe("constraint spec", () => {
 describe("schema support", () => {
   it.each([
     ["oneOf", { oneOf: [{ type: "string" }] }, "oneOf", "#/oneOf"],
-    ["multipleOf deep", { type: "object", properties: { n: { type: "integer", multipleOf: 5 } } }, "multipleOf", "#/properties/n/multipleOf"],
+    [
+      "multipleOf deep",
+      { type: "object", properties: { n: { type: "integer", multipleOf: 5 } } },
+      "multipleOf",
+      "#/properties/n/multipleOf",
+    ],
     ["uniqueItems", { type: "array", items: { type: "integer" }, uniqueItems: true }, "uniqueItems", "#/uniqueItems"],
     ["not", { not: { const: 1 } }, "not", "#/not"],
     ["allOf", { allOf: [{ type: "object" }] }, "allOf", "#/allOf"],
     ["minProperties", { type: "object", minProperties: 1 }, "minProperties", "#/minProperties"],
     ["a format", { type: "string", format: "hostname" }, "format: hostname", "#/format"],
+    ["ipv4", { type: "string", format: "ipv4" }, "format: ipv4", "#/format"],
+    ["date-time", { type: "string", format: "date-time" }, "format: date-time", "#/format"],
+    ["email", { type: "string", format: "email" }, "format: email", "#/format"],
+    ["minimum", { type: "integer", minimum: 0 }, "minimum", "#/minimum"],
+    ["exclusiveMaximum", { type: "number", exclusiveMaximum: 1 }, "exclusiveMaximum", "#/exclusiveMaximum"],
+    ["minLength", { type: "string", minLength: 2 }, "minLength", "#/minLength"],
     ["a lookahead", { type: "string", pattern: "^(?=a)" }, "pattern (lookaround or backreference)", "#/pattern"],
     ["in $defs", { $defs: { x: { type: "array", contains: { const: 1 } } } }, "contains", "#/$defs/x/contains"],
   ])("names the unsupported keyword: %s", (_, schema, keyword, path) => {
     const err = refusal(() => assertSchemaSupported(schema, "response_format"));
     expect(err.code).toBe("unsupported_schema_keyword");
     expect(err.http).toBe(400);
-    expect(err.message).toBe(
-      `response_format: JSON schema keyword "${keyword}" at ${path} is not supported by constrained decoding`,
-    );
+    expect(err.message).toBe(`response_format: JSON schema keyword "${keyword}" at ${path} is not supported by constrained decoding`);
   });
 
   it("checks only strict tools' schemas, and every response schema", () => {

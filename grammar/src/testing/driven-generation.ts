@@ -56,7 +56,7 @@ function tokenSet(pred: (bytes: Uint8Array, id: number) => boolean): Int32Array 
   return set;
 }
 
-const DELIMITERS = new Set([..."\"{}[],:"].map((c) => c.charCodeAt(0)));
+const DELIMITERS = new Set([...'"{}[],:'].map((c) => c.charCodeAt(0)));
 let delimiterTokens: Int32Array | undefined;
 let specialTokens: Int32Array | undefined;
 
@@ -104,7 +104,11 @@ export interface ParsedMessage {
   readonly terminator: number;
 }
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Not fatal, like the gateway's stream decoder (spec §5): xgrammar checks UTF-8 structure but not
+ * ranges, so a JSON string may hold bytes such as F4 9E 9E 8D (beyond U+10FFFF), which decode to U+FFFD.
+ */
+const decoder = new TextDecoder("utf-8");
 
 /** Splits a completion (starting after <|start|>assistant) into messages, by token ids. */
 export function splitMessages(tokens: readonly number[]): ParsedMessage[] {
