@@ -10,9 +10,8 @@
  *   node bench/grammar.ts [--seeds 20]
  */
 import { parseArgs } from "node:util";
-import { type ConstraintSpec, ConstraintCompiler } from "@expertmesh/grammar";
-import { drive, seededRandom } from "../grammar/src/testing/driven-generation.ts";
-import { TEST_SCHEMAS } from "../grammar/src/testing/schemas.ts";
+import { ConstraintCompiler, type ConstraintSpec } from "@expertmesh/grammar";
+import { drive, seededRandom, TEST_SCHEMAS } from "@expertmesh/grammar/testing";
 
 const { values } = parseArgs({ options: { seeds: { type: "string", default: "20" } } });
 const SEEDS = Number(values.seeds);
