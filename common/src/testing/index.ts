@@ -1,3 +1,4 @@
 /** Test helpers shared by every workspace: real servers, never mocks of them. */
 export { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
+export { seededRandom } from "./seeded-random.ts";
 export { createTestPki, type TestPki } from "./tls.ts";

@@ -6,16 +6,17 @@
  * from constrained sequences, so no ordinary token can spell a marker and free text is simply
  * "anything without 0x1F" (`[^\x1F]*`, a cheap ASCII class for the engine).
  */
+import { HarmonySpecial } from "../spec/harmony-tokens.ts";
 
 /** Token ids of the Harmony specials the grammar uses (spec §5). */
 export const HarmonyToken = {
-  return: 200002,
-  constrain: 200003,
-  channel: 200005,
-  start: 200006,
-  end: 200007,
-  message: 200008,
-  call: 200012,
+  return: HarmonySpecial.return,
+  constrain: HarmonySpecial.constrain,
+  channel: HarmonySpecial.channel,
+  start: HarmonySpecial.start,
+  end: HarmonySpecial.end,
+  message: HarmonySpecial.message,
+  call: HarmonySpecial.call,
 } as const;
 
 export type HarmonyTokenName = keyof typeof HarmonyToken;

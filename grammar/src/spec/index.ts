@@ -14,4 +14,5 @@ export {
   type ToolChoice,
   validateConstraintSpec,
 } from "./constraint-spec.ts";
+export { HarmonySpecial } from "./harmony-tokens.ts";
 export { assertSchemaSupported, type JsonSchema, SUPPORTED_FORMATS } from "./schema-support.ts";

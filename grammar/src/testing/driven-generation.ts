@@ -6,21 +6,12 @@
  * (a uniform pick would close a JSON string only about once in two hundred tokens). Every pick is
  * still from the mask, which is what the tests judge.
  */
+import { seededRandom } from "@expertmesh/common/testing";
 import { BITMASK_WORDS, type ConstraintMatcher } from "../engine/matcher.ts";
 import { FIRST_SPECIAL, harmonyVocabulary } from "../engine/vocabulary.ts";
 import { HarmonyToken } from "../harmony/markers.ts";
 
-/** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 const popcount = (x: number): number => {
   let v = x - ((x >>> 1) & 0x55555555);

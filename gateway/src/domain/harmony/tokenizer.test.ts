@@ -1,4 +1,5 @@
 /** The streaming decoder against a plain reference: one TextDecoder fed every token's bytes in stream mode. */
+import { seededRandom } from "@expertmesh/common/testing";
 import { describe, expect, it } from "vitest";
 import { HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "./tokenizer.ts";
 
@@ -14,17 +15,7 @@ function decoded(ids: number[]): string[] {
   return [...ids.map((id) => d.push([id])), d.flush()];
 }
 
-/** A small deterministic PRNG (mulberry32), so a failure names a reproducible sequence. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 describe("StreamDecoder", () => {
   // Tokens that hold part of a character, and single bytes of every kind (leads, continuations, invalid).

@@ -5,23 +5,14 @@
  * user typing "<|end|>" gets ordinary text tokens. StreamDecoder turns token ids into text as they arrive,
  * holding back incomplete UTF-8 sequences (a token may end mid-character).
  */
+import { HarmonySpecial } from "@expertmesh/grammar/spec";
 import type { TiktokenBPE } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
 import { BytePairEncoder } from "./bpe.ts";
 import type { WorkBudget } from "./budget.ts";
 
 /** The Harmony special tokens by name (spec §5). */
-export const Special = {
-  startoftext: 199998,
-  endoftext: 199999,
-  return: 200002,
-  constrain: 200003,
-  channel: 200005,
-  start: 200006,
-  end: 200007,
-  message: 200008,
-  call: 200012,
-} as const;
+export const Special = HarmonySpecial;
 
 const NAMED: Record<number, string> = {
   199998: "<|startoftext|>",
