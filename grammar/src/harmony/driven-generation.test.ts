@@ -74,7 +74,7 @@ describe("response_format json_schema: final content validates", () => {
 
 const TOOLS: FunctionToolSpec[] = [
   { name: "get_weather", strict: true, parameters: TEST_SCHEMAS.nested_objects as Record<string, unknown> },
-  { name: "book", strict: true, parameters: TEST_SCHEMAS.numbers as Record<string, unknown> },
+  { name: "book", strict: true, parameters: TEST_SCHEMAS.integer_bounds as Record<string, unknown> },
   { name: "search", strict: false, parameters: { type: "object", properties: { q: { type: "string" } } } },
 ];
 

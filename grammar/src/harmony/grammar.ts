@@ -15,6 +15,7 @@
 import type { ConstraintSpec, FunctionToolSpec } from "../spec/constraint-spec.ts";
 import type { JsonSchema } from "../spec/schema-support.ts";
 import { prefixRules } from "./ebnf-embed.ts";
+import { extractIntegerRanges, restoreIntegerRanges } from "./integer-range.ts";
 import { markerLiteral as m } from "./markers.ts";
 
 /**
@@ -35,7 +36,9 @@ interface Part {
 const FREE: Part = { ref: "text", rules: "" };
 
 async function jsonPart(json: JsonGrammarSource, schema: JsonSchema, exact: boolean, prefix: string): Promise<Part> {
-  return { ref: `${prefix}root`, rules: prefixRules(await json(schema, exact), prefix) };
+  const extracted = extractIntegerRanges(schema);
+  const ebnf = restoreIntegerRanges(await json(extracted.schema, exact), extracted.ranges);
+  return { ref: `${prefix}root`, rules: prefixRules(ebnf, prefix) };
 }
 
 function forcesCall(spec: ConstraintSpec): boolean {

@@ -15,18 +15,22 @@ const ANNOTATIONS = ["title", "description", "default", "examples", "$schema", "
 
 /**
  * Keywords whose every value xgrammar turns into correct grammar. Left out on purpose, because the
- * tests caught xgrammar 0.1.27 getting them wrong: minimum/maximum and the exclusive forms (an integer
- * maximum of 130 admits 134; a number minimum of -50 admits -50.147) and minLength (a character outside
- * ASCII counts as several). maxLength stays: that miscount only ever makes strings shorter.
+ * tests caught xgrammar 0.1.27 getting them wrong: minLength (a character outside ASCII counts as
+ * several; maxLength stays: that miscount only ever makes strings shorter), and numeric bounds except on
+ * integers (a number minimum of -50 admits -50.147). Integer bounds are enforced by our own rule
+ * (harmony/integer-range.ts), since xgrammar's admits 134 under a maximum of 130.
  */
 const VALUE_KEYWORDS = ["type", "required", "enum", "const", "minItems", "maxItems", "maxLength", "pattern", "format", "$ref"];
+
+/** Numeric bounds: honoured on integers only, through our own range rule (harmony/integer-range.ts). */
+const NUMERIC_BOUNDS = new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 
 /** Keywords holding one subschema, a list of them, or a name → subschema map. */
 const SUBSCHEMA = ["items", "additionalProperties"];
 const SUBSCHEMA_LISTS = ["anyOf", "prefixItems"];
 const SUBSCHEMA_MAPS = ["properties", "$defs", "definitions"];
 
-const SUPPORTED = new Set([...ANNOTATIONS, ...VALUE_KEYWORDS, ...SUBSCHEMA, ...SUBSCHEMA_LISTS, ...SUBSCHEMA_MAPS]);
+const SUPPORTED = new Set([...ANNOTATIONS, ...VALUE_KEYWORDS, ...NUMERIC_BOUNDS, ...SUBSCHEMA, ...SUBSCHEMA_LISTS, ...SUBSCHEMA_MAPS]);
 
 /**
  * String formats whose xgrammar grammar ajv-formats agrees with. Not ipv4 (xgrammar admits leading
@@ -55,6 +59,9 @@ export function assertSchemaSupported(schema: JsonSchema, where: string): void {
       const at = [...path, keyword];
       const refuse = (what: string) => grammarErrors.create("unsupported_schema_keyword", { keyword: what, path: pointer(at), where });
       if (!SUPPORTED.has(keyword)) throw refuse(keyword);
+      if (NUMERIC_BOUNDS.has(keyword) && node.type !== "integer") throw refuse(`${keyword} (only on "type": "integer")`);
+      if (NUMERIC_BOUNDS.has(keyword) && !(typeof value === "number" && Math.abs(value) <= Number.MAX_SAFE_INTEGER))
+        throw refuse(`${keyword} (a number within ±2^53)`);
       if (keyword === "format" && !SUPPORTED_FORMATS.has(String(value))) throw refuse(`format: ${String(value)}`);
       if (keyword === "pattern" && UNSUPPORTED_PATTERN.test(String(value))) throw refuse("pattern (lookaround or backreference)");
       if (keyword === "$ref" && !String(value).startsWith("#")) throw refuse("$ref (remote)");

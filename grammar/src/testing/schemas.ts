@@ -1,6 +1,6 @@
 /**
  * JSON schemas of different shapes for the driven-generation tests and bench/grammar.ts: nested objects,
- * bounded arrays, enums and const, integers and numbers, optional fields, anyOf, patterns, formats, $ref,
+ * bounded arrays, enums and const, integers (bounded too) and numbers, optional fields, anyOf, patterns, formats, $ref,
  * tuples, bounded string lengths, nullable types and maps. Only keywords schema-support.ts accepts.
  */
 import type { JsonSchema } from "../spec/schema-support.ts";
@@ -42,6 +42,17 @@ export const TEST_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
     type: "object",
     properties: { age: { type: "integer" }, temperature: { type: "number" }, ratio: { type: ["number", "null"] } },
     required: ["age", "temperature", "ratio"],
+  },
+  integer_bounds: {
+    type: "object",
+    properties: {
+      age: { type: "integer", minimum: 0, maximum: 130 },
+      percent: { type: "integer", exclusiveMinimum: 0, exclusiveMaximum: 100 },
+      offset: { type: "integer", minimum: -1250, maximum: -7 },
+      floor: { type: "integer", minimum: -20 },
+      ceiling: { type: "integer", maximum: 3 },
+    },
+    required: ["age", "percent", "offset", "floor", "ceiling"],
   },
   optional_fields: {
     type: "object",
@@ -108,7 +119,7 @@ export const TEST_SCHEMAS: Readonly<Record<string, JsonSchema>> = {
         maxItems: 3,
         items: {
           type: "object",
-          properties: { sku: { type: "string" }, qty: { type: "integer" }, tags: { type: "array", items: { type: "string" } } },
+          properties: { sku: { type: "string" }, qty: { type: "integer", minimum: 1 }, tags: { type: "array", items: { type: "string" } } },
           required: ["sku", "qty"],
         },
       },
