@@ -72,6 +72,18 @@ describe("response_format json_schema: final content validates", () => {
   });
 });
 
+describe("response_format json_object: final content is a JSON object", () => {
+  it("200 seeds", async () => {
+    const spec: ConstraintSpec = { version: 1, guard: true, tools: [], toolChoice: { kind: "auto" }, finalFormat: { kind: "json_object" } };
+    for (let seed = 0; seed < SEEDS; seed++) {
+      const last = (await generate(spec, seed)).at(-1) as ParsedMessage;
+      expect(parseHeader(last.header).channel).toBe("final");
+      const value = JSON.parse(last.content);
+      expect(typeof value === "object" && value !== null && !Array.isArray(value), `seed ${seed}: ${last.content}`).toBe(true);
+    }
+  });
+});
+
 const TOOLS: FunctionToolSpec[] = [
   { name: "get_weather", strict: true, parameters: TEST_SCHEMAS.nested_objects as Record<string, unknown> },
   { name: "book", strict: true, parameters: TEST_SCHEMAS.integer_bounds as Record<string, unknown> },
