@@ -65,6 +65,22 @@ Napi::Value EngineGraphStats(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// engineKvCapacity(engine) -> {bytes, bytesPerToken, fullTokens, slidingTokens, dtype: "bf16" | "f32"}
+Napi::Value EngineKvCapacity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EngineBox* box = info[0].As<Napi::Object>().Get("handle").As<Napi::External<EngineBox>>().Data();
+  gptoss_kv_capacity c{};
+  const gptoss_status st = gptoss_engine_kv_capacity(box->engine.get(), &c);
+  if (st != gptoss_status_success) throw_status(env, st);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(c.bytes)));
+  out.Set("bytesPerToken", Napi::Number::New(env, static_cast<double>(c.bytes_per_token)));
+  out.Set("fullTokens", Napi::Number::New(env, static_cast<double>(c.full_tokens)));
+  out.Set("slidingTokens", Napi::Number::New(env, static_cast<double>(c.sliding_tokens)));
+  out.Set("dtype", Napi::String::New(env, c.bf16 ? "bf16" : "f32"));
+  return out;
+}
+
 // Packed step arguments (see src/engine.ts, which builds them):
 //   seqs      Int32Array, kSeqInts per sequence: numTokens, posBegin, allLogits, returnLogits,
 //             fullOffset, fullCount, slidingOffset, slidingCount, samplingIndex (-1 = none)
@@ -201,6 +217,7 @@ void init_engine(Napi::Env env, Napi::Object exports) {
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine));
   exports.Set("setEnginePrecision", Napi::Function::New(env, SetEnginePrecision));
   exports.Set("engineGraphStats", Napi::Function::New(env, EngineGraphStats));
+  exports.Set("engineKvCapacity", Napi::Function::New(env, EngineKvCapacity));
   exports.Set("step", Napi::Function::New(env, Step));
   exports.Set("engineCall", Napi::Function::New(env, EngineCall));
 }

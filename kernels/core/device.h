@@ -39,6 +39,16 @@ class DeviceArray {
   DeviceArray(DeviceArray&& o) noexcept : mem_(o.mem_), ptr_(std::exchange(o.ptr_, nullptr)), cap_(std::exchange(o.cap_, 0)) {}
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
+  // Releases this array's memory and takes o's (o is left empty).
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    if (this != &o) {
+      mem_->release(ptr_);
+      mem_ = o.mem_;
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      cap_ = std::exchange(o.cap_, 0);
+    }
+    return *this;
+  }
   ~DeviceArray() { mem_->release(ptr_); }
 
   // At least n elements; the old contents are not kept when it grows.

@@ -20,13 +20,20 @@ struct AttnSeq {
   int num_blocks;
 };
 
-// One layer's paged KV storage: block b holds K then V, each [kv_heads][block_size][head_dim] fp32.
+// How the KV cache stores its elements: fp32, or bf16 as raw bits (round-to-nearest-even on store,
+// core/bf16.h). Attention widens to fp32 on load either way; only the stored keys and values differ.
+enum class KvType : uint8_t { F32, BF16 };
+
+// One layer's paged KV storage: block b holds K then V, each [kv_heads][block_size][head_dim] elements
+// of `type`.
 struct KvLayer {
-  float* pool;
+  void* pool;
   int block_size;
   int kv_heads;
   int head_dim;
-  int64_t block_floats() const { return 2ll * kv_heads * block_size * head_dim; }
+  KvType type = KvType::F32;
+  int64_t block_elems() const { return 2ll * kv_heads * block_size * head_dim; }
+  int elem_bytes() const { return type == KvType::BF16 ? 2 : 4; }
 };
 
 // Per-request sampling controls (see cpu/sample.cpp for the order they apply in).

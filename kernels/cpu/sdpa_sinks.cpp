@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/bf16.h"
 #include "ops.h"
 #include "simd.h"
 #include "vec_exp.h"
@@ -12,11 +13,22 @@
 namespace gptoss::cpu {
 
 // kernels
-static inline const float* kv_slot(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value) {
+// Element index of (pos, head) in the pool: K, or V with `value`.
+static inline int64_t kv_index(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value) {
   const int32_t block = s.blocks[pos / kv.block_size];
   const int slot = pos % kv.block_size;
-  return kv.pool + block * kv.block_floats() + (value ? static_cast<int64_t>(kv.kv_heads) * kv.block_size * kv.head_dim : 0) +
+  return block * kv.block_elems() + (value ? static_cast<int64_t>(kv.kv_heads) * kv.block_size * kv.head_dim : 0) +
          (static_cast<int64_t>(head) * kv.block_size + slot) * kv.head_dim;
+}
+
+// A cached key or value row as fp32: in place for an fp32 pool, widened into `buf` for a bf16 one (the
+// plain path: the CPU backend keeps fp32 pools, bf16 ones serve tests and tools).
+static inline const float* cached_row(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value, float* buf) {
+  const int64_t at = kv_index(kv, s, pos, head, value);
+  if (kv.type == KvType::F32) return static_cast<const float*>(kv.pool) + at;
+  const bf16_t* src = static_cast<const bf16_t*>(kv.pool) + at;
+  for (int d = 0; d < kv.head_dim; ++d) buf[d] = bf16_to_f32(src[d]);
+  return buf;
 }
 
 static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, const float* k_new, const float* v_new,
@@ -24,12 +36,12 @@ static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, c
   const int D = kv.head_dim;
   const int lo = window > 0 ? std::max(0, pos - window + 1) : 0;
   float m = sink, l = 0.0f;
-  float acc[512];
+  float acc[512], kbuf[512], vbuf[512];
   for (int d = 0; d < D; ++d) acc[d] = 0.0f;
   for (int j = lo; j <= pos; ++j) {
     const bool cached = j < s.pos_begin;
-    const float* k = cached ? kv_slot(kv, s, j, kv_head, false) : k_new + (s.token_begin + j - s.pos_begin) * ldkv + kv_head * D;
-    const float* v = cached ? kv_slot(kv, s, j, kv_head, true) : v_new + (s.token_begin + j - s.pos_begin) * ldkv + kv_head * D;
+    const float* k = cached ? cached_row(kv, s, j, kv_head, false, kbuf) : k_new + (s.token_begin + j - s.pos_begin) * ldkv + kv_head * D;
+    const float* v = cached ? cached_row(kv, s, j, kv_head, true, vbuf) : v_new + (s.token_begin + j - s.pos_begin) * ldkv + kv_head * D;
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
     for (int d = 0; d < D; ++d) dot += q[d] * k[d];
@@ -142,10 +154,16 @@ void f32_kv_store(const float* k_new, const float* v_new, int64_t ldkv, const At
     for (int t = 0; t < s.num_tokens; ++t) {
       const int row = s.token_begin + t;
       for (int h = 0; h < kv.kv_heads; ++h) {
-        float* kd = const_cast<float*>(kv_slot(kv, s, s.pos_begin + t, h, false));
-        float* vd = const_cast<float*>(kv_slot(kv, s, s.pos_begin + t, h, true));
-        std::copy_n(k_new + row * ldkv + h * D, D, kd);
-        std::copy_n(v_new + row * ldkv + h * D, D, vd);
+        const int64_t kd = kv_index(kv, s, s.pos_begin + t, h, false), vd = kv_index(kv, s, s.pos_begin + t, h, true);
+        const float* ks = k_new + row * ldkv + h * D;
+        const float* vs = v_new + row * ldkv + h * D;
+        if (kv.type == KvType::F32) {
+          std::copy_n(ks, D, static_cast<float*>(kv.pool) + kd);
+          std::copy_n(vs, D, static_cast<float*>(kv.pool) + vd);
+          continue;
+        }
+        bf16_t* pool = static_cast<bf16_t*>(kv.pool);
+        for (int d = 0; d < D; ++d) pool[kd + d] = f32_to_bf16(ks[d]), pool[vd + d] = f32_to_bf16(vs[d]);
       }
     }
   }

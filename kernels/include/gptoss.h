@@ -143,7 +143,9 @@ void gptoss_engine_release(gptoss_engine_t engine);
 /* Numerics of an engine's steps (set before the first step; every rank of a group must agree).
  * exact: fp32 activations and accumulation everywhere (new engines start here).
  * serving: the MXFP4 expert products quantize activations to int8 per 32-element block and use integer
- * dot products (AVX512-VNNI; hosts without it keep exact), the default of the Node binding. */
+ * dot products (AVX512-VNNI; hosts without it keep exact), the default of the Node binding; on device
+ * backends (cuda:N, cuda-emu) the KV cache also stores keys and values in bf16 (the CPU keeps fp32).
+ * A change of precision reallocates the KV cache: whatever it held is lost. */
 typedef enum gptoss_precision { gptoss_precision_exact = 0, gptoss_precision_serving = 1 } gptoss_precision;
 gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision);
 
@@ -220,6 +222,16 @@ gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gpto
 const char* gptoss_engine_backend(gptoss_engine_t engine);
 /* How many decode graphs the engine captured and how many steps replayed one (0 and 0 without graphs). */
 gptoss_status gptoss_engine_graph_stats(gptoss_engine_t engine, uint64_t* captures, uint64_t* replays);
+
+/* What the engine's KV cache holds, on this rank (one GPU on a device backend). */
+typedef struct gptoss_kv_capacity {
+  uint64_t bytes;           /* both pools, in the backend's memory (a decode graph's padding block included) */
+  uint64_t bytes_per_token; /* one token's keys and values in every layer */
+  int64_t full_tokens;      /* tokens the full-attention pool holds: blocks × block_size */
+  int64_t sliding_tokens;   /* tokens the sliding-window pool holds */
+  int32_t bf16;             /* 1: K/V stored in bf16 (serving precision on a device backend); 0: fp32 */
+} gptoss_kv_capacity;
+gptoss_status gptoss_engine_kv_capacity(gptoss_engine_t engine, gptoss_kv_capacity* out);
 
 /* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
 /* Best-of-`repeats` read bandwidth over a buffer of `bytes`, all threads, in GB/s (1e9 bytes). */

@@ -64,30 +64,49 @@ static std::vector<float> yarn_inv_freq(const ModelConfig& c, float* concentrati
 
 // ---- KV cache ----------------------------------------------------------------------------------
 KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
-                 const DeviceMemory& memory, bool pad_block)
+                 const DeviceMemory& memory, bool pad_block, KvType type)
     : sliding_(c.sliding), block_size_(block_size), num_full_(num_full_blocks), num_sliding_(num_sliding_blocks),
       window_(c.sliding_window), kv_heads_(s.kv_head_end - s.kv_head_begin), head_dim_(c.head_dim), pad_(pad_block),
-      full_(memory), sliding_kv_(memory) {
+      type_(type), memory_(&memory), full_(memory), sliding_kv_(memory) {
   check(block_size > 0 && num_full_blocks >= 0 && num_sliding_blocks >= 0, gptoss_status_invalid_argument, "kv cache: bad sizes");
-  block_floats_ = 2ll * kv_heads_ * block_size * head_dim_;
+  block_elems_ = 2ll * kv_heads_ * block_size * head_dim_;
   int n_full = 0, n_slide = 0;
   for (bool sl : sliding_) index_in_kind_.push_back(sl ? n_slide++ : n_full++);
-  const size_t full_floats = static_cast<size_t>(n_full) * (num_full_blocks + pad_) * block_floats_;
-  const size_t sliding_floats = static_cast<size_t>(n_slide) * (num_sliding_blocks + pad_) * block_floats_;
+  allocate();
+}
+
+void KvCache::allocate() {
+  const size_t n_slide = std::count(sliding_.begin(), sliding_.end(), true), n_full = sliding_.size() - n_slide;
+  const size_t elem = type_ == KvType::BF16 ? 2 : 4;
+  const size_t full_bytes = n_full * (num_full_ + pad_) * block_elems_ * elem;
+  const size_t sliding_bytes = n_slide * (num_sliding_ + pad_) * block_elems_ * elem;
   try {
-    memory.zero(full_.reserve(full_floats), full_floats * sizeof(float));
-    memory.zero(sliding_kv_.reserve(sliding_floats), sliding_floats * sizeof(float));
+    memory_->zero(full_.reserve(full_bytes), full_bytes);
+    memory_->zero(sliding_kv_.reserve(sliding_bytes), sliding_bytes);
   } catch (const Error& e) {
-    fail(gptoss_status_insufficient_memory, "kv cache: cannot allocate " + std::to_string(num_full_blocks) + " + " +
-                                                std::to_string(num_sliding_blocks) + " blocks (" + e.what() + ")");
+    fail(gptoss_status_insufficient_memory, "kv cache: cannot allocate " + std::to_string(num_full_) + " + " +
+                                                std::to_string(num_sliding_) + " blocks (" + e.what() + ")");
   }
+}
+
+void KvCache::set_type(KvType type) {
+  if (type == type_) return;
+  full_ = DeviceArray<uint8_t>(*memory_);
+  sliding_kv_ = DeviceArray<uint8_t>(*memory_);
+  type_ = type;
+  allocate();
+}
+
+uint64_t KvCache::bytes_per_token() const {
+  return static_cast<uint64_t>(sliding_.size()) * 2 * kv_heads_ * head_dim_ * (type_ == KvType::BF16 ? 2 : 4);
 }
 
 KvLayer KvCache::layer(int l) const {
   const bool sliding = sliding_[l];
-  const int64_t per_layer = static_cast<int64_t>((sliding ? num_sliding_ : num_full_) + pad_) * block_floats_;
-  float* base = (sliding ? sliding_kv_.data() : full_.data()) + index_in_kind_[l] * per_layer;
-  return KvLayer{base, block_size_, kv_heads_, head_dim_};
+  const int64_t per_layer = static_cast<int64_t>((sliding ? num_sliding_ : num_full_) + pad_) * block_elems_;
+  KvLayer layer{sliding ? sliding_kv_.data() : full_.data(), block_size_, kv_heads_, head_dim_, type_};
+  layer.pool = static_cast<uint8_t*>(layer.pool) + index_in_kind_[l] * per_layer * layer.elem_bytes();
+  return layer;
 }
 
 // ---- the transformer ---------------------------------------------------------------------------

@@ -24,11 +24,11 @@ class AllReduce {
 // -1 for blocks that lie wholly before the window: the scheduler frees (or caches) those.
 class KvCache {
  public:
-  // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind). With
-  // pad_block, each pool has one more block, past the scheduler's ids, where the padding rows of a
-  // replayed decode graph write their keys and values (runtime/decode_graphs.h).
+  // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind), holding
+  // elements of `type`. With pad_block, each pool has one more block, past the scheduler's ids, where the
+  // padding rows of a replayed decode graph write their keys and values (runtime/decode_graphs.h).
   KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
-          const DeviceMemory& memory, bool pad_block = false);
+          const DeviceMemory& memory, bool pad_block = false, KvType type = KvType::F32);
   KvLayer layer(int l) const;
   int block_size() const { return block_size_; }
   int num_full_blocks() const { return num_full_; }
@@ -37,15 +37,29 @@ class KvCache {
   // The padding block's id in each pool, or -1 without one.
   int pad_block() const { return pad_ ? num_full_ : -1; }
   int pad_sliding_block() const { return pad_ ? num_sliding_ : -1; }
-  uint64_t bytes() const { return (full_.capacity() + sliding_kv_.capacity()) * sizeof(float); }
+  KvType type() const { return type_; }
+  // Reallocates both pools (zeroed) with elements of `type`, so the cache's contents are gone and every
+  // KvLayer handed out before points at freed memory; a no-op when the type is already `type`. The old
+  // pools are released first, so a GPU sized for the larger pools never holds both.
+  void set_type(KvType type);
+  // Capacity: bytes of both pools (padding included), bytes one token takes in every layer, and the
+  // tokens each pool holds (blocks × block_size, padding excluded).
+  uint64_t bytes() const { return full_.capacity() + sliding_kv_.capacity(); }
+  uint64_t bytes_per_token() const;
+  int64_t full_tokens() const { return static_cast<int64_t>(num_full_) * block_size_; }
+  int64_t sliding_tokens() const { return static_cast<int64_t>(num_sliding_) * block_size_; }
 
  private:
+  void allocate();
+
   std::vector<bool> sliding_;
   std::vector<int> index_in_kind_;
   int block_size_, num_full_, num_sliding_, window_, kv_heads_, head_dim_;
   bool pad_;
-  int64_t block_floats_;
-  DeviceArray<float> full_, sliding_kv_;
+  KvType type_;
+  int64_t block_elems_;
+  const DeviceMemory* memory_;
+  DeviceArray<uint8_t> full_, sliding_kv_;
 };
 
 struct SeqChunk {

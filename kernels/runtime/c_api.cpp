@@ -144,6 +144,14 @@ extern "C" gptoss_status gptoss_engine_graph_stats(gptoss_engine_t engine, uint6
   });
 }
 
+extern "C" gptoss_status gptoss_engine_kv_capacity(gptoss_engine_t engine, gptoss_kv_capacity* out) {
+  return guarded([&] {
+    gptoss::check(engine != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_kv_capacity: null argument");
+    const gptoss::KvCache& kv = engine->engine->kv();
+    *out = {kv.bytes(), kv.bytes_per_token(), kv.full_tokens(), kv.sliding_tokens(), kv.type() == gptoss::KvType::BF16};
+  });
+}
+
 extern "C" gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision) {
   return guarded([&] {
     gptoss::check(engine != nullptr, gptoss_status_invalid_argument, "engine_set_precision: null engine");

@@ -6,7 +6,7 @@
 // position 0 of the KV cache's padding block, so they never touch a sequence's cache; rows are
 // independent in every op (batch invariance), so the real rows' logits are those of an eager step.
 // Graphs are dropped when the step's buffers have moved since they were captured (a larger step grew
-// the scratch) or the precision changed. Other
+// the scratch) or the precision changed (on device backends that also moves the KV pools). Other
 // steps (prefill, more than 128 sequences, a backend without graphs, several ranks) run eagerly.
 #pragma once
 

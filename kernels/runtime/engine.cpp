@@ -84,6 +84,10 @@ void Engine::set_precision(Precision p) {
   std::unique_lock lock(busy_, std::try_to_lock);
   check(lock.owns_lock(), gptoss_status_invalid_state, "engine_set_precision: a step is running on this engine");
   transformer_.set_precision(p);
+  // The CPU keeps fp32 K/V in both precisions: its serving speed comes from the q8 expert products, and
+  // its serving figures stay those of fp32 attention. A GPU's decode reads the whole cache every step,
+  // so bf16 halves those bytes (and the memory a token takes).
+  kv_.set_type(p == Precision::Serving && &ops_ != &cpu_ops() ? KvType::BF16 : KvType::F32);
   graphs_.clear();
 }
 

@@ -51,8 +51,11 @@ class Engine {
   const char* backend() const { return ops_.name; }
   const ModelConfig& config() const { return weights_->config; }
   const DecodeGraphs& graphs() const { return graphs_; }
+  const KvCache& kv() const { return kv_; }
 
-  // Fails with invalid_state while a step runs.
+  // Fails with invalid_state while a step runs. Serving keeps K/V in bf16 on device backends, so a change
+  // reallocates the KV pools: the cache's contents are gone (callers set it at creation, before any step),
+  // and the decode graphs, which captured the old pools, are dropped.
   void set_precision(Precision p);
   // Leader or single rank. logits receives the return_logits rows, in order (capacity in floats);
   // samples[i] is written for each sequence with sampling (samples may be null when none has).

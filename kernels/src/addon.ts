@@ -100,6 +100,18 @@ export interface RawEngine {
   backend: string;
 }
 
+/** What an engine's KV cache holds on its rank (gptoss_kv_capacity). */
+export interface KvCapacity {
+  /** Both pools, in the backend's memory. */
+  bytes: number;
+  /** One token's keys and values in every layer. */
+  bytesPerToken: number;
+  /** Tokens each pool holds (blocks × block size). */
+  fullTokens: number;
+  slidingTokens: number;
+  dtype: "bf16" | "f32";
+}
+
 export interface RawStepOutput {
   logits: Float32Array;
   tokens: Int32Array;
@@ -126,6 +138,7 @@ export interface Addon {
     decodeGraphs?: number,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
+  engineKvCapacity(engine: RawEngine): KvCapacity;
   /** 0 = exact, 1 = serving (gptoss_precision). */
   setEnginePrecision(engine: RawEngine, precision: 0 | 1): void;
   connectCommunicator(options: RawCommunicatorOptions): Promise<RawCommunicator>;

@@ -3,7 +3,7 @@
  * sequences at any stage: a prefill chunk is many rows of one sequence, a decode step is one row.
  * Arguments are validated here with exact messages before they cross into C++.
  */
-import { addon, type RawEngine, type RawStepOutput } from "./addon.ts";
+import { addon, type KvCapacity, type RawEngine, type RawStepOutput } from "./addon.ts";
 import type { Communicator } from "./communicator.ts";
 import type { Model } from "./model.ts";
 import { type PackedSampling, packSampling, SAMPLING_FLOATS, SAMPLING_INTS, type SamplingOptions } from "./sampling.ts";
@@ -150,6 +150,11 @@ export class Engine {
   /** Decode graphs captured so far, and decode steps that replayed one. */
   graphStats(): { captures: number; replays: number } {
     return addon().engineGraphStats(this.#raw);
+  }
+
+  /** What the KV cache holds on this rank: bf16 in serving precision on cuda:N and cuda-emu, fp32 otherwise. */
+  kvCapacity(): KvCapacity {
+    return addon().engineKvCapacity(this.#raw);
   }
 
   /** Follower ranks (> 0): runs the leader's steps in lockstep; resolves when the leader stops them. */

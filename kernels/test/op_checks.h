@@ -21,8 +21,9 @@ std::vector<double> widen(const std::vector<float>& v);
 void expect_close(const std::string& name, const float* got, const std::vector<double>& want, double tol);
 void expect_true(const std::string& name, bool ok, const std::string& detail = "");
 
-// Attention (test_ops_sdpa.cpp): single sequences through the paged cache, and mixed steps.
-void test_sdpa(const OpSet& ops);
-void test_sdpa_steps(const OpSet& ops);
+// Attention (test_ops_sdpa.cpp): single sequences through the paged cache, and mixed steps, with the
+// pool's elements of `type`.
+void test_sdpa(const OpSet& ops, KvType type);
+void test_sdpa_steps(const OpSet& ops, KvType type);
 
 }  // namespace gptoss::test

@@ -523,8 +523,10 @@ int main() {
     if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);
     if (ready(*ops, "f32_rope")) test_rope(*ops);
     if (ready(*ops, "f32_kv_store") && ready(*ops, "f32_sdpa_sinks")) {
-      test_sdpa(*ops);
-      test_sdpa_steps(*ops);
+      for (KvType type : {KvType::F32, KvType::BF16}) {
+        test_sdpa(*ops, type);
+        test_sdpa_steps(*ops, type);
+      }
     }
     if (ready(*ops, "f32_router_topk")) test_router(*ops);
     if (ready(*ops, "f32_mxfp4w_matmul")) test_mxfp4(*ops);

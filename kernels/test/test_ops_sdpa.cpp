@@ -1,19 +1,47 @@
 // test_ops_sdpa.cpp — the attention cases of test_ops (f32_sdpa_sinks with f32_kv_store) against the fp64
 // reference: one sequence through the paged cache, and steps that mix several decode and prefill
-// sequences, each of whose rows must also equal what the sequence gives when run alone.
+// sequences, each of whose rows must also equal what the sequence gives when run alone. Every case runs
+// with an fp32 and with a bf16 pool; for bf16 the reference takes the cached rows rounded to bf16 (what
+// the cache gives back), so the tolerance is the fp32 one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "../core/bf16.h"
 #include "op_checks.h"
 #include "reference/ops_ref.h"
 
 namespace gptoss::test {
 
+namespace {
+
+// Pools are raw 16-bit halves: 0x7fc0 in every half is a NaN in bf16 and in fp32 alike.
+constexpr uint16_t kNanHalf = 0x7fc0;
+int64_t halves(KvType type) { return type == KvType::BF16 ? 1 : 2; }
+std::vector<uint16_t> nan_pool(int64_t elems, KvType type) { return std::vector<uint16_t>(elems * halves(type), kNanHalf); }
+
+// Poisons block b, as the scheduler frees it: a read of it would show as NaN.
+void poison_block(std::vector<uint16_t>& pool, const KvLayer& kv, int b) {
+  std::fill_n(pool.begin() + b * kv.block_elems() * halves(kv.type), kv.block_elems() * halves(kv.type), kNanHalf);
+}
+
+// x with its first `cached` elements as the cache gives them back (rounded to bf16 in a bf16 pool).
+std::vector<float> as_cached(std::vector<float> x, size_t cached, KvType type) {
+  if (type == KvType::BF16)
+    for (size_t i = 0; i < cached; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  return x;
+}
+
+std::string case_name(const OpSet& ops, const char* name, KvType type) {
+  return std::string(ops.name) + "/" + name + (type == KvType::BF16 ? "/bf16_kv" : "");
+}
+
+}  // namespace
+
 // Attention through the paged cache: `cached` rows are stored first, then the rest attend.
-void test_sdpa(const OpSet& ops) {
+void test_sdpa(const OpSet& ops, KvType type) {
   // free_old: blocks wholly before the window are poisoned with NaN and marked -1, as the scheduler frees them.
   struct C { const char* name; int T, cached, Hq, Hkv, D, window, block; float sink; bool free_old; };
   for (C c : {C{"sdpa_sinks/prefill_full_causal", 20, 0, 4, 2, 16, 0, 4, 0.3f, false},
@@ -33,8 +61,8 @@ void test_sdpa(const OpSet& ops) {
     const int nblocks = (T + c.block - 1) / c.block;
     std::vector<int32_t> table(nblocks);
     for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;  // non-identity block order
-    std::vector<float> pool(static_cast<size_t>(nblocks) * 2 * c.Hkv * c.block * D, NAN);
-    KvLayer kv{pool.data(), c.block, c.Hkv, D};
+    std::vector<uint16_t> pool = nan_pool(static_cast<int64_t>(nblocks) * 2 * c.Hkv * c.block * D, type);
+    KvLayer kv{pool.data(), c.block, c.Hkv, D, type};
     // Store the cached prefix one token at a time (as decode would), then run the rest as one chunk.
     for (int p = 0; p < c.cached; ++p) {
       AttnSeq s{0, 1, p, table.data(), nblocks};
@@ -43,7 +71,7 @@ void test_sdpa(const OpSet& ops) {
     if (c.free_old) {
       const int first_live = std::max(0, c.cached - c.window + 1) / c.block;
       for (int i = 0; i < first_live; ++i) {
-        std::fill_n(pool.begin() + static_cast<int64_t>(table[i]) * kv.block_floats(), kv.block_floats(), NAN);
+        poison_block(pool, kv, table[i]);
         table[i] = -1;
       }
     }
@@ -54,9 +82,11 @@ void test_sdpa(const OpSet& ops) {
     ops.f32_sdpa_sinks(q.data() + static_cast<size_t>(c.cached) * c.Hq * D, c.Hq * D, k.data() + static_cast<size_t>(c.cached) * c.Hkv * D,
                        v.data() + static_cast<size_t>(c.cached) * c.Hkv * D, c.Hkv * D, &s, 1, kv, c.Hq, sinks.data(), scale, c.window,
                        out.data(), c.Hq * D, work.data());
-    auto want = ref::sdpa_sinks(widen(q), widen(k), widen(v), T, c.Hq, c.Hkv, D, widen(sinks), scale, c.window);
+    const size_t cached = static_cast<size_t>(c.cached) * c.Hkv * D;
+    auto want = ref::sdpa_sinks(widen(q), widen(as_cached(k, cached, type)), widen(as_cached(v, cached, type)), T, c.Hq, c.Hkv, D,
+                                widen(sinks), scale, c.window);
     want.erase(want.begin(), want.begin() + static_cast<long>(c.cached) * c.Hq * D);
-    expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
+    expect_close(case_name(ops, c.name, type), out.data(), want, 1e-5);
   }
 }
 
@@ -74,17 +104,19 @@ struct StepCase { const char* name; std::vector<StepSeq> seqs; int Hq, Hkv, D, w
 struct StepInputs {
   std::vector<std::vector<float>> q, k, v;  // per sequence, all T rows
   std::vector<std::vector<int32_t>> tables;
-  std::vector<float> pool;
+  KvType type;
+  std::vector<uint16_t> pool;
   std::vector<float> sinks;
 };
 
-StepInputs step_inputs(const OpSet& ops, const StepCase& c) {
+StepInputs step_inputs(const OpSet& ops, const StepCase& c, KvType type) {
   StepInputs in;
+  in.type = type;
   const int D = c.D;
   int total_blocks = 0;
   for (const StepSeq& s : c.seqs) total_blocks += (s.T + c.block - 1) / c.block;
-  in.pool.assign(static_cast<size_t>(total_blocks) * 2 * c.Hkv * c.block * D, NAN);
-  KvLayer kv{in.pool.data(), c.block, c.Hkv, D};
+  in.pool = nan_pool(static_cast<int64_t>(total_blocks) * 2 * c.Hkv * c.block * D, type);
+  KvLayer kv{in.pool.data(), c.block, c.Hkv, D, type};
   int next_block = total_blocks;  // handed out downwards: block ids are not in position order
   for (const StepSeq& s : c.seqs) {
     in.q.push_back(randn(static_cast<size_t>(s.T) * c.Hq * D));
@@ -100,7 +132,7 @@ StepInputs step_inputs(const OpSet& ops, const StepCase& c) {
     if (c.free_old) {  // blocks wholly before the first new row's window are poisoned and unmapped, as the scheduler frees them
       const int first_live = std::max(0, s.cached - c.window + 1) / c.block;
       for (int i = 0; i < first_live; ++i) {
-        std::fill_n(in.pool.begin() + static_cast<int64_t>(table[i]) * kv.block_floats(), kv.block_floats(), NAN);
+        poison_block(in.pool, kv, table[i]);
         table[i] = -1;
       }
     }
@@ -128,7 +160,7 @@ std::vector<float> run_step(const OpSet& ops, const StepCase& c, StepInputs& in,
     rows += s.T - s.cached;
   }
   std::vector<float> out(static_cast<size_t>(rows) * c.Hq * D, NAN);
-  KvLayer kv{in.pool.data(), c.block, c.Hkv, D};
+  KvLayer kv{in.pool.data(), c.block, c.Hkv, D, in.type};
   std::vector<float> work(ops.sdpa_workspace_floats(static_cast<int>(seqs.size()), c.Hq, D));
   ops.f32_sdpa_sinks(q.data(), c.Hq * D, k.data(), v.data(), c.Hkv * D, seqs.data(), static_cast<int>(seqs.size()), kv, c.Hq,
                      in.sinks.data(), step_scale(c), c.window, out.data(), c.Hq * D, work.data());
@@ -137,7 +169,7 @@ std::vector<float> run_step(const OpSet& ops, const StepCase& c, StepInputs& in,
 
 }  // namespace
 
-void test_sdpa_steps(const OpSet& ops) {
+void test_sdpa_steps(const OpSet& ops, KvType type) {
   const std::vector<StepCase> cases = {
       {"sdpa_steps/decode_700_keys_three_chunks", {{700, 699}}, 4, 2, 16, 0, 16, 0.3f, false},
       {"sdpa_steps/decode_4500_keys_more_chunks_than_splits", {{4500, 4499}}, 2, 1, 8, 0, 64, -0.2f, false},
@@ -147,18 +179,19 @@ void test_sdpa_steps(const OpSet& ops) {
       {"sdpa_steps/mixed_sliding_freed_blocks", {{300, 299}, {100, 60}, {37, 0}, {3, 1}}, 4, 1, 16, 40, 8, 0.4f, true},
       {"sdpa_steps/mixed_gqa12_partial_head_block", {{40, 20}, {300, 299}}, 12, 1, 16, 0, 16, -0.3f, false}};
   for (const StepCase& c : cases) {
-    StepInputs in = step_inputs(ops, c);
+    StepInputs in = step_inputs(ops, c, type);
     std::vector<int> all(c.seqs.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
     const std::vector<float> out = run_step(ops, c, in, all);
     std::vector<double> want;
     for (size_t i = 0; i < c.seqs.size(); ++i) {
       const StepSeq& s = c.seqs[i];
-      auto w = ref::sdpa_sinks(widen(in.q[i]), widen(in.k[i]), widen(in.v[i]), s.T, c.Hq, c.Hkv, c.D, widen(in.sinks),
-                               step_scale(c), c.window);
+      const size_t cached = static_cast<size_t>(s.cached) * c.Hkv * c.D;
+      auto w = ref::sdpa_sinks(widen(in.q[i]), widen(as_cached(in.k[i], cached, type)), widen(as_cached(in.v[i], cached, type)), s.T,
+                               c.Hq, c.Hkv, c.D, widen(in.sinks), step_scale(c), c.window);
       want.insert(want.end(), w.begin() + static_cast<long>(s.cached) * c.Hq * c.D, w.end());
     }
-    expect_close(std::string(ops.name) + "/" + c.name, out.data(), want, 1e-5);
+    expect_close(case_name(ops, c.name, type), out.data(), want, 1e-5);
     if (c.seqs.size() < 2) continue;
     bool same = true;
     size_t offset = 0;
@@ -167,7 +200,7 @@ void test_sdpa_steps(const OpSet& ops) {
       same = same && std::memcmp(alone.data(), out.data() + offset, alone.size() * sizeof(float)) == 0;
       offset += alone.size();
     }
-    expect_true(std::string(ops.name) + "/" + c.name + "/rows_as_when_alone", same);
+    expect_true(case_name(ops, c.name, type) + "/rows_as_when_alone", same);
   }
 }
 

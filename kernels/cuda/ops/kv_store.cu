@@ -1,6 +1,7 @@
 // kv_store.cu — writes this step's k/v rows into the paged cache: one block per sequence, threads over
-// (token, kv head, d). `seqs` (and each block table) is read by the kernel: under nvcc it must be
-// device-resident (a later step copies the step's AttnSeq array up); the KvLayer is passed by value.
+// (token, kv head, d), rounding to bf16 where the pool holds bf16. `seqs` (and each block table) is read
+// by the kernel: under nvcc it must be device-resident (a later step copies the step's AttnSeq array up);
+// the KvLayer is passed by value.
 #include "kv_cache.cuh"
 
 namespace gptoss::cuda::GPTOSS_CUDA_NS {
@@ -14,8 +15,8 @@ __global__ void kv_store_kernel(const float* __restrict__ k_new, const float* __
   for (int64_t i = threadIdx.x; i < s.num_tokens * per_token; i += blockDim.x) {
     const int t = static_cast<int>(i / per_token), h = static_cast<int>(i % per_token) / D, d = static_cast<int>(i % D);
     const int64_t src = static_cast<int64_t>(s.token_begin + t) * ldkv + static_cast<int64_t>(h) * D + d;
-    kv_slot(kv, s, s.pos_begin + t, h, false)[d] = k_new[src];
-    kv_slot(kv, s, s.pos_begin + t, h, true)[d] = v_new[src];
+    kv_put(kv, kv_index(kv, s, s.pos_begin + t, h, false) + d, k_new[src]);
+    kv_put(kv, kv_index(kv, s, s.pos_begin + t, h, true) + d, v_new[src]);
   }
 }
 

@@ -12,8 +12,9 @@
 // Both start each running max at the head's sink, and the sink's exp joins the denominator at the end
 // (it weighs no value), as on the CPU. The split of a row depends only on its own key range and tiles sit
 // at absolute positions (sdpa_tile.cuh), so a row's result does not depend on the other sequences of the
-// step. fp32 arithmetic throughout, no tensor cores. The partials go to the caller's workspace
-// (sdpa_workspace_floats), so the launches allocate nothing and a graph can capture them.
+// step. fp32 arithmetic throughout (a bf16 pool is widened as it is staged), no tensor cores. The
+// partials go to the caller's workspace (sdpa_workspace_floats), so the launches allocate nothing and a
+// graph can capture them.
 #include "sdpa_tile.cuh"
 
 namespace gptoss::cuda::GPTOSS_CUDA_NS {

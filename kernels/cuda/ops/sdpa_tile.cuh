@@ -69,18 +69,17 @@ __device__ void stage_tile(const AttnArgs& a, const AttnSeq& s, int kvh, int key
   for (int j = threadIdx.x / 32; j < kKeyTile; j += warps) {
     const int pos = key0 + j;
     const bool live = pos >= lo && pos <= hi;
+    const bool cached = live && pos < s.pos_begin;
     int64_t k_off = 0, v_off = 0;  // into the pool (cached positions) or k_new / v_new (this step's)
-    if (live && pos < s.pos_begin) {
-      k_off = kv_slot(a.kv, s, pos, kvh, false) - a.kv.pool;
-      v_off = kv_slot(a.kv, s, pos, kvh, true) - a.kv.pool;
+    if (cached) {
+      k_off = kv_index(a.kv, s, pos, kvh, false);
+      v_off = kv_index(a.kv, s, pos, kvh, true);
     } else if (live) {
       k_off = v_off = static_cast<int64_t>(s.token_begin + pos - s.pos_begin) * a.ldkv + static_cast<int64_t>(kvh) * D;
     }
-    const float* k = pos < s.pos_begin ? a.kv.pool + k_off : a.k_new + k_off;
-    const float* v = pos < s.pos_begin ? a.kv.pool + v_off : a.v_new + v_off;
     for (int d = lane; d < D; d += 32) {
-      t.kt[d * kKtStride + j] = live ? k[d] : 0.0f;
-      t.vt[j * D + d] = live ? v[d] : 0.0f;
+      t.kt[d * kKtStride + j] = cached ? kv_load(a.kv, k_off + d) : live ? a.k_new[k_off + d] : 0.0f;
+      t.vt[j * D + d] = cached ? kv_load(a.kv, v_off + d) : live ? a.v_new[v_off + d] : 0.0f;
     }
   }
 }
