@@ -7,20 +7,20 @@
  * g1-tiny keeps the emulated steps short.
  */
 import { describe, expect, it } from "vitest";
-import { type Backend, BlockPool, capabilities, Engine, LocalSequence, Model } from "./index.ts";
+import { type Backend, BlockPool, capabilities, Engine, LocalSequence, Model, type Precision } from "./index.ts";
 import { type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const g1 = goldenCases().find((c) => c.name === "g1-tiny") as GoldenCase;
 const BLOCKS = 64;
 
-async function engines(backend: Backend) {
+async function engines(backend: Backend, precision: Precision) {
   const model = await Model.load(g1.dir);
   const make = (decodeGraphs: boolean) => {
     const engine = new Engine(model, {
       blockSize: 16,
       numFullBlocks: BLOCKS,
       numSlidingBlocks: BLOCKS,
-      precision: "exact",
+      precision,
       backend,
       decodeGraphs,
     });
@@ -51,8 +51,8 @@ async function run(e: Side, n: number, steps: number, vocab: number, len = (i: n
 
 const gpu = capabilities().devices.includes("cuda:0");
 
-async function graphsEqualEager(backend: Backend) {
-  const { model, eager, graphed } = await engines(backend);
+async function graphsEqualEager(backend: Backend, precision: Precision = "exact") {
+  const { model, eager, graphed } = await engines(backend, precision);
   const V = model.config.vocab;
   const steps = 3;
   // A first step larger than any below grows the step buffers once, so they stay put after it.
@@ -87,9 +87,12 @@ async function graphsEqualEager(backend: Backend) {
 }
 
 const SAME = "every decode step's logits equal the eager engine's, one capture per bucket, replayed after";
+// Serving precision on a device backend reads and writes bf16 K/V in the captured kernels.
+const SAME_SERVING = `${SAME} (serving precision: bf16 KV)`;
 
 describe("decode graphs (cuda-emu)", () => {
   it(SAME, () => graphsEqualEager("cuda-emu"));
+  it(SAME_SERVING, () => graphsEqualEager("cuda-emu", "default"));
 });
 
 // GPU-gated (skipped, with the reason, without a device): the same kernels in a real CUDA graph.
@@ -97,6 +100,10 @@ describe("decode graphs (cuda:0)", () => {
   it(SAME, async (ctx) => {
     if (!gpu) ctx.skip(`needs a CUDA device (devices here: ${capabilities().devices.join(", ")})`);
     await graphsEqualEager("cuda:0");
+  });
+  it(SAME_SERVING, async (ctx) => {
+    if (!gpu) ctx.skip(`needs a CUDA device (devices here: ${capabilities().devices.join(", ")})`);
+    await graphsEqualEager("cuda:0", "default");
   });
 });
 

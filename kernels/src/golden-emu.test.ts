@@ -9,22 +9,24 @@
  * per case, and the incremental paths on g1 only. On the project's loaded 2-core machine g2's 160-token
  * prefill took 43 s, so g2 feeds its first G2_TOKENS tokens: still past its 128-token sliding window, so
  * the window's masking and the ring of sliding-layer blocks are exercised; only those rows are compared.
+ * In serving precision (bf16 K/V in the cache, int8 activations for the expert products) every case meets
+ * the serving tolerances golden.test.ts holds the CPU's default precision to.
  */
 import { describe, expect, it } from "vitest";
-import { BlockPool, Engine, LocalSequence, Model } from "./index.ts";
+import { BlockPool, Engine, LocalSequence, Model, type Precision } from "./index.ts";
 import { compareLogits, concat, type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const cases = goldenCases();
 /** g2's prefix: 8 positions past its 128-token window (see the header). */
 const G2_TOKENS = 136;
 
-async function open(dir: string) {
+async function open(dir: string, precision: Precision = "exact") {
   const model = await Model.load(dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 64, numSlidingBlocks: 64, precision: "exact", backend: "cuda-emu" });
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 64, numSlidingBlocks: 64, precision, backend: "cuda-emu" });
   expect(engine.backend).toBe("cuda-emu");
   const full = new BlockPool(64);
   const ring = new BlockPool(64);
-  return { model, seq: () => new LocalSequence(engine, full, ring) };
+  return { model, engine, seq: () => new LocalSequence(engine, full, ring) };
 }
 
 /** The tokens this file feeds for a case: all of them, but for g2 (see the header). */
@@ -52,6 +54,41 @@ describe.each(cases)("golden $name through cuda-emu", (g) => {
     expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
     expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
     expect(cmp.top1Mismatches).toEqual([]);
+  });
+});
+
+// Serving precision keeps K/V in bf16 on a device backend. A chunk reads the keys of earlier chunks from
+// the cache, so the cases are fed in chunks of SERVING_CHUNK tokens (every chunk after the first attends
+// over bf16 keys and values through the prefill kernel) and, but for g2 (its cost, see the header), token
+// by token (the decode kernel).
+const SERVING_CHUNK = 16;
+
+describe.each(cases)("golden $name through cuda-emu in serving precision (bf16 KV)", (g) => {
+  it(`chunks of ${SERVING_CHUNK} and token by token: rel L2 ≤ 3e-2, top-1 where the margin > 0.1`, async () => {
+    const { engine, seq } = await open(g.dir, "default");
+    expect(engine.kvCapacity().dtype).toBe("bf16");
+    const tokens = tokensOf(g);
+    const chunks = [SERVING_CHUNK, ...(g.name === "g2-small-window128" ? [] : [1])];
+    for (const chunk of chunks) {
+      const cmp = compareLogits(concat(await seq().feed(tokens, { chunk })), g, 0.1, tokens.length);
+      expect(cmp.relL2).toBeLessThanOrEqual(3e-2);
+      expect(cmp.top1Mismatches).toEqual([]);
+    }
+  });
+});
+
+describe("KV capacity on cuda-emu", () => {
+  it("exact stores fp32 K/V; serving stores bf16: half the bytes per token and of the pools, the same tokens", async () => {
+    const g = cases[0] as GoldenCase;
+    const exact = (await open(g.dir, "exact")).engine.kvCapacity();
+    const serving = (await open(g.dir, "default")).engine.kvCapacity();
+    expect(exact.dtype).toBe("f32");
+    expect(serving.dtype).toBe("bf16");
+    expect(serving.bytesPerToken * 2).toBe(exact.bytesPerToken);
+    expect(serving.bytes * 2).toBe(exact.bytes);
+    expect(serving.fullTokens).toBe(64 * 16);
+    expect(serving.slidingTokens).toBe(64 * 16);
+    expect(exact.fullTokens).toBe(serving.fullTokens);
   });
 });
 

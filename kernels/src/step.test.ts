@@ -257,3 +257,18 @@ describe("validation", () => {
     expect((err as NativeError).message).toContain("config.json");
   });
 });
+
+describe("KV capacity on the CPU", () => {
+  it("fp32 K/V in both precisions: bytes per token = layers × 2 × kv heads × head dim × 4, tokens = blocks × block size", async () => {
+    for (const precision of ["exact", "default"] as const) {
+      const { model, engine } = await setup(8, precision);
+      const c = model.config;
+      const kv = engine.kvCapacity();
+      expect(kv.dtype).toBe("f32");
+      expect(kv.bytesPerToken).toBe(c.numLayers * 2 * c.numKvHeads * c.headDim * 4);
+      expect(kv.fullTokens).toBe(8 * 16);
+      expect(kv.slidingTokens).toBe(8 * 16);
+      expect(kv.bytes).toBe(kv.bytesPerToken * 8 * 16);
+    }
+  });
+});
