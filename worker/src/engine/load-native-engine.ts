@@ -86,5 +86,10 @@ export function batchEngineOf(
 
 export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
   const engine = createNativeEngine(await loadModelShard(config, log), config);
-  return batchEngineOf(engine, config, registry ? createEngineMetrics(registry, config.model.name) : undefined);
+  const kv = engine.kvCapacity();
+  log.info({ kv }, "kv cache allocated");
+  const metrics = registry ? createEngineMetrics(registry, config.model.name) : undefined;
+  metrics?.kvBytesPerToken.set(metrics.labels, kv.bytesPerToken);
+  metrics?.kvTokens.set(metrics.labels, kv.fullTokens);
+  return batchEngineOf(engine, config, metrics);
 }

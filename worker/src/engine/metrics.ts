@@ -55,6 +55,18 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
       labelNames,
       registers: [registry],
     }),
+    kvBytesPerToken: new Gauge({
+      name: "expertmesh_kv_cache_bytes_per_token",
+      help: "KV cache bytes one token takes in every layer on this rank (bf16 K/V in serving precision on a GPU, fp32 otherwise)",
+      labelNames,
+      registers: [registry],
+    }),
+    kvTokens: new Gauge({
+      name: "expertmesh_kv_cache_tokens",
+      help: "Tokens the full-attention KV pool holds on this rank (blocks × block size)",
+      labelNames,
+      registers: [registry],
+    }),
     prefixHitRate: new Gauge({
       name: "expertmesh_prefix_cache_hit_rate",
       help: "Prompt tokens served from the prefix cache / prompt tokens looked up, since start (0-1)",
