@@ -41,7 +41,8 @@ export interface EngineOptions {
   /**
    * Numerics (default "default"): "exact" keeps fp32 activations everywhere (the golden tolerances'
    * exact mode); "default" quantizes the MXFP4 expert products' activations to int8 per 32-element block
-   * (integer dot products, ~2× faster decode; relative L2 to exact well under the 3e-2 serving tolerance).
+   * (integer dot products, ~2× faster decode; relative L2 to exact well under the 3e-2 serving tolerance)
+   * and, on cuda:N and cuda-emu, keeps the KV cache in bf16 (the CPU keeps fp32; see kvCapacity()).
    * Every rank of a group must use the same.
    */
   precision?: Precision;
