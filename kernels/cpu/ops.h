@@ -52,7 +52,12 @@ struct SamplingParams {
   int num_prompt = 0;
   const int32_t* output = nullptr;  // generated so far: penalties
   int num_output = 0;
+  // Device op sets only: sample_scratch_bytes(V) of the backend's memory, reused across calls on one
+  // stream (null: the op allocates it per call). The CPU op ignores it.
+  void* scratch = nullptr;
 };
+
+inline size_t sample_scratch_bytes(int V) { return static_cast<size_t>(V) * (sizeof(double) + sizeof(float) + sizeof(uint32_t)); }
 
 constexpr int kMaxTopLogprobs = 20;
 
@@ -62,6 +67,7 @@ struct SampleResult {
   int num_top;
   int32_t top_ids[kMaxTopLogprobs];
   float top_logprobs[kMaxTopLogprobs];
+  int32_t non_finite;  // index of the first NaN or ±Inf raw logit (the rest is then meaningless), or -1
 };
 
 // How a product computes its rows. Either way a token's result depends only on its own row, never on

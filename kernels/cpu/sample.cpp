@@ -5,6 +5,7 @@
 // on what else shares the batch. Logprobs are log-softmax of the model's raw logits (vLLM's default).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,18 @@ static uint64_t splitmix64(uint64_t x) {
 
 static double uniform01(uint64_t seed, uint64_t counter) {
   return static_cast<double>(splitmix64(splitmix64(seed) ^ counter) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// Index of the first NaN or ±Inf (exponent bits all ones), or -1: the device ops report it in the
+// result, since their rows stay on the device; here the engine has checked already, so this only keeps
+// the two contracts alike.
+static int32_t first_non_finite(const float* x, int V) {
+  for (int i = 0; i < V; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    if ((bits & 0x7f800000u) == 0x7f800000u) return i;
+  }
+  return -1;
 }
 
 static void top_logprobs(const float* logits, int V, int n, float lse, SampleResult* out) {
@@ -135,6 +148,7 @@ void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t co
     }
   }
   out->token = chosen;
+  out->non_finite = first_non_finite(logits, V);
   out->logprob = logits[chosen] - lse;
   out->num_top = 0;
   if (p.num_top_logprobs > 0) top_logprobs(logits, V, p.num_top_logprobs, lse, out);

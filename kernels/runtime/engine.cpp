@@ -1,5 +1,8 @@
 // engine.cpp — Engine: backend selection, the step (lockstep broadcast, forward, finite check, logits copy,
-// sampling) and following. Errors are gptoss::Error with the C ABI's status codes.
+// sampling) and following. On the CPU backend the rows are host memory and are checked, copied and
+// sampled there; on device backends (cuda:N, cuda-emu) the op set's f32_sample draws on the device
+// (DeviceSampler) and only the results come back, plus the rows of sequences that return logits.
+// Errors are gptoss::Error with the C ABI's status codes.
 #include "engine.h"
 
 #include <cmath>
@@ -33,15 +36,25 @@ size_t first_non_finite(const float* x, size_t n) {
 
 // A step whose logits are not finite fails as a whole with numeric_error, before anything is sampled
 // or copied out: NaN logits would otherwise come back as null logprobs or a sampled token 0.
+[[noreturn]] void fail_non_finite(size_t seq, size_t row, size_t at, float v) {
+  fail(gptoss_status_numeric_error, "engine_step: sequence " + std::to_string(seq) + " row " + std::to_string(row) +
+                                        " has a non-finite logit (" + (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                                        " at token " + std::to_string(at) + "): the weights or config.json are broken");
+}
+
 void check_finite_logits(const float* rows, size_t num_rows, int V, size_t seq) {
   for (size_t r = 0; r < num_rows; ++r) {
     const size_t at = first_non_finite(rows + r * V, static_cast<size_t>(V));
-    if (at == static_cast<size_t>(V)) continue;
-    const float v = rows[r * V + at];
-    fail(gptoss_status_numeric_error, "engine_step: sequence " + std::to_string(seq) + " row " + std::to_string(r) +
-                                          " has a non-finite logit (" + (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
-                                          " at token " + std::to_string(at) + "): the weights or config.json are broken");
+    if (at != static_cast<size_t>(V)) fail_non_finite(seq, r, at, rows[r * V + at]);
   }
+}
+
+// The caller's side of a sampled sequence: a samples buffer, and token ids inside the vocabulary.
+void check_sampling(const SamplingParams& p, const SampleResult* samples, int V) {
+  check(samples != nullptr, gptoss_status_invalid_argument, "engine_step: samples buffer is null");
+  for (int k = 0; k < p.num_prompt; ++k) check(p.prompt[k] >= 0 && p.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
+  for (int k = 0; k < p.num_output; ++k) check(p.output[k] >= 0 && p.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
+  for (int k = 0; k < p.num_bias; ++k) check(p.bias_ids[k] >= 0 && p.bias_ids[k] < V, gptoss_status_invalid_argument, "sample: logit_bias token out of range");
 }
 
 // N of "cuda:N", or -1.
@@ -72,7 +85,8 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
       graphs_(ops_, (options.decode_graphs > 0 || (options.decode_graphs == 0 && device_ >= 0)) && !(comm_ && comm_->world() > 1)),
       kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory,
-          graphs_.enabled()) {
+          graphs_.enabled()),
+      sampler_(ops_) {
   // The model all-reduces its activations where they are: on a GPU that needs a communicator that
   // takes device buffers. (cuda-emu's "device" memory is host memory, so Gloo serves it.)
   check(device_ < 0 || !comm_ || comm_->world() == 1 || comm_->device_buffers(), gptoss_status_unsupported_argument,
@@ -107,13 +121,44 @@ void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>
   for (const StepSeq& s : seqs) chunks.push_back(s.chunk);
   if (leads()) lockstep::send(*comm_, lockstep::PlanKind::step, tokens, chunks);
   const float* out = graphs_.run(transformer_, kv_, tokens, chunks) ? transformer_.logits() : transformer_.forward(tokens, chunks, kv_);
-  if (!ops_.memory.host_is_device) {
-    // Only the rows the step asked for exist (one per sequence unless all_logits): all come back.
-    host_logits_.resize(static_cast<size_t>(transformer_.logit_rows()) * weights_->config.vocab);
-    ops_.memory.download(host_logits_.data(), out, host_logits_.size() * sizeof(float));
-    out = host_logits_.data();
+  if (ops_.memory.host_is_device) sample_and_copy(out, seqs, logits, logits_capacity, samples);
+  else sample_on_device(out, seqs, logits, logits_capacity, samples);
+}
+
+// Device backends: the sampled rows are drawn from where they are; only the results come back, and the
+// logit rows only of the sequences that return them. Failures keep the host path's order and messages
+// (the first sequence with a non-finite row, its first row and token), as far as the rows looked at go:
+// a sampled sequence's earlier all_logits rows are looked at only when it returns them.
+void Engine::sample_on_device(const float* out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
+                              SampleResult* samples) {
+  const int V = weights_->config.vocab;
+  std::vector<SampleRequest> requests;
+  std::vector<size_t> request_of(seqs.size(), 0);
+  for (size_t i = 0, row = 0; i < seqs.size(); row += logit_rows(seqs[i]), ++i) {
+    if (seqs[i].sampling == nullptr) continue;
+    check_sampling(*seqs[i].sampling, samples, V);
+    request_of[i] = requests.size();
+    requests.push_back({out + (row + logit_rows(seqs[i]) - 1) * V, seqs[i].sampling, seqs[i].counter});
   }
-  sample_and_copy(out, seqs, logits, logits_capacity, samples);
+  const std::vector<SampleResult>& results = sampler_.sample(V, requests);
+  size_t written = 0;
+  for (size_t i = 0, row = 0; i < seqs.size(); row += logit_rows(seqs[i]), ++i) {
+    const size_t rows = logit_rows(seqs[i]);
+    if (seqs[i].return_logits) {
+      check(logits != nullptr && written + rows * V <= logits_capacity, gptoss_status_invalid_argument,
+            "engine_step: logits buffer too small (" + std::to_string(logits_capacity) + " floats)");
+      ops_.memory.download(logits + written, out + row * V, rows * V * sizeof(float));
+      check_finite_logits(logits + written, rows, V, i);
+      written += rows * V;
+    }
+    const int at = seqs[i].sampling != nullptr ? results[request_of[i]].non_finite : -1;
+    if (at < 0) continue;
+    float v;
+    ops_.memory.download(&v, out + (row + rows - 1) * V + at, sizeof v);
+    fail_non_finite(i, rows - 1, static_cast<size_t>(at), v);
+  }
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (seqs[i].sampling != nullptr) samples[i] = results[request_of[i]];
 }
 
 void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs, float* logits,
@@ -136,13 +181,8 @@ void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs,
       written += rows * V;
     }
     if (s.sampling != nullptr) {
-      check(samples != nullptr, gptoss_status_invalid_argument, "engine_step: samples buffer is null");
-      const SamplingParams& p = *s.sampling;
-      for (int k = 0; k < p.num_prompt; ++k) check(p.prompt[k] >= 0 && p.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
-      for (int k = 0; k < p.num_output; ++k) check(p.output[k] >= 0 && p.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
-      // The row is host memory here (copied back above on device backends), so the CPU sampler draws:
-      // every backend samples with the same arithmetic and settings.
-      cpu_ops().f32_sample(first + (rows - 1) * V, V, p, s.counter, &samples[i]);
+      check_sampling(*s.sampling, samples, V);
+      ops_.f32_sample(first + (rows - 1) * V, V, *s.sampling, s.counter, &samples[i]);
     }
     row += rows;
   }

@@ -1,8 +1,9 @@
 // engine.h — one engine: a model shard, its paged KV cache, and the backend that runs its ops. The Engine
 // owns what a step is beyond the forward pass: the busy lock (one step at a time), the lockstep plan a
-// leader broadcasts to its followers, the finite-logits check, the logits copy and the sampler. The
-// backend (an OpSet) is chosen once, at creation; nothing else in the runtime names a backend. Decode
-// steps replay captured launch graphs where the backend has them (decode_graphs.h).
+// leader broadcasts to its followers, the finite-logits check, the logits copy and the sampling (on the
+// device for device backends). The backend (an OpSet) is chosen once, at creation; nothing else in the
+// runtime names a backend. Decode steps replay captured launch graphs where the backend has them
+// (decode_graphs.h).
 // It knows nothing about the C ABI (runtime/c_api.cpp wraps it) or about scheduling and tokenization.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "../comm/communicator.h"
 #include "../model/gpt_oss.h"
 #include "decode_graphs.h"
+#include "device_sampler.h"
 #include "lockstep.h"
 
 namespace gptoss {
@@ -71,6 +73,8 @@ class Engine {
   bool leads() const { return comm_ && comm_->world() > 1 && comm_->rank() == 0; }
   void sample_and_copy(const float* out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
                        SampleResult* samples) const;
+  void sample_on_device(const float* out, const std::vector<StepSeq>& seqs, float* logits, size_t logits_capacity,
+                        SampleResult* samples);
 
   const OpSet& ops_;  // first: the weights are placed in its memory
   const int device_;  // N of cuda:N (made current on the thread of each step), or -1
@@ -79,7 +83,7 @@ class Engine {
   Transformer transformer_;
   DecodeGraphs graphs_;
   KvCache kv_;
-  std::vector<float> host_logits_;  // the step's logit rows, copied back where device memory is not host memory
+  DeviceSampler sampler_;  // device backends: samples the rows where they are
   std::mutex busy_;  // one step at a time per engine
 };
 

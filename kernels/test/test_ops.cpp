@@ -19,6 +19,7 @@
 #include "../cuda/ops/cuda_ops.h"
 #include "op_checks.h"
 #include "reference/ops_ref.h"
+#include "sample_cases.h"
 #if defined(GPTOSS_HAS_CUDA)
 #include "device_ops.h"
 #endif
@@ -534,7 +535,7 @@ int main() {
     if (ready(*ops, "f32_mxfp4w_matmul") && ready(*ops, "q8_mxfp4w_matmul")) test_mxfp4_row_independence(*ops);
     if (ready(*ops, "f32_swiglu_oai")) test_swiglu(*ops);
     if (ready(*ops, "bf16w_embed")) test_embed(*ops);
-    if (ready(*ops, "f32_sample")) test_sample(*ops);
+    if (ready(*ops, "f32_sample")) test_sample(*ops), test::test_sample_against_cpu(*ops, expect_true);
     if (ready(*ops, "f32_add")) test_add(*ops);
     if (ready(*ops, "moe_route") && ready(*ops, "f32_scatter_rows") && ready(*ops, "f32_moe_combine")) test_moe_route_combine(*ops);
     if (ready(*ops, "moe_route") && ready(*ops, "f32_mxfp4w_moe") && ready(*ops, "q8_mxfp4w_moe")) test_moe_experts(*ops);

@@ -1,7 +1,7 @@
 // ops_table.cu — the CUDA backend's OpSet ("cuda" under nvcc, "cuda-emu" under the emulator): one entry
 // per op file in this folder. An entry without a CUDA op must throw "not implemented on cuda yet" (never
 // fall back to the CPU, which would read device pointers on the host) and stay out of kReady, which
-// cuda_op_ready (and so test_ops) reads. Every entry has one now; sample covers part of its settings.
+// cuda_op_ready (and so test_ops) reads. Every entry has one now.
 #include <cstring>
 #include <string>
 

@@ -1,27 +1,50 @@
 // sample.cu — token selection from one row of logits, the CPU op's order and arithmetic: logit_bias →
 // repetition penalty (prompt ∪ output) → presence/frequency penalties → greedy (lowest id on ties) or
 // temperature → top-k → min-p → top-p → draw with the counter-based generator keyed by (seed, counter);
-// logprobs are log-softmax of the raw logits. One block does the whole row: the elementwise passes and
-// arg-max searches are block-parallel, the short candidate list is walked by thread 0 in fp64.
-// This version draws only with top_k in 1..kMaxCandidates when temperature > 0 (the CPU op sorts the
-// whole vocabulary otherwise); other settings throw "not implemented on cuda yet".
-// Under nvcc, the logits, the SamplingParams arrays (bias, prompt, output) and `out` are device memory;
-// the scratch row is dev_malloc'ed per call for now (a later step gives the engine a workspace).
+// logprobs are log-softmax of the raw logits. One block does the whole row.
+// Every setting the CPU op takes works here, on any vocabulary: instead of sorting, each cut of the CPU's
+// candidate list (value descending, ties → lower id) is found as a threshold. "The shortest prefix whose
+// mass reaches t" is a binary search over the float ordering (32 block-wide passes), then over the ids of
+// the elements tied at the found value; the mass is a count (top-k) or the fp64 probabilities (top-p, and
+// the draw, which is the shortest prefix whose mass exceeds u). O(V · ~50) per cut, independent of k.
+// The probabilities are the CPU's fp64 values; only their sums are taken in a different order (a tree
+// instead of a running sum), which can change a draw only when u lies within rounding of a boundary.
+// A NaN or ±Inf raw logit is reported in out->non_finite (its index; nothing else is meaningful then).
+// Under nvcc, the logits, the SamplingParams arrays (bias, prompt, output), p.scratch and `out` are device
+// memory; without p.scratch the launcher allocates sample_scratch_bytes(V) for the call.
+#include <climits>
+
 #include "../../cpu/ops.h"
 #include "common.cuh"
 
 namespace gptoss::cuda::GPTOSS_CUDA_NS {
 
 // kernels
-constexpr int kSampleThreads = 256;
-constexpr int kMaxCandidates = 64;
-constexpr uint32_t kSeen = 1u, kTaken = 1u << 30, kTopTaken = 1u << 29, kCountShift = 1;  // flags[i] bits
+constexpr int kSampleThreads = 512;
+constexpr uint32_t kSeen = 1u, kCand = 1u << 30, kTopTaken = 1u << 29, kCountShift = 1;  // flags[i] bits
 
 __device__ uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
+}
+
+// The largest v over the block, returned to every thread.
+__device__ int block_max_int(int v) {
+  EMU_SHARED(int, part, 33);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  v = warp_max(v);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int m = warp_max(lane < kSampleThreads / 32 ? part[lane] : INT_MIN);
+    if (lane == 0) part[32] = m;
+  }
+  __syncthreads();
+  const int r = part[32];
+  __syncthreads();
+  return r;
 }
 
 // Arg-max over v[i] for i not flagged with `skip` (ties → lower index), returned to every thread.
@@ -48,29 +71,102 @@ __device__ int block_argmax(const float* v, const uint32_t* flags, uint32_t skip
   return r;
 }
 
-// Thread 0: the CPU op's candidate walk (probabilities, min-p, top-p, draw) over `n` sorted candidates.
-__device__ int draw_candidate(const float* x, const int* ids, int n, const SamplingParams& p, uint64_t counter) {
-  double prob[kMaxCandidates];
-  const double top = x[ids[0]];
-  double total = 0.0;
-  for (int i = 0; i < n; ++i) total += (prob[i] = exp((x[ids[i]] - top) / p.temperature));
-  if (p.min_p > 0.0f) {
-    const double floor = p.min_p * prob[0];
-    while (n > 1 && prob[n - 1] < floor) total -= prob[--n];
+// Index of the first NaN or ±Inf in v, or -1 (all threads).
+__device__ int block_first_non_finite(const float* v, int V) {
+  int last = -1;  // as INT_MAX - index, so the block's max is the lowest index
+  for (int i = threadIdx.x; i < V; i += blockDim.x)
+    if ((__float_as_uint(v[i]) & 0x7f800000u) == 0x7f800000u && INT_MAX - i > last) last = INT_MAX - i;
+  const int m = block_max_int(last);
+  return m < 0 ? -1 : INT_MAX - m;
+}
+
+// Unsigned bits ordered as the floats are (−0 and +0 equal, as the CPU's comparisons see them).
+__device__ uint32_t order_bits(float v) {
+  const uint32_t u = v == 0.0f ? 0u : __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+// A prefix of the CPU's candidate order: element i is in it when its value orders above `bits`, or at
+// `bits` with i ≤ id.
+struct Cut {
+  uint32_t bits;
+  int id;
+};
+__device__ bool within(float v, int i, Cut c) {
+  const uint32_t b = order_bits(v);
+  return b > c.bits || (b == c.bits && i <= c.id);
+}
+
+// Sum over the candidates inside `c` of w[i] (or of 1 when w is null), to every thread.
+__device__ double mass_within(const float* x, const double* w, const uint32_t* flags, int V, Cut c) {
+  double s = 0.0;
+  for (int i = threadIdx.x; i < V; i += blockDim.x)
+    if ((flags[i] & kCand) && within(x[i], i, c)) s += w ? w[i] : 1.0;
+  return block_sum(s);
+}
+
+// The shortest prefix of the candidates whose mass reaches `target` (exceeds it when `strict`); the caller
+// knows the whole candidate list does. Its last element is the candidate at (bits, id).
+__device__ Cut shortest_prefix(const float* x, const double* w, const uint32_t* flags, int V, double target, bool strict) {
+  auto reaches = [&](Cut c) {
+    const double m = mass_within(x, w, flags, V, c);
+    return strict ? m > target : m >= target;
+  };
+  uint32_t lo = 0, hi = 0xffffffffu;  // the largest value bits whose elements at or above reach
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2 + 1;
+    if (reaches(Cut{mid, INT_MAX})) lo = mid;
+    else hi = mid - 1;
   }
-  if (p.top_p > 0.0f && p.top_p < 1.0f) {
-    double cum = 0.0;
-    int keep = 0;
-    while (keep < n) {
-      cum += prob[keep++];
-      if (cum >= p.top_p * total) break;
+  int first = -1, last = -1;  // the ids tied at those bits (first as INT_MAX - id, for one max reduction)
+  for (int i = threadIdx.x; i < V; i += blockDim.x)
+    if ((flags[i] & kCand) && order_bits(x[i]) == lo) {
+      if (INT_MAX - i > first) first = INT_MAX - i;
+      if (i > last) last = i;
     }
-    n = keep, total = cum;
+  int a = INT_MAX - block_max_int(first), b = block_max_int(last);
+  while (a < b) {  // ties go to the lower ids first: the smallest id whose prefix reaches
+    const int mid = a + (b - a) / 2;
+    if (reaches(Cut{lo, mid})) b = mid;
+    else a = mid + 1;
   }
-  double u = static_cast<double>(splitmix64(splitmix64(p.seed) ^ counter) >> 11) * (1.0 / 9007199254740992.0) * total;
-  for (int i = 0; i < n; ++i)
-    if ((u -= prob[i]) < 0.0) return ids[i];
-  return ids[n - 1];
+  return Cut{lo, a};
+}
+
+// Drops the candidates outside `c`.
+__device__ void keep_within(const float* x, uint32_t* flags, int V, Cut c) {
+  for (int i = threadIdx.x; i < V; i += blockDim.x)
+    if (!within(x[i], i, c)) flags[i] &= ~kCand;
+  __syncthreads();
+}
+
+// Temperature sampling over the processed row x (every element starts as a candidate).
+__device__ int sample_temperature(const float* x, double* prob, uint32_t* flags, int V, const SamplingParams& p, uint64_t counter) {
+  const int first = block_argmax(x, flags, 0, V);  // the CPU's ids[0]
+  const double top = x[first];
+  if (p.top_k > 0 && p.top_k < V) keep_within(x, flags, V, shortest_prefix(x, nullptr, flags, V, p.top_k, false));
+  // prob[ids[0]] is exp(0) = 1, so min-p's floor is min_p; the probabilities fall along the list, so
+  // dropping the tail below the floor is dropping every candidate below it, but never the first.
+  const double floor = p.min_p > 0.0f ? p.min_p * 1.0 : 0.0;
+  double total = 0.0;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    double q = 0.0;
+    if (flags[i] & kCand) {
+      q = exp((static_cast<double>(x[i]) - top) / p.temperature);
+      if (q < floor && i != first) flags[i] &= ~kCand, q = 0.0;
+    }
+    prob[i] = q;
+    total += q;
+  }
+  total = block_sum(total);
+  if (p.top_p > 0.0f && p.top_p < 1.0f) {
+    keep_within(x, flags, V, shortest_prefix(x, prob, flags, V, p.top_p * total, false));
+    total = mass_within(x, prob, flags, V, Cut{0u, INT_MAX});
+  }
+  const double u = static_cast<double>(splitmix64(splitmix64(p.seed) ^ counter) >> 11) * (1.0 / 9007199254740992.0) * total;
+  if (u < total) return shortest_prefix(x, prob, flags, V, u, true).id;
+  // u rounded up to the whole mass: the CPU's walk ends on its last candidate.
+  return shortest_prefix(x, nullptr, flags, V, mass_within(x, nullptr, flags, V, Cut{0u, INT_MAX}), false).id;
 }
 
 // Bias and penalties into x (thread 0 walks the id lists so duplicates count as on the CPU).
@@ -92,51 +188,49 @@ __device__ void apply_penalties(float* x, uint32_t* flags, int V, const Sampling
   __syncthreads();
 }
 
+// The raw logits' best, ties → lower id (the CPU's partial sort), as log-softmax values.
+__device__ void top_logprobs(const float* logits, uint32_t* flags, int V, int num_top, float lse, SampleResult* out) {
+  for (int j = 0; j < num_top; ++j) {
+    const int c = block_argmax(logits, flags, kTopTaken, V);
+    if (threadIdx.x == 0) out->top_ids[j] = c, out->top_logprobs[j] = logits[c] - lse, flags[c] |= kTopTaken;
+    __syncthreads();
+  }
+}
+
 __global__ void sample_kernel(const float* __restrict__ logits, int V, SamplingParams p, uint64_t counter, float* x,
-                              uint32_t* flags, SampleResult* out) {
-  EMU_SHARED(int, cand, kMaxCandidates);
-  for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = logits[i], flags[i] = 0;
+                              uint32_t* flags, double* prob, SampleResult* out) {
+  const int bad = block_first_non_finite(logits, V);
+  if (bad >= 0) {  // the engine fails the step; the probabilities below would be NaN
+    if (threadIdx.x == 0) out->non_finite = bad, out->token = 0, out->logprob = 0.0f, out->num_top = 0;
+    return;
+  }
+  for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = logits[i], flags[i] = kCand;
   __syncthreads();
   const float mx = logits[block_argmax(logits, flags, 0, V)];
   double z = 0.0;
   for (int i = threadIdx.x; i < V; i += blockDim.x) z += exp(static_cast<double>(logits[i]) - mx);
   const float lse = mx + static_cast<float>(log(block_sum(z)));
   apply_penalties(x, flags, V, p);
-  int chosen;
-  if (p.temperature <= 0.0f) {
-    chosen = block_argmax(x, flags, 0, V);
-  } else {
-    const int n = p.top_k < V ? p.top_k : V;
-    for (int j = 0; j < n; ++j) {
-      const int c = block_argmax(x, flags, kTaken, V);
-      if (threadIdx.x == 0) cand[j] = c, flags[c] |= kTaken;
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) cand[0] = draw_candidate(x, cand, n, p, counter);
-    __syncthreads();
-    chosen = cand[0];
-  }
+  const int chosen = p.temperature <= 0.0f ? block_argmax(x, flags, 0, V) : sample_temperature(x, prob, flags, V, p, counter);
   const int num_top = p.num_top_logprobs < kMaxTopLogprobs ? p.num_top_logprobs : kMaxTopLogprobs;
-  for (int j = 0; j < num_top; ++j) {  // the raw logits' best, ties → lower id (the CPU's partial sort)
-    const int c = block_argmax(logits, flags, kTopTaken, V);
-    if (threadIdx.x == 0) out->top_ids[j] = c, out->top_logprobs[j] = logits[c] - lse, flags[c] |= kTopTaken;
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out->token = chosen, out->logprob = logits[chosen] - lse, out->num_top = num_top > 0 ? num_top : 0;
+  top_logprobs(logits, flags, V, num_top, lse, out);
+  if (threadIdx.x == 0)
+    out->token = chosen, out->logprob = logits[chosen] - lse, out->num_top = num_top > 0 ? num_top : 0, out->non_finite = -1;
 }
 
 // launchers
 void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
   check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
-  check(p.temperature <= 0.0f || (p.top_k > 0 && p.top_k <= kMaxCandidates), gptoss_status_unsupported_argument,
-        "sample (cuda): temperature sampling needs top_k in 1..64; other settings are not implemented on cuda yet");
-  float* x = static_cast<float*>(dev_malloc(sizeof(float) * V));
-  uint32_t* flags = static_cast<uint32_t*>(dev_malloc(sizeof(uint32_t) * V));
-  EMU_LAUNCH(sample_kernel, dim3(1), dim3(kSampleThreads), 0, emu_stream_t{}, logits, V, p, counter, x, flags, out);
+  void* scratch = p.scratch != nullptr ? p.scratch : dev_malloc(sample_scratch_bytes(V));
+  double* prob = static_cast<double*>(scratch);  // first: 8-byte aligned
+  float* x = reinterpret_cast<float*>(prob + V);
+  uint32_t* flags = reinterpret_cast<uint32_t*>(x + V);
+  EMU_LAUNCH(sample_kernel, dim3(1), dim3(kSampleThreads), 0, emu_stream_t{}, logits, V, p, counter, x, flags, prob, out);
   dev_check_launch("sample_kernel");
-  dev_synchronize();
-  dev_free(x);
-  dev_free(flags);
+  if (p.scratch == nullptr) {
+    dev_synchronize();
+    dev_free(scratch);
+  }
 }
 
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS
