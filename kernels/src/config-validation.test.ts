@@ -172,9 +172,9 @@ describe("non-finite logits", () => {
     fillBf16Tensor(dir, "model.norm.weight", bits);
     return dir;
   }
-  async function stepOf(dir: string, sample: boolean): Promise<unknown> {
+  async function stepOf(dir: string, sample: boolean, backend: "cpu" | "cuda-emu" = "cpu"): Promise<unknown> {
     const model = await Model.load(dir);
-    const engine = new Engine(model, { numFullBlocks: 16, numSlidingBlocks: 16 });
+    const engine = new Engine(model, { numFullBlocks: 16, numSlidingBlocks: 16, backend });
     const seq = new LocalSequence(engine, new BlockPool(16), new BlockPool(16));
     seq.reserve(3);
     return engine.step([seq.entry([1, 2, 3], sample ? { sampling: { temperature: 0 }, returnLogits: false } : {})]);
@@ -190,6 +190,9 @@ describe("non-finite logits", () => {
       expect(err).toBeInstanceOf(NativeError);
       expect(err).toMatchObject({ statusName: "numeric_error", status: 11 });
       expect((err as Error).message).toMatch(/sequence 0 row 0 has a non-finite logit \((NaN|[+-]Inf) at token \d+\)/);
+      // cuda-emu samples on the device, where the row stays: the same failure, word for word.
+      const emu = await stepOf(dir, sample, "cuda-emu").catch((e: unknown) => e);
+      expect(emu).toMatchObject({ statusName: "numeric_error", status: 11, message: (err as Error).message });
     }
   });
 

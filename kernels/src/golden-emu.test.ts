@@ -11,19 +11,22 @@
  * the window's masking and the ring of sliding-layer blocks are exercised; only those rows are compared.
  * In serving precision (bf16 K/V in the cache, int8 activations for the expert products) every case meets
  * the serving tolerances golden.test.ts holds the CPU's default precision to.
+ *
+ * Sampling runs on the device on cuda-emu (the logits stay where the forward pass left them): g1's
+ * generations there draw the tokens the CPU engine draws, greedy and with temperature and top-p.
  */
 import { describe, expect, it } from "vitest";
-import { BlockPool, Engine, LocalSequence, Model, type Precision } from "./index.ts";
-import { compareLogits, concat, type GoldenCase, goldenCases } from "./testing/golden.ts";
+import { type Backend, BlockPool, Engine, LocalSequence, Model, type Precision, type SamplingOptions } from "./index.ts";
+import { argmax, compareLogits, concat, type GoldenCase, goldenCases } from "./testing/golden.ts";
 
 const cases = goldenCases();
 /** g2's prefix: 8 positions past its 128-token window (see the header). */
 const G2_TOKENS = 136;
 
-async function open(dir: string, precision: Precision = "exact") {
+async function open(dir: string, precision: Precision = "exact", backend: Backend = "cuda-emu") {
   const model = await Model.load(dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 64, numSlidingBlocks: 64, precision, backend: "cuda-emu" });
-  expect(engine.backend).toBe("cuda-emu");
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: 64, numSlidingBlocks: 64, precision, backend });
+  expect(engine.backend).toBe(backend);
   const full = new BlockPool(64);
   const ring = new BlockPool(64);
   return { model, engine, seq: () => new LocalSequence(engine, full, ring) };
@@ -106,5 +109,60 @@ describe("g1 through cuda-emu, incrementally", () => {
       expect(worst).toBeLessThanOrEqual(1e-4);
     }
     expect(compareLogits(stepwise, g, 1e-3).relL2).toBeLessThanOrEqual(1e-4);
+  });
+});
+
+describe("g1 generations: sampling on the device (cuda-emu) draws what the CPU engine draws", () => {
+  /** n tokens generated from g1's first 12 tokens, one sampled step after another. */
+  async function generate(backend: Backend, sampling: SamplingOptions, n: number) {
+    const g = cases.find((c) => c.name === "g1-tiny") as GoldenCase;
+    const { engine, seq: newSeq } = await open(g.dir, "exact", backend);
+    const seq = newSeq();
+    let next = g.tokens.slice(0, 12);
+    seq.reserve(next.length + n);
+    const tokens: number[] = [];
+    const logprobs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const [r] = await engine.step([seq.entry(next, { sampling: { ...sampling, counter: i } })]);
+      seq.advance(next.length);
+      tokens.push(r?.token as number);
+      logprobs.push(r?.logprob as number);
+      next = [r?.token as number];
+    }
+    return { tokens, logprobs };
+  }
+
+  it.each([
+    ["greedy", { temperature: 0, topLogprobs: 3 }],
+    ["temperature 1, top_p 0.9, top_k 0 (the whole vocabulary as candidates)", { temperature: 1, topP: 0.9, topK: 0, seed: 11 }],
+  ] as const)("%s", async (_name, sampling) => {
+    const cpu = await generate("cpu", sampling, 8);
+    const emu = await generate("cuda-emu", sampling, 8);
+    expect(emu.tokens).toEqual(cpu.tokens);
+    for (const [i, lp] of emu.logprobs.entries()) expect(lp).toBeCloseTo(cpu.logprobs[i] as number, 3);
+  });
+});
+
+describe("g1 through cuda-emu, logits and samples in one step", () => {
+  it("rows come back only for the sequences that return them, in order, beside the device's samples", async () => {
+    const g = cases.find((c) => c.name === "g1-tiny") as GoldenCase;
+    const { engine, seq: newSeq } = await open(g.dir);
+    const prompt = g.tokens.slice(0, 9);
+    const seq = () => {
+      const s = newSeq();
+      s.reserve(prompt.length);
+      return s;
+    };
+    const [a, b, c] = await engine.step([
+      seq().entry(prompt, { returnLogits: true }),
+      seq().entry(prompt, { sampling: { temperature: 0 } }),
+      seq().entry(prompt, { sampling: { temperature: 0 }, returnLogits: true }),
+    ]);
+    const logits = a?.logits as Float32Array;
+    expect(logits).toHaveLength(g.shape[1]);
+    expect(b?.logits).toBeUndefined();
+    expect(c?.logits).toEqual(logits);
+    expect(b?.token).toBe(argmax(logits));
+    expect(c?.token).toBe(b?.token);
   });
 });
