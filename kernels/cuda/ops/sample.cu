@@ -4,9 +4,10 @@
 // logprobs are log-softmax of the raw logits. One block does the whole row.
 // Every setting the CPU op takes works here, on any vocabulary: instead of sorting, each cut of the CPU's
 // candidate list (value descending, ties → lower id) is found as a threshold. "The shortest prefix whose
-// mass reaches t" is a binary search over the float ordering (32 block-wide passes), then over the ids of
-// the elements tied at the found value; the mass is a count (top-k) or the fp64 probabilities (top-p, and
-// the draw, which is the shortest prefix whose mass exceeds u). O(V · ~50) per cut, independent of k.
+// mass reaches t" is a search over the float ordering, then over the ids of the elements tied at the
+// found value, each block-wide pass trying kProbes cuts (about 11 passes for the 2^32 orderings, plus a
+// few when there are ties); the mass is a count (top-k) or the fp64 probabilities (top-p, and the draw,
+// which is the shortest prefix whose mass exceeds u). O(V) per pass, independent of k.
 // The probabilities are the CPU's fp64 values; only their sums are taken in a different order (a tree
 // instead of a running sum), which can change a draw only when u lies within rounding of a boundary.
 // A NaN or ±Inf raw logit is reported in out->non_finite (its index; nothing else is meaningful then).
@@ -21,6 +22,7 @@ namespace gptoss::cuda::GPTOSS_CUDA_NS {
 
 // kernels
 constexpr int kSampleThreads = 512;
+constexpr int kProbes = 8;  // cuts tried per pass of a threshold search
 constexpr uint32_t kSeen = 1u, kCand = 1u << 30, kTopTaken = 1u << 29, kCountShift = 1;  // flags[i] bits
 
 __device__ uint64_t splitmix64(uint64_t x) {
@@ -97,40 +99,99 @@ __device__ bool within(float v, int i, Cut c) {
   return b > c.bits || (b == c.bits && i <= c.id);
 }
 
-// Sum over the candidates inside `c` of w[i] (or of 1 when w is null), to every thread.
-__device__ double mass_within(const float* x, const double* w, const uint32_t* flags, int V, Cut c) {
-  double s = 0.0;
-  for (int i = threadIdx.x; i < V; i += blockDim.x)
-    if ((flags[i] & kCand) && within(x[i], i, c)) s += w ? w[i] : 1.0;
-  return block_sum(s);
+// The block's sums of kProbes per-thread values at once, to every thread: a warp tree per value, then the
+// warps' partials in warp order (two barriers for all of them, not three each). Every mass below goes
+// through here, so equal sets give equal sums, and a larger set never a smaller sum.
+__device__ void block_sums(double* s) {
+  constexpr int kWarps = kSampleThreads / 32;
+  EMU_SHARED(double, part, kProbes * kWarps);
+  EMU_SHARED(double, total, kProbes);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int j = 0; j < kProbes; ++j) {
+    const double v = warp_sum(s[j]);
+    if (lane == 0) part[j * kWarps + warp] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < kProbes) {
+    double t = 0.0;
+    for (int k = 0; k < kWarps; ++k) t += part[threadIdx.x * kWarps + k];
+    total[threadIdx.x] = t;
+  }
+  __syncthreads();
+  for (int j = 0; j < kProbes; ++j) s[j] = total[j];
+  __syncthreads();  // part and total are reused by the next call
+}
+
+// For each of kProbes cuts, the sum over the candidates inside it of w[i] (or of 1 when w is null), in
+// one pass over the row: a search narrows its range (kProbes + 1)-fold per pass instead of 2-fold.
+__device__ void masses_within(const float* x, const double* w, const uint32_t* flags, int V, const Cut* cuts, double* out) {
+  for (int j = 0; j < kProbes; ++j) out[j] = 0.0;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    if (!(flags[i] & kCand)) continue;
+    const uint32_t b = order_bits(x[i]);
+    const double wi = w ? w[i] : 1.0;
+    for (int j = 0; j < kProbes; ++j)
+      if (b > cuts[j].bits || (b == cuts[j].bits && i <= cuts[j].id)) out[j] += wi;
+  }
+  block_sums(out);
+}
+
+// The mass of the whole candidate list.
+__device__ double whole_mass(const float* x, const double* w, const uint32_t* flags, int V) {
+  Cut all[kProbes];
+  double m[kProbes];
+  for (int j = 0; j < kProbes; ++j) all[j] = Cut{0u, INT_MAX};
+  masses_within(x, w, flags, V, all, m);
+  return m[0];
+}
+
+// The largest value bits whose candidates at or above reach (`reaches` holds at 0 and falls as bits grow).
+template <class Reaches>
+__device__ uint32_t largest_reaching_bits(const float* x, const double* w, const uint32_t* flags, int V, Reaches reaches) {
+  uint32_t lo = 0, hi = 0xffffffffu;
+  while (lo < hi) {  // probes spread over (lo, hi], ascending
+    Cut probe[kProbes];
+    double m[kProbes];
+    const uint64_t span = hi - lo;
+    for (int j = 0; j < kProbes; ++j) probe[j] = Cut{static_cast<uint32_t>(lo + 1 + (span - 1) * (j + 1) / (kProbes + 1)), INT_MAX};
+    masses_within(x, w, flags, V, probe, m);
+    for (int j = 0; j < kProbes; ++j) {
+      if (!reaches(m[j])) {
+        hi = probe[j].bits - 1;
+        break;
+      }
+      lo = probe[j].bits;
+    }
+  }
+  return lo;
 }
 
 // The shortest prefix of the candidates whose mass reaches `target` (exceeds it when `strict`); the caller
 // knows the whole candidate list does. Its last element is the candidate at (bits, id).
 __device__ Cut shortest_prefix(const float* x, const double* w, const uint32_t* flags, int V, double target, bool strict) {
-  auto reaches = [&](Cut c) {
-    const double m = mass_within(x, w, flags, V, c);
-    return strict ? m > target : m >= target;
-  };
-  uint32_t lo = 0, hi = 0xffffffffu;  // the largest value bits whose elements at or above reach
-  while (lo < hi) {
-    const uint32_t mid = lo + (hi - lo) / 2 + 1;
-    if (reaches(Cut{mid, INT_MAX})) lo = mid;
-    else hi = mid - 1;
-  }
+  auto reaches = [&](double m) { return strict ? m > target : m >= target; };
+  const uint32_t bits = largest_reaching_bits(x, w, flags, V, reaches);
   int first = -1, last = -1;  // the ids tied at those bits (first as INT_MAX - id, for one max reduction)
   for (int i = threadIdx.x; i < V; i += blockDim.x)
-    if ((flags[i] & kCand) && order_bits(x[i]) == lo) {
+    if ((flags[i] & kCand) && order_bits(x[i]) == bits) {
       if (INT_MAX - i > first) first = INT_MAX - i;
       if (i > last) last = i;
     }
   int a = INT_MAX - block_max_int(first), b = block_max_int(last);
-  while (a < b) {  // ties go to the lower ids first: the smallest id whose prefix reaches
-    const int mid = a + (b - a) / 2;
-    if (reaches(Cut{lo, mid})) b = mid;
-    else a = mid + 1;
+  while (a < b) {  // ties go to the lower ids first: the smallest id whose prefix reaches; probes in [a, b)
+    Cut probe[kProbes];
+    double m[kProbes];
+    for (int j = 0; j < kProbes; ++j) probe[j] = Cut{bits, a + static_cast<int>(static_cast<int64_t>(b - a) * (j + 1) / (kProbes + 1))};
+    masses_within(x, w, flags, V, probe, m);
+    for (int j = 0; j < kProbes; ++j) {
+      if (reaches(m[j])) {
+        b = probe[j].id;
+        break;
+      }
+      a = probe[j].id + 1;
+    }
   }
-  return Cut{lo, a};
+  return Cut{bits, a};
 }
 
 // Drops the candidates outside `c`.
@@ -148,7 +209,6 @@ __device__ int sample_temperature(const float* x, double* prob, uint32_t* flags,
   // prob[ids[0]] is exp(0) = 1, so min-p's floor is min_p; the probabilities fall along the list, so
   // dropping the tail below the floor is dropping every candidate below it, but never the first.
   const double floor = p.min_p > 0.0f ? p.min_p * 1.0 : 0.0;
-  double total = 0.0;
   for (int i = threadIdx.x; i < V; i += blockDim.x) {
     double q = 0.0;
     if (flags[i] & kCand) {
@@ -156,17 +216,16 @@ __device__ int sample_temperature(const float* x, double* prob, uint32_t* flags,
       if (q < floor && i != first) flags[i] &= ~kCand, q = 0.0;
     }
     prob[i] = q;
-    total += q;
   }
-  total = block_sum(total);
+  double total = whole_mass(x, prob, flags, V);  // summed as the searches sum, so they agree on the whole
   if (p.top_p > 0.0f && p.top_p < 1.0f) {
     keep_within(x, flags, V, shortest_prefix(x, prob, flags, V, p.top_p * total, false));
-    total = mass_within(x, prob, flags, V, Cut{0u, INT_MAX});
+    total = whole_mass(x, prob, flags, V);
   }
   const double u = static_cast<double>(splitmix64(splitmix64(p.seed) ^ counter) >> 11) * (1.0 / 9007199254740992.0) * total;
   if (u < total) return shortest_prefix(x, prob, flags, V, u, true).id;
   // u rounded up to the whole mass: the CPU's walk ends on its last candidate.
-  return shortest_prefix(x, nullptr, flags, V, mass_within(x, nullptr, flags, V, Cut{0u, INT_MAX}), false).id;
+  return shortest_prefix(x, nullptr, flags, V, whole_mass(x, nullptr, flags, V), false).id;
 }
 
 // Bias and penalties into x (thread 0 walks the id lists so duplicates count as on the CPU).
