@@ -12,8 +12,9 @@
 //     leaves when its slot is past the last one.
 // With swiglu the gate and up rows (2i, 2i + 1) of output i meet in one thread (adjacent accumulator
 // columns on the panel path, one warp on the stream path) and it writes the clamped SwiGLU (swiglu_oai.cu's
-// arithmetic): the [2I] products never reach memory. Serving precision takes the exact path, as the
-// contract allows.
+// arithmetic): the [2I] products never reach memory. Serving precision (q8_mxfp4w_moe) runs the stream
+// rows through mxfp4_row_dot_q8 (int8 activations, integer block sums, the CPU's scheme); its panel rows
+// keep the exact tensor-core path, as the contract allows.
 #include "../../cpu/ops.h"
 #include "mxfp4.cuh"
 #include "panel_mma.cuh"
@@ -30,7 +31,14 @@ __device__ __forceinline__ float swiglu_one(float gate_in, float up_in, float li
   return gate / (1.0f + expf(-alpha * gate)) * (up + 1.0f);
 }
 
-template <bool kSwiglu>
+// Row i of expert e against one token, in exact or serving precision.
+template <bool kQ8>
+__device__ __forceinline__ float moe_row_dot(const ExpertProj& e, int64_t i, int64_t cols, const float* x, int lane) {
+  return kQ8 ? mxfp4_row_dot_q8(e.w.blocks, e.w.scales, i, cols, x, lane)
+             : mxfp4_row_dot(e.w.blocks, e.w.scales, i, cols, x, lane);
+}
+
+template <bool kSwiglu, bool kQ8>
 __global__ void moe_gemv_kernel(MoeMatmul p) {
   const int g = blockIdx.y;
   if (g >= p.totals[0]) return;  // the whole block: fewer groups than the bound
@@ -45,11 +53,11 @@ __global__ void moe_gemv_kernel(MoeMatmul p) {
     const int64_t row = grp.begin + t;
     const float* x = p.x + row * p.cols;
     if constexpr (kSwiglu) {
-      const float gate_in = mxfp4_row_dot(e.w.blocks, e.w.scales, 2 * i, p.cols, x, lane) + (e.bias ? e.bias[2 * i] : 0.0f);
-      const float up_in = mxfp4_row_dot(e.w.blocks, e.w.scales, 2 * i + 1, p.cols, x, lane) + (e.bias ? e.bias[2 * i + 1] : 0.0f);
+      const float gate_in = moe_row_dot<kQ8>(e, 2 * i, p.cols, x, lane) + (e.bias ? e.bias[2 * i] : 0.0f);
+      const float up_in = moe_row_dot<kQ8>(e, 2 * i + 1, p.cols, x, lane) + (e.bias ? e.bias[2 * i + 1] : 0.0f);
       if (lane == 0) p.out[row * width + i] = swiglu_one(gate_in, up_in, p.limit, p.alpha);
     } else {
-      const float acc = mxfp4_row_dot(e.w.blocks, e.w.scales, i, p.cols, x, lane);
+      const float acc = moe_row_dot<kQ8>(e, i, p.cols, x, lane);
       if (lane == 0) p.out[row * width + i] = acc + (e.bias ? e.bias[i] : 0.0f);
     }
   }
@@ -150,16 +158,20 @@ void launch_moe_prefill(const MoeMatmul& p) {
   dev_check_launch("moe_mxfp4_prefill_kernel");
 }
 
-void f32_mxfp4w_moe(const MoeMatmul& p) {
+template <bool kQ8>
+void launch_moe(const MoeMatmul& p) {
   check(p.cols % 32 == 0 && (!p.swiglu || p.rows % 2 == 0), gptoss_status_invalid_argument,
         "mxfp4 moe (cuda): cols must be a multiple of 32 (and rows even for swiglu)");
   if (p.max_groups <= 0 || p.rows <= 0) return;
   const int64_t width = p.swiglu ? p.rows / 2 : p.rows;
   const dim3 grid(static_cast<unsigned>((width + kMoeWarps - 1) / kMoeWarps), static_cast<unsigned>(p.max_groups));
-  if (p.swiglu) EMU_LAUNCH(moe_gemv_kernel<true>, grid, dim3(32 * kMoeWarps), 0, emu_stream_t{}, p);
-  else EMU_LAUNCH(moe_gemv_kernel<false>, grid, dim3(32 * kMoeWarps), 0, emu_stream_t{}, p);
+  void (*const kernel)(MoeMatmul) = p.swiglu ? moe_gemv_kernel<true, kQ8> : moe_gemv_kernel<false, kQ8>;
+  EMU_LAUNCH(kernel, grid, dim3(32 * kMoeWarps), 0, emu_stream_t{}, p);
   dev_check_launch("moe_gemv_kernel");
   launch_moe_prefill(p);
 }
+
+void f32_mxfp4w_moe(const MoeMatmul& p) { launch_moe<false>(p); }
+void q8_mxfp4w_moe(const MoeMatmul& p) { launch_moe<true>(p); }
 
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS

@@ -17,6 +17,7 @@ void f32_router_topk(const float*, int, int, int, int32_t*, float*);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_matmul(const DenseMatmul*, int);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
+void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
                     const float*, float, int, float*, int64_t, float*);
@@ -28,6 +29,7 @@ void graph_release(void*);
 void f32_bf16w_unembed(const float*, int, const MatrixBF16&, float*, RowPath);
 void f32_add(float*, const float*, int64_t);
 void f32_mxfp4w_moe(const MoeMatmul&);
+void q8_mxfp4w_moe(const MoeMatmul&);
 void* device_alloc(size_t);
 void device_release(void*);
 void device_copy(void*, const void*, size_t);
@@ -66,7 +68,7 @@ const OpSet& cuda_ops() {
       f32_kv_store,
       f32_router_topk,
       f32_mxfp4w_matmul,
-      f32_mxfp4w_matmul,  // q8: the exact path, as the contract allows
+      q8_mxfp4w_matmul,
       f32_swiglu_oai,
       f32_bf16w_unembed,
       f32_add,
@@ -74,7 +76,7 @@ const OpSet& cuda_ops() {
       f32_scatter_rows,
       f32_moe_combine,
       f32_mxfp4w_moe,
-      f32_mxfp4w_moe,  // q8: the exact path, as the contract allows
+      q8_mxfp4w_moe,
       f32_sample,
       sdpa_workspace_floats,
       {graph_begin, graph_end, graph_replay, graph_release},
