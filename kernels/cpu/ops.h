@@ -163,8 +163,9 @@ struct OpSet {
   void (*f32_router_topk)(const float* logits, int T, int E, int k, int32_t* idx, float* weights);
   // A group of MXFP4 expert products run as one parallel region.
   void (*f32_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
-  // The same products in serving precision: activations as two int8 digits per element (block scale
-  // d = max|x| / 127 per 32 elements, error ≤ d / 256), integer dot products; may take the exact path.
+  // The same products in serving precision: activations as two int8 digits per element (one scale per
+  // token, d = max|x| / 127 over its row, error ≤ d / 256), integer dot products per 32-element block;
+  // may take the exact path.
   void (*q8_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
   // z[n, I] = clamp(gate)·σ(α·gate)·(clamp(up)+1) from interleaved u[n, 2I].
   void (*f32_swiglu_oai)(const float* u, int n, int I, float limit, float alpha, float* z);
