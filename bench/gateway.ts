@@ -107,6 +107,7 @@ function directRequest(tokens: number): GenerateRequest {
     priority: Priority.PRIORITY_ONLINE,
     deadlineUnixMs: 0,
     clampMaxTokens: false,
+    maxReasoningTokens: 0,
   };
 }
 

@@ -32,7 +32,7 @@ if (values["serve-port-to-parent"]) {
   const message: GenerateStreamResponse = {
     events: Array.from({ length: events }, (_, i) => ({
       handle: 1000 + i,
-      tokens: { tokens: [{ tokenId: 2195, logprob: 0, topLogprobs: [] }] },
+      tokens: { tokens: [{ tokenId: 2195, logprob: 0, topLogprobs: [], forced: false }] },
     })),
   };
   const server = new Server();

@@ -56,7 +56,16 @@ function run(id: string, prompt: number[]): Promise<{ n: number; ttft: number }>
   let n = 0;
   return new Promise((resolve, reject) => {
     const s = client.generate(
-      { requestId: id, promptTokenIds: prompt, stopTokenIds: [], maxTokens: tokens, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
+      {
+        requestId: id,
+        promptTokenIds: prompt,
+        stopTokenIds: [],
+        maxTokens: tokens,
+        priority: 1,
+        deadlineUnixMs: 0,
+        clampMaxTokens: false,
+        maxReasoningTokens: 0,
+      },
       new Metadata(),
     );
     s.on("data", (e: GenerateResponse) => {

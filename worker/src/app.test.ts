@@ -52,7 +52,16 @@ describe("worker without a model, over real gRPC", () => {
     const client = new WorkerClient(worker.address, credentials.createInsecure());
     const err = await new Promise<ServiceError>((resolve) => {
       const stream = client.generate(
-        { requestId: "r1", promptTokenIds: [1, 2], stopTokenIds: [], maxTokens: 4, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
+        {
+          requestId: "r1",
+          promptTokenIds: [1, 2],
+          stopTokenIds: [],
+          maxTokens: 4,
+          priority: 1,
+          deadlineUnixMs: 0,
+          clampMaxTokens: false,
+          maxReasoningTokens: 0,
+        },
         new Metadata(),
       );
       stream.on("data", () => {});

@@ -58,6 +58,7 @@ it("R9: SIGTERM with 40 active streams drains them all and exits within the grac
               priority: 1,
               deadlineUnixMs: 0,
               clampMaxTokens: false,
+              maxReasoningTokens: 0,
             },
             new Metadata(),
           );
@@ -77,7 +78,16 @@ it("R9: SIGTERM with 40 active streams drains them all and exits within the grac
     health.close();
     const refused = await new Promise<ServiceError | undefined>((resolve) => {
       const s = client.generate(
-        { requestId: "late", promptTokenIds: [1], stopTokenIds: [], maxTokens: 2, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
+        {
+          requestId: "late",
+          promptTokenIds: [1],
+          stopTokenIds: [],
+          maxTokens: 2,
+          priority: 1,
+          deadlineUnixMs: 0,
+          clampMaxTokens: false,
+          maxReasoningTokens: 0,
+        },
         new Metadata(),
       );
       s.on("data", () => {});

@@ -23,7 +23,17 @@ afterAll(() => tiny.close());
 function generate(requestId: string, prompt: number[], maxTokens: number, extra: object = {}) {
   const events: GenerateResponse[] = [];
   const stream = client.generate(
-    { requestId, promptTokenIds: prompt, stopTokenIds: [4095], maxTokens, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false, ...extra },
+    {
+      requestId,
+      promptTokenIds: prompt,
+      stopTokenIds: [4095],
+      maxTokens,
+      priority: 1,
+      deadlineUnixMs: 0,
+      clampMaxTokens: false,
+      maxReasoningTokens: 0,
+      ...extra,
+    },
     new Metadata(),
   );
   const done = new Promise<{ events: GenerateResponse[]; error?: ServiceError }>((resolve) => {

@@ -291,6 +291,7 @@ export class BatchEngine implements EnginePort {
           queueSeconds: ((live.started || now) - live.enqueued) / 1000,
           firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
         },
+        reasoningTruncated: false,
       },
     });
     live.channel.close();
@@ -537,6 +538,7 @@ export class BatchEngine implements EnginePort {
         tokenId: r.token,
         logprob: r.logprob ?? 0,
         topLogprobs: (r.topLogprobs ?? []).map((t) => ({ tokenId: t.token, logprob: t.logprob })),
+        forced: false,
       };
       live.channel.push({ kind: "tokens", tokens: { tokens: [token] } });
       if (live.stops.has(r.token)) this.#finish(live, FinishReason.FINISH_REASON_STOP);

@@ -18,7 +18,16 @@ import { errorDetailOf } from "../transport/grpc-errors.ts";
 /** Resolves with the stream's error (undefined when it ended normally) and the tokens it got. */
 function run(tiny: TinyWorker, requestId: string, prompt = [5, 6, 7]): Promise<{ error?: ServiceError; tokens: number }> {
   const stream = tiny.client.generate(
-    { requestId, promptTokenIds: prompt, stopTokenIds: [], maxTokens: 4, priority: 1, deadlineUnixMs: 0, clampMaxTokens: false },
+    {
+      requestId,
+      promptTokenIds: prompt,
+      stopTokenIds: [],
+      maxTokens: 4,
+      priority: 1,
+      deadlineUnixMs: 0,
+      clampMaxTokens: false,
+      maxReasoningTokens: 0,
+    },
     new Metadata(),
   );
   let tokens = 0;

@@ -40,6 +40,7 @@ function generate(client: WorkerClient, id: string, prompt: number[], maxTokens:
       priority: Priority.PRIORITY_ONLINE,
       deadlineUnixMs: 0,
       clampMaxTokens: false,
+      maxReasoningTokens: 0,
       ...extra,
     },
     new Metadata(),

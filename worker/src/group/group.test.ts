@@ -86,6 +86,7 @@ describe("orchestrated workers", () => {
         priority: Priority.PRIORITY_ONLINE,
         deadlineUnixMs: 0,
         clampMaxTokens: false,
+        maxReasoningTokens: 0,
       });
       for await (const e of stream as AsyncIterable<GenerateResponse>) events.push(e);
       expect(events.flatMap((e) => e.tokens?.tokens ?? [])).toHaveLength(4);

@@ -34,6 +34,7 @@ const request = (requestId: string, prompt: number[], maxTokens: number): Genera
   priority: 1,
   deadlineUnixMs: 0,
   clampMaxTokens: false,
+  maxReasoningTokens: 0,
 });
 
 /** Generate alone: the tokens one request gets on its own stream. */

@@ -50,6 +50,7 @@ it("continues the caller's trace with GenAI attributes equal to the usage, and l
         priority: 1,
         deadlineUnixMs: 0,
         clampMaxTokens: false,
+        maxReasoningTokens: 0,
         sampling: {
           temperature: 0.7,
           topP: 0.9,

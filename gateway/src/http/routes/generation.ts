@@ -227,6 +227,7 @@ export async function startGeneration(backend: GenerationBackend, reply: Fastify
         stopTokenIds: ASSISTANT_STOP_IDS,
         maxTokens: g.maxTokens ?? g.defaultMaxTokens,
         clampMaxTokens: g.maxTokens === null,
+        maxReasoningTokens: 0,
         priority: Priority.PRIORITY_ONLINE,
         deadlineUnixMs: Date.now() + g.timeoutMs,
       },
