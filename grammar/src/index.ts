@@ -10,7 +10,9 @@ export {
   DEFAULT_COMPILER_OPTIONS,
 } from "./engine/compiler.ts";
 export { BITMASK_WORDS, ConstraintMatcher, type JumpForwardPiece } from "./engine/matcher.ts";
-export { harmonyVocabulary, VOCAB_SIZE } from "./engine/vocabulary.ts";
+export { encodeText, harmonyVocabulary, VOCAB_SIZE } from "./engine/vocabulary.ts";
 export { type GrammarErrorCode, grammarErrors } from "./errors.ts";
+export type { GrammarVariant } from "./harmony/grammar.ts";
 export { HarmonyToken } from "./harmony/markers.ts";
+export { HarmonyProgress } from "./harmony/progress.ts";
 export * from "./spec/index.ts";

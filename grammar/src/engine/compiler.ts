@@ -7,7 +7,7 @@
  * be interrupted: the spec size bound (MAX_SPEC_BYTES) is what keeps a single compile finite.
  */
 import { grammarErrors } from "../errors.ts";
-import { harmonyGrammar, type JsonGrammarSource } from "../harmony/grammar.ts";
+import { type GrammarVariant, harmonyGrammar, type JsonGrammarSource } from "../harmony/grammar.ts";
 import { type ConstraintSpec, constraintKey, isUnconstrained, validateConstraintSpec } from "../spec/constraint-spec.ts";
 import { ConstraintMatcher } from "./matcher.ts";
 import { ENDOFTEXT, harmonyVocabulary, VOCAB_SIZE } from "./vocabulary.ts";
@@ -70,10 +70,13 @@ export class ConstraintCompiler {
     return { hits: this.#hits, misses: this.#misses, entries: this.#cache.size };
   }
 
-  /** The compiled grammar for a spec; null when the spec constrains nothing (plain sampling). */
-  async compile(spec: ConstraintSpec): Promise<CompiledConstraint | null> {
+  /**
+   * The compiled grammar for a spec; null when the spec constrains nothing (plain sampling). `variant`
+   * "answer" is the grammar of what follows a reasoning budget's cut (see GrammarVariant).
+   */
+  async compile(spec: ConstraintSpec, variant: GrammarVariant = "completion"): Promise<CompiledConstraint | null> {
     if (isUnconstrained(validateConstraintSpec(spec))) return null;
-    const key = constraintKey(spec);
+    const key = `${constraintKey(spec)}:${variant}`;
     let pending = this.#cache.get(key);
     const cached = pending !== undefined;
     if (pending) {
@@ -81,7 +84,7 @@ export class ConstraintCompiler {
       this.#cache.delete(key);
     } else {
       this.#misses++;
-      pending = this.#build(key, spec);
+      pending = this.#build(key, spec, variant);
     }
     this.#cache.set(key, pending);
     this.#evict();
@@ -99,9 +102,9 @@ export class ConstraintCompiler {
     return new ConstraintMatcher(await this.#xg.GrammarMatcher.createGrammarMatcher(entry.grammar, [ENDOFTEXT], true));
   }
 
-  async #build(key: string, spec: ConstraintSpec): Promise<Entry> {
+  async #build(key: string, spec: ConstraintSpec, variant: GrammarVariant): Promise<Entry> {
     const started = performance.now();
-    const ebnf = await harmonyGrammar(spec, this.#jsonGrammar);
+    const ebnf = await harmonyGrammar(spec, this.#jsonGrammar, variant);
     const grammar = await this.#compiler.compileGrammar(ebnf);
     const compileMs = performance.now() - started;
     if (compileMs > this.#options.compileLimitMs) {

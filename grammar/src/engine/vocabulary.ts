@@ -6,7 +6,7 @@
  * token holding the marker byte get an empty string, which xgrammar treats as never allowed.
  * Token bytes are read from the same js-tiktoken ranks table the gateway's tokenizer uses.
  */
-import type { TiktokenBPE } from "js-tiktoken/lite";
+import { Tiktoken, type TiktokenBPE } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
 import { MARKER_BYTE, markerOfToken } from "../harmony/markers.ts";
 
@@ -65,4 +65,15 @@ export function harmonyVocabulary(): HarmonyVocabulary {
   });
   built = { encoded, bytes };
   return built;
+}
+
+let encoder: Tiktoken | undefined;
+
+/**
+ * Ordinary text to o200k token ids (no specials): how the worker appends a continuation the grammar
+ * forces as text (jump-forward). The same ranks as the gateway's tokenizer, so ids agree.
+ */
+export function encodeText(text: string): number[] {
+  encoder ??= new Tiktoken(o200kBase);
+  return encoder.encode(text, [], []);
 }

@@ -81,14 +81,28 @@ async function callRules(spec: ConstraintSpec, json: JsonGrammarSource): Promise
   return { alternatives, rules };
 }
 
+/**
+ * Which part of a completion the grammar covers: all of it, or only the answer that follows a reasoning
+ * budget's cut (after the forced `<|end|><|start|>assistant`): no more free messages, and the answer is
+ * the final message, or a call when tool_choice forces one.
+ */
+export type GrammarVariant = "completion" | "answer";
+
 /** The EBNF (root rule "root") for a spec that constrains something (see isUnconstrained). */
-export async function harmonyGrammar(spec: ConstraintSpec, json: JsonGrammarSource): Promise<string> {
-  const calls = await callRules(spec, json);
+export async function harmonyGrammar(
+  spec: ConstraintSpec,
+  json: JsonGrammarSource,
+  variant: GrammarVariant = "completion",
+): Promise<string> {
+  // After a budget's cut the answer is the final message unless a call is forced.
+  const callable: ConstraintSpec = variant === "answer" && !forcesCall(spec) ? { ...spec, toolChoice: { kind: "none" } } : spec;
+  const calls = await callRules(callable, json);
   const last = [...calls.alternatives];
   const final = await finalPart(spec, json);
   if (!forcesCall(spec)) last.unshift("final_message");
+  const free = variant === "completion" ? `(free_message ${m("end")} ${m("start")} "assistant")* ` : "";
   const lines = [
-    `root ::= (free_message ${m("end")} ${m("start")} "assistant")* (${last.join(" | ")})`,
+    `root ::= ${free}(${last.join(" | ")})`,
     `free_message ::= ${m("channel")} ("analysis" | "commentary") ${m("message")} text`,
     `final_message ::= ${m("channel")} "final" ${m("message")} ${final.ref} ${m("return")}`,
     `call_channel ::= "analysis" | "commentary"`,

@@ -182,3 +182,27 @@ describe("matcher state", () => {
     expect(again?.compileMs).toBe(first?.compileMs);
   });
 });
+
+describe("the answer grammar (after a reasoning budget's cut)", () => {
+  const answerMatcher = async (spec: ConstraintSpec) =>
+    compiler.matcher((await compiler.compile(spec, "answer")) as NonNullable<Awaited<ReturnType<ConstraintCompiler["compile"]>>>);
+
+  it("forces the final header when no call is forced, even with tools declared", async () => {
+    const m = await answerMatcher(guardOnly);
+    expect(m.jumpForward()).toEqual([{ token: T.channel }, { text: "final" }, { token: T.message }]);
+  });
+
+  it("forces a call when tool_choice names a function", async () => {
+    const m = await answerMatcher({ ...guardOnly, toolChoice: { kind: "function", name: "lookup" } });
+    expect(await allowed(m)).toEqual(expected([" to=functions.lookup"], [T.channel]));
+    expect(m.accept(T.channel)).toBe(true);
+    expect(await allowed(m)).toEqual(expected(["analysis to=functions.lookup", "commentary to=functions.lookup"], []));
+  });
+
+  it("is cached apart from the completion grammar of the same spec", async () => {
+    const completion = await compiler.compile(guardOnly);
+    const answer = await compiler.compile(guardOnly, "answer");
+    expect(answer?.key).not.toBe(completion?.key);
+    expect(answer?.ebnf).not.toContain("free_message \\x1f");
+  });
+});
