@@ -5,6 +5,14 @@ import { loadConfig } from "@expertmesh/common/config"; // not the index: a CLI 
 import { z } from "zod";
 
 const positive = z.coerce.number().int().positive();
+/** A boolean from env text too ("true"/"false", "1"/"0"). */
+const flag = z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean());
+/** A token budget: 0 = none; at most the wire's uint32. */
+const budget = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 32 - 1);
 const csv = z.preprocess(
   (v) =>
     typeof v === "string"
@@ -96,9 +104,7 @@ export const GatewayConfigSchema = z
         queue_timeout_ms: positive.default(30_000),
         retry_after_ms: positive.default(1_000),
         /** false sends x-should-retry: false on 429/5xx, which the openai SDKs obey (no client retries). */
-        client_retries: z
-          .preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean())
-          .default(true),
+        client_retries: flag.default(true),
       })
       .prefault({}),
     /**
@@ -128,6 +134,16 @@ export const GatewayConfigSchema = z
       .prefault({}),
     /** max_tokens when a request gives none. */
     default_max_tokens: positive.default(4096),
+    /**
+     * The Harmony structure guard of constrained decoding (chat and Responses): the model may only write
+     * valid Harmony headers. A request's `harmony_guard` overrides it; /v1/completions is never guarded.
+     */
+    harmony_guard: flag.default(true),
+    /**
+     * Reasoning budget (tokens of the analysis channel) per reasoning effort, for a request that sets
+     * none (max_reasoning_tokens, reasoning.max_tokens); 0 = no budget. Below default_max_tokens.
+     */
+    reasoning_budget: z.object({ low: budget.default(0), medium: budget.default(0), high: budget.default(0) }).prefault({}),
     /** The time one request may spend rendering and tokenizing its prompt; beyond, 400 prompt_too_complex. */
     render_budget_ms: positive.default(2000),
     /** Threads that render and tokenize prompts off the event loop (0: on it); one per spare core, at most 4. */
@@ -166,6 +182,14 @@ export const GatewayConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.api_keys_store === "redis" && !c.redis_url)
       ctx.addIssue({ code: "custom", path: ["redis_url"], message: "api_keys_store 'redis' needs redis_url (REDIS_URL)" });
+    // A request without max_tokens gets default_max_tokens: its default budget must leave the answer room.
+    for (const [effort, tokens] of Object.entries(c.reasoning_budget))
+      if (tokens >= c.default_max_tokens)
+        ctx.addIssue({
+          code: "custom",
+          path: ["reasoning_budget", effort],
+          message: `reasoning_budget.${effort} (${tokens}) must be below default_max_tokens (${c.default_max_tokens}), or 0 for no budget`,
+        });
   });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
@@ -197,6 +221,10 @@ export const gatewayEnv = {
   "router.tls_cert_file": "GATEWAY_WORKER_TLS_CERT_FILE",
   "router.tls_key_file": "GATEWAY_WORKER_TLS_KEY_FILE",
   default_max_tokens: "GATEWAY_DEFAULT_MAX_TOKENS",
+  harmony_guard: "GATEWAY_HARMONY_GUARD",
+  "reasoning_budget.low": "GATEWAY_REASONING_BUDGET_LOW",
+  "reasoning_budget.medium": "GATEWAY_REASONING_BUDGET_MEDIUM",
+  "reasoning_budget.high": "GATEWAY_REASONING_BUDGET_HIGH",
   request_timeout_ms: "GATEWAY_REQUEST_TIMEOUT_MS",
   render_budget_ms: "GATEWAY_RENDER_BUDGET_MS",
   render_threads: "GATEWAY_RENDER_THREADS",

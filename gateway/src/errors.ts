@@ -37,6 +37,14 @@ export const gatewayErrors = defineErrorCatalogue({
     retryable: false,
     message: (p: { detail: string }) => p.detail,
   },
+  /** A schema the request asks constrained decoding to enforce uses a keyword it cannot (README, "Constrained decoding"). */
+  unsupported_schema_keyword: {
+    http: 400,
+    grpc: GrpcCode.INVALID_ARGUMENT,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { detail: string }) => p.detail,
+  },
   prompt_too_complex: {
     http: 400,
     grpc: GrpcCode.INVALID_ARGUMENT,

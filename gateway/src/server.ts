@@ -203,6 +203,8 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       renderBudgetMs: deps.config.render_budget_ms,
       maxPromptTokens: deps.config.max_prompt_tokens,
       prompts: deps.prompts ?? new InlinePromptPreparer(deps.tokenizer),
+      harmonyGuard: deps.config.harmony_guard,
+      reasoningBudgets: deps.config.reasoning_budget,
     };
     registerChatCompletions(app, { backend, tokenizer: deps.tokenizer, ...limits });
     registerCompletions(app, {

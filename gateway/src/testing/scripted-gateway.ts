@@ -4,14 +4,24 @@
  */
 import OpenAI from "openai";
 import type { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import { type ScriptedWorker, startScriptedWorker } from "./scripted-worker.ts";
+import { type ScriptedWorker, type ScriptOptions, startScriptedWorker } from "./scripted-worker.ts";
 import { startTestGateway } from "./test-gateway.ts";
 
 const open: Array<() => Promise<void> | void> = [];
 
-export async function scriptedGateway(tok: HarmonyTokenizer, scripts: number[][]): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
-  const worker = await startScriptedWorker(scripts);
-  const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok });
+/** `config`: raw gateway config (validated by the real schema); `worker`: the scripted worker's options. */
+export async function scriptedGateway(
+  tok: HarmonyTokenizer,
+  scripts: number[][],
+  o: { config?: Record<string, unknown>; worker?: ScriptOptions } = {},
+): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
+  const worker = await startScriptedWorker(scripts, o.worker);
+  const gw = await startTestGateway({
+    address: worker.address,
+    model: "gpt-oss-20b",
+    tokenizer: tok,
+    ...(o.config ? { config: o.config } : {}),
+  });
   open.push(
     () => worker.close(),
     () => gw.close(),

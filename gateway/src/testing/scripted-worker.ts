@@ -5,7 +5,8 @@
  * GenerateStream) takes the next script.
  * It also serves grpc.health.v1 ("" and the Worker service) with a status the test flips, can fail
  * Generate on cue (a typed refusal before the first token, or a crash mid-stream), and can be killed
- * (every connection dropped at once, as when the process dies). It never runs a model.
+ * (every connection dropped at once, as when the process dies). It can mark tokens `forced` and report
+ * `reasoning_truncated`, as a worker enforcing a reasoning budget does. It never runs a model.
  */
 import {
   type HealthCheckRequest,
@@ -76,6 +77,10 @@ export interface ScriptOptions {
   health?: boolean;
   /** Listen on this loopback port (default: any free one), e.g. to restart a killed worker in place. */
   port?: number;
+  /** Positions (0-based, in every script) whose tokens are sent `forced`, as tokens the worker appended. */
+  forcedPositions?: readonly number[];
+  /** Every generation finishes with `reasoning_truncated` (as one whose reasoning budget cut the analysis). */
+  reasoningTruncated?: boolean;
 }
 
 const servingStatus: Record<HealthStatus, HealthCheckResponse_ServingStatus> = {
@@ -111,6 +116,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
   const traceparents: string[] = [];
   const cancelled: string[] = [];
   const interval = options.tokenIntervalMs ?? 0;
+  const forced = new Set(options.forcedPositions ?? []);
   // lockstep: one timer for all; each waiting generation resumes at the next step.
   let stepWaiters: Array<() => void> = [];
   let stepTimer: NodeJS.Timeout | null = null;
@@ -141,7 +147,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
       if (n >= request.maxTokens || out.cancelled() || (fail && n >= fail.afterTokens)) break;
       if (interval > 0) await pause();
       if (out.cancelled()) break;
-      out.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [] }] } }));
+      out.write(GenerateResponse.fromPartial({ tokens: { tokens: [{ tokenId: t, logprob: 0, topLogprobs: [], forced: forced.has(n) }] } }));
       n++;
       if (stops.has(t)) break;
     }
@@ -156,6 +162,7 @@ export async function startScriptedWorker(scripts: number[][], options: ScriptOp
         finished: {
           reason: stopped ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH,
           usage: { promptTokens: request.promptTokenIds.length, completionTokens: n, cachedPromptTokens: 0 },
+          reasoningTruncated: options.reasoningTruncated ?? false,
         },
       }),
     );

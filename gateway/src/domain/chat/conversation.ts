@@ -21,14 +21,16 @@ export interface ChatMessage {
 
 export interface ChatTool {
   type: "function";
-  function: { name: string; description?: string; parameters?: Record<string, unknown> };
+  /** strict: constrained decoding holds the arguments to `parameters` (domain/constraints). */
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
 }
 
 export interface ConversationOptions {
   reasoningEffort: "low" | "medium" | "high";
   today: string; // YYYY-MM-DD
   tools: ChatTool[];
-  toolChoice: "auto" | "none";
+  /** none hides the tools; required and a named function show them all (the constraint forces the call). */
+  toolChoice: "auto" | "none" | "required" | "function";
   /** A structured-output format to ask for (spec §6.11), or null for free text. */
   responseFormat?: ResponseFormatDef | null;
 }

@@ -3,10 +3,11 @@
  * are not offered) → a reasoning item; a recipient functions.X → a function_call item; final or an
  * un-addressed commentary preamble → an assistant message. Each step yields the streaming events OpenAI
  * sends for it (output_item.added, content_part.added, *.delta, *.done, output_item.done), without
- * sequence numbers (the transport numbers them).
+ * sequence numbers (the transport numbers them). A reasoning item that a reasoning budget cut is
+ * `incomplete` instead of `completed`.
  */
 import { HarmonyStreamParser } from "../harmony/parser.ts";
-import type { HarmonyTokenizer } from "../harmony/tokenizer.ts";
+import { type HarmonyTokenizer, Special } from "../harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../harmony/types.ts";
 
 export interface ReasoningItem {
@@ -14,7 +15,8 @@ export interface ReasoningItem {
   type: "reasoning";
   summary: [];
   content: Array<{ type: "reasoning_text"; text: string }>;
-  status: "in_progress" | "completed";
+  /** incomplete: the reasoning budget ended it (the model had not finished thinking). */
+  status: "in_progress" | "completed" | "incomplete";
 }
 export interface MessageItem {
   id: string;
@@ -35,6 +37,17 @@ export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
 
 export type OutputEvent = { type: string } & Record<string, unknown>;
 
+/** A generated token as the worker reports it: `forced` when the worker appended it rather than sampled it. */
+export interface OutputToken {
+  readonly tokenId: number;
+  readonly forced?: boolean;
+}
+
+export interface OutputBuilderOptions {
+  /** The generation runs under a reasoning budget (max_reasoning_tokens > 0). */
+  readonly reasoningBudget?: boolean;
+}
+
 /** One answer token's log-probability with its alternatives, as OpenAI shapes it. */
 export interface TokenLogprob {
   token: string;
@@ -53,19 +66,26 @@ export class ResponseOutputBuilder {
   #open: OutputItem | null = null;
   #unsent: TokenLogprob[] = []; // answer-token logprobs not yet carried by a delta event
   readonly #tok: HarmonyTokenizer;
+  readonly #budgeted: boolean;
+  #cutNow = false; // the token being pushed is a forced <|end|> under a budget: the budget's cut
+  #truncated = false;
 
-  constructor(tok: HarmonyTokenizer, newId: (prefix: string) => string) {
+  constructor(tok: HarmonyTokenizer, newId: (prefix: string) => string, options: OutputBuilderOptions = {}) {
     this.#tok = tok;
     this.#parser = new HarmonyStreamParser(tok, "assistant");
     this.#newId = newId;
+    this.#budgeted = options.reasoningBudget ?? false;
   }
 
-  /** Feeds generated ids; `logprobs[i]` (when the client asked for them) belongs to `ids[i]`. */
-  push(ids: readonly number[], logprobs?: readonly TokenLogprob[]): OutputEvent[] {
+  /** Feeds generated tokens; `logprobs[i]` (when the client asked for them) belongs to `tokens[i]`. */
+  push(tokens: readonly OutputToken[], logprobs?: readonly TokenLogprob[]): OutputEvent[] {
     const out: OutputEvent[] = [];
-    for (const [i, id] of ids.entries()) {
+    for (const [i, { tokenId: id, forced }] of tokens.entries()) {
       if (this.#open?.type === "reasoning") this.reasoningTokens++;
       const from = out.length;
+      // The worker's budget ends the analysis message with a forced <|end|> (worker.proto
+      // max_reasoning_tokens); its jump-forward never forces one there, since free text may always go on.
+      this.#cutNow = this.#budgeted && forced === true && id === Special.end;
       for (const e of this.#parser.push(id)) this.#event(e, out);
       const lp = logprobs?.[i];
       const open = this.#open;
@@ -82,9 +102,20 @@ export class ResponseOutputBuilder {
     return out;
   }
 
+  /** The worker said the budget cut the reasoning (Finished.reasoning_truncated); finish() applies it. */
+  reasoningTruncated(): void {
+    this.#truncated = true;
+  }
+
   finish(): OutputEvent[] {
     const out: OutputEvent[] = [];
     for (const e of this.#parser.finish()) this.#event(e, out);
+    // Normally the item was marked as it ended; if not (its end was not seen as the budget's cut), the
+    // last reasoning item is: a stream has sent that item's output_item.done, the final response says it.
+    if (this.#truncated && !this.items.some((i) => i.type === "reasoning" && i.status === "incomplete")) {
+      const last = this.items.findLast((i) => i.type === "reasoning");
+      if (last) last.status = "incomplete";
+    }
     return out;
   }
 
@@ -154,7 +185,7 @@ export class ResponseOutputBuilder {
       return;
     }
     this.messages.push(e.message);
-    item.status = "completed";
+    item.status = item.type === "reasoning" && this.#cutNow ? "incomplete" : "completed";
     if (item.type === "function_call") {
       out.push({
         type: "response.function_call_arguments.done",

@@ -325,4 +325,44 @@ describe("Files and Batches with the openai SDK", () => {
     const [line] = await jsonl(a, done.output_file_id);
     expect(line).toMatchObject({ custom_id: "only", error: null, response: { status_code: 200, body: { object } } });
   });
+
+  it.each([
+    [
+      "/v1/chat/completions",
+      {
+        messages: [{ role: "user", content: "batch-constrained chat" }],
+        tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object" }, strict: true } }],
+        tool_choice: "required",
+        max_reasoning_tokens: 64,
+        max_tokens: 128,
+      },
+    ],
+    [
+      "/v1/responses",
+      {
+        input: "batch-constrained responses",
+        tools: [{ type: "function", name: "get_weather", parameters: { type: "object" }, strict: true }],
+        tool_choice: "required",
+        reasoning: { max_tokens: 64 },
+        max_output_tokens: 128,
+      },
+    ],
+  ] as const)("%s lines carry tool_choice required and the reasoning budget to the worker", async (url, fields) => {
+    const file = await upload(a, [JSON.stringify({ custom_id: "constrained", method: "POST", url, body: { model: MODEL, ...fields } })]);
+    const created = await a.batches.create({ input_file_id: file.id, endpoint: url, completion_window: "24h" });
+    const done = await until(a, created.id, (x) => x.status === "completed");
+    const [line] = await jsonl(a, done.output_file_id);
+    expect(line).toMatchObject({ custom_id: "constrained", error: null, response: { status_code: 200 } });
+    const marker = "messages" in fields ? "batch-constrained chat" : "batch-constrained responses";
+    const sent = worker.requests.find((r) => tok.decode(r.promptTokenIds).includes(marker));
+    expect(sent?.priority).toBe(Priority.PRIORITY_BATCH);
+    expect(sent?.maxReasoningTokens).toBe(64);
+    expect(JSON.parse(sent?.constraint?.specJson ?? "null")).toEqual({
+      version: 1,
+      guard: true,
+      tools: [{ name: "get_weather", strict: true, parameters: { type: "object" } }],
+      toolChoice: { kind: "required" },
+      finalFormat: { kind: "text" },
+    });
+  });
 });

@@ -3,7 +3,9 @@
  * (role chunk, content / reasoning / tool-call deltas, finish chunk, optional usage chunk, [DONE]).
  * Errors before the first byte are OpenAI-shaped HTTP errors; errors mid-stream are sent as an error
  * event, never a silent close. A client that disconnects cancels the worker stream. n > 1 runs one
- * generation per choice; streamed choices interleave, each chunk naming its choice index.
+ * generation per choice; streamed choices interleave, each chunk naming its choice index. Tools,
+ * tool_choice, response_format and the reasoning budget also go to the worker as a constraint
+ * (output-controls.ts); a choice whose reasoning the budget cut says `reasoning_truncated: true`.
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
@@ -36,6 +38,7 @@ import {
   samplingParams,
 } from "./generation.ts";
 import { type ChatTokenLogprob, chatLogprob, checkLogprobs } from "./logprobs.ts";
+import { CONTROL_PROPERTIES, type OutputControlsConfig, outputControls, REASONING_BUDGET_SCHEMA } from "./output-controls.ts";
 
 interface ChatBody {
   model: string;
@@ -52,8 +55,13 @@ interface ChatBody {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   tools?: ChatTool[] | null;
-  tool_choice?: "auto" | "none" | "required" | { type: "function"; function: { name: string } } | null;
+  /** "auto" | "none" | "required" | {type: "function", function: {name}}, checked by parseToolChoice. */
+  tool_choice?: unknown;
   reasoning_effort?: "low" | "medium" | "high" | null;
+  /** Extension: the reasoning budget of this request (else GATEWAY_REASONING_BUDGET_<effort>). */
+  max_reasoning_tokens?: number | null;
+  /** Extension: false turns the Harmony structure guard off for this request. */
+  harmony_guard?: boolean | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;
@@ -61,7 +69,10 @@ interface ChatBody {
   top_logprobs?: number | null;
   response_format?:
     | { type: "text" | "json_object" }
-    | { type: "json_schema"; json_schema: { name: string; description?: string | null; schema?: Record<string, unknown> | null } }
+    | {
+        type: "json_schema";
+        json_schema: { name: string; description?: string | null; schema?: Record<string, unknown> | null; strict?: boolean | null };
+      }
     | null;
   user?: string;
 }
@@ -115,8 +126,17 @@ const bodySchema = {
     stop: STOP_SCHEMA,
     n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
     stream: { type: ["boolean", "null"] },
-    tools: { type: ["array", "null"], items: { type: "object", required: ["type", "function"] } },
+    tools: {
+      type: ["array", "null"],
+      items: {
+        type: "object",
+        required: ["type", "function"],
+        properties: { function: { type: "object", required: ["name"], properties: { name: { type: "string" } } } },
+      },
+    },
+    ...CONTROL_PROPERTIES,
     reasoning_effort: { enum: ["low", "medium", "high", null] },
+    max_reasoning_tokens: REASONING_BUDGET_SCHEMA,
     presence_penalty: num(-2, 2),
     frequency_penalty: num(-2, 2),
     logit_bias: { type: ["object", "null"], additionalProperties: { type: "number", minimum: -100, maximum: 100 } },
@@ -142,10 +162,9 @@ const bodySchema = {
   },
 } as const;
 
-export interface ChatRouteDeps {
+export interface ChatRouteDeps extends OutputControlsConfig {
   backend: GenerationBackend;
   tokenizer: HarmonyTokenizer;
-  defaultMaxTokens: number;
   requestTimeoutMs: number;
   /** Renders the conversation off the event loop. */
   prompts: PromptPreparer;
@@ -164,6 +183,8 @@ class ChatChoice {
   #unsent: ChatTokenLogprob[] = []; // streaming: answer-token logprobs not yet attached to a chunk
   #held: GeneratedToken[] = []; // with logprobs: the tokens since the last answer token (a would-be header among them)
   #reason: FinishReason | undefined;
+  /** The worker's reasoning budget ended the analysis channel early. */
+  reasoningTruncated = false;
   readonly #tok: HarmonyTokenizer;
   readonly index: number;
   readonly run: StartedGeneration;
@@ -190,7 +211,10 @@ class ChatChoice {
 
   /** One worker event: its tokens through the assembler, their deltas to `out` (with logprobs: after them). */
   #consume(e: GenerateResponse, out: DeltaSink): void {
-    if (e.finished) this.#reason = e.finished.reason;
+    if (e.finished) {
+      this.#reason = e.finished.reason;
+      this.reasoningTruncated = e.finished.reasoningTruncated;
+    }
     if (!e.tokens) return;
     const tokens = e.tokens.tokens;
     this.completionTokens += tokens.length;
@@ -263,28 +287,42 @@ function toFormat(f: ChatBody["response_format"]): ResponseFormat | null {
   return { type: "json_schema", ...f.json_schema };
 }
 
+/** The request's constraint and reasoning budget (output-controls.ts), from Chat's fields. */
+function chatControls(body: ChatBody, format: ResponseFormat | null, maxTokens: number | null, config: OutputControlsConfig) {
+  return outputControls(
+    {
+      api: "chat",
+      tools: body.tools ?? [],
+      toolChoice: body.tool_choice,
+      format,
+      harmonyGuard: body.harmony_guard,
+      budget: {
+        requested: body.max_reasoning_tokens,
+        effort: body.reasoning_effort ?? "medium",
+        maxTokens,
+        param: "max_reasoning_tokens",
+        maxTokensParam: (body.max_completion_tokens ?? null) === null ? "max_tokens" : "max_completion_tokens",
+      },
+    },
+    config,
+  );
+}
+
 export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDeps): void {
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
-    const choice = body.tool_choice ?? "auto";
-    if (choice !== "auto" && choice !== "none") {
-      throw gatewayErrors.create(
-        "invalid_request_error",
-        {
-          detail: "tool_choice 'required' and named functions need constrained decoding, which is not available yet; use 'auto' or 'none'",
-        },
-        { param: "tool_choice" },
-      );
-    }
     checkLogprobs(body.logprobs, body.top_logprobs);
     checkTools(body.tools);
     checkToolMessages(body.messages);
+    const format = toFormat(body.response_format);
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? null;
+    const controls = chatControls(body, format, maxTokens, deps);
     const conversation = buildConversation(body.messages, {
       reasoningEffort: body.reasoning_effort ?? "medium",
       today: new Date().toISOString().slice(0, 10),
       tools: body.tools ?? [],
-      toolChoice: choice,
-      responseFormat: responseFormatDef(toFormat(body.response_format)),
+      toolChoice: controls.toolChoice.kind,
+      responseFormat: responseFormatDef(format),
     });
     const prompt = await deps.prompts.render(
       conversation,
@@ -304,9 +342,11 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
       model: body.model,
       promptTokenIds: prompt.tokens,
       sampling: samplingParams(body),
-      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+      maxTokens,
       defaultMaxTokens: deps.defaultMaxTokens,
       timeoutMs: deps.requestTimeoutMs,
+      constraint: controls.constraint,
+      maxReasoningTokens: controls.maxReasoningTokens,
     });
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
     const choices = runs.map((run, i) => new ChatChoice(i, run, deps.tokenizer, stops, topLogprobs, body.stream === true));
@@ -340,6 +380,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
           },
           logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,
           finish_reason: c.finishReason(),
+          ...truncation(c),
         })),
         usage: usage(),
       };
@@ -347,6 +388,9 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
     return stream(reply, head, choices, body.stream_options?.include_usage ? usage : null);
   });
 }
+
+/** Extension: present only on a choice whose reasoning the budget cut, so other choices keep OpenAI's shape. */
+const truncation = (c: ChatChoice) => (c.reasoningTruncated ? { reasoning_truncated: true } : {});
 
 /** Waits for every choice; on the first failure cancels the others, lets them wind down, and rethrows. */
 async function settleAll(pumps: Promise<void>[], choices: ChatChoice[]): Promise<void> {
@@ -367,11 +411,17 @@ async function stream(
 ): Promise<void> {
   const sse = openEventStream(reply);
   const send = (data: unknown) => sse.write(`data: ${JSON.stringify(data)}\n\n`);
-  const chunk = (index: number, delta: object, finishReason: string | null = null, logprobs: ChatTokenLogprob[] | null = null) =>
+  const chunk = (
+    index: number,
+    delta: object,
+    finishReason: string | null = null,
+    logprobs: ChatTokenLogprob[] | null = null,
+    extra: object = {},
+  ) =>
     send({
       ...head,
       object: "chat.completion.chunk",
-      choices: [{ index, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }],
+      choices: [{ index, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason, ...extra }],
     });
   // Per choice, the SSE event of a plain content / reasoning chunk with a slot for the text (the hot path).
   const shape = (index: number, delta: object) => ({
@@ -402,7 +452,7 @@ async function stream(
       choices.map(async (c) => {
         await c.drain((d) => emit(c, d));
         const rest = c.takeUnsent();
-        chunk(c.index, {}, c.finishReason(), rest?.length ? rest : null);
+        chunk(c.index, {}, c.finishReason(), rest?.length ? rest : null, truncation(c));
       }),
       choices,
     );

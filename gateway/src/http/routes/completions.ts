@@ -185,6 +185,8 @@ export function registerCompletions(
       maxTokens: body.max_tokens ?? null,
       defaultMaxTokens: 16, // OpenAI's default for completions
       timeoutMs: deps.requestTimeoutMs,
+      // A raw prompt need not be a Harmony turn: nothing is constrained, and there is no channel to budget.
+      maxReasoningTokens: 0,
     });
     const choices = runs.map(
       (run, i) => new CompletionChoice(i, run, deps.tokenizer, stops, wantLogprobs ? (body.logprobs ?? 0) : null, body.stream === true),

@@ -1,10 +1,10 @@
 /**
  * What the generating routes (chat completions, Responses) share: OpenAI sampling fields → the worker's
  * SamplingParams, the stop tokens that end an assistant turn, and cancelling the worker stream when the
- * client goes away.
+ * client goes away. The constraint and reasoning budget come in ready-made (output-controls.ts).
  */
 import type { Socket } from "node:net";
-import { type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
+import { type Constraint, type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { withCaller } from "../../domain/caller.ts";
@@ -205,6 +205,10 @@ export interface GenerationStart {
   defaultMaxTokens: number;
   /** How long the generation may run (the worker call's deadline). */
   timeoutMs: number;
+  /** What the output must be (domain/constraints); undefined: free sampling. */
+  constraint?: Constraint | undefined;
+  /** Tokens the analysis channel may take before the worker forces the answer; 0 = no budget. */
+  maxReasoningTokens: number;
 }
 
 export interface StartedGeneration {
@@ -227,7 +231,8 @@ export async function startGeneration(backend: GenerationBackend, reply: Fastify
         stopTokenIds: ASSISTANT_STOP_IDS,
         maxTokens: g.maxTokens ?? g.defaultMaxTokens,
         clampMaxTokens: g.maxTokens === null,
-        maxReasoningTokens: 0,
+        ...(g.constraint ? { constraint: g.constraint } : {}),
+        maxReasoningTokens: g.maxReasoningTokens,
         priority: Priority.PRIORITY_ONLINE,
         deadlineUnixMs: Date.now() + g.timeoutMs,
       },

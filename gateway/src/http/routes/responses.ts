@@ -2,7 +2,9 @@
  * The Responses API: POST /v1/responses (non-streaming and SSE with OpenAI's event types), the stored
  * responses' routes (stored-responses.ts), previous_response_id continuing a stored conversation (the store
  * keeps the full Harmony messages: reasoning, calls, tool outputs). Errors before the first byte are
- * OpenAI-shaped HTTP errors; after it, an `error` event.
+ * OpenAI-shaped HTTP errors; after it, an `error` event. Tools, tool_choice, text.format and the reasoning
+ * budget also go to the worker as a constraint (output-controls.ts); a reasoning item the budget cut is
+ * `incomplete`.
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
@@ -29,6 +31,7 @@ import {
   startGeneration,
 } from "./generation.ts";
 import { chatLogprob } from "./logprobs.ts";
+import { CONTROL_PROPERTIES, type OutputControlsConfig, outputControls, REASONING_BUDGET_SCHEMA } from "./output-controls.ts";
 import { registerStoredResponses } from "./stored-responses.ts";
 
 interface FunctionTool {
@@ -46,8 +49,11 @@ interface ResponsesBody extends SamplingFields {
   previous_response_id?: string | null;
   max_output_tokens?: number | null;
   tools?: FunctionTool[] | null;
-  tool_choice?: "auto" | "none" | "required" | { type: string; name?: string } | null;
-  reasoning?: { effort?: "low" | "medium" | "high" | null } | null;
+  /** "auto" | "none" | "required" | {type: "function", name}, checked by parseToolChoice. */
+  tool_choice?: unknown;
+  reasoning?: { effort?: "low" | "medium" | "high" | null; max_tokens?: number | null } | null;
+  /** Extension: false turns the Harmony structure guard off for this request. */
+  harmony_guard?: boolean | null;
   stream?: boolean | null;
   store?: boolean | null;
   user?: string;
@@ -88,7 +94,11 @@ const bodySchema = {
     top_p: num(0, 1),
     top_logprobs: { type: ["integer", "null"], minimum: 0, maximum: 20 },
     tools: { type: ["array", "null"], items: { type: "object", required: ["type"] } },
-    reasoning: { type: ["object", "null"], properties: { effort: { enum: ["low", "medium", "high", null] } } },
+    ...CONTROL_PROPERTIES,
+    reasoning: {
+      type: ["object", "null"],
+      properties: { effort: { enum: ["low", "medium", "high", null] }, max_tokens: REASONING_BUDGET_SCHEMA },
+    },
     stream: { type: ["boolean", "null"] },
     store: { type: ["boolean", "null"] },
     include: { type: ["array", "null"], items: { type: "string" } },
@@ -112,11 +122,10 @@ const bodySchema = {
   },
 } as const;
 
-export interface ResponsesRouteDeps {
+export interface ResponsesRouteDeps extends OutputControlsConfig {
   backend: GenerationBackend;
   tokenizer: HarmonyTokenizer;
   store: ResponseStore;
-  defaultMaxTokens: number;
   requestTimeoutMs: number;
   /** Renders the conversation off the event loop. */
   prompts: PromptPreparer;
@@ -142,9 +151,31 @@ function functionTools(tools: FunctionTool[]): ChatTool[] {
         name: t.name,
         ...(t.description ? { description: t.description } : {}),
         ...(t.parameters ? { parameters: t.parameters } : {}),
+        strict: t.strict ?? null,
       },
     };
   });
+}
+
+/** The request's constraint and reasoning budget (output-controls.ts), from the Responses fields. */
+function responsesControls(body: ResponsesBody, tools: ChatTool[], config: OutputControlsConfig) {
+  return outputControls(
+    {
+      api: "responses",
+      tools,
+      toolChoice: body.tool_choice,
+      format: body.text?.format ?? null,
+      harmonyGuard: body.harmony_guard,
+      budget: {
+        requested: body.reasoning?.max_tokens,
+        effort: body.reasoning?.effort ?? "medium",
+        maxTokens: body.max_output_tokens ?? null,
+        param: "reasoning.max_tokens",
+        maxTokensParam: "max_output_tokens",
+      },
+    },
+    config,
+  );
 }
 
 export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps): void {
@@ -152,15 +183,6 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
 
   app.post<{ Body: ResponsesBody }>("/v1/responses", { schema: { body: bodySchema } }, async (request, reply) => {
     const body = request.body;
-    const choice = body.tool_choice ?? "auto";
-    if (choice !== "auto" && choice !== "none")
-      throw gatewayErrors.create(
-        "invalid_request_error",
-        {
-          detail: "tool_choice 'required' and named functions need constrained decoding, which is not available yet; use 'auto' or 'none'",
-        },
-        { param: "tool_choice" },
-      );
     // Another tenant's response is as unknown as a missing one: the same 400 (R22).
     const previous = body.previous_response_id ? await deps.store.get(body.previous_response_id, tenantOf(request)) : null;
     if (body.previous_response_id && !previous)
@@ -173,23 +195,25 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
     const format = body.text?.format;
     if (format?.type === "json_schema" && format.schema)
       checkJsonSchema(format.schema, "text.format.schema", `text.format '${format.name}'`);
-    const calls = { ...(previous?.calls ?? {}) };
-    const input = convertInput(body.input, calls);
-    const effort = body.reasoning?.effort ?? "medium";
-    const instructions = [body.instructions ?? "", ...input.instructions].filter(Boolean).join("\n\n");
-    const header = buildConversation(instructions ? [{ role: "developer", content: instructions }] : [], {
-      reasoningEffort: effort,
-      today: new Date().toISOString().slice(0, 10),
-      tools: functionTools(body.tools ?? []),
-      toolChoice: choice,
-      responseFormat: responseFormatDef(body.text?.format),
-    });
-    if (body.text?.format?.type === "json_schema" && !body.text.format.name)
+    if (format?.type === "json_schema" && !format.name)
       throw gatewayErrors.create(
         "invalid_request_error",
         { detail: "text.format of type 'json_schema' needs a name" },
         { param: "text.format.name" },
       );
+    const calls = { ...(previous?.calls ?? {}) };
+    const input = convertInput(body.input, calls);
+    const effort = body.reasoning?.effort ?? "medium";
+    const tools = functionTools(body.tools ?? []);
+    const controls = responsesControls(body, tools, deps);
+    const instructions = [body.instructions ?? "", ...input.instructions].filter(Boolean).join("\n\n");
+    const header = buildConversation(instructions ? [{ role: "developer", content: instructions }] : [], {
+      reasoningEffort: effort,
+      today: new Date().toISOString().slice(0, 10),
+      tools,
+      toolChoice: controls.toolChoice.kind,
+      responseFormat: responseFormatDef(format),
+    });
     const history = [...(previous?.history ?? []), ...input.messages];
     const prompt = await deps.prompts.render(
       [...header, ...dropAnsweredReasoning(history)],
@@ -214,20 +238,22 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       maxTokens: body.max_output_tokens ?? null,
       defaultMaxTokens: deps.defaultMaxTokens,
       timeoutMs: deps.requestTimeoutMs,
+      constraint: controls.constraint,
+      maxReasoningTokens: controls.maxReasoningTokens,
     });
-    const builder = new ResponseOutputBuilder(deps.tokenizer, newId);
+    const builder = new ResponseOutputBuilder(deps.tokenizer, newId, { reasoningBudget: controls.maxReasoningTokens > 0 });
     let outputTokens = 0;
     let reason: FinishReason | undefined;
     const consume = (e: GenerateResponse | undefined): OutputEvent[] => {
-      if (e?.finished) reason = e.finished.reason;
+      if (e?.finished) {
+        reason = e.finished.reason;
+        if (e.finished.reasoningTruncated) builder.reasoningTruncated();
+      }
       if (!e?.tokens) return [];
       outputTokens += e.tokens.tokens.length;
       const tokens = e.tokens.tokens;
       const logprobs = wantLogprobs ? tokens.map((t) => chatLogprob(deps.tokenizer, t, body.top_logprobs ?? 0)) : undefined;
-      return builder.push(
-        tokens.map((t) => t.tokenId),
-        logprobs,
-      );
+      return builder.push(tokens, logprobs);
     };
     const snapshot = (status: "in_progress" | "completed" | "incomplete") => ({
       id,
@@ -247,7 +273,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       store: body.store ?? true,
       temperature: body.temperature ?? 1,
       text: { format: body.text?.format ?? { type: "text" } },
-      tool_choice: choice,
+      tool_choice: body.tool_choice ?? "auto",
       tools: body.tools ?? [],
       top_p: body.top_p ?? 1,
       truncation: "disabled",

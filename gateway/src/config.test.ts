@@ -1,0 +1,39 @@
+import { ConfigError } from "@expertmesh/common/config";
+import { describe, expect, it } from "vitest";
+import { loadGatewayConfig } from "./config.ts";
+
+describe("gateway config: constrained decoding", () => {
+  it("guards Harmony and sets no reasoning budget by default", () => {
+    const c = loadGatewayConfig({});
+    expect(c.harmony_guard).toBe(true);
+    expect(c.reasoning_budget).toEqual({ low: 0, medium: 0, high: 0 });
+  });
+
+  it("reads GATEWAY_HARMONY_GUARD and GATEWAY_REASONING_BUDGET_* from the environment", () => {
+    const c = loadGatewayConfig({
+      GATEWAY_HARMONY_GUARD: "false",
+      GATEWAY_REASONING_BUDGET_LOW: "256",
+      GATEWAY_REASONING_BUDGET_MEDIUM: "1024",
+      GATEWAY_REASONING_BUDGET_HIGH: "3072",
+    });
+    expect(c.harmony_guard).toBe(false);
+    expect(c.reasoning_budget).toEqual({ low: 256, medium: 1024, high: 3072 });
+  });
+
+  it("refuses a budget that leaves a request without max_tokens no room, and one that is not a count", () => {
+    const problems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadGatewayConfig(env);
+      } catch (err) {
+        if (err instanceof ConfigError) return err.issues;
+        throw err;
+      }
+      return [];
+    };
+    expect(problems({ GATEWAY_DEFAULT_MAX_TOKENS: "2048", GATEWAY_REASONING_BUDGET_HIGH: "2048" })).toEqual([
+      "reasoning_budget.high (GATEWAY_REASONING_BUDGET_HIGH): reasoning_budget.high (2048) must be below default_max_tokens (2048), or 0 for no budget",
+    ]);
+    expect(problems({ GATEWAY_REASONING_BUDGET_LOW: "-1" })).toHaveLength(1);
+    expect(problems({ GATEWAY_HARMONY_GUARD: "maybe" })[0]).toContain("harmony_guard (GATEWAY_HARMONY_GUARD)");
+  });
+});
