@@ -6,7 +6,10 @@
 
 #include <cstdint>
 
+#include <string>
+
 #include "../core/device.h"  // defines: DeviceMemory
+#include "../core/error.h"   // defines: fail
 #include "../core/tensor.h"  // defines: MatrixBF16, MxFp4Matrix
 
 namespace gptoss {
@@ -52,19 +55,40 @@ struct SamplingParams {
   int num_prompt = 0;
   const int32_t* output = nullptr;  // generated so far: penalties
   int num_output = 0;
+  // Allowed-token bitmask (constrained decoding; xgrammar's layout): bit (id & 31) of word (id >> 5) set
+  // = id allowed. A disallowed id is out before everything else, and the logprobs are those of the
+  // masked distribution. Null = every id allowed; else at least mask_words(V) words (bits of ids ≥ V
+  // are ignored) allowing some id below V.
+  const uint32_t* allowed = nullptr;
+  int allowed_words = 0;
   // Device op sets only: sample_scratch_bytes(V) of the backend's memory, reused across calls on one
   // stream (null: the op allocates it per call). The CPU op ignores it.
   void* scratch = nullptr;
 };
+
+inline int mask_words(int V) { return (V + 31) / 32; }
+
+// Every backend's f32_sample: invalid_argument unless the mask, when there is one, covers V ids.
+inline void check_mask_words(const SamplingParams& p, int V) {
+  if (p.allowed != nullptr && p.allowed_words < mask_words(V))
+    fail(gptoss_status_invalid_argument, "sample: the allowed-token mask has " + std::to_string(p.allowed_words) +
+                                             " words; a vocabulary of " + std::to_string(V) + " tokens needs " +
+                                             std::to_string(mask_words(V)));
+}
+
+// How many ids below V p.allowed lets through (V without a mask). Fails with invalid_argument when the
+// mask has fewer than mask_words(V) words or allows none: the host-side check of device backends, whose
+// ops cannot fail on the mask's contents (cpu/sample.cpp).
+int allowed_tokens(const SamplingParams& p, int V);
 
 inline size_t sample_scratch_bytes(int V) { return static_cast<size_t>(V) * (sizeof(double) + sizeof(float) + sizeof(uint32_t)); }
 
 constexpr int kMaxTopLogprobs = 20;
 
 struct SampleResult {
-  int32_t token;
-  float logprob;
-  int num_top;
+  int32_t token;  // -1 from a device op given a mask that allows no id (it cannot fail; the engine checks first)
+  float logprob;  // log-softmax of the raw logits, over the allowed ids when there is a mask
+  int num_top;    // min(num_top_logprobs, allowed ids)
   int32_t top_ids[kMaxTopLogprobs];
   float top_logprobs[kMaxTopLogprobs];
   int32_t non_finite;  // index of the first NaN or ±Inf raw logit (the rest is then meaningless), or -1

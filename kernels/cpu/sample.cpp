@@ -1,9 +1,12 @@
 // sample.cpp — token selection from one row of logits, in native code (no 800 KB logits round trip to JS).
-// Order: logit_bias → repetition penalty (prompt ∪ output) → presence/frequency penalties (output) →
-// greedy (temperature 0; lowest id on ties) or temperature → top-k → min-p → top-p → draw.
-// The draw uses a counter-based generator keyed by (seed, counter), so a request's tokens do not depend
-// on what else shares the batch. Logprobs are log-softmax of the model's raw logits (vLLM's default).
+// Order: allowed-token mask (disallowed ids are −inf) → logit_bias → repetition penalty (prompt ∪ output)
+// → presence/frequency penalties (output) → greedy (temperature 0; lowest id on ties) or temperature →
+// top-k → min-p → top-p → draw. The draw uses a counter-based generator keyed by (seed, counter), so a
+// request's tokens do not depend on what else shares the batch. Logprobs are log-softmax of the model's
+// raw logits (vLLM's default), masked: with a mask they are the constrained distribution's (as OpenAI
+// reports them), and a disallowed id is never among the top logprobs.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -70,22 +73,59 @@ __attribute__((target("avx512f,fma"))) static float lse_avx512(const float* x, i
   return mx + static_cast<float>(std::log(z));
 }
 
-// launchers
-void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
-  check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
-  // Raw log-softmax for the reported logprobs.
-  float mx = logits[0];
-  float lse;
-  if (simd_level() == Simd::Avx512) {
-    lse = lse_avx512(logits, V, &mx);
-  } else {
-    for (int i = 1; i < V; ++i) mx = std::max(mx, logits[i]);
-    double z = 0.0;
-    for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(logits[i]) - mx);
-    lse = mx + static_cast<float>(std::log(z));
-  }
+// Log-sum-exp of a row: AVX-512 when the host has it, else scalar in fp64.
+static float log_sum_exp(const float* x, int V) {
+  float mx = x[0];
+  if (simd_level() == Simd::Avx512) return lse_avx512(x, V, &mx);
+  for (int i = 1; i < V; ++i) mx = std::max(mx, x[i]);
+  double z = 0.0;
+  for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(x[i]) - mx);
+  return mx + static_cast<float>(std::log(z));
+}
 
-  std::vector<float> x(logits, logits + V);
+// The bits of mask word w that stand for token ids (in the last word, those of ids < V only).
+static uint32_t id_bits(int w, int V) {
+  const int ids = V - 32 * w;
+  return ids >= 32 ? ~0u : (1u << ids) - 1u;
+}
+
+static uint32_t allowed_bits(const SamplingParams& p, int w, int V) { return p.allowed[w] & id_bits(w, V); }
+
+static void check_some_allowed(int allowed, int V) {
+  check(allowed > 0, gptoss_status_invalid_argument,
+        "sample: the allowed-token mask allows no token id below the vocabulary size " + std::to_string(V));
+}
+
+// Disallowed ids of x to −inf, one mask word at a time (a word allowing all its ids costs one test);
+// returns how many ids are allowed.
+static int mask_disallowed(float* x, int V, const SamplingParams& p) {
+  if (p.allowed == nullptr) return V;
+  check_mask_words(p, V);
+  int allowed = 0;
+  for (int w = 0; w < mask_words(V); ++w) {
+    const uint32_t bits = allowed_bits(p, w, V);
+    allowed += std::popcount(bits);
+    for (uint32_t out = id_bits(w, V) & ~bits; out != 0; out &= out - 1)
+      x[32 * w + std::countr_zero(out)] = -INFINITY;
+  }
+  check_some_allowed(allowed, V);
+  return allowed;
+}
+
+// The allowed ids in ascending order (0..V-1 without a mask).
+static std::vector<int32_t> allowed_ids(const SamplingParams& p, int V, int allowed) {
+  std::vector<int32_t> ids(allowed);
+  if (p.allowed == nullptr) {
+    std::iota(ids.begin(), ids.end(), 0);
+    return ids;
+  }
+  int n = 0;
+  for (int w = 0; w < mask_words(V); ++w)
+    for (uint32_t bits = allowed_bits(p, w, V); bits != 0; bits &= bits - 1) ids[n++] = 32 * w + std::countr_zero(bits);
+  return ids;
+}
+
+static void apply_bias_and_penalties(std::vector<float>& x, int V, const SamplingParams& p) {
   for (int i = 0; i < p.num_bias; ++i) {
     check(p.bias_ids[i] >= 0 && p.bias_ids[i] < V, gptoss_status_invalid_argument, "sample: logit_bias token out of range");
     x[p.bias_ids[i]] += p.bias_values[i];
@@ -102,56 +142,82 @@ void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t co
     for (int i = 0; i < p.num_output; ++i) ++counts[p.output[i]];
     for (const auto& [tok, n] : counts) x[tok] -= p.presence_penalty + p.frequency_penalty * static_cast<float>(n);
   }
+}
 
+// Temperature sampling over the candidates `ids` (the allowed ids): sorted by processed logit, best
+// first, cut by top-k; then probabilities at temperature, cut by min-p and top-p, and the draw.
+static int32_t draw(const std::vector<float>& x, std::vector<int32_t> ids, const SamplingParams& p, uint64_t counter) {
+  auto better = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
+  int n = static_cast<int>(ids.size());
+  if (p.top_k > 0 && p.top_k < n) {
+    n = p.top_k;
+    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
+  } else {
+    std::sort(ids.begin(), ids.end(), better);
+  }
+  std::vector<double> prob(n);
+  const double top = x[ids[0]];
+  double total = 0.0;
+  for (int i = 0; i < n; ++i) total += (prob[i] = std::exp((x[ids[i]] - top) / p.temperature));
+  if (p.min_p > 0.0f) {
+    const double floor = p.min_p * prob[0];  // prob[0] is the most likely candidate
+    while (n > 1 && prob[n - 1] < floor) total -= prob[--n];
+  }
+  if (p.top_p > 0.0f && p.top_p < 1.0f) {
+    double cum = 0.0;
+    int keep = 0;
+    while (keep < n) {
+      cum += prob[keep++];
+      if (cum >= p.top_p * total) break;
+    }
+    n = keep;
+    total = cum;
+  }
+  double u = uniform01(p.seed, counter) * total;
+  for (int i = 0; i < n; ++i) {
+    u -= prob[i];
+    if (u < 0.0) return ids[i];
+  }
+  return ids[n - 1];
+}
+
+}  // namespace gptoss::cpu
+
+// launchers
+namespace gptoss {
+
+int allowed_tokens(const SamplingParams& p, int V) {
+  if (p.allowed == nullptr) return V;
+  check_mask_words(p, V);
+  int allowed = 0;
+  for (int w = 0; w < mask_words(V); ++w) allowed += std::popcount(cpu::allowed_bits(p, w, V));
+  cpu::check_some_allowed(allowed, V);
+  return allowed;
+}
+
+}  // namespace gptoss
+
+namespace gptoss::cpu {
+
+void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
+  check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
+  std::vector<float> x(logits, logits + V);
+  const int allowed = mask_disallowed(x.data(), V, p);
+  // x holds the raw logits, masked: the reported logprobs are its log-softmax.
+  const float lse = log_sum_exp(x.data(), V);
+  out->num_top = 0;
+  if (p.num_top_logprobs > 0) top_logprobs(x.data(), V, std::min(p.num_top_logprobs, allowed), lse, out);
+  apply_bias_and_penalties(x, V, p);
   int32_t chosen = 0;
   if (p.temperature <= 0.0f) {
-    for (int i = 1; i < V; ++i)
+    for (int i = 1; i < V; ++i)  // a disallowed id is −inf: never above an allowed one
       if (x[i] > x[chosen]) chosen = i;
   } else {
-    // Candidates sorted by processed logit, best first, cut by top-k; then probabilities at temperature.
-    std::vector<int32_t> ids(V);
-    std::iota(ids.begin(), ids.end(), 0);
-    auto better = [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); };
-    int n = V;
-    if (p.top_k > 0 && p.top_k < V) {
-      n = p.top_k;
-      std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
-    } else {
-      std::sort(ids.begin(), ids.end(), better);
-    }
-    std::vector<double> prob(n);
-    const double top = x[ids[0]];
-    double total = 0.0;
-    for (int i = 0; i < n; ++i) total += (prob[i] = std::exp((x[ids[i]] - top) / p.temperature));
-    if (p.min_p > 0.0f) {
-      const double floor = p.min_p * prob[0];  // prob[0] is the most likely candidate
-      while (n > 1 && prob[n - 1] < floor) total -= prob[--n];
-    }
-    if (p.top_p > 0.0f && p.top_p < 1.0f) {
-      double cum = 0.0;
-      int keep = 0;
-      while (keep < n) {
-        cum += prob[keep++];
-        if (cum >= p.top_p * total) break;
-      }
-      n = keep;
-      total = cum;
-    }
-    double u = uniform01(p.seed, counter) * total;
-    chosen = ids[n - 1];
-    for (int i = 0; i < n; ++i) {
-      u -= prob[i];
-      if (u < 0.0) {
-        chosen = ids[i];
-        break;
-      }
-    }
+    chosen = draw(x, allowed_ids(p, V, allowed), p, counter);
   }
   out->token = chosen;
   out->non_finite = first_non_finite(logits, V);
   out->logprob = logits[chosen] - lse;
-  out->num_top = 0;
-  if (p.num_top_logprobs > 0) top_logprobs(logits, V, p.num_top_logprobs, lse, out);
 }
 
 }  // namespace gptoss::cpu

@@ -108,12 +108,19 @@ typedef struct gptoss_sampling {
   int32_t num_prompt;
   const int32_t* output;
   int32_t num_output;
+  /* Allowed-token bitmask (constrained decoding), xgrammar's layout: bit (id & 31) of word (id >> 5) set
+   * = token id allowed. A disallowed token is out before logit_bias, penalties and every cut, and the
+   * logprobs are those of the masked distribution. NULL: every token allowed. Otherwise at least
+   * ceil(vocab / 32) words (bits of ids >= vocab are ignored), allowing some token: else the step fails
+   * with gptoss_status_invalid_argument. */
+  const uint32_t* allowed;
+  int32_t allowed_words;
 } gptoss_sampling;
 
 typedef struct gptoss_sample_result {
   int32_t token;
-  float logprob; /* log-softmax of the raw logits */
-  int32_t num_top;
+  float logprob; /* log-softmax of the raw logits (over the allowed tokens, with a mask) */
+  int32_t num_top; /* min(num_top_logprobs, allowed tokens) */
   int32_t top_ids[20];
   float top_logprobs[20];
 } gptoss_sample_result;

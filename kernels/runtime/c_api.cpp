@@ -180,6 +180,8 @@ gptoss::SamplingParams to_params(const gptoss_sampling& q) {
   p.num_prompt = q.num_prompt;
   p.output = q.output;
   p.num_output = q.num_output;
+  p.allowed = q.allowed;
+  p.allowed_words = q.allowed_words;
   return p;
 }
 }  // namespace

@@ -1,7 +1,8 @@
 // device_sampler.h — sampling where the logits are, for device backends (cuda:N, cuda-emu): each
-// sampled sequence's SamplingParams arrays (bias ids and values, prompt, output) go up into a workspace
-// this class owns (grown as needed, reused across steps), the backend's f32_sample draws from the row
-// where the forward pass left it, and only the SampleResults come back.
+// sampled sequence's SamplingParams arrays (bias ids and values, prompt, output, allowed-token mask) go
+// up into a workspace this class owns (grown as needed, reused across steps), the backend's f32_sample
+// draws from the row where the forward pass left it, and only the SampleResults come back. Masks are
+// checked by the caller (allowed_tokens): the device op cannot fail on their contents.
 #pragma once
 
 #include <cstdint>
@@ -30,10 +31,12 @@ class DeviceSampler {
   const OpSet& ops_;
   DeviceArray<int32_t> ids_;      // per request: bias ids, prompt, output, one after another
   DeviceArray<float> values_;     // per request: bias values
+  DeviceArray<uint32_t> masks_;   // mask_words(V) per request slot, sized for the batch (not per mask)
   DeviceArray<uint8_t> scratch_;  // the op's scratch row, sample_scratch_bytes(V), reused by every call
   DeviceArray<SampleResult> results_;
   std::vector<int32_t> host_ids_;
   std::vector<float> host_values_;
+  std::vector<uint32_t> host_masks_;
   std::vector<SampleResult> host_results_;
 };
 

@@ -49,8 +49,10 @@ void check_finite_logits(const float* rows, size_t num_rows, int V, size_t seq) 
   }
 }
 
-// The caller's side of a sampled sequence: a samples buffer, and token ids inside the vocabulary.
+// The caller's side of a sampled sequence: a samples buffer, token ids inside the vocabulary, and a mask
+// (if any) that covers the vocabulary and allows some token (device ops cannot fail on its contents).
 void check_sampling(const SamplingParams& p, const SampleResult* samples, int V) {
+  allowed_tokens(p, V);
   check(samples != nullptr, gptoss_status_invalid_argument, "engine_step: samples buffer is null");
   for (int k = 0; k < p.num_prompt; ++k) check(p.prompt[k] >= 0 && p.prompt[k] < V, gptoss_status_invalid_argument, "engine_step: prompt token out of range");
   for (int k = 0; k < p.num_output; ++k) check(p.output[k] >= 0 && p.output[k] < V, gptoss_status_invalid_argument, "engine_step: output token out of range");
@@ -116,6 +118,9 @@ void Engine::step(const std::vector<int32_t>& tokens, const std::vector<StepSeq>
   if (device_ >= 0) cuda::use_device(device_);
   check(!comm_ || comm_->rank() == 0, gptoss_status_invalid_state,
         "engine_step: rank " + std::to_string(comm_ ? comm_->rank() : 0) + " follows the leader's steps (engine_follow)");
+  // Before any work (and before the followers are told to run it): a bad setting fails the step untouched.
+  for (const StepSeq& s : seqs)
+    if (s.sampling != nullptr) check_sampling(*s.sampling, samples, weights_->config.vocab);
   std::vector<SeqChunk> chunks;
   chunks.reserve(seqs.size());
   for (const StepSeq& s : seqs) chunks.push_back(s.chunk);
@@ -136,7 +141,6 @@ void Engine::sample_on_device(const float* out, const std::vector<StepSeq>& seqs
   std::vector<size_t> request_of(seqs.size(), 0);
   for (size_t i = 0, row = 0; i < seqs.size(); row += logit_rows(seqs[i]), ++i) {
     if (seqs[i].sampling == nullptr) continue;
-    check_sampling(*seqs[i].sampling, samples, V);
     request_of[i] = requests.size();
     requests.push_back({out + (row + logit_rows(seqs[i]) - 1) * V, seqs[i].sampling, seqs[i].counter});
   }
@@ -181,7 +185,6 @@ void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs,
       written += rows * V;
     }
     if (s.sampling != nullptr) {
-      check_sampling(*s.sampling, samples, V);
       ops_.f32_sample(first + (rows - 1) * V, V, *s.sampling, s.counter, &samples[i]);
     }
     row += rows;

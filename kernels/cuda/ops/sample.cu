@@ -1,7 +1,9 @@
-// sample.cu — token selection from one row of logits, the CPU op's order and arithmetic: logit_bias →
-// repetition penalty (prompt ∪ output) → presence/frequency penalties → greedy (lowest id on ties) or
-// temperature → top-k → min-p → top-p → draw with the counter-based generator keyed by (seed, counter);
-// logprobs are log-softmax of the raw logits. One block does the whole row.
+// sample.cu — token selection from one row of logits, the CPU op's order and arithmetic: allowed-token
+// mask → logit_bias → repetition penalty (prompt ∪ output) → presence/frequency penalties → greedy
+// (lowest id on ties) or temperature → top-k → min-p → top-p → draw with the counter-based generator
+// keyed by (seed, counter); logprobs are log-softmax of the raw logits over the allowed ids. One block
+// does the whole row. A disallowed id is flagged out of everything (the CPU's −inf) and is never a
+// candidate, so the cuts below see the CPU's list of allowed ids.
 // Every setting the CPU op takes works here, on any vocabulary: instead of sorting, each cut of the CPU's
 // candidate list (value descending, ties → lower id) is found as a threshold. "The shortest prefix whose
 // mass reaches t" is a search over the float ordering, then over the ids of the elements tied at the
@@ -11,8 +13,10 @@
 // The probabilities are the CPU's fp64 values; only their sums are taken in a different order (a tree
 // instead of a running sum), which can change a draw only when u lies within rounding of a boundary.
 // A NaN or ±Inf raw logit is reported in out->non_finite (its index; nothing else is meaningful then).
-// Under nvcc, the logits, the SamplingParams arrays (bias, prompt, output), p.scratch and `out` are device
-// memory; without p.scratch the launcher allocates sample_scratch_bytes(V) for the call.
+// Under nvcc, the logits, the SamplingParams arrays (bias, prompt, output, allowed), p.scratch and `out`
+// are device memory; without p.scratch the launcher allocates sample_scratch_bytes(V) for the call. The
+// mask's contents are not checked here (the engine checks them on the host, allowed_tokens): a mask
+// allowing no id gives token -1.
 #include <climits>
 
 #include "../../cpu/ops.h"
@@ -24,6 +28,7 @@ namespace gptoss::cuda::GPTOSS_CUDA_NS {
 constexpr int kSampleThreads = 512;
 constexpr int kProbes = 8;  // cuts tried per pass of a threshold search
 constexpr uint32_t kSeen = 1u, kCand = 1u << 30, kTopTaken = 1u << 29, kCountShift = 1;  // flags[i] bits
+constexpr uint32_t kBanned = 1u << 31;  // disallowed by the mask
 
 __device__ uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -201,11 +206,12 @@ __device__ void keep_within(const float* x, uint32_t* flags, int V, Cut c) {
   __syncthreads();
 }
 
-// Temperature sampling over the processed row x (every element starts as a candidate).
-__device__ int sample_temperature(const float* x, double* prob, uint32_t* flags, int V, const SamplingParams& p, uint64_t counter) {
-  const int first = block_argmax(x, flags, 0, V);  // the CPU's ids[0]
+// Temperature sampling over the processed row x (the `allowed` elements not banned start as candidates).
+__device__ int sample_temperature(const float* x, double* prob, uint32_t* flags, int V, int allowed, const SamplingParams& p,
+                                  uint64_t counter) {
+  const int first = block_argmax(x, flags, kBanned, V);  // the CPU's ids[0]
   const double top = x[first];
-  if (p.top_k > 0 && p.top_k < V) keep_within(x, flags, V, shortest_prefix(x, nullptr, flags, V, p.top_k, false));
+  if (p.top_k > 0 && p.top_k < allowed) keep_within(x, flags, V, shortest_prefix(x, nullptr, flags, V, p.top_k, false));
   // prob[ids[0]] is exp(0) = 1, so min-p's floor is min_p; the probabilities fall along the list, so
   // dropping the tail below the floor is dropping every candidate below it, but never the first.
   const double floor = p.min_p > 0.0f ? p.min_p * 1.0 : 0.0;
@@ -247,13 +253,26 @@ __device__ void apply_penalties(float* x, uint32_t* flags, int V, const Sampling
   __syncthreads();
 }
 
-// The raw logits' best, ties → lower id (the CPU's partial sort), as log-softmax values.
+// The raw logits' best allowed ids, ties → lower id (the CPU's partial sort), as log-softmax values.
 __device__ void top_logprobs(const float* logits, uint32_t* flags, int V, int num_top, float lse, SampleResult* out) {
   for (int j = 0; j < num_top; ++j) {
-    const int c = block_argmax(logits, flags, kTopTaken, V);
+    const int c = block_argmax(logits, flags, kTopTaken | kBanned, V);
     if (threadIdx.x == 0) out->top_ids[j] = c, out->top_logprobs[j] = logits[c] - lse, flags[c] |= kTopTaken;
     __syncthreads();
   }
+}
+
+// x and flags for the row: an allowed element is a candidate with its raw logit, a disallowed one is
+// banned at −inf (what the CPU's row holds). Returns the number of allowed elements (V without a mask).
+__device__ int mask_allowed(const float* logits, int V, const uint32_t* allowed, float* x, uint32_t* flags) {
+  int n = 0;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const bool ok = allowed == nullptr || ((allowed[i >> 5] >> (i & 31)) & 1u);
+    x[i] = ok ? logits[i] : -INFINITY;
+    flags[i] = ok ? kCand : kBanned;
+    n += ok;
+  }
+  return block_sum(n);  // its barriers also publish x and flags to the block
 }
 
 __global__ void sample_kernel(const float* __restrict__ logits, int V, SamplingParams p, uint64_t counter, float* x,
@@ -263,15 +282,21 @@ __global__ void sample_kernel(const float* __restrict__ logits, int V, SamplingP
     if (threadIdx.x == 0) out->non_finite = bad, out->token = 0, out->logprob = 0.0f, out->num_top = 0;
     return;
   }
-  for (int i = threadIdx.x; i < V; i += blockDim.x) x[i] = logits[i], flags[i] = kCand;
-  __syncthreads();
-  const float mx = logits[block_argmax(logits, flags, 0, V)];
+  const int allowed = mask_allowed(logits, V, p.allowed, x, flags);
+  if (allowed == 0) {  // the engine's host-side check rules this out; called directly, say so and stop
+    if (threadIdx.x == 0) out->non_finite = -1, out->token = -1, out->logprob = 0.0f, out->num_top = 0;
+    return;
+  }
+  const float mx = logits[block_argmax(logits, flags, kBanned, V)];
   double z = 0.0;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) z += exp(static_cast<double>(logits[i]) - mx);
+  for (int i = threadIdx.x; i < V; i += blockDim.x)
+    if (!(flags[i] & kBanned)) z += exp(static_cast<double>(logits[i]) - mx);
   const float lse = mx + static_cast<float>(log(block_sum(z)));
   apply_penalties(x, flags, V, p);
-  const int chosen = p.temperature <= 0.0f ? block_argmax(x, flags, 0, V) : sample_temperature(x, prob, flags, V, p, counter);
-  const int num_top = p.num_top_logprobs < kMaxTopLogprobs ? p.num_top_logprobs : kMaxTopLogprobs;
+  const int chosen =
+      p.temperature <= 0.0f ? block_argmax(x, flags, kBanned, V) : sample_temperature(x, prob, flags, V, allowed, p, counter);
+  int num_top = p.num_top_logprobs < kMaxTopLogprobs ? p.num_top_logprobs : kMaxTopLogprobs;
+  num_top = num_top < allowed ? num_top : allowed;
   top_logprobs(logits, flags, V, num_top, lse, out);
   if (threadIdx.x == 0)
     out->token = chosen, out->logprob = logits[chosen] - lse, out->num_top = num_top > 0 ? num_top : 0, out->non_finite = -1;
@@ -280,6 +305,7 @@ __global__ void sample_kernel(const float* __restrict__ logits, int V, SamplingP
 // launchers
 void f32_sample(const float* logits, int V, const SamplingParams& p, uint64_t counter, SampleResult* out) {
   check(V > 0, gptoss_status_invalid_argument, "sample: empty logits");
+  check_mask_words(p, V);
   void* scratch = p.scratch != nullptr ? p.scratch : dev_malloc(sample_scratch_bytes(V));
   double* prob = static_cast<double*>(scratch);  // first: 8-byte aligned
   float* x = reinterpret_cast<float*>(prob + V);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 namespace gptoss::ref {
 
@@ -153,6 +155,58 @@ std::vector<double> moe_combine(const std::vector<double>& y, int H, const std::
       for (int d = 0; d < H; ++d) out[static_cast<size_t>(t) * H + d] += row_weight[r] * y[static_cast<size_t>(r) * H + d];
     }
   return out;
+}
+
+namespace {
+
+// The settings' value of each allowed id: bias, then the penalties.
+std::vector<double> processed(const std::vector<float>& logits, const SamplingParams& p) {
+  std::vector<double> x(logits.begin(), logits.end());
+  for (int k = 0; k < p.num_bias; ++k) x[p.bias_ids[k]] += p.bias_values[k];
+  std::set<int> seen(p.prompt, p.prompt + p.num_prompt);
+  seen.insert(p.output, p.output + p.num_output);
+  if (p.repetition_penalty != 1.0f)
+    for (int id : seen) x[id] = x[id] > 0 ? x[id] / p.repetition_penalty : x[id] * p.repetition_penalty;
+  std::map<int, int> count;
+  for (int k = 0; k < p.num_output; ++k) ++count[p.output[k]];
+  for (const auto& [id, n] : count) x[id] -= p.presence_penalty + static_cast<double>(p.frequency_penalty) * n;
+  return x;
+}
+
+}  // namespace
+
+SampleRef sample(const std::vector<float>& logits, const SamplingParams& p) {
+  const int V = static_cast<int>(logits.size());
+  std::vector<int> ids;  // allowed, ascending
+  for (int i = 0; i < V; ++i)
+    if (p.allowed == nullptr || ((p.allowed[i / 32] >> (i % 32)) & 1u)) ids.push_back(i);
+  SampleRef r;
+  r.allowed = static_cast<int>(ids.size());
+  double mx = -INFINITY, z = 0.0;
+  for (int i : ids) mx = std::max(mx, static_cast<double>(logits[i]));
+  for (int i : ids) z += std::exp(logits[i] - mx);
+  r.logprobs.assign(V, -INFINITY);
+  for (int i : ids) r.logprobs[i] = logits[i] - mx - std::log(z);
+  r.top = ids;
+  std::stable_sort(r.top.begin(), r.top.end(), [&](int a, int b) { return r.logprobs[a] > r.logprobs[b]; });
+  r.top.resize(std::min<size_t>(r.top.size(), kMaxTopLogprobs));
+
+  const std::vector<double> x = processed(logits, p);
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return x[a] > x[b]; });
+  if (ids.empty() || p.temperature <= 0.0f) {
+    r.candidates.assign(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 1));
+    return r;
+  }
+  size_t n = p.top_k > 0 ? std::min(ids.size(), static_cast<size_t>(p.top_k)) : ids.size();
+  std::vector<double> prob(n);
+  for (size_t k = 0; k < n; ++k) prob[k] = std::exp((x[ids[k]] - x[ids[0]]) / p.temperature);
+  while (n > 1 && prob[n - 1] < p.min_p * prob[0]) --n;
+  double total = 0.0, cum = 0.0;
+  for (size_t k = 0; k < n; ++k) total += prob[k];
+  size_t keep = 0;  // the shortest prefix holding top_p of the mass
+  while (keep < n && cum < p.top_p * total) cum += prob[keep++];
+  r.candidates.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep));
+  return r;
 }
 
 }  // namespace gptoss::ref

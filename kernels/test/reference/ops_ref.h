@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "../../cpu/ops.h"  // defines: SamplingParams
+
 namespace gptoss::ref {
 
 std::vector<double> rmsnorm(const std::vector<double>& x, int T, int H, const std::vector<double>& g, double eps);
@@ -35,5 +37,18 @@ Routed moe_route(const std::vector<int32_t>& idx, const std::vector<float>& w, i
 // out[t] = Σ_j row_weight[r] · y[r] with r = token_rows[t, j] ≥ 0.
 std::vector<double> moe_combine(const std::vector<double>& y, int H, const std::vector<int>& token_rows,
                                 const std::vector<float>& row_weight, int T, int K);
+
+// Token selection (the settings of cpu/sample.cpp, in its order), naively in fp64: every id the mask
+// disallows is out first; then logit_bias, repetition penalty (prompt ∪ output), presence/frequency
+// penalties (output); the allowed ids sorted by that value (ties → lower id); greedy keeps the first,
+// else top-k, min-p and top-p cut the list (probabilities exp((x − x₀) / temperature)). The draw is
+// not modelled: a sampler's token must be one of `candidates`.
+struct SampleRef {
+  std::vector<double> logprobs;  // per id: log-softmax of the raw logits over the allowed ids (−inf elsewhere)
+  std::vector<int> top;          // the allowed ids by logprob, ties → lower id (at most kMaxTopLogprobs)
+  std::vector<int> candidates;   // best first
+  int allowed = 0;               // ids below V the mask allows
+};
+SampleRef sample(const std::vector<float>& logits, const SamplingParams& p);
 
 }  // namespace gptoss::ref
