@@ -89,11 +89,35 @@ Napi::Value EngineKvCapacity(const Napi::CallbackInfo& info) {
 //             repetition, seedHigh32, seedLow32, counter, numTopLogprobs
 //   sampI     Int32Array, kSampInts per sampling: biasOffset, biasCount, promptOffset, promptCount,
 //             outputOffset, outputCount (offsets into aux; bias values at the same offsets in auxF)
+//   masks     Array, per sampling: null or its allowed-token mask, a Uint32Array or Int32Array (the
+//             caller's own array, not repacked: copied once here, as the loop may refill it mid-step)
 constexpr size_t kSeqInts = 9, kSampFloats = 11, kSampInts = 6;
 
 template <typename T, typename A>
 std::vector<T> copy_of(const A& a) {
   return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// The masks, one after another in `words`; at[k] is sampling k's first word, or -1 for none.
+struct MaskCopies {
+  std::vector<uint32_t> words;
+  std::vector<int64_t> at, count;
+};
+
+MaskCopies copy_masks(const Napi::Array& masks) {
+  MaskCopies out;
+  for (uint32_t k = 0; k < masks.Length(); ++k) {
+    const Napi::Value v = masks.Get(k);
+    if (!v.IsTypedArray()) {
+      out.at.push_back(-1), out.count.push_back(0);
+      continue;
+    }
+    const auto t = v.As<Napi::TypedArray>();
+    const auto* first = reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+    out.at.push_back(static_cast<int64_t>(out.words.size())), out.count.push_back(static_cast<int64_t>(t.ElementLength()));
+    out.words.insert(out.words.end(), first, first + t.ElementLength());
+  }
+  return out;
 }
 
 class StepWorker : public Napi::AsyncWorker {
@@ -103,7 +127,8 @@ class StepWorker : public Napi::AsyncWorker {
         tokens_(copy_of<int32_t>(info[1].As<Napi::Int32Array>())), seqs_(copy_of<int32_t>(info[2].As<Napi::Int32Array>())),
         blocks_(copy_of<int32_t>(info[3].As<Napi::Int32Array>())), samp_f_(copy_of<double>(info[4].As<Napi::Float64Array>())),
         samp_i_(copy_of<int32_t>(info[5].As<Napi::Int32Array>())), aux_(copy_of<int32_t>(info[6].As<Napi::Int32Array>())),
-        aux_f_(copy_of<float>(info[7].As<Napi::Float32Array>())), logit_floats_(info[8].As<Napi::Number>().Int64Value()) {
+        aux_f_(copy_of<float>(info[7].As<Napi::Float32Array>())), logit_floats_(info[8].As<Napi::Number>().Int64Value()),
+        masks_(copy_masks(info[9].As<Napi::Array>())) {
     keep_.Reset(engine_ref, 1);  // the engine must outlive the step
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -118,7 +143,9 @@ class StepWorker : public Napi::AsyncWorker {
                      static_cast<float>(f[4]), static_cast<float>(f[5]), static_cast<float>(f[6]),
                      (static_cast<uint64_t>(f[7]) << 32) | static_cast<uint64_t>(f[8]), static_cast<uint64_t>(f[9]),
                      static_cast<int32_t>(f[10]), aux_.data() + i[0], aux_f_.data() + i[0], i[1], aux_.data() + i[2], i[3],
-                     aux_.data() + i[4], i[5]};
+                     aux_.data() + i[4], i[5], nullptr, 0};
+      if (k < masks_.at.size() && masks_.at[k] >= 0)
+        sampling[k].allowed = masks_.words.data() + masks_.at[k], sampling[k].allowed_words = static_cast<int32_t>(masks_.count[k]);
     }
     std::vector<gptoss_seq_chunk> chunks(n);
     for (size_t k = 0; k < n; ++k) {
@@ -178,12 +205,13 @@ class StepWorker : public Napi::AsyncWorker {
   std::vector<int32_t> samp_i_, aux_;
   std::vector<float> aux_f_;
   int64_t logit_floats_;
+  MaskCopies masks_;
   std::vector<float> logits_;
   std::vector<gptoss_sample_result> samples_;
   Failure failure_;
 };
 
-// step(engineObject, tokens, seqs, blocks, sampF, sampI, aux, auxF, logitFloats) -> Promise<StepOutput>
+// step(engineObject, tokens, seqs, blocks, sampF, sampI, aux, auxF, logitFloats, masks) -> Promise<StepOutput>
 Napi::Value Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object engine = info[0].As<Napi::Object>();

@@ -160,6 +160,8 @@ export interface Addon {
     aux: Int32Array,
     auxFloats: Float32Array,
     logitFloats: number,
+    /** Per sampling: its allowed-token mask (the caller's array, copied natively) or null. */
+    masks: ReadonlyArray<Int32Array | Uint32Array | null>,
   ): Promise<RawStepOutput>;
 }
 

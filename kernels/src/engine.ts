@@ -21,7 +21,7 @@ export interface StepResult {
   logits?: Float32Array;
   /** The sampled next token, when sampling was requested. */
   token?: number;
-  /** Its logprob (log-softmax of the raw logits). */
+  /** Its logprob (log-softmax of the raw logits; over the allowed tokens when sampling.allowedTokens is set). */
   logprob?: number;
   topLogprobs?: TokenLogprob[];
 }
@@ -286,7 +286,8 @@ export class Engine {
     this.#busy = true;
     let raw: RawStepOutput;
     try {
-      raw = await addon().step(this.#raw, tokens, packed, blocks, sampF, sampI, aux, auxF, logitFloats);
+      const masks = sampling.map((p) => p.allowed);
+      raw = await addon().step(this.#raw, tokens, packed, blocks, sampF, sampI, aux, auxF, logitFloats, masks);
     } finally {
       this.#busy = false;
     }

@@ -19,7 +19,7 @@ export {
 export { BlockPool } from "./kv-blocks.ts";
 export { type LoadOptions, Model } from "./model.ts";
 export { COMM_FAILURES, type CommFailure, NativeError, NativeStatus, type NativeStatusName } from "./native-error.ts";
-export type { SamplingOptions } from "./sampling.ts";
+export { maskWords, type SamplingOptions } from "./sampling.ts";
 export { LocalSequence } from "./sequence.ts";
 
 /** Machine probes for benchmarks: read bandwidth over `bytes` (best of `repeats`) and the fp32 FMA rate. Blocks ~1-3 s. */

@@ -22,6 +22,16 @@ export interface SamplingOptions {
   logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
   promptTokens?: ArrayLike<number>;
   outputTokens?: ArrayLike<number>;
+  /**
+   * Allowed-token bitmask (constrained decoding), xgrammar's layout: bit (id & 31) of word (id >> 5) set
+   * = token id allowed; at least ceil(vocab / 32) words (later words, and bits of ids ≥ vocab, are
+   * ignored). A disallowed token is out before everything else (logitBias, penalties, greedy or the
+   * temperature cuts), and the logprobs (the token's and topLogprobs) are those of the masked
+   * distribution, so topLogprobs holds at most as many entries as the mask allows. The array is handed to
+   * native code as it is (no repacking) and copied there once per step. Absent or null: every token is
+   * allowed. A mask that allows no token below vocab fails the step with NativeError invalid_argument.
+   */
+  allowedTokens?: Int32Array | Uint32Array | null;
 }
 
 export const SAMPLING_FLOATS = 11;
@@ -38,6 +48,23 @@ export interface PackedSampling {
   bias: Array<[number, number]>;
   prompt: ArrayLike<number>;
   output: ArrayLike<number>;
+  /** The caller's mask, viewed as its first ceil(vocab / 32) words (a view, not a copy), or null. */
+  allowed: Int32Array | Uint32Array | null;
+}
+
+/** Words of an allowed-token bitmask for a vocabulary of `vocab` tokens. */
+export function maskWords(vocab: number): number {
+  return Math.ceil(vocab / 32);
+}
+
+function allowedOf(mask: unknown, vocab: number, name: string): Int32Array | Uint32Array | null {
+  if (mask === undefined || mask === null) return null;
+  if (!(mask instanceof Int32Array || mask instanceof Uint32Array))
+    throw new TypeError(`${name} must be an Int32Array or Uint32Array bitmask, got ${Object.prototype.toString.call(mask)}`);
+  const words = maskWords(vocab);
+  if (mask.length < words)
+    throw new RangeError(`${name} has ${mask.length} words; a vocabulary of ${vocab} tokens needs ${words} (one bit per token id)`);
+  return mask.length === words ? mask : mask.subarray(0, words);
 }
 
 export function packSampling(o: SamplingOptions, vocab: number, where: string): PackedSampling {
@@ -91,5 +118,6 @@ export function packSampling(o: SamplingOptions, vocab: number, where: string): 
     bias,
     prompt: o.promptTokens ?? [],
     output: o.outputTokens ?? [],
+    allowed: allowedOf(o.allowedTokens, vocab, name("allowedTokens")),
   };
 }
