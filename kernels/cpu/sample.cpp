@@ -11,6 +11,7 @@
 #include <cstring>
 #include <numeric>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "../core/error.h"
@@ -144,6 +145,35 @@ static void apply_bias_and_penalties(std::vector<float>& x, int V, const Samplin
   }
 }
 
+// Sorts ids best first — processed logit descending, id ascending on ties — in the order the comparator
+// `x[a] > x[b] || (x[a] == x[b] && a < b)` gives, by a radix sort of one 64-bit key per id: the
+// logit's bits mapped to an order-preserving unsigned (−0 as +0, since they compare equal), inverted
+// for descending, above the id. A comparison sort over a full vocabulary costs tens of milliseconds
+// per sampled token; this costs a few passes over the keys.
+static void sort_best_first(const std::vector<float>& x, std::vector<int32_t>& ids) {
+  const size_t n = ids.size();
+  std::vector<uint64_t> keys(n), tmp(n);
+  for (size_t i = 0; i < n; ++i) {
+    float v = x[ids[i]] == 0.0f ? 0.0f : x[ids[i]];
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    const uint32_t ascending = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+    keys[i] = (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint32_t>(ids[i]);
+  }
+  constexpr int kBits = 16;
+  std::vector<uint32_t> count(size_t{1} << kBits);
+  for (int shift = 0; shift < 64; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0u);
+    for (uint64_t k : keys) ++count[(k >> shift) & 0xffff];
+    if (count[(keys[0] >> shift) & 0xffff] == n) continue;  // one digit for all: already in order
+    uint32_t sum = 0;
+    for (auto& c : count) sum += std::exchange(c, sum);
+    for (uint64_t k : keys) tmp[count[(k >> shift) & 0xffff]++] = k;
+    keys.swap(tmp);
+  }
+  for (size_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>(keys[i] & 0xffffffffu);
+}
+
 // Temperature sampling over the candidates `ids` (the allowed ids): sorted by processed logit, best
 // first, cut by top-k; then probabilities at temperature, cut by min-p and top-p, and the draw.
 static int32_t draw(const std::vector<float>& x, std::vector<int32_t> ids, const SamplingParams& p, uint64_t counter) {
@@ -153,7 +183,7 @@ static int32_t draw(const std::vector<float>& x, std::vector<int32_t> ids, const
     n = p.top_k;
     std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
   } else {
-    std::sort(ids.begin(), ids.end(), better);
+    sort_best_first(x, ids);
   }
   std::vector<double> prob(n);
   const double top = x[ids[0]];
