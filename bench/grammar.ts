@@ -5,15 +5,28 @@
  * channel (grammar/src/testing/schemas.ts). Tokens come from the seeded random walk the tests use
  * (grammar/src/testing/driven-generation.ts), so every mask is one a real sequence could need. Also
  * prints each spec's compile time. Targets (issue #24, dev-2c): guard p99 ≤ 0.5 ms, JSON schema p99 ≤ 2 ms.
- * It measures the matcher on the CPU only; the decode-rate comparison on a GPU is not here.
+ * With --decode, also decode tokens/s of a batch with and without constraints (grammar-decode.ts) on
+ * bench/engine's synthetic checkpoint of --shape; target (issue #24): constrained ≥ 0.95× free.
  *
- *   node bench/grammar.ts [--seeds 20]
+ *   node bench/grammar.ts [--seeds 20] [--decode [--shape 20b] [--batch 16] [--steps 4] [--rounds 3]]
  */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConstraintCompiler, type ConstraintSpec } from "@expertmesh/grammar";
 import { drive, seededRandom, TEST_SCHEMAS } from "@expertmesh/grammar/testing";
+import { decodeWithConstraints } from "./grammar-decode.ts";
 
-const { values } = parseArgs({ options: { seeds: { type: "string", default: "20" } } });
+const { values } = parseArgs({
+  options: {
+    seeds: { type: "string", default: "20" },
+    decode: { type: "boolean", default: false },
+    shape: { type: "string", default: "20b" },
+    batch: { type: "string", default: "16" },
+    steps: { type: "string", default: "4" },
+    rounds: { type: "string", default: "3" },
+  },
+});
 const SEEDS = Number(values.seeds);
 
 const tool = (name: string) => ({ name, strict: false, parameters: { type: "object" } });
@@ -60,3 +73,14 @@ for (const row of rows) console.log(row);
 console.log(
   `\nguard only: p99 ${quantile(all.guard, 0.99).toFixed(3)} ms (target ≤ 0.5); all JSON schemas together: p99 ${quantile(all.schema, 0.99).toFixed(3)} ms (target ≤ 2)`,
 );
+
+if (values.decode) {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), "..", ".cache", "bench", `gpt-oss-${values.shape}-synthetic`);
+  const spec = cases[1]?.[1] as ConstraintSpec; // json_schema: nested_objects
+  const o = { dir, batch: Number(values.batch), steps: Number(values.steps), rounds: Number(values.rounds), spec };
+  const r = await decodeWithConstraints(o, compiler);
+  console.log(`\ndecode, ${values.shape} shape, batch ${o.batch}, ${o.steps} timed steps, median of ${o.rounds} alternating rounds\n`);
+  console.log("| run | tok/s |\n|---|---|");
+  console.log(`| free | ${r.free.toFixed(2)} |\n| constrained (${cases[1]?.[0]}) | ${r.constrained.toFixed(2)} |`);
+  console.log(`\nconstrained / free: ${(r.constrained / r.free).toFixed(3)} (target ≥ 0.95)`);
+}

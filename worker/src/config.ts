@@ -55,6 +55,14 @@ export const WorkerConfigSchema = z.object({
       starvation_ms: positive.default(30_000),
     })
     .prefault({}),
+  grammar: z
+    .object({
+      /** A constraint whose grammar takes longer than this to compile is refused (INVALID_ARGUMENT). */
+      compile_limit_ms: positive.default(2_000),
+      /** Compiled grammars kept (by content hash) for requests that repeat a constraint. */
+      cache_entries: positive.default(256),
+    })
+    .prefault({}),
   tls: z
     .object({
       cert_file: z.string().default(""),
@@ -109,6 +117,8 @@ export const workerEnv = {
   "scheduler.max_tokens_per_step": "WORKER_MAX_TOKENS_PER_STEP",
   "scheduler.max_waiting": "WORKER_MAX_WAITING",
   "scheduler.starvation_ms": "WORKER_STARVATION_MS",
+  "grammar.compile_limit_ms": "WORKER_GRAMMAR_COMPILE_LIMIT_MS",
+  "grammar.cache_entries": "WORKER_GRAMMAR_CACHE_ENTRIES",
   "tls.cert_file": "WORKER_TLS_CERT_FILE",
   "tls.key_file": "WORKER_TLS_KEY_FILE",
   "tls.client_ca_file": "WORKER_TLS_CLIENT_CA_FILE",

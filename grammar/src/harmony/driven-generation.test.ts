@@ -9,7 +9,7 @@ import addFormats from "ajv-formats";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConstraintCompiler } from "../engine/compiler.ts";
 import type { ConstraintSpec, FunctionToolSpec } from "../spec/constraint-spec.ts";
-import { drive, type ParsedMessage, seededRandom, splitMessages } from "../testing/driven-generation.ts";
+import { drive, headerParts, type ParsedMessage, seededRandom, splitMessages } from "../testing/driven-generation.ts";
 import { TEST_SCHEMAS } from "../testing/schemas.ts";
 import { HarmonyToken as T } from "./markers.ts";
 
@@ -38,15 +38,11 @@ async function generate(spec: ConstraintSpec, seed: number): Promise<ParsedMessa
   }
 }
 
-const HEADER =
-  /^(?:<\|start\|>assistant)?(?:<\|channel\|>(analysis|commentary|final)( to=functions\.([A-Za-z0-9_-]+) ?<\|constrain\|>json)?|( to=functions\.([A-Za-z0-9_-]+))<\|channel\|>(analysis|commentary) ?<\|constrain\|>json)$/;
-
 /** The header's channel and recipient; fails the test on any header outside Harmony's valid forms. */
 function parseHeader(header: string): { channel: string; recipient: string | undefined } {
-  const m = HEADER.exec(header);
-  expect(m, `malformed header ${JSON.stringify(header)}`).not.toBeNull();
-  const g = m as RegExpExecArray;
-  return { channel: (g[1] ?? g[6]) as string, recipient: g[3] ?? g[5] };
+  const parts = headerParts(header);
+  expect(parts, `malformed header ${JSON.stringify(header)}`).not.toBeNull();
+  return parts as NonNullable<typeof parts>;
 }
 
 describe("response_format json_schema: final content validates", () => {

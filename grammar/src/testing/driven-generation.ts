@@ -92,6 +92,8 @@ export async function drive(matcher: ConstraintMatcher, random: () => number, op
 export interface ParsedMessage {
   readonly header: string;
   readonly content: string;
+  /** Tokens of the content. */
+  readonly length: number;
   readonly terminator: number;
 }
 
@@ -113,10 +115,20 @@ export function splitMessages(tokens: readonly number[]): ParsedMessage[] {
     if (content === null && id === HarmonyToken.message) content = [];
     else if (content === null) header.push(names.get(id) ?? text([id]));
     else if (id === HarmonyToken.end || id === HarmonyToken.return || id === HarmonyToken.call) {
-      messages.push({ header: header.join(""), content: text(content), terminator: id });
+      messages.push({ header: header.join(""), content: text(content), length: content.length, terminator: id });
       header = [];
       content = null;
     } else content.push(id);
   }
   return messages;
+}
+
+/** Harmony's valid completion headers (spec §6): a channel, and a function recipient before or after it. */
+const HEADER =
+  /^(?:<\|start\|>assistant)?(?:<\|channel\|>(analysis|commentary|final)( to=functions\.([A-Za-z0-9_-]+) ?<\|constrain\|>json)?|( to=functions\.([A-Za-z0-9_-]+))<\|channel\|>(analysis|commentary) ?<\|constrain\|>json)$/;
+
+/** A header's channel and recipient (from splitMessages), or null when it is not a valid Harmony header. */
+export function headerParts(header: string): { channel: string; recipient: string | undefined } | null {
+  const m = HEADER.exec(header);
+  return m ? { channel: (m[1] ?? m[6]) as string, recipient: m[3] ?? m[5] } : null;
 }

@@ -14,16 +14,17 @@
  * Cancellation and deadlines: an aborted signal, Abort(request_id) or an expired deadline removes the
  * sequence before the next step and frees its blocks. drain() stops admission and waits for the rest.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { type Engine, type Model, NativeError, type SamplingOptions, type StepSequence } from "@expertmesh/kernels";
-import { FinishReason, type GeneratedToken, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
+import { createHash } from "node:crypto";
+import { type Engine, type Model, NativeError, type StepResult, type StepSequence } from "@expertmesh/kernels";
+import { FinishReason, type GeneratedToken, type GenerateRequest } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 import { workerErrors } from "../errors.ts";
 import { stepSpan } from "../transport/tracing.ts";
 import { BlockManager } from "./block-manager.ts";
-import { Channel } from "./channel.ts";
+import type { Constraints } from "./constraints.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 import type { EngineMetrics } from "./metrics.ts";
+import { type Live, newLive } from "./sequence.ts";
 
 export interface BatchEngineOptions {
   modelName: string;
@@ -38,33 +39,8 @@ export interface BatchEngineOptions {
   rank?: number;
   /** Called when a step failed because the expert-parallel group broke (a peer rank died or hung). */
   onGroupLost?: (reason: string) => void;
-}
-
-interface Live {
-  request: GenerateRequest;
-  batch: boolean; // PRIORITY_BATCH
-  prompt: number[]; // tokens to (re)compute before decoding: the prompt, plus output after a preemption
-  promptLength: number; // the client's prompt length (usage)
-  output: number[];
-  fed: number; // prompt tokens already in the KV cache
-  fullBlocks: number[];
-  slidingBlocks: number[]; // by position; -1 once wholly out of the window
-  channel: Channel<EngineEvent>;
-  aborted: boolean;
-  deadline: number; // epoch ms, 0 = none
-  sampling: SamplingOptions;
-  stops: Set<number>;
-  enqueued: number; // performance.now() at submission
-  waitingSince: number;
-  started: number;
-  firstToken: number;
-  lastToken: number;
-  admittedSeq: number; // admission order: newest = largest
-  trace: SpanContext | undefined;
-  hashes: string[]; // chain hashes of the complete token blocks computed so far
-  registered: number; // blocks registered with the prefix cache
-  cachedTokens: number; // prompt tokens served from the prefix cache at first admission
-  queried: boolean; // prefix-cache metrics counted
+  /** Constrained decoding and reasoning budgets (the process's grammar compiler). */
+  constraints: Constraints;
 }
 
 export class BatchEngine implements EnginePort {
@@ -150,45 +126,8 @@ export class BatchEngine implements EnginePort {
     if (this.#waiting.length >= this.#opts.maxWaiting) {
       throw workerErrors.create("queue_full", { waiting: this.#waiting.length }, { retryAfterMs: 1000 });
     }
-    const s = request.sampling;
-    const now = performance.now();
-    const live: Live = {
-      request,
-      batch: request.priority === Priority.PRIORITY_BATCH,
-      prompt: [...prompt],
-      promptLength: prompt.length,
-      output: [],
-      fed: 0,
-      fullBlocks: [],
-      slidingBlocks: [],
-      channel: new Channel<EngineEvent>(),
-      aborted: false,
-      deadline: request.deadlineUnixMs,
-      sampling: {
-        temperature: s?.temperature ?? 0,
-        topP: s?.topP ? s.topP : 1,
-        topK: s?.topK ?? 0,
-        minP: s?.minP ?? 0,
-        presencePenalty: s?.presencePenalty ?? 0,
-        frequencyPenalty: s?.frequencyPenalty ?? 0,
-        repetitionPenalty: s?.repetitionPenalty ? s.repetitionPenalty : 1,
-        seed: s?.seed !== undefined ? BigInt(s.seed) : randomBytes(8).readBigUInt64LE(),
-        topLogprobs: s?.topLogprobs ?? 0,
-        logitBias: new Map(Object.entries(s?.logitBias ?? {}).map(([k, v]) => [Number(k), v])),
-      },
-      stops: new Set(request.stopTokenIds.length > 0 ? request.stopTokenIds : [c.eosTokenId]),
-      enqueued: now,
-      waitingSince: now,
-      started: 0,
-      firstToken: 0,
-      lastToken: 0,
-      admittedSeq: 0,
-      trace,
-      hashes: [],
-      registered: 0,
-      cachedTokens: 0,
-      queried: false,
-    };
+    this.#opts.constraints.check(request);
+    const live = newLive(request, c.eosTokenId, trace);
     signal.addEventListener(
       "abort",
       () => {
@@ -200,8 +139,24 @@ export class BatchEngine implements EnginePort {
     this.#waiting.push(live);
     this.#byId.set(request.requestId, live);
     this.#opts.metrics?.promptTokens.inc(this.#opts.metrics.labels, prompt.length);
+    if (!live.opened) this.#open(live);
     this.#kick();
     return live.channel;
+  }
+
+  /** Compiles the request's constraint; the sequence is admitted once it is ready. */
+  #open(live: Live): void {
+    this.#opts.constraints.open(live.request, this.#model.config.vocab).then(
+      (constraint) => {
+        live.constraint = constraint;
+        live.opened = true;
+        if (!this.#waiting.includes(live)) constraint?.dispose(); // it ended while compiling
+        this.#kick();
+      },
+      (err: unknown) => {
+        if (this.#waiting.includes(live)) this.#finish(live, undefined, err);
+      },
+    );
   }
 
   abort(requestId: string): boolean {
@@ -242,8 +197,8 @@ export class BatchEngine implements EnginePort {
         .catch((err: unknown) => this.#failAll(err))
         .finally(() => {
           this.#looping = false;
-          if (this.#waiting.length > 0 || this.#running.length > 0) this.#kick();
-          else for (const resolve of this.#idle.splice(0)) resolve();
+          if (this.#running.length > 0 || this.#waiting.some((l) => l.opened)) this.#kick();
+          else if (this.#waiting.length === 0) for (const resolve of this.#idle.splice(0)) resolve();
         });
     });
   }
@@ -274,6 +229,7 @@ export class BatchEngine implements EnginePort {
     if (w >= 0) this.#waiting.splice(w, 1);
     this.#byId.delete(live.request.requestId);
     this.#release(live);
+    live.constraint?.dispose();
     // Now, not at the next step: after a cancel there may be no next step until another request comes.
     this.#updateGauges();
     if (error !== undefined) {
@@ -291,7 +247,7 @@ export class BatchEngine implements EnginePort {
           queueSeconds: ((live.started || now) - live.enqueued) / 1000,
           firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
         },
-        reasoningTruncated: false,
+        reasoningTruncated: live.constraint?.truncated ?? false,
       },
     });
     live.channel.close();
@@ -320,6 +276,7 @@ export class BatchEngine implements EnginePort {
       (a, b) => Number(this.#isOnline(b, now)) - Number(this.#isOnline(a, now)) || a.waitingSince - b.waitingSince,
     );
     for (const live of order) {
+      if (!live.opened) continue;
       if (this.#running.length >= this.#opts.maxNumSeqs) return;
       // Reuse the longest cached prefix; the first chunk after it must fit in free blocks.
       const bs = this.#engine.blockSize;
@@ -327,12 +284,16 @@ export class BatchEngine implements EnginePort {
       const firstLive = this.#engine.firstLiveSlidingBlock(hit * bs);
       const chunkEnd = Math.min(live.prompt.length, hit * bs + this.#opts.maxTokensPerStep);
       const want = this.#engine.blocksFor(chunkEnd + 1);
-      if (this.#full.free < want - hit || this.#sliding.free < want - Math.max(hit, firstLive)) return; // no overtaking
       live.fullBlocks = [];
       live.slidingBlocks = [];
+      // Acquired first: a cached block nobody references counts as free until it is taken.
       for (let i = 0; i < hit; i++) {
         live.fullBlocks.push(this.#full.acquire(live.hashes[i] as string));
         live.slidingBlocks.push(i < firstLive ? -1 : this.#sliding.acquire(live.hashes[i] as string));
+      }
+      if (this.#full.free < want - hit || this.#sliding.free < want - hit) {
+        this.#release(live);
+        return; // no overtaking
       }
       for (const b of this.#full.allocate(want - hit) as number[]) live.fullBlocks.push(b);
       for (const b of this.#sliding.allocate(want - hit) as number[]) live.slidingBlocks.push(b);
@@ -365,6 +326,7 @@ export class BatchEngine implements EnginePort {
     this.#release(victim);
     victim.prompt = [...victim.prompt.slice(0, victim.promptLength), ...victim.output];
     victim.fed = 0;
+    victim.unfed = 0;
     victim.waitingSince = performance.now();
     this.#waiting.unshift(victim);
     this.#opts.metrics?.preemptions.inc(this.#opts.metrics.labels);
@@ -461,7 +423,7 @@ export class BatchEngine implements EnginePort {
     this.#admit();
     if (this.#running.length === 0) return;
     let budget = this.#opts.maxTokensPerStep;
-    const batch: Array<{ live: Live; entry: StepSequence; sample: boolean; rows: number }> = [];
+    const batch: Array<{ live: Live; entry: StepSequence; sample: boolean; rows: number; decode: boolean }> = [];
     // Decode rows first: one per sequence past its prompt. Online before batch when blocks are short.
     const byPriority = [...this.#running].sort((a, b) => Number(a.batch) - Number(b.batch) || a.admittedSeq - b.admittedSeq);
     // While an online request is still in its prompt, batch rows sit this step out: its first token
@@ -471,9 +433,11 @@ export class BatchEngine implements EnginePort {
       if (onlinePrefill && live.batch) continue;
       if (!this.#running.includes(live) || live.fed < live.prompt.length || budget <= 0) continue;
       if (!this.#ensureBlocks(live, live.promptLength + live.output.length)) continue;
-      const last = live.output[live.output.length - 1] as number;
-      batch.push({ live, entry: this.#entry(live, [last], true), sample: true, rows: 1 });
-      budget -= 1;
+      // The last sampled token, and any forced after it (fed like a prompt chunk when they do not all fit).
+      const rows = Math.min(live.unfed, budget);
+      const tokens = live.output.slice(live.output.length - live.unfed, live.output.length - live.unfed + rows);
+      batch.push({ live, entry: this.#entry(live, tokens, rows === live.unfed), sample: rows === live.unfed, rows, decode: true });
+      budget -= rows;
     }
     for (const live of byPriority) {
       if (onlinePrefill && live.batch) continue;
@@ -481,7 +445,7 @@ export class BatchEngine implements EnginePort {
       const chunk = live.prompt.slice(live.fed, live.fed + budget);
       if (!this.#ensureBlocks(live, live.fed + chunk.length)) continue;
       const completes = live.fed + chunk.length === live.prompt.length;
-      batch.push({ live, entry: this.#entry(live, chunk, completes), sample: completes, rows: chunk.length });
+      batch.push({ live, entry: this.#entry(live, chunk, completes), sample: completes, rows: chunk.length, decode: false });
       budget -= chunk.length;
     }
     // A preemption above may have evicted a sequence already placed in this step.
@@ -489,6 +453,7 @@ export class BatchEngine implements EnginePort {
     this.#updateGauges();
     if (plan.length === 0) return;
     const m = this.#opts.metrics;
+    await this.#masks(plan);
     const t1 = performance.now();
     const rows = plan.reduce((n, b) => n + b.rows, 0);
     const span = stepSpan(
@@ -518,34 +483,75 @@ export class BatchEngine implements EnginePort {
     );
     for (const [i, b] of plan.entries()) {
       const live = b.live;
-      if (live.fed < live.prompt.length) live.fed += b.rows;
+      if (b.decode) live.unfed -= b.rows;
+      else live.fed += b.rows;
       this.#register(live, b.entry.posBegin + b.rows);
       this.#trimSliding(live, b.entry.posBegin + b.rows);
-      if (!b.sample || !this.#running.includes(live)) continue;
       const r = results[i];
-      if (!r || r.token === undefined) continue;
-      if (!live.firstToken) {
-        live.firstToken = t2;
-        m?.ttft.observe(m.labels, (t2 - live.enqueued) / 1000);
-      } else if (live.lastToken) {
-        m?.itl.observe(m.labels, (t2 - live.lastToken) / 1000);
-      }
-      live.lastToken = t2;
-      live.output.push(r.token);
-      this.#generated++;
-      m?.generationTokens.inc(m.labels);
-      const token: GeneratedToken = {
-        tokenId: r.token,
-        logprob: r.logprob ?? 0,
-        topLogprobs: (r.topLogprobs ?? []).map((t) => ({ tokenId: t.token, logprob: t.logprob })),
-        forced: false,
-      };
-      live.channel.push({ kind: "tokens", tokens: { tokens: [token] } });
-      if (live.stops.has(r.token)) this.#finish(live, FinishReason.FINISH_REASON_STOP);
-      else if (live.output.length >= live.request.maxTokens) this.#finish(live, FinishReason.FINISH_REASON_LENGTH);
+      if (b.sample && this.#running.includes(live) && r?.token !== undefined) await this.#take(live, r, t2);
     }
     this.#updateGauges();
     m?.schedulerSeconds.observe(m.labels, (t1 - t0 + (performance.now() - t2)) / 1000);
+  }
+
+  /** The allowed-token masks of this step's constrained samples, computed together. */
+  async #masks(plan: ReadonlyArray<{ live: Live; entry: StepSequence; sample: boolean }>): Promise<void> {
+    const constrained = plan.filter((b) => b.sample && b.live.constraint && b.entry.sampling);
+    if (constrained.length === 0) return;
+    const started = performance.now();
+    await Promise.all(
+      constrained.map(async (b) => {
+        const mask = await b.live.constraint?.nextMask();
+        if (mask && b.entry.sampling) b.entry.sampling.allowedTokens = mask;
+      }),
+    );
+    this.#opts.metrics?.grammarMaskSeconds.observe(this.#opts.metrics.labels, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Takes a sampled token into the sequence's output, with the tokens its constraint forces after it,
+   * streams them as one batch and ends the sequence at a stop token, the grammar's end or max_tokens.
+   */
+  async #take(live: Live, r: StepResult, now: number): Promise<void> {
+    const m = this.#opts.metrics;
+    if (!live.firstToken) {
+      live.firstToken = now;
+      m?.ttft.observe(m.labels, (now - live.enqueued) / 1000);
+    } else if (live.lastToken) {
+      m?.itl.observe(m.labels, (now - live.lastToken) / 1000);
+    }
+    live.lastToken = now;
+    const sampled = r.token as number;
+    const tokens: GeneratedToken[] = [
+      {
+        tokenId: sampled,
+        logprob: r.logprob ?? 0,
+        topLogprobs: (r.topLogprobs ?? []).map((t) => ({ tokenId: t.token, logprob: t.logprob })),
+        forced: false,
+      },
+    ];
+    let forced: number[] = [];
+    if (live.constraint && !live.stops.has(sampled)) {
+      try {
+        forced = await live.constraint.advance(sampled);
+      } catch (err) {
+        this.#finish(live, undefined, err);
+        return;
+      }
+    }
+    // Forced tokens fit in max_tokens and end at a stop token, like sampled ones.
+    forced = forced.slice(0, live.request.maxTokens - live.output.length - 1);
+    const stop = forced.findIndex((t) => live.stops.has(t));
+    if (stop >= 0) forced = forced.slice(0, stop + 1);
+    for (const t of forced) tokens.push({ tokenId: t, logprob: 0, topLogprobs: [], forced: true });
+    live.output.push(sampled, ...forced);
+    live.unfed = 1 + forced.length;
+    this.#generated += tokens.length;
+    m?.generationTokens.inc(m.labels, tokens.length);
+    live.channel.push({ kind: "tokens", tokens: { tokens } });
+    const last = live.output[live.output.length - 1] as number;
+    if (live.stops.has(last) || live.constraint?.terminated) this.#finish(live, FinishReason.FINISH_REASON_STOP);
+    else if (live.output.length >= live.request.maxTokens) this.#finish(live, FinishReason.FINISH_REASON_LENGTH);
   }
 
   #updateGauges(): void {
@@ -557,8 +563,8 @@ export class BatchEngine implements EnginePort {
   }
 
   #entry(live: Live, tokens: number[], sample: boolean): StepSequence {
-    // Past the prompt, the row fed is the last sampled token, at position prompt + output − 1.
-    const posBegin = live.fed < live.prompt.length ? live.fed : live.promptLength + live.output.length - 1;
+    // Past the prompt, the rows fed are the output tokens not in the cache yet (see Live.unfed).
+    const posBegin = live.fed < live.prompt.length ? live.fed : live.promptLength + live.output.length - live.unfed;
     return {
       tokens,
       posBegin,

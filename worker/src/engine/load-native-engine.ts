@@ -1,10 +1,13 @@
 /** Loads the configured checkpoint into the native engine (or one rank's shard of it) and wraps it in a BatchEngine. */
+
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger, Registry } from "@expertmesh/common";
+import { ConstraintCompiler } from "@expertmesh/grammar";
 import { type Communicator, Engine, Model } from "@expertmesh/kernels";
 import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
+import { Constraints } from "./constraints.ts";
 import { resolveDevice } from "./device.ts";
 import { createEngineMetrics, type EngineMetrics } from "./metrics.ts";
 
@@ -64,6 +67,29 @@ function isSynthetic(dir: string): boolean {
   }
 }
 
+let compiler: Promise<ConstraintCompiler> | undefined;
+
+/** Constrained decoding for an engine: the grammar compiler is the process's, created on first use. */
+function constraintsOf(config: WorkerConfig, metrics: EngineMetrics | undefined): Constraints {
+  const l = metrics?.labels ?? { model_name: config.model.name };
+  return new Constraints({
+    compiler: () =>
+      (compiler ??= ConstraintCompiler.create({
+        cacheEntries: config.grammar.cache_entries,
+        compileLimitMs: config.grammar.compile_limit_ms,
+      })),
+    ...(metrics
+      ? {
+          observer: {
+            compiled: (ms, cached) => (cached ? metrics.grammarCacheHits.inc(l) : metrics.grammarCompileSeconds.observe(l, ms / 1000)),
+            forced: (n) => metrics.forcedTokens.inc(l, n),
+            truncated: () => metrics.reasoningTruncations.inc(l),
+          },
+        }
+      : {}),
+  });
+}
+
 /** The serving engine over a native engine (rank 0 of its group, or alone). */
 export function batchEngineOf(
   engine: Engine,
@@ -79,6 +105,7 @@ export function batchEngineOf(
     maxWaiting: config.scheduler.max_waiting,
     starvationMs: config.scheduler.starvation_ms,
     rank: engine.rank,
+    constraints: constraintsOf(config, metrics),
     ...(metrics ? { metrics } : {}),
     ...(onGroupLost ? { onGroupLost } : {}),
   });

@@ -100,6 +100,38 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
       registers: [registry],
     }),
+    grammarCompileSeconds: new Histogram({
+      name: "expertmesh_grammar_compile_seconds",
+      help: "Time to compile a request's constraint (the first time; cache hits are counted apart)",
+      labelNames,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers: [registry],
+    }),
+    grammarCacheHits: new Counter({
+      name: "expertmesh_grammar_cache_hits_total",
+      help: "Constraints served from the compiled-grammar cache",
+      labelNames,
+      registers: [registry],
+    }),
+    grammarMaskSeconds: new Histogram({
+      name: "expertmesh_grammar_mask_seconds",
+      help: "Time to compute the allowed-token masks of one step (all constrained sequences)",
+      labelNames,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
+    forcedTokens: new Counter({
+      name: "expertmesh_forced_tokens_total",
+      help: "Tokens appended without sampling: jump-forward continuations and reasoning-budget headers",
+      labelNames,
+      registers: [registry],
+    }),
+    reasoningTruncations: new Counter({
+      name: "expertmesh_reasoning_truncated_total",
+      help: "Generations whose reasoning a budget (max_reasoning_tokens) cut",
+      labelNames,
+      registers: [registry],
+    }),
   };
   return {
     ...m,

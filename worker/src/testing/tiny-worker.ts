@@ -1,5 +1,5 @@
 /**
- * A real worker in this process serving a tiny synthetic checkpoint (vocabulary 4096, 64 KV blocks, 8
+ * A real worker in this process serving a tiny synthetic checkpoint (vocabulary 4096 by default, 64 KV blocks, 8
  * sequences), with a gRPC client to it: what the worker's model-backed transport tests share.
  */
 import { mkdtempSync } from "node:fs";
@@ -21,10 +21,13 @@ export interface TinyWorker {
   close(): Promise<void>;
 }
 
-/** `alter` may change the checkpoint before the worker loads it (broken weights, a hostile config). */
-export async function startTinyWorker(seed = 5, alter?: (dir: string) => void): Promise<TinyWorker> {
+/**
+ * `alter` may change the checkpoint before the worker loads it (broken weights, a hostile config).
+ * `vocab`: the model's vocabulary (the full o200k_harmony one for constrained decoding).
+ */
+export async function startTinyWorker(seed = 5, alter?: (dir: string) => void, vocab = 4096): Promise<TinyWorker> {
   const dir = join(mkdtempSync(join(tmpdir(), "worker-model-")), "tiny");
-  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed });
+  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab }, out: dir, seed });
   alter?.(dir);
   const config = loadWorkerConfig({
     WORKER_PORT: "0",
