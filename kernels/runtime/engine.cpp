@@ -7,6 +7,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "../core/error.h"
 #include "../cuda/cuda_device.h"
@@ -174,6 +178,7 @@ void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs,
     row += rows;
   }
   size_t row = 0, written = 0;
+  std::vector<std::pair<size_t, const float*>> sampled;  // (sequence, its last logits row)
   for (size_t i = 0; i < seqs.size(); ++i) {
     const StepSeq& s = seqs[i];
     const size_t rows = logit_rows(s);
@@ -184,11 +189,24 @@ void Engine::sample_and_copy(const float* out, const std::vector<StepSeq>& seqs,
       std::memcpy(logits + written, first, rows * V * sizeof(float));
       written += rows * V;
     }
-    if (s.sampling != nullptr) {
-      ops_.f32_sample(first + (rows - 1) * V, V, *s.sampling, s.counter, &samples[i]);
-    }
+    if (s.sampling != nullptr) sampled.emplace_back(i, first + (rows - 1) * V);
     row += rows;
   }
+  // Each draw depends only on its own row and settings, so rows are drawn in parallel (a draw over a
+  // full vocabulary at temperature costs milliseconds); the first error is rethrown after the loop.
+  std::exception_ptr failed;
+  std::mutex failed_lock;
+#pragma omp parallel for schedule(dynamic) if (sampled.size() > 1)
+  for (size_t k = 0; k < sampled.size(); ++k) {
+    const size_t i = sampled[k].first;
+    try {
+      ops_.f32_sample(sampled[k].second, V, *seqs[i].sampling, seqs[i].counter, &samples[i]);
+    } catch (...) {
+      std::lock_guard guard(failed_lock);
+      if (!failed) failed = std::current_exception();
+    }
+  }
+  if (failed) std::rethrow_exception(failed);
 }
 
 void Engine::follow() {

@@ -3,7 +3,8 @@
  * prompt's `<|start|>assistant` (spec §6.2), so the grammar begins at a header:
  *
  *   (free message, <|end|><|start|>assistant)*  then the last message
- *   free message  = <|channel|>analysis|commentary <|message|> free text        (reasoning, preambles)
+ *   free message  = <|channel|>analysis|commentary <|message|> free text        (reasoning, preambles;
+ *                   only analysis before a json_object / json_schema final, whose body is the whole answer)
  *   last message  = <|channel|>final <|message|> body <|return|>
  *                 | a call: <|channel|>analysis|commentary to=functions.NAME[ ]<|constrain|>json<|message|> args <|call|>
  *                   (or with the recipient first: " to=functions.NAME<|channel|>commentary …", spec §6.8)
@@ -97,12 +98,18 @@ export async function harmonyGrammar(
   // After a budget's cut the answer is the final message unless a call is forced.
   const callable: ConstraintSpec = variant === "answer" && !forcesCall(spec) ? { ...spec, toolChoice: { kind: "none" } } : spec;
   const calls = await callRules(callable, json);
-  const last = [...calls.alternatives];
   const final = await finalPart(spec, json);
-  if (!forcesCall(spec)) last.unshift("final_message");
-  const free = variant === "completion" ? `(free_message ${m("end")} ${m("start")} "assistant")* ` : "";
+  // Messages before the last one: none after a budget's cut. A formatted final answer is the whole
+  // visible answer, so only reasoning may come before it (a commentary preamble would join the content);
+  // commentary preambles stay free before a call.
+  const before = (message: string) => (variant === "completion" ? `(${message} ${m("end")} ${m("start")} "assistant")* ` : "");
+  const finalPrelude = spec.finalFormat.kind === "text" ? "free_message" : "analysis_message";
+  const last: string[] = [];
+  if (calls.alternatives.length > 0) last.push(`${before("free_message")}(${calls.alternatives.join(" | ")})`);
+  if (!forcesCall(spec)) last.push(`${before(finalPrelude)}final_message`);
   const lines = [
-    `root ::= ${free}(${last.join(" | ")})`,
+    `root ::= ${last.map((l) => `(${l})`).join(" | ")}`,
+    `analysis_message ::= ${m("channel")} "analysis" ${m("message")} text`,
     `free_message ::= ${m("channel")} ("analysis" | "commentary") ${m("message")} text`,
     `final_message ::= ${m("channel")} "final" ${m("message")} ${final.ref} ${m("return")}`,
     `call_channel ::= "analysis" | "commentary"`,

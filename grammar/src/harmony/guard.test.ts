@@ -206,3 +206,14 @@ describe("the answer grammar (after a reasoning budget's cut)", () => {
     expect(answer?.ebnf).not.toContain("free_message \\x1f");
   });
 });
+
+describe("before a formatted final answer", () => {
+  it("allows reasoning but no commentary preamble when no call can follow (it would join the content)", async () => {
+    const json: ConstraintSpec = { ...guardOnly, tools: [], finalFormat: { kind: "json_object" } };
+    expect(await allowed(await walk(json, [T.channel]))).toEqual(expected(["analysis", "final"], []));
+    const withTools: ConstraintSpec = { ...guardOnly, finalFormat: { kind: "json_object" } };
+    const channels = ["analysis", "commentary", "final"];
+    const calls = ["analysis", "commentary"].flatMap((c) => [`${c} to=functions.get_weather`, `${c} to=functions.lookup`]);
+    expect(await allowed(await walk(withTools, [T.channel]))).toEqual(expected([...channels, ...calls], []));
+  });
+});
