@@ -1,10 +1,11 @@
 /**
  * Puts one complete EBNF grammar (xgrammar's printout of a JSON schema) inside another: every rule name
  * gets a prefix, so several schemas and the Harmony rules share one grammar without clashes, and every
- * character class loses the marker byte 0x1F. Some of xgrammar's JSON rules admit raw control
- * characters (its bounded-length strings use [^"\\\r\n], a pattern's "." becomes [\0-\U0010ffff]),
- * which would let a Harmony special's marker (markers.ts) appear inside JSON; raw control characters are
- * not valid inside JSON strings anyway. String literals are copied untouched.
+ * character class is made safe for JSON text. Some of xgrammar's JSON string rules admit characters a
+ * JSON string cannot hold raw: its bounded-length strings use [^"\\\r\n] (a tab or any control
+ * character passes), a pattern's "." becomes [\0-\U0010ffff] (a raw quote or backslash passes, ending
+ * or breaking the string). Those would also let a Harmony special's marker byte (markers.ts) into JSON.
+ * String literals are copied untouched.
  */
 
 const IDENT_START = /[A-Za-z_]/;
@@ -31,8 +32,35 @@ function classItem(cls: string, i: number): [number, number] {
 
 const escapeCode = (cp: number): string => `\\U${cp.toString(16).padStart(8, "0")}`;
 
-/** A character class (text from "[" to "]") rewritten so that it never matches the marker byte. */
-export function withoutMarker(cls: string): string {
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/** What a JSON string may never hold raw: control characters (the marker among them), quote, backslash. */
+const NEVER_RAW: [number, number][] = [
+  [0, 0x1f],
+  [QUOTE, QUOTE],
+  [BACKSLASH, BACKSLASH],
+];
+
+/** [lo, hi] minus the ranges `cut` (sorted, disjoint). */
+function subtract([lo, hi]: [number, number], cut: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  let from = lo;
+  for (const [a, b] of cut) {
+    if (b < from || a > hi) continue;
+    if (a > from) out.push([from, a - 1]);
+    from = Math.max(from, b + 1);
+  }
+  if (from <= hi) out.push([from, hi]);
+  return out;
+}
+
+/**
+ * A character class (text from "[" to "]") rewritten for JSON text. In xgrammar's JSON rules a negated
+ * class only ever matches string content, so it also excludes what a string may not hold raw; a
+ * positive range (lo < hi) loses the same characters, while single characters stay — they are
+ * structure (`[ \n\t]` whitespace, `["\\/bfnrt]` after a backslash) — except the marker byte.
+ */
+export function jsonSafeClass(cls: string): string {
   const negated = cls[1] === "^";
   const body = cls.slice(negated ? 2 : 1, -1);
   const ranges: [number, number][] = [];
@@ -47,20 +75,10 @@ export function withoutMarker(cls: string): string {
       i = next;
     }
   }
-  // Negated: exclude 0x1F too. Positive: cut 0x1F out of any range holding it.
   const kept = negated
-    ? [...ranges, [MARKER, MARKER] as [number, number]]
-    : ranges.flatMap(([lo, hi]) =>
-        lo <= MARKER && MARKER <= hi
-          ? (
-              [
-                [lo, MARKER - 1],
-                [MARKER + 1, hi],
-              ] as [number, number][]
-            ).filter(([a, b]) => a <= b)
-          : [[lo, hi] as [number, number]],
-      );
-  if (kept.length === 0) return cls; // a class of only 0x1F: cannot occur in xgrammar's JSON rules
+    ? [...ranges, ...NEVER_RAW]
+    : ranges.flatMap((r) => (r[0] === r[1] ? subtract(r, [[MARKER, MARKER]]) : subtract(r, NEVER_RAW)));
+  if (kept.length === 0) return cls; // nothing left: cannot occur in xgrammar's JSON rules
   const items = kept.map(([lo, hi]) => (lo === hi ? escapeCode(lo) : `${escapeCode(lo)}-${escapeCode(hi)}`));
   return `[${negated ? "^" : ""}${items.join("")}]`;
 }
@@ -73,7 +91,7 @@ export function prefixRules(ebnf: string, prefix: string): string {
     const c = ebnf[i] as string;
     if (c === '"' || c === "[") {
       const end = skipQuoted(ebnf, i, c === '"' ? '"' : "]");
-      out += c === "[" ? withoutMarker(ebnf.slice(i, end)) : ebnf.slice(i, end);
+      out += c === "[" ? jsonSafeClass(ebnf.slice(i, end)) : ebnf.slice(i, end);
       i = end;
     } else if (IDENT_START.test(c)) {
       let end = i + 1;

@@ -76,6 +76,14 @@ describe("schema support", () => {
     ["a huge bound", { type: "integer", maximum: 1e300 }, "maximum (a number within ±2^53)", "#/maximum"],
     ["minLength", { type: "string", minLength: 2 }, "minLength", "#/minLength"],
     ["a lookahead", { type: "string", pattern: "^(?=a)" }, "pattern (lookaround or backreference)", "#/pattern"],
+    ["a dot", { type: "string", pattern: "^a.c$" }, "pattern (the wildcard .: spell out the characters allowed)", "#/pattern"],
+    [
+      "a negated class",
+      { type: "string", pattern: "^[^a]+$" },
+      "pattern (the wildcard [^…]: spell out the characters allowed)",
+      "#/pattern",
+    ],
+    ["\\S", { type: "string", pattern: "^\\S+$" }, "pattern (the wildcard \\S: spell out the characters allowed)", "#/pattern"],
     ["in $defs", { $defs: { x: { type: "array", contains: { const: 1 } } } }, "contains", "#/$defs/x/contains"],
   ])("names the unsupported keyword: %s", (_, schema, keyword, path) => {
     const err = refusal(() => assertSchemaSupported(schema, "response_format"));

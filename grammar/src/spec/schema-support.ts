@@ -42,6 +42,28 @@ export const SUPPORTED_FORMATS: ReadonlySet<string> = new Set(["uuid"]);
 /** Regex features xgrammar's pattern converter does not implement: lookaround, backreferences, named groups. */
 const UNSUPPORTED_PATTERN = /\(\?[=!<]|\\[1-9]|\\k</;
 
+/**
+ * A pattern's wildcards — ".", a negated class "[^…]", \S \W \D — which xgrammar 0.1.27 matches a byte
+ * at a time: "a..c" admits "aִc" (one two-byte character in the middle). Returns the construct, or
+ * undefined when the pattern has none.
+ */
+function patternWildcard(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "\\") {
+      if (/[SWD]/.test(pattern[i + 1] ?? "")) return `\\${pattern[i + 1]}`;
+      i++;
+    } else if (inClass) inClass = c !== "]";
+    else if (c === "[") {
+      if (pattern[i + 1] === "^") return "[^…]";
+      inClass = true;
+      if (pattern[i + 1] === "]") i++; // a leading "]" is a literal
+    } else if (c === ".") return ".";
+  }
+  return undefined;
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const pointer = (path: readonly string[]): string => `#/${path.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`;
@@ -64,6 +86,8 @@ export function assertSchemaSupported(schema: JsonSchema, where: string): void {
         throw refuse(`${keyword} (a number within ±2^53)`);
       if (keyword === "format" && !SUPPORTED_FORMATS.has(String(value))) throw refuse(`format: ${String(value)}`);
       if (keyword === "pattern" && UNSUPPORTED_PATTERN.test(String(value))) throw refuse("pattern (lookaround or backreference)");
+      const wildcard = keyword === "pattern" ? patternWildcard(String(value)) : undefined;
+      if (wildcard) throw refuse(`pattern (the wildcard ${wildcard}: spell out the characters allowed)`);
       if (keyword === "$ref" && !String(value).startsWith("#")) throw refuse("$ref (remote)");
       if (SUBSCHEMA.includes(keyword)) stack.push({ node: value, path: at });
       if (SUBSCHEMA_LISTS.includes(keyword) && Array.isArray(value))

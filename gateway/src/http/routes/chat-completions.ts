@@ -269,8 +269,9 @@ class ChatChoice {
   }
 
   finishReason(): string {
-    if (this.assembler.toolCalls.length > 0) return "tool_calls";
-    return this.#reason === FinishReason.FINISH_REASON_LENGTH && !this.assembler.stopped ? "length" : "stop";
+    // Cut by max_tokens is "length" even inside a tool call, as OpenAI reports it: its arguments are unfinished.
+    if (this.#reason === FinishReason.FINISH_REASON_LENGTH && !this.assembler.stopped) return "length";
+    return this.assembler.toolCalls.length > 0 ? "tool_calls" : "stop";
   }
 }
 
