@@ -5,8 +5,8 @@
  *
  * A random model closes a JSON string or ends a free message only by chance, about once in hundreds
  * of tokens, so the structured-output requests send a logit_bias on the few tokens that close values
- * and messages (`"`, `}`, `]`, `true`, <|end|>, and the channel name `final`; not `,` or digits,
- * which continue objects, arrays and numbers): it makes outputs end within max_tokens; every
+ * and messages (`"`, `}`, `]`, `,`, `true`, <|end|>, and the channel name `final`; not digits,
+ * which continue numbers): it makes outputs end within max_tokens; every
  * token still comes through the grammar's mask, and the mask is what makes them valid.
  */
 import { mkdtempSync } from "node:fs";
@@ -37,7 +37,7 @@ addFormats.default(ajv);
 
 const first = (s: string) => encodeText(s)[0] as number;
 const CLOSERS: Record<string, number> = Object.fromEntries(
-  [...['"', '"}', "}", "]", '"]', "true", "final"].map(first), T.end].map((id) => [String(id), 9]),
+  [...['"', '"}', "}", "]", '"]', ",", "true", "final"].map(first), T.end].map((id) => [String(id), 14]),
 );
 
 beforeAll(async () => {

@@ -30,7 +30,7 @@ const STOPS: number[] = [T.return, T.call];
 const PROMPT = [T.start, ...encodeText("user"), T.message, ...encodeText("Answer in JSON."), T.end, T.start, ...encodeText("assistant")];
 /** Tokens that end a JSON value or a free message, and the final channel's name: a random model picks them, when allowed, often. */
 const CLOSERS = Object.fromEntries(
-  [...['"', '"}', "}", "]", '"]', "true", "final"].map((s) => encodeText(s)[0]), T.end].map((id) => [id, 9]),
+  [...['"', '"}', "}", "]", '"]', ",", "true", "final"].map((s) => encodeText(s)[0]), T.end].map((id) => [id, 14]),
 );
 
 let tiny: TinyWorker;
