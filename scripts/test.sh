@@ -20,13 +20,34 @@ failed=0
 out="$EM_RUN/test"
 mkdir -p "$out"
 
+# Every process a step starts carries EM_TEST_STEP=<name>.<pid> in its environment. Whatever of them is
+# still running when the step's command returns was leaked by a test (a service a timed-out test body
+# started after its cleanup ran, say): it is killed and listed. Left alone it would keep the log pipe open,
+# so `tee` — and the whole run — would wait for it forever.
+reap_leftovers() { # marker
+  local pids
+  mapfile -t pids < <(grep -lzx "EM_TEST_STEP=$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3)
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  em_warn "a test left these processes running; killing them:"
+  ps -o pid=,args= -p "$(IFS=,; echo "${pids[*]}")" >&2 || true
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+run_step() { # marker command...
+  local marker="$1" rc=0
+  shift
+  EM_TEST_STEP="$marker" "$@" || rc=$?
+  reap_leftovers "$marker"
+  return "$rc"
+}
+
 step() { # name command...
   local name="$1"
   shift
   local t0
   t0=$(date +%s)
   em_log "── $name"
-  if "$@" 2>&1 | tee "$out/$name.log"; then
+  if run_step "$name.$$" "$@" 2>&1 | tee "$out/$name.log"; then
     results+=("$name ok ($(($(date +%s) - t0))s)")
   else
     results+=("$name FAILED")

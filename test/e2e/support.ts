@@ -1,6 +1,7 @@
 /** What the e2e tests share: starting a service process from the repository, and polling until a condition holds. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { killOnExit } from "@expertmesh/common/testing";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -22,7 +23,9 @@ export class Cleanup {
 
 /** `node <script>` (relative to the repository root) with env; SIGKILLed at cleanup if still running. */
 export function startService(script: string, env: Record<string, string>, cleanup: Cleanup): ChildProcess {
-  const child = spawn(process.execPath, [join(root, script)], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "inherit" });
+  const child = killOnExit(
+    spawn(process.execPath, [join(root, script)], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: "inherit" }),
+  );
   cleanup.add(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });

@@ -3,10 +3,13 @@
  * ready once grpc.health.v1 reports the Worker service SERVING. stop() sends SIGTERM (drain) and waits.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { freePort } from "@expertmesh/common/testing";
+import { freePort, killOnExit } from "@expertmesh/common/testing";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "@expertmesh/proto/health";
 import { type InfoResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { type ChannelCredentials, credentials, Metadata } from "@grpc/grpc-js";
+
+/** Generous: several workers loading at once on a loaded 2-core machine; only a failing start waits it out. */
+const READY_TIMEOUT_MS = 120_000;
 
 export interface WorkerProcess {
   address: string;
@@ -29,15 +32,17 @@ export async function spawnWorker(
 ): Promise<WorkerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
-    env: { ...process.env, LOG_LEVEL: "warn", ...env, WORKER_PORT: String(port), WORKER_METRICS_PORT: String(metricsPort) },
-    stdio: ["ignore", onLog ? "pipe" : "inherit", "inherit"],
-  });
+  const child = killOnExit(
+    spawn(process.execPath, [new URL("../main.ts", import.meta.url).pathname], {
+      env: { ...process.env, LOG_LEVEL: "warn", ...env, WORKER_PORT: String(port), WORKER_METRICS_PORT: String(metricsPort) },
+      stdio: ["ignore", onLog ? "pipe" : "inherit", "inherit"],
+    }),
+  );
   if (onLog) child.stdout?.setEncoding("utf8").on("data", onLog);
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const address = `127.0.0.1:${port}`;
   const health = new HealthClient(address, channel);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     const status = await new Promise<number>((resolve) =>
       health.check({ service: "expertmesh.worker.v1.Worker" }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) =>
