@@ -17,6 +17,8 @@ import {
 } from "@expertmesh/proto/cluster";
 import { credentials, status as GrpcStatus, Metadata, type ServiceError } from "@grpc/grpc-js";
 
+const FAILURE_LOG_EVERY_MS = 30_000;
+
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
 
 /** Promise over a grpc-js unary call with a deadline. */
@@ -33,6 +35,8 @@ export class MembershipAgent {
   readonly #log: Logger;
   #timer: NodeJS.Timeout | undefined;
   #registered = false;
+  #failures = 0;
+  #failureLoggedAt = 0;
   #state: MemberState = MemberState.MEMBER_STATE_STARTING;
   readonly #onAssignment: (a: GroupAssignment | undefined) => void;
   readonly #load: () => MemberLoad | undefined;
@@ -69,15 +73,33 @@ export class MembershipAgent {
           const res = await unary<HeartbeatResponse>((md, o, cb) => this.#client.heartbeat(beat, md, o, cb));
           this.#onAssignment(res.assignment);
         }
+        this.#succeeded();
       } catch (err) {
         const e = err as ServiceError;
         if (e.code === GrpcStatus.NOT_FOUND) this.#registered = false;
-        this.#log.warn({ code: e.code, err: e.details ?? e.message }, "membership call failed; retrying");
+        this.#failed(e);
       }
       this.#timer = setTimeout(tick, this.#heartbeatMs);
       this.#timer.unref();
     };
     void tick();
+  }
+
+  /**
+   * An unreachable orchestrator fails every heartbeat: the first failure is logged, then one line per
+   * FAILURE_LOG_EVERY_MS with the count, so a long outage does not flood the log.
+   */
+  #failed(e: ServiceError): void {
+    this.#failures++;
+    const now = Date.now();
+    if (this.#failures > 1 && now - this.#failureLoggedAt < FAILURE_LOG_EVERY_MS) return;
+    this.#failureLoggedAt = now;
+    this.#log.warn({ code: e.code, err: e.details ?? e.message, failures: this.#failures }, "membership call failed; retrying");
+  }
+
+  #succeeded(): void {
+    if (this.#failures > 0) this.#log.info({ failures: this.#failures }, "reached the orchestrator again");
+    this.#failures = 0;
   }
 
   setState(state: MemberState): void {
