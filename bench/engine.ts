@@ -7,9 +7,10 @@
  * Prints a table: decode tok/s at each batch (default 1/4/16/64), prefill tok/s for each prompt length
  * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
- *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--json]
+ *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
  *                        [--roofline h100|h200] [--probe-gib G] [--prepare]
+ *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).
  *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
  *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2).
  */
@@ -24,6 +25,8 @@ import {
   capabilities,
   Engine,
   isBackend,
+  KV_DTYPES,
+  type KvDtype,
   LocalSequence,
   Model,
   PRECISIONS,
@@ -41,6 +44,7 @@ const { values } = parseArgs({
     steps: { type: "string", default: "4" },
     dir: { type: "string" },
     precision: { type: "string", default: "default" },
+    kv: { type: "string" },
     json: { type: "boolean", default: false },
     device: { type: "string", default: "cpu" },
     batches: { type: "string", default: "1,4,16,64" },
@@ -64,6 +68,8 @@ const dir = values.dir ?? join(root, ".cache", "bench", `gpt-oss-${shapeName}-sy
 const steps = Number(values.steps);
 const precision = values.precision as Precision;
 if (!PRECISIONS.includes(precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(", ")}`);
+const kvDtype = values.kv as KvDtype | undefined;
+if (kvDtype !== undefined && !KV_DTYPES.includes(kvDtype)) throw new Error(`--kv must be one of ${KV_DTYPES.join(", ")}`);
 const device = values.device as Backend;
 if (!isBackend(device)) throw new Error(`--device must be cpu, cuda-emu or cuda:N, got '${values.device}'`);
 const batches = counts("batches", values.batches);
@@ -116,7 +122,14 @@ const activeParams =
 // 4. Engine runs.
 const model = await Model.load(dir);
 const blocks = 2048;
-const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision, backend: device });
+const engine = new Engine(model, {
+  blockSize: 16,
+  numFullBlocks: blocks,
+  numSlidingBlocks: blocks,
+  precision,
+  backend: device,
+  ...(kvDtype ? { kvDtype } : {}),
+});
 const full = new BlockPool(blocks);
 const ring = new BlockPool(blocks);
 const prompt = (i: number, n: number) => Array.from({ length: n }, (_, j) => (1000 + i * 7919 + j * 104729) % 199998);
@@ -203,6 +216,7 @@ const rows: Array<[string, string]> = [
   ["machine", `${availableParallelism()} cores, SIMD ${caps.cpu.simd}, AVX512-BF16 ${caps.cpu.avx512bf16}, AMX ${caps.cpu.amxBf16}`],
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
   ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
+  ["KV cache", `${engine.kvDtype}, ${engine.kvCapacity().bytesPerToken} bytes per token`],
   [
     `CPU read bandwidth (probe${onCpu ? ": start, before and after batch-1 decode" : ""})`,
     `${bandwidthRuns.map((g) => g.toFixed(1)).join(" / ")} GB/s`,
@@ -228,6 +242,7 @@ if (values.json)
       shape: shapeName,
       bandwidthRuns,
       precision,
+      kvDtype: engine.kvDtype,
       probe,
       rooflines,
       perToken,

@@ -30,8 +30,14 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   }
   const std::string backend = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "cpu";
   const int32_t graphs = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : 0;
-  const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(),
-                                      info[3].As<Napi::Number>().Int32Value(), backend.c_str(), box->comm.get(), graphs};
+  const int32_t kv_type = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
+  const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(),
+                                      info[2].As<Napi::Number>().Int32Value(),
+                                      info[3].As<Napi::Number>().Int32Value(),
+                                      backend.c_str(),
+                                      box->comm.get(),
+                                      graphs,
+                                      kv_type};
   gptoss_engine_t e = nullptr;
   const gptoss_status st = gptoss_engine_create_with_options(model.get(), &options, &e);
   if (st != gptoss_status_success) throw_status(env, st);
@@ -77,7 +83,7 @@ Napi::Value EngineKvCapacity(const Napi::CallbackInfo& info) {
   out.Set("bytesPerToken", Napi::Number::New(env, static_cast<double>(c.bytes_per_token)));
   out.Set("fullTokens", Napi::Number::New(env, static_cast<double>(c.full_tokens)));
   out.Set("slidingTokens", Napi::Number::New(env, static_cast<double>(c.sliding_tokens)));
-  out.Set("dtype", Napi::String::New(env, c.bf16 ? "bf16" : "f32"));
+  out.Set("dtype", Napi::String::New(env, c.kv_type == gptoss_kv_bf16 ? "bf16" : "f32"));
   return out;
 }
 

@@ -21,12 +21,12 @@ static inline int64_t kv_index(const KvLayer& kv, const AttnSeq& s, int pos, int
          (static_cast<int64_t>(head) * kv.block_size + slot) * kv.head_dim;
 }
 
-// A cached key or value row as fp32: in place for an fp32 pool, widened into `buf` for a bf16 one (the
-// plain path: the CPU backend keeps fp32 pools, bf16 ones serve tests and tools).
+// A cached key or value row as fp32: in place for an fp32 pool, widened into `buf` for a bf16 one.
 static inline const float* cached_row(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value, float* buf) {
   const int64_t at = kv_index(kv, s, pos, head, value);
   if (kv.type == KvType::F32) return static_cast<const float*>(kv.pool) + at;
   const bf16_t* src = static_cast<const bf16_t*>(kv.pool) + at;
+#pragma omp simd
   for (int d = 0; d < kv.head_dim; ++d) buf[d] = bf16_to_f32(src[d]);
   return buf;
 }

@@ -150,11 +150,13 @@ void gptoss_engine_release(gptoss_engine_t engine);
 /* Numerics of an engine's steps (set before the first step; every rank of a group must agree).
  * exact: fp32 activations and accumulation everywhere (new engines start here).
  * serving: the MXFP4 expert products quantize activations to int8 per 32-element block and use integer
- * dot products (AVX512-VNNI; hosts without it keep exact), the default of the Node binding; on device
- * backends (cuda:N, cuda-emu) the KV cache also stores keys and values in bf16 (the CPU keeps fp32).
- * A change of precision reallocates the KV cache: whatever it held is lost. */
+ * dot products (AVX512-VNNI; hosts without it keep exact), the default of the Node binding. */
 typedef enum gptoss_precision { gptoss_precision_exact = 0, gptoss_precision_serving = 1 } gptoss_precision;
 gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision);
+
+/* How the KV cache stores keys and values (gptoss_engine_options.kv_type): fp32, or bf16 rounded to
+ * nearest even on store (half the bytes per token; attention widens to fp32 on load). */
+typedef enum gptoss_kv_type { gptoss_kv_f32 = 0, gptoss_kv_bf16 = 1 } gptoss_kv_type;
 
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).
@@ -223,6 +225,7 @@ typedef struct gptoss_engine_options {
   /* Decode steps replayed from captured launch graphs: 0 = the backend's default (on for cuda:N, off
    * elsewhere), 1 = on where the backend can (cuda:N, cuda-emu), -1 = off. Several ranks: always off. */
   int32_t decode_graphs;
+  int32_t kv_type; /* gptoss_kv_type (0: fp32) */
 } gptoss_engine_options;
 gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
 /* The backend the engine's steps run on ("cpu"); valid while the engine lives. */
@@ -236,7 +239,7 @@ typedef struct gptoss_kv_capacity {
   uint64_t bytes_per_token; /* one token's keys and values in every layer */
   int64_t full_tokens;      /* tokens the full-attention pool holds: blocks × block_size */
   int64_t sliding_tokens;   /* tokens the sliding-window pool holds */
-  int32_t bf16;             /* 1: K/V stored in bf16 (serving precision on a device backend); 0: fp32 */
+  int32_t kv_type;          /* gptoss_kv_type */
 } gptoss_kv_capacity;
 gptoss_status gptoss_engine_kv_capacity(gptoss_engine_t engine, gptoss_kv_capacity* out);
 

@@ -89,14 +89,6 @@ void KvCache::allocate() {
   }
 }
 
-void KvCache::set_type(KvType type) {
-  if (type == type_) return;
-  full_ = DeviceArray<uint8_t>(*memory_);
-  sliding_kv_ = DeviceArray<uint8_t>(*memory_);
-  type_ = type;
-  allocate();
-}
-
 uint64_t KvCache::bytes_per_token() const {
   return static_cast<uint64_t>(sliding_.size()) * 2 * kv_heads_ * head_dim_ * (type_ == KvType::BF16 ? 2 : 4);
 }

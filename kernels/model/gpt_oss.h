@@ -38,10 +38,6 @@ class KvCache {
   int pad_block() const { return pad_ ? num_full_ : -1; }
   int pad_sliding_block() const { return pad_ ? num_sliding_ : -1; }
   KvType type() const { return type_; }
-  // Reallocates both pools (zeroed) with elements of `type`, so the cache's contents are gone and every
-  // KvLayer handed out before points at freed memory; a no-op when the type is already `type`. The old
-  // pools are released first, so a GPU sized for the larger pools never holds both.
-  void set_type(KvType type);
   // Capacity: bytes of both pools (padding included), bytes one token takes in every layer, and the
   // tokens each pool holds (blocks × block_size, padding excluded).
   uint64_t bytes() const { return full_.capacity() + sliding_kv_.capacity(); }

@@ -91,7 +91,7 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
       graphs_(ops_, (options.decode_graphs > 0 || (options.decode_graphs == 0 && device_ >= 0)) && !(comm_ && comm_->world() > 1)),
       kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory,
-          graphs_.enabled()),
+          graphs_.enabled(), options.kv_type),
       sampler_(ops_) {
   // The model all-reduces its activations where they are: on a GPU that needs a communicator that
   // takes device buffers. (cuda-emu's "device" memory is host memory, so Gloo serves it.)
@@ -104,10 +104,6 @@ void Engine::set_precision(Precision p) {
   std::unique_lock lock(busy_, std::try_to_lock);
   check(lock.owns_lock(), gptoss_status_invalid_state, "engine_set_precision: a step is running on this engine");
   transformer_.set_precision(p);
-  // The CPU keeps fp32 K/V in both precisions: its serving speed comes from the q8 expert products, and
-  // its serving figures stay those of fp32 attention. A GPU's decode reads the whole cache every step,
-  // so bf16 halves those bytes (and the memory a token takes).
-  kv_.set_type(p == Precision::Serving && &ops_ != &cpu_ops() ? KvType::BF16 : KvType::F32);
   graphs_.clear();
 }
 

@@ -33,6 +33,7 @@ struct EngineOptions {
   // (on for cuda:N, off elsewhere), 1 = on where the backend can (cuda:N, cuda-emu), -1 = off. A group of
   // several ranks runs eagerly either way.
   int decode_graphs = 0;
+  KvType kv_type = KvType::F32;
 };
 
 // One sequence of a step as the engine runs it.
@@ -55,9 +56,8 @@ class Engine {
   const DecodeGraphs& graphs() const { return graphs_; }
   const KvCache& kv() const { return kv_; }
 
-  // Fails with invalid_state while a step runs. Serving keeps K/V in bf16 on device backends, so a change
-  // reallocates the KV pools: the cache's contents are gone (callers set it at creation, before any step),
-  // and the decode graphs, which captured the old pools, are dropped.
+  // Fails with invalid_state while a step runs. The decode graphs, which captured the old numerics, are
+  // dropped.
   void set_precision(Precision p);
   // Leader or single rank. logits receives the return_logits rows, in order (capacity in floats);
   // samples[i] is written for each sequence with sampling (samples may be null when none has).

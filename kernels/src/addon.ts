@@ -109,8 +109,12 @@ export interface KvCapacity {
   /** Tokens each pool holds (blocks × block size). */
   fullTokens: number;
   slidingTokens: number;
-  dtype: "bf16" | "f32";
+  dtype: KvDtype;
 }
+
+/** How the KV cache stores keys and values. */
+export type KvDtype = "f32" | "bf16";
+export const KV_DTYPES: readonly KvDtype[] = ["f32", "bf16"];
 
 export interface RawStepOutput {
   logits: Float32Array;
@@ -136,6 +140,8 @@ export interface Addon {
     backend?: string,
     /** 1 on, -1 off, 0 the backend's default. */
     decodeGraphs?: number,
+    /** gptoss_kv_type: 0 f32, 1 bf16. */
+    kvType?: 0 | 1,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   engineKvCapacity(engine: RawEngine): KvCapacity;

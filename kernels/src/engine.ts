@@ -3,7 +3,7 @@
  * sequences at any stage: a prefill chunk is many rows of one sequence, a decode step is one row.
  * Arguments are validated here with exact messages before they cross into C++.
  */
-import { addon, type KvCapacity, type RawEngine, type RawStepOutput } from "./addon.ts";
+import { addon, KV_DTYPES, type KvCapacity, type KvDtype, type RawEngine, type RawStepOutput } from "./addon.ts";
 import type { Communicator } from "./communicator.ts";
 import type { Model } from "./model.ts";
 import { type PackedSampling, packSampling, SAMPLING_FLOATS, SAMPLING_INTS, type SamplingOptions } from "./sampling.ts";
@@ -41,11 +41,16 @@ export interface EngineOptions {
   /**
    * Numerics (default "default"): "exact" keeps fp32 activations everywhere (the golden tolerances'
    * exact mode); "default" quantizes the MXFP4 expert products' activations to int8 per 32-element block
-   * (integer dot products, ~2× faster decode; relative L2 to exact well under the 3e-2 serving tolerance)
-   * and, on cuda:N and cuda-emu, keeps the KV cache in bf16 (the CPU keeps fp32; see kvCapacity()).
+   * (integer dot products, ~2× faster decode; relative L2 to exact well under the 3e-2 serving tolerance).
    * Every rank of a group must use the same.
    */
   precision?: Precision;
+  /**
+   * How the KV cache stores keys and values (default: "f32" in exact precision, "bf16" in default
+   * precision): bf16 halves the bytes per token, so the same memory holds twice the tokens and decode
+   * reads half the cache; attention widens to fp32 on load. See kvCapacity().
+   */
+  kvDtype?: KvDtype;
   /**
    * Where the ops run (default "cpu"), chosen once for the engine's life: "cpu", "cuda:N" (GPU N; fails
    * with NativeError invalid_argument when the build has no CUDA or there is no device N), or "cuda-emu"
@@ -102,6 +107,7 @@ export class Engine {
   readonly rank: number;
   readonly world: number;
   readonly precision: Precision;
+  readonly kvDtype: KvDtype;
   /** The backend the native engine reports it runs on. */
   readonly backend: string;
   readonly #raw: RawEngine;
@@ -132,6 +138,9 @@ export class Engine {
     if (!PRECISIONS.includes(precision))
       throw new RangeError(`precision must be one of ${PRECISIONS.join(", ")}, got ${String(precision)}`);
     this.precision = precision;
+    const kvDtype = options.kvDtype ?? (precision === "exact" ? "f32" : "bf16");
+    if (!KV_DTYPES.includes(kvDtype)) throw new RangeError(`kvDtype must be one of ${KV_DTYPES.join(", ")}, got ${String(kvDtype)}`);
+    this.kvDtype = kvDtype;
     const backend = options.backend ?? "cpu";
     if (!isBackend(backend)) throw new RangeError(`backend must be "cpu", "cuda-emu" or "cuda:N", got ${String(backend)}`);
     const graphs = options.decodeGraphs === undefined ? 0 : options.decodeGraphs ? 1 : -1;
@@ -143,6 +152,7 @@ export class Engine {
       comm?.raw,
       backend,
       graphs,
+      kvDtype === "f32" ? 0 : 1,
     );
     this.backend = this.#raw.backend;
     addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);
@@ -153,7 +163,7 @@ export class Engine {
     return addon().engineGraphStats(this.#raw);
   }
 
-  /** What the KV cache holds on this rank: bf16 in serving precision on cuda:N and cuda-emu, fp32 otherwise. */
+  /** What the KV cache holds on this rank, in the element type of `kvDtype`. */
   kvCapacity(): KvCapacity {
     return addon().engineKvCapacity(this.#raw);
   }

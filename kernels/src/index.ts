@@ -1,7 +1,7 @@
 /** @expertmesh/kernels — the typed TypeScript face of the native engine. */
 import { addon } from "./addon.ts";
 
-export type { KvCapacity, ModelConfigInfo, ShardInfo } from "./addon.ts";
+export { KV_DTYPES, type KvCapacity, type KvDtype, type ModelConfigInfo, type ShardInfo } from "./addon.ts";
 export { type Capabilities, capabilities } from "./capabilities.ts";
 export { type ModelShape, parameterCount, SHAPES, type ShapeName } from "./checkpoint/shapes.ts";
 export { Communicator, type CommunicatorOptions, type GlooOptions, type NcclOptions } from "./communicator.ts";

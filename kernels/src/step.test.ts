@@ -259,16 +259,36 @@ describe("validation", () => {
 });
 
 describe("KV capacity on the CPU", () => {
-  it("fp32 K/V in both precisions: bytes per token = layers × 2 × kv heads × head dim × 4, tokens = blocks × block size", async () => {
-    for (const precision of ["exact", "default"] as const) {
-      const { model, engine } = await setup(8, precision);
-      const c = model.config;
+  it("exact stores fp32 K/V, default bf16 unless kvDtype says otherwise: bytes per token = layers × 2 × kv heads × head dim × element bytes", async () => {
+    const model = await Model.load(g2.dir);
+    const c = model.config;
+    for (const [precision, kvDtype, dtype, elem] of [
+      ["exact", undefined, "f32", 4],
+      ["default", undefined, "bf16", 2],
+      ["default", "f32", "f32", 4],
+      ["exact", "bf16", "bf16", 2],
+    ] as const) {
+      const engine = new Engine(model, {
+        blockSize: 16,
+        numFullBlocks: 8,
+        numSlidingBlocks: 8,
+        precision,
+        ...(kvDtype ? { kvDtype } : {}),
+      });
       const kv = engine.kvCapacity();
-      expect(kv.dtype).toBe("f32");
-      expect(kv.bytesPerToken).toBe(c.numLayers * 2 * c.numKvHeads * c.headDim * 4);
+      expect(engine.kvDtype).toBe(dtype);
+      expect(kv.dtype).toBe(dtype);
+      expect(kv.bytesPerToken).toBe(c.numLayers * 2 * c.numKvHeads * c.headDim * elem);
       expect(kv.fullTokens).toBe(8 * 16);
       expect(kv.slidingTokens).toBe(8 * 16);
       expect(kv.bytes).toBe(kv.bytesPerToken * 8 * 16);
     }
+  });
+
+  it("refuses an unknown kvDtype before it allocates anything", async () => {
+    const model = await Model.load(g2.dir);
+    expect(() => new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, kvDtype: "fp16" as "f32" })).toThrow(
+      /kvDtype must be one of f32, bf16, got fp16/,
+    );
   });
 });

@@ -45,7 +45,17 @@ export const WorkerConfigSchema = z.object({
     })
     .prefault({}),
   metrics: z.object({ host: z.string().default("127.0.0.1"), port: port.default(9091) }).prefault({}),
-  kv: z.object({ block_size: positive.default(16), num_blocks: positive.default(4096) }).prefault({}),
+  kv: z
+    .object({
+      block_size: positive.default(16),
+      num_blocks: positive.default(4096),
+      /**
+       * How keys and values are stored: bf16 (half the bytes per token: twice the tokens in the same memory;
+       * within the serving tolerances) or f32. Empty: f32 in exact precision, bf16 in default precision.
+       */
+      dtype: z.enum(["", "f32", "bf16"]).default(""),
+    })
+    .prefault({}),
   scheduler: z
     .object({
       max_num_seqs: positive.default(64),
@@ -113,6 +123,7 @@ export const workerEnv = {
   "metrics.port": "WORKER_METRICS_PORT",
   "kv.block_size": "WORKER_KV_BLOCK_SIZE",
   "kv.num_blocks": "WORKER_KV_NUM_BLOCKS",
+  "kv.dtype": "WORKER_KV_DTYPE",
   "scheduler.max_num_seqs": "WORKER_MAX_NUM_SEQS",
   "scheduler.max_tokens_per_step": "WORKER_MAX_TOKENS_PER_STEP",
   "scheduler.max_waiting": "WORKER_MAX_WAITING",

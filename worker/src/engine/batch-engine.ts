@@ -43,6 +43,12 @@ export interface BatchEngineOptions {
   constraints: Constraints;
 }
 
+/** The KV cache's element type and one token's bytes, for Info. */
+function kvOf(engine: Engine): { kvDtype: string; kvBytesPerToken: number } {
+  const kv = engine.kvCapacity();
+  return { kvDtype: kv.dtype, kvBytesPerToken: kv.bytesPerToken };
+}
+
 export class BatchEngine implements EnginePort {
   readonly ready = true;
   readonly notReadyReason = "";
@@ -90,6 +96,7 @@ export class BatchEngine implements EnginePort {
         maxNumSeqs: this.#opts.maxNumSeqs,
         maxTokensPerStep: this.#opts.maxTokensPerStep,
         kvBlocksInUse: this.blocksInUse(),
+        ...kvOf(this.#engine),
       },
       load: { running: this.#running.length, waiting: this.#waiting.length, generationTokensTotal: this.#generated },
       backend: this.#engine.backend,

@@ -54,6 +54,7 @@ export function createNativeEngine(model: Model, config: WorkerConfig, communica
     numFullBlocks: config.kv.num_blocks,
     numSlidingBlocks,
     precision: config.model.precision,
+    ...(config.kv.dtype ? { kvDtype: config.kv.dtype } : {}),
     backend: resolveDevice(config.device, config.rank),
     ...(communicator ? { communicator } : {}),
   });

@@ -57,7 +57,7 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
     }),
     kvBytesPerToken: new Gauge({
       name: "expertmesh_kv_cache_bytes_per_token",
-      help: "KV cache bytes one token takes in every layer on this rank (bf16 K/V in serving precision on a GPU, fp32 otherwise)",
+      help: "KV cache bytes one token takes in every layer on this rank (its element type: WORKER_KV_DTYPE)",
       labelNames,
       registers: [registry],
     }),

@@ -45,6 +45,8 @@ export class NoModelEngine implements EnginePort {
         maxNumSeqs: this.#capacity.maxNumSeqs,
         maxTokensPerStep: this.#capacity.maxTokensPerStep,
         kvBlocksInUse: 0,
+        kvDtype: "",
+        kvBytesPerToken: 0,
       },
       load: { running: 0, waiting: 0, generationTokensTotal: 0 },
       backend: this.#device,

@@ -111,12 +111,15 @@ describe("scheduler", () => {
     expect(after.tokens.length).toBeGreaterThan(0);
   });
 
-  it("KV capacity gauges: tokens = blocks × block size, bytes per token of fp32 K/V on the CPU", async () => {
+  it("KV capacity in gauges and Info: tokens = blocks × block size, bytes per token of bf16 K/V (the default precision's)", async () => {
     const text = await (await fetch(a.metricsUrl)).text();
     const gauge = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
     const t = SHAPES.tiny;
-    expect(gauge("expertmesh_kv_cache_tokens")).toBe(256 * ((await a.info()).capacity?.kvBlockSize ?? 0));
-    expect(gauge("expertmesh_kv_cache_bytes_per_token")).toBe(t.numLayers * 2 * t.numKvHeads * t.headDim * 4);
+    const capacity = (await a.info()).capacity;
+    expect(gauge("expertmesh_kv_cache_tokens")).toBe(256 * (capacity?.kvBlockSize ?? 0));
+    expect(gauge("expertmesh_kv_cache_bytes_per_token")).toBe(t.numLayers * 2 * t.numKvHeads * t.headDim * 2);
+    expect(capacity?.kvDtype).toBe("bf16");
+    expect(capacity?.kvBytesPerToken).toBe(gauge("expertmesh_kv_cache_bytes_per_token"));
   });
 
   it("a cancel with nothing else to run: the running and KV gauges show the freed slot at once (autoscaling reads them)", {
