@@ -20,7 +20,7 @@ export { BlockPool } from "./kv-blocks.ts";
 export { type LoadOptions, Model } from "./model.ts";
 export { COMM_FAILURES, type CommFailure, NativeError, NativeStatus, type NativeStatusName } from "./native-error.ts";
 export { maskWords, type SamplingOptions } from "./sampling.ts";
-export { LocalSequence } from "./sequence.ts";
+export { LocalSequence, trimSlidingWindow } from "./sequence.ts";
 
 /** Machine probes for benchmarks: read bandwidth over `bytes` (best of `repeats`) and the fp32 FMA rate. Blocks ~1-3 s. */
 export function probes(bytes: number, repeats = 3): { readGBps: number; fmaGflops: number } {

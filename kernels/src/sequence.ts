@@ -1,10 +1,30 @@
 /**
  * LocalSequence: one sequence on an Engine with its own blocks — what the CLI, tests and benchmarks use
  * to prefill, decode and read logits without a scheduler. The worker's scheduler does the same for many
- * sequences (and frees sliding-window blocks the same way).
+ * sequences, and frees sliding-window blocks with the same trimSlidingWindow.
  */
 import type { Engine, StepSequence } from "./engine.ts";
 import type { BlockPool } from "./kv-blocks.ts";
+
+/**
+ * Frees the sliding-window blocks of a block table that lie wholly before the window of a step starting
+ * at `nextPos`: each goes to `release` once, and its slot becomes -1 (the engine skips those slots).
+ */
+export function trimSlidingWindow(
+  engine: Pick<Engine, "firstLiveSlidingBlock">,
+  slidingBlocks: number[],
+  nextPos: number,
+  release: (block: number) => void,
+): void {
+  const firstLive = engine.firstLiveSlidingBlock(nextPos);
+  for (let i = 0; i < firstLive && i < slidingBlocks.length; i++) {
+    const b = slidingBlocks[i] as number;
+    if (b >= 0) {
+      release(b);
+      slidingBlocks[i] = -1;
+    }
+  }
+}
 
 export class LocalSequence {
   readonly #engine: Engine;
@@ -39,14 +59,7 @@ export class LocalSequence {
   /** Moves past `n` positions and frees the sliding blocks that fell wholly out of the window. */
   advance(n: number): void {
     this.length += n;
-    const firstLive = this.#engine.firstLiveSlidingBlock(this.length);
-    for (let i = 0; i < firstLive && i < this.slidingBlocks.length; i++) {
-      const b = this.slidingBlocks[i] as number;
-      if (b >= 0) {
-        this.#sliding.release([b]);
-        this.slidingBlocks[i] = -1;
-      }
-    }
+    trimSlidingWindow(this.#engine, this.slidingBlocks, this.length, (b) => this.#sliding.release([b]));
   }
 
   /** Feeds tokens (in chunks of at most chunk rows) and returns the logits of every position. */
