@@ -19,6 +19,7 @@ import { GroupAgent, type GroupEngineFactory } from "./group/group-agent.ts";
 import { NativeGroupFactory } from "./group/native-group-factory.ts";
 import { SwitchableEngine } from "./group/switchable-engine.ts";
 import { serverCredentials } from "./transport/credentials.ts";
+import { stepTracer } from "./transport/tracing.ts";
 import { createWorkerService } from "./transport/worker-service.ts";
 
 export const WORKER_SERVICE_NAME = "expertmesh.worker.v1.Worker";
@@ -54,7 +55,7 @@ export async function startWorker(
   const eng: EnginePort = grouped
     ? new SwitchableEngine(waiting("waiting for the orchestrator to place this worker in a group"))
     : (engine ??
-      (config.model.path ? await loadNativeEngine(config, log, registry) : undefined) ??
+      (config.model.path ? await loadNativeEngine(config, log, registry, stepTracer) : undefined) ??
       new NoModelEngine(config.model.name, capacity, undefined, device));
 
   new Gauge({
@@ -89,7 +90,7 @@ export async function startWorker(
   if (grouped) {
     agent = new GroupAgent(
       eng as SwitchableEngine,
-      groupFactory ?? new NativeGroupFactory(config, log, registry),
+      groupFactory ?? new NativeGroupFactory(config, log, registry, stepTracer),
       {
         setState: (state) => {
           membership?.setState(state);

@@ -9,7 +9,8 @@ import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
 import { Constraints } from "./constraints.ts";
 import { resolveDevice } from "./device.ts";
-import { createEngineMetrics, type EngineMetrics } from "./metrics.ts";
+import type { StepTracer } from "./engine-observer.ts";
+import { createEngineMetrics, type EngineMetrics, metricsObserver } from "./metrics.ts";
 
 /** This worker's shard of an expert-parallel group (absent: the whole model on one rank). */
 export interface ShardOf {
@@ -91,13 +92,20 @@ function constraintsOf(config: WorkerConfig, metrics: EngineMetrics | undefined)
   });
 }
 
+/** Where a serving engine reports: its metrics (absent: none) and the tracer of its step spans. */
+export interface EngineReporting {
+  metrics?: EngineMetrics | undefined;
+  tracer?: StepTracer | undefined;
+}
+
 /** The serving engine over a native engine (rank 0 of its group, or alone). */
 export function batchEngineOf(
   engine: Engine,
   config: WorkerConfig,
-  metrics?: EngineMetrics,
+  reporting: EngineReporting,
   onGroupLost?: (reason: string) => void,
 ): BatchEngine {
+  const { metrics, tracer } = reporting;
   return new BatchEngine(engine.model, engine, {
     modelName: config.model.name,
     synthetic: isSynthetic(config.model.path),
@@ -107,17 +115,18 @@ export function batchEngineOf(
     starvationMs: config.scheduler.starvation_ms,
     rank: engine.rank,
     constraints: constraintsOf(config, metrics),
-    ...(metrics ? { metrics } : {}),
+    ...(metrics ? { observer: metricsObserver(metrics) } : {}),
+    ...(tracer ? { tracer } : {}),
     ...(onGroupLost ? { onGroupLost } : {}),
   });
 }
 
-export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry): Promise<BatchEngine> {
+export async function loadNativeEngine(config: WorkerConfig, log: Logger, registry?: Registry, tracer?: StepTracer): Promise<BatchEngine> {
   const engine = createNativeEngine(await loadModelShard(config, log), config);
   const kv = engine.kvCapacity();
   log.info({ kv }, "kv cache allocated");
   const metrics = registry ? createEngineMetrics(registry, config.model.name) : undefined;
   metrics?.kvBytesPerToken.set(metrics.labels, kv.bytesPerToken);
   metrics?.kvTokens.set(metrics.labels, kv.fullTokens);
-  return batchEngineOf(engine, config, metrics);
+  return batchEngineOf(engine, config, { metrics, tracer });
 }

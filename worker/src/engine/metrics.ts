@@ -3,6 +3,7 @@
  * plus the scheduler's own step timing. Label: model_name.
  */
 import { Counter, Gauge, Histogram, type Registry } from "@expertmesh/common";
+import type { EngineObserver } from "./engine-observer.ts";
 
 const latency = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
 
@@ -140,3 +141,33 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
 }
 
 export type EngineMetrics = ReturnType<typeof createEngineMetrics>;
+
+/** The batch engine's observer port over these metrics. */
+export function metricsObserver(m: EngineMetrics): EngineObserver {
+  const l = m.labels;
+  return {
+    queued: (promptTokens) => m.promptTokens.inc(l, promptTokens),
+    started: (queueSeconds) => m.queue.observe(l, queueSeconds),
+    prefixLookup: (queried, hit, hitRate) => {
+      m.prefixQueries.inc(l, queried);
+      m.prefixHits.inc(l, hit);
+      m.prefixHitRate.set(l, hitRate);
+    },
+    preempted: () => m.preemptions.inc(l),
+    load: (running, waiting, kvUsage) => {
+      m.running.set(l, running);
+      m.waiting.set(l, waiting);
+      m.kvUsage.set(l, kvUsage);
+    },
+    stepped: (seconds, rows) => {
+      m.stepSeconds.observe(l, seconds);
+      m.stepTokens.observe(l, rows);
+    },
+    scheduled: (seconds) => m.schedulerSeconds.observe(l, seconds),
+    masked: (seconds) => m.grammarMaskSeconds.observe(l, seconds),
+    firstToken: (seconds) => m.ttft.observe(l, seconds),
+    interToken: (seconds) => m.itl.observe(l, seconds),
+    generated: (tokens) => m.generationTokens.inc(l, tokens),
+    finished: (e2eSeconds) => m.e2e.observe(l, e2eSeconds),
+  };
+}

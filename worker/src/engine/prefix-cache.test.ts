@@ -1,119 +1,145 @@
 /**
- * Prefix caching over real gRPC: a repeated or shared prefix (longer than the 128-token window) is served
- * from cached blocks — fewer tokens computed, the hit counted in the metrics — and the output is exactly
- * what a cold worker produces. Cached blocks are evicted least-recently-used when the pool fills.
+ * PrefixCache alone: the chained block hash, reference counts, least-recently-used eviction and pins
+ * (expiry on the caller's clock, a cap on pinned blocks). The worker-level behaviour (hits over gRPC,
+ * exact outputs) is in batch-engine.prefix-cache.test.ts.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger } from "@expertmesh/common";
-import { SHAPES } from "@expertmesh/kernels";
-import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { type GenerateResponse, Priority, type Usage, WorkerClient } from "@expertmesh/proto/worker";
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningWorker, startWorker } from "../app.ts";
-import { loadWorkerConfig } from "../config.ts";
-import type { BatchEngine } from "./batch-engine.ts";
+import { describe, expect, it } from "vitest";
+import { chainHash, PrefixCache } from "./prefix-cache.ts";
 
-const dir = join(mkdtempSync(join(tmpdir(), "prefix-model-")), "tiny");
-const workers: Array<{ w: RunningWorker; client: WorkerClient }> = [];
+const BS = 4;
 
-async function worker(env: Record<string, string> = {}) {
-  const config = loadWorkerConfig({
-    WORKER_PORT: "0",
-    WORKER_METRICS_PORT: "0",
-    WORKER_MODEL_PATH: dir,
-    WORKER_MODEL_NAME: "tiny",
-    ...env,
-  });
-  const w = await startWorker(config, createLogger("prefix-test", "silent"));
-  const client = new WorkerClient(w.address, credentials.createInsecure());
-  workers.push({ w, client });
-  return { w, client, engine: w.engine as BatchEngine };
+/** A cache whose blocks each hold one registered token block, all released (cached, evictable). */
+function cachedBlocks(capacity: number, hashes: string[], options = {}) {
+  const cache = new PrefixCache(capacity, options);
+  const blocks = cache.allocate(hashes.length) as number[];
+  for (const [i, h] of hashes.entries()) cache.register(blocks[i] as number, h);
+  return { cache, blocks };
 }
 
-beforeAll(() => {
-  writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab: 4096 }, out: dir, seed: 31 });
-});
-afterAll(async () => {
-  for (const { w, client } of workers) {
-    client.close();
-    await w.close();
-  }
+describe("chainHash", () => {
+  const tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+  it("hashes one block of token ids, chained on the hash of the block before it", () => {
+    const h0 = chainHash("", tokens, 0, BS);
+    expect(chainHash("", [1, 2, 3, 4, 99], 0, BS)).toBe(h0); // tokens after the block do not count
+    expect(chainHash("", [1, 2, 3, 5], 0, BS)).not.toBe(h0);
+    const h1 = chainHash(h0, tokens, 1, BS);
+    // The same tokens after another prefix are another block.
+    expect(chainHash(chainHash("", [0, 2, 3, 4], 0, BS), [0, 2, 3, 4, 5, 6, 7, 8], 1, BS)).not.toBe(h1);
+    expect(chainHash(h0, [9, 9, 9, 9, 5, 6, 7, 8], 1, BS)).toBe(h1);
+  });
 });
 
-function generate(client: WorkerClient, id: string, prompt: number[], maxTokens: number) {
-  return new Promise<{ tokens: number[]; usage?: Usage; error?: ServiceError }>((resolve) => {
-    const tokens: number[] = [];
-    let usage: Usage | undefined;
-    const s = client.generate(
-      {
-        requestId: id,
-        promptTokenIds: prompt,
-        stopTokenIds: [],
-        maxTokens,
-        priority: Priority.PRIORITY_ONLINE,
-        deadlineUnixMs: 0,
-        clampMaxTokens: false,
-        maxReasoningTokens: 0,
-      },
-      new Metadata(),
-    );
-    s.on("data", (e: GenerateResponse) => {
-      for (const t of e.tokens?.tokens ?? []) tokens.push(t.tokenId);
-      if (e.finished) usage = e.finished.usage;
-    });
-    s.on("end", () => resolve({ tokens, usage }));
-    s.on("error", (error: ServiceError) => resolve({ tokens, usage, error }));
-  });
-}
-
-const seqOf = (seed: number, n: number) => Array.from({ length: n }, (_, j) => (seed * 7919 + j * 104729) % 4000);
-
-async function metric(w: RunningWorker, name: string): Promise<number> {
-  const text = await (await fetch(`http://${w.metricsAddress}/metrics`)).text();
-  return Number(new RegExp(`${name}\\{[^}]*\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
-}
-
-describe("prefix caching", () => {
-  it("a repeated 300-token prompt is served from the cache with identical output", async () => {
-    const { w, client, engine } = await worker();
-    const prompt = seqOf(1, 300);
-    const first = await generate(client, "p1", prompt, 20);
-    const second = await generate(client, "p2", prompt, 20);
-    expect(first.usage?.cachedPromptTokens).toBe(0);
-    expect(second.usage?.cachedPromptTokens).toBe(Math.floor(299 / 16) * 16);
-    expect(second.tokens).toEqual(first.tokens);
-    expect(await metric(w, "vllm:prefix_cache_hits_total")).toBe(288);
-    expect(await metric(w, "vllm:prefix_cache_queries_total")).toBe(600);
-    expect(await metric(w, "expertmesh_prefix_cache_hit_rate")).toBeCloseTo(288 / 600, 6);
-    expect(engine.blocksInUse()).toBe(0);
+describe("PrefixCache reference counts", () => {
+  it("an unregistered block returns to the pool at its last release; a registered one stays cached", () => {
+    const cache = new PrefixCache(4);
+    const [a, b] = cache.allocate(2) as number[];
+    expect(cache.free).toBe(2);
+    expect(cache.inUse).toBe(2);
+    cache.register(b as number, "hb");
+    expect(cache.acquire("hb")).toBe(b);
+    cache.release([a as number, b as number]);
+    expect(cache.inUse).toBe(1); // b still has its second reference
+    expect(cache.holds(b as number)).toBe(1);
+    cache.release([b as number, -1]); // -1: a slot trimmed out of the window
+    expect(cache.inUse).toBe(0);
+    expect(cache.free).toBe(4);
+    expect(cache.peek("hb")).toBe(b);
   });
 
-  it("prompts sharing a 200-token prefix reuse it and match a cold worker exactly", async () => {
-    const warm = await worker();
-    const cold = await worker();
-    const shared = seqOf(2, 200);
-    const a = [...shared, ...seqOf(3, 40)];
-    const b = [...shared, ...seqOf(4, 25)];
-    await generate(warm.client, "wa", a, 16);
-    const hit = await generate(warm.client, "wb", b, 16);
-    const fresh = await generate(cold.client, "cb", b, 16);
-    expect(hit.usage?.cachedPromptTokens).toBe(192);
-    expect(fresh.usage?.cachedPromptTokens).toBe(0);
-    expect(hit.tokens).toEqual(fresh.tokens);
+  it("allocate takes nothing when fewer blocks are obtainable", () => {
+    const cache = new PrefixCache(3);
+    cache.allocate(2);
+    expect(cache.allocate(2)).toBeNull();
+    expect(cache.free).toBe(1);
   });
 
-  it("evicts least-recently-used cached blocks when the pool fills, without errors or leaks", async () => {
-    const { client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
-    for (let i = 0; i < 12; i++) {
-      const r = await generate(client, `e${i}`, seqOf(10 + i, 150), 8);
-      expect(r.error).toBeUndefined();
-    }
-    // The most recent prompt is still cached; the first one was evicted.
-    expect((await generate(client, "again-last", seqOf(21, 150), 8)).usage?.cachedPromptTokens).toBe(144);
-    expect((await generate(client, "again-first", seqOf(10, 150), 8)).usage?.cachedPromptTokens).toBe(0);
-    expect(engine.blocksInUse()).toBe(0);
+  it("the first block registered under a hash keeps it", () => {
+    const cache = new PrefixCache(2);
+    const [a, b] = cache.allocate(2) as number[];
+    cache.register(a as number, "h");
+    cache.register(b as number, "h");
+    cache.register(a as number, "other");
+    expect(cache.peek("h")).toBe(a);
+    expect(cache.peek("other")).toBeUndefined();
+  });
+});
+
+describe("PrefixCache eviction", () => {
+  it("evicts cached blocks least recently released first, only when the pool has no unused block", () => {
+    const { cache, blocks } = cachedBlocks(4, ["h0", "h1", "h2"]);
+    const [b0, b1, b2] = blocks as [number, number, number];
+    cache.release([b1, b0, b2]);
+    expect(cache.free).toBe(4);
+    cache.allocate(1); // the unused block
+    expect([cache.peek("h0"), cache.peek("h1"), cache.peek("h2")]).toEqual([b0, b1, b2]);
+    cache.allocate(1);
+    expect(cache.peek("h1")).toBeUndefined();
+    expect(cache.peek("h0")).toBe(b0);
+  });
+
+  it("a cached block taken again is no longer evictable, and is the newest once released", () => {
+    const { cache, blocks } = cachedBlocks(2, ["h0", "h1"]);
+    cache.release(blocks);
+    cache.acquire("h0");
+    expect(cache.free).toBe(1);
+    cache.release([blocks[0] as number]);
+    cache.allocate(1);
+    expect(cache.peek("h1")).toBeUndefined();
+    expect(cache.peek("h0")).toBe(blocks[0]);
+  });
+});
+
+describe("PrefixCache pins", () => {
+  it("a pinned block is neither free nor evicted until its pin expires on the caller's clock", () => {
+    const { cache, blocks } = cachedBlocks(3, ["h0", "h1", "h2"], { maxPinned: 1 });
+    cache.release(blocks);
+    expect(cache.pin("h0", 1000)).toBe(true);
+    expect(cache.free).toBe(2);
+    expect(cache.pinned).toBe(1);
+    expect(cache.holds(blocks[0] as number)).toBe(1);
+    expect(cache.allocate(3)).toBeNull();
+    cache.allocate(2);
+    expect(cache.peek("h0")).toBe(blocks[0]);
+    expect(cache.expirePins(999)).toBe(0);
+    expect(cache.expirePins(1000)).toBe(1);
+    expect(cache.free).toBe(1);
+    cache.allocate(1);
+    expect(cache.peek("h0")).toBeUndefined();
+  });
+
+  it("unpin releases at once; a pinned block in use stays pinned after its last release", () => {
+    const { cache, blocks } = cachedBlocks(2, ["h0", "h1"], { maxPinned: 2 });
+    expect(cache.pin("h0", 50)).toBe(true);
+    cache.release(blocks);
+    expect(cache.free).toBe(1);
+    expect(cache.inUse).toBe(0);
+    expect(cache.unpin("h0")).toBe(true);
+    expect(cache.unpin("h0")).toBe(false);
+    expect(cache.free).toBe(2);
+    // Back among the evictable ones as the newest: h1 goes first.
+    cache.allocate(1);
+    expect(cache.peek("h1")).toBeUndefined();
+  });
+
+  it("pinning again keeps the later expiry", () => {
+    const { cache, blocks } = cachedBlocks(2, ["h0"], { maxPinned: 1 });
+    cache.release(blocks);
+    cache.pin("h0", 100);
+    cache.pin("h0", 50);
+    expect(cache.expirePins(60)).toBe(0);
+    expect(cache.expirePins(100)).toBe(1);
+  });
+
+  it("refuses pins past maxPinned (live requests keep the rest) and hashes that are not cached", () => {
+    const { cache, blocks } = cachedBlocks(8, ["h0", "h1", "h2"]);
+    cache.release(blocks);
+    expect(cache.maxPinned).toBe(2); // a quarter of the pool by default
+    expect(cache.pin("h0", 10)).toBe(true);
+    expect(cache.pin("h1", 10)).toBe(true);
+    expect(cache.pin("h2", 10)).toBe(false);
+    expect(cache.pin("h0", 20)).toBe(true); // already pinned: extends, takes no new place
+    expect(cache.pin("nothing", 10)).toBe(false);
+    expect(cache.pinned).toBe(2);
+    expect(cache.free).toBe(6);
   });
 });

@@ -1,29 +1,30 @@
 /**
  * One generation as the BatchEngine tracks it: what is still to be computed, its KV blocks, its output
- * and the channel its events go to. Built from the request here; the engine owns every change after.
+ * and the channel its events go to. Built from the request here, with what a step and a finish read of
+ * it; the engine owns every change after.
  */
 import { randomBytes } from "node:crypto";
-import type { SamplingOptions } from "@expertmesh/kernels";
-import { type GenerateRequest, Priority } from "@expertmesh/proto/worker";
+import type { SamplingOptions, StepSequence } from "@expertmesh/kernels";
+import { type Finished, FinishReason, type GenerateRequest, Priority } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 import { Channel } from "./channel.ts";
 import type { SequenceConstraint } from "./constraints.ts";
 import type { EngineEvent } from "./engine-port.ts";
+import { type BlockTables, emptyTables } from "./kv-cache.ts";
+import type { ScheduledSequence } from "./scheduler.ts";
 
-export interface Live {
+/** Mutable here: the fields the Scheduler reads are documented on ScheduledSequence. */
+export interface Live extends ScheduledSequence {
   request: GenerateRequest;
   batch: boolean; // PRIORITY_BATCH
-  prompt: number[]; // tokens to (re)compute before decoding: the prompt, plus output after a preemption
+  prompt: number[];
   promptLength: number; // the client's prompt length (usage)
   output: number[];
-  fed: number; // prompt tokens already in the KV cache
-  /** Output tokens not in the KV cache yet: the last sampled one, plus any forced after it. */
+  fed: number;
   unfed: number;
-  /** False while the constraint compiles: not admitted yet. */
   opened: boolean;
   constraint: SequenceConstraint | undefined;
-  fullBlocks: number[];
-  slidingBlocks: number[]; // by position; -1 once wholly out of the window
+  blocks: BlockTables;
   channel: Channel<EngineEvent>;
   aborted: boolean;
   deadline: number; // epoch ms, 0 = none
@@ -34,10 +35,8 @@ export interface Live {
   started: number;
   firstToken: number;
   lastToken: number;
-  admittedSeq: number; // admission order: newest = largest
+  admittedSeq: number;
   trace: SpanContext | undefined;
-  hashes: string[]; // chain hashes of the complete token blocks computed so far
-  registered: number; // blocks registered with the prefix cache
   cachedTokens: number; // prompt tokens served from the prefix cache at first admission
   queried: boolean; // prefix-cache metrics counted
 }
@@ -72,8 +71,7 @@ export function newLive(request: GenerateRequest, eosTokenId: number, trace: Spa
     unfed: 0,
     opened: request.constraint === undefined && request.maxReasoningTokens === 0,
     constraint: undefined,
-    fullBlocks: [],
-    slidingBlocks: [],
+    blocks: emptyTables(),
     channel: new Channel<EngineEvent>(),
     aborted: false,
     deadline: request.deadlineUnixMs,
@@ -86,9 +84,58 @@ export function newLive(request: GenerateRequest, eosTokenId: number, trace: Spa
     lastToken: 0,
     admittedSeq: 0,
     trace,
-    hashes: [],
-    registered: 0,
     cachedTokens: 0,
     queried: false,
+  };
+}
+
+/** The sequence's tokens in position order: its prompt, then what it generated. */
+export function tokensOf(live: Live): number[] {
+  return live.prompt.length === live.promptLength
+    ? [...live.prompt, ...live.output]
+    : [...live.prompt.slice(0, live.promptLength), ...live.output];
+}
+
+/** Preemption by recompute: the sequence waits again with its output folded into its prompt, nothing in the KV cache. */
+export function foldForRecompute(live: Live, now: number): void {
+  live.prompt = [...live.prompt.slice(0, live.promptLength), ...live.output];
+  live.fed = 0;
+  live.unfed = 0;
+  live.waitingSince = now;
+}
+
+/** The step entry that feeds `tokens` of the sequence, sampling after them when `sample`. */
+export function stepEntry(live: Live, tokens: number[], sample: boolean): StepSequence {
+  // Past the prompt, the rows fed are the output tokens not in the cache yet (see Live.unfed).
+  const posBegin = live.fed < live.prompt.length ? live.fed : live.promptLength + live.output.length - live.unfed;
+  return {
+    tokens,
+    posBegin,
+    fullBlocks: live.blocks.full,
+    slidingBlocks: live.blocks.sliding,
+    returnLogits: false,
+    ...(sample
+      ? {
+          sampling: {
+            ...live.sampling,
+            counter: live.output.length,
+            promptTokens: live.sampling.repetitionPenalty !== 1 ? live.prompt.slice(0, live.promptLength) : [],
+            outputTokens: live.output,
+          },
+        }
+      : {}),
+  };
+}
+
+/** The Finished event of a sequence that ended (not failed) at `now`. */
+export function finishedOf(live: Live, reason: FinishReason | undefined, now: number): Finished {
+  return {
+    reason: reason ?? FinishReason.FINISH_REASON_STOP,
+    usage: { promptTokens: live.promptLength, completionTokens: live.output.length, cachedPromptTokens: live.cachedTokens },
+    timings: {
+      queueSeconds: ((live.started || now) - live.enqueued) / 1000,
+      firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
+    },
+    reasoningTruncated: live.constraint?.truncated ?? false,
   };
 }

@@ -11,21 +11,22 @@ import type { Logger, Registry } from "@expertmesh/common";
 import { Communicator } from "@expertmesh/kernels";
 import type { GroupAssignment } from "@expertmesh/proto/cluster";
 import type { WorkerConfig } from "../config.ts";
-import { batchEngineOf, createNativeEngine, loadModelShard } from "../engine/load-native-engine.ts";
-import { createEngineMetrics, type EngineMetrics } from "../engine/metrics.ts";
+import type { StepTracer } from "../engine/engine-observer.ts";
+import { batchEngineOf, createNativeEngine, type EngineReporting, loadModelShard } from "../engine/load-native-engine.ts";
+import { createEngineMetrics } from "../engine/metrics.ts";
 import { NoModelEngine } from "../engine/no-model-engine.ts";
 import type { GroupEngineFactory, OpenedGroupEngine } from "./group-agent.ts";
 
 export class NativeGroupFactory implements GroupEngineFactory {
   readonly #config: WorkerConfig;
   readonly #log: Logger;
-  readonly #metrics: EngineMetrics | undefined;
+  readonly #reporting: EngineReporting;
 
-  constructor(config: WorkerConfig, log: Logger, registry?: Registry) {
+  constructor(config: WorkerConfig, log: Logger, registry?: Registry, tracer?: StepTracer) {
     this.#config = config;
     this.#log = log.child({ component: "group-engine" });
     // One set of metrics for the worker's life: groups come and go, the series stay.
-    this.#metrics = registry ? createEngineMetrics(registry, config.model.name) : undefined;
+    this.#reporting = { metrics: registry ? createEngineMetrics(registry, config.model.name) : undefined, tracer };
   }
 
   async open(a: GroupAssignment, onLost: (reason: string) => void): Promise<OpenedGroupEngine> {
@@ -33,7 +34,7 @@ export class NativeGroupFactory implements GroupEngineFactory {
     if (!config.model.path) throw new Error("no checkpoint configured (set WORKER_MODEL_PATH)");
     if (a.model !== config.model.name) throw new Error(`assigned model '${a.model}' but this worker serves '${config.model.name}'`);
     if (a.worldSize === 1) {
-      const batch = batchEngineOf(createNativeEngine(await loadModelShard(config, this.#log), config), config, this.#metrics);
+      const batch = batchEngineOf(createNativeEngine(await loadModelShard(config, this.#log), config), config, this.#reporting);
       return { engine: batch, close: async () => batch.stop(`group ${a.groupId} was dissolved`) };
     }
     // Load first (the slow part), then meet the peers, so that the ranks reach the rendezvous together.
@@ -53,7 +54,7 @@ export class NativeGroupFactory implements GroupEngineFactory {
     };
 
     if (a.rank === 0) {
-      const batch = batchEngineOf(engine, config, this.#metrics, lost);
+      const batch = batchEngineOf(engine, config, this.#reporting, lost);
       const keepalive = setInterval(
         () => engine.keepalive().catch((err: Error) => lost(`keepalive failed: ${err.message}`)),
         Math.max(100, Math.floor(config.group.comm_timeout_ms / 3)),

@@ -7,7 +7,8 @@
 
 import { FinishReason, type GenerateRequest, type Usage } from "@expertmesh/proto/worker";
 import { Metadata } from "@grpc/grpc-js";
-import { type Context, context, type Link, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { type Context, context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { StepTracer } from "../engine/engine-observer.ts";
 
 export const tracer = trace.getTracer("expertmesh-worker");
 
@@ -73,10 +74,11 @@ export function endGenerateSpan(span: Span, usage: Usage | undefined, reason: Fi
   span.end();
 }
 
-/** A span per engine step, linked to the request spans it served. */
-export function stepSpan(rank: number, sequences: number, tokens: number, links: Link[]): Span {
-  return tracer.startSpan("engine.step", {
-    attributes: { "expertmesh.rank": rank, "expertmesh.batch_size": sequences, "expertmesh.step_tokens": tokens },
-    links,
-  });
-}
+/** The batch engine's step tracer: a span per engine step, linked to the request spans it served. */
+export const stepTracer: StepTracer = {
+  startStep: (step) =>
+    tracer.startSpan("engine.step", {
+      attributes: { "expertmesh.rank": step.rank, "expertmesh.batch_size": step.sequences, "expertmesh.step_tokens": step.rows },
+      links: step.links.map((context) => ({ context })),
+    }),
+};
