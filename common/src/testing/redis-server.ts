@@ -5,6 +5,7 @@
  * replays: what was written more than a second before the crash survives).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { killOnExit } from "./children.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -35,25 +36,27 @@ export async function freePort(): Promise<number> {
 }
 
 function spawnRedis(bin: string, port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    bin,
-    [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "yes",
-      "--appendfsync",
-      "everysec",
-      "--maxmemory-policy",
-      "noeviction",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+  const child = killOnExit(
+    spawn(
+      bin,
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    ),
   );
   return new Promise<ChildProcess>((resolve, reject) => {
     let out = "";
