@@ -5,11 +5,11 @@
  * replays: what was written more than a second before the crash survives).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { killOnExit } from "./children.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { killOnExit } from "./children.ts";
 
 export interface RedisServer {
   url: string;
