@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { capabilities } from "./index.ts";
-import { compareLogits, type GoldenCase, goldenCases } from "./testing/golden.ts";
+import { compareLogits, type GoldenCase, goldenCases, relL2 } from "./testing/golden.ts";
 
 const run = promisify(execFile);
 const cli = new URL("./cli/main.ts", import.meta.url).pathname;
@@ -64,13 +64,7 @@ describe("expertmesh logits --device", () => {
     expect(cmp.relL2).toBeLessThanOrEqual(1e-4);
     expect(cmp.maxAbs).toBeLessThanOrEqual(1e-3);
     expect(cmp.top1Mismatches).toEqual([]);
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < one.length; i++) {
-      num += ((two[i] as number) - (one[i] as number)) ** 2;
-      den += (one[i] as number) ** 2;
-    }
-    expect(Math.sqrt(num / den)).toBeLessThanOrEqual(1e-4);
+    expect(relL2(two, one)).toBeLessThanOrEqual(1e-4);
   });
 
   it("GPU-gated: cuda:0 over 2 ranks (NCCL, rank 1 on cuda:1) equals one rank on cuda:0", async (ctx) => {
@@ -79,13 +73,7 @@ describe("expertmesh logits --device", () => {
       ctx.skip(`needs libnccl.so.2 and 2 CUDA devices (nccl loadable: ${caps.nccl.loadable}, CUDA devices: ${caps.cuda.deviceCount})`);
     const one = await goldenLogits(g1, "--device", "cuda:0");
     const two = await goldenLogits(g1, "--device", "cuda:0", "--world", "2");
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < one.length; i++) {
-      num += ((two[i] as number) - (one[i] as number)) ** 2;
-      den += (one[i] as number) ** 2;
-    }
-    expect(Math.sqrt(num / den)).toBeLessThanOrEqual(1e-4);
+    expect(relL2(two, one)).toBeLessThanOrEqual(1e-4);
   });
 
   it("generate --device cuda-emu gives the reference's greedy tokens", async () => {

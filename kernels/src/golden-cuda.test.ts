@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeSyntheticCheckpoint } from "./checkpoint/synthetic.ts";
 import { BlockPool, capabilities, Engine, LocalSequence, Model, type Precision, SHAPES } from "./index.ts";
-import { argmax, compareLogits, concat, goldenCases } from "./testing/golden.ts";
+import { argmax, compareLogits, concat, goldenCases, relL2 } from "./testing/golden.ts";
 
 const caps = capabilities();
 const gpu = caps.devices.includes("cuda:0");
@@ -50,13 +50,7 @@ describe("20b widths on cuda:0 against the CPU", () => {
     const cpu = await run(dir, "cpu", tokens, "default");
     const cuda = await run(dir, "cuda:0", tokens, "default");
     const V = SHAPES["20b"].vocab;
-    let diff = 0;
-    let norm = 0;
-    for (let i = 0; i < cpu.length; i++) {
-      diff += ((cuda[i] as number) - (cpu[i] as number)) ** 2;
-      norm += (cpu[i] as number) ** 2;
-    }
-    expect(Math.sqrt(diff / norm)).toBeLessThanOrEqual(3e-2);
+    expect(relL2(cuda, cpu)).toBeLessThanOrEqual(3e-2);
     for (let r = 0; r < tokens.length; r++) {
       const row = cpu.subarray(r * V, (r + 1) * V);
       const top = argmax(row);

@@ -58,6 +58,18 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/** ‖actual − expected‖₂ / ‖expected‖₂ over equal-length arrays. */
+export function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new RangeError(`relL2: ${actual.length} values against ${expected.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num += ((actual[i] as number) - (expected[i] as number)) ** 2;
+    den += (expected[i] as number) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 export interface Comparison {
   relL2: number;
   maxAbs: number;
