@@ -12,5 +12,5 @@ export {
   type OpenAiErrorType,
 } from "./errors.ts";
 export { createLogger, type Logger, type LogLevel } from "./logger.ts";
-export { Counter, createMetricsRegistry, Gauge, Histogram, type Registry, startMetricsServer } from "./metrics.ts";
+export { AggregatorRegistry, Counter, createMetricsRegistry, Gauge, Histogram, type Registry, startMetricsServer } from "./metrics.ts";
 export { startTelemetry, type Telemetry, type TelemetryOptions } from "./telemetry.ts";

@@ -12,7 +12,11 @@ export function createMetricsRegistry(service: string, labels: Record<string, st
   return registry;
 }
 
-export { Counter, Gauge, Histogram, type Registry } from "prom-client";
+/**
+ * AggregatorRegistry: node:cluster services (the gateway with http.processes > 1) sum their children's
+ * registries in the primary (clusterMetrics), each child answering the primary's IPC request.
+ */
+export { AggregatorRegistry, Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** A tiny HTTP listener for Prometheus scrapes (GET /metrics), for services with no other HTTP surface. */
 export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<Server> {

@@ -39,6 +39,13 @@ export const GatewayConfigSchema = z
          */
         body_timeout_ms: positive.default(300_000),
         body_idle_timeout_ms: positive.default(30_000),
+        /**
+         * Gateway processes sharing the port (node:cluster: a primary that accepts connections and hands
+         * them round-robin to N children, restarts a child that dies, and forwards SIGTERM/SIGINT). With
+         * more than one, the in-process limits below are per process (divided: cluster/per-process.ts),
+         * and rate limits and stored responses are kept by the primary when redis_url is empty.
+         */
+        processes: z.coerce.number().int().min(1).max(64).default(1),
       })
       .prefault({}),
     /** Bearer keys accepted on /v1/*. Empty disables auth (local development only; logged as a warning). */
@@ -201,6 +208,7 @@ export const gatewayEnv = {
   "http.body_limit_bytes": "GATEWAY_BODY_LIMIT_BYTES",
   "http.body_timeout_ms": "GATEWAY_BODY_TIMEOUT_MS",
   "http.body_idle_timeout_ms": "GATEWAY_BODY_IDLE_TIMEOUT_MS",
+  "http.processes": "GATEWAY_PROCESSES",
   api_keys: "GATEWAY_API_KEYS",
   api_keys_file: "GATEWAY_API_KEYS_FILE",
   api_keys_store: "GATEWAY_API_KEYS_STORE",

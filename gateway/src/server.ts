@@ -57,6 +57,13 @@ export interface GatewayDeps {
   admission?: Admission;
   /** The Files and Batches API (needs Redis); its routes are registered when given. */
   batches?: BatchApi;
+  /** What GET /metrics answers (one of several gateway processes: all of theirs, summed); the registry's text when not given. */
+  metrics?: () => Promise<string>;
+  /**
+   * One of several gateway processes sharing the port: sent as `x-expertmesh-gateway-process` on every
+   * response (its pid), so an operator or a test can tell which process answered. Absent: no header.
+   */
+  processTag?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -88,8 +95,10 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     throw new Error("api_keys_store 'redis': createServer needs deps.keys (a RedisApiKeys)");
   const limiter = deps.limiter ?? new MemoryRateLimiter();
   const lineKeys = deps.batches ? new BatchLineKeys(deps.batches.batches) : undefined;
+  const processTag = deps.processTag;
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    if (processTag !== undefined) reply.header("x-expertmesh-gateway-process", processTag);
   });
   // Before auth: a body that trickles in is bounded whoever sends it.
   const { body_timeout_ms: totalMs, body_idle_timeout_ms: idleMs } = deps.config.http;
@@ -217,7 +226,8 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     });
     registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
   }
-  app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await deps.registry.metrics()));
+  const metrics = deps.metrics ?? (() => deps.registry.metrics());
+  app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await metrics()));
   return app;
 }
 

@@ -12,12 +12,16 @@ import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrimaryRateLimiter } from "../adapters/primary-rate-limiter.ts";
 import { RedisRateLimiter } from "../adapters/redis-rate-limiter.ts";
+import { sharedStateHandlers } from "../cluster/shared-state.ts";
 import { GatewayConfigSchema } from "../config.ts";
 import { hashKey } from "../domain/api-keys.ts";
 import { MemoryRateLimiter, type RateLimiter } from "../domain/rate-limiter.ts";
+import { MemoryResponseStore } from "../domain/responses/store.ts";
 import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
 import { createServer } from "../server.ts";
+import { linkedPrimaryChannel } from "../testing/linked-channel.ts";
 
 let redis: RedisServer;
 const clients: Redis[] = [];
@@ -45,12 +49,15 @@ async function gateway(env: Record<string, unknown>, limiter?: RateLimiter): Pro
 }
 
 describe("rate limiter conformance", () => {
-  it.each(["memory", "redis"])("%s: counts a fixed window, then resets", async (kind) => {
+  it.each(["memory", "primary", "redis"])("%s: counts a fixed window, then resets", async (kind) => {
     let now = 1_000_000;
     const limiter =
       kind === "memory"
         ? new MemoryRateLimiter(() => now)
-        : new RedisRateLimiter(
+        : kind === "primary"
+          ? // A gateway child's limiter: the windows live in the primary's MemoryRateLimiter, over the IPC channel.
+            new PrimaryRateLimiter(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(() => now), new MemoryResponseStore())))
+          : new RedisRateLimiter(
             (() => {
               const c = new Redis(redis.url);
               clients.push(c);
@@ -58,7 +65,7 @@ describe("rate limiter conformance", () => {
             })(),
             `t${Date.now()}:`,
           );
-    const window = kind === "memory" ? 60_000 : 300;
+    const window = kind === "redis" ? 300 : 60_000;
     const decisions = [];
     for (let i = 0; i < 4; i++) decisions.push(await limiter.hit("k", 3, window));
     expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
@@ -69,7 +76,7 @@ describe("rate limiter conformance", () => {
     ]);
     expect(decisions[3]?.resetMs).toBeGreaterThan(0);
     expect(decisions[3]?.resetMs).toBeLessThanOrEqual(window);
-    if (kind === "memory") now += 60_000;
+    if (kind !== "redis") now += 60_000;
     else await new Promise((r) => setTimeout(r, 350));
     expect((await limiter.hit("k", 3, window)).allowed).toBe(true);
   });

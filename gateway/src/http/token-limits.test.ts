@@ -10,13 +10,17 @@ import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrimaryRateLimiter } from "../adapters/primary-rate-limiter.ts";
 import { RedisRateLimiter } from "../adapters/redis-rate-limiter.ts";
+import { sharedStateHandlers } from "../cluster/shared-state.ts";
 import { ApiKeys, hashKey } from "../domain/api-keys.ts";
 import { withCaller } from "../domain/caller.ts";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "../domain/rate-limiter.ts";
+import { MemoryResponseStore } from "../domain/responses/store.ts";
 import { TokenLimitedBackend } from "../domain/token-limits.ts";
+import { linkedPrimaryChannel } from "../testing/linked-channel.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway, type TestGateway } from "../testing/test-gateway.ts";
 
@@ -42,8 +46,11 @@ afterAll(async () => {
   await redis.stop();
 });
 
-function limiter(kind: "memory" | "redis", now?: () => number): RateLimiter {
+function limiter(kind: "memory" | "primary" | "redis", now?: () => number): RateLimiter {
   if (kind === "memory") return new MemoryRateLimiter(now);
+  // A gateway child's limiter: the windows live in the primary's MemoryRateLimiter, over the IPC channel.
+  if (kind === "primary")
+    return new PrimaryRateLimiter(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(now), new MemoryResponseStore())));
   const c = new Redis(redis.url);
   clients.push(c);
   return new RedisRateLimiter(c, `tpm-${Math.random().toString(36).slice(2)}:`);
@@ -55,7 +62,7 @@ async function gateway(config: Record<string, unknown>, deps: Parameters<typeof 
   return new OpenAI({ apiKey: KEY, baseURL: `${g.base}/v1`, maxRetries: 0 });
 }
 
-describe.each(["memory", "redis"] as const)("token limiter conformance: %s", (kind) => {
+describe.each(["memory", "primary", "redis"] as const)("token limiter conformance: %s", (kind) => {
   it("reserve is all or nothing; charge always counts and can pass the limit", async () => {
     const l = limiter(kind);
     expect(await l.reserve("k", 60, 100, 60_000)).toMatchObject({ allowed: true, limit: 100, remaining: 40 });
@@ -73,10 +80,10 @@ describe.each(["memory", "redis"] as const)("token limiter conformance: %s", (ki
   it("a new window starts from zero", async () => {
     let now = 5_000_000;
     const l = limiter(kind, () => now);
-    const window = kind === "memory" ? 60_000 : 300;
+    const window = kind === "redis" ? 300 : 60_000;
     await l.charge("w", 500, window);
     expect((await l.reserve("w", 10, 100, window)).allowed).toBe(false);
-    if (kind === "memory") now += 60_000;
+    if (kind !== "redis") now += 60_000;
     else await new Promise((r) => setTimeout(r, 350));
     expect(await l.reserve("w", 10, 100, window)).toMatchObject({ allowed: true, remaining: 90 });
   });

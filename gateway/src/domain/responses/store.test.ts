@@ -6,8 +6,12 @@
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrimaryResponseStore } from "../../adapters/primary-response-store.ts";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
+import { sharedStateHandlers } from "../../cluster/shared-state.ts";
+import { linkedPrimaryChannel } from "../../testing/linked-channel.ts";
 import { ANONYMOUS_TENANT } from "../api-keys.ts";
+import { MemoryRateLimiter } from "../rate-limiter.ts";
 import { MemoryResponseStore, type ResponseStore, type StoredResponse } from "./store.ts";
 
 let server: RedisServer;
@@ -32,6 +36,8 @@ const record = (id: string, owner?: string): StoredResponse => ({
 
 for (const [name, make] of [
   ["memory", () => new MemoryResponseStore()],
+  // A gateway child's store: the records live in the primary's MemoryResponseStore, over the IPC channel.
+  ["primary", () => new PrimaryResponseStore(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(), new MemoryResponseStore())))],
   ["redis", () => new RedisResponseStore(redis, 60_000, `store-test:${Date.now()}:`)],
 ] as const) {
   describe(`ResponseStore contract (${name})`, () => {
