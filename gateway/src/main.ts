@@ -16,7 +16,7 @@ import { createRedisPorts } from "./adapters/redis-ports.ts";
 import { WorkerPool, workerPoolOptions } from "./adapters/worker-pool.ts";
 import { perProcessConfig } from "./cluster/per-process.ts";
 import { runPrimary } from "./cluster/primary.ts";
-import { PrimaryChannel, type Port } from "./cluster/primary-channel.ts";
+import { type Port, PrimaryChannel } from "./cluster/primary-channel.ts";
 import { sharedStateHandlers } from "./cluster/shared-state.ts";
 import { type GatewayConfig, loadGatewayConfig } from "./config.ts";
 import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";

@@ -58,13 +58,13 @@ describe("rate limiter conformance", () => {
           ? // A gateway child's limiter: the windows live in the primary's MemoryRateLimiter, over the IPC channel.
             new PrimaryRateLimiter(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(() => now), new MemoryResponseStore())))
           : new RedisRateLimiter(
-            (() => {
-              const c = new Redis(redis.url);
-              clients.push(c);
-              return c;
-            })(),
-            `t${Date.now()}:`,
-          );
+              (() => {
+                const c = new Redis(redis.url);
+                clients.push(c);
+                return c;
+              })(),
+              `t${Date.now()}:`,
+            );
     const window = kind === "redis" ? 300 : 60_000;
     const decisions = [];
     for (let i = 0; i < 4; i++) decisions.push(await limiter.hit("k", 3, window));

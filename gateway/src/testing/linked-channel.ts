@@ -4,12 +4,15 @@
  * with serialization "advanced" does.
  */
 import { EventEmitter } from "node:events";
-import { answerCalls, type Handlers, PrimaryChannel, type Port } from "../cluster/primary-channel.ts";
+import { answerCalls, type Handlers, type Port, PrimaryChannel } from "../cluster/primary-channel.ts";
 
 function linkedPorts(): { child: Port; primary: Port } {
   const a = new EventEmitter();
   const b = new EventEmitter();
-  const to = (e: EventEmitter): Port["send"] => (m) => setImmediate(() => e.emit("message", structuredClone(m)));
+  const to =
+    (e: EventEmitter): Port["send"] =>
+    (m) =>
+      setImmediate(() => e.emit("message", structuredClone(m)));
   return {
     child: { send: to(b), on: (_event, listener) => a.on("message", listener) },
     primary: { send: to(a), on: (_event, listener) => b.on("message", listener) },

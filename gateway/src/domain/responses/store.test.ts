@@ -37,7 +37,10 @@ const record = (id: string, owner?: string): StoredResponse => ({
 for (const [name, make] of [
   ["memory", () => new MemoryResponseStore()],
   // A gateway child's store: the records live in the primary's MemoryResponseStore, over the IPC channel.
-  ["primary", () => new PrimaryResponseStore(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(), new MemoryResponseStore())))],
+  [
+    "primary",
+    () => new PrimaryResponseStore(linkedPrimaryChannel(sharedStateHandlers(new MemoryRateLimiter(), new MemoryResponseStore()))),
+  ],
   ["redis", () => new RedisResponseStore(redis, 60_000, `store-test:${Date.now()}:`)],
 ] as const) {
   describe(`ResponseStore contract (${name})`, () => {
