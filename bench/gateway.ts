@@ -1,10 +1,5 @@
 #!/usr/bin/env node
 import { spawn as spawnProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { connect as connectTcp, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 /**
  * bench/gateway — the latency the gateway adds (reliability R19). A scripted worker streams a fixed
  * answer at a fixed rate; S concurrent streams run for D seconds straight to the worker over gRPC (the
@@ -33,13 +28,36 @@ import { createInterface } from "node:readline";
  *                         [--lockstep]                     the worker steps all streams on one clock (a batching engine)
  *                         [--keyed]                        the gateway with API keys and per-key limits on, as deployed
  *                         [--paths direct,relay,gateway]   "gateway" alone skips the others (profiling)
+ *                         [--processes 1,2]                the gateway path once per count of gateway processes sharing
+ *                                                          the port (http.processes); prints requests/s of each and the
+ *                                                          ratio to one process's (gateway-bound: --interval-ms 0)
  *                         [--pin GATEWAY_CPUS:LOAD_CPUS]   e.g. --pin 1:0 gives the gateway a core of its own
  *                         [--rt PRIORITY]                  the gateway under SCHED_FIFO (root / CAP_SYS_NICE)
  *   BENCH_GATEWAY_NODE_FLAGS="--cpu-prof --cpu-prof-dir=DIR"   Node flags for the gateway process only
  */
+import cluster from "node:cluster";
+import { mkdtempSync } from "node:fs";
+import { connect as connectTcp, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { HarmonyTokenizer, startScriptedWorker, startTestGateway } from "@expertmesh/gateway/testing";
+import { createLogger } from "@expertmesh/common";
+import { freePort } from "@expertmesh/common/testing";
+import {
+  HarmonyTokenizer,
+  MemoryRateLimiter,
+  MemoryResponseStore,
+  type Port,
+  PrimaryChannel,
+  PrimaryRateLimiter,
+  runPrimary,
+  sharedStateHandlers,
+  startScriptedWorker,
+  startTestGateway,
+} from "@expertmesh/gateway/testing";
 import { type GenerateRequest, Priority } from "@expertmesh/proto/worker";
+import { cpuTicks, type GatewayRun, machineTicks, printResults, probeSummary, type Samples } from "./gateway-report.ts";
 import { startMinimalRelay } from "./minimal-relay.ts";
 import { openRawGenerateStream } from "./raw-generate-stream.ts";
 
@@ -69,21 +87,8 @@ interface Job {
   probe?: boolean;
   /** Gateway: API keys on, with per-key request and token limits; client: sends the key (--keyed). */
   keyed?: boolean;
-}
-interface Samples {
-  ttft: number[];
-  gaps: number[];
-  streams: number;
-  /** Answer tokens received over the whole run, warm-up included. */
-  tokens?: number;
-  /** The load client's CPU time (µs) over the measured part of the run, and the answer tokens it timed there. */
-  clientCpuUs?: number;
-  clientTokens?: number;
-  /** Parent: the gateway's CPU time (µs) and the machine's CPU ticks by /proc/stat state over the run. */
-  gatewayCpu?: { user: number; system: number };
-  boxTicks?: number[];
-  /** --probe: gaps longer than 1.8 intervals, as [wall-clock ms at their end, length ms]. */
-  longGaps?: [number, number][];
+  /** Gateway: processes sharing its port (--processes); 1: the gateway in this process. */
+  processes?: number;
 }
 
 const answer = (tok: HarmonyTokenizer, n: number) => tok.encodeWithSpecials(`${HEADER}${" word".repeat(n - 1)}<|return|>`);
@@ -123,13 +128,49 @@ async function runRelay(job: Job): Promise<void> {
 }
 
 async function runGateway(job: Job): Promise<void> {
+  const processes = job.processes ?? 1;
+  if (processes > 1 && cluster.isPrimary) return runGatewayPrimary(processes);
   // --keyed: as a deployment runs it, every request authenticated and under per-key limits (set far above
-  // the bench's load: they are counted and checked, never hit); in-process limiter.
+  // the bench's load: they are counted and checked, never hit); in-process limiter, or in a child of a
+  // multi-process gateway the primary's, as main.ts wires it.
   const keyed = job.keyed ? { api_keys: [BENCH_KEY], limits: { requests_per_minute: 1e7, tokens_per_minute: 1e9 } } : {};
-  const gw = await startTestGateway({ address: job.address ?? "", model: MODEL, config: { default_max_tokens: job.tokens + 8, ...keyed } });
+  const config = { default_max_tokens: job.tokens + 8, http: { processes }, ...keyed };
+  const channel = cluster.isWorker ? new PrimaryChannel(process as Port, { timeoutMs: 2_000, retryAfterMs: 1_000 }) : null;
+  const gw = await startTestGateway({
+    address: job.address ?? "",
+    model: MODEL,
+    config,
+    perProcess: true,
+    port: Number(process.env.BENCH_GATEWAY_PORT ?? 0),
+    ...(channel ? { deps: { limiter: new PrimaryRateLimiter(channel) } } : {}),
+  });
+  if (cluster.isWorker) return; // the primary reports
   await report(gw.base);
   // Exit cleanly when stopped, so `--cpu-prof` (NODE_OPTIONS) can write the gateway's profile.
   process.once("SIGTERM", () => process.exit(0));
+}
+
+/**
+ * --processes N: this process is the multi-process gateway's primary (the gateway's own cluster/primary.ts)
+ * and its N children each run runGateway, sharing one port chosen here; reports once they all listen.
+ */
+async function runGatewayPrimary(processes: number): Promise<void> {
+  const port = await freePort();
+  process.env.BENCH_GATEWAY_PORT = String(port); // the children inherit it
+  let listening = 0;
+  const all = new Promise<void>((resolve) =>
+    cluster.on("listening", () => {
+      if (++listening === processes) resolve();
+    }),
+  );
+  runPrimary({
+    processes,
+    shutdownGraceMs: 1_000,
+    log: createLogger("bench-gateway", "warn"),
+    handlers: sharedStateHandlers(new MemoryRateLimiter(), new MemoryResponseStore()),
+  });
+  await all;
+  await report(`http://127.0.0.1:${port}`);
 }
 
 async function runClient(job: Job): Promise<void> {
@@ -324,98 +365,6 @@ process.once("exit", () => {
 /** --probe: where the gateway's stall and GC records go (read back after the run). */
 let probeFile = "";
 
-/**
- * --probe: how many of the gateway path's long gaps overlap a gateway event-loop stall (and how many of
- * those the thread spent descheduled) or a GC pause.
- */
-function probeSummary(longGaps: [number, number][]): string {
-  const records = readFileSync(probeFile, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { probe: "gc" | "stall"; at: number; ms: number; cpuMs?: number });
-  const overlaps = (end: number, len: number, r: { at: number; ms: number }) => r.at < end && r.at + r.ms > end - len;
-  let stalled = 0;
-  let descheduled = 0;
-  let gc = 0;
-  for (const [end, len] of longGaps) {
-    const stalls = records.filter((r) => r.probe === "stall" && overlaps(end, len, r));
-    if (stalls.length) stalled++;
-    if (stalls.some((r) => (r.cpuMs ?? 0) < r.ms / 2)) descheduled++;
-    if (records.some((r) => r.probe === "gc" && overlaps(end, len, r))) gc++;
-  }
-  const share = (k: number) => `${k} (${((100 * k) / Math.max(1, longGaps.length)).toFixed(0)} %)`;
-  const stallCount = records.filter((r) => r.probe === "stall").length;
-  const gcs = records.filter((r) => r.probe === "gc");
-  return (
-    `probe: ${longGaps.length} gaps over 1.8 intervals on the gateway path; overlapping a gateway event-loop stall ${share(stalled)}, ` +
-    `a stall with the thread descheduled ${share(descheduled)}, a GC pause ${share(gc)}; ` +
-    `${stallCount} stalls and ${gcs.length} GC pauses (longest ${Math.max(0, ...gcs.map((g) => g.ms)).toFixed(1)} ms) over the whole run`
-  );
-}
-
-/** The machine's CPU time so far, by state (the first line of /proc/stat: user nice system idle iowait irq softirq steal). */
-function machineTicks(): number[] {
-  return (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1, 9).map(Number);
-}
-
-/** CPU time of a process so far, in µs (Linux /proc; clock ticks of 10 ms). */
-function cpuTicks(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const tick = 1e6 / 100;
-  return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick };
-}
-
-/** The results: one table (each path, then what the relay and the gateway add to the direct path), then details. */
-function printResults(setup: string, d: Samples, m: Samples | null, g: Samples): void {
-  const row = (name: string, s: Samples) =>
-    `| ${name} | ${s.streams} | ${pct(s.ttft, 0.5).toFixed(2)} | ${pct(s.ttft, 0.99).toFixed(2)} | ${pct(s.gaps, 0.5).toFixed(2)} | ${pct(s.gaps, 0.99).toFixed(2)} |`;
-  const added = (name: string, s: Samples) =>
-    `| added by ${name} | | ${(pct(s.ttft, 0.5) - pct(d.ttft, 0.5)).toFixed(2)} | ${(pct(s.ttft, 0.99) - pct(d.ttft, 0.99)).toFixed(2)} | ` +
-    `${(pct(s.gaps, 0.5) - pct(d.gaps, 0.5)).toFixed(2)} | ${(pct(s.gaps, 0.99) - pct(d.gaps, 0.99)).toFixed(2)} |`;
-  const paths: [string, Samples][] = [["direct", d], ...(m ? [["the minimal relay", m] as [string, Samples]] : []), ["the gateway", g]];
-  const lines = [
-    `bench/gateway — ${setup}, ${new Date().toISOString()}`,
-    "| path | streams done | TTFT p50 ms | TTFT p99 ms | inter-token p50 ms | inter-token p99 ms |",
-    "|---|---|---|---|---|---|",
-    row("direct gRPC (baseline)", d),
-    ...(m ? [row("through the minimal relay (floor)", m)] : []),
-    row("through the gateway", g),
-    ...(m ? [added("the minimal relay", m)] : []),
-    added("the gateway", g),
-  ];
-  const cpu = (name: string, s: Samples) => {
-    const c = s.gatewayCpu;
-    if (!c || !s.tokens) return null;
-    const t = s.tokens;
-    return `${name} CPU per streamed token (request handling included): ${((c.user + c.system) / t).toFixed(1)} µs (user ${(c.user / t).toFixed(1)}, system ${(c.system / t).toFixed(1)}) over ${t} tokens`;
-  };
-  if (m) lines.push(cpu("minimal relay", m) ?? "");
-  lines.push(cpu("gateway", g) ?? "");
-  const tail = (xs: number[]) => [0.9, 0.95, 0.98, 0.99, 0.995, 0.999].map((q) => pct(xs, q).toFixed(2)).join(" / ");
-  lines.push(`inter-token p90 / p95 / p98 / p99 / p99.5 / p99.9 ms: ${paths.map(([n, s]) => `${n} ${tail(s.gaps)}`).join("; ")}`);
-  // Of the machine's CPU time over a path's runs, the share in the given /proc/stat states (NaN: not run).
-  const share = (s: Samples, ...states: number[]) => {
-    const t = s.boxTicks ?? [];
-    const total = t.reduce((a, v) => a + v, 0);
-    return (100 * states.reduce((a, k) => a + (t[k] ?? 0), 0)) / total;
-  };
-  // busy: user+nice+system+irq+softirq; stolen: by the hypervisor.
-  const box = (s: Samples) =>
-    s.boxTicks?.length ? `${share(s, 0, 1, 2, 5, 6).toFixed(0)} % busy, ${share(s, 7).toFixed(1)} % stolen` : "-";
-  lines.push(`machine CPU over the run: ${paths.map(([n, s]) => `${n} ${box(s)}`).join("; ")}`);
-  const worst = Math.max(0, ...paths.filter(([, s]) => s.boxTicks?.length).map(([, s]) => share(s, 7)));
-  if (worst > 5)
-    lines.push(
-      `note: a path lost ${worst.toFixed(1)} % of the machine's CPU time to the hypervisor (steal); on a VM that throttles, ` +
-        "the tails then measure the VM as much as the path (docs/PERFORMANCE.md, runs 5 and 6)",
-    );
-  const perToken = (s: Samples) => (s.clientTokens ? `${((s.clientCpuUs ?? 0) / s.clientTokens).toFixed(1)} µs` : "-");
-  lines.push(`load client CPU per timed token (measured part): ${paths.map(([n, s]) => `${n} ${perToken(s)}`).join(", ")}`);
-  process.stdout.write(`${lines.filter(Boolean).join("\n")}\n`);
-}
-
-const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? Number.NaN;
-
 const roleJob = process.argv.indexOf("--role-job");
 if (roleJob > 0) {
   const job = JSON.parse(process.argv[roleJob + 1] ?? "{}") as Job;
@@ -451,6 +400,8 @@ if (roleJob > 0) {
       "idle-load": { type: "boolean", default: false },
       // which paths run: "gateway" alone skips the others (profiling the gateway alone)
       paths: { type: "string", default: "direct,relay,gateway" },
+      // gateway path once per count: "1,2" measures one process and two sharing the port (cluster/primary.ts)
+      processes: { type: "string", default: "1" },
     },
   });
   const base = { tokens: Number(values.tokens), intervalMs: Number(values["interval-ms"]) };
@@ -465,7 +416,13 @@ if (roleJob > 0) {
   const rt = Number(values.rt);
   const paths = new Set((values.paths ?? "").split(","));
   // The relay stands where the gateway does: same priority, same CPUs.
-  const gateway = await spawn<string>({ role: "gateway", ...base, address: worker.value, keyed: values.keyed }, 0, gatewayCpus, rt);
+  const counts = (values.processes ?? "1").split(",").map(Number);
+  const gateways: { processes: number; proc: { value: string; stop: () => void; pid: number } }[] = [];
+  for (const processes of counts)
+    gateways.push({
+      processes,
+      proc: await spawn<string>({ role: "gateway", ...base, address: worker.value, keyed: values.keyed, processes }, 0, gatewayCpus, rt),
+    });
   const relay = paths.has("relay") ? await spawn<string>({ role: "relay", ...base, address: worker.value }, 0, gatewayCpus, rt) : null;
   const empty: Samples = { ttft: [], gaps: [], streams: 0 };
   // One client process for `secs` seconds on one path: its samples, the CPU time of the process in the
@@ -513,15 +470,16 @@ if (roleJob > 0) {
   });
   let d = empty;
   let m = empty;
-  let g = empty;
+  const g = gateways.map((gw) => ({ processes: gw.processes, samples: empty }));
   const direct: Job["target"] = { kind: "direct", address: worker.value };
   const viaRelay: Job["target"] | null = relay ? { kind: "sse", url: relay.value } : null;
-  const viaGateway: Job["target"] = { kind: "sse", url: gateway.value };
+  const viaGateway = (i: number): Job["target"] => ({ kind: "sse", url: gateways[i]?.proc.value ?? "" });
   if (values.paired) {
     // Both paths at once, each from its own client process: the baseline sees the same machine (worker
     // load, the gateway's CPU use, scheduling) as the gateway path, so their difference is the path's.
     process.stderr.write(`[bench] direct and through the gateway at once: ${streams} + ${streams} streams for ${seconds} s…\n`);
-    [d, g] = await Promise.all([run(direct, seconds, 0), run(viaGateway, seconds, gateway.pid)]);
+    const first = g[0] as GatewayRun;
+    [d, first.samples] = await Promise.all([run(direct, seconds, 0), run(viaGateway(0), seconds, gateways[0]?.proc.pid ?? 0)]);
   } else {
     // --rounds R: the paths alternate in R slices of seconds/R each (every slice after its own warm-up), so
     // that the machine's drift over minutes (this VM's speed and stolen time vary) weighs on all alike.
@@ -535,9 +493,13 @@ if (roleJob > 0) {
         process.stderr.write(`[bench] round ${r}/${rounds}: through the minimal relay, ${streams} streams for ${slice} s…\n`);
         m = merge(m, await run(viaRelay, slice, relay.pid));
       }
-      if (paths.has("gateway")) {
-        process.stderr.write(`[bench] round ${r}/${rounds}: through the gateway, ${streams} streams for ${slice} s…\n`);
-        g = merge(g, await run(viaGateway, slice, gateway.pid));
+      for (const [i, gw] of gateways.entries()) {
+        if (!paths.has("gateway")) break;
+        process.stderr.write(
+          `[bench] round ${r}/${rounds}: through the gateway (${gw.processes} processes), ${streams} streams for ${slice} s…\n`,
+        );
+        const run1 = g[i] as GatewayRun;
+        run1.samples = merge(run1.samples, await run(viaGateway(i), slice, gw.proc.pid));
       }
     }
   }
@@ -545,7 +507,8 @@ if (roleJob > 0) {
     `${streams} concurrent streams, ${base.tokens} tokens at ${base.intervalMs} ms/token, ${seconds} s per path` +
     `${values.paired ? "" : ` in ${rounds} alternating rounds`}, each after ${warmupSeconds} s warm-up, ${values.lockstep ? "worker in lockstep, " : ""}${values.keyed ? "gateway with API keys and limits, " : ""}` +
     `worker and client at ${nice < 0 ? "SCHED_IDLE" : `nice ${nice}`}${rt > 0 ? `, gateway SCHED_FIFO ${rt}` : ""}`;
-  printResults(setup, d, relay ? m : null, g);
-  if (values.probe && g.longGaps) process.stdout.write(`${probeSummary(g.longGaps)}\n`);
-  for (const p of [worker, gateway, relay]) p?.stop();
+  printResults(setup, d, relay ? m : null, g, seconds);
+  const probed = g[0]?.samples.longGaps;
+  if (values.probe && probed) process.stdout.write(`${probeSummary(probeFile, probed)}\n`);
+  for (const p of [worker, relay, ...gateways.map((gw) => gw.proc)]) p?.stop();
 }

@@ -6,6 +6,7 @@ import { createLogger, createMetricsRegistry } from "@expertmesh/common";
 import { Accelerator, type Member, MemberState } from "@expertmesh/proto/cluster";
 import type { FastifyInstance } from "fastify";
 import { WorkerPool, workerPoolOptions } from "../adapters/worker-pool.ts";
+import { perProcessConfig } from "../cluster/per-process.ts";
 import { GatewayConfigSchema } from "../config.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
@@ -41,6 +42,10 @@ export interface TestGatewayOptions {
   deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys" | "batches" | "prompts" | "bodyParser">>;
   /** Called before listening (e.g. to add hooks). */
   beforeListen?: (app: FastifyInstance) => void;
+  /** Listen on this port (default 0: any free one); children of a multi-process gateway share one. */
+  port?: number;
+  /** Run with one process's share of the in-process limits (cluster/per-process.ts), as main.ts's children do. */
+  perProcess?: boolean;
 }
 
 export interface TestGateway {
@@ -53,7 +58,8 @@ export interface TestGateway {
 export async function startTestGateway(o: TestGatewayOptions): Promise<TestGateway> {
   const directory = new StaticWorkerDirectory([readyMember(o.address, o.model)]);
   const log = createLogger("test-gateway", "silent");
-  const config = GatewayConfigSchema.parse(o.config ?? {});
+  const parsed = GatewayConfigSchema.parse(o.config ?? {});
+  const config = o.perProcess ? perProcessConfig(parsed) : parsed;
   const pool = new WorkerPool(directory, log, workerPoolOptions(config.router));
   const app = createServer({
     config,
@@ -65,7 +71,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     ...o.deps,
   });
   o.beforeListen?.(app);
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  const base = await app.listen({ host: "127.0.0.1", port: o.port ?? 0 });
   return {
     base,
     app,
