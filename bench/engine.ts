@@ -9,13 +9,24 @@
  *
  *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
- *                        [--roofline h100|h200] [--probe-gib G] [--prepare]
+ *                        [--roofline h100|h200] [--probe-gib G] [--probe-passes N] [--prepare]
  *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).
  *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
- *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2).
+ *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2); --probe-passes: its timed passes (default 9).
+ *
+ * The CPU bandwidth roofline. The probe (kernels/runtime/probes.cpp) has every OpenMP thread (the
+ * engine's threads) sum its own chunk of a 2 GiB buffer, four times the 508 MiB last-level cache
+ * this host's CPUID reports, so it measures memory, not cache; page faults and one warm-up pass are not
+ * timed. It runs three times: at the start, and right before and right after the batch-1 decode. The
+ * roofline is the median of all passes of the three runs, printed with their min–max spread and each
+ * run's median (drift over the run shows as a difference between them). Why not the highest pass, as
+ * before: on a shared 2-core host a pass in which a neighbour holds one core takes twice as long
+ * (only one thread reads, the other waits at the join), and a pass with the neighbour idle reads
+ * faster than the engine ever sees, so the maximum wandered with the number of passes and with other
+ * tenants' load (33 GB/s in one run, 56–70 GB/s in others); the median over ~27 short passes does not.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -37,6 +48,7 @@ import {
 } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import { DEVICES } from "./gpu-model.ts";
+import { median } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {
@@ -51,6 +63,7 @@ const { values } = parseArgs({
     prefill: { type: "string", default: "64,1024" },
     roofline: { type: "string" },
     "probe-gib": { type: "string", default: "2" },
+    "probe-passes": { type: "string", default: "9" },
     prepare: { type: "boolean", default: false },
   },
 });
@@ -76,8 +89,9 @@ const batches = counts("batches", values.batches);
 const prefills = counts("prefill", values.prefill);
 const gpu = values.roofline === undefined ? undefined : DEVICES[values.roofline];
 if (values.roofline !== undefined && !gpu) throw new Error(`--roofline must be one of ${Object.keys(DEVICES).join(", ")}`);
-const probeBytes = Number(values["probe-gib"]) * 1024 ** 3;
+const probeBytes = Math.round(Number(values["probe-gib"]) * 1024 ** 3);
 if (!(probeBytes >= 1024 ** 2)) throw new Error(`--probe-gib must be at least 1/1024, got '${values["probe-gib"]}'`);
+const [probePasses] = counts("probe-passes", values["probe-passes"]);
 
 // 1. The checkpoint, built once (a marker file means it completed).
 if (!existsSync(join(dir, ".complete"))) {
@@ -105,7 +119,7 @@ if (!capabilities().devices.includes(device))
   throw new Error(`--device ${device}: this machine shows ${capabilities().devices.join(", ")}`);
 
 // 2. Machine probes.
-const probe = probes(probeBytes, 5);
+const probe = probes(probeBytes, probePasses);
 const caps = capabilities();
 
 // 3. Analytic weight traffic per decoded token at batch 1 (what one step must read).
@@ -169,34 +183,42 @@ async function prefillRate(n: number): Promise<number> {
 
 process.stderr.write(`[bench] ${device}: warming up (prefill 64 touches most experts)\n`);
 await prefillRate(64);
-// On the CPU, memory bandwidth drifts by ±10 % over minutes (shared host), so the read probe runs again
-// right before and right after the batch-1 decode; the roofline uses the highest of the three (the
-// conservative choice). On a GPU the CPU's bandwidth is beside the point: no re-runs.
+// On the CPU the read probe runs again right before and right after the batch-1 decode (the method is in
+// the header). On a GPU the CPU's bandwidth is beside the point: no re-runs.
 const onCpu = device === "cpu";
-const bandwidthRuns = [probe.readGBps];
+const bandwidthProbes = [probe.readGBps];
 const decode: Record<number, number> = {};
 for (const b of batches) {
-  if (b === 1 && onCpu) bandwidthRuns.push(probes(probeBytes, 5).readGBps);
+  if (b === 1 && onCpu) bandwidthProbes.push(probes(probeBytes, probePasses).readGBps);
   decode[b] = await decodeRate(b);
-  if (b === 1 && onCpu) bandwidthRuns.push(probes(probeBytes, 5).readGBps);
+  if (b === 1 && onCpu) bandwidthProbes.push(probes(probeBytes, probePasses).readGBps);
   process.stderr.write(`[bench] decode batch ${b}: ${(decode[b] as number).toFixed(2)} tok/s\n`);
 }
 const prefill: Record<number, number> = {};
 for (const n of prefills) prefill[n] = await prefillRate(n);
 
+const bandwidthPasses = bandwidthProbes.flat();
+const bandwidthRuns = bandwidthProbes.map(median);
+const [passMin, passMax] = [Math.min(...bandwidthPasses), Math.max(...bandwidthPasses)];
 // Rooflines: the GPU's nominal HBM bandwidth and bf16 peak when named, else this machine's CPU probes
 // (which mean nothing for a GPU run: then no roofline rows).
 const rooflines = gpu
   ? { bandwidthGBps: gpu.hbmBytesPerS / 1e9, flops: gpu.bf16FlopsPerS, what: `${gpu.name} nominal HBM`, compute: "bf16 peak" }
   : onCpu
     ? {
-        bandwidthGBps: Math.max(...bandwidthRuns),
+        bandwidthGBps: median(bandwidthPasses),
         flops: probe.fmaGflops * 1e9,
-        what: "highest probed bandwidth",
+        what: "median probed bandwidth",
         compute: "fp32 FMA rate",
       }
     : undefined;
 const longest = Math.max(...prefills);
+/** On the CPU: the share of the roofline had it been set by the fastest or the slowest probe pass (the probe's own spread). */
+const pctSpread = (rate: number, roof: number): string => {
+  if (gpu || !onCpu) return "";
+  const at = (gbps: number) => ((100 * rate * median(bandwidthPasses)) / (roof * gbps)).toFixed(1);
+  return ` (${at(passMax)}–${at(passMin)} at the fastest–slowest pass)`;
+};
 const rooflineRows = (r: NonNullable<typeof rooflines>): Array<[string, string]> => {
   const decodeRoof = (r.bandwidthGBps * 1e9) / perToken;
   const prefillRoof = r.flops / (2 * activeParams);
@@ -205,7 +227,7 @@ const rooflineRows = (r: NonNullable<typeof rooflines>): Array<[string, string]>
       ? []
       : ([
           [`batch-1 decode roofline (${r.what} / bytes per token)`, `${decodeRoof.toFixed(2)} tok/s`],
-          ["batch-1 decode % of bandwidth roofline", `${((100 * decode[1]) / decodeRoof).toFixed(1)} %`],
+          ["batch-1 decode % of bandwidth roofline", `${((100 * decode[1]) / decodeRoof).toFixed(1)} %${pctSpread(decode[1], decodeRoof)}`],
         ] as Array<[string, string]>)),
     [`prefill roofline (${r.compute} / 2·active params)`, `${prefillRoof.toFixed(1)} tok/s`],
     [`prefill (${longest}) % of ${r.compute} roofline`, `${((100 * (prefill[longest] as number)) / prefillRoof).toFixed(1)} %`],
@@ -213,13 +235,19 @@ const rooflineRows = (r: NonNullable<typeof rooflines>): Array<[string, string]>
 };
 const rows: Array<[string, string]> = [
   ["device", `${device} (engine backend: ${engine.backend})`],
-  ["machine", `${availableParallelism()} cores, SIMD ${caps.cpu.simd}, AVX512-BF16 ${caps.cpu.avx512bf16}, AMX ${caps.cpu.amxBf16}`],
+  // The CPU model: this "machine" has been an Intel Xeon on some days and an AMD EPYC on others, whose
+  // bandwidths differ twofold; a figure without it cannot be compared with another.
+  ["machine", `${cpus()[0]?.model ?? "?"}, ${availableParallelism()} cores, SIMD ${caps.cpu.simd}, AVX512-BF16 ${caps.cpu.avx512bf16}, AMX ${caps.cpu.amxBf16}`],
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
   ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
   ["KV cache", `${engine.kvDtype}, ${engine.kvCapacity().bytesPerToken} bytes per token`],
   [
-    `CPU read bandwidth (probe${onCpu ? ": start, before and after batch-1 decode" : ""})`,
+    `CPU read bandwidth (probe medians${onCpu ? ": start, before and after batch-1 decode" : ""})`,
     `${bandwidthRuns.map((g) => g.toFixed(1)).join(" / ")} GB/s`,
+  ],
+  [
+    `CPU read bandwidth, all ${bandwidthPasses.length} passes (median, min–max)`,
+    `${median(bandwidthPasses).toFixed(1)} GB/s (${passMin.toFixed(1)}–${passMax.toFixed(1)})`,
   ],
   ["CPU fp32 FMA rate (probe)", `${probe.fmaGflops.toFixed(0)} GFLOP/s`],
   ["weights read per decoded token (batch 1)", `${(perToken / 1e9).toFixed(3)} GB`],
@@ -241,6 +269,7 @@ if (values.json)
       device,
       shape: shapeName,
       bandwidthRuns,
+      bandwidthPasses,
       precision,
       kvDtype: engine.kvDtype,
       probe,

@@ -1,12 +1,13 @@
 /**
  * bench/peer-report — the pure half of bench/peer: parsers for what llama.cpp's `llama-bench -o json`,
- * `llama-batched-bench --output-format jsonl` and bench/engine's `--json` print, the median, and the
- * markdown comparison table. It runs nothing and reads no files (peer-report.test.ts feeds it outputs
+ * `llama-batched-bench --output-format jsonl` and bench/engine's `--json` print, and the markdown
+ * comparison table. It runs nothing and reads no files (peer-report.test.ts feeds it outputs
  * captured from real runs, kept in bench/fixtures/).
  *
  * Every parser returns rates keyed by one metric name, so the two programs' figures meet by name:
  * `decode tok/s, batch B` (aggregate tokens per second over B sequences) and `prefill tok/s, N-token prompt`.
  */
+import { median } from "./stats.ts";
 
 /** Tokens per second by metric name. */
 export type Rates = Map<string, number>;
@@ -94,13 +95,6 @@ export function parseEngine(stdout: string): { rates: Rates; bandwidthGBps: numb
   for (const n of Object.keys(doc.prefill)) rates.set(prefillMetric(Number(n)), num(doc.prefill, n, "bench/engine prefill"));
   const bandwidth = Array.isArray(doc.bandwidthRuns) ? doc.bandwidthRuns.filter((x): x is number => typeof x === "number") : [];
   return { rates, bandwidthGBps: bandwidth };
-}
-
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** One alternation: what each program measured (a program that failed or skipped a metric simply lacks it). */

@@ -53,16 +53,20 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// probes(bytes, repeats) -> {readGBps, fmaGflops}; synchronous (benchmarks only, ~1 s).
+// probes(bytes, passes) -> {readGBps: number[] (one per pass), fmaGflops}; synchronous (benchmarks only, ~1 s).
 Napi::Value Probes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double bw = 0, fl = 0;
-  gptoss_status st = gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
-                                                 info[1].As<Napi::Number>().Int32Value(), &bw);
+  const int32_t passes = info[1].As<Napi::Number>().Int32Value();
+  std::vector<double> bw(static_cast<size_t>(std::max(passes, 1)));
+  double fl = 0;
+  gptoss_status st =
+      gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()), passes, bw.data());
   if (st == gptoss_status_success) st = gptoss_probe_fma_rate(&fl);
   if (st != gptoss_status_success) throw_status(env, st);
+  Napi::Array read = Napi::Array::New(env, bw.size());
+  for (size_t i = 0; i < bw.size(); ++i) read.Set(static_cast<uint32_t>(i), bw[i]);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("readGBps", bw);
+  out.Set("readGBps", read);
   out.Set("fmaGflops", fl);
   return out;
 }

@@ -22,7 +22,14 @@ export { COMM_FAILURES, type CommFailure, NativeError, NativeStatus, type Native
 export { maskWords, type SamplingOptions } from "./sampling.ts";
 export { LocalSequence, trimSlidingWindow } from "./sequence.ts";
 
-/** Machine probes for benchmarks: read bandwidth over `bytes` (best of `repeats`) and the fp32 FMA rate. Blocks ~1-3 s. */
-export function probes(bytes: number, repeats = 3): { readGBps: number; fmaGflops: number } {
-  return addon().probes(bytes, repeats);
+/**
+ * Machine probes for benchmarks: read bandwidth over a buffer of `bytes` on all threads, one figure (GB/s)
+ * per timed pass (page faults and one warm-up pass untimed), and the best fp32 FMA rate of three.
+ * Summarizing the passes is the caller's choice (bench/engine takes the median). Blocks ~1-3 s.
+ */
+export function probes(bytes: number, passes = 5): { readGBps: number[]; fmaGflops: number } {
+  if (!Number.isSafeInteger(bytes) || bytes < 1024 ** 2) throw new RangeError(`probes: bytes must be an integer ≥ 1 MiB, got ${bytes}`);
+  if (!Number.isInteger(passes) || passes < 1 || passes > 1000)
+    throw new RangeError(`probes: passes must be an integer in 1..1000, got ${passes}`);
+  return addon().probes(bytes, passes);
 }
