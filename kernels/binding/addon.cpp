@@ -6,6 +6,9 @@
 // TypeScript registers with setErrorClass().
 #include <napi.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "common.h"
 #include "gptoss.h"
 
@@ -53,20 +56,25 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// probes(bytes, passes) -> {readGBps: number[] (one per pass), fmaGflops}; synchronous (benchmarks only, ~1 s).
+// probes(bytes, passes) -> {readGBps: number[], readOnCpu: number[] (one per pass), fmaGflops}; synchronous
+// (benchmarks only, ~1 s).
 Napi::Value Probes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int32_t passes = info[1].As<Napi::Number>().Int32Value();
-  std::vector<double> bw(static_cast<size_t>(std::max(passes, 1)));
+  const size_t passes = static_cast<size_t>(std::max(info[1].As<Napi::Number>().Int32Value(), 1));
+  std::vector<double> bw(passes), on_cpu(passes);
   double fl = 0;
-  gptoss_status st =
-      gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()), passes, bw.data());
+  gptoss_status st = gptoss_probe_read_bandwidth(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
+                                                 static_cast<int32_t>(passes), bw.data(), on_cpu.data());
   if (st == gptoss_status_success) st = gptoss_probe_fma_rate(&fl);
   if (st != gptoss_status_success) throw_status(env, st);
-  Napi::Array read = Napi::Array::New(env, bw.size());
-  for (size_t i = 0; i < bw.size(); ++i) read.Set(static_cast<uint32_t>(i), bw[i]);
+  Napi::Array read = Napi::Array::New(env, passes), share = Napi::Array::New(env, passes);
+  for (size_t i = 0; i < passes; ++i) {
+    read.Set(static_cast<uint32_t>(i), bw[i]);
+    share.Set(static_cast<uint32_t>(i), on_cpu[i]);
+  }
   Napi::Object out = Napi::Object::New(env);
   out.Set("readGBps", read);
+  out.Set("readOnCpu", share);
   out.Set("fmaGflops", fl);
   return out;
 }

@@ -246,8 +246,10 @@ gptoss_status gptoss_engine_kv_capacity(gptoss_engine_t engine, gptoss_kv_capaci
 /* ---- machine probes (benchmarks) ---------------------------------------------------------------- */
 /* Read bandwidth over a buffer of `bytes` on all OpenMP threads, each summing the chunk it first touched,
  * in GB/s (1e9 bytes): writes one figure per timed pass to gb_per_s[0..passes). Page faults and one
- * warm-up pass are not timed. Choose `bytes` well above the last-level cache or it measures the cache. */
-gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t passes, double* gb_per_s);
+ * warm-up pass are not timed. Choose `bytes` well above the last-level cache or it measures the cache.
+ * `on_cpu` (may be NULL) receives, per pass, the least over threads of thread CPU time / pass wall time:
+ * near 1 when no thread lost its core during the pass. */
+gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t passes, double* gb_per_s, double* on_cpu);
 /* Peak fp32 FMA throughput on all threads with the host's widest vectors, in GFLOP/s (FMA = 2 flops). */
 gptoss_status gptoss_probe_fma_rate(double* gflops);
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "../cpu/simd.h"
@@ -70,11 +71,21 @@ __attribute__((target("avx2,fma"))) float fma_chains_avx2(long iters) {
 
 volatile float g_sink;
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 }  // namespace
 
 // Every thread sums its own contiguous chunk: the chunk it first touched, so its pages were faulted in
-// (and, on a NUMA host, placed) by the thread that reads them, and none of that is timed.
-extern "C" gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t passes, double* gb_per_s) {
+// (and, on a NUMA host, placed) by the thread that reads them, and none of that is timed. A pass ends
+// when its slowest thread does: if the kernel takes a core away from one thread mid-pass (another
+// process on a small shared host), the pass is slower by whole scheduler ticks, and it shows as that
+// thread's CPU time falling short of the pass's wall time. `on_cpu` reports, per pass, the least of the
+// threads' CPU time / wall time, so the caller can tell undisturbed passes (≈ 1) from the others.
+extern "C" gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t passes, double* gb_per_s, double* on_cpu) {
   if (gb_per_s == nullptr || bytes < (1u << 20) || passes < 1) return gptoss_status_invalid_argument;
   const int threads = omp_get_max_threads();
   const size_t chunk = bytes / sizeof(float) / threads / 64 * 64;  // floats per thread, whole 256-byte rows
@@ -87,18 +98,23 @@ extern "C" gptoss_status gptoss_probe_read_bandwidth(uint64_t bytes, int32_t pas
     float* mine = buf + chunk * omp_get_thread_num();
     std::fill(mine, mine + chunk, 1.0f);  // first touch
   }
+  std::vector<double> cpu(threads);
   // Pass -1 is untimed: it settles the TLB and the hardware prefetchers after the writes above.
   for (int r = -1; r < passes; ++r) {
     const double t0 = now();
     float total = 0.0f;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
     {
-      const float* mine = buf + chunk * omp_get_thread_num();
-      total += avx512 ? sum_avx512(mine, chunk) : sum_avx2(mine, chunk);
+      const int t = omp_get_thread_num();
+      const double c0 = thread_cpu_seconds();
+      total += avx512 ? sum_avx512(buf + chunk * t, chunk) : sum_avx2(buf + chunk * t, chunk);
+      cpu[t] = thread_cpu_seconds() - c0;
     }
     const double dt = now() - t0;
     g_sink = total;
-    if (r >= 0) gb_per_s[r] = static_cast<double>(n) * sizeof(float) / dt / 1e9;
+    if (r < 0) continue;
+    gb_per_s[r] = static_cast<double>(n) * sizeof(float) / dt / 1e9;
+    if (on_cpu != nullptr) on_cpu[r] = *std::min_element(cpu.begin(), cpu.end()) / dt;
   }
   std::free(buf);
   return gptoss_status_success;

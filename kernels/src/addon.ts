@@ -128,7 +128,7 @@ export interface RawStepOutput {
 export interface Addon {
   setErrorClass(ctor: typeof NativeError): void;
   capabilities(): RawCapabilities;
-  probes(bytes: number, passes: number): { readGBps: number[]; fmaGflops: number };
+  probes(bytes: number, passes: number): { readGBps: number[]; readOnCpu: number[]; fmaGflops: number };
   readModelConfig(dir: string): ModelConfigInfo;
   loadModel(dir: string, rank: number, world: number, experts: Int32Array | null): Promise<RawModel>;
   createEngine(
