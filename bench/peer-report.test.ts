@@ -76,6 +76,13 @@ describe("parseEngine", () => {
     expect([...rates.keys()]).toEqual([decodeMetric(1), decodeMetric(4), decodeMetric(16), prefillMetric(64), prefillMetric(1024)]);
   });
 
+  it("reads the engine's account of its own run: cores used in the batch-1 decode, the bandwidth probe's verdict", () => {
+    const { health } = parseEngine(text);
+    const row = (name: string) => text.split("\n").find((l) => l.startsWith(`| ${name}`)) ?? "";
+    expect(row("CPU cores this process used during batch-1 decode")).toContain(`${health.decodeCores?.toFixed(2)} of `);
+    expect(row("CPU read bandwidth for the roofline")).toContain(health.bandwidthNote);
+  });
+
   it("refuses output without the --json line", () => {
     expect(() => parseEngine(text.split("\n{")[0] as string)).toThrow(/no JSON line/);
   });

@@ -81,8 +81,16 @@ export function parseBatchedBench(stdout: string): Rates {
   return rates;
 }
 
+/** What bench/engine says about how far its own run can be trusted (absent in output from before 2026-12-05). */
+export interface EngineHealth {
+  /** CPU cores the engine's process used during the batch-1 decode (of the machine's count). */
+  decodeCores: number | undefined;
+  /** The bandwidth probe's verdict, e.g. "27 of 27 passes undisturbed" or "host busy: …". */
+  bandwidthNote: string | undefined;
+}
+
 /** bench/engine `--json`: the table, then one JSON line last; its decode/prefill maps are keyed by batch / prompt length. */
-export function parseEngine(stdout: string): { rates: Rates; bandwidthGBps: number[] } {
+export function parseEngine(stdout: string): { rates: Rates; health: EngineHealth } {
   const last = stdout
     .trim()
     .split("\n")
@@ -93,8 +101,11 @@ export function parseEngine(stdout: string): { rates: Rates; bandwidthGBps: numb
   const rates: Rates = new Map();
   for (const b of Object.keys(doc.decode)) rates.set(decodeMetric(Number(b)), num(doc.decode, b, "bench/engine decode"));
   for (const n of Object.keys(doc.prefill)) rates.set(prefillMetric(Number(n)), num(doc.prefill, n, "bench/engine prefill"));
-  const bandwidth = Array.isArray(doc.bandwidthRuns) ? doc.bandwidthRuns.filter((x): x is number => typeof x === "number") : [];
-  return { rates, bandwidthGBps: bandwidth };
+  const health: EngineHealth = {
+    decodeCores: typeof doc.decodeCores === "number" ? doc.decodeCores : undefined,
+    bandwidthNote: isRecord(doc.bandwidth) && typeof doc.bandwidth.note === "string" ? doc.bandwidth.note : undefined,
+  };
+  return { rates, health };
 }
 
 /** One alternation: what each program measured (a program that failed or skipped a metric simply lacks it). */

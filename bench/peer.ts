@@ -28,7 +28,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { availableParallelism, cpus, release, totalmem } from "node:os";
+import { availableParallelism, cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -245,7 +245,15 @@ async function main(): Promise<void> {
         for (const [k, v] of parseBatchedBench(await capture(o.batchedBench, cmd.batched))) lb.rates.set(k, v);
       return lb.rates;
     });
-  const ours = () => turn("ExpertMesh", ckpt, gguf, async () => parseEngine(await capture(process.execPath, cmd.engine)).rates);
+  const health: string[] = [];
+  const ours = () =>
+    turn("ExpertMesh", ckpt, gguf, async () => {
+      const e = parseEngine(await capture(process.execPath, cmd.engine));
+      const cores = e.health.decodeCores === undefined ? "?" : e.health.decodeCores.toFixed(2);
+      health.push(`${cores} of ${availableParallelism()} cores during batch-1 decode; bandwidth probe: ${e.health.bandwidthNote ?? "?"}`);
+      return e.rates;
+    });
+  const load0 = loadavg()[0] as number;
   const rounds: Round[] = [];
   for (let r = 0; r < o.repeats; r++) {
     log(`round ${r + 1}/${o.repeats}`);
@@ -264,6 +272,9 @@ async function main(): Promise<void> {
   console.log(`command: node bench/peer.ts ${process.argv.slice(2).join(" ")}`);
   console.log(`machine: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${release()}`);
   console.log(`date: ${new Date().toISOString()}`);
+  // Anything else on the CPU spoils both sides' figures: the load average and the engine's own account say whether it was quiet.
+  console.log(`load average (1 min) at start / end: ${load0.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}`);
+  for (const [i, h] of health.entries()) console.log(`ExpertMesh round ${i + 1}: ${h}`);
   console.log(`llama.cpp: build ${info?.buildNumber} (${info?.buildCommit}), model ${info?.modelType}, ${info?.threads} threads`);
   console.log(
     `llama.cpp commands: llama-bench ${cmd.llama.join(" ")}${cmd.batched ? `; llama-batched-bench ${cmd.batched.join(" ")}` : ""}`,
