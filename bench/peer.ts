@@ -47,6 +47,13 @@ import {
 const SHAPES = ["20b", "120b"];
 const PRECISIONS = ["default", "exact"];
 const PROMPT_FOR_BATCHED = 16;
+/**
+ * A 1-minute load average above this before the run means another process holds a core for part of it.
+ * llama.cpp's decode at -t 2 then collapses: its threads spin at a barrier after every op, and a thread
+ * that lost its core costs whole scheduler ticks (measured here with one busy neighbour: tg4 at 0.45–0.69
+ * tok/s on 2 threads, 2.3–3.4 tok/s on 1). Such a run is printed, and marked as not a result.
+ */
+const BUSY_LOAD = 0.5;
 
 interface Options {
   llamaBench: string;
@@ -254,6 +261,7 @@ async function main(): Promise<void> {
       return e.rates;
     });
   const load0 = loadavg()[0] as number;
+  if (load0 > BUSY_LOAD) log(`the host is busy (load average ${load0.toFixed(2)}): these figures will not be results`);
   const rounds: Round[] = [];
   for (let r = 0; r < o.repeats; r++) {
     log(`round ${r + 1}/${o.repeats}`);
@@ -273,7 +281,10 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${release()}`);
   console.log(`date: ${new Date().toISOString()}`);
   // Anything else on the CPU spoils both sides' figures: the load average and the engine's own account say whether it was quiet.
-  console.log(`load average (1 min) at start / end: ${load0.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}`);
+  console.log(
+    `load average (1 min) before the run / at the end (includes this run): ${load0.toFixed(2)} / ${(loadavg()[0] as number).toFixed(2)}` +
+      (load0 > BUSY_LOAD ? ` — the host was busy before the run: these figures are not results` : ""),
+  );
   for (const [i, h] of health.entries()) console.log(`ExpertMesh round ${i + 1}: ${h}`);
   console.log(`llama.cpp: build ${info?.buildNumber} (${info?.buildCommit}), model ${info?.modelType}, ${info?.threads} threads`);
   console.log(
