@@ -14,13 +14,12 @@ import { fileURLToPath } from "node:url";
 import { freePort, killOnExit } from "@expertmesh/common/testing";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { type MembershipServer, MembershipService } from "@expertmesh/proto/cluster";
 import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import type { Server } from "@grpc/grpc-js";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashKey } from "../domain/api-keys.ts";
-import { readyMember } from "../testing/test-gateway.ts";
+import { startStubMembership } from "../testing/stub-membership.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const MODEL = "gpt-oss-tiny";
@@ -40,23 +39,6 @@ let membership: Server;
 let gateway: ChildProcess;
 let base: string;
 let client: OpenAI;
-
-async function startMembership(workerAddress: string): Promise<string> {
-  const unimplemented = (_call: unknown, cb: (err: { code: number }) => void) => cb({ code: status.UNIMPLEMENTED });
-  const impl: MembershipServer = {
-    register: unimplemented,
-    heartbeat: unimplemented,
-    leave: unimplemented,
-    listGroups: unimplemented,
-    listMembers: (_call, cb) => cb(null, { members: [readyMember(workerAddress, MODEL)] }),
-  };
-  membership = new Server();
-  membership.addService(MembershipService, impl);
-  const port = await new Promise<number>((resolve, reject) =>
-    membership.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return `127.0.0.1:${port}`;
-}
 
 /** Polls `probe` until it returns a value `ok` accepts (errors count as not yet). */
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
@@ -115,6 +97,8 @@ beforeAll(async () => {
   );
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
+  const stub = await startStubMembership(worker.address, MODEL);
+  membership = stub.server;
   gateway = killOnExit(
     spawn(process.execPath, [MAIN], {
       env: {
@@ -122,7 +106,7 @@ beforeAll(async () => {
         LOG_LEVEL: "warn",
         GATEWAY_PROCESSES: "2",
         GATEWAY_PORT: String(port),
-        GATEWAY_ORCHESTRATOR_ADDRESS: await startMembership(worker.address),
+        GATEWAY_ORCHESTRATOR_ADDRESS: stub.address,
         GATEWAY_DISCOVERY_REFRESH_MS: "500",
         GATEWAY_API_KEYS_FILE: keysFile,
         GATEWAY_RENDER_THREADS: "0",

@@ -6,8 +6,7 @@
  * (OrchestratorDirectory against a Membership server), a real worker pool and real HTTP.
  */
 import { createLogger, createMetricsRegistry } from "@expertmesh/common";
-import { type MembershipServer, MembershipService } from "@expertmesh/proto/cluster";
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import type { Server } from "@grpc/grpc-js";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +16,7 @@ import { GatewayConfigSchema } from "../config.ts";
 import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { createServer } from "../server.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
-import { readyMember } from "../testing/test-gateway.ts";
+import { startStubMembership } from "../testing/stub-membership.ts";
 
 const MODEL = "gpt-oss-20b";
 const tok = new HarmonyTokenizer();
@@ -30,26 +29,9 @@ let pool: WorkerPool;
 let app: FastifyInstance;
 let base: string;
 
-async function startMembership(workerAddress: string): Promise<{ server: Server; address: string }> {
-  const unimplemented = (_call: unknown, cb: (err: { code: number }) => void) => cb({ code: status.UNIMPLEMENTED });
-  const impl: MembershipServer = {
-    register: unimplemented,
-    heartbeat: unimplemented,
-    leave: unimplemented,
-    listGroups: unimplemented,
-    listMembers: (_call, cb) => cb(null, { members: [readyMember(workerAddress, MODEL)] }),
-  };
-  const server = new Server();
-  server.addService(MembershipService, impl);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { server, address: `127.0.0.1:${port}` };
-}
-
 beforeAll(async () => {
   worker = await startScriptedWorker([], { fallback: ANSWER });
-  const m = await startMembership(worker.address);
+  const m = await startStubMembership(worker.address, MODEL);
   membership = m.server;
   const log = createLogger("readiness-test", "silent");
   directory = new OrchestratorDirectory(m.address, 100, log);
