@@ -38,67 +38,80 @@ export function runPrimary(o: PrimaryOptions): void {
   // Structured clone on the channel: stored responses cross it as MemoryResponseStore copies them.
   cluster.setupPrimary({ serialization: "advanced" });
   const aggregator = new AggregatorRegistry();
-  const handlers: Handlers = { ...o.handlers, metrics: () => aggregator.clusterMetrics() };
-  const born = new Map<Worker, number>();
-  let listened = false;
-  let quickCrashes = 0;
-  let stopping = false;
+  const supervisor = new Supervisor(o, { ...o.handlers, metrics: () => aggregator.clusterMetrics() });
+  cluster.on("exit", (child, code, signal) => supervisor.exited(child, code, signal));
+  process.on("SIGTERM", (signal) => supervisor.signalled(signal));
+  process.on("SIGINT", (signal) => supervisor.signalled(signal));
+  o.log.info({ processes: o.processes }, "gateway primary starting its processes");
+  for (let i = 0; i < o.processes; i++) supervisor.fork();
+}
 
-  const fork = () => {
+class Supervisor {
+  readonly #o: PrimaryOptions;
+  readonly #handlers: Handlers;
+  readonly #born = new Map<Worker, number>();
+  #listened = false;
+  #quickCrashes = 0;
+  #stopping = false;
+
+  constructor(o: PrimaryOptions, handlers: Handlers) {
+    this.#o = o;
+    this.#handlers = handlers;
+  }
+
+  fork(): void {
     const child = cluster.fork();
-    born.set(child, Date.now());
-    answerCalls(child, handlers);
+    this.#born.set(child, Date.now());
+    answerCalls(child, this.#handlers);
     child.once("listening", () => {
-      listened = true;
-      o.log.info({ child: child.process.pid }, "gateway process listening");
+      this.#listened = true;
+      this.#o.log.info({ child: child.process.pid }, "gateway process listening");
     });
-  };
+  }
 
-  cluster.on("exit", (child, code, signal) => {
-    const lived = Date.now() - (born.get(child) ?? 0);
-    born.delete(child);
-    if (stopping) {
-      if (born.size === 0) {
-        o.log.info("every gateway process has stopped");
+  exited(child: Worker, code: number, signal: string): void {
+    const log = this.#o.log;
+    const lived = Date.now() - (this.#born.get(child) ?? 0);
+    this.#born.delete(child);
+    if (this.#stopping) {
+      if (this.#born.size === 0) {
+        log.info("every gateway process has stopped");
         process.exit(0);
       }
       return;
     }
-    if (!listened) {
-      o.log.fatal({ child: child.process.pid, code, signal }, "a gateway process exited before any listened: stopping");
-      stop("SIGKILL");
+    if (!this.#listened) {
+      log.fatal({ child: child.process.pid, code, signal }, "a gateway process exited before any listened: stopping");
+      this.#kill("SIGKILL");
       process.exit(code || 1);
     }
-    quickCrashes = lived < QUICK_CRASH_MS ? quickCrashes + 1 : 0;
-    const delayMs = quickCrashes === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (quickCrashes - 1));
-    o.log.error({ child: child.process.pid, code, signal, livedMs: lived, restartInMs: delayMs }, "gateway process died: restarting it");
+    this.#quickCrashes = lived < QUICK_CRASH_MS ? this.#quickCrashes + 1 : 0;
+    const delayMs = this.#quickCrashes === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, RESTART_DELAY_MS * 2 ** (this.#quickCrashes - 1));
+    log.error({ child: child.process.pid, code, signal, livedMs: lived, restartInMs: delayMs }, "gateway process died: restarting it");
     setTimeout(() => {
-      if (!stopping) fork();
+      if (!this.#stopping) this.fork();
     }, delayMs);
-  });
+  }
 
-  const stop = (signal: NodeJS.Signals) => {
-    for (const child of born.keys()) child.process.kill(signal);
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      o.log.error({ signal }, "second signal: killing the gateway processes");
-      stop("SIGKILL");
+  signalled(signal: NodeJS.Signals): void {
+    const log = this.#o.log;
+    if (this.#stopping) {
+      log.error({ signal }, "second signal: killing the gateway processes");
+      this.#kill("SIGKILL");
       process.exit(1);
     }
-    stopping = true;
-    o.log.info({ signal, processes: born.size }, "shutting down: draining the gateway processes");
-    if (born.size === 0) process.exit(0);
-    stop("SIGTERM");
+    this.#stopping = true;
+    log.info({ signal, processes: this.#born.size }, "shutting down: draining the gateway processes");
+    if (this.#born.size === 0) process.exit(0);
+    this.#kill("SIGTERM");
     setTimeout(() => {
-      o.log.error({ processes: born.size }, "gateway processes still draining past the grace period: killing them");
-      stop("SIGKILL");
+      log.error({ processes: this.#born.size }, "gateway processes still draining past the grace period: killing them");
+      this.#kill("SIGKILL");
       process.exit(1);
-    }, o.shutdownGraceMs + DRAIN_MARGIN_MS).unref();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+    }, this.#o.shutdownGraceMs + DRAIN_MARGIN_MS).unref();
+  }
 
-  o.log.info({ processes: o.processes }, "gateway primary starting its processes");
-  for (let i = 0; i < o.processes; i++) fork();
+  #kill(signal: NodeJS.Signals): void {
+    for (const child of this.#born.keys()) child.process.kill(signal);
+  }
 }
