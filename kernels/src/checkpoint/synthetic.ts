@@ -377,21 +377,42 @@ export function writeSyntheticCheckpoint(o: SyntheticOptions): string[] {
   return [...names, "config.json"].map((f) => join(o.out, f));
 }
 
+/** One tensor of a single-file checkpoint as `editTensor` hands it over: its header entry and its bytes. */
+export interface TensorBytes {
+  dtype: string;
+  shape: number[];
+  /** The tensor's bytes inside the file's buffer: writes to it are written back. */
+  data: Buffer;
+}
+
 /**
- * Sets the elements [begin, end) (default: all) of one BF16 tensor of a single-file checkpoint to
- * `bits` (0x7fc0: NaN, 0x7f80: +Inf), in place: how tests make a checkpoint whose weights are broken
- * (all of them, or one embedding row) but whose header is valid.
+ * Rewrites one tensor of a single-file checkpoint in place: how tests give a synthetic checkpoint broken
+ * weights, or weights that make a model behave in a known way, under a valid header.
  */
-export function fillBf16Tensor(dir: string, name: string, bits: number, elements?: [begin: number, end: number]): void {
+export function editTensor(dir: string, name: string, edit: (tensor: TensorBytes) => void): void {
   const file = join(dir, "model.safetensors");
   const buf = readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<string, { dtype?: string; data_offsets?: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString()) as Record<
+    string,
+    { dtype?: string; shape?: number[]; data_offsets?: [number, number] }
+  >;
   const t = header[name];
-  if (t?.dtype !== "BF16" || !t.data_offsets) throw new Error(`${file}: no BF16 tensor '${name}'`);
-  const [first, last] = [8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]];
-  const [begin, end] = elements ? [first + 2 * elements[0], first + 2 * elements[1]] : [first, last];
-  if (begin < first || end > last || begin > end) throw new RangeError(`${name}: elements ${elements} out of the tensor`);
-  for (let at = begin; at < end; at += 2) buf.writeUInt16LE(bits, at);
+  if (!t?.dtype || !t.shape || !t.data_offsets) throw new Error(`${file}: no tensor '${name}'`);
+  edit({ dtype: t.dtype, shape: t.shape, data: buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]) });
   writeFileSync(file, buf);
+}
+
+/**
+ * Sets the elements [begin, end) (default: all) of one BF16 tensor of a single-file checkpoint to
+ * `bits` (0x7fc0: NaN, 0x7f80: +Inf), in place: a checkpoint whose weights are broken (all of them, or
+ * one embedding row) but whose header is valid.
+ */
+export function fillBf16Tensor(dir: string, name: string, bits: number, elements?: [begin: number, end: number]): void {
+  editTensor(dir, name, ({ dtype, data }) => {
+    if (dtype !== "BF16") throw new Error(`${dir}: tensor '${name}' is ${dtype}, not BF16`);
+    const [begin, end] = elements ? [2 * elements[0], 2 * elements[1]] : [0, data.length];
+    if (begin < 0 || end > data.length || begin > end) throw new RangeError(`${name}: elements ${elements} out of the tensor`);
+    for (let at = begin; at < end; at += 2) data.writeUInt16LE(bits, at);
+  });
 }

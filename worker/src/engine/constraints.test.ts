@@ -9,18 +9,12 @@
 import { encodeText, HarmonyToken as T } from "@expertmesh/grammar";
 import { CONSTRAINT_SPEC_VERSION, type ConstraintSpec } from "@expertmesh/grammar/spec";
 import { headerParts, type ParsedMessage, splitMessages, TEST_SCHEMAS } from "@expertmesh/grammar/testing";
-import {
-  ErrorKind,
-  type Finished,
-  type GeneratedToken,
-  type GenerateRequest,
-  type GenerateResponse,
-  type WorkerClient,
-} from "@expertmesh/proto/worker";
-import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { ErrorKind, type GenerateRequest, type WorkerClient } from "@expertmesh/proto/worker";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectGeneration, type Generation } from "../testing/generation.ts";
 import { startTinyWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 import { errorDetailOf } from "../transport/grpc-errors.ts";
 import { SequenceConstraint } from "./constraints.ts";
@@ -47,15 +41,11 @@ afterAll(() => tiny?.close());
 const spec = (s: Partial<ConstraintSpec>): string =>
   JSON.stringify({ version: 1, guard: true, tools: [], toolChoice: { kind: "auto" }, finalFormat: { kind: "text" }, ...s });
 
-interface Outcome {
-  tokens: GeneratedToken[];
-  finished?: Finished;
-  error?: ServiceError;
-}
+type Outcome = Generation;
 
 let ids = 0;
 function generate(extra: Partial<GenerateRequest>, seed: number, logitBias: Record<number, number> = CLOSERS): Promise<Outcome> {
-  const request: GenerateRequest = {
+  return collectGeneration(client, {
     requestId: `c${ids++}`,
     promptTokenIds: PROMPT,
     sampling: {
@@ -78,16 +68,6 @@ function generate(extra: Partial<GenerateRequest>, seed: number, logitBias: Reco
     clampMaxTokens: false,
     maxReasoningTokens: 0,
     ...extra,
-  };
-  const out: Outcome = { tokens: [] };
-  const stream = client.generate(request, new Metadata());
-  return new Promise((resolve) => {
-    stream.on("data", (e: GenerateResponse) => {
-      if (e.tokens) out.tokens.push(...e.tokens.tokens);
-      if (e.finished) out.finished = e.finished;
-    });
-    stream.on("end", () => resolve(out));
-    stream.on("error", (error: ServiceError) => resolve({ ...out, error }));
   });
 }
 

@@ -1,6 +1,7 @@
 /**
  * A real worker in this process serving a tiny synthetic checkpoint (vocabulary 4096 by default, 64 KV blocks, 8
- * sequences), with a gRPC client to it: what the worker's model-backed transport tests share.
+ * sequences), or any checkpoint directory, with a gRPC client to it: what the worker's model-backed transport
+ * tests share.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +30,11 @@ export async function startTinyWorker(seed = 5, alter?: (dir: string) => void, v
   const dir = join(mkdtempSync(join(tmpdir(), "worker-model-")), "tiny");
   writeSyntheticCheckpoint({ shape: { ...SHAPES.tiny, vocab }, out: dir, seed });
   alter?.(dir);
+  return startModelWorker(dir);
+}
+
+/** A real worker in this process serving the checkpoint in `dir`; `env` adds to or overrides its settings. */
+export async function startModelWorker(dir: string, env: Record<string, string> = {}): Promise<TinyWorker> {
   const config = loadWorkerConfig({
     WORKER_PORT: "0",
     WORKER_METRICS_PORT: "0",
@@ -36,6 +42,7 @@ export async function startTinyWorker(seed = 5, alter?: (dir: string) => void, v
     WORKER_MODEL_NAME: "tiny",
     WORKER_KV_NUM_BLOCKS: "64",
     WORKER_MAX_NUM_SEQS: "8",
+    ...env,
   });
   const worker = await startWorker(config, createLogger("worker-test", "silent"));
   const client = new WorkerClient(worker.address, credentials.createInsecure());
