@@ -7,7 +7,7 @@
  * Prints a table: decode tok/s at each batch (default 1/4/16/64), prefill tok/s for each prompt length
  * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
- *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16] [--json]
+ *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16|fp8] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
  *                        [--roofline h100|h200] [--probe-gib G] [--probe-passes N] [--prepare]
  *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).

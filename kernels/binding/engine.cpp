@@ -83,7 +83,7 @@ Napi::Value EngineKvCapacity(const Napi::CallbackInfo& info) {
   out.Set("bytesPerToken", Napi::Number::New(env, static_cast<double>(c.bytes_per_token)));
   out.Set("fullTokens", Napi::Number::New(env, static_cast<double>(c.full_tokens)));
   out.Set("slidingTokens", Napi::Number::New(env, static_cast<double>(c.sliding_tokens)));
-  out.Set("dtype", Napi::String::New(env, c.kv_type == gptoss_kv_bf16 ? "bf16" : "f32"));
+  out.Set("dtype", Napi::String::New(env, c.kv_type == gptoss_kv_bf16 ? "bf16" : c.kv_type == gptoss_kv_fp8 ? "fp8" : "f32"));
   return out;
 }
 

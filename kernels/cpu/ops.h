@@ -23,20 +23,25 @@ struct AttnSeq {
   int num_blocks;
 };
 
-// How the KV cache stores its elements: fp32, or bf16 as raw bits (round-to-nearest-even on store,
-// core/bf16.h). Attention widens to fp32 on load either way; only the stored keys and values differ.
-enum class KvType : uint8_t { F32, BF16 };
+// How the KV cache stores its elements: fp32; bf16 as raw bits (round-to-nearest-even on store,
+// core/bf16.h); or fp8 e4m3 codes with one fp32 scale per cached row (core/fp8.h: the row's largest
+// magnitude maps to the largest code). Attention widens to fp32 on load whatever the pool holds.
+enum class KvType : uint8_t { F32, BF16, FP8 };
 
 // One layer's paged KV storage: block b holds K then V, each [kv_heads][block_size][head_dim] elements
-// of `type`.
+// of `type`. A cached row is the head_dim elements of one head's key or value at one position; with
+// FP8 its scale is scales[element index / head_dim] (same order as the rows in the pool).
 struct KvLayer {
   void* pool;
   int block_size;
   int kv_heads;
   int head_dim;
   KvType type = KvType::F32;
+  float* scales = nullptr;  // FP8 only
   int64_t block_elems() const { return 2ll * kv_heads * block_size * head_dim; }
-  int elem_bytes() const { return type == KvType::BF16 ? 2 : 4; }
+  int64_t block_rows() const { return 2ll * kv_heads * block_size; }
+  int elem_bytes() const { return kv_elem_bytes(type); }
+  static int kv_elem_bytes(KvType t) { return t == KvType::F32 ? 4 : t == KvType::BF16 ? 2 : 1; }
 };
 
 // Per-request sampling controls (see cpu/sample.cpp for the order they apply in).

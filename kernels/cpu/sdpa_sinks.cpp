@@ -2,10 +2,12 @@
 // over the paged KV cache plus the step's own k/v rows. Online softmax whose running max starts at the
 // sink; the sink joins the denominator only. Also the KV store that writes a step's rows into the pages.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
 #include "../core/bf16.h"
+#include "../core/fp8.h"
 #include "ops.h"
 #include "simd.h"
 #include "vec_exp.h"
@@ -21,14 +23,48 @@ static inline int64_t kv_index(const KvLayer& kv, const AttnSeq& s, int pos, int
          (static_cast<int64_t>(head) * kv.block_size + slot) * kv.head_dim;
 }
 
-// A cached key or value row as fp32: in place for an fp32 pool, widened into `buf` for a bf16 one.
+// Every e4m3 code's value: a cached fp8 row decodes by lookup.
+static const float* e4m3_table() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = e4m3_to_f32(static_cast<uint8_t>(c));
+    return t;
+  }();
+  return table.data();
+}
+
+// A cached key or value row as fp32: in place for an fp32 pool, widened into `buf` otherwise.
 static inline const float* cached_row(const KvLayer& kv, const AttnSeq& s, int pos, int head, bool value, float* buf) {
   const int64_t at = kv_index(kv, s, pos, head, value);
   if (kv.type == KvType::F32) return static_cast<const float*>(kv.pool) + at;
+  if (kv.type == KvType::FP8) {
+    const uint8_t* src = static_cast<const uint8_t*>(kv.pool) + at;
+    const float scale = kv.scales[at / kv.head_dim], *table = e4m3_table();
+    for (int d = 0; d < kv.head_dim; ++d) buf[d] = table[src[d]] * scale;
+    return buf;
+  }
   const bf16_t* src = static_cast<const bf16_t*>(kv.pool) + at;
 #pragma omp simd
   for (int d = 0; d < kv.head_dim; ++d) buf[d] = bf16_to_f32(src[d]);
   return buf;
+}
+
+// Stores one row of D elements at element index `at` in the pool's type.
+static void store_row(const KvLayer& kv, int64_t at, const float* x) {
+  const int D = kv.head_dim;
+  if (kv.type == KvType::F32) {
+    std::copy_n(x, D, static_cast<float*>(kv.pool) + at);
+  } else if (kv.type == KvType::BF16) {
+    bf16_t* dst = static_cast<bf16_t*>(kv.pool) + at;
+    for (int d = 0; d < D; ++d) dst[d] = f32_to_bf16(x[d]);
+  } else {
+    float amax = 0.0f;
+    for (int d = 0; d < D; ++d) amax = std::max(amax, std::fabs(x[d]));  // a NaN element stays out of the scale
+    const float scale = fp8_row_scale(amax);
+    uint8_t* dst = static_cast<uint8_t*>(kv.pool) + at;
+    for (int d = 0; d < D; ++d) dst[d] = fp8_encode(x[d], scale);
+    kv.scales[at / D] = scale;
+  }
 }
 
 static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, const float* k_new, const float* v_new,
@@ -154,16 +190,8 @@ void f32_kv_store(const float* k_new, const float* v_new, int64_t ldkv, const At
     for (int t = 0; t < s.num_tokens; ++t) {
       const int row = s.token_begin + t;
       for (int h = 0; h < kv.kv_heads; ++h) {
-        const int64_t kd = kv_index(kv, s, s.pos_begin + t, h, false), vd = kv_index(kv, s, s.pos_begin + t, h, true);
-        const float* ks = k_new + row * ldkv + h * D;
-        const float* vs = v_new + row * ldkv + h * D;
-        if (kv.type == KvType::F32) {
-          std::copy_n(ks, D, static_cast<float*>(kv.pool) + kd);
-          std::copy_n(vs, D, static_cast<float*>(kv.pool) + vd);
-          continue;
-        }
-        bf16_t* pool = static_cast<bf16_t*>(kv.pool);
-        for (int d = 0; d < D; ++d) pool[kd + d] = f32_to_bf16(ks[d]), pool[vd + d] = f32_to_bf16(vs[d]);
+        store_row(kv, kv_index(kv, s, s.pos_begin + t, h, false), k_new + row * ldkv + h * D);
+        store_row(kv, kv_index(kv, s, s.pos_begin + t, h, true), v_new + row * ldkv + h * D);
       }
     }
   }

@@ -154,9 +154,10 @@ void gptoss_engine_release(gptoss_engine_t engine);
 typedef enum gptoss_precision { gptoss_precision_exact = 0, gptoss_precision_serving = 1 } gptoss_precision;
 gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precision precision);
 
-/* How the KV cache stores keys and values (gptoss_engine_options.kv_type): fp32, or bf16 rounded to
- * nearest even on store (half the bytes per token; attention widens to fp32 on load). */
-typedef enum gptoss_kv_type { gptoss_kv_f32 = 0, gptoss_kv_bf16 = 1 } gptoss_kv_type;
+/* How the KV cache stores keys and values (gptoss_engine_options.kv_type): fp32; bf16 rounded to
+ * nearest even on store; or fp8 e4m3 codes with one fp32 scale per row of head_dim elements (the row's
+ * largest magnitude maps to 448). Attention widens to fp32 on load. */
+typedef enum gptoss_kv_type { gptoss_kv_f32 = 0, gptoss_kv_bf16 = 1, gptoss_kv_fp8 = 2 } gptoss_kv_type;
 
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).

@@ -75,11 +75,18 @@ KvCache::KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int n
   allocate();
 }
 
+// One layer's bytes in a pool of `blocks` blocks: the elements, then (FP8) the row scales, 16-aligned.
+int64_t KvCache::layer_bytes(int blocks) const {
+  const int64_t elems = static_cast<int64_t>(blocks) * block_elems_ * KvLayer::kv_elem_bytes(type_);
+  if (type_ != KvType::FP8) return elems;
+  const int64_t rows = static_cast<int64_t>(blocks) * 2 * kv_heads_ * block_size_;
+  return (elems + 15) / 16 * 16 + (rows * 4 + 15) / 16 * 16;
+}
+
 void KvCache::allocate() {
   const size_t n_slide = std::count(sliding_.begin(), sliding_.end(), true), n_full = sliding_.size() - n_slide;
-  const size_t elem = type_ == KvType::BF16 ? 2 : 4;
-  const size_t full_bytes = n_full * (num_full_ + pad_) * block_elems_ * elem;
-  const size_t sliding_bytes = n_slide * (num_sliding_ + pad_) * block_elems_ * elem;
+  const size_t full_bytes = n_full * layer_bytes(num_full_ + pad_);
+  const size_t sliding_bytes = n_slide * layer_bytes(num_sliding_ + pad_);
   try {
     memory_->zero(full_.reserve(full_bytes), full_bytes);
     memory_->zero(sliding_kv_.reserve(sliding_bytes), sliding_bytes);
@@ -90,14 +97,17 @@ void KvCache::allocate() {
 }
 
 uint64_t KvCache::bytes_per_token() const {
-  return static_cast<uint64_t>(sliding_.size()) * 2 * kv_heads_ * head_dim_ * (type_ == KvType::BF16 ? 2 : 4);
+  const uint64_t row = static_cast<uint64_t>(head_dim_) * KvLayer::kv_elem_bytes(type_) + (type_ == KvType::FP8 ? 4 : 0);
+  return static_cast<uint64_t>(sliding_.size()) * 2 * kv_heads_ * row;
 }
 
 KvLayer KvCache::layer(int l) const {
   const bool sliding = sliding_[l];
-  const int64_t per_layer = static_cast<int64_t>((sliding ? num_sliding_ : num_full_) + pad_) * block_elems_;
+  const int blocks = (sliding ? num_sliding_ : num_full_) + pad_;
   KvLayer layer{sliding ? sliding_kv_.data() : full_.data(), block_size_, kv_heads_, head_dim_, type_};
-  layer.pool = static_cast<uint8_t*>(layer.pool) + index_in_kind_[l] * per_layer * layer.elem_bytes();
+  layer.pool = static_cast<uint8_t*>(layer.pool) + index_in_kind_[l] * layer_bytes(blocks);
+  if (type_ == KvType::FP8)
+    layer.scales = reinterpret_cast<float*>(static_cast<uint8_t*>(layer.pool) + (static_cast<int64_t>(blocks) * block_elems_ + 15) / 16 * 16);
   return layer;
 }
 

@@ -25,8 +25,9 @@ class AllReduce {
 class KvCache {
  public:
   // The pools are allocated, zeroed, in the backend's memory (one allocation per pool kind), holding
-  // elements of `type`. With pad_block, each pool has one more block, past the scheduler's ids, where the
-  // padding rows of a replayed decode graph write their keys and values (runtime/decode_graphs.h).
+  // elements of `type` (and, for FP8, each layer's row scales after its elements). With pad_block, each
+  // pool has one more block, past the scheduler's ids, where the padding rows of a replayed decode graph
+  // write their keys and values (runtime/decode_graphs.h).
   KvCache(const ModelConfig& c, const ShardInfo& s, int block_size, int num_full_blocks, int num_sliding_blocks,
           const DeviceMemory& memory, bool pad_block = false, KvType type = KvType::F32);
   KvLayer layer(int l) const;
@@ -47,6 +48,7 @@ class KvCache {
 
  private:
   void allocate();
+  int64_t layer_bytes(int blocks) const;
 
   std::vector<bool> sliding_;
   std::vector<int> index_in_kind_;

@@ -114,9 +114,11 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
     o.num_sliding_blocks = options->num_sliding_blocks;
     if (options->backend != nullptr) o.backend = options->backend;
     o.decode_graphs = options->decode_graphs;
-    gptoss::check(options->kv_type == gptoss_kv_f32 || options->kv_type == gptoss_kv_bf16, gptoss_status_invalid_argument,
-                  "engine_create: unknown KV type " + std::to_string(options->kv_type));
-    o.kv_type = options->kv_type == gptoss_kv_bf16 ? gptoss::KvType::BF16 : gptoss::KvType::F32;
+    gptoss::check(options->kv_type == gptoss_kv_f32 || options->kv_type == gptoss_kv_bf16 || options->kv_type == gptoss_kv_fp8,
+                  gptoss_status_invalid_argument, "engine_create: unknown KV type " + std::to_string(options->kv_type));
+    o.kv_type = options->kv_type == gptoss_kv_bf16  ? gptoss::KvType::BF16
+                : options->kv_type == gptoss_kv_fp8 ? gptoss::KvType::FP8
+                                                    : gptoss::KvType::F32;
     if (options->comm != nullptr) {
       const auto& sh = model->weights->shard;
       const auto& c = *options->comm->comm;
@@ -152,7 +154,9 @@ extern "C" gptoss_status gptoss_engine_kv_capacity(gptoss_engine_t engine, gptos
     gptoss::check(engine != nullptr && out != nullptr, gptoss_status_invalid_argument, "engine_kv_capacity: null argument");
     const gptoss::KvCache& kv = engine->engine->kv();
     *out = {kv.bytes(), kv.bytes_per_token(), kv.full_tokens(), kv.sliding_tokens(),
-            kv.type() == gptoss::KvType::BF16 ? gptoss_kv_bf16 : gptoss_kv_f32};
+            kv.type() == gptoss::KvType::BF16  ? gptoss_kv_bf16
+            : kv.type() == gptoss::KvType::FP8 ? gptoss_kv_fp8
+                                               : gptoss_kv_f32};
   });
 }
 

@@ -113,8 +113,8 @@ export interface KvCapacity {
 }
 
 /** How the KV cache stores keys and values. */
-export type KvDtype = "f32" | "bf16";
-export const KV_DTYPES: readonly KvDtype[] = ["f32", "bf16"];
+export type KvDtype = "f32" | "bf16" | "fp8";
+export const KV_DTYPES: readonly KvDtype[] = ["f32", "bf16", "fp8"];
 
 export interface RawStepOutput {
   logits: Float32Array;
@@ -140,8 +140,8 @@ export interface Addon {
     backend?: string,
     /** 1 on, -1 off, 0 the backend's default. */
     decodeGraphs?: number,
-    /** gptoss_kv_type: 0 f32, 1 bf16. */
-    kvType?: 0 | 1,
+    /** gptoss_kv_type: 0 f32, 1 bf16, 2 fp8. */
+    kvType?: 0 | 1 | 2,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   engineKvCapacity(engine: RawEngine): KvCapacity;

@@ -48,7 +48,9 @@ export interface EngineOptions {
   /**
    * How the KV cache stores keys and values (default: "f32" in exact precision, "bf16" in default
    * precision): bf16 halves the bytes per token, so the same memory holds twice the tokens and decode
-   * reads half the cache; attention widens to fp32 on load. See kvCapacity().
+   * reads half the cache; "fp8" (e4m3 codes with one fp32 scale per row of head_dim elements) holds
+   * about four times fp32's tokens at a measured cost in accuracy (docs/PERFORMANCE.md); attention
+   * widens to fp32 on load. See kvCapacity().
    */
   kvDtype?: KvDtype;
   /**
@@ -95,6 +97,9 @@ export interface StepSequence {
   /** Sample the next token from the last row in native code. */
   sampling?: SamplingOptions;
 }
+
+/** gptoss_kv_type's values. */
+const KV_TYPE = { f32: 0, bf16: 1, fp8: 2 } as const satisfies Record<KvDtype, number>;
 
 export class Engine {
   readonly model: Model;
@@ -152,7 +157,7 @@ export class Engine {
       comm?.raw,
       backend,
       graphs,
-      kvDtype === "f32" ? 0 : 1,
+      KV_TYPE[kvDtype],
     );
     this.backend = this.#raw.backend;
     addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);

@@ -25,5 +25,9 @@ void expect_true(const std::string& name, bool ok, const std::string& detail = "
 // pool's elements of `type`.
 void test_sdpa(const OpSet& ops, KvType type);
 void test_sdpa_steps(const OpSet& ops, KvType type);
+// The e4m3 codes of core/fp8.h: every code round-trips, ties round to even, saturation, NaN.
+void test_fp8_codes();
+// A device op set's fp8 KV store writes the CPU op's bytes: the same codes and scales.
+void test_kv_store_fp8_as_cpu(const OpSet& ops);
 
 }  // namespace gptoss::test

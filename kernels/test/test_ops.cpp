@@ -523,15 +523,17 @@ int main(int argc, char** argv) {
 #endif
   // The CUDA sources built against the emulator (cuda/emu): same cases and tolerances as the CPU.
   if (!cpu_only) backends.push_back(&cuda::emulated::cuda_ops());
+  test::test_fp8_codes();
   for (const OpSet* ops : backends) {
     if (ready(*ops, "f32_rmsnorm")) test_rmsnorm(*ops);
     if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);
     if (ready(*ops, "f32_rope")) test_rope(*ops);
     if (ready(*ops, "f32_kv_store") && ready(*ops, "f32_sdpa_sinks")) {
-      for (KvType type : {KvType::F32, KvType::BF16}) {
+      for (KvType type : {KvType::F32, KvType::BF16, KvType::FP8}) {
         test_sdpa(*ops, type);
         test_sdpa_steps(*ops, type);
       }
+      if (ops != &cpu_ops()) test::test_kv_store_fp8_as_cpu(*ops);
     }
     if (ready(*ops, "f32_router_topk")) test_router(*ops);
     if (ready(*ops, "f32_mxfp4w_matmul")) test_mxfp4(*ops);

@@ -1,8 +1,9 @@
 // test_ops_sdpa.cpp — the attention cases of test_ops (f32_sdpa_sinks with f32_kv_store) against the fp64
 // reference: one sequence through the paged cache, and steps that mix several decode and prefill
 // sequences, each of whose rows must also equal what the sequence gives when run alone. Every case runs
-// with an fp32 and with a bf16 pool; for bf16 the reference takes the cached rows rounded to bf16 (what
-// the cache gives back), so the tolerance is the fp32 one.
+// with an fp32, a bf16 and an fp8 pool; for bf16 and fp8 the reference takes the cached rows as the
+// cache gives them back (rounded to bf16; quantized to e4m3 under each row's scale), so the tolerance is
+// the fp32 one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "../core/bf16.h"
+#include "../core/fp8.h"
 #include "op_checks.h"
 #include "reference/ops_ref.h"
 
@@ -17,25 +19,47 @@ namespace gptoss::test {
 
 namespace {
 
-// Pools are raw 16-bit halves: 0x7fc0 in every half is a NaN in bf16 and in fp32 alike.
-constexpr uint16_t kNanHalf = 0x7fc0;
-int64_t halves(KvType type) { return type == KvType::BF16 ? 1 : 2; }
-std::vector<uint16_t> nan_pool(int64_t elems, KvType type) { return std::vector<uint16_t>(elems * halves(type), kNanHalf); }
-
-// Poisons block b, as the scheduler frees it: a read of it would show as NaN.
-void poison_block(std::vector<uint16_t>& pool, const KvLayer& kv, int b) {
-  std::fill_n(pool.begin() + b * kv.block_elems() * halves(kv.type), kv.block_elems() * halves(kv.type), kNanHalf);
+// A pool of `blocks` blocks as raw bytes, every element a NaN (fp32 and bf16: 0x7fc0 in every 16-bit
+// half; fp8: the code 0x7f), and for fp8 the row scales after the codes: a read of a row never stored
+// shows as NaN.
+std::vector<uint8_t> nan_pool(int blocks, int Hkv, int block, int D, KvType type) {
+  const int64_t elems = static_cast<int64_t>(blocks) * 2 * Hkv * block * D;
+  if (type == KvType::FP8) return std::vector<uint8_t>(elems + static_cast<int64_t>(blocks) * 2 * Hkv * block * 4, 0x7f);
+  std::vector<uint8_t> pool(elems * KvLayer::kv_elem_bytes(type));
+  for (size_t i = 0; i < pool.size(); i += 2) pool[i] = 0xc0, pool[i + 1] = 0x7f;
+  return pool;
 }
 
-// x with its first `cached` elements as the cache gives them back (rounded to bf16 in a bf16 pool).
-std::vector<float> as_cached(std::vector<float> x, size_t cached, KvType type) {
+KvLayer pool_layer(std::vector<uint8_t>& pool, int block, int Hkv, int D, KvType type) {
+  KvLayer kv{pool.data(), block, Hkv, D, type};
+  if (type == KvType::FP8) kv.scales = reinterpret_cast<float*>(pool.data() + pool.size() / (D + 4) * D);
+  return kv;
+}
+
+// Poisons block b, as the scheduler frees it: a read of it would show as NaN.
+void poison_block(std::vector<uint8_t>& pool, const KvLayer& kv, int b) {
+  const int64_t bytes = kv.block_elems() * kv.elem_bytes();
+  if (kv.type == KvType::FP8) std::fill_n(pool.begin() + b * bytes, bytes, 0x7f);
+  else for (int64_t i = b * bytes; i < (b + 1) * bytes; i += 2) pool[i] = 0xc0, pool[i + 1] = 0x7f;
+}
+
+// x with its first `cached` elements as the cache gives them back: rounded to bf16, or each row of D
+// elements quantized to e4m3 under its scale.
+std::vector<float> as_cached(std::vector<float> x, size_t cached, KvType type, int D) {
   if (type == KvType::BF16)
     for (size_t i = 0; i < cached; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  if (type == KvType::FP8)
+    for (size_t r = 0; r < cached; r += D) {
+      float amax = 0.0f;
+      for (int d = 0; d < D; ++d) amax = std::max(amax, std::fabs(x[r + d]));
+      const float scale = fp8_row_scale(amax);
+      for (int d = 0; d < D; ++d) x[r + d] = e4m3_to_f32(fp8_encode(x[r + d], scale)) * scale;
+    }
   return x;
 }
 
 std::string case_name(const OpSet& ops, const char* name, KvType type) {
-  return std::string(ops.name) + "/" + name + (type == KvType::BF16 ? "/bf16_kv" : "");
+  return std::string(ops.name) + "/" + name + (type == KvType::BF16 ? "/bf16_kv" : type == KvType::FP8 ? "/fp8_kv" : "");
 }
 
 }  // namespace
@@ -61,8 +85,8 @@ void test_sdpa(const OpSet& ops, KvType type) {
     const int nblocks = (T + c.block - 1) / c.block;
     std::vector<int32_t> table(nblocks);
     for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;  // non-identity block order
-    std::vector<uint16_t> pool = nan_pool(static_cast<int64_t>(nblocks) * 2 * c.Hkv * c.block * D, type);
-    KvLayer kv{pool.data(), c.block, c.Hkv, D, type};
+    std::vector<uint8_t> pool = nan_pool(nblocks, c.Hkv, c.block, D, type);
+    const KvLayer kv = pool_layer(pool, c.block, c.Hkv, D, type);
     // Store the cached prefix one token at a time (as decode would), then run the rest as one chunk.
     for (int p = 0; p < c.cached; ++p) {
       AttnSeq s{0, 1, p, table.data(), nblocks};
@@ -83,7 +107,7 @@ void test_sdpa(const OpSet& ops, KvType type) {
                        v.data() + static_cast<size_t>(c.cached) * c.Hkv * D, c.Hkv * D, &s, 1, kv, c.Hq, sinks.data(), scale, c.window,
                        out.data(), c.Hq * D, work.data());
     const size_t cached = static_cast<size_t>(c.cached) * c.Hkv * D;
-    auto want = ref::sdpa_sinks(widen(q), widen(as_cached(k, cached, type)), widen(as_cached(v, cached, type)), T, c.Hq, c.Hkv, D,
+    auto want = ref::sdpa_sinks(widen(q), widen(as_cached(k, cached, type, D)), widen(as_cached(v, cached, type, D)), T, c.Hq, c.Hkv, D,
                                 widen(sinks), scale, c.window);
     want.erase(want.begin(), want.begin() + static_cast<long>(c.cached) * c.Hq * D);
     expect_close(case_name(ops, c.name, type), out.data(), want, 1e-5);
@@ -105,7 +129,7 @@ struct StepInputs {
   std::vector<std::vector<float>> q, k, v;  // per sequence, all T rows
   std::vector<std::vector<int32_t>> tables;
   KvType type;
-  std::vector<uint16_t> pool;
+  std::vector<uint8_t> pool;
   std::vector<float> sinks;
 };
 
@@ -115,8 +139,8 @@ StepInputs step_inputs(const OpSet& ops, const StepCase& c, KvType type) {
   const int D = c.D;
   int total_blocks = 0;
   for (const StepSeq& s : c.seqs) total_blocks += (s.T + c.block - 1) / c.block;
-  in.pool = nan_pool(static_cast<int64_t>(total_blocks) * 2 * c.Hkv * c.block * D, type);
-  KvLayer kv{in.pool.data(), c.block, c.Hkv, D, type};
+  in.pool = nan_pool(total_blocks, c.Hkv, c.block, D, type);
+  const KvLayer kv = pool_layer(in.pool, c.block, c.Hkv, D, type);
   int next_block = total_blocks;  // handed out downwards: block ids are not in position order
   for (const StepSeq& s : c.seqs) {
     in.q.push_back(randn(static_cast<size_t>(s.T) * c.Hq * D));
@@ -160,7 +184,7 @@ std::vector<float> run_step(const OpSet& ops, const StepCase& c, StepInputs& in,
     rows += s.T - s.cached;
   }
   std::vector<float> out(static_cast<size_t>(rows) * c.Hq * D, NAN);
-  KvLayer kv{in.pool.data(), c.block, c.Hkv, D, in.type};
+  const KvLayer kv = pool_layer(in.pool, c.block, c.Hkv, D, in.type);
   std::vector<float> work(ops.sdpa_workspace_floats(static_cast<int>(seqs.size()), c.Hq, D));
   ops.f32_sdpa_sinks(q.data(), c.Hq * D, k.data(), v.data(), c.Hkv * D, seqs.data(), static_cast<int>(seqs.size()), kv, c.Hq,
                      in.sinks.data(), step_scale(c), c.window, out.data(), c.Hq * D, work.data());
@@ -187,7 +211,7 @@ void test_sdpa_steps(const OpSet& ops, KvType type) {
     for (size_t i = 0; i < c.seqs.size(); ++i) {
       const StepSeq& s = c.seqs[i];
       const size_t cached = static_cast<size_t>(s.cached) * c.Hkv * c.D;
-      auto w = ref::sdpa_sinks(widen(in.q[i]), widen(as_cached(in.k[i], cached, type)), widen(as_cached(in.v[i], cached, type)), s.T,
+      auto w = ref::sdpa_sinks(widen(in.q[i]), widen(as_cached(in.k[i], cached, type, c.D)), widen(as_cached(in.v[i], cached, type, c.D)), s.T,
                                c.Hq, c.Hkv, c.D, widen(in.sinks), step_scale(c), c.window);
       want.insert(want.end(), w.begin() + static_cast<long>(s.cached) * c.Hq * c.D, w.end());
     }
@@ -202,6 +226,46 @@ void test_sdpa_steps(const OpSet& ops, KvType type) {
     }
     expect_true(case_name(ops, c.name, type) + "/rows_as_when_alone", same);
   }
+}
+
+void test_fp8_codes() {
+  int bad_round_trip = 0, bad_ties = 0;
+  for (int c = 0; c < 256; ++c) {
+    const float x = e4m3_to_f32(static_cast<uint8_t>(c));
+    if ((c & 0x7f) == 0x7f) {
+      bad_round_trip += !std::isnan(x) || f32_to_e4m3(x) != (c & 0x80 ? 0xff : 0x7f);
+      continue;
+    }
+    bad_round_trip += f32_to_e4m3(x) != c;
+    // Between this code and the next larger magnitude: the midpoint goes to the even code, either side
+    // of it to the nearer one.
+    if ((c & 0x7f) >= 0x7e) continue;
+    const float next = e4m3_to_f32(static_cast<uint8_t>(c + 1)), mid = (x + next) / 2;
+    const int even = c % 2 == 0 ? c : c + 1;
+    bad_ties += f32_to_e4m3(mid) != even;
+    bad_ties += f32_to_e4m3(std::nextafter(mid, x)) != c || f32_to_e4m3(std::nextafter(mid, next)) != c + 1;
+  }
+  expect_true("fp8/e4m3_every_code_round_trips", bad_round_trip == 0, std::to_string(bad_round_trip) + " codes");
+  expect_true("fp8/e4m3_ties_to_even", bad_ties == 0, std::to_string(bad_ties) + " midpoints");
+  expect_true("fp8/e4m3_saturates", f32_to_e4m3(1e6f) == 0x7e && f32_to_e4m3(-463.9f) == 0xfe && f32_to_e4m3(INFINITY) == 0x7e &&
+                                        e4m3_to_f32(0x7e) == 448.0f);
+  expect_true("fp8/e4m3_subnormals", e4m3_to_f32(0x01) == std::ldexp(1.0f, -9) && f32_to_e4m3(std::ldexp(1.0f, -10)) == 0x00 &&
+                                         f32_to_e4m3(std::ldexp(3.0f, -10)) == 0x02 && f32_to_e4m3(-std::ldexp(1.0f, -6)) == 0x88);
+  expect_true("fp8/row_scale_zero_row_reads_zero", fp8_encode(0.0f, fp8_row_scale(0.0f)) == 0 && std::isnan(e4m3_to_f32(fp8_encode(NAN, 1.0f))));
+}
+
+void test_kv_store_fp8_as_cpu(const OpSet& ops) {
+  const int Hkv = 2, D = 64, block = 16, T = 37, nblocks = (T + block - 1) / block;
+  auto k = randn(static_cast<size_t>(T) * Hkv * D, 3.0f), v = randn(static_cast<size_t>(T) * Hkv * D, 0.01f);
+  k[5] = NAN;  // a NaN element: its row's other codes keep their scale
+  std::fill_n(v.begin() + D, D, 0.0f);  // an all-zero row
+  std::vector<int32_t> table(nblocks);
+  for (int i = 0; i < nblocks; ++i) table[i] = nblocks - 1 - i;
+  std::vector<uint8_t> mine = nan_pool(nblocks, Hkv, block, D, KvType::FP8), cpu = mine;
+  const AttnSeq s{0, T, 0, table.data(), nblocks};
+  ops.f32_kv_store(k.data(), v.data(), Hkv * D, &s, 1, pool_layer(mine, block, Hkv, D, KvType::FP8));
+  cpu_ops().f32_kv_store(k.data(), v.data(), Hkv * D, &s, 1, pool_layer(cpu, block, Hkv, D, KvType::FP8));
+  expect_true(std::string(ops.name) + "/kv_store/fp8_bytes_as_cpu", mine == cpu);
 }
 
 }  // namespace gptoss::test

@@ -51,9 +51,10 @@ export const WorkerConfigSchema = z.object({
       num_blocks: positive.default(4096),
       /**
        * How keys and values are stored: bf16 (half the bytes per token: twice the tokens in the same memory;
-       * within the serving tolerances) or f32. Empty: f32 in exact precision, bf16 in default precision.
+       * within the serving tolerances), fp8 (e4m3 with a scale per row: about four times f32's tokens, at
+       * the deviation docs/PERFORMANCE.md measures) or f32. Empty: f32 in exact precision, bf16 in default.
        */
-      dtype: z.enum(["", "f32", "bf16"]).default(""),
+      dtype: z.enum(["", "f32", "bf16", "fp8"]).default(""),
     })
     .prefault({}),
   scheduler: z

@@ -1,9 +1,11 @@
 // kv_cache.cuh — addressing in the paged KV pool (KvLayer): block b holds K then V, each
-// [kv_heads][block_size][head_dim] elements of kv.type (fp32, or bf16 raw bits); AttnSeq.blocks maps
-// position / block_size to b. Loads widen to fp32 and stores round to nearest even (core/bf16.h's
-// rounding), so the ops above compute in fp32 whatever the pool holds.
+// [kv_heads][block_size][head_dim] elements of kv.type (fp32, bf16 raw bits, or e4m3 codes with a scale
+// per row in kv.scales); AttnSeq.blocks maps position / block_size to b. Loads widen to fp32 and stores
+// round to nearest even (core/bf16.h's and core/fp8.h's rounding), so the ops above compute in fp32
+// whatever the pool holds. An fp8 row is stored whole (kv_store.cu), since its scale depends on all of it.
 #pragma once
 
+#include "../../core/fp8.h"
 #include "../../cpu/ops.h"
 #include "common.cuh"
 
@@ -18,6 +20,7 @@ __device__ __forceinline__ int64_t kv_index(const KvLayer& kv, const AttnSeq& s,
 }
 
 __device__ __forceinline__ float kv_load(const KvLayer& kv, int64_t i) {
+  if (kv.type == KvType::FP8) return e4m3_to_f32(static_cast<const uint8_t*>(kv.pool)[i]) * kv.scales[i / kv.head_dim];
   return kv.type == KvType::BF16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(kv.pool)[i]) : static_cast<const float*>(kv.pool)[i];
 }
 
@@ -29,6 +32,7 @@ __device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
+// fp32 and bf16 pools only: an fp8 row is stored whole.
 __device__ __forceinline__ void kv_put(const KvLayer& kv, int64_t i, float x) {
   if (kv.type == KvType::BF16) static_cast<uint16_t*>(kv.pool)[i] = f32_to_bf16_bits(x);
   else static_cast<float*>(kv.pool)[i] = x;
