@@ -18,6 +18,8 @@ declare -A EM_APT=(
   [nlohmann-json3-dev]="file:/usr/include/nlohmann/json.hpp"
   [openssl]="cmd:openssl"
   [unzip]="cmd:unzip"
+  # the UI's browser tests (gateway/ui) drive it through playwright-core: no browser download
+  [chromium]="cmd:chromium"
 )
 missing=()
 for pkg in "${!EM_APT[@]}"; do

@@ -115,6 +115,18 @@ export const GatewayConfigSchema = z
       })
       .prefault({}),
     /**
+     * The pages the gateway serves (@expertmesh/ui): the playground at / and the dashboard at /dashboard.
+     * The dashboard reads the gateway's own /metrics every dashboard_sample_ms while it is watched, and
+     * charts the last dashboard_history_ms.
+     */
+    ui: z
+      .object({
+        enabled: flag.default(true),
+        dashboard_sample_ms: z.coerce.number().int().min(250).default(2000),
+        dashboard_history_ms: z.coerce.number().int().min(10_000).default(600_000),
+      })
+      .prefault({}),
+    /**
      * Scale from zero: while no engine group serving a model is ready, its generations wait here (at most
      * max_parked, each up to timeout_ms) and expertmesh_gateway_requests_parked is what an autoscaler
      * scales the model's groups on. max_parked 0 turns it off (no ready group: 503 at once).
@@ -244,6 +256,9 @@ export const gatewayEnv = {
   "admission.queue_timeout_ms": "GATEWAY_QUEUE_TIMEOUT_MS",
   "admission.retry_after_ms": "GATEWAY_RETRY_AFTER_MS",
   "admission.client_retries": "GATEWAY_CLIENT_RETRIES",
+  "ui.enabled": "GATEWAY_UI",
+  "ui.dashboard_sample_ms": "GATEWAY_DASHBOARD_SAMPLE_MS",
+  "ui.dashboard_history_ms": "GATEWAY_DASHBOARD_HISTORY_MS",
   "parking.max_parked": "GATEWAY_PARKING_MAX",
   "parking.timeout_ms": "GATEWAY_PARKING_TIMEOUT_MS",
   "parking.poll_ms": "GATEWAY_PARKING_POLL_MS",

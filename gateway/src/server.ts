@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { AppError, Counter, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
 import type { BatchApi } from "@expertmesh/orchestrator/batches";
+import { UI_DIST_DIR } from "@expertmesh/ui";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import { genAiMetrics, ObservedBackend } from "./adapters/observed-backend.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -30,10 +31,12 @@ import { type JsonBodyParser, registerJsonBody } from "./http/json-body.ts";
 import { registerBatchRoutes } from "./http/routes/batches.ts";
 import { registerChatCompletions } from "./http/routes/chat-completions.ts";
 import { registerCompletions } from "./http/routes/completions.ts";
+import { registerDashboardApi } from "./http/routes/dashboard.ts";
 import { registerFileRoutes } from "./http/routes/files.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 import { registerResponses } from "./http/routes/responses.ts";
+import { registerUiPages } from "./http/routes/ui.ts";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -64,6 +67,8 @@ export interface GatewayDeps {
    * response (its pid), so an operator or a test can tell which process answered. Absent: no header.
    */
   processTag?: string;
+  /** Where the built pages are (@expertmesh/ui's dist/ when not given). */
+  uiDistDir?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -228,6 +233,16 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
   }
   const metrics = deps.metrics ?? (() => deps.registry.metrics());
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await metrics()));
+  if (deps.config.ui.enabled && registerUiPages(app, deps.uiDistDir ?? UI_DIST_DIR)) {
+    const { dashboard_sample_ms: sampleMs, dashboard_history_ms: historyMs } = deps.config.ui;
+    registerDashboardApi(app, {
+      directory: deps.directory,
+      metrics,
+      sampleMs,
+      historyMs,
+      ...(deps.batches ? { batches: deps.batches.service } : {}),
+    });
+  }
   return app;
 }
 

@@ -10,9 +10,13 @@ import type { ApiKeyRecord, ApiKeySource } from "../domain/api-keys.ts";
 import type { RateLimiter } from "../domain/rate-limiter.ts";
 import { gatewayErrors } from "../errors.ts";
 import { setRateLimitHeaders } from "./rate-limit-headers.ts";
+import { UI_ROUTES } from "./routes/ui.ts";
 
-/** Routes reachable without a key. Anything not listed here requires one. */
-export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
+/**
+ * Routes reachable without a key: probes, scrapes, and the static pages (which ask the user for a key and
+ * send it with every call they make). Anything not listed here requires one.
+ */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics", ...UI_ROUTES]);
 
 declare module "fastify" {
   interface FastifyRequest {
