@@ -9,7 +9,13 @@
  *   hand-written result goes back to the model as a tool message, and the answer after it shows.
  * - axe-core finds no serious or critical violation; nothing scrolls sideways at 375 px.
  */
-import { HarmonyTokenizer, type ScriptedWorker, startScriptedWorker, startTestGateway, type TestGateway } from "@expertmesh/gateway/testing";
+import {
+  HarmonyTokenizer,
+  type ScriptedWorker,
+  startScriptedWorker,
+  startTestGateway,
+  type TestGateway,
+} from "@expertmesh/gateway/testing";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fitsWidth, launchChromium, screenshot, seriousViolations } from "./browser.ts";

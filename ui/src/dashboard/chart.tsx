@@ -40,7 +40,12 @@ export function Chart({ title, unit, series, digits = 2 }: { title: string; unit
   });
   const label = `${title}: ${latest.join(", ")}`;
   return (
-    <figure class="chart" data-testid={`chart-${title}`} data-points={String(series[0]?.points.length ?? 0)}>
+    <figure
+      class="chart"
+      data-testid={`chart-${title}`}
+      data-points={String(series[0]?.points.length ?? 0)}
+      data-peak={String(values.length ? Math.max(...values) : 0)}
+    >
       <figcaption>{label}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={label} preserveAspectRatio="none">
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
