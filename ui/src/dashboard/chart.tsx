@@ -2,7 +2,7 @@
 
 export interface Series {
   name: string;
-  /** [unix ms, value]; null values leave a gap. */
+  /** [unix ms, value]; null: nothing was observed in that interval. */
   points: Array<[number, number | null]>;
   /** A class naming its colour in style.css. */
   tone: "a" | "b" | "c";
@@ -11,18 +11,12 @@ export interface Series {
 const W = 320;
 const H = 120;
 
+/** Intervals without an observation (no request in them) are skipped: the line joins the ones around them. */
 function path(points: Array<[number, number | null]>, x: (t: number) => number, y: (v: number) => number): string {
-  let d = "";
-  let pen = false;
-  for (const [t, v] of points) {
-    if (v === null) {
-      pen = false;
-      continue;
-    }
-    d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
-    pen = true;
-  }
-  return d;
+  return points
+    .filter((p): p is [number, number] => p[1] !== null)
+    .map(([t, v], i) => `${i === 0 ? "M" : "L"}${x(t).toFixed(1)},${y(v).toFixed(1)}`)
+    .join("");
 }
 
 export function Chart({ title, unit, series, digits = 2 }: { title: string; unit: string; series: Series[]; digits?: number }) {

@@ -80,12 +80,14 @@ function Turn(p: {
     <li class="msg assistant" data-testid="msg-assistant" aria-busy={p.streaming ? "true" : "false"}>
       <span class="who">assistant</span>
       <div class="turn">
-        <details class="reasoning" open>
-          <summary>Reasoning</summary>
-          <div class="text" data-testid="reasoning">
-            {m.reasoning}
-          </div>
-        </details>
+        {m.reasoning || p.streaming ? (
+          <details class="reasoning" open>
+            <summary>Reasoning</summary>
+            <div class="text" data-testid="reasoning">
+              {m.reasoning}
+            </div>
+          </details>
+        ) : null}
         <div class="answer">
           <div class="text" data-testid="answer">
             {m.content}
