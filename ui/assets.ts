@@ -1,6 +1,6 @@
 /**
- * What the gateway imports from this package: where `vite build` put the pages (index.html: the
- * playground, dashboard.html, and assets/ with their hashed scripts and styles).
+ * What the gateway imports from this package: where `vite build` put the pages (index.html, the
+ * document of both pages, and assets/ with their hashed scripts and styles).
  */
 import { fileURLToPath } from "node:url";
 

@@ -1,4 +1,4 @@
-/** Two pages, one build: index.html (the playground) and dashboard.html, with hashed assets under assets/. */
+/** One document (index.html) for both pages, with hashed assets under assets/: a chunk per page. */
 import { defineConfig } from "vite";
 
 export default defineConfig({
@@ -9,6 +9,5 @@ export default defineConfig({
     target: "es2022",
     // The gateway's CSP allows no inline script: no preload polyfill (every target browser has modulepreload).
     modulePreload: { polyfill: false },
-    rolldownOptions: { input: { playground: "index.html", dashboard: "dashboard.html" } },
   },
 });

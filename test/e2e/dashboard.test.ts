@@ -19,7 +19,7 @@ import OpenAI, { toFile } from "openai";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fitsWidth, launchChromium, screenshot, seriousViolations } from "./browser.ts";
-import { Cleanup, until } from "./support.ts";
+import { Cleanup, orchestratedWorkerEnv, until } from "./support.ts";
 
 const MODEL = "gpt-oss-tiny-dash";
 const KEY = "sk-dashboard-test-0123456789";
@@ -80,19 +80,10 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function worker() {
-  return spawnWorker({
-    WORKER_MODEL_PATH: checkpoint,
-    WORKER_MODEL_NAME: MODEL,
-    WORKER_GROUP_MODE: "orchestrated",
-    WORKER_ORCHESTRATOR_ADDRESS: orchestrator,
-    WORKER_HEARTBEAT_MS: "200",
-    WORKER_KV_NUM_BLOCKS: "256",
-    WORKER_MAX_NUM_SEQS: "8",
-  }).then((w) => {
-    cleanup.add(() => w.stop());
-    return w;
-  });
+async function worker() {
+  const w = await spawnWorker(orchestratedWorkerEnv(checkpoint, MODEL, orchestrator));
+  cleanup.add(() => w.stop());
+  return w;
 }
 
 /** A number-valued attribute of the first element matching `selector` (NaN when absent). */

@@ -13,7 +13,7 @@ import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import { spawnWorker } from "@expertmesh/worker/testing";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cleanup, until } from "./support.ts";
+import { Cleanup, orchestratedWorkerEnv, until } from "./support.ts";
 
 const MODEL = "gpt-oss-scale-zero";
 const KEY = "sk-scale-zero-0123456789";
@@ -81,15 +81,7 @@ describe("scale from zero through the gateway", () => {
 
     // The group comes up (KEDA scaled the StatefulSet 0 → W): every parked request completes.
     const t0 = Date.now();
-    const worker = await spawnWorker({
-      WORKER_MODEL_PATH: checkpoint,
-      WORKER_MODEL_NAME: MODEL,
-      WORKER_GROUP_MODE: "orchestrated",
-      WORKER_ORCHESTRATOR_ADDRESS: orchestrator,
-      WORKER_HEARTBEAT_MS: "200",
-      WORKER_KV_NUM_BLOCKS: "256",
-      WORKER_MAX_NUM_SEQS: "8",
-    });
+    const worker = await spawnWorker(orchestratedWorkerEnv(checkpoint, MODEL, orchestrator));
     cleanup.add(() => worker.stop());
     const done = await Promise.all(parked);
     for (const r of done) {

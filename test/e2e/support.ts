@@ -42,3 +42,16 @@ export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The env of a worker the orchestrator places (tiny model settings: small KV cache, fast heartbeats). */
+export function orchestratedWorkerEnv(checkpoint: string, model: string, orchestrator: string): Record<string, string> {
+  return {
+    WORKER_MODEL_PATH: checkpoint,
+    WORKER_MODEL_NAME: model,
+    WORKER_GROUP_MODE: "orchestrated",
+    WORKER_ORCHESTRATOR_ADDRESS: orchestrator,
+    WORKER_HEARTBEAT_MS: "200",
+    WORKER_KV_NUM_BLOCKS: "256",
+    WORKER_MAX_NUM_SEQS: "8",
+  };
+}

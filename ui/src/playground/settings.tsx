@@ -50,6 +50,21 @@ export function parseSchema(text: string): Record<string, unknown> | null | stri
   }
 }
 
+function Choice<T extends string>(p: { id: string; label: string; value: T; options: readonly T[]; onChange: (v: T) => void }) {
+  return (
+    <div class="field">
+      <label for={p.id}>{p.label}</label>
+      <select id={p.id} value={p.value} onChange={(e) => p.onChange((e.target as HTMLSelectElement).value as T)}>
+        {p.options.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
 function JsonEditor(p: {
   id: string;
   label: string;
@@ -104,29 +119,19 @@ export function SettingsPanel({ models, settings: s, onChange, onValidity }: Set
   return (
     <section class="settings" aria-labelledby="settings-title">
       <h2 id="settings-title">Settings</h2>
-      <div class="field">
-        <label for="model">Model</label>
-        <select id="model" value={s.model} onChange={(e) => set({ model: (e.target as HTMLSelectElement).value })}>
-          {models.map((m) => (
-            <option key={m} value={m}>
-              {m}
-            </option>
-          ))}
-        </select>
-      </div>
+      <Choice id="model" label="Model" value={s.model} options={models} onChange={(model) => set({ model })} />
       <div class="field">
         <label for="system">System prompt</label>
         <textarea id="system" rows={2} value={s.system} onInput={(e) => set({ system: (e.target as HTMLTextAreaElement).value })} />
       </div>
       <div class="row">
-        <div class="field">
-          <label for="effort">Reasoning effort</label>
-          <select id="effort" value={s.reasoningEffort} onChange={(e) => set({ reasoningEffort: num(e) as Settings["reasoningEffort"] })}>
-            <option value="low">low</option>
-            <option value="medium">medium</option>
-            <option value="high">high</option>
-          </select>
-        </div>
+        <Choice
+          id="effort"
+          label="Reasoning effort"
+          value={s.reasoningEffort}
+          options={["low", "medium", "high"] as const}
+          onChange={(reasoningEffort) => set({ reasoningEffort })}
+        />
         <div class="field">
           <label for="temperature">Temperature</label>
           <input
@@ -156,14 +161,13 @@ export function SettingsPanel({ models, settings: s, onChange, onValidity }: Set
         error={typeof tools === "string" ? tools : undefined}
         onInput={(v) => edit(v, schemaText)}
       />
-      <div class="field">
-        <label for="tool-choice">Tool choice</label>
-        <select id="tool-choice" value={s.toolChoice} onChange={(e) => set({ toolChoice: num(e) as Settings["toolChoice"] })}>
-          <option value="auto">auto</option>
-          <option value="required">required</option>
-          <option value="none">none</option>
-        </select>
-      </div>
+      <Choice
+        id="tool-choice"
+        label="Tool choice"
+        value={s.toolChoice}
+        options={["auto", "required", "none"] as const}
+        onChange={(toolChoice) => set({ toolChoice })}
+      />
       <JsonEditor
         id="schema"
         label="Structured output (JSON Schema)"

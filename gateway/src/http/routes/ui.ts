@@ -36,6 +36,7 @@ export function registerUiPages(app: FastifyInstance, distDir: string): boolean 
       .header("cache-control", "no-cache")
       .sendFile(file, distDir, { cacheControl: false });
   app.get("/", page("index.html"));
-  app.get("/dashboard", page("dashboard.html"));
+  // One document for both: its script picks the page by path.
+  app.get("/dashboard", page("index.html"));
   return true;
 }
