@@ -3,7 +3,7 @@
  * settings, and the streamed chunks folded into the assistant message as they come (reasoning, content,
  * tool calls), with its timings (time to first token, tokens per second) and token counts.
  */
-import { apiFetch, sseEvents } from "../shared/api.ts";
+import { ApiError, apiFetch, type OpenAiErrorBody, sseEvents } from "../shared/api.ts";
 
 export interface ToolCall {
   id: string;
@@ -56,7 +56,7 @@ interface Chunk {
     finish_reason?: string | null;
   }>;
   usage?: { prompt_tokens: number; completion_tokens: number; completion_tokens_details?: { reasoning_tokens?: number } };
-  error?: { message: string };
+  error?: OpenAiErrorBody;
 }
 
 /** The messages as the API takes them: the system prompt, then the history. */
@@ -104,7 +104,8 @@ export async function streamTurn(
   let first: number | undefined;
   for await (const raw of sseEvents(res)) {
     const chunk = raw as Chunk;
-    if (chunk.error) throw new Error(chunk.error.message);
+    // An error after the stream started comes as an event (the status was already 200).
+    if (chunk.error) throw new ApiError(0, chunk.error);
     const choice = chunk.choices?.[0];
     const d = choice?.delta;
     const text = (d?.reasoning_content ?? d?.reasoning ?? "") + (d?.content ?? "");

@@ -22,7 +22,7 @@ export interface OpenAiErrorBody {
   code?: string | null;
 }
 
-/** An error answer of the API: its HTTP status and its error object, as sent. */
+/** An error answer of the API: its HTTP status (0: an error event inside a stream) and its error object, as sent. */
 export class ApiError extends Error {
   readonly status: number;
   readonly body: OpenAiErrorBody;

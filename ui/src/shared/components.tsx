@@ -46,7 +46,7 @@ export function ErrorBox({ error }: { error: ApiError | Error }) {
   const api = "status" in error ? (error as ApiError) : undefined;
   return (
     <div class="error" role="alert" data-testid="api-error">
-      <strong>{api ? `HTTP ${api.status}` : "Error"}</strong>
+      <strong>{api ? (api.status ? `HTTP ${api.status}` : "Error in the stream") : "Error"}</strong>
       {api?.body.type ? ` ${api.body.type}` : ""}
       {api?.body.code ? ` (${api.body.code})` : ""}: {error.message}
       {api?.body.param ? <div>param: {api.body.param}</div> : null}
