@@ -7,6 +7,7 @@
  *   and timings appear under it.
  * - A tool defined in the page's editor (invalid JSON is refused first) is called; its call shows, a
  *   hand-written result goes back to the model as a tool message, and the answer after it shows.
+ * - A structured output schema, the sampling settings and the reasoning effort reach the worker.
  * - axe-core finds no serious or critical violation; nothing scrolls sideways at 375 px.
  */
 import {
@@ -44,6 +45,7 @@ beforeAll(async () => {
         '<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>',
       ),
       out("<|channel|>final<|message|>It is sunny in Paris.<|return|>"),
+      out('<|channel|>final<|message|>{"answer":"yes"}<|return|>'),
     ],
     { tokenIntervalMs: TOKEN_MS },
   );
@@ -130,6 +132,28 @@ describe("the playground", () => {
     expect(prompt).toContain("get_weather");
     await page.getByTestId("stats").last().waitFor();
     await screenshot(page, "playground-tool");
+  });
+
+  it("sends a structured output schema and the sampling settings", async () => {
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByLabel("Tools (JSON: OpenAI function tools)").fill("");
+    const schema = { type: "object", properties: { answer: { type: "string" } }, required: ["answer"] };
+    await page.getByLabel("Structured output (JSON Schema)").fill(JSON.stringify(schema));
+    await page.locator("#schema-status", { hasText: "valid" }).waitFor();
+    await page.getByLabel("Temperature").fill("0.5");
+    await page.getByLabel("Seed").fill("7");
+    await page.getByLabel("Max tokens").fill("64");
+    await page.getByLabel("Reasoning effort").selectOption("low");
+    await page.getByLabel("Message").fill("Answer in JSON.");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByTestId("answer").filter({ hasText: '{"answer":"yes"}' }).waitFor({ timeout: 60_000 });
+    const request = worker.requests.at(-1);
+    expect(request?.maxTokens).toBe(64);
+    expect(request?.sampling?.temperature).toBeCloseTo(0.5, 6);
+    expect(Number(request?.sampling?.seed)).toBe(7);
+    // The schema reached the worker as the constraint of the final channel; the effort, the system message.
+    expect(request?.constraint?.specJson).toContain(JSON.stringify(schema.properties));
+    expect(tok.decode(request?.promptTokenIds ?? [])).toContain("Reasoning: low");
   });
 
   it("has no serious accessibility violation and fits 375 px", async () => {

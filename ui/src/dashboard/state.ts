@@ -8,7 +8,6 @@ export type GroupState = "forming" | "ready" | "draining";
 export interface RankView {
   rank: number;
   workerId: string;
-  address: string;
   state: "starting" | "ready" | "draining" | "unknown";
 }
 

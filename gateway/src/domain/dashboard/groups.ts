@@ -49,7 +49,7 @@ export function groupViews(members: readonly Member[], tokensPerS: (key: string)
         device: [...new Set(ranks.map((m) => m.device || "unknown"))].join(", "),
         state: stateOf(ranks, worldSize),
         worldSize,
-        ranks: ranks.map((m) => ({ rank: m.rank, workerId: m.workerId, address: m.address, state: rankStates[m.state] ?? "unknown" })),
+        ranks: ranks.map((m) => ({ rank: m.rank, workerId: m.workerId, state: rankStates[m.state] ?? "unknown" })),
         load: {
           running: leader.load?.requestsRunning ?? 0,
           waiting: leader.load?.requestsWaiting ?? 0,
