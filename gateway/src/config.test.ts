@@ -37,3 +37,12 @@ describe("gateway config: constrained decoding", () => {
     expect(problems({ GATEWAY_HARMONY_GUARD: "maybe" })[0]).toContain("harmony_guard (GATEWAY_HARMONY_GUARD)");
   });
 });
+
+describe("gateway config: the pages", () => {
+  it("serves them by default and reads GATEWAY_UI and the dashboard's sampling from the environment", () => {
+    expect(loadGatewayConfig({}).ui).toEqual({ enabled: true, dashboard_sample_ms: 2000, dashboard_history_ms: 600_000 });
+    const c = loadGatewayConfig({ GATEWAY_UI: "false", GATEWAY_DASHBOARD_SAMPLE_MS: "500", GATEWAY_DASHBOARD_HISTORY_MS: "60000" });
+    expect(c.ui).toEqual({ enabled: false, dashboard_sample_ms: 500, dashboard_history_ms: 60_000 });
+    expect(() => loadGatewayConfig({ GATEWAY_DASHBOARD_SAMPLE_MS: "10" })).toThrow(ConfigError);
+  });
+});

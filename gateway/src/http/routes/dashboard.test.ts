@@ -16,13 +16,13 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function gateway() {
+async function gateway(ui: Record<string, unknown> = { dashboard_sample_ms: 250 }) {
   const worker = await startScriptedWorker([], { fallback: tok.encodeWithSpecials("<|channel|>final<|message|>Hi there.<|return|>") });
   const gw = await startTestGateway({
     address: worker.address,
     model: "gpt-oss-20b",
     tokenizer: tok,
-    config: { api_keys: [KEY], ui: { dashboard_sample_ms: 250 } },
+    config: { api_keys: [KEY], ui },
   });
   cleanup.push(
     () => worker.close(),
@@ -93,5 +93,11 @@ describe("the pages and GET /dashboard/api/state", () => {
     expect(points.every((p) => p.ttftP50 === null || p.ttftP50 > 0)).toBe(true);
     // The dashboard's own reads (and the pages) are not API traffic: only /v1/ answers count.
     expect(new Set(points.flatMap((p) => Object.keys(p.errorsPerS)))).toEqual(new Set(["400"]));
+  });
+
+  it("serves neither the pages nor the state with the UI turned off", async () => {
+    const base = await gateway({ enabled: false });
+    for (const path of ["/", "/dashboard", "/dashboard/api/state"])
+      expect((await fetch(`${base}${path}`, { headers: auth })).status).toBe(404);
   });
 });
