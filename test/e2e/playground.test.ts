@@ -154,10 +154,12 @@ describe("the playground", () => {
     // The schema reached the worker as the constraint of the final channel; the effort, the system message.
     expect(request?.constraint?.specJson).toContain(JSON.stringify(schema.properties));
     expect(tok.decode(request?.promptTokenIds ?? [])).toContain("Reasoning: low");
+    await screenshot(page, "playground-structured");
   });
 
   it("has no serious accessibility violation and fits 375 px", async () => {
     expect(await seriousViolations(page)).toEqual([]);
     expect(await fitsWidth(page)).toBe(true);
+    await screenshot(page, "playground-375");
   });
 });
