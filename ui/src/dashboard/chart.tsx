@@ -40,7 +40,14 @@ export function Chart({ title, unit, series, digits = 2 }: { title: string; unit
       data-points={String(series[0]?.points.length ?? 0)}
       data-peak={String(values.length ? Math.max(...values) : 0)}
     >
-      <figcaption>{label}</figcaption>
+      <figcaption>
+        {title}:{" "}
+        {series.map((s, i) => (
+          <span key={s.name} class={`key ${s.tone}`}>
+            {latest[i]}
+          </span>
+        ))}
+      </figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={label} preserveAspectRatio="none">
         <line x1="0" y1={H} x2={W} y2={H} class="axis" />
         {series.map((s) => (
