@@ -184,6 +184,21 @@ export const GatewayConfigSchema = z
     /** A generation running longer than this ends with a timeout error (the worker is cancelled). */
     request_timeout_ms: positive.default(600_000),
     shutdown_grace_ms: positive.default(30_000),
+    /** The git commit this build came from (the image's GIT_COMMIT build argument), shown by GET /version; empty: unknown. */
+    build_commit: z.string().default(""),
+    /**
+     * Responses `background: true` (needs redis_url): BullMQ jobs that any gateway replica runs, up to
+     * `concurrency` at a time each; a gateway that dies mid-run leaves its job locked, and after
+     * lock_duration_ms another gateway (or the restarted one) runs it again from the start.
+     */
+    background: z
+      .object({
+        concurrency: positive.default(16),
+        lock_duration_ms: positive.default(30_000),
+        /** How often one response may be restarted after its gateway died before it is failed. */
+        max_stalled_count: positive.default(3),
+      })
+      .prefault({}),
     /** The Files and Batches API (on when redis_url is set); the batch runners must share files_dir and Redis. */
     batches: z
       .object({
@@ -264,6 +279,10 @@ export const gatewayEnv = {
   "parking.poll_ms": "GATEWAY_PARKING_POLL_MS",
   "parking.models": "GATEWAY_PARKING_MODELS",
   shutdown_grace_ms: "GATEWAY_SHUTDOWN_GRACE_MS",
+  build_commit: "EXPERTMESH_GIT_COMMIT",
+  "background.concurrency": "GATEWAY_BACKGROUND_CONCURRENCY",
+  "background.lock_duration_ms": "GATEWAY_BACKGROUND_LOCK_DURATION_MS",
+  "background.max_stalled_count": "GATEWAY_BACKGROUND_MAX_STALLED_COUNT",
   "batches.files_dir": "EXPERTMESH_FILES_DIR",
   "batches.max_file_bytes": "GATEWAY_MAX_FILE_BYTES",
   "batches.max_inflight_while_online": "GATEWAY_BATCH_MAX_INFLIGHT_WHILE_ONLINE",

@@ -36,6 +36,8 @@ import { registerFileRoutes } from "./http/routes/files.ts";
 import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 import { registerResponses } from "./http/routes/responses.ts";
+import { registerTokenizeRoutes } from "./http/routes/tokenize.ts";
+import { registerVersionRoute } from "./http/routes/version.ts";
 import { registerUiPages } from "./http/routes/ui.ts";
 
 export interface GatewayDeps {
@@ -166,6 +168,7 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
     ...(deps.backend ? { backend: deps.backend } : {}),
   });
   registerModelRoutes(app, deps.directory);
+  registerVersionRoute(app, deps.directory, deps.config.build_commit);
   if (deps.batches) {
     registerFileRoutes(app, {
       service: deps.batches.service,
@@ -228,6 +231,12 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       renderBudgetMs: deps.config.render_budget_ms,
       maxPromptTokens: deps.config.max_prompt_tokens,
       prompts: limits.prompts,
+    });
+    registerTokenizeRoutes(app, {
+      tokenizer: deps.tokenizer,
+      prompts: limits.prompts,
+      renderBudgetMs: limits.renderBudgetMs,
+      maxPromptTokens: limits.maxPromptTokens,
     });
     registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
   }

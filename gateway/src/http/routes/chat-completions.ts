@@ -77,6 +77,45 @@ interface ChatBody {
   user?: string;
 }
 
+/** One chat message's shape (also /tokenize's `messages`). */
+export const CHAT_MESSAGE_SCHEMA = {
+  type: "object",
+  required: ["role"],
+  properties: {
+    role: { enum: ["system", "developer", "user", "assistant", "tool"] },
+    content: {
+      type: ["string", "array", "null"],
+      items: { type: "object", properties: { type: { type: "string" }, text: { type: "string" } } },
+    },
+    name: { type: "string" },
+    tool_call_id: { type: "string" },
+    reasoning: { type: ["string", "null"] },
+    reasoning_content: { type: ["string", "null"] },
+    tool_calls: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["id", "function"],
+        properties: {
+          id: { type: "string" },
+          function: {
+            type: "object",
+            required: ["name", "arguments"],
+            properties: { name: { type: "string" }, arguments: { type: "string" } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+/** One function tool's shape (also /tokenize's `tools`). */
+export const CHAT_TOOL_SCHEMA = {
+  type: "object",
+  required: ["type", "function"],
+  properties: { function: { type: "object", required: ["name"], properties: { name: { type: "string" } } } },
+} as const;
+
 const bodySchema = {
   type: "object",
   required: ["model", "messages"],
@@ -85,36 +124,7 @@ const bodySchema = {
     messages: {
       type: "array",
       minItems: 1,
-      items: {
-        type: "object",
-        required: ["role"],
-        properties: {
-          role: { enum: ["system", "developer", "user", "assistant", "tool"] },
-          content: {
-            type: ["string", "array", "null"],
-            items: { type: "object", properties: { type: { type: "string" }, text: { type: "string" } } },
-          },
-          name: { type: "string" },
-          tool_call_id: { type: "string" },
-          reasoning: { type: ["string", "null"] },
-          reasoning_content: { type: ["string", "null"] },
-          tool_calls: {
-            type: "array",
-            items: {
-              type: "object",
-              required: ["id", "function"],
-              properties: {
-                id: { type: "string" },
-                function: {
-                  type: "object",
-                  required: ["name", "arguments"],
-                  properties: { name: { type: "string" }, arguments: { type: "string" } },
-                },
-              },
-            },
-          },
-        },
-      },
+      items: CHAT_MESSAGE_SCHEMA,
     },
     max_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
     max_completion_tokens: { type: ["integer", "null"], minimum: 1, maximum: MAX_TOKENS_LIMIT },
@@ -126,14 +136,7 @@ const bodySchema = {
     stop: STOP_SCHEMA,
     n: { type: ["integer", "null"], minimum: 1, maximum: MAX_CHOICES },
     stream: { type: ["boolean", "null"] },
-    tools: {
-      type: ["array", "null"],
-      items: {
-        type: "object",
-        required: ["type", "function"],
-        properties: { function: { type: "object", required: ["name"], properties: { name: { type: "string" } } } },
-      },
-    },
+    tools: { type: ["array", "null"], items: CHAT_TOOL_SCHEMA },
     ...CONTROL_PROPERTIES,
     reasoning_effort: { enum: ["low", "medium", "high", null] },
     max_reasoning_tokens: REASONING_BUDGET_SCHEMA,

@@ -1,0 +1,134 @@
+/**
+ * POST /tokenize and /detokenize (vLLM's shapes) through the openai SDK's generic calls: every Harmony
+ * conformance case of test/fixtures/harmony round-trips exactly (text → ids → text), chat messages give
+ * the very ids /v1/chat/completions sends to the worker, and both routes sit behind the API's auth with
+ * OpenAI-shaped errors. GET /version too.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fixturesDir } from "@expertmesh/kernels/testing";
+import OpenAI from "openai";
+import { afterEach, describe, expect, it } from "vitest";
+import { HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
+import { startScriptedWorker } from "../../testing/scripted-worker.ts";
+import { startTestGateway } from "../../testing/test-gateway.ts";
+
+interface RenderCase {
+  name: string;
+  expected_text: string;
+  expected_tokens: number[];
+}
+interface Tokenized {
+  count: number;
+  max_model_len: number;
+  tokens: number[];
+}
+
+const cases: RenderCase[] = JSON.parse(readFileSync(join(fixturesDir(), "harmony", "render-cases.json"), "utf8"));
+const tok = new HarmonyTokenizer();
+const KEY = "sk-tokenize-test-0123456789";
+let cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+/** A gateway with auth on; `root` calls /tokenize and /detokenize, `v1` the OpenAI API. */
+async function gateway(scripts: number[][] = [], config: Record<string, unknown> = {}) {
+  const worker = await startScriptedWorker(scripts);
+  const gw = await startTestGateway({
+    address: worker.address,
+    model: "gpt-oss-20b",
+    tokenizer: tok,
+    config: { api_keys: [KEY], ...config },
+  });
+  cleanup.push(
+    () => worker.close(),
+    () => gw.close(),
+  );
+  const client = (apiKey: string, path = "") => new OpenAI({ apiKey, baseURL: `${gw.base}${path}`, maxRetries: 0 });
+  return { root: client(KEY), v1: client(KEY, "/v1"), client, worker };
+}
+
+describe("/tokenize and /detokenize", () => {
+  it("round-trip every Harmony conformance case exactly", async () => {
+    const { root } = await gateway([], { max_prompt_tokens: 100_000 });
+    expect(cases).toHaveLength(19);
+    for (const c of cases) {
+      const t = await root.post<Tokenized>("/tokenize", { body: { model: "gpt-oss-20b", prompt: c.expected_text } });
+      expect(t, c.name).toEqual({ count: c.expected_tokens.length, max_model_len: 100_000, tokens: c.expected_tokens });
+      const d = await root.post<{ prompt: string }>("/detokenize", { body: { model: "gpt-oss-20b", tokens: t.tokens } });
+      expect(d.prompt, c.name).toBe(c.expected_text);
+    }
+  });
+
+  it("renders chat messages as /v1/chat/completions does, with or without the generation prompt", async () => {
+    const { root, v1, worker } = await gateway([tok.encodeWithSpecials("<|channel|>final<|message|>Hi.<|return|>")]);
+    const body = {
+      model: "gpt-oss-20b",
+      messages: [
+        { role: "system" as const, content: "Be brief." },
+        { role: "user" as const, content: "Weather in Paris?" },
+        {
+          role: "assistant" as const,
+          content: null,
+          tool_calls: [{ id: "call_1", type: "function" as const, function: { name: "get_weather", arguments: '{"city":"Paris"}' } }],
+        },
+        { role: "tool" as const, tool_call_id: "call_1", content: '{"sky":"clear"}' },
+      ],
+      tools: [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object" } } }],
+      reasoning_effort: "high" as const,
+    };
+    // Tokenized before and after: a chat request crossing midnight UTC renders one of the two dates.
+    const before = await root.post<Tokenized>("/tokenize", { body });
+    await v1.chat.completions.create(body);
+    const after = await root.post<Tokenized>("/tokenize", { body });
+    const sent = worker.requests[0]?.promptTokenIds;
+    expect([before.tokens, after.tokens]).toContainEqual(sent);
+    expect(after.count).toBe(after.tokens.length);
+    const text = (await root.post<{ prompt: string }>("/detokenize", { body: { tokens: after.tokens } })).prompt;
+    expect(text).toContain("Reasoning: high");
+    expect(text).toContain('<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"sky":"clear"}<|end|>');
+    expect(text.endsWith("<|start|>assistant")).toBe(true);
+    expect(tok.encodeWithSpecials(text)).toEqual(after.tokens);
+
+    const bare = await root.post<Tokenized>("/tokenize", { body: { ...body, add_generation_prompt: false } });
+    // The same conversation without the closing `<|start|>assistant` (two tokens; a date has a fixed token count).
+    expect(after.tokens.slice(-2)).toEqual([Special.start, ...tok.encode("assistant")]);
+    expect(bare.tokens).toHaveLength(after.tokens.length - 2);
+    expect(bare.tokens.at(-1)).toBe(Special.end);
+  });
+
+  it("answer OpenAI-shaped errors: no key, neither or both inputs, an id outside the vocabulary, a prompt over the limit", async () => {
+    const { root, client } = await gateway([], { max_prompt_tokens: 8 });
+    for (const path of ["/tokenize", "/detokenize"])
+      await expect(client("sk-wrong-key-0123456789").post(path, { body: { prompt: "x", tokens: [1] } })).rejects.toBeInstanceOf(
+        OpenAI.AuthenticationError,
+      );
+    const refusal = (path: string, body: object) =>
+      root.post(path, { body }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+    const both = await refusal("/tokenize", { prompt: "x", messages: [{ role: "user", content: "x" }] });
+    expect(both).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(both).toMatchObject({ type: "invalid_request_error", param: "messages" });
+    expect(await refusal("/tokenize", { model: "gpt-oss-20b" })).toMatchObject({ status: 400, param: "prompt" });
+    expect(await refusal("/detokenize", { tokens: [1, 201_088] })).toMatchObject({
+      status: 400,
+      param: "tokens[1]",
+      error: { message: "tokens[1] is 201088: token ids are 0 to 201087" },
+    });
+    const long = await refusal("/tokenize", { prompt: "one two three four five six seven eight nine" });
+    expect(long).toMatchObject({ status: 400, code: "context_length_exceeded", param: "prompt" });
+  });
+});
+
+describe("GET /version", () => {
+  it("names the package version, the build's commit and the models served, behind auth", async () => {
+    const { root, client } = await gateway([], { build_commit: "0123abc" });
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(await root.get("/version")).toEqual({ version: pkg.version, commit: "0123abc", models: ["gpt-oss-20b"] });
+    await expect(client("sk-wrong-key-0123456789").get("/version")).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
