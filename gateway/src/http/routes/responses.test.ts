@@ -1,6 +1,7 @@
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
+import type { ResponseFunctionCallArgumentsDoneEvent, ResponseStreamEvent } from "openai/resources/responses/responses";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
@@ -97,6 +98,56 @@ describe("Responses API (scripted model output)", () => {
       expect(types).toContain(t);
     // The streamed response was stored like a non-streamed one.
     expect((await client.responses.retrieve(final.id)).output_text).toBe("Streamed answer.");
+  });
+
+  it("streams a function call's arguments as response.function_call_arguments.delta / .done, as OpenAI sends them", async () => {
+    const args = '{"location":"Paris, France","unit":"celsius"}';
+    const worker = await startScriptedWorker(
+      [
+        out(
+          `<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>${args}<|call|>`,
+        ),
+      ],
+      { tokenIntervalMs: 2 }, // one token per worker message: the arguments arrive in pieces
+    );
+    const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok });
+    cleanup.push(
+      () => worker.close(),
+      () => gw.close(),
+    );
+    const client = new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 });
+    const events: ResponseStreamEvent[] = [];
+    const deltas: Array<{ delta: string; snapshot: string; item_id: string; output_index: number }> = [];
+    const s = client.responses.stream({ model: "gpt-oss-20b", input: "Weather in Paris?", tools: [weather] });
+    s.on("event", (e) => events.push(e));
+    s.on("response.function_call_arguments.delta", (e) => deltas.push(e));
+    const done = new Promise<ResponseFunctionCallArgumentsDoneEvent>((resolve) => s.on("response.function_call_arguments.done", resolve));
+    const final = await s.finalResponse();
+
+    const call = final.output.find((i) => i.type === "function_call");
+    expect(call).toMatchObject({ type: "function_call", name: "get_weather", arguments: args, status: "completed" });
+    if (call?.type !== "function_call") throw new Error("no call");
+    const index = final.output.indexOf(call);
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.map((d) => d.delta).join("")).toBe(args);
+    // The SDK's snapshot is the arguments so far, delta by delta.
+    deltas.reduce((sofar, d) => {
+      expect(d.snapshot).toBe(sofar + d.delta);
+      return d.snapshot;
+    }, "");
+    for (const d of deltas) expect(d).toMatchObject({ item_id: call.id, output_index: index });
+    expect(await done).toMatchObject({ item_id: call.id, output_index: index, name: "get_weather", arguments: args });
+
+    // OpenAI's order for a call: the item added (empty arguments), its deltas, done, the item done; numbered in sequence.
+    const mine = events.filter((e) => ("item_id" in e && e.item_id === call.id) || ("item" in e && e.item.id === call.id));
+    expect(mine[0]).toMatchObject({
+      type: "response.output_item.added",
+      item: { type: "function_call", arguments: "", status: "in_progress" },
+    });
+    expect(mine.slice(1, -2).every((e) => e.type === "response.function_call_arguments.delta")).toBe(true);
+    expect(mine.at(-2)?.type).toBe("response.function_call_arguments.done");
+    expect(mine.at(-1)).toMatchObject({ type: "response.output_item.done", item: { arguments: args, status: "completed" } });
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
   });
 
   for (const [storeName, makeStore] of [
