@@ -115,6 +115,8 @@ function sharedPorts(config: GatewayConfig, log: Logger, registry: ReturnType<ty
     redis: ports?.redis,
     // The Files and Batches API needs Redis (shared with the orchestrator's batch runners).
     batches: ports?.batches,
+    // Without Redis, background responses run in the process that took them (InProcessBackgroundQueue).
+    ...(ports ? { background: ports.background } : {}),
     keys: ports?.keys ? new AnyApiKeys([configured, ports.keys]) : configured,
     limiter: ports?.limiter ?? (channel ? new PrimaryRateLimiter(channel) : new MemoryRateLimiter()),
     responses: ports?.responses ?? (channel ? new PrimaryResponseStore(channel) : new MemoryResponseStore()),

@@ -19,6 +19,7 @@ import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { ParkingBackend } from "./domain/parking.ts";
 import { InlinePromptPreparer, type PromptPreparer } from "./domain/prompt-preparer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";
+import { type BackgroundQueue, InProcessBackgroundQueue } from "./domain/responses/background.ts";
 import { MemoryResponseStore, type ResponseStore } from "./domain/responses/store.ts";
 import { TokenLimitedBackend } from "./domain/token-limits.ts";
 import type { WorkerDirectory } from "./domain/worker-directory.ts";
@@ -58,6 +59,8 @@ export interface GatewayDeps {
   bodyParser?: JsonBodyParser;
   /** Stored responses for /v1/responses; in-process when not given. */
   responses?: ResponseStore;
+  /** Where background responses run (Redis: BullMQ, any replica); in this process when not given. */
+  background?: BackgroundQueue;
   /** Admission control; built from config.admission when not given. */
   admission?: Admission;
   /** The Files and Batches API (needs Redis); its routes are registered when given. */
@@ -238,7 +241,15 @@ export function createServer(deps: GatewayDeps): FastifyInstance {
       renderBudgetMs: limits.renderBudgetMs,
       maxPromptTokens: limits.maxPromptTokens,
     });
-    registerResponses(app, { backend, tokenizer: deps.tokenizer, store: deps.responses ?? new MemoryResponseStore(), ...limits });
+    const background = deps.background ?? new InProcessBackgroundQueue();
+    app.addHook("onClose", async () => background.close());
+    registerResponses(app, {
+      backend,
+      tokenizer: deps.tokenizer,
+      store: deps.responses ?? new MemoryResponseStore(),
+      background,
+      ...limits,
+    });
   }
   const metrics = deps.metrics ?? (() => deps.registry.metrics());
   app.get("/metrics", async (_request, reply) => reply.type(deps.registry.contentType).send(await metrics()));

@@ -18,6 +18,10 @@ export class PrimaryResponseStore implements ResponseStore {
     await this.#channel.call("responses.put", r);
   }
 
+  putIf(r: StoredResponse & { owner: string }, from: readonly string[]): Promise<boolean> {
+    return this.#channel.call("responses.putIf", r, from);
+  }
+
   get(id: string, tenant: string): Promise<StoredResponse | null> {
     return this.#channel.call("responses.get", id, tenant);
   }

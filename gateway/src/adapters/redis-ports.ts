@@ -1,6 +1,6 @@
 /**
  * The gateway's Redis-backed ports, built on one fail-fast client and each behind the outage mapping
- * (redis-errors.ts). Per dependency: stored responses, files and batches answer 503 store_unavailable;
+ * (redis-errors.ts). Per dependency: stored responses, background responses, files and batches answer 503 store_unavailable;
  * Redis API keys fail closed (503, never 401); rate limits fail open (logged), so chat keeps serving.
  */
 import type { Logger } from "@expertmesh/common";
@@ -8,7 +8,9 @@ import { type BatchApi, createBatchService, LocalFileStorage } from "@expertmesh
 import { Redis } from "ioredis";
 import type { GatewayConfig } from "../config.ts";
 import type { RateLimiter } from "../domain/rate-limiter.ts";
+import type { BackgroundQueue } from "../domain/responses/background.ts";
 import type { ResponseStore } from "../domain/responses/store.ts";
+import { BullBackgroundQueue } from "./bullmq-background-queue.ts";
 import { RedisApiKeys } from "./redis-api-keys.ts";
 import { FailOpenRateLimiter, guardRedis, redisOptions } from "./redis-errors.ts";
 import { RedisRateLimiter } from "./redis-rate-limiter.ts";
@@ -21,6 +23,8 @@ export interface RedisPorts {
   /** Present with api_keys_store "redis". */
   keys?: RedisApiKeys;
   batches: BatchApi;
+  /** Background responses on BullMQ; its worker starts when the Responses routes start it. */
+  background: BackgroundQueue;
 }
 
 export function createRedisPorts(config: GatewayConfig, log: Logger): RedisPorts {
@@ -62,5 +66,19 @@ export function createRedisPorts(config: GatewayConfig, log: Logger): RedisPorts
       ? { keys: guard(new RedisApiKeys(redis, { cacheMs: config.api_keys_cache_ms }), "The API key store") }
       : {}),
     batches,
+    background: guard(
+      new BullBackgroundQueue({
+        redisUrl: config.redis_url,
+        redis,
+        keyPrefix: config.batches.key_prefix,
+        concurrency: config.background.concurrency,
+        lockDurationMs: config.background.lock_duration_ms,
+        maxStalledCount: config.background.max_stalled_count,
+        log,
+        queueRedisOptions: { commandTimeout: timeoutMs },
+      }),
+      "The background response queue",
+      ["close"],
+    ),
   };
 }

@@ -1,9 +1,26 @@
 /**
  * ResponseStore on Redis: one JSON value per response (its owner inside), expiring after the configured
- * retention. Tenancy is checked here, after the read: another tenant's record is "not found".
+ * retention. Tenancy is checked here, after the read: another tenant's record is "not found". putIf is
+ * one Lua script (read, compare the status, write), so a transition is atomic across gateway replicas.
  */
 import type { Redis } from "ioredis";
 import { type ResponseStore, type StoredResponse, visibleTo } from "../domain/responses/store.ts";
+
+/**
+ * KEYS[1]: the record; ARGV[1]: the new record (JSON); ARGV[2]: its expiry (ms); ARGV[3..]: the statuses
+ * it may replace. Sets KEYS[1] only while the stored response's status is one of them; 1 if set, else 0.
+ */
+const PUT_IF = `
+local raw = redis.call("GET", KEYS[1])
+if not raw then return 0 end
+local status = cjson.decode(raw).response.status
+for i = 3, #ARGV do
+  if ARGV[i] == status then
+    redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+    return 1
+  end
+end
+return 0`;
 
 export class RedisResponseStore implements ResponseStore {
   readonly #redis: Redis;
@@ -18,6 +35,11 @@ export class RedisResponseStore implements ResponseStore {
 
   async put(r: StoredResponse & { owner: string }): Promise<void> {
     await this.#redis.set(`${this.#prefix}${r.response.id}`, JSON.stringify(r), "PX", this.#ttlMs);
+  }
+
+  async putIf(r: StoredResponse & { owner: string }, from: readonly string[]): Promise<boolean> {
+    const set = await this.#redis.eval(PUT_IF, 1, `${this.#prefix}${r.response.id}`, JSON.stringify(r), this.#ttlMs, ...from);
+    return set === 1;
   }
 
   async get(id: string, tenant: string): Promise<StoredResponse | null> {

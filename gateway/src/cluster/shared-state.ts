@@ -13,6 +13,7 @@ export function sharedStateHandlers(limiter: RateLimiter, responses: ResponseSto
     "limiter.reserve": (key: string, amount: number, limit: number, windowMs: number) => limiter.reserve(key, amount, limit, windowMs),
     "limiter.charge": (key: string, amount: number, windowMs: number) => limiter.charge(key, amount, windowMs),
     "responses.put": (r: StoredResponse & { owner: string }) => responses.put(r),
+    "responses.putIf": (r: StoredResponse & { owner: string }, from: string[]) => responses.putIf(r, from),
     "responses.get": (id: string, tenant: string) => responses.get(id, tenant),
     "responses.delete": (id: string, tenant: string) => responses.delete(id, tenant),
   };

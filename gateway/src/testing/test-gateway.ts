@@ -39,7 +39,7 @@ export interface TestGatewayOptions {
   config?: Record<string, unknown>;
   tokenizer?: HarmonyTokenizer;
   /** Extra dependencies (store, admission, limiter, keys). */
-  deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys" | "batches" | "prompts" | "bodyParser">>;
+  deps?: Partial<Pick<GatewayDeps, "responses" | "admission" | "limiter" | "keys" | "batches" | "prompts" | "bodyParser" | "background">>;
   /** Called before listening (e.g. to add hooks). */
   beforeListen?: (app: FastifyInstance) => void;
   /** Listen on this port (default 0: any free one); children of a multi-process gateway share one. */

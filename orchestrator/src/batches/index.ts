@@ -16,6 +16,7 @@ export { BatchService, type CreateBatchInput, checkFilename, checkPurpose, type 
 export { RedisBatchStore, type StoredBatch } from "./batch-store.ts";
 export { type FileSource, type FileStorage, MemoryFileStorage } from "./file-storage.ts";
 export { type ListOptions, RedisFileStore } from "./file-store.ts";
+export { bullPrefix } from "./jobs.ts";
 export { HttpLineExecutor, type LineExecutor } from "./line-executor.ts";
 export { LocalFileStorage } from "./local-file-storage.ts";
 export { type BatchRunner, type BatchRunnerOptions, startBatchRunner } from "./runner.ts";

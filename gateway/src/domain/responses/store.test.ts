@@ -61,6 +61,20 @@ for (const [name, make] of [
       expect(await store.delete("resp_a", "project:alpha")).toBe(false);
     });
 
+    it("putIf replaces a record only from the statuses named: one of two racing transitions wins", async () => {
+      const at = (status: string) => ({ ...record("resp_bg", "key-a"), owner: "key-a", response: { id: "resp_bg", status } });
+      expect(await store.putIf(at("in_progress"), ["queued"])).toBe(false); // nothing stored yet
+      await store.put(at("queued"));
+      expect(await store.putIf(at("in_progress"), ["queued"])).toBe(true);
+      const [cancel, complete] = await Promise.all([
+        store.putIf(at("cancelled"), ["queued", "in_progress"]),
+        store.putIf(at("completed"), ["in_progress"]),
+      ]);
+      expect([cancel, complete].filter(Boolean)).toHaveLength(1);
+      expect((await store.get("resp_bg", "key-a"))?.response.status).toBe(cancel ? "cancelled" : "completed");
+      expect(await store.putIf(at("queued"), ["in_progress"])).toBe(false);
+    });
+
     it("a record without an owner is the anonymous tenant's", async () => {
       // Written as a record from before tenancy: no owner field at all.
       await store.put(record("resp_old") as StoredResponse & { owner: string });

@@ -32,6 +32,13 @@ export interface StoredResponse {
  */
 export interface ResponseStore {
   put(r: StoredResponse & { owner: string }): Promise<void>;
+  /**
+   * Replaces the record stored under r.response.id only while its response's `status` is one of `from`
+   * (a background response's transitions: queued → in_progress → completed, or → cancelled), atomically:
+   * of a cancel and a completion racing, one wins and the other finds nothing to replace. false: not
+   * replaced (no record, or another status).
+   */
+  putIf(r: StoredResponse & { owner: string }, from: readonly string[]): Promise<boolean>;
   get(id: string, tenant: string): Promise<StoredResponse | null>;
   /** true if it existed and belonged to `tenant` (then it is gone). */
   delete(id: string, tenant: string): Promise<boolean>;
@@ -54,6 +61,13 @@ export class MemoryResponseStore implements ResponseStore {
   async put(r: StoredResponse & { owner: string }): Promise<void> {
     this.#items.set(r.response.id, structuredClone(r));
     while (this.#items.size > this.#max) this.#items.delete(this.#items.keys().next().value as string);
+  }
+
+  async putIf(r: StoredResponse & { owner: string }, from: readonly string[]): Promise<boolean> {
+    const now = this.#items.get(r.response.id);
+    if (!now || !from.includes(String(now.response.status))) return false;
+    this.#items.set(r.response.id, structuredClone(r));
+    return true;
   }
 
   async get(id: string, tenant: string): Promise<StoredResponse | null> {

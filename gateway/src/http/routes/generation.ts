@@ -219,8 +219,17 @@ export interface StartedGeneration {
 }
 
 /** Starts a generation for an HTTP request: cancelled when the client goes away, in the caller's trace. */
-export async function startGeneration(backend: GenerationBackend, reply: FastifyReply, g: GenerationStart): Promise<StartedGeneration> {
-  const controller = abortOnClientClose(reply);
+export function startGeneration(backend: GenerationBackend, reply: FastifyReply, g: GenerationStart): Promise<StartedGeneration> {
+  return beginGeneration(backend, g, abortOnClientClose(reply), callerContext(reply));
+}
+
+/** Starts a generation cancelled by `controller`, in `ctx` (the trace, and the caller for token limits). */
+export async function beginGeneration(
+  backend: GenerationBackend,
+  g: GenerationStart,
+  controller: AbortController,
+  ctx: Context,
+): Promise<StartedGeneration> {
   const iterator = backend
     .generate(
       g.model,
@@ -237,7 +246,7 @@ export async function startGeneration(backend: GenerationBackend, reply: Fastify
         deadlineUnixMs: Date.now() + g.timeoutMs,
       },
       controller.signal,
-      callerContext(reply),
+      ctx,
     )
     [Symbol.asyncIterator]();
   return { controller, iterator, first: await iterator.next() };
