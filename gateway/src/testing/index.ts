@@ -11,4 +11,5 @@ export { MemoryRateLimiter } from "../domain/rate-limiter.ts";
 export { MemoryResponseStore } from "../domain/responses/store.ts";
 export { StaticWorkerDirectory } from "../domain/worker-directory.ts";
 export { type ScriptedWorker, type ScriptOptions, startScriptedWorker } from "./scripted-worker.ts";
+export { startStubMembership } from "./stub-membership.ts";
 export { readyMember, startTestGateway, type TestGateway } from "./test-gateway.ts";
