@@ -35,8 +35,9 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The Dockerfile tags its targets <version>-cpu / <version>-cuda; image.tag, when set, is used as it is. */}}
 {{- define "expertmesh.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" .Values.image.repository (default (printf "%s-%s" .Chart.AppVersion .Values.image.flavor) .Values.image.tag) -}}
 {{- end -}}
 
 {{- define "expertmesh.gateway.name" -}}{{ include "expertmesh.fullname" . }}-gateway{{- end -}}
