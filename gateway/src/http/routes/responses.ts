@@ -4,7 +4,8 @@
  * keeps the full Harmony messages: reasoning, calls, tool outputs). Errors before the first byte are
  * OpenAI-shaped HTTP errors; after it, an `error` event. Tools, tool_choice, text.format and the reasoning
  * budget also go to the worker as a constraint (output-controls.ts); a reasoning item the budget cut is
- * `incomplete`.
+ * `incomplete`. `background: true` hands the checked request to the background queue
+ * (background-responses.ts); the generation itself is response-run.ts.
  */
 import { AppError } from "@expertmesh/common";
 import type { GenerateResponse } from "@expertmesh/proto/worker";

@@ -2,7 +2,7 @@
  * Stored responses, read and deleted: GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
  * (OpenAI's list envelope; limit, order, after). Only the tenant that created a response sees it; for any
  * other the id is unknown, with the same 404 as an id that never existed (R22). Creating responses is
- * routes/responses.ts; there are no background responses, hence no /cancel.
+ * routes/responses.ts; a background response is polled here and cancelled in background-responses.ts.
  */
 import type { FastifyInstance } from "fastify";
 import { itemPage } from "../../domain/responses/input-items.ts";
