@@ -5,28 +5,33 @@
 import OpenAI from "openai";
 import type { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, type ScriptOptions, startScriptedWorker } from "./scripted-worker.ts";
-import { startTestGateway } from "./test-gateway.ts";
+import { startTestGateway, type TestGatewayOptions } from "./test-gateway.ts";
 
 const open: Array<() => Promise<void> | void> = [];
 
-/** `config`: raw gateway config (validated by the real schema); `worker`: the scripted worker's options. */
+/**
+ * `config`: raw gateway config (validated by the real schema); `worker`: the scripted worker's options;
+ * `deps`: the gateway's ports to use instead of the in-process ones; `apiKey`: the client's key. `base`
+ * is the gateway's root URL (the client's is `${base}/v1`).
+ */
 export async function scriptedGateway(
   tok: HarmonyTokenizer,
   scripts: number[][],
-  o: { config?: Record<string, unknown>; worker?: ScriptOptions } = {},
-): Promise<{ client: OpenAI; worker: ScriptedWorker }> {
+  o: { config?: Record<string, unknown>; worker?: ScriptOptions; deps?: TestGatewayOptions["deps"]; apiKey?: string } = {},
+): Promise<{ client: OpenAI; worker: ScriptedWorker; base: string }> {
   const worker = await startScriptedWorker(scripts, o.worker);
   const gw = await startTestGateway({
     address: worker.address,
     model: "gpt-oss-20b",
     tokenizer: tok,
     ...(o.config ? { config: o.config } : {}),
+    ...(o.deps ? { deps: o.deps } : {}),
   });
   open.push(
     () => worker.close(),
     () => gw.close(),
   );
-  return { client: new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker };
+  return { client: new OpenAI({ apiKey: o.apiKey ?? "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker, base: gw.base };
 }
 
 export async function closeScriptedGateways(): Promise<void> {

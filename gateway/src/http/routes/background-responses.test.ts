@@ -16,12 +16,11 @@ import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { type BackgroundQueue, InProcessBackgroundQueue } from "../../domain/responses/background.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
-import { type ScriptOptions, startScriptedWorker } from "../../testing/scripted-worker.ts";
-import { startTestGateway } from "../../testing/test-gateway.ts";
+import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
+import type { ScriptOptions } from "../../testing/scripted-worker.ts";
 
 const tok = new HarmonyTokenizer();
 const ANSWER = "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Done in the background.<|return|>";
-let cleanup: Array<() => Promise<void> | void> = [];
 let redisServer: RedisServer;
 let redis: Redis;
 
@@ -33,10 +32,7 @@ afterAll(async () => {
   await redis.quit();
   await redisServer.stop();
 });
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+afterEach(closeScriptedGateways);
 
 /** Polls until `ok` holds (every 50 ms, up to 60 s: a loaded machine is slow, never wrong). */
 async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
@@ -74,15 +70,7 @@ const setups: Array<[string, Setup]> = [
 
 for (const [name, setup] of setups) {
   describe(`background responses (${name})`, () => {
-    async function gateway(scripts: number[][], options: ScriptOptions = {}) {
-      const worker = await startScriptedWorker(scripts, options);
-      const gw = await startTestGateway({ address: worker.address, model: "gpt-oss-20b", tokenizer: tok, deps: setup() });
-      cleanup.push(
-        () => worker.close(),
-        () => gw.close(),
-      );
-      return { client: new OpenAI({ apiKey: "unused", baseURL: `${gw.base}/v1`, maxRetries: 0 }), worker };
-    }
+    const gateway = (scripts: number[][], worker: ScriptOptions = {}) => scriptedGateway(tok, scripts, { worker, deps: setup() });
 
     it("is created queued and polled to completion, stored like a foreground response", async () => {
       const { client, worker } = await gateway([tok.encodeWithSpecials(ANSWER)], { tokenIntervalMs: 5 });

@@ -10,8 +10,7 @@ import { fixturesDir } from "@expertmesh/kernels/testing";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
-import { startScriptedWorker } from "../../testing/scripted-worker.ts";
-import { startTestGateway } from "../../testing/test-gateway.ts";
+import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 
 interface RenderCase {
   name: string;
@@ -27,27 +26,13 @@ interface Tokenized {
 const cases: RenderCase[] = JSON.parse(readFileSync(join(fixturesDir(), "harmony", "render-cases.json"), "utf8"));
 const tok = new HarmonyTokenizer();
 const KEY = "sk-tokenize-test-0123456789";
-let cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+afterEach(closeScriptedGateways);
 
 /** A gateway with auth on; `root` calls /tokenize and /detokenize, `v1` the OpenAI API. */
 async function gateway(scripts: number[][] = [], config: Record<string, unknown> = {}) {
-  const worker = await startScriptedWorker(scripts);
-  const gw = await startTestGateway({
-    address: worker.address,
-    model: "gpt-oss-20b",
-    tokenizer: tok,
-    config: { api_keys: [KEY], ...config },
-  });
-  cleanup.push(
-    () => worker.close(),
-    () => gw.close(),
-  );
-  const client = (apiKey: string, path = "") => new OpenAI({ apiKey, baseURL: `${gw.base}${path}`, maxRetries: 0 });
-  return { root: client(KEY), v1: client(KEY, "/v1"), client, worker };
+  const { client: v1, worker, base } = await scriptedGateway(tok, scripts, { config: { api_keys: [KEY], ...config }, apiKey: KEY });
+  const client = (apiKey: string) => new OpenAI({ apiKey, baseURL: base, maxRetries: 0 });
+  return { root: client(KEY), v1, client, worker };
 }
 
 describe("/tokenize and /detokenize", () => {
