@@ -141,6 +141,22 @@ for (const [name, setup] of setups) {
       expect(failed.error).toEqual({ code: e.code, message: e.message.replace(/^\d+ /, "") });
     });
 
+    it("belongs to the tenant that created it: another key's retrieve and cancel are 404s", async () => {
+      const [a, b] = ["sk-background-tenant-a-0123", "sk-background-tenant-b-0123"];
+      const long = tok.encodeWithSpecials(`<|channel|>final<|message|>${"word ".repeat(2_000)}<|return|>`);
+      const { client, base } = await scriptedGateway(tok, [long], {
+        worker: { tokenIntervalMs: 20 },
+        deps: setup(),
+        config: { api_keys: [a, b] },
+        apiKey: a,
+      });
+      const other = new OpenAI({ apiKey: b, baseURL: `${base}/v1`, maxRetries: 0 });
+      const created = await client.responses.create({ model: "gpt-oss-20b", input: "Mine.", background: true });
+      await expect(other.responses.retrieve(created.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+      await expect(other.responses.cancel(created.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+      expect((await client.responses.cancel(created.id)).status).toBe("cancelled");
+    });
+
     it("refuses what OpenAI refuses: streaming, store: false, cancelling a foreground or unknown response", async () => {
       const { client } = await gateway([], { fallback: tok.encodeWithSpecials(ANSWER) });
       const refusal = (p: Promise<unknown>) =>

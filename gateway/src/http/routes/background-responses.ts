@@ -11,6 +11,7 @@
 import { AppError } from "@expertmesh/common";
 import { propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ApiKeyRecord } from "../../domain/api-keys.ts";
 import { withCaller } from "../../domain/caller.ts";
 import { consume } from "../../domain/generation-backend.ts";
 import { type BackgroundJob, type BackgroundQueue, UNFINISHED } from "../../domain/responses/background.ts";
@@ -51,8 +52,7 @@ export async function enqueueBackground(deps: Deps, p: PreparedResponse, request
   await deps.store.put(queued);
   const trace: Record<string, string> = {};
   propagation.inject(callerTrace(request), trace);
-  const { sha256: _digest, ...caller } = request.apiKey ?? { sha256: "" };
-  const job: BackgroundJob = { id: p.id, tenant, body: { ...p.body }, trace, ...("id" in caller ? { caller } : {}) };
+  const job: BackgroundJob = { id: p.id, tenant, body: { ...p.body }, trace, ...callerOf(request.apiKey) };
   try {
     await deps.background.enqueue(job);
   } catch (err) {
@@ -60,6 +60,13 @@ export async function enqueueBackground(deps: Deps, p: PreparedResponse, request
     throw err;
   }
   return queued.response;
+}
+
+/** The key a run acts as (token limits), without its digest: jobs sit in Redis, readable by operators. */
+function callerOf(key: ApiKeyRecord | undefined): Pick<BackgroundJob, "caller"> {
+  if (!key) return {};
+  const { sha256: _digest, ...caller } = key;
+  return { caller };
 }
 
 export function registerBackgroundResponses(app: FastifyInstance, deps: Deps): void {
