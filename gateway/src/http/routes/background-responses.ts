@@ -13,7 +13,6 @@ import { propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ApiKeyRecord } from "../../domain/api-keys.ts";
 import { withCaller } from "../../domain/caller.ts";
-import { consume } from "../../domain/generation-backend.ts";
 import { type BackgroundJob, type BackgroundQueue, UNFINISHED } from "../../domain/responses/background.ts";
 import { inputItemObjects } from "../../domain/responses/input-items.ts";
 import type { StoredResponse } from "../../domain/responses/store.ts";
@@ -113,13 +112,8 @@ async function runBackground(deps: Deps, job: BackgroundJob, signal: AbortSignal
     if (!(await deps.store.putIf(started, UNFINISHED))) return;
     const controller = new AbortController();
     signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
-    const { iterator, first } = await beginGeneration(deps.backend, generationOf(deps, p), controller, ctx);
     const run = new ResponseRun(deps.tokenizer, p);
-    await consume(iterator, first, (e) => {
-      run.consume(e);
-      return true;
-    });
-    run.finish();
+    await run.drain(await beginGeneration(deps.backend, generationOf(deps, p), controller, ctx));
     await deps.store.putIf(run.record(job.tenant, stored.input_items), ["in_progress"]);
   } catch (err) {
     // Cancelled: the cancel has written the status.

@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDef } from "../../domain/chat/conversation.ts";
-import type { GenerationBackend } from "../../domain/generation-backend.ts";
+import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../../domain/harmony/types.ts";
 import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
@@ -16,8 +16,7 @@ import { convertInput, dropAnsweredReasoning, type InputItem } from "../../domai
 import { type OutputEvent, ResponseOutputBuilder } from "../../domain/responses/output.ts";
 import type { ResponseStore, StoredResponse } from "../../domain/responses/store.ts";
 import { gatewayErrors } from "../../errors.ts";
-import type { GenerationStart, SamplingFields } from "./generation.ts";
-import { samplingParams } from "./generation.ts";
+import { type GenerationStart, type SamplingFields, type StartedGeneration, samplingParams } from "./generation.ts";
 import { chatLogprob } from "./logprobs.ts";
 import { type OutputControls, type OutputControlsConfig, outputControls } from "./output-controls.ts";
 
@@ -259,6 +258,15 @@ export class ResponseRun {
 
   finish(): OutputEvent[] {
     return this.#builder.finish();
+  }
+
+  /** Reads the whole generation, then finishes the output (nothing is streamed). */
+  async drain(started: Pick<StartedGeneration, "iterator" | "first">): Promise<void> {
+    await consume(started.iterator, started.first, (e) => {
+      this.consume(e);
+      return true;
+    });
+    this.finish();
   }
 
   /** After finish(): cut by max_output_tokens is `incomplete`. */

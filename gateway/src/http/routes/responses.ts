@@ -92,7 +92,7 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
     const tenant = tenantOf(request);
     const p = await prepareResponse(deps, body, tenant, abortOnClientClose(reply).signal);
     if (body.background) return enqueueBackground(deps, p, request);
-    const { iterator, first } = await startGeneration(deps.backend, reply, generationOf(deps, p));
+    const started = await startGeneration(deps.backend, reply, generationOf(deps, p));
     const run = new ResponseRun(deps.tokenizer, p);
     const complete = async () => {
       const record = run.record(tenant, inputItemObjects(body.input, newId));
@@ -100,14 +100,10 @@ export function registerResponses(app: FastifyInstance, deps: ResponsesRouteDeps
       return record.response;
     };
     if (!body.stream) {
-      await consumeAll(iterator, first, (e) => {
-        run.consume(e);
-        return true;
-      });
-      run.finish();
+      await run.drain(started);
       return complete();
     }
-    return stream(reply, run.snapshot("in_progress"), first, iterator, run, complete);
+    return stream(reply, run.snapshot("in_progress"), started.first, started.iterator, run, complete);
   });
 }
 
