@@ -6,32 +6,21 @@
  * shapes OpenAI refuses are 400s. (A gateway killed mid-run: test/e2e/background-responses.test.ts.)
  */
 import { createLogger } from "@expertmesh/common";
-import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
-import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { Response } from "openai/resources/responses/responses";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { BullBackgroundQueue } from "../../adapters/bullmq-background-queue.ts";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { type BackgroundQueue, InProcessBackgroundQueue } from "../../domain/responses/background.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
+import { redisForFile } from "../../testing/redis-for-file.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 import type { ScriptOptions } from "../../testing/scripted-worker.ts";
 
 const tok = new HarmonyTokenizer();
 const ANSWER = "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Done in the background.<|return|>";
-let redisServer: RedisServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  redisServer = await startRedisServer();
-  redis = new Redis(redisServer.url);
-});
-afterAll(async () => {
-  await redis.quit();
-  await redisServer.stop();
-});
+const redis = redisForFile();
 afterEach(closeScriptedGateways);
 
 /** Polls until `ok` holds (every 50 ms, up to 60 s: a loaded machine is slow, never wrong). */
@@ -53,10 +42,10 @@ const setups: Array<[string, Setup]> = [
     () => {
       const prefix = `bg-test-${Date.now()}-${Math.random().toString(36).slice(2)}:`;
       return {
-        store: new RedisResponseStore(redis, 60_000, `${prefix}response:`),
+        store: new RedisResponseStore(redis.client, 60_000, `${prefix}response:`),
         background: new BullBackgroundQueue({
-          redisUrl: redisServer.url,
-          redis,
+          redisUrl: redis.server.url,
+          redis: redis.client,
           keyPrefix: prefix,
           concurrency: 4,
           lockDurationMs: 5_000,

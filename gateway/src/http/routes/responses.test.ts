@@ -1,28 +1,17 @@
-import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
-import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { ResponseFunctionCallArgumentsDoneEvent, ResponseStreamEvent } from "openai/resources/responses/responses";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
 import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
+import { redisForFile } from "../../testing/redis-for-file.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
 import { startTestGateway } from "../../testing/test-gateway.ts";
 
 const tok = new HarmonyTokenizer();
 const out = (s: string) => tok.encodeWithSpecials(s);
 let cleanup: Array<() => Promise<void> | void> = [];
-let redisServer: RedisServer;
-let redis: Redis;
-
-beforeAll(async () => {
-  redisServer = await startRedisServer();
-  redis = new Redis(redisServer.url);
-});
-afterAll(async () => {
-  await redis.quit();
-  await redisServer.stop();
-});
+const redis = redisForFile();
 afterEach(async () => {
   for (const c of cleanup.reverse()) await c();
   cleanup = [];
@@ -152,7 +141,7 @@ describe("Responses API (scripted model output)", () => {
 
   for (const [storeName, makeStore] of [
     ["memory", () => new MemoryResponseStore()],
-    ["redis", () => new RedisResponseStore(redis, 60_000, `em:test:${Date.now()}:`)],
+    ["redis", () => new RedisResponseStore(redis.client, 60_000, `em:test:${Date.now()}:`)],
   ] as const) {
     it(`tool loop over previous_response_id keeps reasoning for the pending call, drops it after the answer (${storeName} store)`, async () => {
       const { client, worker } = await gateway(
