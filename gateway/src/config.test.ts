@@ -46,3 +46,18 @@ describe("gateway config: the pages", () => {
     expect(() => loadGatewayConfig({ GATEWAY_DASHBOARD_SAMPLE_MS: "10" })).toThrow(ConfigError);
   });
 });
+
+describe("gateway config: background responses and the build commit", () => {
+  it("defaults, and reads GATEWAY_BACKGROUND_* and EXPERTMESH_GIT_COMMIT from the environment", () => {
+    expect(loadGatewayConfig({}).background).toEqual({ concurrency: 16, lock_duration_ms: 30_000, max_stalled_count: 3 });
+    expect(loadGatewayConfig({}).build_commit).toBe("");
+    const c = loadGatewayConfig({
+      GATEWAY_BACKGROUND_CONCURRENCY: "4",
+      GATEWAY_BACKGROUND_LOCK_DURATION_MS: "5000",
+      GATEWAY_BACKGROUND_MAX_STALLED_COUNT: "1",
+      EXPERTMESH_GIT_COMMIT: "0123abc",
+    });
+    expect(c.background).toEqual({ concurrency: 4, lock_duration_ms: 5_000, max_stalled_count: 1 });
+    expect(c.build_commit).toBe("0123abc");
+  });
+});

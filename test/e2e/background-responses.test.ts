@@ -83,7 +83,7 @@ describe("background responses across a gateway restart", () => {
       30_000,
     );
 
-    cleanup.service("gateway/src/main.ts", env);
+    const second = cleanup.service("gateway/src/main.ts", env);
     await ready();
     const done = await until(
       () => client.responses.retrieve(created.id),
@@ -95,5 +95,12 @@ describe("background responses across a gateway restart", () => {
     // Run again from the start, with the same prompt.
     expect(worker.requests).toHaveLength(2);
     expect(worker.requests[1]?.promptTokenIds).toEqual(worker.requests[0]?.promptTokenIds);
+
+    // With its background worker idle, the gateway drains and exits on SIGTERM well within its grace period.
+    const started = Date.now();
+    const code = new Promise<number | null>((resolve) => second.once("exit", resolve));
+    second.kill("SIGTERM");
+    expect(await code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(25_000);
   }, 180_000);
 });
