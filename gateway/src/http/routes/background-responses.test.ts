@@ -114,6 +114,9 @@ for (const [name, setup] of setups) {
       );
       expect((await client.responses.retrieve(created.id)).status).toBe("cancelled");
       expect((await client.responses.cancel(created.id)).status).toBe("cancelled");
+      // It has no conversation to continue.
+      const followUp = client.responses.create({ model: "gpt-oss-20b", input: "And?", previous_response_id: created.id });
+      await expect(followUp).rejects.toMatchObject({ status: 400, param: "previous_response_id" });
     });
 
     it("ends failed with the error a foreground request gets", async () => {

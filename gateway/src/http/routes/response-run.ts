@@ -153,6 +153,16 @@ export async function prepareResponse(
       { detail: `Previous response with id '${body.previous_response_id}' not found.` },
       { param: "previous_response_id" },
     );
+  // A background response stores its conversation only once it has ended with an output.
+  const status = previous?.response.status;
+  if (previous && status !== "completed" && status !== "incomplete")
+    throw gatewayErrors.create(
+      "invalid_request_error",
+      {
+        detail: `Previous response with id '${body.previous_response_id}' is ${status}: only a completed or incomplete response can be continued.`,
+      },
+      { param: "previous_response_id" },
+    );
   checkFormat(body);
   const calls = { ...(previous?.calls ?? {}) };
   const input = convertInput(body.input, calls);
