@@ -51,7 +51,7 @@ export async function enqueueBackground(deps: Deps, p: PreparedResponse, request
   await deps.store.put(queued);
   const trace: Record<string, string> = {};
   propagation.inject(callerTrace(request), trace);
-  const job: BackgroundJob = { id: p.id, tenant, body: { ...p.body }, trace, ...callerOf(request.apiKey) };
+  const job: BackgroundJob = { id: p.id, tenant, body: { ...p.body }, trace, ...jobCaller(request.apiKey) };
   try {
     await deps.background.enqueue(job);
   } catch (err) {
@@ -62,7 +62,7 @@ export async function enqueueBackground(deps: Deps, p: PreparedResponse, request
 }
 
 /** The key a run acts as (token limits), without its digest: jobs sit in Redis, readable by operators. */
-function callerOf(key: ApiKeyRecord | undefined): Pick<BackgroundJob, "caller"> {
+function jobCaller(key: ApiKeyRecord | undefined): Pick<BackgroundJob, "caller"> {
   if (!key) return {};
   const { sha256: _digest, ...caller } = key;
   return { caller };
