@@ -38,8 +38,8 @@ import { registerHealthRoutes } from "./http/routes/health.ts";
 import { registerModelRoutes } from "./http/routes/models.ts";
 import { registerResponses } from "./http/routes/responses.ts";
 import { registerTokenizeRoutes } from "./http/routes/tokenize.ts";
-import { registerVersionRoute } from "./http/routes/version.ts";
 import { registerUiPages } from "./http/routes/ui.ts";
+import { registerVersionRoute } from "./http/routes/version.ts";
 
 export interface GatewayDeps {
   config: GatewayConfig;
