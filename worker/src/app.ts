@@ -130,6 +130,7 @@ export async function startWorker(
           requestsWaiting: info.load?.waiting ?? 0,
           kvCacheUsage: total > 0 ? (info.capacity?.kvBlocksInUse ?? 0) / total : 0,
           generationTokensTotal: info.load?.generationTokensTotal ?? 0,
+          ...(eng.ready && eng.prefixSummary ? { prefix: eng.prefixSummary() } : {}),
         };
       },
     );

@@ -7,9 +7,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
+import { blockHashes, PrefixSummary, prefixRoot } from "@expertmesh/common/prefix";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { type GenerateResponse, Priority, type Usage, WorkerClient } from "@expertmesh/proto/worker";
+import { type Finished, type GenerateRequest, type GenerateResponse, Priority, WorkerClient } from "@expertmesh/proto/worker";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../app.ts";
@@ -43,10 +44,10 @@ afterAll(async () => {
   }
 });
 
-function generate(client: WorkerClient, id: string, prompt: number[], maxTokens: number) {
-  return new Promise<{ tokens: number[]; usage?: Usage; error?: ServiceError }>((resolve) => {
+function generate(client: WorkerClient, id: string, prompt: number[], maxTokens: number, extra: Partial<GenerateRequest> = {}) {
+  return new Promise<{ tokens: number[]; usage?: Finished["usage"]; finished?: Finished; error?: ServiceError }>((resolve) => {
     const tokens: number[] = [];
-    let usage: Usage | undefined;
+    let finished: Finished | undefined;
     const s = client.generate(
       {
         requestId: id,
@@ -57,23 +58,25 @@ function generate(client: WorkerClient, id: string, prompt: number[], maxTokens:
         deadlineUnixMs: 0,
         clampMaxTokens: false,
         maxReasoningTokens: 0,
+        ...extra,
       },
       new Metadata(),
     );
     s.on("data", (e: GenerateResponse) => {
       for (const t of e.tokens?.tokens ?? []) tokens.push(t.tokenId);
-      if (e.finished) usage = e.finished.usage;
+      if (e.finished) finished = e.finished;
     });
-    s.on("end", () => resolve({ tokens, usage }));
-    s.on("error", (error: ServiceError) => resolve({ tokens, usage, error }));
+    s.on("end", () => resolve({ tokens, usage: finished?.usage, finished }));
+    s.on("error", (error: ServiceError) => resolve({ tokens, usage: finished?.usage, finished, error }));
   });
 }
 
 const seqOf = (seed: number, n: number) => Array.from({ length: n }, (_, j) => (seed * 7919 + j * 104729) % 4000);
 
-async function metric(w: RunningWorker, name: string): Promise<number> {
+/** A metric's value: its first series, or the one whose labels include `labels` ('reason="expired"'). */
+async function metric(w: RunningWorker, name: string, labels = ""): Promise<number> {
   const text = await (await fetch(`http://${w.metricsAddress}/metrics`)).text();
-  return Number(new RegExp(`${name}\\{[^}]*\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`${name}\\{[^}]*${labels}[^}]*\\} ([\\d.e+-]+)`).exec(text)?.[1] ?? 0);
 }
 
 describe("prefix caching", () => {
@@ -115,5 +118,53 @@ describe("prefix caching", () => {
     expect((await generate(client, "again-last", seqOf(21, 150), 8)).usage?.cachedPromptTokens).toBe(144);
     expect((await generate(client, "again-first", seqOf(10, 150), 8)).usage?.cachedPromptTokens).toBe(0);
     expect(engine.blocksInUse()).toBe(0);
+  });
+});
+
+describe("tool-loop pins", () => {
+  /** A turn that ends on its first greedy token, made its "tool call" token: the worker pins its prefix. */
+  async function toolTurn(client: WorkerClient, id: string, prompt: number[], ttlMs: number) {
+    const call = (await generate(client, `${id}-probe`, prompt, 1)).tokens[0] as number;
+    const loop = { pinTtlMs: ttlMs, pinOnTokenIds: [call], follows: [] };
+    return { call, turn: await generate(client, id, prompt, 8, { stopTokenIds: [call], toolLoop: loop }) };
+  }
+
+  it("a turn ending in its pin token keeps its blocks through eviction until the follow-up takes them", async () => {
+    const { w, client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
+    const prompt = seqOf(30, 150);
+    const { call, turn } = await toolTurn(client, "loop-1", prompt, 60_000);
+    expect(turn.finished?.pinnedBlocks).toBe(Math.floor(150 / 16));
+    expect(engine.prefixSummary().pinnedBlocks).toBe(9);
+    expect(await metric(w, "expertmesh_prefix_pinned_blocks")).toBe(9);
+    // Other prompts fill the pool: without the pin, the loop's blocks would be the first evicted.
+    for (let i = 0; i < 12; i++) expect((await generate(client, `fill${i}`, seqOf(40 + i, 150), 8)).error).toBeUndefined();
+    const followUp = [...prompt, call, ...seqOf(31, 30)];
+    const next = await generate(client, "loop-2", followUp, 4, { toolLoop: { pinTtlMs: 0, pinOnTokenIds: [], follows: ["loop-1"] } });
+    expect(next.usage?.cachedPromptTokens).toBe(144);
+    expect(engine.prefixSummary().pinnedBlocks).toBe(0);
+    expect(await metric(w, "expertmesh_tool_pins_released_total", 'reason="follow_up"')).toBe(1);
+    expect(engine.blocksInUse()).toBe(0);
+  });
+
+  it("a pin ends at its TTL, and a turn ending otherwise pins nothing", async () => {
+    const { w, client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
+    const { turn } = await toolTurn(client, "short", seqOf(50, 100), 1);
+    expect(turn.finished?.pinnedBlocks).toBe(6);
+    await expect.poll(() => engine.prefixSummary().pinnedBlocks).toBe(0);
+    expect(await metric(w, "expertmesh_tool_pins_released_total", 'reason="expired"')).toBe(1);
+    const loop = { pinTtlMs: 60_000, pinOnTokenIds: [4095], follows: [] };
+    const free = await generate(client, "no-call", seqOf(51, 100), 3, { toolLoop: loop });
+    expect(free.finished?.pinnedBlocks).toBe(0);
+  });
+
+  it("the published summary names the blocks held, under the engine's salt", async () => {
+    const { client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
+    const prompt = seqOf(60, 100);
+    await generate(client, "held", prompt, 2);
+    const s = engine.prefixSummary();
+    expect(s.salt).toMatch(/^tiny\|default\|/);
+    const chain = blockHashes(prefixRoot(s.salt), prompt, s.blockSize);
+    expect(new PrefixSummary(new Uint8Array(s.bloom)).matched(chain)).toBe(6);
+    expect(s.blocks).toBe(6);
   });
 });

@@ -10,17 +10,27 @@
  * Abort(request_id) or an expired deadline removes the sequence before the next step and frees its
  * blocks. drain() stops admission and waits for the rest. Metrics and step spans go out through the
  * ports of engine-observer.ts.
+ *
+ * Tool loops (tool-pins.ts): a request with tool_loop.pin_ttl_ms that ends on one of its pin tokens pins its blocks
+ * for the TTL; a later request naming it in tool_loop.follows ends that pin once it holds the blocks.
+ * Pins also end at their TTL (checked at each step and each summary) and under memory pressure, oldest
+ * first: when a waiting request cannot start for lack of blocks, or a step has fewer free blocks than
+ * running sequences. prefixSummary() is what the worker publishes of its cache for routing.
  */
+
+import { PrefixSummary as Bloom, summaryBits } from "@expertmesh/common/prefix";
 import { type Engine, type Model, NativeError, type StepResult, type StepSequence } from "@expertmesh/kernels";
+import type { PrefixSummary } from "@expertmesh/proto/cluster";
 import { FinishReason, type GeneratedToken, type GenerateRequest } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 import { workerErrors } from "../errors.ts";
 import type { Constraints } from "./constraints.ts";
-import { type EngineObserver, type StepTracer, silentObserver, silentTracer } from "./engine-observer.ts";
+import { type EngineObserver, type PinRelease, type StepTracer, silentObserver, silentTracer } from "./engine-observer.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 import { KvCache } from "./kv-cache.ts";
 import { admit, countPrefixLookup, type PlannedRows, type PrefixStats, planStep, type SchedulerPolicy } from "./scheduler.ts";
 import { finishedOf, foldForRecompute, type Live, newLive, stepEntry, tokensOf } from "./sequence.ts";
+import { ToolPins } from "./tool-pins.ts";
 
 export interface BatchEngineOptions {
   modelName: string;
@@ -38,6 +48,10 @@ export interface BatchEngineOptions {
   onGroupLost?: (reason: string) => void;
   /** Constrained decoding and reasoning budgets (the process's grammar compiler). */
   constraints: Constraints;
+  /** The prefix hash chain's root: model name, precision and KV dtype (default: the model name alone). */
+  prefixSalt?: string;
+  /** The clock of tool-loop pins, Unix ms (default Date.now). */
+  now?: () => number;
 }
 
 /** The KV cache's element type and one token's bytes, for Info. */
@@ -57,6 +71,9 @@ export class BatchEngine implements EnginePort {
   readonly #opts: BatchEngineOptions;
   readonly #policy: SchedulerPolicy;
   readonly #kv: KvCache;
+  readonly #pins: ToolPins;
+  readonly #salt: string;
+  readonly #now: () => number;
   readonly #observer: EngineObserver;
   readonly #tracer: StepTracer;
   readonly #waiting: Live[] = [];
@@ -79,7 +96,10 @@ export class BatchEngine implements EnginePort {
       starvationMs: opts.starvationMs ?? 30_000,
       geometry: engine,
     };
-    this.#kv = new KvCache(engine);
+    this.#salt = opts.prefixSalt ?? opts.modelName;
+    this.#kv = new KvCache(engine, { salt: this.#salt });
+    this.#pins = new ToolPins([this.#kv.full, this.#kv.sliding]);
+    this.#now = opts.now ?? Date.now;
     this.#observer = opts.observer ?? silentObserver;
     this.#tracer = opts.tracer ?? silentTracer;
   }
@@ -104,6 +124,7 @@ export class BatchEngine implements EnginePort {
         maxNumSeqs: this.#opts.maxNumSeqs,
         maxTokensPerStep: this.#opts.maxTokensPerStep,
         kvBlocksInUse: this.blocksInUse(),
+        kvBlocksMaxPinned: this.#kv.full.maxPinned,
         ...kvOf(this.#engine),
       },
       load: { running: this.#running.length, waiting: this.#waiting.length, generationTokensTotal: this.#generated },
@@ -134,7 +155,8 @@ export class BatchEngine implements EnginePort {
   #checked(given: GenerateRequest): GenerateRequest {
     const c = this.#model.config;
     const prompt = given.promptTokenIds;
-    const cacheTokens = this.#kv.full.capacity * this.#engine.blockSize;
+    // Pins may hold maxPinned blocks: a request must fit in the rest.
+    const cacheTokens = (this.#kv.full.capacity - this.#kv.full.maxPinned) * this.#engine.blockSize;
     const room = Math.min(c.maxPositions, cacheTokens) - prompt.length;
     const request = given.clampMaxTokens && room >= 1 ? { ...given, maxTokens: Math.min(given.maxTokens, room) } : given;
     if (this.#draining) throw workerErrors.create("not_ready", { reason: "draining for shutdown" }, { retryAfterMs: 1000 });
@@ -150,7 +172,7 @@ export class BatchEngine implements EnginePort {
     const requested = prompt.length + request.maxTokens;
     if (requested > c.maxPositions) throw workerErrors.create("context_length_exceeded", { requested, limit: c.maxPositions });
     // A sequence must fit the cache on its own, or preemption could never make room for it.
-    if (this.#engine.blocksFor(requested) > this.#kv.full.capacity)
+    if (this.#engine.blocksFor(requested) > this.#kv.full.capacity - this.#kv.full.maxPinned)
       throw workerErrors.create("context_length_exceeded", { requested, limit: cacheTokens });
     if (this.#byId.has(request.requestId))
       throw workerErrors.create("invalid_argument", { field: "request_id", problem: "is already in use" });
@@ -201,6 +223,25 @@ export class BatchEngine implements EnginePort {
     for (const live of [...this.#running, ...this.#waiting]) this.#finish(live, undefined, e);
   }
 
+  /** What the worker publishes of its prefix cache (heartbeats): a Bloom filter of the full pool's block hashes. */
+  prefixSummary(): PrefixSummary {
+    this.#expirePins();
+    const full = this.#kv.full;
+    const bloom = Bloom.of(full.hashes(), summaryBits(full.capacity));
+    return {
+      blockSize: this.#engine.blockSize,
+      salt: this.#salt,
+      bloom: Buffer.from(bloom.bits),
+      blocks: full.cached,
+      pinnedBlocks: full.pinned,
+    };
+  }
+
+  /** Tool-loop pins held now (keys). */
+  get toolPins(): number {
+    return this.#pins.size;
+  }
+
   /** KV blocks currently held by sequences (0 when idle: nothing leaks). */
   blocksInUse(): number {
     return this.#kv.inUse;
@@ -238,6 +279,7 @@ export class BatchEngine implements EnginePort {
     const w = this.#waiting.indexOf(live);
     if (w >= 0) this.#waiting.splice(w, 1);
     this.#byId.delete(live.request.requestId);
+    const pinned = error === undefined ? this.#pinToolCall(live, reason) : 0;
     this.#kv.release(live.blocks);
     live.constraint?.dispose();
     // Now, not at the next step: after a cancel there may be no next step until another request comes.
@@ -248,8 +290,35 @@ export class BatchEngine implements EnginePort {
     }
     const now = performance.now();
     this.#observer.finished((now - live.enqueued) / 1000);
-    live.channel.push({ kind: "finished", finished: finishedOf(live, reason, now) });
+    live.channel.push({ kind: "finished", finished: finishedOf(live, reason, now, pinned) });
     live.channel.close();
+  }
+
+  /** Pins a finished sequence's blocks when it asked for it and ended on one of its pin tokens (a tool call); returns how many. */
+  #pinToolCall(live: Live, reason: FinishReason | undefined): number {
+    const loop = live.request.toolLoop;
+    if (!loop || loop.pinTtlMs <= 0 || reason !== FinishReason.FINISH_REASON_STOP) return 0;
+    if (!loop.pinOnTokenIds.includes(live.output[live.output.length - 1] ?? -1)) return 0;
+    const n = this.#pins.pin(live.request.requestId, live.blocks.hashes.slice(0, live.blocks.registered), this.#now() + loop.pinTtlMs);
+    this.#observer.pins(this.#kv.full.pinned);
+    return n;
+  }
+
+  /** Ends pins: `count` of them for `reason`, reported. */
+  #released(reason: PinRelease, count: number): void {
+    if (count > 0) this.#observer.pins(this.#kv.full.pinned, { reason, count });
+  }
+
+  #expirePins(): void {
+    if (this.#pins.size > 0) this.#released("expired", this.#pins.expire(this.#now()));
+  }
+
+  /** Memory pressure: ends the oldest pins while a step has fewer free blocks than running sequences. */
+  #relievePressure(): void {
+    let n = 0;
+    const short = () => Math.min(this.#kv.full.free, this.#kv.sliding.free) < this.#running.length;
+    while (this.#pins.size > 0 && short() && this.#pins.releaseOldest()) n++;
+    this.#released("pressure", n);
   }
 
   /** Removes aborted and expired sequences before a step. */
@@ -263,8 +332,22 @@ export class BatchEngine implements EnginePort {
     }
   }
 
-  /** Starts the waiting sequences the Scheduler admits, each after its longest cached prefix. */
+  /**
+   * Starts the waiting sequences the Scheduler admits, each after its longest cached prefix. When one
+   * that could run is left waiting for lack of blocks, the oldest pins end and admission runs again.
+   */
   #admit(): void {
+    let released = 0;
+    for (;;) {
+      this.#admitOnce();
+      const blocked = this.#running.length < this.#opts.maxNumSeqs && this.#waiting.some((l) => l.opened);
+      if (!blocked || !this.#pins.releaseOldest()) break;
+      released++;
+    }
+    this.#released("pressure", released);
+  }
+
+  #admitOnce(): void {
     admit(this.#waiting, this.#running.length, performance.now(), this.#policy, {
       takePrefix: (live) => {
         const hit = this.#kv.match(live.blocks, live.prompt);
@@ -293,6 +376,10 @@ export class BatchEngine implements EnginePort {
       this.#observer.started((live.started - live.enqueued) / 1000);
     }
     live.admittedSeq = ++this.#admissions;
+    // It holds its prefix now: the pins kept for it (the turns it follows) can go.
+    let followed = 0;
+    for (const key of live.request.toolLoop?.follows ?? []) if (this.#pins.release(key)) followed++;
+    this.#released("follow_up", followed);
     this.#waiting.splice(this.#waiting.indexOf(live), 1);
     this.#running.push(live);
   }
@@ -324,8 +411,10 @@ export class BatchEngine implements EnginePort {
   async #loop(): Promise<void> {
     const t0 = performance.now();
     this.#reap();
+    this.#expirePins();
     this.#admit();
     if (this.#running.length === 0) return;
+    this.#relievePressure();
     const plan = this.#plan();
     this.#updateGauges();
     if (plan.length === 0) return;

@@ -30,7 +30,12 @@ export interface EngineObserver {
   generated(tokens: number): void;
   /** A request finished (not failed), this long after it was queued. */
   finished(e2eSeconds: number): void;
+  /** Tool-loop pins: `released` pins ended for `reason`, leaving `pinnedBlocks` full-attention blocks pinned. */
+  pins(pinnedBlocks: number, released?: { reason: PinRelease; count: number }): void;
 }
+
+/** Why a tool-loop pin ended: its follow-up turn arrived, its TTL passed, or live requests needed the blocks. */
+export type PinRelease = "follow_up" | "expired" | "pressure";
 
 /** Reports nothing (no metrics registry). */
 export const silentObserver: EngineObserver = {
@@ -46,6 +51,7 @@ export const silentObserver: EngineObserver = {
   interToken: () => {},
   generated: () => {},
   finished: () => {},
+  pins: () => {},
 };
 
 /** One engine step as its span records it. */

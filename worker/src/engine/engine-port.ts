@@ -11,6 +11,7 @@
  *   deadline_exceeded error once passed.
  */
 
+import type { PrefixSummary } from "@expertmesh/proto/cluster";
 import type { Finished, GenerateRequest, InfoResponse, TokenBatch } from "@expertmesh/proto/worker";
 import type { SpanContext } from "@opentelemetry/api";
 
@@ -24,6 +25,8 @@ export interface EnginePort {
   /** trace: the request's span, linked from the engine steps that serve it. */
   generate(request: GenerateRequest, signal: AbortSignal, trace?: SpanContext): AsyncIterable<EngineEvent>;
   abort(requestId: string): boolean;
+  /** What its prefix cache holds, published for cache-aware routing (absent: no cache). */
+  prefixSummary?(): PrefixSummary;
   /** Stops admitting and resolves once admitted work has finished (absent: nothing to wait for). */
   drain?(): Promise<void>;
 }

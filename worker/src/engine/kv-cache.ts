@@ -6,8 +6,10 @@
  * Both tables are indexed by block position; a sliding slot is -1 once wholly out of the window (or when
  * a cached prefix starts past it). Which sequence gets blocks, and when, is the Scheduler's decision.
  */
+
+import { chainHash, prefixRoot } from "@expertmesh/common/prefix";
 import { type Engine, trimSlidingWindow } from "@expertmesh/kernels";
-import { chainHash, PrefixCache, type PrefixCacheOptions } from "./prefix-cache.ts";
+import { PrefixCache, type PrefixCacheOptions } from "./prefix-cache.ts";
 import type { KvLedger } from "./scheduler.ts";
 
 /** What the cache needs of the native engine: its pools and block geometry. */
@@ -26,10 +28,13 @@ export const emptyTables = (): BlockTables => ({ full: [], sliding: [], hashes: 
 export class KvCache {
   readonly full: PrefixCache;
   readonly sliding: PrefixCache;
+  /** The hash chain's root: the engine's salt (model, precision, KV dtype), so only equal engines share hashes. */
+  readonly root: string;
   readonly #geometry: KvGeometry;
 
-  constructor(geometry: KvGeometry, options: PrefixCacheOptions = {}) {
+  constructor(geometry: KvGeometry, options: PrefixCacheOptions & { salt?: string } = {}) {
     this.#geometry = geometry;
+    this.root = prefixRoot(options.salt ?? "");
     this.full = new PrefixCache(geometry.numFullBlocks, options);
     this.sliding = new PrefixCache(geometry.numSlidingBlocks, options);
   }
@@ -63,7 +68,7 @@ export class KvCache {
     tables.hashes = [];
     let k = 0;
     while (k < maxBlocks) {
-      const h = chainHash(k === 0 ? "" : (tables.hashes[k - 1] as string), prompt, k, bs);
+      const h = chainHash(k === 0 ? this.root : (tables.hashes[k - 1] as string), prompt, k, bs);
       if (this.full.peek(h) === undefined) break;
       tables.hashes.push(h);
       k++;
@@ -117,7 +122,7 @@ export class KvCache {
     if (complete <= tables.registered) return;
     const all = tokens();
     for (let i = tables.registered; i < complete; i++) {
-      const h = tables.hashes[i] ?? chainHash(i === 0 ? "" : (tables.hashes[i - 1] as string), all, i, bs);
+      const h = tables.hashes[i] ?? chainHash(i === 0 ? this.root : (tables.hashes[i - 1] as string), all, i, bs);
       tables.hashes[i] = h;
       this.full.register(tables.full[i] as number, h);
       const s = tables.sliding[i] as number;

@@ -108,6 +108,8 @@ export function batchEngineOf(
   const { metrics, tracer } = reporting;
   return new BatchEngine(engine.model, engine, {
     modelName: config.model.name,
+    // Hashes name the engine that computed the KV: blocks of another precision or KV dtype never match.
+    prefixSalt: `${config.model.name}|${config.model.precision}|${engine.kvCapacity().dtype}`,
     synthetic: isSynthetic(config.model.path),
     maxNumSeqs: config.scheduler.max_num_seqs,
     maxTokensPerStep: config.scheduler.max_tokens_per_step,

@@ -74,6 +74,18 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
       labelNames,
       registers: [registry],
     }),
+    pinnedBlocks: new Gauge({
+      name: "expertmesh_prefix_pinned_blocks",
+      help: "Full-attention KV blocks pinned for tool loops (GATEWAY_TOOL_PIN_MS)",
+      labelNames,
+      registers: [registry],
+    }),
+    pinsReleased: new Counter({
+      name: "expertmesh_tool_pins_released_total",
+      help: "Tool-loop pins ended, by reason: follow_up (the next turn arrived), expired (TTL), pressure (live requests needed the blocks)",
+      labelNames: ["model_name", "reason"] as const,
+      registers: [registry],
+    }),
     preemptions: new Counter({
       name: "vllm:num_preemptions_total",
       help: "Sequences preempted (recomputed later)",
@@ -169,5 +181,9 @@ export function metricsObserver(m: EngineMetrics): EngineObserver {
     interToken: (seconds) => m.itl.observe(l, seconds),
     generated: (tokens) => m.generationTokens.inc(l, tokens),
     finished: (e2eSeconds) => m.e2e.observe(l, e2eSeconds),
+    pins: (pinnedBlocks, released) => {
+      m.pinnedBlocks.set(l, pinnedBlocks);
+      if (released && released.count > 0) m.pinsReleased.inc({ ...l, reason: released.reason }, released.count);
+    },
   };
 }

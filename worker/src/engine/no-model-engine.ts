@@ -47,6 +47,7 @@ export class NoModelEngine implements EnginePort {
         kvBlocksInUse: 0,
         kvDtype: "",
         kvBytesPerToken: 0,
+        kvBlocksMaxPinned: 0,
       },
       load: { running: 0, waiting: 0, generationTokensTotal: 0 },
       backend: this.#device,

@@ -1,10 +1,10 @@
 /**
- * PrefixCache alone: the chained block hash, reference counts, least-recently-used eviction and pins
+ * PrefixCache alone (the chained block hash is common/src/prefix-hash.test.ts): reference counts, least-recently-used eviction and pins
  * (expiry on the caller's clock, a cap on pinned blocks). The worker-level behaviour (hits over gRPC,
  * exact outputs) is in batch-engine.prefix-cache.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { chainHash, PrefixCache } from "./prefix-cache.ts";
+import { PrefixCache } from "./prefix-cache.ts";
 
 const BS = 4;
 
@@ -15,19 +15,6 @@ function cachedBlocks(capacity: number, hashes: string[], options = {}) {
   for (const [i, h] of hashes.entries()) cache.register(blocks[i] as number, h);
   return { cache, blocks };
 }
-
-describe("chainHash", () => {
-  const tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9];
-  it("hashes one block of token ids, chained on the hash of the block before it", () => {
-    const h0 = chainHash("", tokens, 0, BS);
-    expect(chainHash("", [1, 2, 3, 4, 99], 0, BS)).toBe(h0); // tokens after the block do not count
-    expect(chainHash("", [1, 2, 3, 5], 0, BS)).not.toBe(h0);
-    const h1 = chainHash(h0, tokens, 1, BS);
-    // The same tokens after another prefix are another block.
-    expect(chainHash(chainHash("", [0, 2, 3, 4], 0, BS), [0, 2, 3, 4, 5, 6, 7, 8], 1, BS)).not.toBe(h1);
-    expect(chainHash(h0, [9, 9, 9, 9, 5, 6, 7, 8], 1, BS)).toBe(h1);
-  });
-});
 
 describe("PrefixCache reference counts", () => {
   it("an unregistered block returns to the pool at its last release; a registered one stays cached", () => {

@@ -11,16 +11,7 @@
  *
  * Knows nothing of sequences or of the sliding window (kv-cache.ts does).
  */
-import { createHash } from "node:crypto";
 import { BlockPool } from "@expertmesh/kernels";
-
-/** The hash of token block `index` (blockSize tokens from index × blockSize), chained on `prev`, block index − 1's hash ("" for block 0). */
-export function chainHash(prev: string, tokens: readonly number[], index: number, blockSize: number): string {
-  return createHash("sha1")
-    .update(prev)
-    .update(Buffer.from(Int32Array.from(tokens.slice(index * blockSize, (index + 1) * blockSize)).buffer))
-    .digest("base64");
-}
 
 export interface PrefixCacheOptions {
   /** Most blocks pinned at once (default: a quarter of the pool). */
@@ -51,6 +42,11 @@ export class PrefixCache {
   /** Blocks referenced by at least one sequence. */
   get inUse(): number {
     return this.#refs.size;
+  }
+
+  /** Blocks registered under a hash (referenced, pinned or evictable). */
+  get cached(): number {
+    return this.#byHash.size;
   }
 
   /** Blocks pinned now. */
@@ -147,6 +143,17 @@ export class PrefixCache {
       expired++;
     }
     return expired;
+  }
+
+  /** The hashes of every cached block (referenced, pinned or evictable): what the worker publishes. */
+  hashes(): IterableIterator<string> {
+    return this.#byHash.keys();
+  }
+
+  /** Whether `hash`'s block is pinned now. */
+  isPinned(hash: string): boolean {
+    const b = this.#byHash.get(hash);
+    return b !== undefined && this.#pins.has(b);
   }
 
   /** An unreferenced cached block becomes evictable (the newest in LRU order) unless pinned. */

@@ -127,8 +127,8 @@ export function stepEntry(live: Live, tokens: number[], sample: boolean): StepSe
   };
 }
 
-/** The Finished event of a sequence that ended (not failed) at `now`. */
-export function finishedOf(live: Live, reason: FinishReason | undefined, now: number): Finished {
+/** The Finished event of a sequence that ended (not failed) at `now`, having pinned `pinnedBlocks` for its tool call. */
+export function finishedOf(live: Live, reason: FinishReason | undefined, now: number, pinnedBlocks = 0): Finished {
   return {
     reason: reason ?? FinishReason.FINISH_REASON_STOP,
     usage: { promptTokens: live.promptLength, completionTokens: live.output.length, cachedPromptTokens: live.cachedTokens },
@@ -137,5 +137,6 @@ export function finishedOf(live: Live, reason: FinishReason | undefined, now: nu
       firstTokenSeconds: live.firstToken ? (live.firstToken - live.enqueued) / 1000 : 0,
     },
     reasoningTruncated: live.constraint?.truncated ?? false,
+    pinnedBlocks,
   };
 }

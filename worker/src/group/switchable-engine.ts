@@ -41,6 +41,10 @@ export class SwitchableEngine implements EnginePort {
     return this.#current.abort(requestId);
   }
 
+  prefixSummary() {
+    return this.#current.prefixSummary?.() ?? { blockSize: 0, salt: "", bloom: Buffer.alloc(0), blocks: 0, pinnedBlocks: 0 };
+  }
+
   drain(): Promise<void> {
     return this.#current.drain?.() ?? Promise.resolve();
   }
