@@ -101,6 +101,16 @@ export const GatewayConfigSchema = z
         tls_ca_file: z.string().default(""),
         tls_cert_file: z.string().default(""),
         tls_key_file: z.string().default(""),
+        /**
+         * cache_aware: a tool loop's next turn goes to the group holding its pinned KV, others to the
+         * group cheapest by cached prefix against load (README: cache-aware routing); least_load: the
+         * fewest outstanding tokens, always.
+         */
+        policy: z.enum(["cache_aware", "least_load"]).default("cache_aware"),
+        /** cost(g) = (P − cached(g)) + weight × P × load(g): how many prompts' worth one queued request counts. */
+        cache_load_weight: z.coerce.number().min(0).max(100).default(0.25),
+        /** How long a generation that ended in a tool call keeps its KV pinned for the follow-up turn (0: never). */
+        tool_pin_ms: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
       })
       .prefault({}),
     /** Admission control of generations at this gateway (beyond it: 429 with retry-after). */
@@ -249,6 +259,9 @@ export const gatewayEnv = {
   "orchestrator.refresh_ms": "GATEWAY_DISCOVERY_REFRESH_MS",
   "router.max_attempts": "GATEWAY_ROUTER_MAX_ATTEMPTS",
   "router.sync_ms": "GATEWAY_ROUTER_SYNC_MS",
+  "router.policy": "GATEWAY_ROUTER_POLICY",
+  "router.cache_load_weight": "GATEWAY_ROUTER_CACHE_LOAD_WEIGHT",
+  "router.tool_pin_ms": "GATEWAY_TOOL_PIN_MS",
   "router.health_backoff_initial_ms": "GATEWAY_HEALTH_BACKOFF_INITIAL_MS",
   "router.health_backoff_max_ms": "GATEWAY_HEALTH_BACKOFF_MAX_MS",
   "router.health_recheck_ms": "GATEWAY_HEALTH_RECHECK_MS",

@@ -20,7 +20,7 @@ import { type Port, PrimaryChannel } from "./cluster/primary-channel.ts";
 import { sharedStateHandlers } from "./cluster/shared-state.ts";
 import { type GatewayConfig, loadGatewayConfig } from "./config.ts";
 import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";
-import { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
+import { HarmonyTokenizer, Special } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore } from "./domain/responses/store.ts";
 import { createServer } from "./server.ts";
@@ -47,8 +47,8 @@ async function serve(config: GatewayConfig): Promise<void> {
   const log = createLogger("gateway", config.log_level);
   const telemetry = startTelemetry({ serviceName: "expertmesh-gateway" });
   const directory = new OrchestratorDirectory(config.orchestrator.address, config.orchestrator.refresh_ms, log);
-  const backend = new WorkerPool(directory, log, workerPoolOptions(config.router));
   const registry = createMetricsRegistry("gateway");
+  const backend = new WorkerPool(directory, log, { ...workerPoolOptions(config.router), pinOnTokenIds: [Special.call], registry });
   const shared = sharedPorts(config, log, registry);
   if (!shared.keys.required) log.warn("no API keys are configured: authentication is disabled (local development only)");
   const prompts =

@@ -1,7 +1,9 @@
 /**
- * GenerationBackend over the worker roster. A generation goes to the worker with the fewest outstanding
- * tokens among those the directory lists as ready for the model and whose grpc.health.v1 watch
- * (worker-health.ts) does not say otherwise (R13); it runs on the worker's one GenerateStream
+ * GenerationBackend over the worker roster. A generation goes to one of the workers the directory lists
+ * as ready for the model and whose grpc.health.v1 watch (worker-health.ts) does not say otherwise (R13):
+ * the holder of the tool loop it continues (domain/routing/tool-loops.ts), else the group that is
+ * cheapest by cached prefix against load (domain/routing/cache-routing.ts), else — no group holds any of
+ * its prefix, or router.policy is least_load — the one with the fewest outstanding tokens. It runs on the worker's one GenerateStream
  * (generation-mux.ts: cancelled when the client goes away) and maps the worker's typed errors to the
  * gateway's catalogue. A generation that
  * fails before its first event reached the caller (worker gone or refusing: UNAVAILABLE, NOT_READY,
@@ -11,12 +13,14 @@
  */
 
 import { readFileSync } from "node:fs";
-import type { AppError, Logger } from "@expertmesh/common";
+import { type AppError, Counter, type Logger, type Registry } from "@expertmesh/common";
 import { type Member, MemberState } from "@expertmesh/proto/cluster";
 import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, WorkerClient } from "@expertmesh/proto/worker";
 import { type ChannelCredentials, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { type Context, context, propagation } from "@opentelemetry/api";
 import { type GenerationBackend, type PipeableIterator, pipeTo } from "../domain/generation-backend.ts";
+import { cheapest, PromptChains, publishedLoad, type RouteReason, type RoutingPolicy } from "../domain/routing/cache-routing.ts";
+import { type ToolLoop, ToolLoops } from "../domain/routing/tool-loops.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
 import { GenerationMux, type Step, streamError } from "./generation-mux.ts";
@@ -32,8 +36,14 @@ export function workerPoolOptions(r: {
   tls_ca_file: string;
   tls_cert_file: string;
   tls_key_file: string;
+  policy: RoutingPolicy;
+  cache_load_weight: number;
+  tool_pin_ms: number;
 }): WorkerPoolOptions {
   return {
+    policy: r.policy,
+    cacheLoadWeight: r.cache_load_weight,
+    toolPinMs: r.tool_pin_ms,
     maxAttempts: r.max_attempts,
     syncIntervalMs: r.sync_ms,
     healthBackoff: { initialMs: r.health_backoff_initial_ms, maxMs: r.health_backoff_max_ms, recheckMs: r.health_recheck_ms },
@@ -62,6 +72,30 @@ export interface WorkerPoolOptions {
   healthBackoff?: HealthBackoff;
   /** Channel credentials to the workers (default: plaintext). */
   credentials?: ChannelCredentials;
+  /** cache_aware (default) or least_load. */
+  policy?: RoutingPolicy;
+  /** The weight of a group's load against its cached prefix (cache-routing.ts; default 0.25). */
+  cacheLoadWeight?: number;
+  /** How long a tool call's KV stays pinned for its follow-up turn, in ms (0, the default here: no pins). */
+  toolPinMs?: number;
+  /** The tokens that end a tool call (Harmony's <|call|>): a generation ending on one is pinned. */
+  pinOnTokenIds?: number[];
+  /** Where routing decisions are counted (absent: nowhere). */
+  registry?: Registry;
+  /** The clock of tool-loop expiry, Unix ms (default Date.now). */
+  now?: () => number;
+}
+
+/** A ready member the router may choose, with its endpoint. */
+interface Candidate {
+  member: Member;
+  endpoint: Endpoint;
+}
+
+/** Where a generation goes, why, and the tool loop it continues there (if any). */
+interface Route extends Candidate {
+  reason: RouteReason;
+  follows?: ToolLoop;
 }
 
 /** One worker address: its channel, its health watch and the load the router balances. */
@@ -101,6 +135,13 @@ export class WorkerPool implements GenerationBackend {
   readonly #backoff: HealthBackoff;
   readonly #credentials: ChannelCredentials;
   readonly #timer: NodeJS.Timeout;
+  readonly #policy: RoutingPolicy;
+  readonly #weight: number;
+  readonly #toolPinMs: number;
+  readonly #pinOn: number[];
+  readonly #loops = new ToolLoops();
+  readonly #now: () => number;
+  readonly #decisions: Counter<"reason"> | undefined;
   #closed = false;
 
   constructor(directory: WorkerDirectory, log: Logger, options: WorkerPoolOptions = {}) {
@@ -109,6 +150,19 @@ export class WorkerPool implements GenerationBackend {
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.#backoff = options.healthBackoff ?? DEFAULT_HEALTH_BACKOFF;
     this.#credentials = options.credentials ?? credentials.createInsecure();
+    this.#policy = options.policy ?? "cache_aware";
+    this.#weight = options.cacheLoadWeight ?? 0.25;
+    this.#toolPinMs = options.toolPinMs ?? 0;
+    this.#pinOn = options.pinOnTokenIds ?? [];
+    this.#now = options.now ?? Date.now;
+    this.#decisions = options.registry
+      ? new Counter({
+          name: "expertmesh_gateway_routing_decisions_total",
+          help: "Generations routed, by reason: pinned (to its tool loop's holder), prefix (cheapest by cached prefix against load), least_load",
+          labelNames: ["reason"] as const,
+          registers: [options.registry],
+        })
+      : undefined;
     this.#sync();
     // Watches open ahead of the first request to a new worker, and close for workers that left.
     this.#timer = setInterval(() => this.#sync(), options.syncIntervalMs ?? 500);
@@ -134,6 +188,8 @@ export class WorkerPool implements GenerationBackend {
     // The caller's trace (given, or the context the generation is started in): every attempt carries it.
     const trace = parent ?? context.active();
     const tried = new Set<string>();
+    const chains = this.#policy === "cache_aware" ? new PromptChains(request.promptTokenIds) : undefined;
+    let route: Route | undefined;
     let lastError: AppError | undefined;
     let attempt: Attempt | null = null;
     let address = "";
@@ -171,6 +227,7 @@ export class WorkerPool implements GenerationBackend {
     const step = (s: Step): IteratorResult<GenerateResponse> | Promise<IteratorResult<GenerateResponse>> => {
       if ("event" in s) {
         yielded = true;
+        if (s.event.finished?.pinnedBlocks && route) this.#pinned(request.requestId, route, chains);
         return { done: false, value: s.event };
       }
       const end = ending(s);
@@ -183,11 +240,11 @@ export class WorkerPool implements GenerationBackend {
       if (!attempt) {
         try {
           if (tried.size === 0) this.#sync();
-          const endpoint = this.#pick(model, tried, lastError);
-          tried.add(endpoint.address);
-          address = endpoint.address;
+          route = this.#route(model, chains, tried, lastError);
+          tried.add(route.endpoint.address);
+          address = route.endpoint.address;
           yielded = false;
-          attempt = this.#start(endpoint, request, signal, trace);
+          attempt = this.#start(route.endpoint, this.#withToolLoop(request, route), signal, trace);
         } catch (err) {
           finished = true;
           return Promise.reject(err);
@@ -206,8 +263,10 @@ export class WorkerPool implements GenerationBackend {
           return;
         }
         a.pipe((s) => {
-          if ("event" in s) sink.event(s.event);
-          else if (!finished) sink.end(ending(s)); // yielded already: never "retry"
+          if ("event" in s) {
+            if (s.event.finished?.pinnedBlocks && route) this.#pinned(request.requestId, route, chains);
+            sink.event(s.event);
+          } else if (!finished) sink.end(ending(s)); // yielded already: never "retry"
         });
       },
       // The caller stopped reading: cancel the call (if still running) and give its load back.
@@ -230,17 +289,20 @@ export class WorkerPool implements GenerationBackend {
     this.#endpoints.clear();
   }
 
-  /** The least-loaded routable ready worker not yet tried; throws the last attempt's error when none is left. */
-  #pick(model: string, tried: ReadonlySet<string>, lastError: AppError | undefined): Endpoint {
+  /** The routable ready worker not yet tried that the router chooses (see the header); throws the last attempt's error when none is left. */
+  #route(model: string, chains: PromptChains | undefined, tried: ReadonlySet<string>, lastError: AppError | undefined): Route {
     const listed = this.#directory.members().filter((m) => m.model === model);
     const ready = listed.filter(serving);
-    let best: Endpoint | undefined;
-    for (const m of ready) {
-      const e = this.#endpoints.get(m.address);
-      if (!e || tried.has(e.address) || !e.health.routable()) continue;
-      if (!best || e.outstanding < best.outstanding) best = e;
+    const candidates: Candidate[] = [];
+    for (const member of ready) {
+      const endpoint = this.#endpoints.get(member.address);
+      if (endpoint && !tried.has(endpoint.address) && endpoint.health.routable()) candidates.push({ member, endpoint });
     }
-    if (best) return best;
+    if (candidates.length > 0) {
+      const route = this.#choose(candidates, chains);
+      this.#decisions?.inc({ reason: route.reason });
+      return route;
+    }
     if (lastError) throw lastError;
     // Before the first roster, or for a model some worker served since this gateway started (restarted,
     // killed, stopped), the model may be served again shortly: 503 with retry-after, which the SDKs
@@ -254,6 +316,39 @@ export class WorkerPool implements GenerationBackend {
           ? `no ready worker serves '${model}' right now`
           : `no worker serving '${model}' reports healthy right now`;
     throw gatewayErrors.create("service_unavailable", { reason }, { retryAfterMs: 2000 });
+  }
+
+  /** The tool loop's holder, else the cheapest group by cached prefix, else the least-loaded worker. */
+  #choose(candidates: readonly Candidate[], chains: PromptChains | undefined): Route {
+    if (chains) {
+      for (const c of candidates) {
+        const follows = this.#loops.take(chains.chainFor(c.member), this.#now());
+        const holder = follows && candidates.find((h) => h.endpoint.address === follows.address);
+        // The holder gone (or tried already): its pin expires there; the turn is routed on its prefix.
+        if (follows && holder) return { ...holder, reason: "pinned", follows };
+      }
+      const prompt = (c: Candidate) => chains.cachedOn(c.member);
+      const scores = candidates.map((c) => ({ address: c.endpoint.address, cached: prompt(c), load: publishedLoad(c.member) }));
+      const best = cheapest(scores, chains.promptTokens, this.#weight);
+      const chosen = best && candidates.find((c) => c.endpoint.address === best.address);
+      if (chosen) return { ...chosen, reason: "prefix" };
+    }
+    let best = candidates[0] as Candidate;
+    for (const c of candidates) if (c.endpoint.outstanding < best.endpoint.outstanding) best = c;
+    return { ...best, reason: "least_load" };
+  }
+
+  /** The request as sent on `route`: asking for a pin if it ends in a tool call, releasing the one it continues. */
+  #withToolLoop(request: GenerateRequest, route: Route): GenerateRequest {
+    const follows = route.follows ? [route.follows.requestId] : [];
+    if (this.#toolPinMs <= 0 && follows.length === 0) return request;
+    return { ...request, toolLoop: { pinTtlMs: this.#toolPinMs, pinOnTokenIds: this.#pinOn, follows } };
+  }
+
+  /** The worker pinned this generation's blocks: its next turn goes there. */
+  #pinned(requestId: string, route: Route, chains: PromptChains | undefined): void {
+    const key = chains?.loopKey(route.member);
+    if (key) this.#loops.add(key, { requestId, address: route.endpoint.address }, this.#now() + this.#toolPinMs);
   }
 
   #start(e: Endpoint, request: GenerateRequest, signal: AbortSignal, trace: Context): Attempt {

@@ -8,8 +8,8 @@ import type { FastifyInstance } from "fastify";
 import { WorkerPool, workerPoolOptions } from "../adapters/worker-pool.ts";
 import { perProcessConfig } from "../cluster/per-process.ts";
 import { GatewayConfigSchema } from "../config.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
-import { StaticWorkerDirectory } from "../domain/worker-directory.ts";
+import { HarmonyTokenizer, Special } from "../domain/harmony/tokenizer.ts";
+import { StaticWorkerDirectory, type WorkerDirectory } from "../domain/worker-directory.ts";
 import { createServer, type GatewayDeps } from "../server.ts";
 
 /** A ready single-rank CPU member serving `model` at `address`. */
@@ -32,8 +32,10 @@ export function readyMember(address: string, model: string, workerId = "w1"): Me
 }
 
 export interface TestGatewayOptions {
-  /** Worker gRPC address. */
-  address: string;
+  /** Worker gRPC address (a static directory of that one worker), unless `directory` is given. */
+  address?: string;
+  /** Where the workers are listed (e.g. an OrchestratorDirectory); closed with the gateway. */
+  directory?: WorkerDirectory;
   model: string;
   /** Raw gateway config (validated by the real schema). */
   config?: Record<string, unknown>;
@@ -56,16 +58,17 @@ export interface TestGateway {
 }
 
 export async function startTestGateway(o: TestGatewayOptions): Promise<TestGateway> {
-  const directory = new StaticWorkerDirectory([readyMember(o.address, o.model)]);
+  const directory = o.directory ?? new StaticWorkerDirectory([readyMember(o.address ?? "", o.model)]);
   const log = createLogger("test-gateway", "silent");
   const parsed = GatewayConfigSchema.parse(o.config ?? {});
   const config = o.perProcess ? perProcessConfig(parsed) : parsed;
-  const pool = new WorkerPool(directory, log, workerPoolOptions(config.router));
+  const registry = createMetricsRegistry("test-gateway");
+  const pool = new WorkerPool(directory, log, { ...workerPoolOptions(config.router), pinOnTokenIds: [Special.call], registry });
   const app = createServer({
     config,
     log,
     directory,
-    registry: createMetricsRegistry("test-gateway"),
+    registry,
     backend: pool,
     tokenizer: o.tokenizer ?? new HarmonyTokenizer(),
     ...o.deps,
@@ -78,6 +81,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     close: async () => {
       await app.close();
       pool.close();
+      directory.close();
     },
   };
 }

@@ -6,8 +6,6 @@
 import { describe, expect, it } from "vitest";
 import { PrefixCache } from "./prefix-cache.ts";
 
-const BS = 4;
-
 /** A cache whose blocks each hold one registered token block, all released (cached, evictable). */
 function cachedBlocks(capacity: number, hashes: string[], options = {}) {
   const cache = new PrefixCache(capacity, options);
