@@ -1,5 +1,6 @@
 /** Test and benchmark helpers of the gateway (not used by the service itself). */
 
+export { OrchestratorDirectory } from "../adapters/orchestrator-directory.ts";
 export { PrimaryRateLimiter } from "../adapters/primary-rate-limiter.ts";
 export { WorkerPool } from "../adapters/worker-pool.ts";
 export { runPrimary } from "../cluster/primary.ts";

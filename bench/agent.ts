@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+/**
+ * bench/agent — agent traffic against cache-aware routing and tool-loop pinning (issue #26). Simulated
+ * agents hold multi-turn tool-calling conversations with the gateway (the official openai SDK, streamed
+ * chat completions with tools and tool_choice "required", which the constrained decoder turns into a tool
+ * call even from the random-weight tiny model): conversations come in families that share a system +
+ * developer prompt; each turn ends in a tool call, the "tool" runs for a think time and returns a result,
+ * and the next turn resends the whole history. The same workload (same seed) runs against G engine
+ * groups twice: least-load routing without pins (the baseline), then cache-aware routing with pins.
+ *
+ * Reported per run: prefill tokens computed (the workers' prompt tokens minus prefix-cache hits), the
+ * follow-up turns' TTFT p50 (to the first streamed delta), the busiest group's requests over the mean,
+ * and the gateway's routing decisions by reason; then the ratios cache-aware / least-load.
+ *
+ *   node bench/agent.ts [--groups 2,4] [--quick] [--seed 1] [--json]
+ *
+ * --quick: 2 families × 4 conversations, 3 turns, a 400-token shared prompt, short think times (the CI
+ * test, agent.test.ts). Full: 6 families × 8 = 48 conversations, 6 tool-call turns each, a ~1,500-token
+ * shared prompt, tool results of 50–300 tokens, think times 0.2–2 s.
+ */
+import { parseArgs } from "node:util";
+import { seededRandom } from "@expertmesh/common/testing";
+import { encodeText } from "@expertmesh/grammar";
+import OpenAI from "openai";
+import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
+import { AGENT_MODEL, type AgentCluster, startAgentCluster, tinyCheckpoint } from "./agent-cluster.ts";
+import { median } from "./stats.ts";
+
+export interface AgentWorkload {
+  families: number;
+  perFamily: number;
+  turns: number;
+  sharedPromptTokens: number;
+  toolResultTokens: [number, number];
+  thinkMs: [number, number];
+  /** Conversations start spread over this many ms. */
+  staggerMs: number;
+  kvBlocks: number;
+}
+
+export const FULL: AgentWorkload = {
+  families: 6,
+  perFamily: 8,
+  turns: 6,
+  sharedPromptTokens: 1500,
+  toolResultTokens: [50, 300],
+  thinkMs: [200, 2000],
+  staggerMs: 4000,
+  kvBlocks: 1024,
+};
+
+export const QUICK: AgentWorkload = {
+  families: 2,
+  perFamily: 4,
+  turns: 3,
+  sharedPromptTokens: 400,
+  toolResultTokens: [50, 150],
+  thinkMs: [100, 400],
+  staggerMs: 1000,
+  kvBlocks: 512,
+};
+
+export interface AgentRun {
+  label: string;
+  groups: number;
+  /** Prompt tokens the workers computed (prompt tokens − prefix-cache hits). */
+  prefillTokens: number;
+  promptTokens: number;
+  followUpTtftP50Ms: number;
+  /** Requests served by each group. */
+  perGroup: number[];
+  /** Turns that ended in a tool call / all turns. */
+  toolCalls: number;
+  turns: number;
+  decisions: Record<string, number>;
+  seconds: number;
+}
+
+const TOOLS: ChatCompletionTool[] = [
+  {
+    type: "function",
+    function: {
+      name: "lookup",
+      description: "Looks something up.",
+      parameters: { type: "object", properties: {}, additionalProperties: false },
+      strict: true,
+    },
+  },
+];
+
+// Common English words, one o200k token each with their leading space: n words ≈ n tokens.
+const WORDS =
+  "the of and to in is that for it as with was on be by this are from at or have an they which one you had not but what all were when we there can been has more if will their would so about out up into them some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three".split(
+    " ",
+  );
+
+function words(rand: () => number, n: number): string {
+  return Array.from({ length: n }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
+}
+
+const between = (rand: () => number, [lo, hi]: [number, number]) => lo + Math.floor(rand() * (hi - lo + 1));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One conversation's turns; returns the follow-up TTFTs (ms) and how many turns ended in a tool call. */
+async function converse(client: OpenAI, w: AgentWorkload, family: number, index: number, seed: number) {
+  const rand = seededRandom(seed * 1_000_003 + family * 1009 + index);
+  const shared = seededRandom(seed * 7919 + family);
+  const messages: ChatCompletionMessageParam[] = [
+    { role: "system", content: `You are agent ${family} of the fleet.` },
+    { role: "developer", content: words(shared, w.sharedPromptTokens) },
+    { role: "user", content: `Task ${family}.${index}: ${words(rand, 30)}` },
+  ];
+  const ttfts: number[] = [];
+  let calls = 0;
+  await sleep(Math.floor(rand() * w.staggerMs));
+  for (let turn = 0; turn < w.turns; turn++) {
+    const t0 = performance.now();
+    let first = 0;
+    const call = { id: "", name: "", arguments: "" };
+    const stream = await client.chat.completions.create({
+      model: AGENT_MODEL,
+      messages,
+      tools: TOOLS,
+      tool_choice: "required",
+      max_tokens: 64,
+      max_reasoning_tokens: 4,
+      temperature: 1,
+      seed: seed * 100 + turn,
+      stream: true,
+    } as OpenAI.ChatCompletionCreateParamsStreaming);
+    for await (const chunk of stream) {
+      const d = chunk.choices[0]?.delta;
+      if (!first && (d?.tool_calls?.length || d?.content)) first = performance.now();
+      for (const t of d?.tool_calls ?? []) {
+        call.id ||= t.id ?? "";
+        call.name += t.function?.name ?? "";
+        call.arguments += t.function?.arguments ?? "";
+      }
+    }
+    if (turn > 0) ttfts.push((first || performance.now()) - t0);
+    if (!call.id) throw new Error(`conversation ${family}.${index} turn ${turn}: no tool call`);
+    calls++;
+    await sleep(between(rand, w.thinkMs)); // the tool runs
+    messages.push({
+      role: "assistant",
+      tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } }],
+    });
+    messages.push({ role: "tool", tool_call_id: call.id, content: words(rand, between(rand, w.toolResultTokens)) });
+  }
+  return { ttfts, calls };
+}
+
+/** Sums a counter over a Prometheus text by one label's values. */
+function byLabel(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const value = new RegExp(`${label}="([^"]*)"`).exec(line)?.[1] ?? "";
+    out[value] = (out[value] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return out;
+}
+
+/** Runs the workload once against a started cluster. */
+export async function runAgents(cluster: AgentCluster, w: AgentWorkload, seed: number, label: string): Promise<AgentRun> {
+  const client = new OpenAI({ apiKey: "unused", baseURL: `${cluster.base}/v1`, maxRetries: 0, timeout: 600_000 });
+  const t0 = performance.now();
+  const convs = [];
+  for (let f = 0; f < w.families; f++) for (let i = 0; i < w.perFamily; i++) convs.push(converse(client, w, f, i, seed));
+  const results = await Promise.all(convs);
+  const seconds = (performance.now() - t0) / 1000;
+  const prompt = await Promise.all(cluster.workers.map((x) => x.metric("vllm:prompt_tokens_total")));
+  const hits = await Promise.all(cluster.workers.map((x) => x.metric("vllm:prefix_cache_hits_total")));
+  const perGroup = await Promise.all(cluster.workers.map((x) => x.metric("vllm:e2e_request_latency_seconds_count")));
+  const promptTokens = prompt.reduce((a, b) => a + b, 0);
+  return {
+    label,
+    groups: cluster.workers.length,
+    promptTokens,
+    prefillTokens: promptTokens - hits.reduce((a, b) => a + b, 0),
+    followUpTtftP50Ms: median(results.flatMap((r) => r.ttfts)),
+    perGroup,
+    toolCalls: results.reduce((n, r) => n + r.calls, 0),
+    turns: w.families * w.perFamily * w.turns,
+    decisions: byLabel(await cluster.gatewayMetrics(), "expertmesh_gateway_routing_decisions_total", "reason"),
+    seconds,
+  };
+}
+
+/** The busiest group's requests over the mean. */
+export function imbalance(perGroup: readonly number[]): number {
+  const mean = perGroup.reduce((a, b) => a + b, 0) / perGroup.length;
+  return Math.max(...perGroup) / mean;
+}
+
+/** Least-load without pins, then cache-aware with pins, on `groups` fresh groups each time. */
+export async function compare(
+  groups: number,
+  w: AgentWorkload,
+  seed: number,
+  checkpoint = tinyCheckpoint(),
+): Promise<[AgentRun, AgentRun]> {
+  const runs: AgentRun[] = [];
+  for (const [label, policy, toolPinMs] of [
+    ["least-load", "least_load", 0],
+    ["cache-aware+pins", "cache_aware", 120_000],
+  ] as const) {
+    const cluster = await startAgentCluster(checkpoint, { groups, policy, toolPinMs, kvBlocks: w.kvBlocks });
+    try {
+      runs.push(await runAgents(cluster, w, seed, label));
+    } finally {
+      await cluster.close();
+    }
+  }
+  return runs as [AgentRun, AgentRun];
+}
+
+function table(pairs: Array<[AgentRun, AgentRun]>): string {
+  const rows = [
+    "| groups | routing | prefill tokens computed | of prompt tokens | follow-up TTFT p50 | max group / mean | requests per group | decisions | wall |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const pair of pairs) {
+    for (const r of pair) {
+      const decisions = Object.entries(r.decisions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      rows.push(
+        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
+      );
+    }
+    const [base, cache] = pair;
+    rows.push(
+      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      groups: { type: "string", default: "2,4" },
+      quick: { type: "boolean", default: false },
+      seed: { type: "string", default: "1" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const w = values.quick ? QUICK : FULL;
+  const checkpoint = tinyCheckpoint();
+  const shared = encodeText(words(seededRandom(1), w.sharedPromptTokens)).length;
+  console.error(`shared developer prompt: ${shared} tokens; ${w.families * w.perFamily} conversations × ${w.turns} turns`);
+  const pairs: Array<[AgentRun, AgentRun]> = [];
+  for (const g of values.groups.split(",").map(Number)) pairs.push(await compare(g, w, Number(values.seed), checkpoint));
+  console.log(values.json ? JSON.stringify(pairs, null, 2) : table(pairs));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
