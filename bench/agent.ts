@@ -76,7 +76,7 @@ export interface AgentRun {
   seconds: number;
 }
 
-const TOOLS: ChatCompletionTool[] = [
+export const TOOLS: ChatCompletionTool[] = [
   {
     type: "function",
     function: {
@@ -94,12 +94,48 @@ const WORDS =
     " ",
   );
 
-function words(rand: () => number, n: number): string {
+export function words(rand: () => number, n: number): string {
   return Array.from({ length: n }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ");
 }
 
 const between = (rand: () => number, [lo, hi]: [number, number]) => lo + Math.floor(rand() * (hi - lo + 1));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One turn of an agent: a streamed chat completion that must call the tool (the grammar forces it, with
+ * a 4-token reasoning budget); its call (undefined: it ended otherwise, see the caller), its finish
+ * reason and content, and its TTFT (ms to the first streamed delta).
+ */
+export async function toolTurn(client: OpenAI, messages: ChatCompletionMessageParam[], seed: number) {
+  const t0 = performance.now();
+  let first = 0;
+  const call = { id: "", name: "", arguments: "" };
+  const stream = await client.chat.completions.create({
+    model: AGENT_MODEL,
+    messages,
+    tools: TOOLS,
+    tool_choice: "required",
+    max_tokens: 64,
+    max_reasoning_tokens: 4,
+    temperature: 1,
+    seed,
+    stream: true,
+  } as OpenAI.ChatCompletionCreateParamsStreaming);
+  let finish = "";
+  let content = "";
+  for await (const chunk of stream) {
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    const d = chunk.choices[0]?.delta;
+    content += d?.content ?? "";
+    if (!first && (d?.tool_calls?.length || d?.content)) first = performance.now();
+    for (const t of d?.tool_calls ?? []) {
+      call.id ||= t.id ?? "";
+      call.name += t.function?.name ?? "";
+      call.arguments += t.function?.arguments ?? "";
+    }
+  }
+  return { call: call.id ? call : undefined, finish, content, ttftMs: (first || performance.now()) - t0 };
+}
 
 /** One conversation's turns; returns the follow-up TTFTs (ms) and how many turns ended in a tool call. */
 async function converse(client: OpenAI, w: AgentWorkload, family: number, index: number, seed: number) {
@@ -114,38 +150,21 @@ async function converse(client: OpenAI, w: AgentWorkload, family: number, index:
   let calls = 0;
   await sleep(Math.floor(rand() * w.staggerMs));
   for (let turn = 0; turn < w.turns; turn++) {
-    const t0 = performance.now();
-    let first = 0;
-    const call = { id: "", name: "", arguments: "" };
-    const stream = await client.chat.completions.create({
-      model: AGENT_MODEL,
-      messages,
-      tools: TOOLS,
-      tool_choice: "required",
-      max_tokens: 64,
-      max_reasoning_tokens: 4,
-      temperature: 1,
-      seed: seed * 100 + turn,
-      stream: true,
-    } as OpenAI.ChatCompletionCreateParamsStreaming);
-    for await (const chunk of stream) {
-      const d = chunk.choices[0]?.delta;
-      if (!first && (d?.tool_calls?.length || d?.content)) first = performance.now();
-      for (const t of d?.tool_calls ?? []) {
-        call.id ||= t.id ?? "";
-        call.name += t.function?.name ?? "";
-        call.arguments += t.function?.arguments ?? "";
-      }
-    }
-    if (turn > 0) ttfts.push((first || performance.now()) - t0);
-    if (!call.id) throw new Error(`conversation ${family}.${index} turn ${turn}: no tool call`);
-    calls++;
+    const { call, content, ttftMs } = await toolTurn(client, messages, seed * 100 + turn);
+    if (turn > 0) ttfts.push(ttftMs);
     await sleep(between(rand, w.thinkMs)); // the tool runs
-    messages.push({
-      role: "assistant",
-      tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } }],
-    });
-    messages.push({ role: "tool", tool_call_id: call.id, content: words(rand, between(rand, w.toolResultTokens)) });
+    const result = words(rand, between(rand, w.toolResultTokens));
+    if (call) {
+      calls++;
+      messages.push({
+        role: "assistant",
+        tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } }],
+      });
+      messages.push({ role: "tool", tool_call_id: call.id, content: result });
+    } else {
+      // Rarely the random model's turn ends without a call (counted, reported): the agent answers as the user.
+      messages.push({ role: "assistant", content }, { role: "user", content: result });
+    }
   }
   return { ttfts, calls };
 }
