@@ -46,7 +46,7 @@ export const FULL: AgentWorkload = {
   toolResultTokens: [50, 300],
   thinkMs: [200, 2000],
   staggerMs: 4000,
-  kvBlocks: 1024,
+  kvBlocks: 8192,
 };
 
 export const QUICK: AgentWorkload = {
@@ -57,7 +57,7 @@ export const QUICK: AgentWorkload = {
   toolResultTokens: [50, 150],
   thinkMs: [100, 400],
   staggerMs: 1000,
-  kvBlocks: 512,
+  kvBlocks: 2048,
 };
 
 export interface AgentRun {
