@@ -53,12 +53,13 @@ GPTOSS_HOST_DEVICE uint8_t f32_to_e4m3(float f) {
   return sign | static_cast<uint8_t>((e << 3) | m);
 }
 
+// Branch-free, for the attention loops: the 7 magnitude bits placed at the top of an fp32's exponent and
+// mantissa read as 2^(e - 127)·(1 + m/8), or m·2^-129 for e = 0 (an fp32 subnormal), so one multiply by
+// 2^120 gives the e4m3 value, subnormals included; 0x7f is NaN.
 GPTOSS_HOST_DEVICE float e4m3_to_f32(uint8_t v) {
-  const uint32_t sign = static_cast<uint32_t>(v & 0x80u) << 24;
-  const uint32_t e = (v >> 3) & 0xfu, m = v & 7u;
-  if (e == 15 && m == 7) return fp8_bits_float(sign | 0x7fc00000u);
-  if (e == 0) return fp8_bits_float(sign | fp8_float_bits(static_cast<float>(m) * (1.0f / 512.0f)));
-  return fp8_bits_float(sign | ((e + 120) << 23) | (m << 20));
+  const uint32_t mag = v & 0x7fu;
+  const float x = mag == 0x7fu ? fp8_bits_float(0x7fc00000u) : fp8_bits_float(mag << 20) * 0x1p120f;
+  return v & 0x80u ? -x : x;
 }
 
 // The scale a row is stored with: its largest magnitude maps to 448. NaN elements do not count (they

@@ -19,9 +19,17 @@ __device__ __forceinline__ int64_t kv_index(const KvLayer& kv, const AttnSeq& s,
   return block * 2 * half + (value ? half : 0) + (static_cast<int64_t>(head) * kv.block_size + slot) * kv.head_dim;
 }
 
+// fp32 and bf16 pools.
 __device__ __forceinline__ float kv_load(const KvLayer& kv, int64_t i) {
-  if (kv.type == KvType::FP8) return e4m3_to_f32(static_cast<const uint8_t*>(kv.pool)[i]) * kv.scales[i / kv.head_dim];
   return kv.type == KvType::BF16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(kv.pool)[i]) : static_cast<const float*>(kv.pool)[i];
+}
+
+// An fp8 pool's row scale (row_at: the row's first element index), read once per row so the
+// per-element load (kv_load_fp8) stays a code conversion and a multiply.
+__device__ __forceinline__ float kv_row_scale(const KvLayer& kv, int64_t row_at) { return kv.scales[row_at / kv.head_dim]; }
+
+__device__ __forceinline__ float kv_load_fp8(const KvLayer& kv, int64_t i, float row_scale) {
+  return e4m3_to_f32(static_cast<const uint8_t*>(kv.pool)[i]) * row_scale;
 }
 
 // Round-to-nearest-even, NaN kept quiet: the same bits as core/bf16.h's f32_to_bf16.

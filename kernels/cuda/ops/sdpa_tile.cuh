@@ -77,6 +77,14 @@ __device__ void stage_tile(const AttnArgs& a, const AttnSeq& s, int kvh, int key
     } else if (live) {
       k_off = v_off = static_cast<int64_t>(s.token_begin + pos - s.pos_begin) * a.ldkv + static_cast<int64_t>(kvh) * D;
     }
+    if (cached && a.kv.type == KvType::FP8) {  // its own loop: the scales stay out of the other paths' registers
+      const float k_scale = kv_row_scale(a.kv, k_off), v_scale = kv_row_scale(a.kv, v_off);
+      for (int d = lane; d < D; d += 32) {
+        t.kt[d * kKtStride + j] = kv_load_fp8(a.kv, k_off + d, k_scale);
+        t.vt[j * D + d] = kv_load_fp8(a.kv, v_off + d, v_scale);
+      }
+      continue;
+    }
     for (int d = lane; d < D; d += 32) {
       t.kt[d * kKtStride + j] = cached ? kv_load(a.kv, k_off + d) : live ? a.k_new[k_off + d] : 0.0f;
       t.vt[j * D + d] = cached ? kv_load(a.kv, v_off + d) : live ? a.v_new[v_off + d] : 0.0f;
