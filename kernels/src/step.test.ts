@@ -2,7 +2,7 @@
  * The batched step API: batch invariance, native sampling semantics, and argument validation.
  */
 import { describe, expect, it } from "vitest";
-import { BlockPool, Engine, LocalSequence, Model, NativeError, type Precision, type StepResult } from "./index.ts";
+import { BlockPool, Engine, KV_DTYPES, LocalSequence, Model, NativeError, type Precision, type StepResult } from "./index.ts";
 import { argmax, goldenCases } from "./testing/golden.ts";
 
 const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
@@ -288,7 +288,7 @@ describe("KV capacity on the CPU", () => {
   it("refuses an unknown kvDtype before it allocates anything", async () => {
     const model = await Model.load(g2.dir);
     expect(() => new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, kvDtype: "fp16" as "f32" })).toThrow(
-      /kvDtype must be one of f32, bf16, got fp16/,
+      `kvDtype must be one of ${KV_DTYPES.join(", ")}, got fp16`,
     );
   });
 });
