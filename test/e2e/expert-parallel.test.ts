@@ -131,10 +131,11 @@ describe("expert-parallel groups through the gateway", () => {
     const c = await cluster(2, 4);
     const listed = await c.members();
     expect(new Set(listed.map((m) => m.groupId)).size).toBe(2);
-    // Streams on both groups, long enough to be mid-flight when a rank dies.
+    // Streams on both groups, long enough to be mid-flight when a rank dies (and within what a request
+    // may take beside the tool-loop pin share: ¾ of the 256 × 16-token pool).
     const streams = await Promise.all(
       [0, 1, 2, 3].map(async () => {
-        const s = await c.client.completions.create({ model: MODEL, prompt: "Once", max_tokens: 4000, temperature: 1, stream: true });
+        const s = await c.client.completions.create({ model: MODEL, prompt: "Once", max_tokens: 3000, temperature: 1, stream: true });
         const it = s[Symbol.asyncIterator]();
         await it.next();
         return it;
