@@ -7,10 +7,12 @@
  * Prints a table: decode tok/s at each batch (default 1/4/16/64), prefill tok/s for each prompt length
  * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
- *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16|fp8] [--json]
+ *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16|fp8]
+ *                        [--dense bf16|q8] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
  *                        [--roofline h100|h200] [--probe-gib G] [--probe-passes N] [--prepare]
  *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).
+ *   --dense: how the engine reads the dense weights (default bf16; q8: 8-bit codes converted at load).
  *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
  *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2); --probe-passes: its timed passes (default 9).
  *
@@ -37,6 +39,8 @@ import {
   type Backend,
   BlockPool,
   capabilities,
+  DENSE_WEIGHTS,
+  type DenseWeights,
   Engine,
   isBackend,
   KV_DTYPES,
@@ -60,6 +64,7 @@ const { values } = parseArgs({
     dir: { type: "string" },
     precision: { type: "string", default: "default" },
     kv: { type: "string" },
+    dense: { type: "string", default: "bf16" },
     json: { type: "boolean", default: false },
     device: { type: "string", default: "cpu" },
     batches: { type: "string", default: "1,4,16,64" },
@@ -86,6 +91,8 @@ const precision = values.precision as Precision;
 if (!PRECISIONS.includes(precision)) throw new Error(`--precision must be one of ${PRECISIONS.join(", ")}`);
 const kvDtype = values.kv as KvDtype | undefined;
 if (kvDtype !== undefined && !KV_DTYPES.includes(kvDtype)) throw new Error(`--kv must be one of ${KV_DTYPES.join(", ")}`);
+const denseWeights = values.dense as DenseWeights;
+if (!DENSE_WEIGHTS.includes(denseWeights)) throw new Error(`--dense must be one of ${DENSE_WEIGHTS.join(", ")}`);
 const device = values.device as Backend;
 if (!isBackend(device)) throw new Error(`--device must be cpu, cuda-emu or cuda:N, got '${values.device}'`);
 const batches = counts("batches", values.batches);
@@ -129,9 +136,11 @@ const caps = capabilities();
 const H = shape.hidden;
 const q = shape.numQHeads * shape.headDim;
 const kv = shape.numKvHeads * shape.headDim;
-const attnBytes = 2 * (H * (q + 2 * kv) + q * H) + 2 * shape.numExperts * H; // qkv + o + router (bf16)
+// bf16: 2 bytes per weight; q8: 1 byte + a 4-byte scale per 32 (the router stays bf16 either way)
+const denseBytes = denseWeights === "q8" ? 1 + 4 / 32 : 2;
+const attnBytes = denseBytes * (H * (q + 2 * kv) + q * H) + 2 * shape.numExperts * H; // qkv + o + router
 const expertBytes = (2 * shape.intermediate * H + H * shape.intermediate) * (17 / 32); // MXFP4: 0.5 B/weight + 1 B/32 scale
-const perToken = shape.numLayers * (attnBytes + shape.expertsPerToken * expertBytes) + 2 * shape.vocab * H + 2 * H;
+const perToken = shape.numLayers * (attnBytes + shape.expertsPerToken * expertBytes) + denseBytes * shape.vocab * H + 2 * H;
 const activeParams =
   shape.numLayers * (H * (q + 2 * kv) + q * H + shape.numExperts * H + shape.expertsPerToken * 3 * shape.intermediate * H) +
   shape.vocab * H;
@@ -169,6 +178,7 @@ const engine = new Engine(model, {
   precision,
   backend: device,
   ...(kvDtype ? { kvDtype } : {}),
+  denseWeights,
 });
 const full = new BlockPool(blocks);
 const ring = new BlockPool(blocks);
@@ -273,6 +283,7 @@ const rows: Array<[string, string]> = [
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
   ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
   ["KV cache", `${engine.kvDtype}, ${engine.kvCapacity().bytesPerToken} bytes per token`],
+  ["dense weights", engine.denseWeights === "q8" ? "q8 (8-bit codes, a scale per 32; router bf16)" : "bf16"],
   [
     `CPU read bandwidth (probe medians${onCpu ? ": start, before and after batch-1 decode" : ""})`,
     `${bandwidth.runs.map((g) => g.toFixed(1)).join(" / ")} GB/s`,
@@ -309,6 +320,7 @@ if (values.json)
       decodeCores,
       precision,
       kvDtype: engine.kvDtype,
+      denseWeights: engine.denseWeights,
       probe,
       rooflines,
       perToken,

@@ -18,7 +18,7 @@
  * and the median over rounds of the paired ratio ExpertMesh / llama.cpp.
  *
  *   node bench/peer.ts --llama-bench PATH --gguf FILE [--batched-bench PATH] [--repeats 3] [--dir DIR]
- *                      [--shape 20b] [--precision default|exact] [--tg 32] [--prefill 64,1024]
+ *                      [--shape 20b] [--precision default|exact] [--dense bf16|q8] [--tg 32] [--prefill 64,1024]
  *                      [--batches 4,16] [--threads 2]
  *
  * Without --llama-bench and --gguf it prints that it skipped and exits 0. It neither builds llama.cpp
@@ -46,6 +46,7 @@ import {
 
 const SHAPES = ["20b", "120b"];
 const PRECISIONS = ["default", "exact"];
+const DENSE_WEIGHTS = ["bf16", "q8"];
 const PROMPT_FOR_BATCHED = 16;
 /**
  * A 1-minute load average above this before the run means another process holds a core for part of it.
@@ -63,6 +64,8 @@ interface Options {
   dir: string;
   shape: string;
   precision: string;
+  /** bench/engine's --dense: compare q8 dense weights with a --dense q8_0 GGUF, or bf16 with bf16. */
+  dense: string;
   tg: number;
   prefill: number[];
   batches: number[];
@@ -103,6 +106,7 @@ const OPTIONS = {
   dir: { type: "string" },
   shape: { type: "string", default: "20b" },
   precision: { type: "string", default: "default" },
+  dense: { type: "string", default: "bf16" },
   tg: { type: "string", default: "32" },
   prefill: { type: "string", default: "64,1024" },
   batches: { type: "string", default: "4,16" },
@@ -127,6 +131,7 @@ function parseOptions(argv: string[]): Options | undefined {
   const repeats = positiveInt("repeats", values.repeats);
   if (!SHAPES.includes(values.shape)) usage(`--shape must be one of ${SHAPES.join(", ")}, got '${values.shape}'`);
   if (!PRECISIONS.includes(values.precision)) usage(`--precision must be one of ${PRECISIONS.join(", ")}, got '${values.precision}'`);
+  if (!DENSE_WEIGHTS.includes(values.dense)) usage(`--dense must be one of ${DENSE_WEIGHTS.join(", ")}, got '${values.dense}'`);
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
   const dir = values.dir ?? join(root, ".cache", "bench", `gpt-oss-${values.shape}-synthetic`);
   if (!existsSync(join(dir, ".complete")))
@@ -139,6 +144,7 @@ function parseOptions(argv: string[]): Options | undefined {
     dir,
     shape: values.shape,
     precision: values.precision,
+    dense: values.dense,
     tg: positiveInt("tg", values.tg),
     prefill: positiveList("prefill", values.prefill),
     batches: positiveList("batches", values.batches),
@@ -213,13 +219,19 @@ function commands(o: Options): { llama: string[]; batched: string[] | undefined;
     : undefined;
   const engineScript = fileURLToPath(new URL("./engine.ts", import.meta.url));
   const engineBatches = [1, ...(o.batchedBench ? o.batches : [])].join(",");
-  const engine = [engineScript, "--shape", o.shape, "--dir", o.dir, "--precision", o.precision, "--steps", String(o.tg)].concat([
-    "--batches",
-    engineBatches,
-    "--prefill",
-    o.prefill.join(","),
-    "--json",
-  ]);
+  const engine = [
+    engineScript,
+    "--shape",
+    o.shape,
+    "--dir",
+    o.dir,
+    "--precision",
+    o.precision,
+    "--dense",
+    o.dense,
+    "--steps",
+    String(o.tg),
+  ].concat(["--batches", engineBatches, "--prefill", o.prefill.join(","), "--json"]);
   return { llama, batched, engine };
 }
 

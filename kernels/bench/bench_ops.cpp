@@ -50,5 +50,21 @@ int main(int argc, char** argv) {
     std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
                 2.0 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);
   }
+  // q8 dense (the q8 dense-weight mode) on the same shape: 1 byte per weight + a 4-byte scale per 32.
+  std::vector<uint8_t> wq(static_cast<size_t>(E) * V * H);
+  for (auto& c : wq) c = static_cast<uint8_t>(1 + rng() % 255);
+  std::vector<float> sq(static_cast<size_t>(E) * V * H / 32, 1e-3f);
+  for (int rep = 0; rep < 2; ++rep) {
+    const double t0 = now();
+    for (int e = 0; e < E; ++e) {
+      const DenseQ8Matmul job{x.data(), T,
+                              MatrixQ8{wq.data() + static_cast<size_t>(e) * V * H, sq.data() + static_cast<size_t>(e) * V * H / 32, V, H},
+                              nullptr, yb.data(), V, T >= 24 ? RowPath::Panel : RowPath::Stream};
+      ops.q8_q8w_matmul(&job, 1);
+    }
+    const double dt = now() - t0;
+    std::printf("q8    %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
+                1.125 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);
+  }
   return 0;
 }

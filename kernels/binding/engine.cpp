@@ -18,7 +18,8 @@ struct EngineBox {
   std::unique_ptr<gptoss_engine, void (*)(gptoss_engine_t)> engine{nullptr, gptoss_engine_release};
 };
 
-// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?, decodeGraphs?) ->
+// createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?, decodeGraphs?, kvType?,
+// denseWeights?) ->
 // {handle, backend}; decodeGraphs: 1 on, -1 off, 0 or absent the backend's default.
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -31,13 +32,15 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   const std::string backend = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "cpu";
   const int32_t graphs = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : 0;
   const int32_t kv_type = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
+  const int32_t dense = info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : 0;
   const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(),
                                       info[2].As<Napi::Number>().Int32Value(),
                                       info[3].As<Napi::Number>().Int32Value(),
                                       backend.c_str(),
                                       box->comm.get(),
                                       graphs,
-                                      kv_type};
+                                      kv_type,
+                                      dense};
   gptoss_engine_t e = nullptr;
   const gptoss_status st = gptoss_engine_create_with_options(model.get(), &options, &e);
   if (st != gptoss_status_success) throw_status(env, st);

@@ -1,4 +1,5 @@
-// tensor.h — typed views of weight matrices as the ops read them: bf16 row-major and MXFP4 packed.
+// tensor.h — typed views of weight matrices as the ops read them: bf16 row-major, 8-bit with block scales,
+// and MXFP4 packed.
 // Views only: they own nothing (the memory-mapped checkpoint does) and know nothing of layers or shards,
 // so cpu/ and cuda/ ops can take them without including model/ or loader/.
 #pragma once
@@ -24,6 +25,15 @@ struct Span {
   const T* data() const { return ptr; }
   size_t size() const { return static_cast<size_t>(count); }
   bool empty() const { return count == 0; }
+};
+
+// Row-major 8-bit matrix with one fp32 scale per 32-element block (the opt-in q8 dense-weight mode,
+// converted from bf16 at load): element (r, c) = (codes[r·cols + c] − 128) · scales[r·(cols/32) + c/32].
+// Codes carry a +128 offset so that VNNI's unsigned operand takes them as they are; cols % 32 == 0.
+struct MatrixQ8 {
+  const uint8_t* codes = nullptr;
+  const float* scales = nullptr;
+  int64_t rows = 0, cols = 0;
 };
 
 // One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block.

@@ -1,6 +1,6 @@
 // ops.h — the engine's op set, one entry per op, the same list on every backend (cpu/ today, cuda/ next).
 // model/gpt_oss.cpp calls ops only through an OpSet, so a backend is one table (ggml's dispatch switch).
-// Every op computes in fp32 from bf16 or MXFP4 weights; names follow <in>_<weight>_<op>.
+// Every op computes in fp32 from bf16, q8 or MXFP4 weights; names follow <in>_<weight>_<op>.
 // Each op file has a "kernels" section (the inner loops) and a "launchers" section (checks + dispatch).
 #pragma once
 
@@ -106,16 +106,20 @@ struct SampleResult {
 // cores with the activations split into three bf16 planes on CUDA. The caller picks, per row.
 enum class RowPath : uint8_t { Stream, Panel };
 
-// One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo).
-struct DenseMatmul {
+// One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo), with bf16
+// weights (DenseMatmul) or q8 weights (DenseQ8Matmul).
+template <class W>
+struct DenseProduct {
   const float* x;
   int T;
-  MatrixBF16 w;
+  W w;
   const float* bias;  // may be null
   float* out;
   int64_t ldo;
   RowPath path = RowPath::Stream;
 };
+using DenseMatmul = DenseProduct<MatrixBF16>;
+using DenseQ8Matmul = DenseProduct<MatrixQ8>;
 
 // One expert product in a group: out[n, w.rows] = x[n, w.cols] · W(MXFP4)ᵀ + bias.
 struct ExpertMatmul {
@@ -190,6 +194,11 @@ struct OpSet {
                        const KvLayer& kv);
   // Top-k of each row of logits[T, E] (ties → lower index), softmax over the k → idx/weights [T, k].
   void (*f32_router_topk)(const float* logits, int T, int E, int k, int32_t* idx, float* weights);
+  // The same products over q8 weights (the q8 dense-weight mode), whatever the precision: Stream rows
+  // quantize their activations as q8_mxfp4w_matmul does (two int8 digits of one scale per token, error
+  // ≤ d / 256 per element) and sum each 32-element block in integers; Panel rows run the fp32 GEMM on the
+  // dequantized weights and the exact activations. The unembedding uses it too in that mode.
+  void (*q8_q8w_matmul)(const DenseQ8Matmul* jobs, int num_jobs);
   // A group of MXFP4 expert products run as one parallel region.
   void (*f32_mxfp4w_matmul)(const ExpertMatmul* jobs, int num_jobs);
   // The same products in serving precision: activations as two int8 digits per element (one scale per

@@ -11,6 +11,7 @@ void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, 
                     const float*, float, int, float*, int64_t, float*);
 void f32_kv_store(const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&);
 void f32_router_topk(const float*, int, int, int, int32_t*, float*);
+void q8_q8w_matmul(const DenseQ8Matmul*, int);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
 void q8_mxfp4w_matmul(const ExpertMatmul*, int);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
@@ -40,6 +41,7 @@ const OpSet& cpu_ops() {
       cpu::f32_sdpa_sinks,
       cpu::f32_kv_store,
       cpu::f32_router_topk,
+      cpu::q8_q8w_matmul,
       cpu::f32_mxfp4w_matmul,
       cpu::q8_mxfp4w_matmul,
       cpu::f32_swiglu_oai,

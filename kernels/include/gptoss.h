@@ -159,6 +159,13 @@ gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precisi
  * largest magnitude maps to 448). Attention widens to fp32 on load. */
 typedef enum gptoss_kv_type { gptoss_kv_f32 = 0, gptoss_kv_bf16 = 1, gptoss_kv_fp8 = 2 } gptoss_kv_type;
 
+/* How the engine reads the dense weights (gptoss_engine_options.dense_weights): bf16 as the checkpoint
+ * holds them; or q8: the attention projections and the unembedding converted at engine creation to 8-bit
+ * codes with one fp32 scale per 32 weights (half the bytes per decode step; the router and the embedding
+ * stay bf16). Products over q8 weights quantize their activations as the serving precision does, in either
+ * precision. */
+typedef enum gptoss_dense_weights { gptoss_dense_bf16 = 0, gptoss_dense_q8 = 1 } gptoss_dense_weights;
+
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).
  * timeout_ms bounds the join and every collective (the watchdog): a peer that died or hangs makes the
@@ -227,6 +234,7 @@ typedef struct gptoss_engine_options {
    * elsewhere), 1 = on where the backend can (cuda:N, cuda-emu), -1 = off. Several ranks: always off. */
   int32_t decode_graphs;
   int32_t kv_type; /* gptoss_kv_type (0: fp32) */
+  int32_t dense_weights; /* gptoss_dense_weights (0: bf16) */
 } gptoss_engine_options;
 gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
 /* The backend the engine's steps run on ("cpu"); valid while the engine lives. */

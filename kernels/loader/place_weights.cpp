@@ -1,7 +1,8 @@
 // place_weights.cpp — copies one rank's weights into a backend's memory once, at engine creation: every
 // view of ModelWeights is re-pointed at a device copy. bf16 matrices are packed to ld = cols (a shard's
 // column slice of o_proj would otherwise drag the other ranks' columns along); MXFP4 experts are copied
-// packed, so a device holds 4.25 bits per expert weight as the checkpoint does. A view shared by two
+// packed, so a device holds 4.25 bits per expert weight as the checkpoint does; q8 matrices (the q8
+// dense-weight mode) as they are. A view shared by two
 // fields (tied embeddings) is copied once.
 #include <cstring>
 #include <deque>
@@ -55,11 +56,18 @@ class DeviceStore {
     return MxFp4Matrix{static_cast<const uint8_t*>(copy(m.blocks, m.rows, blocks_per_row * 16, blocks_per_row * 16)),
                        static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols};
   }
+  MatrixQ8 place(const MatrixQ8& m) {
+    const size_t cols = static_cast<size_t>(m.cols), nb = cols / 32;
+    return MatrixQ8{static_cast<const uint8_t*>(copy(m.codes, m.rows, cols, cols)),
+                    static_cast<const float*>(copy(m.scales, m.rows, nb * sizeof(float), nb * sizeof(float))), m.rows, m.cols};
+  }
   template <class T>
   Span<T> place(const Span<T>& v) {
     return Span<T>{static_cast<const T*>(copy(v.ptr, 1, v.size() * sizeof(T), v.size() * sizeof(T))), v.count};
   }
-  Linear place(const Linear& l) { return Linear{place(l.w), place(l.bias)}; }
+  // A matrix read in 8 bits keeps only its shape in bf16: the device never reads those weights.
+  MatrixBF16 place(const MatrixBF16& m, const MatrixQ8& q8) { return q8.codes ? MatrixBF16{nullptr, m.rows, m.cols, m.cols} : place(m); }
+  Linear place(const Linear& l) { return Linear{place(l.w, l.q8), place(l.bias), place(l.q8)}; }
   // A host table to upload (it holds device pointers already), kept until the upload.
   Span<ExpertProj> keep(std::vector<ExpertProj> table) {
     tables_.push_back(std::move(table));
@@ -80,7 +88,8 @@ std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWei
   auto store = std::make_shared<DeviceStore>(memory);
   auto w = std::make_shared<ModelWeights>(*host);  // config, shard and the layer structure; views re-pointed below
   w->embed = store->place(host->embed);
-  w->lm_head = store->place(host->lm_head);
+  w->lm_head = store->place(host->lm_head, host->lm_head_q8);
+  w->lm_head_q8 = store->place(host->lm_head_q8);
   w->final_norm = store->place(host->final_norm);
   for (LayerWeights& l : w->layers) {
     AttentionWeights& a = l.attn;

@@ -127,6 +127,7 @@ struct Transformer::Scratch {
   std::vector<Run> runs;       // consecutive rows sharing a path: one dense product each
   std::vector<Run> head_runs;  // the same over the rows of `last` (the head's unembedding)
   std::vector<DenseMatmul> dense_jobs;
+  std::vector<DenseQ8Matmul> dense_q8_jobs;
   const AttnSeq* full_seqs = nullptr;  // device: [num_seqs] each, their block tables in `blocks`
   const AttnSeq* sliding_seqs = nullptr;
   int num_seqs = 0;
@@ -177,13 +178,20 @@ struct Product {
   int64_t ldo;
 };
 
+// Weights held in 8 bits (the q8 dense-weight mode) are read in 8 bits; a group's products share one form.
 void Transformer::dense(Scratch& s, std::initializer_list<Product> products) const {
   s.dense_jobs.clear();
+  s.dense_q8_jobs.clear();
   for (const auto& r : s.runs)
-    for (const Product& p : products)
-      s.dense_jobs.push_back({p.x + r.begin * p.l.w.cols, r.count, p.l.w, p.l.bias.empty() ? nullptr : p.l.bias.data(),
-                              p.out + r.begin * p.ldo, p.ldo, r.path});
-  ops_.f32_bf16w_matmul(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
+    for (const Product& p : products) {
+      const float* x = p.x + r.begin * p.l.w.cols;
+      const float* bias = p.l.bias.empty() ? nullptr : p.l.bias.data();
+      float* out = p.out + r.begin * p.ldo;
+      if (p.l.q8.codes) s.dense_q8_jobs.push_back({x, r.count, p.l.q8, bias, out, p.ldo, r.path});
+      else s.dense_jobs.push_back({x, r.count, p.l.w, bias, out, p.ldo, r.path});
+    }
+  if (!s.dense_jobs.empty()) ops_.f32_bf16w_matmul(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
+  if (!s.dense_q8_jobs.empty()) ops_.q8_q8w_matmul(s.dense_q8_jobs.data(), static_cast<int>(s.dense_q8_jobs.size()));
 }
 
 void Transformer::attention_block(int l, Scratch& s, KvCache& kv) const {
@@ -347,9 +355,16 @@ void Transformer::head(Scratch& s) const {
   ops_.f32_scatter_rows(s.h.data(), H, s.head_rows.data(), s.T, 1, last);
   ops_.f32_rmsnorm(last, s.out_rows, H, w_->final_norm.data(), c.rms_eps, last);
   float* logits = s.logits.data();
-  for (const auto& r : s.head_runs)
-    ops_.f32_bf16w_unembed(last + r.begin * static_cast<int64_t>(H), r.count, w_->lm_head, logits + r.begin * static_cast<int64_t>(c.vocab),
-                           r.path);
+  for (const auto& r : s.head_runs) {
+    const float* x = last + r.begin * static_cast<int64_t>(H);
+    float* out = logits + r.begin * static_cast<int64_t>(c.vocab);
+    if (w_->lm_head_q8.codes) {
+      const DenseQ8Matmul job{x, r.count, w_->lm_head_q8, nullptr, out, c.vocab, r.path};
+      ops_.q8_q8w_matmul(&job, 1);
+    } else {
+      ops_.f32_bf16w_unembed(x, r.count, w_->lm_head, out, r.path);
+    }
+  }
 }
 
 const float* Transformer::forward(const std::vector<int32_t>& tokens, const std::vector<SeqChunk>& seqs, KvCache& kv) {

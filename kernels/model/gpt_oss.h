@@ -70,7 +70,8 @@ struct SeqChunk {
 
 // Numerics of the forward pass. Exact: fp32 activations everywhere (the golden tolerances' exact mode).
 // Serving: the MXFP4 expert products quantize their activations to int8 per 32-element block
-// (ops.q8_mxfp4w_matmul); everything else as in Exact.
+// (ops.q8_mxfp4w_matmul); everything else as in Exact. Weights converted to 8 bits (quantize_dense) are
+// read in 8 bits (ops.q8_q8w_matmul) in either precision: Exact is exact only over bf16 dense weights.
 enum class Precision { Exact, Serving };
 
 // Prefill chunks of at least this many tokens take the panel path in the expert products (the fp32 GEMM,

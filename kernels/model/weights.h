@@ -21,6 +21,7 @@ class Checkpoint;
 struct Linear {
   MatrixBF16 w;
   Span<float> bias;  // empty = no bias
+  MatrixQ8 q8;       // the same weights in 8 bits (quantize_dense), or empty: the products read these
 };
 
 struct Expert {
@@ -71,6 +72,7 @@ struct ModelWeights {
   MatrixBF16 embed;        // [V, H]
   Span<float> final_norm;
   MatrixBF16 lm_head;      // [V, H]
+  MatrixQ8 lm_head_q8;     // the q8 dense-weight mode's unembedding, or empty
   std::vector<LayerWeights> layers;
   std::shared_ptr<const Checkpoint> checkpoint;  // keeps the mappings alive
   std::shared_ptr<const void> storage;           // owns what the Spans (and, once placed, the matrices) view
@@ -101,6 +103,13 @@ inline std::vector<ExpertProj> projections(const std::vector<Expert>& experts, M
 }
 
 std::shared_ptr<const ModelWeights> load_weights(const std::string& dir, const ShardSpec& shard);
+
+// The q8 dense-weight mode: the same weights with the attention projections and the unembedding also
+// as 8-bit codes with one fp32 scale per 32 weights (loader/quantize_dense.cpp), which the forward pass
+// then reads instead of their bf16 form. The result owns the converted matrices and keeps `host` alive.
+std::shared_ptr<const ModelWeights> quantize_dense(std::shared_ptr<const ModelWeights> host);
+// One matrix's conversion: codes [rows, cols] (+128 offset), scales [rows, cols / 32].
+void quantize_q8_rows(const MatrixBF16& w, uint8_t* codes, float* scales);
 
 struct DeviceMemory;
 // The weights in a backend's memory: the same views over copies made once (bf16 matrices packed to

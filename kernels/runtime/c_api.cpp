@@ -119,6 +119,9 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
     o.kv_type = options->kv_type == gptoss_kv_bf16  ? gptoss::KvType::BF16
                 : options->kv_type == gptoss_kv_fp8 ? gptoss::KvType::FP8
                                                     : gptoss::KvType::F32;
+    gptoss::check(options->dense_weights == gptoss_dense_bf16 || options->dense_weights == gptoss_dense_q8,
+                  gptoss_status_invalid_argument, "engine_create: unknown dense weight type " + std::to_string(options->dense_weights));
+    o.dense = options->dense_weights == gptoss_dense_q8 ? gptoss::DenseWeights::Q8 : gptoss::DenseWeights::BF16;
     if (options->comm != nullptr) {
       const auto& sh = model->weights->shard;
       const auto& c = *options->comm->comm;

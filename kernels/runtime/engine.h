@@ -21,6 +21,8 @@
 
 namespace gptoss {
 
+enum class DenseWeights { BF16, Q8 };
+
 struct EngineOptions {
   int block_size = 16;
   int num_full_blocks = 0;
@@ -34,6 +36,9 @@ struct EngineOptions {
   // several ranks runs eagerly either way.
   int decode_graphs = 0;
   KvType kv_type = KvType::F32;
+  // Q8: the attention projections and the unembedding converted to 8 bits at creation and read so
+  // (model/weights.h quantize_dense); BF16: as the checkpoint holds them.
+  DenseWeights dense = DenseWeights::BF16;
 };
 
 // One sequence of a step as the engine runs it.

@@ -142,6 +142,8 @@ export interface Addon {
     decodeGraphs?: number,
     /** gptoss_kv_type: 0 f32, 1 bf16, 2 fp8. */
     kvType?: 0 | 1 | 2,
+    /** gptoss_dense_weights: 0 bf16, 1 q8. */
+    denseWeights?: 0 | 1,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   engineKvCapacity(engine: RawEngine): KvCapacity;

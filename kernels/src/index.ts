@@ -7,6 +7,8 @@ export { type ModelShape, parameterCount, SHAPES, type ShapeName } from "./check
 export { Communicator, type CommunicatorOptions, type GlooOptions, type NcclOptions } from "./communicator.ts";
 export {
   type Backend,
+  DENSE_WEIGHTS,
+  type DenseWeights,
   Engine,
   type EngineOptions,
   isBackend,

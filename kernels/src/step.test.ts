@@ -2,7 +2,17 @@
  * The batched step API: batch invariance, native sampling semantics, and argument validation.
  */
 import { describe, expect, it } from "vitest";
-import { BlockPool, Engine, KV_DTYPES, LocalSequence, Model, NativeError, type Precision, type StepResult } from "./index.ts";
+import {
+  BlockPool,
+  DENSE_WEIGHTS,
+  Engine,
+  KV_DTYPES,
+  LocalSequence,
+  Model,
+  NativeError,
+  type Precision,
+  type StepResult,
+} from "./index.ts";
 import { argmax, goldenCases } from "./testing/golden.ts";
 
 const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
@@ -283,6 +293,13 @@ describe("KV capacity on the CPU", () => {
       expect(kv.slidingTokens).toBe(8 * 16);
       expect(kv.bytes).toBe(kv.bytesPerToken * 8 * 16);
     }
+  });
+
+  it("refuses an unknown denseWeights before it converts anything", async () => {
+    const model = await Model.load(g2.dir);
+    expect(() => new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, denseWeights: "int4" as "q8" })).toThrow(
+      `denseWeights must be one of ${DENSE_WEIGHTS.join(", ")}, got int4`,
+    );
   });
 
   it("refuses an unknown kvDtype before it allocates anything", async () => {

@@ -92,6 +92,7 @@ const OpSet& synced_cuda_ops() {
     GPTOSS_SYNCED(f32_sdpa_sinks);
     GPTOSS_SYNCED(f32_kv_store);
     GPTOSS_SYNCED(f32_router_topk);
+    GPTOSS_SYNCED(q8_q8w_matmul);
     GPTOSS_SYNCED(f32_mxfp4w_matmul);
     GPTOSS_SYNCED(q8_mxfp4w_matmul);
     GPTOSS_SYNCED(f32_swiglu_oai);

@@ -1,5 +1,5 @@
 // op_checks.h — what the op suites of test_ops share across its files: the seeded inputs, the checks
-// that count PASS / FAIL, and the suites that live in files of their own (test_ops_sdpa.cpp). Defined in
+// that count PASS / FAIL, and the suites that live in files of their own (test_ops_sdpa.cpp, test_ops_q8.cpp). Defined in
 // test_ops.cpp, whose main() runs every suite on every backend.
 #pragma once
 
@@ -29,5 +29,8 @@ void test_sdpa_steps(const OpSet& ops, KvType type);
 void test_fp8_codes();
 // A device op set's fp8 KV store writes the CPU op's bytes: the same codes and scales.
 void test_kv_store_fp8_as_cpu(const OpSet& ops);
+// Dense products over q8 weights (test_ops_q8.cpp), and the load-time conversion to q8.
+void test_q8_dense(const OpSet& ops);
+void test_q8_conversion();
 
 }  // namespace gptoss::test

@@ -524,6 +524,7 @@ int main(int argc, char** argv) {
   // The CUDA sources built against the emulator (cuda/emu): same cases and tolerances as the CPU.
   if (!cpu_only) backends.push_back(&cuda::emulated::cuda_ops());
   test::test_fp8_codes();
+  test::test_q8_conversion();
   for (const OpSet* ops : backends) {
     if (ready(*ops, "f32_rmsnorm")) test_rmsnorm(*ops);
     if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);
@@ -536,6 +537,7 @@ int main(int argc, char** argv) {
       if (ops != &cpu_ops()) test::test_kv_store_fp8_as_cpu(*ops);
     }
     if (ready(*ops, "f32_router_topk")) test_router(*ops);
+    if (ready(*ops, "q8_q8w_matmul")) test::test_q8_dense(*ops);
     if (ready(*ops, "f32_mxfp4w_matmul")) test_mxfp4(*ops);
     if (ready(*ops, "q8_mxfp4w_matmul")) test_mxfp4_q8(*ops);
     if (ready(*ops, "f32_mxfp4w_matmul") && ready(*ops, "q8_mxfp4w_matmul")) test_mxfp4_row_independence(*ops);

@@ -25,6 +25,12 @@ export const WorkerConfigSchema = z.object({
        * group must agree.
        */
       precision: z.enum(["default", "exact"]).default("default"),
+      /**
+       * How the dense weights are read: bf16 as the checkpoint holds them; q8 converts the attention
+       * projections and the unembedding to 8 bits with a scale per 32 weights at load (fewer bytes per
+       * decode step, at the deviation docs/PERFORMANCE.md measures). Every rank of a group must agree.
+       */
+      dense_weights: z.enum(["bf16", "q8"]).default("bf16"),
     })
     .prefault({}),
   rank: z.coerce.number().int().min(0).default(0),
@@ -114,6 +120,7 @@ export const workerEnv = {
   "model.path": "WORKER_MODEL_PATH",
   "model.name": "WORKER_MODEL_NAME",
   "model.precision": "WORKER_PRECISION",
+  "model.dense_weights": "WORKER_DENSE_WEIGHTS",
   rank: "WORKER_RANK",
   world_size: "WORKER_WORLD_SIZE",
   device: "WORKER_DEVICE",

@@ -55,6 +55,7 @@ export function createNativeEngine(model: Model, config: WorkerConfig, communica
     numFullBlocks: config.kv.num_blocks,
     numSlidingBlocks,
     precision: config.model.precision,
+    denseWeights: config.model.dense_weights,
     ...(config.kv.dtype ? { kvDtype: config.kv.dtype } : {}),
     backend: resolveDevice(config.device, config.rank),
     ...(communicator ? { communicator } : {}),
@@ -108,8 +109,9 @@ export function batchEngineOf(
   const { metrics, tracer } = reporting;
   return new BatchEngine(engine.model, engine, {
     modelName: config.model.name,
-    // Hashes name the engine that computed the KV: blocks of another precision or KV dtype never match.
-    prefixSalt: `${config.model.name}|${config.model.precision}|${engine.kvCapacity().dtype}`,
+    // Hashes name the engine that computed the KV: blocks of another precision, KV dtype or dense weight
+    // type never match.
+    prefixSalt: `${config.model.name}|${config.model.precision}|${engine.kvCapacity().dtype}${engine.denseWeights === "q8" ? "|q8" : ""}`,
     synthetic: isSynthetic(config.model.path),
     maxNumSeqs: config.scheduler.max_num_seqs,
     maxTokensPerStep: config.scheduler.max_tokens_per_step,

@@ -1,0 +1,149 @@
+// test_ops_q8.cpp — the q8 dense-weight products (q8_q8w_matmul) against the fp64 product of the
+// dequantized weights, on every backend: stream rows within the two-digit activation bound
+// Σ_k |w_k| · (max|x_token| / 127) / 256, panel rows (exact activations) within fp32 rounding; rows
+// independent of their neighbours on either path; and the load-time conversion (quantize_q8_rows).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../core/bf16.h"
+#include "../model/weights.h"
+#include "op_checks.h"
+#include "reference/ops_ref.h"
+
+namespace gptoss::test {
+
+namespace {
+
+struct Q8 {
+  std::vector<uint8_t> codes;
+  std::vector<float> scales;
+  std::vector<double> exact;  // the dequantized weights
+  MatrixQ8 view(int rows, int cols) const { return MatrixQ8{codes.data(), scales.data(), rows, cols}; }
+};
+
+// Random codes (one block with scale 0, one with every code at 128 = 0) and positive block scales.
+Q8 random_q8(int rows, int cols) {
+  std::uniform_int_distribution<int> code(1, 255);
+  std::uniform_real_distribution<float> scale(0.5f, 2.0f);
+  const int nb = cols / 32;
+  Q8 m{std::vector<uint8_t>(static_cast<size_t>(rows) * cols), std::vector<float>(static_cast<size_t>(rows) * nb), {}};
+  for (auto& c : m.codes) c = static_cast<uint8_t>(code(rng));
+  for (auto& s : m.scales) s = scale(rng) / 127.0f / std::sqrt(static_cast<float>(cols));
+  m.scales[0] = 0.0f;
+  if (m.scales.size() > 1) std::fill(m.codes.begin() + 32, m.codes.begin() + 64, uint8_t{128});
+  m.exact.resize(m.codes.size());
+  for (int r = 0; r < rows; ++r)
+    for (int k = 0; k < cols; ++k)
+      m.exact[static_cast<size_t>(r) * cols + k] =
+          (static_cast<int>(m.codes[static_cast<size_t>(r) * cols + k]) - 128) * static_cast<double>(m.scales[static_cast<size_t>(r) * nb + k / 32]);
+  return m;
+}
+
+std::vector<float> run(const OpSet& ops, const std::vector<float>& x, int T, const Q8& w, int rows, int cols, const float* bias,
+                       RowPath path) {
+  std::vector<float> y(static_cast<size_t>(T) * rows);
+  const DenseQ8Matmul job{x.data(), T, w.view(rows, cols), bias, y.data(), rows, path};
+  ops.q8_q8w_matmul(&job, 1);
+  return y;
+}
+
+void test_products(const OpSet& ops) {
+  struct C { const char* name; int T, rows, cols; RowPath path; bool int_acts; };
+  for (C c : {C{"q8_q8w_matmul/single_token_k2880", 1, 12, 2880, RowPath::Stream, false},
+              C{"q8_q8w_matmul/three_blocks_half_step_tail", 2, 9, 96, RowPath::Stream, false},
+              C{"q8_q8w_matmul/token_tiles_4_and_3_rows_past_4q", 7, 10, 256, RowPath::Stream, false},
+              C{"q8_q8w_matmul/scales_span_17_steps", 3, 8, 1088, RowPath::Stream, false},
+              C{"q8_q8w_matmul/int8_exact_activations", 4, 8, 192, RowPath::Stream, true},
+              C{"q8_q8w_matmul/panel_path_T30", 30, 50, 128, RowPath::Panel, false},
+              C{"q8_q8w_matmul/panel_path_T5_k2880", 5, 20, 2880, RowPath::Panel, false}}) {
+    std::uniform_int_distribution<int> small(-127, 127);
+    const Q8 w = random_q8(c.rows, c.cols);
+    auto x = randn(static_cast<size_t>(c.T) * c.cols, 1.0f);
+    if (c.int_acts)  // integers with one ±127 per token: the digits are exact
+      for (size_t i = 0; i < x.size(); ++i) x[i] = i % c.cols == 5 ? 127.0f : static_cast<float>(small(rng));
+    for (int k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
+    if (c.T > 1) std::fill(x.end() - c.cols, x.end(), 0.0f);  // an all-zero token (activation scale 0)
+    const auto b = randn(c.rows, 0.1f);
+    const auto y = run(ops, x, c.T, w, c.rows, c.cols, b.data(), c.path);
+    const auto bd = widen(b);
+    const auto want = ref::matmul(widen(x), c.T, c.cols, w.exact, c.rows, &bd);
+    const bool digits = c.path == RowPath::Stream && !c.int_acts;
+    double worst = 0.0;  // |got − want| / allowed, over all outputs
+    for (int t = 0; t < c.T; ++t)
+      for (int r = 0; r < c.rows; ++r) {
+        double amax = 0.0, wsum = 0.0, magnitude = 0.0;
+        for (int k = 0; k < c.cols; ++k) {
+          const double wk = w.exact[static_cast<size_t>(r) * c.cols + k], xk = x[static_cast<size_t>(t) * c.cols + k];
+          amax = std::max(amax, std::abs(xk));
+          wsum += std::abs(wk);
+          magnitude += std::abs(wk * xk);
+        }
+        const double bound = digits ? wsum * amax / 127.0 / 256.0 : 0.0;
+        const double allowed = bound * 1.001 + 1e-5 * (magnitude + std::abs(bd[r])) + 1e-30;
+        const size_t i = static_cast<size_t>(t) * c.rows + r;
+        worst = std::max(worst, std::isfinite(y[i]) ? std::abs(y[i] - want[i]) / allowed : INFINITY);
+      }
+    expect_true(std::string(ops.name) + "/" + c.name, worst <= 1.0, "max |Δ| / bound = " + std::to_string(worst));
+  }
+}
+
+// Batch invariance: a row's result is bit-identical alone, among many, at any offset, on either path.
+void test_row_independence(const OpSet& ops) {
+  const int rows = 52, cols = 2880, T = 40;
+  const Q8 w = random_q8(rows, cols);
+  const auto x = randn(static_cast<size_t>(T) * cols, 1.0f);
+  const auto b = randn(rows, 0.1f);
+  for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+    const auto all = run(ops, x, T, w, rows, cols, b.data(), path);
+    int differ = 0;
+    for (const auto [first, count] : {std::pair{0, 1}, std::pair{39, 1}, std::pair{3, 5}, std::pair{5, 35}}) {
+      const std::vector<float> part_x(x.begin() + static_cast<int64_t>(first) * cols, x.begin() + static_cast<int64_t>(first + count) * cols);
+      const auto part = run(ops, part_x, count, w, rows, cols, b.data(), path);
+      for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+    }
+    expect_true(std::string(ops.name) + (path == RowPath::Stream ? "/q8_q8w_matmul/rows_independent_stream" : "/q8_q8w_matmul/rows_independent_panel"),
+                differ == 0, std::to_string(differ) + " values differ");
+  }
+}
+
+}  // namespace
+
+void test_q8_dense(const OpSet& ops) {
+  test_products(ops);
+  test_row_independence(ops);
+}
+
+// The conversion: each block's largest magnitude becomes ±127 exactly, every element is within half a
+// step of its bf16 value, an all-zero block has scale 0 and codes 128, and a strided view reads its own columns.
+void test_q8_conversion() {
+  const int rows = 5, cols = 96, ld = 128;
+  std::vector<bf16_t> w(static_cast<size_t>(rows) * ld);
+  const auto v = randn(w.size(), 0.05f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = f32_to_bf16(v[i]);
+  for (int k = 0; k < 32; ++k) w[static_cast<size_t>(ld) + k] = f32_to_bf16(0.0f);  // row 1, block 0
+  std::vector<uint8_t> codes(static_cast<size_t>(rows) * cols);
+  std::vector<float> scales(static_cast<size_t>(rows) * cols / 32);
+  quantize_q8_rows(MatrixBF16{w.data(), rows, cols, ld}, codes.data(), scales.data());
+  double worst = 0.0;
+  bool extremes = true, zero_block = scales[3] == 0.0f;
+  for (int r = 0; r < rows; ++r)
+    for (int b = 0; b < cols / 32; ++b) {
+      const float s = scales[static_cast<size_t>(r) * 3 + b];
+      int peak = 0;
+      for (int k = 0; k < 32; ++k) {
+        const int q = static_cast<int>(codes[static_cast<size_t>(r) * cols + b * 32 + k]) - 128;
+        peak = std::max(peak, std::abs(q));
+        const double err = std::abs(q * static_cast<double>(s) - bf16_to_f32(w[static_cast<size_t>(r) * ld + b * 32 + k]));
+        worst = std::max(worst, s > 0.0f ? err / (0.5 * s) : err);
+        if (r == 1 && b == 0) zero_block = zero_block && q == 0;
+      }
+      if (s > 0.0f) extremes = extremes && peak == 127;
+    }
+  expect_true("convert/q8_from_bf16_half_step", worst <= 1.0 + 1e-6, "max error / half step = " + std::to_string(worst));
+  expect_true("convert/q8_block_peak_is_127", extremes);
+  expect_true("convert/q8_zero_block", zero_block);
+}
+
+}  // namespace gptoss::test
