@@ -10,6 +10,7 @@ import type { TiktokenBPE } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
 import { BytePairEncoder } from "./bpe.ts";
 import type { WorkBudget } from "./budget.ts";
+import { byteLevelString } from "./byte-level.ts";
 
 /** The Harmony special tokens by name (spec §5). */
 export const Special = HarmonySpecial;
@@ -173,6 +174,15 @@ export class HarmonyTokenizer {
     }
     this.#whole[id] = text;
     return text;
+  }
+
+  /**
+   * A token as Hugging Face's tokenizer names it (`convert_ids_to_tokens`, vLLM's `token_strs`): a special
+   * by its name (`<|start|>`, `<|reserved_200013|>`), an ordinary token in the byte-level alphabet
+   * (byte-level.ts), so a token holding part of a character keeps its exact bytes.
+   */
+  tokenString(id: number): string {
+    return this.isSpecial(id) ? specialText(id) : byteLevelString(this.bytes(id));
   }
 
   decode(ids: readonly number[]): string {

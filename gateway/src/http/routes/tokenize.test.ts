@@ -2,13 +2,16 @@
  * POST /tokenize and /detokenize (vLLM's shapes) through the openai SDK's generic calls: every Harmony
  * conformance case of test/fixtures/harmony round-trips exactly (text → ids → text), chat messages give
  * the very ids /v1/chat/completions sends to the worker, and both routes sit behind the API's auth with
- * OpenAI-shaped errors. GET /version too.
+ * OpenAI-shaped errors. `return_token_strs` names every token as vLLM does for gpt-oss (specials by name,
+ * ordinary tokens in the byte-level alphabet, exact bytes kept where a token splits a character). GET
+ * /version too.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fixturesDir } from "@expertmesh/kernels/testing";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
+import { byteLevelBytes } from "../../domain/harmony/byte-level.ts";
 import { HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 
@@ -21,6 +24,7 @@ interface Tokenized {
   count: number;
   max_model_len: number;
   tokens: number[];
+  token_strs?: string[];
 }
 
 const cases: RenderCase[] = JSON.parse(readFileSync(join(fixturesDir(), "harmony", "render-cases.json"), "utf8"));
@@ -106,6 +110,83 @@ describe("/tokenize and /detokenize", () => {
     });
     const long = await refusal("/tokenize", { prompt: "one two three four five six seven eight nine" });
     expect(long).toMatchObject({ status: 400, code: "context_length_exceeded", param: "prompt" });
+  });
+});
+
+describe("/tokenize with return_token_strs", () => {
+  /** The text a run of token strings stands for: their bytes (specials' names are printable ASCII, themselves), as UTF-8. */
+  const textOf = (strs: string[]) => {
+    const bytes = byteLevelBytes(strs.join(""));
+    expect(bytes).not.toBeNull();
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes as Uint8Array);
+  };
+
+  it("names each token as vLLM does: specials by name, the bytes of a character split across tokens kept exactly", async () => {
+    const { root } = await gateway();
+    const prompt = "<|start|>user<|message|>Hi 🦜\n<|end|><|start|>assistant<|channel|>final<|message|>";
+    const plain = await root.post<Tokenized>("/tokenize", { body: { prompt } });
+    const t = await root.post<Tokenized>("/tokenize", { body: { prompt, return_token_strs: true } });
+    expect(t.tokens).toEqual(plain.tokens);
+    expect(t.count).toBe(t.tokens.length);
+    const strs = t.token_strs as string[];
+    expect(strs).toHaveLength(t.tokens.length);
+    // The parrot (4 UTF-8 bytes) is split: some of its tokens are not UTF-8 on their own.
+    expect(t.tokens.filter((id) => tok.wholeText(id) === null).length).toBeGreaterThanOrEqual(2);
+    for (const [i, id] of t.tokens.entries()) {
+      const s = strs[i] as string;
+      if (tok.isSpecial(id)) {
+        expect(s).toMatch(/^<\|[a-z_0-9]+\|>$/);
+        expect(tok.encodeWithSpecials(s)).toEqual([id]);
+      } else expect(byteLevelBytes(s), `token ${i} (${id})`).toEqual(tok.bytes(id));
+    }
+    expect(t.tokens.map((id, i) => (id === Special.start || id === Special.channel ? strs[i] : null)).filter(Boolean)).toEqual([
+      "<|start|>",
+      "<|start|>",
+      "<|channel|>",
+    ]);
+    // Hugging Face's byte-level names: a newline is Ċ, a leading space Ġ.
+    expect(strs).toContain("Ċ");
+    expect(strs.some((s) => s.startsWith("Ġ"))).toBe(true);
+    // Together they are the prompt, byte for byte; the split character's tokens together are the character.
+    expect(textOf(strs)).toBe(prompt);
+    const split = t.tokens.flatMap((id, i) => (tok.wholeText(id) === null ? [strs[i] as string] : []));
+    expect(textOf(split).trim()).toBe("🦜");
+  });
+
+  it("names the tokens of every Harmony conformance case so that together they spell its text exactly", async () => {
+    const { root } = await gateway([], { max_prompt_tokens: 100_000 });
+    for (const c of cases) {
+      const t = await root.post<Tokenized>("/tokenize", { body: { prompt: c.expected_text, return_token_strs: true } });
+      expect(t.tokens, c.name).toEqual(c.expected_tokens);
+      expect(t.token_strs, c.name).toHaveLength(c.expected_tokens.length);
+      expect(textOf(t.token_strs as string[]), c.name).toBe(c.expected_text);
+    }
+  });
+
+  it("names the tokens of chat messages, and answers none unless asked", async () => {
+    const { root } = await gateway();
+    const messages = [{ role: "user", content: "Grüße aus 東京 🦜" }];
+    const t = await root.post<Tokenized>("/tokenize", { body: { messages, return_token_strs: true } });
+    const text = (await root.post<{ prompt: string }>("/detokenize", { body: { tokens: t.tokens } })).prompt;
+    expect(textOf(t.token_strs as string[])).toBe(text);
+    expect(text).toContain("Grüße aus 東京 🦜");
+    for (const flag of [false, null, undefined]) {
+      const r = await root.post<Tokenized>("/tokenize", { body: { messages, return_token_strs: flag } });
+      expect(r.tokens).toEqual(t.tokens);
+      expect(r).not.toHaveProperty("token_strs");
+    }
+  });
+
+  it("refuses a return_token_strs that is not a boolean, OpenAI-shaped", async () => {
+    const { root } = await gateway();
+    for (const bad of ["yes", 2, { on: true }]) {
+      const e = await root.post("/tokenize", { body: { prompt: "x", return_token_strs: bad } }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e, JSON.stringify(bad)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(e).toMatchObject({ status: 400, type: "invalid_request_error", param: "return_token_strs" });
+    }
   });
 });
 

@@ -6,6 +6,9 @@
  * render threads): the ids returned are the ids a chat request with these messages sends to a worker.
  * A `prompt` is tokenized as /v1/completions does: special-token text becomes the special token.
  * `model` is accepted and not checked: both gpt-oss models share o200k_harmony. Nothing here calls a worker.
+ * `return_token_strs: true` adds `token_strs`, each token as vLLM names it for gpt-oss (Hugging Face's
+ * `convert_ids_to_tokens`): specials by name, ordinary tokens in the byte-level alphabet (a space is `Ġ`),
+ * which keeps the exact bytes of a token that holds only part of a character.
  */
 import type { FastifyInstance } from "fastify";
 import { buildConversation, type ChatMessage, type ChatTool, checkToolMessages } from "../../domain/chat/conversation.ts";
@@ -35,6 +38,8 @@ interface TokenizeBody {
   reasoning_effort?: "low" | "medium" | "high" | null;
   /** Accepted for vLLM compatibility; o200k_harmony adds no BOS/EOS, so it changes nothing. */
   add_special_tokens?: boolean;
+  /** vLLM's: also answer `token_strs`, one string per token id. */
+  return_token_strs?: boolean | null;
 }
 
 // One of prompt / messages, as vLLM's union: checked in code for an exact message.
@@ -46,6 +51,7 @@ const tokenizeSchema = {
     messages: { type: "array", minItems: 1, items: CHAT_MESSAGE_SCHEMA },
     add_generation_prompt: { type: "boolean" },
     add_special_tokens: { type: "boolean" },
+    return_token_strs: { type: ["boolean", "null"] },
     tools: { type: ["array", "null"], items: CHAT_TOOL_SCHEMA },
     reasoning_effort: { enum: ["low", "medium", "high", null] },
   },
@@ -81,7 +87,8 @@ export function registerTokenizeRoutes(app: FastifyInstance, deps: TokenizeRoute
       const forCompletion = body.add_generation_prompt ?? true;
       tokens = (await deps.prompts.render(conversation, { for_completion: forCompletion, auto_drop_analysis: false }, job)).tokens;
     } else tokens = await deps.prompts.encodeWithSpecials(body.prompt ?? "", job);
-    return { count: tokens.length, max_model_len: deps.maxPromptTokens, tokens };
+    const out = { count: tokens.length, max_model_len: deps.maxPromptTokens, tokens };
+    return body.return_token_strs ? { ...out, token_strs: tokens.map((id) => deps.tokenizer.tokenString(id)) } : out;
   });
 
   app.post<{ Body: { model?: string; tokens: number[] } }>("/detokenize", { schema: { body: detokenizeSchema } }, async (request) => {
