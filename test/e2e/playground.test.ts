@@ -7,6 +7,8 @@
  *   and timings appear under it.
  * - A tool defined in the page's editor (invalid JSON is refused first) is called; its call shows, a
  *   hand-written result goes back to the model as a tool message, and the answer after it shows.
+ * - The raw Harmony tokens of a turn show on demand: every id with its string, as /tokenize renders the
+ *   conversation; special tokens set apart, a token holding part of a character as its bytes in hex.
  * - A structured output schema, the sampling settings and the reasoning effort reach the worker.
  * - axe-core finds no serious or critical violation; nothing scrolls sideways at 375 px.
  */
@@ -26,7 +28,8 @@ const TOKEN_MS = 60;
 const tok = new HarmonyTokenizer();
 const out = (s: string) => tok.encodeWithSpecials(s);
 const REASONING = "The user greets me. I should greet back and offer help.";
-const ANSWER = "Hello! I am a mesh of experts. How can I help you today?";
+// The parrot (4 UTF-8 bytes) takes three tokens: the raw token view shows its bytes.
+const ANSWER = "Hello! I am a mesh of experts 🦜. How can I help you today?";
 const TOOL = {
   type: "function",
   function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },
@@ -106,6 +109,55 @@ describe("the playground", () => {
     const text = (await stats.textContent()) ?? "";
     expect(text).toMatch(/\d+ prompt · \d+ completion \(\d+ reasoning\) tokens · TTFT \d+ ms · [\d.]+ tokens\/s/);
     await screenshot(page, "playground-chat");
+  });
+
+  it("shows the raw Harmony tokens of a turn: each id with its string, specials set apart, a split character as bytes", async () => {
+    const messages = [
+      { role: "user", content: "Hello!" },
+      { role: "assistant", content: ANSWER },
+    ];
+    const rendered = async () => {
+      const res = await fetch(`${gateway.base}/tokenize`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-oss-20b", messages, reasoning_effort: "medium" }),
+      });
+      return ((await res.json()) as { tokens: number[] }).tokens;
+    };
+    // Rendered before and after: a turn crossing midnight UTC renders one of the two dates.
+    const before = await rendered();
+    await page.getByRole("button", { name: "Show Harmony tokens" }).click();
+    const list = page.getByTestId("harmony-tokens");
+    await list.waitFor();
+    const after = await rendered();
+    const shown = await list.locator("li").evaluateAll((items) =>
+      items.map((li) => ({
+        id: Number((li as HTMLElement).dataset.id),
+        kind: (li as HTMLElement).dataset.kind,
+        text: li.querySelector(".tok-text")?.textContent,
+        idText: li.querySelector(".tok-id")?.textContent,
+        background: getComputedStyle(li).backgroundColor,
+      })),
+    );
+    expect([before, after]).toContainEqual(shown.map((s) => s.id));
+    const visible = (t: string) => t.replaceAll(" ", "␣").replaceAll("\n", "⏎");
+    const hex = (id: number) => [...tok.bytes(id)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    for (const s of shown) {
+      expect(s.idText).toBe(String(s.id));
+      const whole = tok.wholeText(s.id);
+      if (tok.isSpecial(s.id)) expect(s).toMatchObject({ kind: "special", text: tok.decode([s.id]) });
+      else if (whole === null) expect(s).toMatchObject({ kind: "bytes", text: hex(s.id) });
+      else expect(s).toMatchObject({ kind: "text", text: visible(whole) });
+    }
+    const texts = shown.map((s) => s.text);
+    for (const name of ["<|start|>", "<|channel|>", "<|message|>", "<|end|>"]) expect(texts).toContain(name);
+    expect(shown.filter((s) => s.kind === "bytes").length).toBeGreaterThanOrEqual(2);
+    // Set apart by more than their text: special tokens have their own background.
+    const bg = (kind: string) => new Set(shown.filter((s) => s.kind === kind).map((s) => s.background));
+    expect([...bg("special")].some((b) => bg("text").has(b))).toBe(false);
+    expect(await seriousViolations(page)).toEqual([]);
+    expect(await fitsWidth(page)).toBe(true);
+    await screenshot(page, "playground-tokens");
   });
 
   it("defines a tool, shows its call, and sends a hand-written result back", async () => {

@@ -4,8 +4,9 @@ import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { apiJson } from "../shared/api.ts";
 import { ErrorBox, Header } from "../shared/components.tsx";
-import { apiMessages, type Message, type Settings, streamTurn, type TurnStats } from "./chat.ts";
+import { type Message, type Settings, streamTurn, type TurnStats } from "./chat.ts";
 import { SettingsPanel } from "./settings.tsx";
+import { HarmonyTokens } from "./tokens.tsx";
 
 const fmt = (n: number | undefined, digits = 0) => (n === undefined ? "–" : n.toFixed(digits));
 
@@ -15,30 +16,6 @@ function Stats({ s }: { s: TurnStats }) {
       {`${fmt(s.promptTokens)} prompt · ${fmt(s.completionTokens)} completion (${fmt(s.reasoningTokens)} reasoning) tokens · TTFT ${fmt(s.ttftMs)} ms · ${fmt(s.tokensPerS, 1)} tokens/s · ${fmt(s.totalMs)} ms`}
     </p>
   );
-}
-
-/** The Harmony token ids the gateway renders for the conversation up to a turn (POST /tokenize). */
-function HarmonyTokens({ settings, history }: { settings: Settings; history: Message[] }) {
-  const [state, setState] = useState<{ tokens?: number[]; strs?: string[]; error?: Error }>();
-  const load = async () => {
-    try {
-      const r = await apiJson<{ tokens: number[]; token_strs?: string[] }>("/tokenize", {
-        method: "POST",
-        body: JSON.stringify({ model: settings.model, messages: apiMessages(settings, history), return_token_strs: true }),
-      });
-      setState({ tokens: r.tokens, ...(r.token_strs ? { strs: r.token_strs } : {}) });
-    } catch (e) {
-      setState({ error: e as Error });
-    }
-  };
-  if (!state)
-    return (
-      <button type="button" class="link" onClick={load}>
-        Show Harmony tokens
-      </button>
-    );
-  if (state.error) return <ErrorBox error={state.error} />;
-  return <pre class="tokens">{(state.strs ?? state.tokens ?? []).map((t) => JSON.stringify(t)).join(" ")}</pre>;
 }
 
 function ToolAnswer({ name, args, onSend }: { name: string; args: string; onSend: (result: string) => void }) {
