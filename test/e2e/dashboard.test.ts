@@ -7,6 +7,9 @@
  * - A batch submitted through the openai SDK shows in the queue, its progress advancing to every line done.
  * - The traffic charts (read from the gateway's own /metrics) gain points and show the batch's requests.
  * - axe-core finds no serious or critical violation, at desktop width and at 375 px.
+ * - SIGTERM to a rank: the page shows its group draining (the worker stays announced as draining for
+ *   WORKER_SHUTDOWN_NOTICE_MS, so the page has the time to see it however slow the machine), and the
+ *   draining worker gone once a second SIGTERM ends it and its lease runs out.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +17,7 @@ import { join } from "node:path";
 import { freePort, type RedisServer, startRedisServer } from "@expertmesh/common/testing";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
-import { spawnWorker } from "@expertmesh/worker/testing";
+import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
 import OpenAI, { toFile } from "openai";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +27,9 @@ import { Cleanup, orchestratedWorkerEnv, until } from "./support.ts";
 const MODEL = "gpt-oss-tiny-dash";
 const KEY = "sk-dashboard-test-0123456789";
 const LINES = 16;
+/** The worker the last test drains: announced as draining far longer than the page needs to show it. */
+const DRAINED = "dash-drained";
+const DRAIN_NOTICE_MS = 120_000;
 const cleanup = new Cleanup();
 let redis: RedisServer;
 let checkpoint: string;
@@ -31,6 +37,7 @@ let orchestrator: string;
 let base: string;
 let browser: Browser;
 let page: Page;
+let drained: WorkerProcess;
 
 beforeAll(async () => {
   redis = await startRedisServer();
@@ -80,8 +87,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function worker() {
-  const w = await spawnWorker(orchestratedWorkerEnv(checkpoint, MODEL, orchestrator));
+async function worker(env: Record<string, string> = {}) {
+  const w = await spawnWorker({ ...orchestratedWorkerEnv(checkpoint, MODEL, orchestrator), ...env });
   cleanup.add(() => w.stop());
   return w;
 }
@@ -110,7 +117,14 @@ describe("the dashboard", () => {
     const first = worker();
     await page.locator("[data-testid=group][data-state=forming]").waitFor({ timeout: 120_000 });
     await screenshot(page, "dashboard-forming");
-    await Promise.all([first, worker()]);
+    [, drained] = await Promise.all([
+      first,
+      worker({
+        WORKER_ID: DRAINED,
+        WORKER_SHUTDOWN_NOTICE_MS: String(DRAIN_NOTICE_MS),
+        WORKER_SHUTDOWN_GRACE_MS: String(DRAIN_NOTICE_MS + 30_000),
+      }),
+    ]);
     const ready = page.locator("[data-testid=group][data-state=ready]");
     await ready.waitFor({ timeout: 120_000 });
     expect(await ready.getByTestId("ranks").textContent()).toMatch(/^2 of 2: 0 \S+ \(ready\), 1 \S+ \(ready\)$/);
@@ -179,5 +193,23 @@ describe("the dashboard", () => {
     expect(await fitsWidth(page)).toBe(true);
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "dashboard-375");
+  });
+
+  it("shows a group draining once a rank gets SIGTERM, then the drained worker gone", async () => {
+    const card = (state: string) => page.locator(`[data-testid=group][data-state=${state}]`, { hasText: DRAINED });
+    await card("ready").waitFor();
+    drained.process.kill("SIGTERM");
+    const draining = card("draining");
+    // Well within the notice: a page that shows no drain by then does not show it.
+    await draining.waitFor({ timeout: DRAIN_NOTICE_MS / 2 });
+    expect(await draining.locator(".badge").textContent()).toBe("draining");
+    expect(await draining.getByTestId("ranks").textContent()).toContain(`${DRAINED} (draining)`);
+    expect(await seriousViolations(page)).toEqual([]);
+    expect(await fitsWidth(page)).toBe(true);
+    await screenshot(page, "dashboard-draining");
+    // A second SIGTERM ends the notice at once; the roster drops the worker when its lease runs out.
+    await drained.stop();
+    await page.locator("[data-testid=group]", { hasText: DRAINED }).waitFor({ state: "detached", timeout: 60_000 });
+    expect(await page.locator("[data-testid=group][data-state=draining]").count()).toBe(0);
   });
 });

@@ -104,4 +104,11 @@ describe("worker without a model, over real gRPC", () => {
   it("refuses rank >= world_size at startup", () => {
     expect(() => loadWorkerConfig({ WORKER_RANK: "2", WORKER_WORLD_SIZE: "2" })).toThrow(/rank 2 must be < world_size 2/);
   });
+
+  it("refuses a drain notice that the grace period would cut short", () => {
+    expect(() => loadWorkerConfig({ WORKER_SHUTDOWN_NOTICE_MS: "5000", WORKER_SHUTDOWN_GRACE_MS: "5000" })).toThrow(
+      /shutdown_notice_ms 5000 must be < shutdown_grace_ms 5000/,
+    );
+    expect(loadWorkerConfig({ WORKER_SHUTDOWN_NOTICE_MS: "4000", WORKER_SHUTDOWN_GRACE_MS: "5000" }).shutdown_notice_ms).toBe(4000);
+  });
 });

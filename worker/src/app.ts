@@ -144,19 +144,15 @@ export async function startWorker(
     engine: eng,
     health,
     async close() {
-      // Drain: routers see NOT_SERVING / DRAINING and stop sending; admitted work finishes (bounded by
-      // the grace period), then the server closes.
+      // Drain: routers see NOT_SERVING / DRAINING and stop sending; admitted work finishes and the notice
+      // runs out (both bounded by the grace period), then the server closes.
       health.setStatus("", "NOT_SERVING");
       health.setStatus(WORKER_SERVICE_NAME, "NOT_SERVING");
       membership?.setState(MemberState.MEMBER_STATE_DRAINING);
-      if (eng.drain) {
-        let timer: NodeJS.Timeout | undefined;
-        const grace = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, config.shutdown_grace_ms);
-        });
-        await Promise.race([eng.drain(), grace]);
-        clearTimeout(timer);
-      }
+      const timers: NodeJS.Timeout[] = [];
+      const after = (ms: number) => new Promise<void>((resolve) => timers.push(setTimeout(resolve, ms)));
+      await Promise.race([Promise.all([eng.drain?.(), after(config.shutdown_notice_ms)]), after(config.shutdown_grace_ms)]);
+      for (const t of timers) clearTimeout(t);
       await agent?.close();
       await membership?.leave();
       // Admitted work is done; what is still open is long-lived (routers' health Watch streams): give

@@ -110,6 +110,12 @@ export const WorkerConfigSchema = z.object({
     })
     .prefault({}),
   shutdown_grace_ms: positive.default(30_000),
+  /**
+   * How long a worker stays announced as draining after SIGTERM (health NOT_SERVING, DRAINING in the
+   * roster) before it leaves, even with nothing in flight: routers and dashboards that learn the roster
+   * by polling see the drain before the worker is gone. Within shutdown_grace_ms.
+   */
+  shutdown_notice_ms: z.coerce.number().int().min(0).default(0),
 });
 
 export type WorkerConfig = z.infer<typeof WorkerConfigSchema>;
@@ -146,12 +152,18 @@ export const workerEnv = {
   "group.mode": "WORKER_GROUP_MODE",
   "group.comm_timeout_ms": "WORKER_GROUP_COMM_TIMEOUT_MS",
   shutdown_grace_ms: "WORKER_SHUTDOWN_GRACE_MS",
+  shutdown_notice_ms: "WORKER_SHUTDOWN_NOTICE_MS",
 } as const;
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const cfg = loadConfig({ service: "worker", schema: WorkerConfigSchema, fileEnv: "WORKER_CONFIG_FILE", env: workerEnv }, env);
   if (cfg.rank >= cfg.world_size) {
     throw new Error(`invalid worker configuration: rank ${cfg.rank} must be < world_size ${cfg.world_size}`);
+  }
+  if (cfg.shutdown_notice_ms >= cfg.shutdown_grace_ms) {
+    throw new Error(
+      `invalid worker configuration: shutdown_notice_ms ${cfg.shutdown_notice_ms} must be < shutdown_grace_ms ${cfg.shutdown_grace_ms}`,
+    );
   }
   if (cfg.group.mode === "orchestrated" && !cfg.orchestrator.address) {
     throw new Error("invalid worker configuration: group.mode orchestrated needs orchestrator.address (WORKER_ORCHESTRATOR_ADDRESS)");

@@ -102,7 +102,13 @@ export class MembershipAgent {
     this.#failures = 0;
   }
 
+  /**
+   * The state the next heartbeat reports. Draining is final: a group dissolved under a draining worker
+   * (the planner dissolves it for that very reason) must not report it starting again, or the planner
+   * would place a worker that is shutting down in a new group.
+   */
   setState(state: MemberState): void {
+    if (this.#state === MemberState.MEMBER_STATE_DRAINING) return;
     this.#state = state;
   }
 
