@@ -14,7 +14,7 @@ import { type ServiceError, status } from "@grpc/grpc-js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectGeneration, type Generation } from "../testing/generation.ts";
+import { collectGeneration, type Generation, generateRequest } from "../testing/generation.ts";
 import { startTinyWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 import { errorDetailOf } from "../transport/grpc-errors.ts";
 import { SequenceConstraint } from "./constraints.ts";
@@ -45,30 +45,8 @@ type Outcome = Generation;
 
 let ids = 0;
 function generate(extra: Partial<GenerateRequest>, seed: number, logitBias: Record<number, number> = CLOSERS): Promise<Outcome> {
-  return collectGeneration(client, {
-    requestId: `c${ids++}`,
-    promptTokenIds: PROMPT,
-    sampling: {
-      temperature: 1,
-      topP: 1,
-      topK: 0,
-      minP: 0,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-      repetitionPenalty: 1,
-      seed,
-      logitBias,
-      topLogprobs: 0,
-      logprobs: true,
-    },
-    stopTokenIds: STOPS,
-    maxTokens: 400,
-    priority: 1,
-    deadlineUnixMs: 0,
-    clampMaxTokens: false,
-    maxReasoningTokens: 0,
-    ...extra,
-  });
+  const request = { requestId: `c${ids++}`, promptTokenIds: PROMPT, stopTokenIds: STOPS, maxTokens: 400, ...extra };
+  return collectGeneration(client, generateRequest(request, { temperature: 1, seed, logitBias, logprobs: true }));
 }
 
 /** Runs `n` seeds, `width` at a time (the worker batches them). */

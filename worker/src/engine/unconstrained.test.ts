@@ -17,35 +17,12 @@ import { editTensor, writeSyntheticCheckpoint } from "@expertmesh/kernels/checkp
 import { goldenCases } from "@expertmesh/kernels/testing";
 import type { GenerateRequest, WorkerClient } from "@expertmesh/proto/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectGeneration } from "../testing/generation.ts";
+import { collectGeneration, generateRequest } from "../testing/generation.ts";
 import { startModelWorker, type TinyWorker } from "../testing/tiny-worker.ts";
 
 let ids = 0;
 function greedy(client: WorkerClient, prompt: number[], extra: Partial<GenerateRequest> = {}) {
-  return collectGeneration(client, {
-    requestId: `u${ids++}`,
-    promptTokenIds: prompt,
-    sampling: {
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      minP: 0,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-      repetitionPenalty: 1,
-      seed: 1,
-      logitBias: {},
-      topLogprobs: 0,
-      logprobs: false,
-    },
-    stopTokenIds: [],
-    maxTokens: 16,
-    priority: 1,
-    deadlineUnixMs: 0,
-    clampMaxTokens: false,
-    maxReasoningTokens: 0,
-    ...extra,
-  });
+  return collectGeneration(client, generateRequest({ requestId: `u${ids++}`, promptTokenIds: prompt, ...extra }));
 }
 
 describe("no constraint: greedy tokens are the reference's on every golden case", () => {
