@@ -19,6 +19,7 @@ import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import type { GenerateResponse } from "@expertmesh/proto/worker";
 import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
+import { generateRequest } from "@expertmesh/worker/testing/generation";
 import { Metadata } from "@grpc/grpc-js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
@@ -203,30 +204,16 @@ describe("the Harmony guard, on by default", () => {
       const tokens = await new Promise<number[]>((resolve, reject) => {
         const out: number[] = [];
         const stream = worker.client.generate(
-          {
-            requestId: `guard-${seed}`,
-            promptTokenIds: prompt,
-            sampling: {
-              temperature: 1,
-              topP: 1,
-              topK: 0,
-              minP: 0,
-              presencePenalty: 0,
-              frequencyPenalty: 0,
-              repetitionPenalty: 1,
-              seed,
-              logitBias: {},
-              topLogprobs: 0,
-              logprobs: false,
+          generateRequest(
+            {
+              requestId: `guard-${seed}`,
+              promptTokenIds: prompt,
+              stopTokenIds: [T.return, T.call],
+              maxTokens: 16,
+              constraint: { version: 1, specJson: JSON.stringify(spec) },
             },
-            stopTokenIds: [T.return, T.call],
-            maxTokens: 16,
-            priority: 1,
-            deadlineUnixMs: 0,
-            clampMaxTokens: false,
-            maxReasoningTokens: 0,
-            constraint: { version: 1, specJson: JSON.stringify(spec) },
-          },
+            { temperature: 1, seed },
+          ),
           new Metadata(),
         );
         stream.on("data", (e: GenerateResponse) => out.push(...(e.tokens?.tokens.map((t) => t.tokenId) ?? [])));
