@@ -7,7 +7,10 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
+import { z } from "zod";
+
+/** A boolean setting that also reads env text: "true"/"1" and "false"/"0". */
+export const flag = z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean());
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

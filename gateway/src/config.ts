@@ -1,12 +1,10 @@
 /** Gateway configuration, validated once at startup (GATEWAY_CONFIG_FILE, then env). */
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
+import { flag, loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
 import { z } from "zod";
 
 const positive = z.coerce.number().int().positive();
-/** A boolean from env text too ("true"/"false", "1"/"0"). */
-const flag = z.preprocess((v) => (v === "false" || v === "0" ? false : v === "true" || v === "1" ? true : v), z.boolean());
 /** A token budget: 0 = none; at most the wire's uint32. */
 const budget = z.coerce
   .number()

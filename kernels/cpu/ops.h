@@ -236,6 +236,12 @@ struct OpSet {
 
 const OpSet& cpu_ops();
 
+namespace cpu {
+// Host memory for weights copied out of the checkpoint's mapping into huge pages (cpu/memory.cpp).
+// host_is_device is false so that place_weights copies into it.
+const DeviceMemory& resident_memory();
+}  // namespace cpu
+
 // Single-product conveniences over the grouped entries.
 inline void matmul(const OpSet& ops, const float* x, int T, const MatrixBF16& w, const float* bias, float* out, int64_t ldo,
                    RowPath path = RowPath::Stream) {

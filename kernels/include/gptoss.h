@@ -235,6 +235,10 @@ typedef struct gptoss_engine_options {
   int32_t decode_graphs;
   int32_t kv_type; /* gptoss_kv_type (0: fp32) */
   int32_t dense_weights; /* gptoss_dense_weights (0: bf16) */
+  /* cpu backend: 1 copies the weights once into anonymous memory in 2 MiB huge pages (one TLB entry per
+   * 2 MiB of a weight stream instead of per 4 KiB page of the checkpoint's mapping); 0 reads them where
+   * the checkpoint is mapped. Other backends copy into their own memory either way. */
+  int32_t resident_weights;
 } gptoss_engine_options;
 gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
 /* The backend the engine's steps run on ("cpu"); valid while the engine lives. */

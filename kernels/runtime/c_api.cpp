@@ -122,6 +122,7 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
     gptoss::check(options->dense_weights == gptoss_dense_bf16 || options->dense_weights == gptoss_dense_q8,
                   gptoss_status_invalid_argument, "engine_create: unknown dense weight type " + std::to_string(options->dense_weights));
     o.dense = options->dense_weights == gptoss_dense_q8 ? gptoss::DenseWeights::Q8 : gptoss::DenseWeights::BF16;
+    o.resident_weights = options->resident_weights != 0;
     if (options->comm != nullptr) {
       const auto& sh = model->weights->shard;
       const auto& c = *options->comm->comm;

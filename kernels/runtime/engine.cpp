@@ -86,7 +86,8 @@ const OpSet& select_backend(const std::string& backend) {
 Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions& options)
     : ops_(select_backend(options.backend)),
       device_(cuda_ordinal(options.backend)),
-      weights_(place_weights(options.dense == DenseWeights::Q8 ? quantize_dense(std::move(weights)) : std::move(weights), ops_.memory)),
+      weights_(place_weights(options.dense == DenseWeights::Q8 ? quantize_dense(std::move(weights)) : std::move(weights),
+                             options.resident_weights && ops_.memory.host_is_device ? cpu::resident_memory() : ops_.memory)),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
       graphs_(ops_, (options.decode_graphs > 0 || (options.decode_graphs == 0 && device_ >= 0)) && !(comm_ && comm_->world() > 1)),

@@ -39,6 +39,10 @@ struct EngineOptions {
   // Q8: the attention projections and the unembedding converted to 8 bits at creation and read so
   // (model/weights.h quantize_dense); BF16: as the checkpoint holds them.
   DenseWeights dense = DenseWeights::BF16;
+  // CPU backend: copy the weights out of the checkpoint's mapping once, into anonymous memory in 2 MiB
+  // huge pages (cpu::resident_memory), instead of reading the page cache's 4 KiB pages. Device backends
+  // copy into their own memory either way.
+  bool resident_weights = false;
 };
 
 // One sequence of a step as the engine runs it.

@@ -144,6 +144,8 @@ export interface Addon {
     kvType?: 0 | 1 | 2,
     /** gptoss_dense_weights: 0 bf16, 1 q8. */
     denseWeights?: 0 | 1,
+    /** cpu: copy the weights into huge-page memory once. */
+    residentWeights?: boolean,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   engineKvCapacity(engine: RawEngine): KvCapacity;

@@ -295,6 +295,20 @@ describe("KV capacity on the CPU", () => {
     }
   });
 
+  it("resident weights (copied into huge pages) give bit-identical logits to the mapped checkpoint, bf16 and q8", async () => {
+    const model = await Model.load(g2.dir);
+    const tokens = g2.tokens.slice(0, 40);
+    for (const denseWeights of DENSE_WEIGHTS) {
+      const logits: Float32Array[] = [];
+      for (const residentWeights of [false, true]) {
+        const engine = new Engine(model, { numFullBlocks: 16, numSlidingBlocks: 16, denseWeights, residentWeights });
+        const seq = new LocalSequence(engine, new BlockPool(16), new BlockPool(16));
+        logits.push(Float32Array.from((await seq.feed(tokens)).flatMap((row) => Array.from(row))));
+      }
+      expect(logits[1], denseWeights).toEqual(logits[0]);
+    }
+  });
+
   it("refuses an unknown denseWeights before it converts anything", async () => {
     const model = await Model.load(g2.dir);
     expect(() => new Engine(model, { numFullBlocks: 8, numSlidingBlocks: 8, denseWeights: "int4" as "q8" })).toThrow(

@@ -3,7 +3,7 @@
  * Units are in the names. The Helm chart mounts the same keys as a YAML file.
  */
 import { hostname } from "node:os";
-import { ConfigError, loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
+import { ConfigError, flag, loadConfig } from "@expertmesh/common/config"; // not the index: a CLI reading config loads no telemetry
 import { z } from "zod";
 import { DEVICE_SETTING, resolveDevice } from "./engine/device.ts";
 
@@ -31,6 +31,11 @@ export const WorkerConfigSchema = z.object({
        * decode step, at the deviation docs/PERFORMANCE.md measures). Every rank of a group must agree.
        */
       dense_weights: z.enum(["bf16", "q8"]).default("bf16"),
+      /**
+       * CPU: copy the weights once at load into anonymous memory in 2 MiB huge pages instead of reading
+       * the checkpoint's page cache (faster decode, docs/PERFORMANCE.md; the weights' size in process memory).
+       */
+      resident_weights: flag.default(false),
     })
     .prefault({}),
   rank: z.coerce.number().int().min(0).default(0),
@@ -127,6 +132,7 @@ export const workerEnv = {
   "model.name": "WORKER_MODEL_NAME",
   "model.precision": "WORKER_PRECISION",
   "model.dense_weights": "WORKER_DENSE_WEIGHTS",
+  "model.resident_weights": "WORKER_RESIDENT_WEIGHTS",
   rank: "WORKER_RANK",
   world_size: "WORKER_WORLD_SIZE",
   device: "WORKER_DEVICE",

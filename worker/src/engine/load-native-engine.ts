@@ -56,6 +56,7 @@ export function createNativeEngine(model: Model, config: WorkerConfig, communica
     numSlidingBlocks,
     precision: config.model.precision,
     denseWeights: config.model.dense_weights,
+    residentWeights: config.model.resident_weights,
     ...(config.kv.dtype ? { kvDtype: config.kv.dtype } : {}),
     backend: resolveDevice(config.device, config.rank),
     ...(communicator ? { communicator } : {}),
