@@ -1,8 +1,9 @@
 // device.h — the memory of the backend an OpSet runs on, and an owning array in it. Every buffer the
 // ops read or write (weights, KV pools, activations, step inputs, logits) lives in its backend's memory;
 // the host reaches it only through upload and download. On the CPU backend device memory is host memory
-// (host_is_device): weights stay in the checkpoint's mapping and nothing is copied. The emulated CUDA
-// backend says false, so CI runs every copy a GPU needs.
+// (host_is_device): weights stay in the checkpoint's mapping and nothing is copied, unless the engine asks
+// for resident weights (cpu::resident_memory, a host memory that says false so that they are copied). The
+// emulated CUDA backend says false, so CI runs every copy a GPU needs.
 #pragma once
 
 #include <cstddef>
