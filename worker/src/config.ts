@@ -66,6 +66,13 @@ export const WorkerConfigSchema = z.object({
        * the deviation docs/PERFORMANCE.md measures) or f32. Empty: f32 in exact precision, bf16 in default.
        */
       dtype: z.enum(["", "f32", "bf16", "fp8"]).default(""),
+      /**
+       * Windows of ended sequences' cached prefixes the sliding-window pool keeps room for, beyond what
+       * running sequences need (engine/kv-sizing.ts): a cached prefix is reusable only while the sliding
+       * blocks of its last window are cached too. Absent: one per two windows' worth of num_blocks. 0: none
+       * (a prefix is reused only while another sequence still holds its window).
+       */
+      cached_windows: z.coerce.number().int().min(0).optional(),
     })
     .prefault({}),
   scheduler: z
@@ -144,6 +151,7 @@ export const workerEnv = {
   "kv.block_size": "WORKER_KV_BLOCK_SIZE",
   "kv.num_blocks": "WORKER_KV_NUM_BLOCKS",
   "kv.dtype": "WORKER_KV_DTYPE",
+  "kv.cached_windows": "WORKER_KV_CACHED_WINDOWS",
   "scheduler.max_num_seqs": "WORKER_MAX_NUM_SEQS",
   "scheduler.max_tokens_per_step": "WORKER_MAX_TOKENS_PER_STEP",
   "scheduler.max_waiting": "WORKER_MAX_WAITING",
@@ -170,6 +178,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     throw new Error(
       `invalid worker configuration: shutdown_notice_ms ${cfg.shutdown_notice_ms} must be < shutdown_grace_ms ${cfg.shutdown_grace_ms}`,
     );
+  }
+  if (cfg.kv.cached_windows !== undefined && cfg.kv.cached_windows > cfg.kv.num_blocks) {
+    // Each cached window ends a prefix of at least one full-pool block: more could never be used.
+    throw new ConfigError("worker", [`kv.cached_windows (${cfg.kv.cached_windows}) must be at most kv.num_blocks (${cfg.kv.num_blocks})`]);
   }
   if (cfg.group.mode === "orchestrated" && !cfg.orchestrator.address) {
     throw new Error("invalid worker configuration: group.mode orchestrated needs orchestrator.address (WORKER_ORCHESTRATOR_ADDRESS)");

@@ -157,6 +157,18 @@ describe("tool-loop pins", () => {
     expect(free.finished?.pinnedBlocks).toBe(0);
   });
 
+  it("a request may take the whole pool: the pins in its way end under pressure instead of refusing it", async () => {
+    const { w, client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
+    const { turn } = await toolTurn(client, "in-the-way", seqOf(70, 150), 60_000);
+    expect(turn.finished?.pinnedBlocks).toBe(9);
+    const whole = await generate(client, "whole-pool", seqOf(71, 600), 40); // 640 tokens: all 40 blocks
+    expect(whole.error).toBeUndefined();
+    expect(whole.tokens).toHaveLength(40);
+    expect(engine.prefixSummary().pinnedBlocks).toBe(0);
+    expect(await metric(w, "expertmesh_tool_pins_released_total", 'reason="pressure"')).toBe(1);
+    expect(engine.blocksInUse()).toBe(0);
+  });
+
   it("the published summary names the blocks held, under the engine's salt", async () => {
     const { client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
     const prompt = seqOf(60, 100);

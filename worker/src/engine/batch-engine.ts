@@ -14,8 +14,10 @@
  * Tool loops (tool-pins.ts): a request with tool_loop.pin_ttl_ms that ends on one of its pin tokens pins its blocks
  * for the TTL; a later request naming it in tool_loop.follows ends that pin once it holds the blocks.
  * Pins also end at their TTL (checked at each step and each summary) and under memory pressure, oldest
- * first: when a waiting request cannot start for lack of blocks, or a step has fewer free blocks than
- * running sequences. prefixSummary() is what the worker publishes of its cache for routing.
+ * first: when a waiting request cannot start for lack of blocks, or a step would otherwise preempt a
+ * running sequence; so a request may use the whole pool. When a sequence ends, the sliding blocks of the
+ * window where its next turn would resume are kept (kv-cache.ts). prefixSummary() is what the worker
+ * publishes of its cache for routing.
  */
 
 import { PrefixSummary as Bloom, summaryBits } from "@expertmesh/common/prefix";
@@ -28,7 +30,7 @@ import type { Constraints } from "./constraints.ts";
 import { type EngineObserver, type PinRelease, type StepTracer, silentObserver, silentTracer } from "./engine-observer.ts";
 import type { EngineEvent, EnginePort } from "./engine-port.ts";
 import { KvCache } from "./kv-cache.ts";
-import { admit, countPrefixLookup, type PlannedRows, type PrefixStats, planStep, type SchedulerPolicy } from "./scheduler.ts";
+import { admit, countPrefixLookup, type PlannedRows, type Pool, type PrefixStats, planStep, type SchedulerPolicy } from "./scheduler.ts";
 import { finishedOf, foldForRecompute, type Live, newLive, stepEntry, tokensOf } from "./sequence.ts";
 import { ToolPins } from "./tool-pins.ts";
 
@@ -98,7 +100,7 @@ export class BatchEngine implements EnginePort {
     };
     this.#salt = opts.prefixSalt ?? opts.modelName;
     this.#kv = new KvCache(engine, { salt: this.#salt });
-    this.#pins = new ToolPins([this.#kv.full, this.#kv.sliding]);
+    this.#pins = new ToolPins({ full: this.#kv.full, sliding: this.#kv.sliding, windowStart: (b) => this.#kv.windowStart(b) });
     this.#now = opts.now ?? Date.now;
     this.#observer = opts.observer ?? silentObserver;
     this.#tracer = opts.tracer ?? silentTracer;
@@ -125,6 +127,7 @@ export class BatchEngine implements EnginePort {
         maxTokensPerStep: this.#opts.maxTokensPerStep,
         kvBlocksInUse: this.blocksInUse(),
         kvBlocksMaxPinned: this.#kv.full.maxPinned,
+        kvSlidingBlocksTotal: this.#kv.sliding.capacity,
         ...kvOf(this.#engine),
       },
       load: { running: this.#running.length, waiting: this.#waiting.length, generationTokensTotal: this.#generated },
@@ -155,8 +158,8 @@ export class BatchEngine implements EnginePort {
   #checked(given: GenerateRequest): GenerateRequest {
     const c = this.#model.config;
     const prompt = given.promptTokenIds;
-    // Pins may hold maxPinned blocks: a request must fit in the rest.
-    const cacheTokens = (this.#kv.full.capacity - this.#kv.full.maxPinned) * this.#engine.blockSize;
+    // Pins end under pressure before a live request is refused: a request may take the whole pool.
+    const cacheTokens = this.#kv.full.capacity * this.#engine.blockSize;
     const room = Math.min(c.maxPositions, cacheTokens) - prompt.length;
     const request = given.clampMaxTokens && room >= 1 ? { ...given, maxTokens: Math.min(given.maxTokens, room) } : given;
     if (this.#draining) throw workerErrors.create("not_ready", { reason: "draining for shutdown" }, { retryAfterMs: 1000 });
@@ -172,7 +175,7 @@ export class BatchEngine implements EnginePort {
     const requested = prompt.length + request.maxTokens;
     if (requested > c.maxPositions) throw workerErrors.create("context_length_exceeded", { requested, limit: c.maxPositions });
     // A sequence must fit the cache on its own, or preemption could never make room for it.
-    if (this.#engine.blocksFor(requested) > this.#kv.full.capacity - this.#kv.full.maxPinned)
+    if (this.#engine.blocksFor(requested) > this.#kv.full.capacity)
       throw workerErrors.create("context_length_exceeded", { requested, limit: cacheTokens });
     if (this.#byId.has(request.requestId))
       throw workerErrors.create("invalid_argument", { field: "request_id", problem: "is already in use" });
@@ -280,6 +283,8 @@ export class BatchEngine implements EnginePort {
     if (w >= 0) this.#waiting.splice(w, 1);
     this.#byId.delete(live.request.requestId);
     const pinned = error === undefined ? this.#pinToolCall(live, reason) : 0;
+    // The next turn resends this prompt plus what follows: where it resumes lies between the prompt's end and ours.
+    this.#kv.keepWindow(live.blocks, this.#promptBlocks(live), live.blocks.registered);
     this.#kv.release(live.blocks);
     live.constraint?.dispose();
     // Now, not at the next step: after a cancel there may be no next step until another request comes.
@@ -299,9 +304,15 @@ export class BatchEngine implements EnginePort {
     const loop = live.request.toolLoop;
     if (!loop || loop.pinTtlMs <= 0 || reason !== FinishReason.FINISH_REASON_STOP) return 0;
     if (!loop.pinOnTokenIds.includes(live.output[live.output.length - 1] ?? -1)) return 0;
-    const n = this.#pins.pin(live.request.requestId, live.blocks.hashes.slice(0, live.blocks.registered), this.#now() + loop.pinTtlMs);
+    const hashes = live.blocks.hashes.slice(0, live.blocks.registered);
+    const n = this.#pins.pin(live.request.requestId, hashes, this.#now() + loop.pinTtlMs, this.#promptBlocks(live));
     this.#observer.pins(this.#kv.full.pinned);
     return n;
+  }
+
+  /** The complete blocks of a sequence's original prompt. */
+  #promptBlocks(live: Live): number {
+    return Math.floor(live.promptLength / this.#engine.blockSize);
   }
 
   /** Ends pins: `count` of them for `reason`, reported. */
@@ -313,12 +324,13 @@ export class BatchEngine implements EnginePort {
     if (this.#pins.size > 0) this.#released("expired", this.#pins.expire(this.#now()));
   }
 
-  /** Memory pressure: ends the oldest pins while a step has fewer free blocks than running sequences. */
-  #relievePressure(): void {
-    let n = 0;
-    const short = () => Math.min(this.#kv.full.free, this.#kv.sliding.free) < this.#running.length;
-    while (this.#pins.size > 0 && short() && this.#pins.releaseOldest()) n++;
-    this.#released("pressure", n);
+  /** Memory pressure while planning a step: ends the oldest pin; what it freed in each pool, or undefined when no pin is left. */
+  #reclaimPin(): Record<Pool, number> | undefined {
+    const before = { ...this.#kv.ledger().free };
+    if (!this.#pins.releaseOldest()) return undefined;
+    this.#released("pressure", 1);
+    const after = this.#kv.ledger().free;
+    return { full: after.full - before.full, sliding: after.sliding - before.sliding };
   }
 
   /** Removes aborted and expired sequences before a step. */
@@ -362,6 +374,8 @@ export class BatchEngine implements EnginePort {
 
   #start(live: Live, hit: number, blocks: number): void {
     this.#kv.grow(live.blocks, blocks, blocks);
+    // A prefix matched once is likely matched again (the shared instructions of a family of conversations).
+    this.#kv.keepWindow(live.blocks, hit);
     const cached = hit * this.#engine.blockSize;
     live.fed = cached;
     if (!live.queried) {
@@ -387,6 +401,7 @@ export class BatchEngine implements EnginePort {
   /** Preempts by recompute: the victim returns to the front of the queue with its output folded into its prompt. */
   #preempt(victim: Live): void {
     this.#running.splice(this.#running.indexOf(victim), 1);
+    this.#kv.keepWindow(victim.blocks, victim.blocks.registered); // where it resumes
     this.#kv.release(victim.blocks);
     foldForRecompute(victim, performance.now());
     this.#waiting.unshift(victim);
@@ -395,7 +410,7 @@ export class BatchEngine implements EnginePort {
 
   /** Applies the Scheduler's plan for this step to the KV cache; returns its rows with their entries. */
   #plan(): Row[] {
-    const plan = planStep(this.#running, this.#kv.ledger(), this.#policy);
+    const plan = planStep(this.#running, { ...this.#kv.ledger(), reclaim: () => this.#reclaimPin() }, this.#policy);
     for (const a of plan.kv) {
       if (a.kind === "preempt") this.#preempt(a.seq);
       else this.#kv.grow(a.seq.blocks, a.full, a.sliding);
@@ -414,7 +429,6 @@ export class BatchEngine implements EnginePort {
     this.#expirePins();
     this.#admit();
     if (this.#running.length === 0) return;
-    this.#relievePressure();
     const plan = this.#plan();
     this.#updateGauges();
     if (plan.length === 0) return;

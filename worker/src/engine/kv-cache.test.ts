@@ -62,4 +62,21 @@ describe("KvCache", () => {
     expect(ledger.holds("full", a.full[0] as number)).toBe(1);
     expect(kv.usage).toBeCloseTo(2 / 16);
   });
+
+  it("keepWindow keeps the sliding blocks a later prompt resumes from: they outlast blocks that slid out of a window", () => {
+    const kv = new KvCache(geometry);
+    const t = emptyTables();
+    kv.grow(t, 4, 4);
+    kv.register(t, prompt.length, () => prompt);
+    kv.keepWindow(t, 3, 4); // the window where a 3-block prefix ends (blocks 1, 2) through block 3
+    kv.trim(t, prompt.length);
+    const hashes = [...t.hashes];
+    kv.release(t);
+    expect(kv.sliding.kept).toBe(3);
+    kv.sliding.allocate(13); // the 12 unused blocks, then the only cached block not kept: block 0
+    expect(kv.match(emptyTables(), prompt.slice(0, 13))).toBe(3);
+    expect(kv.sliding.peek(hashes[0] as string)).toBeUndefined();
+    expect(kv.sliding.peek(hashes[1] as string)).toBeDefined();
+    expect(kv.windowStart(3)).toBe(1);
+  });
 });

@@ -131,6 +131,21 @@ export class KvCache {
     tables.registered = complete;
   }
 
+  /** The first block of the sliding window where a prefix of `blocks` blocks ends: the sliding blocks resuming it needs. */
+  windowStart(blocks: number): number {
+    return this.#geometry.firstLiveSlidingBlock(blocks * this.#geometry.blockSize);
+  }
+
+  /**
+   * Marks kept (evicted last) the cached sliding blocks from the window where a prefix of `from` blocks
+   * ends up to block `to` (exclusive; at most the registered blocks): where a later prompt sharing the
+   * prefix, or any longer one up to `to`, resumes.
+   */
+  keepWindow(tables: BlockTables, from: number, to = from): void {
+    const end = Math.min(to, tables.registered, tables.hashes.length);
+    for (let i = this.windowStart(Math.min(from, end)); i < end; i++) this.sliding.keep(tables.hashes[i] as string);
+  }
+
   /** Frees the sliding blocks that lie wholly before the window of a step starting at `nextPos`. */
   trim(tables: BlockTables, nextPos: number): void {
     trimSlidingWindow(this.#geometry, tables.sliding, nextPos, (b) => this.sliding.release([b]));

@@ -10,6 +10,7 @@ import { BatchEngine } from "./batch-engine.ts";
 import { Constraints } from "./constraints.ts";
 import { resolveDevice } from "./device.ts";
 import type { StepTracer } from "./engine-observer.ts";
+import { slidingPoolSize } from "./kv-sizing.ts";
 import { createEngineMetrics, type EngineMetrics, metricsObserver } from "./metrics.ts";
 
 /** This worker's shard of an expert-parallel group (absent: the whole model on one rank). */
@@ -42,18 +43,23 @@ export async function loadModelShard(config: WorkerConfig, log: Logger, shard?: 
 
 /**
  * The native engine on the configured device (WORKER_DEVICE; loadWorkerConfig has resolved it, a config
- * built otherwise is resolved here), its paged KV cache sized from the scheduler's limits (the same on every rank).
+ * built otherwise is resolved here), its paged KV cache: the full-attention pool of kv.num_blocks, the
+ * sliding-window one sized by kv-sizing.ts from the scheduler's limits and kv.cached_windows (the same on every rank).
  */
 export function createNativeEngine(model: Model, config: WorkerConfig, communicator?: Communicator): Engine {
-  // Sliding layers need only each sequence's window (plus a block boundary) and this step's prefill
-  // chunks, which the token budget bounds.
   const bs = config.kv.block_size;
-  const numSlidingBlocks =
-    config.scheduler.max_num_seqs * (Math.ceil(model.config.slidingWindow / bs) + 2) + Math.ceil(config.scheduler.max_tokens_per_step / bs);
+  const sliding = slidingPoolSize({
+    blockSize: bs,
+    window: model.config.slidingWindow,
+    maxNumSeqs: config.scheduler.max_num_seqs,
+    maxTokensPerStep: config.scheduler.max_tokens_per_step,
+    fullBlocks: config.kv.num_blocks,
+    cachedWindows: config.kv.cached_windows,
+  });
   return new Engine(model, {
     blockSize: bs,
     numFullBlocks: config.kv.num_blocks,
-    numSlidingBlocks,
+    numSlidingBlocks: sliding.total,
     precision: config.model.precision,
     denseWeights: config.model.dense_weights,
     residentWeights: config.model.resident_weights,
@@ -133,5 +139,6 @@ export async function loadNativeEngine(config: WorkerConfig, log: Logger, regist
   const metrics = registry ? createEngineMetrics(registry, config.model.name) : undefined;
   metrics?.kvBytesPerToken.set(metrics.labels, kv.bytesPerToken);
   metrics?.kvTokens.set(metrics.labels, kv.fullTokens);
+  metrics?.kvSlidingBlocks.set(metrics.labels, engine.numSlidingBlocks);
   return batchEngineOf(engine, config, { metrics, tracer });
 }

@@ -68,6 +68,12 @@ export function createEngineMetrics(registry: Registry, modelName: string) {
       labelNames,
       registers: [registry],
     }),
+    kvSlidingBlocks: new Gauge({
+      name: "expertmesh_kv_cache_sliding_blocks",
+      help: "Blocks of the sliding-window KV pool on this rank: running sequences' windows plus cached prefixes' (WORKER_KV_CACHED_WINDOWS)",
+      labelNames,
+      registers: [registry],
+    }),
     prefixHitRate: new Gauge({
       name: "expertmesh_prefix_cache_hit_rate",
       help: "Prompt tokens served from the prefix cache / prompt tokens looked up, since start (0-1)",

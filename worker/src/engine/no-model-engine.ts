@@ -48,6 +48,7 @@ export class NoModelEngine implements EnginePort {
         kvDtype: "",
         kvBytesPerToken: 0,
         kvBlocksMaxPinned: 0,
+        kvSlidingBlocksTotal: 0,
       },
       load: { running: 0, waiting: 0, generationTokensTotal: 0 },
       backend: this.#device,

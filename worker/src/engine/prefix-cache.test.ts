@@ -128,3 +128,40 @@ describe("PrefixCache pins", () => {
     expect(cache.free).toBe(6);
   });
 });
+
+describe("PrefixCache kept blocks", () => {
+  it("evicts every block not kept before a kept one, each tier oldest first", () => {
+    const { cache, blocks } = cachedBlocks(4, ["a", "b", "c", "d"]);
+    cache.release(blocks); // evictable in order a, b, c, d
+    expect(cache.keep("a")).toBe(true);
+    expect(cache.keep("c")).toBe(true);
+    expect(cache.keep("missing")).toBe(false);
+    expect(cache.kept).toBe(2);
+    expect(cache.free).toBe(4); // kept blocks are still obtainable
+    cache.allocate(1);
+    expect(cache.peek("b")).toBeUndefined();
+    cache.allocate(1);
+    expect(cache.peek("d")).toBeUndefined();
+    expect(cache.peek("a")).toBeDefined();
+    cache.allocate(1);
+    expect(cache.peek("a")).toBeUndefined(); // then the oldest kept one
+    expect(cache.peek("c")).toBeDefined();
+    expect(cache.kept).toBe(1);
+  });
+
+  it("a block kept while in use joins the kept tier when released; acquiring and pinning take it out", () => {
+    const { cache, blocks } = cachedBlocks(3, ["a", "b"], { maxPinned: 1 });
+    cache.keep("a");
+    cache.release(blocks);
+    cache.acquire("a");
+    expect(cache.free).toBe(2);
+    cache.release([cache.peek("a") as number]);
+    expect(cache.pin("a", 100)).toBe(true);
+    expect(cache.free).toBe(2);
+    cache.expirePins(100);
+    expect(cache.free).toBe(3);
+    cache.allocate(2); // the unused block, then b
+    expect(cache.peek("a")).toBeDefined();
+    expect(cache.peek("b")).toBeUndefined();
+  });
+});

@@ -5,9 +5,13 @@
  * after its last user releases it, least-recently-used first to be evicted, and a later prompt with the
  * same prefix reuses it. Blocks are immutable once full: sharing needs no copy-on-write.
  *
+ * Kept blocks (keep) are evicted only after every other evictable block: in the sliding-window pool, the
+ * windows at the ends of cached prefixes, without which those prefixes cannot be resumed, outlast the
+ * blocks that merely slid out of a running sequence's window.
+ *
  * Pins keep a cached block from eviction for a while (a prefix many requests share). The caller gives the
- * expiry and the clock: nothing here runs on a timer. At most maxPinned blocks are pinned at once, so
- * pins never take the blocks that live requests need.
+ * expiry and the clock: nothing here runs on a timer. At most maxPinned blocks are pinned at once; a
+ * pinned block does not count as free, so the caller ends pins when live requests need the blocks.
  *
  * Knows nothing of sequences or of the sliding window (kv-cache.ts does).
  */
@@ -26,6 +30,8 @@ export class PrefixCache {
   readonly #hashOf = new Map<number, string>();
   readonly #byHash = new Map<string, number>();
   readonly #lru = new Set<number>(); // cached blocks nobody references or pins, oldest first
+  readonly #keptLru = new Set<number>(); // the same for kept blocks: evicted after every block of #lru
+  readonly #kept = new Set<number>(); // kept blocks, whatever holds them (until evicted)
   readonly #pins = new Map<number, number>(); // block → pinned until (on the caller's clock)
 
   constructor(capacity: number, options: PrefixCacheOptions = {}) {
@@ -36,7 +42,7 @@ export class PrefixCache {
 
   /** Blocks obtainable now: never used plus cached ones nobody references or pins (evictable). */
   get free(): number {
-    return this.#pool.free + this.#lru.size;
+    return this.#pool.free + this.#lru.size + this.#keptLru.size;
   }
 
   /** Blocks referenced by at least one sequence. */
@@ -49,6 +55,11 @@ export class PrefixCache {
     return this.#byHash.size;
   }
 
+  /** Cached blocks marked kept (keep). */
+  get kept(): number {
+    return this.#kept.size;
+  }
+
   /** Blocks pinned now. */
   get pinned(): number {
     return this.#pins.size;
@@ -58,8 +69,10 @@ export class PrefixCache {
   allocate(n: number): number[] | null {
     if (n > this.free) return null;
     while (this.#pool.free < n) {
-      const oldest = this.#lru.values().next().value as number;
-      this.#lru.delete(oldest);
+      const tier = this.#lru.size > 0 ? this.#lru : this.#keptLru;
+      const oldest = tier.values().next().value as number;
+      tier.delete(oldest);
+      this.#kept.delete(oldest);
       this.#byHash.delete(this.#hashOf.get(oldest) as string);
       this.#hashOf.delete(oldest);
       this.#pool.release([oldest]);
@@ -101,6 +114,7 @@ export class PrefixCache {
     const b = this.#byHash.get(hash);
     if (b === undefined) throw new Error(`no cached block for ${hash}`);
     this.#lru.delete(b);
+    this.#keptLru.delete(b);
     this.#refs.set(b, (this.#refs.get(b) ?? 0) + 1);
     return b;
   }
@@ -122,6 +136,20 @@ export class PrefixCache {
     if (current === undefined && this.#pins.size >= this.maxPinned) return false;
     this.#pins.set(b, Math.max(current ?? until, until));
     this.#lru.delete(b);
+    this.#keptLru.delete(b);
+    return true;
+  }
+
+  /**
+   * Marks the cached block for `hash` kept: once nothing holds it, it is evicted only after every block
+   * not kept. Lasts until it is evicted. False when nothing is cached under `hash`.
+   */
+  keep(hash: string): boolean {
+    const b = this.#byHash.get(hash);
+    if (b === undefined) return false;
+    if (this.#kept.has(b)) return true;
+    this.#kept.add(b);
+    if (this.#lru.delete(b)) this.#keptLru.add(b);
     return true;
   }
 
@@ -156,8 +184,10 @@ export class PrefixCache {
     return b !== undefined && this.#pins.has(b);
   }
 
-  /** An unreferenced cached block becomes evictable (the newest in LRU order) unless pinned. */
+  /** An unreferenced cached block becomes evictable (the newest of its tier) unless pinned. */
   #idle(block: number): void {
-    if (!this.#pins.has(block)) this.#lru.add(block);
+    if (this.#pins.has(block)) return;
+    if (this.#kept.has(block)) this.#keptLru.add(block);
+    else this.#lru.add(block);
   }
 }

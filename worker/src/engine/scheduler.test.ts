@@ -202,4 +202,29 @@ describe("step plan", () => {
     expect(plan.kv).toEqual([]);
     expect(plan.rows.map((r) => r.seq.id)).toEqual(["online"]);
   });
+
+  it("reclaims pinned blocks, oldest pin first, before preempting anyone, and only while short", () => {
+    const a = decoding("a", 1, 4, 5, [0, 1]); // position 9 needs a third block
+    const b = decoding("b", 2, 2, 1, [5], { batch: true });
+    const pins = [
+      { full: 0, sliding: 1 },
+      { full: 1, sliding: 1 },
+      { full: 1, sliding: 1 },
+    ];
+    let reclaimed = 0;
+    const kv = { ...ledger(0, [a, b]), reclaim: () => (reclaimed < pins.length ? pins[reclaimed++] : undefined) };
+    const plan = planStep([a, b], kv, policy);
+    expect(reclaimed).toBe(2); // the first pin freed no full block; the second was enough
+    expect(plan.kv).toEqual([{ kind: "grow", seq: a, full: 1, sliding: 1 }]);
+    expect(plan.rows.map((r) => r.seq.id)).toEqual(["a", "b"]);
+  });
+
+  it("preempts once nothing is left to reclaim", () => {
+    const a = decoding("a", 1, 4, 5, [0, 1]);
+    const b = decoding("b", 2, 2, 1, [5], { batch: true });
+    let asked = 0;
+    const plan = planStep([a, b], { ...ledger(0, [a, b]), reclaim: () => void asked++ }, policy);
+    expect(asked).toBe(1);
+    expect(plan.kv.map((k) => `${k.kind} ${k.seq.id}`)).toEqual(["preempt b", "grow a"]);
+  });
 });

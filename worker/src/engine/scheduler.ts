@@ -11,7 +11,8 @@
  *   tokens forced after its last sample), then prefill chunks of those still in their prompt. While an
  *   ONLINE sequence is in its prompt, BATCH sequences sit the step out (its first token should cost a
  *   step of online rows only; batch work resumes a step later, its KV kept).
- * - KV blocks are taken as positions are reached. When a pool runs dry, the other running sequence of
+ * - KV blocks are taken as positions are reached. When a pool runs dry, blocks held for later are
+ *   reclaimed first (the ledger's reclaim: tool-loop pins); then the other running sequence of
  *   lowest priority, then the newest, is preempted by recompute (the runner re-queues it with its output
  *   folded into its prompt); a BATCH sequence never preempts an ONLINE one.
  */
@@ -51,6 +52,11 @@ export interface KvLedger {
   free: Record<Pool, number>;
   /** What keeps `block` from being free when its sequences release it: references (and a pin). */
   holds(pool: Pool, block: number): number;
+  /**
+   * Frees blocks that are held for later rather than used (the oldest tool-loop pin): what it freed in
+   * each pool, or undefined when nothing is left to free. Tried before any preemption.
+   */
+  reclaim?(): Record<Pool, number> | undefined;
 }
 
 /** How admission reads and takes KV blocks, in order (an admission's new blocks may evict a cached prefix the next candidate would have matched). */
@@ -178,6 +184,7 @@ class KvSimulation<S extends ScheduledSequence> {
   readonly #free: Record<Pool, number>;
   readonly #dropped = new Map<string, number>(); // "pool:block" → holds released by planned preemptions
   readonly #grown = new Map<S, Record<Pool, number>>();
+  #reclaimed = false; // the ledger has nothing left to reclaim: holds() no longer changes
 
   constructor(running: readonly S[], ledger: KvLedger, policy: SchedulerPolicy) {
     this.running = [...running];
@@ -194,6 +201,7 @@ class KvSimulation<S extends ScheduledSequence> {
     const needSliding = want - seq.blocks.sliding.length - grown.sliding;
     if (need <= 0 && needSliding <= 0) return true;
     while (this.#free.full < need || this.#free.sliding < needSliding) {
+      if (this.#reclaim()) continue;
       const victim = pickVictim(this.running, seq);
       if (!victim) return false;
       this.#preempt(victim);
@@ -203,6 +211,19 @@ class KvSimulation<S extends ScheduledSequence> {
     this.#free.sliding -= add.sliding;
     this.#grown.set(seq, { full: grown.full + add.full, sliding: grown.sliding + add.sliding });
     this.actions.push({ kind: "grow", seq, ...add });
+    return true;
+  }
+
+  /** Reclaims what the ledger holds for later, until it has nothing left; false then. */
+  #reclaim(): boolean {
+    if (this.#reclaimed) return false;
+    const freed = this.#ledger.reclaim?.();
+    if (!freed) {
+      this.#reclaimed = true;
+      return false;
+    }
+    this.#free.full += freed.full;
+    this.#free.sliding += freed.sliding;
     return true;
   }
 

@@ -1,28 +1,38 @@
 /**
  * ToolPins: the pins of tool loops. A generation that ends in a tool call pins its prefix's blocks (its
  * chain hashes, leading ones first) under its request id for a TTL, so the follow-up turn — the same
- * prefix plus the tool's result — finds them cached. A block two loops share (their common system
- * prompt) stays pinned until the last of them lets go.
+ * prefix plus the tool's result — finds them cached. In the full-attention pool that is the whole
+ * prefix; in the sliding-window pool only the window where the follow-up resumes (from the window at the
+ * end of the turn's prompt to the end of the prefix), the only sliding blocks a match needs. A block two
+ * loops share (their common system prompt) stays pinned until the last of them lets go.
  *
  * A key's pin ends when the follow-up arrives (release), when its TTL passes (expire, on the caller's
- * clock) or under memory pressure (releaseOldest: the oldest key first). The PrefixCache bounds the
- * blocks pinned at once (its maxPinned share of the pool), so a key may pin only a leading part of its
- * prefix, or nothing.
+ * clock) or under memory pressure (releaseOldest: the oldest key first). The PrefixCaches bound the
+ * blocks pinned at once (their maxPinned), so a key may pin only a leading part of its prefix, or nothing.
  */
 import type { PrefixCache } from "./prefix-cache.ts";
 
+export interface PinnedPools {
+  full: PrefixCache;
+  sliding: PrefixCache;
+  /** The first block of the sliding window where a prefix of `blocks` blocks ends (KvCache.windowStart). */
+  windowStart(blocks: number): number;
+}
+
 interface Pin {
-  hashes: string[];
+  full: string[];
+  sliding: string[];
   until: number;
 }
 
-export class ToolPins {
-  readonly #pools: readonly PrefixCache[];
-  readonly #byKey = new Map<string, Pin>(); // insertion order: oldest first
-  readonly #keysOf = new Map<string, number>(); // hash → keys pinning it
+type PoolName = "full" | "sliding";
 
-  /** pools: the full-attention pool first (its count is what a pin reports), then the sliding one. */
-  constructor(pools: readonly PrefixCache[]) {
+export class ToolPins {
+  readonly #pools: PinnedPools;
+  readonly #byKey = new Map<string, Pin>(); // insertion order: oldest first
+  readonly #keysOf = { full: new Map<string, number>(), sliding: new Map<string, number>() }; // hash → keys pinning it
+
+  constructor(pools: PinnedPools) {
     this.#pools = pools;
   }
 
@@ -31,30 +41,50 @@ export class ToolPins {
     return this.#byKey.size;
   }
 
-  /** Blocks of the first pool pinned now. */
+  /** Blocks of the full pool pinned now. */
   get blocks(): number {
-    return this.#keysOf.size;
+    return this.#keysOf.full.size;
   }
 
   /**
-   * Pins the leading blocks of `hashes` under `key` until `until`; returns how many (0: none cached, or
-   * the pinned share is used up). Pinning a key again replaces its pin.
+   * Pins the leading blocks of `hashes` under `key` until `until`; returns how many full-pool blocks (0:
+   * none cached, or the pinned share is used up). `resumeAt`: where the follow-up is expected to diverge
+   * (blocks; default the whole prefix): the sliding pool pins from the window ending there to the end of
+   * what the full pool pinned. Pinning a key again replaces its pin.
    */
-  pin(key: string, hashes: readonly string[], until: number): number {
+  pin(key: string, hashes: readonly string[], until: number, resumeAt = hashes.length): number {
     this.release(key);
-    const [full] = this.#pools;
-    const pinned: string[] = [];
+    const full = this.#take("full", hashes);
+    if (full.length === 0) return 0;
+    const from = this.#pools.windowStart(Math.min(resumeAt, full.length));
+    const sliding = this.#take("sliding", full.slice(from));
+    this.#byKey.set(key, { full, sliding, until });
+    return full.length;
+  }
+
+  /** Pins `hashes` in `pool` in order, up to the first that is neither pinned already nor pinnable; returns those pinned. */
+  #take(pool: PoolName, hashes: readonly string[]): string[] {
+    const counts = this.#keysOf[pool];
+    const taken: string[] = [];
     for (const h of hashes) {
-      if (!this.#keysOf.has(h)) {
-        // A block out of the sliding window has no sliding copy: the full pool decides.
-        if (!full?.pin(h, Number.POSITIVE_INFINITY)) break;
-        for (const p of this.#pools.slice(1)) p.pin(h, Number.POSITIVE_INFINITY);
-      }
-      this.#keysOf.set(h, (this.#keysOf.get(h) ?? 0) + 1);
-      pinned.push(h);
+      if (!counts.has(h) && !this.#pools[pool].pin(h, Number.POSITIVE_INFINITY)) break;
+      counts.set(h, (counts.get(h) ?? 0) + 1);
+      taken.push(h);
     }
-    if (pinned.length > 0) this.#byKey.set(key, { hashes: pinned, until });
-    return pinned.length;
+    return taken;
+  }
+
+  #drop(pool: PoolName, hashes: readonly string[]): void {
+    const counts = this.#keysOf[pool];
+    for (const h of hashes) {
+      const n = (counts.get(h) ?? 1) - 1;
+      if (n > 0) {
+        counts.set(h, n);
+        continue;
+      }
+      counts.delete(h);
+      this.#pools[pool].unpin(h);
+    }
   }
 
   /** Ends `key`'s pin; false when it had none. */
@@ -62,15 +92,8 @@ export class ToolPins {
     const pin = this.#byKey.get(key);
     if (!pin) return false;
     this.#byKey.delete(key);
-    for (const h of pin.hashes) {
-      const n = (this.#keysOf.get(h) ?? 1) - 1;
-      if (n > 0) {
-        this.#keysOf.set(h, n);
-        continue;
-      }
-      this.#keysOf.delete(h);
-      for (const p of this.#pools) p.unpin(h);
-    }
+    this.#drop("full", pin.full);
+    this.#drop("sliding", pin.sliding);
     return true;
   }
 
