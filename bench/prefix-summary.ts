@@ -25,7 +25,7 @@ function time(f: () => void): number {
 
 console.log("| pool blocks (all cached) | summary bits | heartbeat bytes without / with | build (CPU ms) | false positives |");
 console.log("|---|---|---|---|---|");
-for (const blocks of [1024, 4096, 16384, 65536]) {
+for (const blocks of [1024, 4096, 16384, 32768, 65536]) {
   const tokens = Array.from({ length: blocks * 16 }, (_, i) => (i * 2654435761) % 200_000);
   const hashes = blockHashes(root, tokens, 16);
   const bits = summaryBits(blocks);

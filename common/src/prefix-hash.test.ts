@@ -1,6 +1,6 @@
 /** The shared prefix identity: salted chain hashes and the Bloom summary workers publish. */
 import { describe, expect, it } from "vitest";
-import { blockHashes, chainHash, PrefixSummary, prefixRoot, summaryBits } from "./prefix-hash.ts";
+import { blockHashes, chainHash, MAX_SUMMARY_BITS, PrefixSummary, prefixRoot, summaryBits } from "./prefix-hash.ts";
 
 const BS = 4;
 
@@ -46,9 +46,12 @@ describe("PrefixSummary", () => {
     expect(s.matched(other)).toBeLessThan(2);
   });
 
-  it("stays bounded (8 KiB at most) with few false positives at its design load", () => {
+  it("grows with the blocks held, bounded (64 KiB at most), with few false positives at its design load", () => {
     expect(summaryBits(10)).toBe(1024);
-    expect(summaryBits(1_000_000)).toBe(65536);
+    expect(summaryBits(4096)).toBe(65536);
+    expect(summaryBits(20_000)).toBe(524288);
+    expect(summaryBits(1_000_000)).toBe(MAX_SUMMARY_BITS);
+    expect(MAX_SUMMARY_BITS / 8).toBe(64 * 1024);
     const bits = summaryBits(held.length);
     const s = PrefixSummary.of(held, bits);
     const absent = blockHashes(
@@ -58,6 +61,22 @@ describe("PrefixSummary", () => {
     );
     const fp = absent.filter((h) => s.has(h)).length / absent.length;
     expect(fp).toBeLessThan(0.02);
+  });
+
+  it("keeps false positives under 1 % up to the cap's design load (32k blocks at 16 bits each)", () => {
+    const many = blockHashes(
+      prefixRoot("many"),
+      Array.from({ length: 16 * 32768 }, (_, i) => i),
+      16,
+    );
+    const s = PrefixSummary.of(many, summaryBits(many.length));
+    expect(s.bits.length * 8).toBe(MAX_SUMMARY_BITS);
+    const absent = blockHashes(
+      prefixRoot("absent"),
+      Array.from({ length: 16 * 8192 }, (_, i) => i),
+      16,
+    );
+    expect(absent.filter((h) => s.has(h)).length / absent.length).toBeLessThan(0.01);
   });
 
   it("refuses a size that is not a power of two", () => {

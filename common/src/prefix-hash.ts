@@ -4,8 +4,8 @@
  * root is a salt naming the engine (model, precision, KV dtype): equal hashes mean an equal prefix computed
  * by an engine that produces the same KV, never a block another model or dtype wrote.
  *
- * PrefixSummary is what a worker publishes of the blocks it holds: a Bloom filter of their hashes, of
- * bounded size whatever the pool holds, so a heartbeat stays small. A false positive only makes the router
+ * PrefixSummary is what a worker publishes of the blocks it holds: a Bloom filter of their hashes, sized
+ * from how many it holds and bounded (MAX_SUMMARY_BITS) whatever the pool holds, so a heartbeat stays small. A false positive only makes the router
  * expect a hit that is not there (a prefill it would have done anyway).
  */
 import { createHash } from "node:crypto";
@@ -31,10 +31,17 @@ export function blockHashes(root: string, tokens: readonly number[], blockSize: 
   return out;
 }
 
-/** Bits of the published filter: 16 per block held, a power of two, between 2^10 and 2^16 (8 KiB). */
-export function summaryBits(capacityBlocks: number): number {
+/** The largest published filter: 2^19 bits (64 KiB), enough for ~40k cached blocks at ≤ 1 % false positives. */
+export const MAX_SUMMARY_BITS = 1 << 19;
+
+/**
+ * Bits of the filter for `blocks` cached blocks: at least 16 per block (three hashes: ≤ 0.6 % false
+ * positives), a power of two, between 2^10 and MAX_SUMMARY_BITS. Above 2^15 blocks the cap leaves fewer
+ * bits per block: 12 (1 %) at ~43k blocks; beyond that false positives grow.
+ */
+export function summaryBits(blocks: number): number {
   let bits = 1024;
-  while (bits < capacityBlocks * 16 && bits < 65536) bits *= 2;
+  while (bits < blocks * 16 && bits < MAX_SUMMARY_BITS) bits *= 2;
   return bits;
 }
 

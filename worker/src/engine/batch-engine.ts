@@ -226,11 +226,11 @@ export class BatchEngine implements EnginePort {
     for (const live of [...this.#running, ...this.#waiting]) this.#finish(live, undefined, e);
   }
 
-  /** What the worker publishes of its prefix cache (heartbeats): a Bloom filter of the full pool's block hashes. */
+  /** What the worker publishes of its prefix cache (heartbeats): a Bloom filter of the full pool's block hashes, sized from how many. */
   prefixSummary(): PrefixSummary {
     this.#expirePins();
     const full = this.#kv.full;
-    const bloom = Bloom.of(full.hashes(), summaryBits(full.capacity));
+    const bloom = Bloom.of(full.hashes(), summaryBits(full.cached));
     return {
       blockSize: this.#engine.blockSize,
       salt: this.#salt,
