@@ -52,6 +52,26 @@ describe("POST /v1/chat/completions", () => {
     expect(r.usage?.total_tokens).toBe((r.usage?.prompt_tokens ?? 0) + (r.usage?.completion_tokens ?? 0));
   });
 
+  it("reports the prompt tokens the worker served from its prefix cache", async () => {
+    const ask = () =>
+      client.chat.completions.create({
+        model: "gpt-oss-tiny",
+        messages: [
+          { role: "system", content: `Cached usage check. ${"Repeat the words of this sentence. ".repeat(30)}` },
+          { role: "user", content: "Once more." },
+        ],
+        max_completion_tokens: 2,
+        temperature: 0,
+      });
+    const first = await ask();
+    const again = await ask();
+    // The first may reuse the system preamble every earlier request on this worker began with.
+    expect(first.usage?.prompt_tokens_details?.cached_tokens).toBeLessThan(again.usage?.prompt_tokens_details?.cached_tokens ?? 0);
+    const prompt = again.usage?.prompt_tokens ?? 0;
+    // Every complete 16-token block but the one holding the last prompt token (its logits are needed).
+    expect(again.usage?.prompt_tokens_details?.cached_tokens).toBe(Math.floor((prompt - 1) / 16) * 16);
+  });
+
   it("streams chunks, a finish chunk, the usage chunk and [DONE]", async () => {
     const stream = await client.chat.completions.create({
       model: "gpt-oss-tiny",

@@ -188,6 +188,8 @@ class ChatChoice {
   #reason: FinishReason | undefined;
   /** The worker's reasoning budget ended the analysis channel early. */
   reasoningTruncated = false;
+  /** Prompt tokens the worker served from its prefix cache (its Finished.usage). */
+  cachedPromptTokens = 0;
   readonly #tok: HarmonyTokenizer;
   readonly index: number;
   readonly run: StartedGeneration;
@@ -217,6 +219,7 @@ class ChatChoice {
     if (e.finished) {
       this.#reason = e.finished.reason;
       this.reasoningTruncated = e.finished.reasoningTruncated;
+      this.cachedPromptTokens = e.finished.usage?.cachedPromptTokens ?? 0;
     }
     if (!e.tokens) return;
     const tokens = e.tokens.tokens;
@@ -360,6 +363,8 @@ export function registerChatCompletions(app: FastifyInstance, deps: ChatRouteDep
         prompt_tokens: prompt.tokens.length,
         completion_tokens: completion,
         total_tokens: prompt.tokens.length + completion,
+        // The prompt is computed once per choice; OpenAI reports one count, so the least any choice reused.
+        prompt_tokens_details: { cached_tokens: Math.min(...choices.map((c) => c.cachedPromptTokens)) },
         completion_tokens_details: { reasoning_tokens: choices.reduce((a, c) => a + c.assembler.reasoningTokens, 0) },
       };
     };
