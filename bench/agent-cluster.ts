@@ -3,6 +3,11 @@
  * processes on one tiny checkpoint (each its own engine group, heartbeating its load and prefix summary)
  * and a gateway reading the roster from the orchestrator, as deployed — only the gateway runs in this
  * process. close() stops everything it started.
+ *
+ * Each worker is warmed before the cluster is handed out: one constrained generation of a prompt shorter
+ * than a block (nothing cached, nothing routed on), so that the grammar compiler's one-time start (seconds
+ * on a loaded machine) and the tools' grammar are ready, as on a worker that has been serving. Without it
+ * every first turn of a fresh cluster waits for that start, and none finds another's prefix cached.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -11,10 +16,13 @@ import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
 import { freePort, killOnExit, type RedisServer, startRedisServer } from "@expertmesh/common/testing";
 import { OrchestratorDirectory, startTestGateway, type TestGateway } from "@expertmesh/gateway/testing";
+import { CONSTRAINT_SPEC_VERSION, type ConstraintSpec, encodeText } from "@expertmesh/grammar";
 import { SHAPES } from "@expertmesh/kernels";
 import { writeSyntheticCheckpoint } from "@expertmesh/kernels/checkpoint";
 import { MemberState } from "@expertmesh/proto/cluster";
+import { GenerateRequest, type GenerateResponse, Priority } from "@expertmesh/proto/worker";
 import { spawnWorker, type WorkerProcess } from "@expertmesh/worker/testing";
+import { Metadata } from "@grpc/grpc-js";
 
 export const AGENT_MODEL = "gpt-oss-tiny";
 
@@ -30,6 +38,8 @@ export interface AgentClusterOptions {
   refreshMs?: number;
   /** How long a roster may take to list every worker ready (loaded machines: generous). */
   readyTimeoutMs?: number;
+  /** The function tools (name and JSON schema, strict) whose forced-call grammar the warm-up compiles. */
+  warmTools?: ReadonlyArray<{ name: string; parameters: Record<string, unknown> }>;
 }
 
 export interface AgentCluster {
@@ -76,6 +86,7 @@ export async function startAgentCluster(checkpoint: string, o: AgentClusterOptio
       ),
     );
     for (const w of workers) undo.push(() => w.stop());
+    await Promise.all(workers.map((w) => warm(w, o.warmTools ?? [])));
     const directory = new OrchestratorDirectory(address, refreshMs, createLogger("agent-directory", "silent"));
     const gateway = await startTestGateway({
       directory,
@@ -137,4 +148,29 @@ export async function waitFor(ok: () => boolean, ms: number, what: string): Prom
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** One constrained generation on `w` (a forced call of `tools`, a 4-token reasoning budget); resolves when it ends. */
+async function warm(w: WorkerProcess, tools: NonNullable<AgentClusterOptions["warmTools"]>): Promise<void> {
+  const spec: ConstraintSpec = {
+    version: CONSTRAINT_SPEC_VERSION,
+    guard: true,
+    tools: tools.map((t) => ({ name: t.name, strict: true, parameters: t.parameters })),
+    toolChoice: tools.length > 0 ? { kind: "required" } : { kind: "auto" },
+    finalFormat: { kind: "text" },
+  };
+  const request = GenerateRequest.fromPartial({
+    requestId: `warm-${w.address}`,
+    promptTokenIds: encodeText("warm up"),
+    maxTokens: 64,
+    maxReasoningTokens: 4,
+    priority: Priority.PRIORITY_ONLINE,
+    constraint: { version: CONSTRAINT_SPEC_VERSION, specJson: JSON.stringify(spec) },
+  });
+  await new Promise<void>((resolve, reject) => {
+    const call = w.client.generate(request, new Metadata());
+    call.on("data", (_e: GenerateResponse) => {});
+    call.on("end", () => resolve());
+    call.on("error", reject);
+  });
 }

@@ -8,11 +8,15 @@
  * and the next turn resends the whole history. The same workload (same seed) runs against G engine
  * groups twice: least-load routing without pins (the baseline), then cache-aware routing with pins.
  *
- * Reported per run: prefill tokens computed (the workers' prompt tokens minus prefix-cache hits), the
+ * Reported per run: prefill tokens computed (the workers' prompt tokens minus prefix-cache hits; split
+ * into first turns and follow-ups by the responses' usage.prompt_tokens_details.cached_tokens), the
  * follow-up turns' TTFT p50 (to the first streamed delta), the busiest group's requests over the mean,
  * and the gateway's routing decisions by reason; then the ratios cache-aware / least-load.
  *
  *   node bench/agent.ts [--groups 2,4] [--quick] [--seed 1] [--json]
+ *
+ * Each run's cluster is fresh and warmed (agent-cluster.ts: one constrained generation per worker, not
+ * counted), so its first turns do not all wait for the grammar compiler's one-time start.
  *
  * --quick: 2 families × 4 conversations, 3 turns, a 400-token shared prompt, short think times (the CI
  * test, agent.test.ts). Full: 6 families × 8 = 48 conversations, 6 tool-call turns each, a ~1,500-token
@@ -67,6 +71,9 @@ export interface AgentRun {
   prefillTokens: number;
   promptTokens: number;
   followUpTtftP50Ms: number;
+  /** Prompt tokens computed by first turns and by follow-ups (the responses' usage: prompt − cached). */
+  computedFirst: number;
+  computedFollowUps: number;
   /** Requests served by each group. */
   perGroup: number[];
   /** Turns that ended in a tool call / all turns. */
@@ -104,7 +111,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * One turn of an agent: a streamed chat completion that must call the tool (the grammar forces it, with
  * a 4-token reasoning budget); its call (undefined: it ended otherwise, see the caller), its finish
- * reason and content, and its TTFT (ms to the first streamed delta).
+ * reason and content, its TTFT (ms to the first streamed delta) and the prompt tokens the worker computed
+ * (usage: prompt − cached).
  */
 export async function toolTurn(client: OpenAI, messages: ChatCompletionMessageParam[], seed: number) {
   const t0 = performance.now();
@@ -120,10 +128,13 @@ export async function toolTurn(client: OpenAI, messages: ChatCompletionMessagePa
     temperature: 1,
     seed,
     stream: true,
+    stream_options: { include_usage: true },
   } as OpenAI.ChatCompletionCreateParamsStreaming);
   let finish = "";
   let content = "";
+  let computed = 0;
   for await (const chunk of stream) {
+    if (chunk.usage) computed = chunk.usage.prompt_tokens - (chunk.usage.prompt_tokens_details?.cached_tokens ?? 0);
     finish = chunk.choices[0]?.finish_reason ?? finish;
     const d = chunk.choices[0]?.delta;
     content += d?.content ?? "";
@@ -134,7 +145,7 @@ export async function toolTurn(client: OpenAI, messages: ChatCompletionMessagePa
       call.arguments += t.function?.arguments ?? "";
     }
   }
-  return { call: call.id ? call : undefined, finish, content, ttftMs: (first || performance.now()) - t0 };
+  return { call: call.id ? call : undefined, finish, content, computed, ttftMs: (first || performance.now()) - t0 };
 }
 
 /** One conversation's turns; returns the follow-up TTFTs (ms) and how many turns ended in a tool call. */
@@ -147,11 +158,14 @@ async function converse(client: OpenAI, w: AgentWorkload, family: number, index:
     { role: "user", content: `Task ${family}.${index}: ${words(rand, 30)}` },
   ];
   const ttfts: number[] = [];
+  const computed = { first: 0, followUps: 0 };
   let calls = 0;
   await sleep(Math.floor(rand() * w.staggerMs));
   for (let turn = 0; turn < w.turns; turn++) {
-    const { call, content, ttftMs } = await toolTurn(client, messages, seed * 100 + turn);
+    const { call, content, ttftMs, computed: n } = await toolTurn(client, messages, seed * 100 + turn);
     if (turn > 0) ttfts.push(ttftMs);
+    if (turn === 0) computed.first += n;
+    else computed.followUps += n;
     await sleep(between(rand, w.thinkMs)); // the tool runs
     const result = words(rand, between(rand, w.toolResultTokens));
     if (call) {
@@ -166,7 +180,7 @@ async function converse(client: OpenAI, w: AgentWorkload, family: number, index:
       messages.push({ role: "assistant", content }, { role: "user", content: result });
     }
   }
-  return { ttfts, calls };
+  return { ttfts, calls, computed };
 }
 
 /** Sums a counter over a Prometheus text by one label's values. */
@@ -183,21 +197,31 @@ function byLabel(text: string, name: string, label: string): Record<string, numb
 /** Runs the workload once against a started cluster. */
 export async function runAgents(cluster: AgentCluster, w: AgentWorkload, seed: number, label: string): Promise<AgentRun> {
   const client = new OpenAI({ apiKey: "unused", baseURL: `${cluster.base}/v1`, maxRetries: 0, timeout: 600_000 });
+  // The workers' counters since now (the cluster's warm-up is not the workload).
+  const counters = () =>
+    Promise.all(
+      ["vllm:prompt_tokens_total", "vllm:prefix_cache_hits_total", "vllm:e2e_request_latency_seconds_count"].map((m) =>
+        Promise.all(cluster.workers.map((x) => x.metric(m))),
+      ),
+    );
+  const [prompt0, hits0, requests0] = await counters();
   const t0 = performance.now();
   const convs = [];
   for (let f = 0; f < w.families; f++) for (let i = 0; i < w.perFamily; i++) convs.push(converse(client, w, f, i, seed));
   const results = await Promise.all(convs);
   const seconds = (performance.now() - t0) / 1000;
-  const prompt = await Promise.all(cluster.workers.map((x) => x.metric("vllm:prompt_tokens_total")));
-  const hits = await Promise.all(cluster.workers.map((x) => x.metric("vllm:prefix_cache_hits_total")));
-  const perGroup = await Promise.all(cluster.workers.map((x) => x.metric("vllm:e2e_request_latency_seconds_count")));
-  const promptTokens = prompt.reduce((a, b) => a + b, 0);
+  const [prompt1, hits1, requests1] = await counters();
+  const delta = (a: number[] = [], b: number[] = []) => a.map((x, i) => x - (b[i] ?? 0));
+  const promptTokens = delta(prompt1, prompt0).reduce((a, b) => a + b, 0);
+  const perGroup = delta(requests1, requests0);
   return {
     label,
     groups: cluster.workers.length,
     promptTokens,
-    prefillTokens: promptTokens - hits.reduce((a, b) => a + b, 0),
+    prefillTokens: promptTokens - delta(hits1, hits0).reduce((a, b) => a + b, 0),
     followUpTtftP50Ms: median(results.flatMap((r) => r.ttfts)),
+    computedFirst: results.reduce((n, r) => n + r.computed.first, 0),
+    computedFollowUps: results.reduce((n, r) => n + r.computed.followUps, 0),
     perGroup,
     toolCalls: results.reduce((n, r) => n + r.calls, 0),
     turns: w.families * w.perFamily * w.turns,
@@ -224,7 +248,10 @@ export async function compare(
     ["least-load", "least_load", 0],
     ["cache-aware+pins", "cache_aware", 120_000],
   ] as const) {
-    const cluster = await startAgentCluster(checkpoint, { groups, policy, toolPinMs, kvBlocks: w.kvBlocks });
+    const warmTools = TOOLS.flatMap((t) =>
+      t.type === "function" ? [{ name: t.function.name, parameters: t.function.parameters ?? {} }] : [],
+    );
+    const cluster = await startAgentCluster(checkpoint, { groups, policy, toolPinMs, kvBlocks: w.kvBlocks, warmTools });
     try {
       runs.push(await runAgents(cluster, w, seed, label));
     } finally {
@@ -236,8 +263,8 @@ export async function compare(
 
 function table(pairs: Array<[AgentRun, AgentRun]>): string {
   const rows = [
-    "| groups | routing | prefill tokens computed | of prompt tokens | follow-up TTFT p50 | max group / mean | requests per group | decisions | wall |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| groups | routing | prefill tokens computed | of prompt tokens | first turns / follow-ups | follow-up TTFT p50 | max group / mean | requests per group | decisions | wall |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const pair of pairs) {
     for (const r of pair) {
@@ -245,12 +272,12 @@ function table(pairs: Array<[AgentRun, AgentRun]>): string {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");
       rows.push(
-        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
+        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.computedFirst} / ${r.computedFollowUps} | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
       );
     }
     const [base, cache] = pair;
     rows.push(
-      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
+      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | ${(cache.computedFollowUps / base.computedFollowUps).toFixed(3)}× follow-ups | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
     );
   }
   return rows.join("\n");
