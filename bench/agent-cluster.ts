@@ -4,7 +4,7 @@
  * and a gateway reading the roster from the orchestrator, as deployed — only the gateway runs in this
  * process. close() stops everything it started.
  *
- * Each worker is warmed before the cluster is handed out: one constrained generation of a prompt shorter
+ * With warmTools, each worker is warmed before the cluster is handed out: one constrained generation of a prompt shorter
  * than a block (nothing cached, nothing routed on), so that the grammar compiler's one-time start (seconds
  * on a loaded machine) and the tools' grammar are ready, as on a worker that has been serving. Without it
  * every first turn of a fresh cluster waits for that start, and none finds another's prefix cached.
@@ -38,7 +38,7 @@ export interface AgentClusterOptions {
   refreshMs?: number;
   /** How long a roster may take to list every worker ready (loaded machines: generous). */
   readyTimeoutMs?: number;
-  /** The function tools (name and JSON schema, strict) whose forced-call grammar the warm-up compiles. */
+  /** Warm each worker up with a forced call of these function tools (name, strict JSON schema); absent: no warm-up. */
   warmTools?: ReadonlyArray<{ name: string; parameters: Record<string, unknown> }>;
 }
 
@@ -86,7 +86,8 @@ export async function startAgentCluster(checkpoint: string, o: AgentClusterOptio
       ),
     );
     for (const w of workers) undo.push(() => w.stop());
-    await Promise.all(workers.map((w) => warm(w, o.warmTools ?? [])));
+    const tools = o.warmTools;
+    if (tools) await Promise.all(workers.map((w) => warm(w, tools)));
     const directory = new OrchestratorDirectory(address, refreshMs, createLogger("agent-directory", "silent"));
     const gateway = await startTestGateway({
       directory,
@@ -156,7 +157,7 @@ async function warm(w: WorkerProcess, tools: NonNullable<AgentClusterOptions["wa
     version: CONSTRAINT_SPEC_VERSION,
     guard: true,
     tools: tools.map((t) => ({ name: t.name, strict: true, parameters: t.parameters })),
-    toolChoice: tools.length > 0 ? { kind: "required" } : { kind: "auto" },
+    toolChoice: { kind: "required" },
     finalFormat: { kind: "text" },
   };
   const request = GenerateRequest.fromPartial({
