@@ -19,7 +19,7 @@ import { ErrorDetail, ErrorKind, type GenerateRequest, type GenerateResponse, Wo
 import { type ChannelCredentials, credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { type Context, context, propagation } from "@opentelemetry/api";
 import { type GenerationBackend, type PipeableIterator, pipeTo } from "../domain/generation-backend.ts";
-import { cheapest, PromptChains, publishedLoad, type RouteReason, type RoutingPolicy } from "../domain/routing/cache-routing.ts";
+import { cheapest, PromptChains, publishedLoad, type RouteReason, type RoutingPolicy, staysWith } from "../domain/routing/cache-routing.ts";
 import { type ToolLoop, ToolLoops } from "../domain/routing/tool-loops.ts";
 import type { WorkerDirectory } from "../domain/worker-directory.ts";
 import { gatewayErrors } from "../errors.ts";
@@ -318,19 +318,36 @@ export class WorkerPool implements GenerationBackend {
     throw gatewayErrors.create("service_unavailable", { reason }, { retryAfterMs: 2000 });
   }
 
-  /** The tool loop's holder, else the cheapest group by cached prefix, else the least-loaded worker. */
+  /**
+   * The tool loop's holder (unless another group is cheaper despite its pinned prefix), else the cheapest
+   * group by cached prefix, else the least-loaded worker.
+   */
   #choose(candidates: readonly Candidate[], chains: PromptChains | undefined): Route {
     if (chains) {
+      const scores = candidates.map((c) => ({
+        address: c.endpoint.address,
+        cached: chains.cachedOn(c.member),
+        load: publishedLoad(c.member),
+      }));
+      const byAddress = (address: string) => candidates.find((c) => c.endpoint.address === address);
       for (const c of candidates) {
         const follows = this.#loops.take(chains.chainFor(c.member), this.#now());
-        const holder = follows && candidates.find((h) => h.endpoint.address === follows.address);
+        const holder = follows && scores.find((h) => h.address === follows.address);
         // The holder gone (or tried already): its pin expires there; the turn is routed on its prefix.
-        if (follows && holder) return { ...holder, reason: "pinned", follows };
+        if (!follows || !holder) continue;
+        const pinnedTokens = Math.min(follows.blocks * (c.member.load?.prefix?.blockSize ?? 0), chains.promptTokens - 1);
+        const pinned = { ...holder, cached: Math.max(holder.cached, pinnedTokens) };
+        const chosen = staysWith(
+          pinned,
+          scores.map((g) => (g === holder ? pinned : g)),
+          chains.promptTokens,
+          this.#weight,
+        );
+        if (chosen === pinned) return { ...(byAddress(holder.address) as Candidate), reason: "pinned", follows };
+        return { ...(byAddress(chosen.address) as Candidate), reason: "prefix" };
       }
-      const prompt = (c: Candidate) => chains.cachedOn(c.member);
-      const scores = candidates.map((c) => ({ address: c.endpoint.address, cached: prompt(c), load: publishedLoad(c.member) }));
       const best = cheapest(scores, chains.promptTokens, this.#weight);
-      const chosen = best && candidates.find((c) => c.endpoint.address === best.address);
+      const chosen = best && byAddress(best.address);
       if (chosen) return { ...chosen, reason: "prefix" };
     }
     let best = candidates[0] as Candidate;

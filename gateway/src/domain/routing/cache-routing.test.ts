@@ -3,7 +3,7 @@ import { blockHashes, PrefixSummary, prefixRoot, summaryBits } from "@expertmesh
 import type { Member } from "@expertmesh/proto/cluster";
 import { describe, expect, it } from "vitest";
 import { readyMember } from "../../testing/test-gateway.ts";
-import { cheapest, PromptChains, publishedLoad } from "./cache-routing.ts";
+import { cheapest, PromptChains, publishedLoad, staysWith } from "./cache-routing.ts";
 import { ToolLoops } from "./tool-loops.ts";
 
 const SALT = "tiny|default|bf16";
@@ -59,6 +59,15 @@ describe("cheapest", () => {
     expect(cheapest([{ address: "a", cached: 0, load: 0 }], 100, 0.25)).toBeUndefined();
     expect(cheapest([], 100, 0.25)).toBeUndefined();
   });
+  it("a tool loop stays with its holder unless another group is strictly cheaper: only a load gap worth its prefix moves it", () => {
+    const holder = { address: "b-holder", cached: 1900, load: 6 }; // 100 + 0.25·2000·6 = 3100
+    const idle = { address: "a-idle", cached: 80, load: 2 }; // 1920 + 1000 = 2920
+    expect(staysWith(holder, [holder, idle], 2000, 0.25)).toBe(idle);
+    const near = { ...idle, load: 3 }; // 1920 + 1500 = 3420
+    expect(staysWith(holder, [holder, near], 2000, 0.25)).toBe(holder);
+    const tie = { address: "a-tie", cached: 1900, load: 6 }; // equal cost, lower address: the holder still wins
+    expect(staysWith(holder, [tie, holder], 2000, 0.25)).toBe(holder);
+  });
 });
 
 describe("PromptChains", () => {
@@ -96,8 +105,8 @@ describe("ToolLoops", () => {
     const loops = new ToolLoops();
     loops.add("h1", { requestId: "turn-1", address: "a" }, 1000);
     loops.add("h3", { requestId: "turn-2", address: "b" }, 1000);
-    expect(loops.take(chain, 0)).toEqual({ requestId: "turn-2", address: "b" }); // the latest turn
-    expect(loops.take(["h0", "h1", "x"], 0)).toEqual({ requestId: "turn-1", address: "a" });
+    expect(loops.take(chain, 0)).toEqual({ requestId: "turn-2", address: "b", blocks: 4 }); // the latest turn
+    expect(loops.take(["h0", "h1", "x"], 0)).toEqual({ requestId: "turn-1", address: "a", blocks: 2 });
     expect(loops.take(chain, 0)).toBeUndefined();
   });
 

@@ -12,6 +12,11 @@
  * prefill tokens to compute, plus each request already there counted as `weight` prompts' worth of
  * work; the cheapest group wins, ties to the lowest address. When no group holds any block of the
  * prompt, the router falls back to least-load (the caller's live count of outstanding tokens).
+ *
+ * A tool loop's next turn goes to the group holding its pinned prefix (cached: at least the pinned
+ * blocks) unless another group is cheaper by the same cost (staysWith): only a load difference
+ * worth more than the prefix it would recompute moves a conversation, so pins cannot pile a
+ * conversation's turns onto a group that others have long left behind.
  */
 import { blockHashes, PrefixSummary, prefixRoot } from "@expertmesh/common/prefix";
 import type { Member } from "@expertmesh/proto/cluster";
@@ -42,6 +47,13 @@ export function cheapest(groups: readonly GroupScore[], promptTokens: number, we
     }
   }
   return best && groups.some((g) => g.cached > 0) ? best : undefined;
+}
+
+/** The holder of a tool loop's pinned prefix, unless another group is strictly cheaper (see the header). */
+export function staysWith(holder: GroupScore, groups: readonly GroupScore[], promptTokens: number, weight: number): GroupScore {
+  const cost = (g: GroupScore) => promptTokens - g.cached + weight * promptTokens * g.load;
+  const best = cheapest(groups, promptTokens, weight);
+  return best && cost(best) < cost(holder) ? best : holder;
 }
 
 /**

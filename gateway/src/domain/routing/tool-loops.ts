@@ -39,15 +39,16 @@ export class ToolLoops {
 
   /**
    * The live loop whose key lies furthest along `chain` (the latest turn this prompt continues), taken
-   * out of the table: a loop has one follow-up. Expired entries met on the way are dropped.
+   * out of the table: a loop has one follow-up; `blocks` is how many leading blocks of `chain` its holder
+   * keeps pinned (up to the key). Expired entries met on the way are dropped.
    */
-  take(chain: readonly string[], now: number): ToolLoop | undefined {
+  take(chain: readonly string[], now: number): (ToolLoop & { blocks: number }) | undefined {
     for (let i = chain.length - 1; i >= 0; i--) {
       const key = chain[i] as string;
       const loop = this.#byKey.get(key);
       if (!loop) continue;
       this.#byKey.delete(key);
-      if (loop.until > now) return { requestId: loop.requestId, address: loop.address };
+      if (loop.until > now) return { requestId: loop.requestId, address: loop.address, blocks: i + 1 };
     }
     return undefined;
   }
