@@ -34,7 +34,7 @@ for (const blocks of [1024, 4096, 16384, 32768, 65536]) {
   const without = MemberLoad.encode(base).finish().length;
   const withPrefix = MemberLoad.encode({
     ...base,
-    prefix: { blockSize: 16, salt: "gpt-oss-20b|default|bf16", bloom: Buffer.from(summary.bits), blocks, pinnedBlocks: 0 },
+    prefix: { blockSize: 16, salt: "gpt-oss-20b|default|bf16", bloom: Buffer.from(summary.bits), blocks, pinnedBlocks: 0, pinnedLoops: 0 },
   }).finish().length;
   const ms = time(() => PrefixSummary.of(hashes, bits));
   const absent = blockHashes(prefixRoot("absent"), tokens.slice(0, 16 * 4096), 16);

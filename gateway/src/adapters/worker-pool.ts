@@ -324,10 +324,11 @@ export class WorkerPool implements GenerationBackend {
    */
   #choose(candidates: readonly Candidate[], chains: PromptChains | undefined): Route {
     if (chains) {
+      // This gateway's open generations are fresher than the last heartbeat: a burst sees its own requests.
       const scores = candidates.map((c) => ({
         address: c.endpoint.address,
         cached: chains.cachedOn(c.member),
-        load: publishedLoad(c.member),
+        load: Math.max(publishedLoad(c.member), c.endpoint.streams),
       }));
       const byAddress = (address: string) => candidates.find((c) => c.endpoint.address === address);
       for (const c of candidates) {

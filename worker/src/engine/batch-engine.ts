@@ -237,6 +237,7 @@ export class BatchEngine implements EnginePort {
       bloom: Buffer.from(bloom.bits),
       blocks: full.cached,
       pinnedBlocks: full.pinned,
+      pinnedLoops: this.#pins.size,
     };
   }
 

@@ -42,7 +42,9 @@ export class SwitchableEngine implements EnginePort {
   }
 
   prefixSummary() {
-    return this.#current.prefixSummary?.() ?? { blockSize: 0, salt: "", bloom: Buffer.alloc(0), blocks: 0, pinnedBlocks: 0 };
+    return (
+      this.#current.prefixSummary?.() ?? { blockSize: 0, salt: "", bloom: Buffer.alloc(0), blocks: 0, pinnedBlocks: 0, pinnedLoops: 0 }
+    );
   }
 
   drain(): Promise<void> {

@@ -10,7 +10,7 @@ const SALT = "tiny|default|bf16";
 const BS = 16;
 
 /** A member whose summary holds the first `blocks` blocks of `tokens`, with `load` requests running. */
-function member(address: string, tokens: number[], blocks: number, load = 0, salt = SALT): Member {
+function member(address: string, tokens: number[], blocks: number, load = 0, salt = SALT, pinnedLoops = 0): Member {
   const held = blockHashes(prefixRoot(salt), tokens, BS, blocks);
   const bloom = PrefixSummary.of(held, summaryBits(256)).bits;
   return {
@@ -20,7 +20,7 @@ function member(address: string, tokens: number[], blocks: number, load = 0, sal
       requestsWaiting: 0,
       kvCacheUsage: 0,
       generationTokensTotal: 0,
-      prefix: { blockSize: BS, salt, bloom: Buffer.from(bloom), blocks: held.length, pinnedBlocks: 0 },
+      prefix: { blockSize: BS, salt, bloom: Buffer.from(bloom), blocks: held.length, pinnedBlocks: 0, pinnedLoops },
     },
   };
 }
@@ -59,14 +59,15 @@ describe("cheapest", () => {
     expect(cheapest([{ address: "a", cached: 0, load: 0 }], 100, 0.25)).toBeUndefined();
     expect(cheapest([], 100, 0.25)).toBeUndefined();
   });
-  it("a tool loop stays with its holder unless another group is strictly cheaper: only a load gap worth its prefix moves it", () => {
-    const holder = { address: "b-holder", cached: 1900, load: 6 }; // 100 + 0.25·2000·6 = 3100
-    const idle = { address: "a-idle", cached: 80, load: 2 }; // 1920 + 1000 = 2920
-    expect(staysWith(holder, [holder, idle], 2000, 0.25)).toBe(idle);
-    const near = { ...idle, load: 3 }; // 1920 + 1500 = 3420
-    expect(staysWith(holder, [holder, near], 2000, 0.25)).toBe(holder);
-    const tie = { address: "a-tie", cached: 1900, load: 6 }; // equal cost, lower address: the holder still wins
-    expect(staysWith(holder, [tie, holder], 2000, 0.25)).toBe(holder);
+  it("a tool loop stays with its holder until it carries more than 1.5× the mean load, then goes to the cheapest", () => {
+    const holder = { address: "b-holder", cached: 1900, load: 6 };
+    const idle = { address: "a-idle", cached: 80, load: 3 }; // mean 4.5: 6 is within 1.5×
+    expect(staysWith(holder, [holder, idle], 2000, 0.25)).toBe(holder);
+    const idler = { ...idle, load: 1 }; // mean 3.5: 6 > 5.25
+    expect(staysWith(holder, [holder, idler], 2000, 0.25)).toBe(idler); // 1920 + 500 < 100 + 3000
+    const warm = { address: "c-warm", cached: 1500, load: 1 };
+    expect(staysWith(holder, [holder, idler, warm], 2000, 0.25)).toBe(warm);
+    expect(staysWith(holder, [holder], 2000, 0.25)).toBe(holder);
   });
 });
 
@@ -92,8 +93,9 @@ describe("PromptChains", () => {
     expect(new PromptChains(prompt).cachedOn(relabelled)).toBe(0);
   });
 
-  it("published load is the requests running and waiting", () => {
+  it("published load is the requests running and waiting, plus the tool loops pinned there", () => {
     expect(publishedLoad(member("a", prompt, 1, 3))).toBe(3);
+    expect(publishedLoad(member("a", prompt, 1, 3, SALT, 4))).toBe(7);
     expect(publishedLoad(readyMember("b", "tiny"))).toBe(0);
   });
 });

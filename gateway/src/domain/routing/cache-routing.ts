@@ -5,7 +5,9 @@
  *
  * For a prompt of P tokens, group g is expected to hold cached(g) of them: the leading blocks of the
  * prompt's hash chain its summary holds (× the block size, at most P − 1: one token is always computed).
- * Its load(g) is the requests it reported running and waiting. The cost of sending the prompt to g is
+ * Its load(g) is the requests it reported running and waiting plus its pinned tool loops (publishedLoad),
+ * or, when more, the generations this gateway has open there (fresher than a heartbeat during a burst).
+ * The cost of sending the prompt to g is
  *
  *     cost(g) = (P − cached(g)) + weight × P × load(g)
  *
@@ -13,10 +15,11 @@
  * work; the cheapest group wins, ties to the lowest address. When no group holds any block of the
  * prompt, the router falls back to least-load (the caller's live count of outstanding tokens).
  *
- * A tool loop's next turn goes to the group holding its pinned prefix (cached: at least the pinned
- * blocks) unless another group is cheaper by the same cost (staysWith): only a load difference
- * worth more than the prefix it would recompute moves a conversation, so pins cannot pile a
- * conversation's turns onto a group that others have long left behind.
+ * A tool loop's next turn goes to the group holding its pinned prefix (staysWith) unless that group
+ * carries more than PIN_YIELD_LOAD × the mean load of the ready groups; then it goes to the cheapest
+ * group by the cost above (its holder counted as holding the pinned blocks). Turns stay where their
+ * conversation's KV is however the loads fluctuate between turns, but pins cannot pile conversations
+ * onto one group beyond that bound.
  */
 import { blockHashes, PrefixSummary, prefixRoot } from "@expertmesh/common/prefix";
 import type { Member } from "@expertmesh/proto/cluster";
@@ -49,11 +52,14 @@ export function cheapest(groups: readonly GroupScore[], promptTokens: number, we
   return best && groups.some((g) => g.cached > 0) ? best : undefined;
 }
 
-/** The holder of a tool loop's pinned prefix, unless another group is strictly cheaper (see the header). */
+/** A pinned turn leaves its holder only when the holder's load is above this multiple of the mean. */
+export const PIN_YIELD_LOAD = 1.5;
+
+/** Where a tool loop's next turn goes: its holder (one of `groups`), or past the load bound the cheapest (see the header). */
 export function staysWith(holder: GroupScore, groups: readonly GroupScore[], promptTokens: number, weight: number): GroupScore {
-  const cost = (g: GroupScore) => promptTokens - g.cached + weight * promptTokens * g.load;
-  const best = cheapest(groups, promptTokens, weight);
-  return best && cost(best) < cost(holder) ? best : holder;
+  const mean = groups.reduce((n, g) => n + g.load, 0) / groups.length;
+  if (holder.load <= PIN_YIELD_LOAD * mean) return holder;
+  return cheapest(groups, promptTokens, weight) ?? holder;
 }
 
 /**
@@ -99,7 +105,12 @@ export class PromptChains {
   }
 }
 
-/** Published load of a member: the requests it reported running and waiting. */
+/**
+ * Published load of a member: the requests it reported running and waiting, plus its pinned tool loops
+ * (conversations between turns whose next turn is expected there: agent traffic's load is conversations,
+ * and a conversation in its tool's think time has no request running).
+ */
 export function publishedLoad(member: Member): number {
-  return (member.load?.requestsRunning ?? 0) + (member.load?.requestsWaiting ?? 0);
+  const l = member.load;
+  return (l?.requestsRunning ?? 0) + (l?.requestsWaiting ?? 0) + (l?.prefix?.pinnedLoops ?? 0);
 }
