@@ -74,6 +74,8 @@ export interface AgentRun {
   /** Prompt tokens computed by first turns and by follow-ups (the responses' usage: prompt − cached). */
   computedFirst: number;
   computedFollowUps: number;
+  /** Mean time a request waited in a worker's queue before it started (vllm:request_queue_time_seconds). */
+  queueMeanMs: number;
   /** Requests served by each group. */
   perGroup: number[];
   /** Turns that ended in a tool call / all turns. */
@@ -200,17 +202,20 @@ export async function runAgents(cluster: AgentCluster, w: AgentWorkload, seed: n
   // The workers' counters since now (the cluster's warm-up is not the workload).
   const counters = () =>
     Promise.all(
-      ["vllm:prompt_tokens_total", "vllm:prefix_cache_hits_total", "vllm:e2e_request_latency_seconds_count"].map((m) =>
-        Promise.all(cluster.workers.map((x) => x.metric(m))),
-      ),
+      [
+        "vllm:prompt_tokens_total",
+        "vllm:prefix_cache_hits_total",
+        "vllm:e2e_request_latency_seconds_count",
+        "vllm:request_queue_time_seconds_sum",
+      ].map((m) => Promise.all(cluster.workers.map((x) => x.metric(m)))),
     );
-  const [prompt0, hits0, requests0] = await counters();
+  const [prompt0, hits0, requests0, queued0] = await counters();
   const t0 = performance.now();
   const convs = [];
   for (let f = 0; f < w.families; f++) for (let i = 0; i < w.perFamily; i++) convs.push(converse(client, w, f, i, seed));
   const results = await Promise.all(convs);
   const seconds = (performance.now() - t0) / 1000;
-  const [prompt1, hits1, requests1] = await counters();
+  const [prompt1, hits1, requests1, queued1] = await counters();
   const delta = (a: number[] = [], b: number[] = []) => a.map((x, i) => x - (b[i] ?? 0));
   const promptTokens = delta(prompt1, prompt0).reduce((a, b) => a + b, 0);
   const perGroup = delta(requests1, requests0);
@@ -222,6 +227,7 @@ export async function runAgents(cluster: AgentCluster, w: AgentWorkload, seed: n
     followUpTtftP50Ms: median(results.flatMap((r) => r.ttfts)),
     computedFirst: results.reduce((n, r) => n + r.computed.first, 0),
     computedFollowUps: results.reduce((n, r) => n + r.computed.followUps, 0),
+    queueMeanMs: (1000 * delta(queued1, queued0).reduce((a, b) => a + b, 0)) / perGroup.reduce((a, b) => a + b, 0),
     perGroup,
     toolCalls: results.reduce((n, r) => n + r.calls, 0),
     turns: w.families * w.perFamily * w.turns,
@@ -263,8 +269,8 @@ export async function compare(
 
 function table(pairs: Array<[AgentRun, AgentRun]>): string {
   const rows = [
-    "| groups | routing | prefill tokens computed | of prompt tokens | first turns / follow-ups | follow-up TTFT p50 | max group / mean | requests per group | decisions | wall |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| groups | routing | prefill tokens computed | of prompt tokens | first turns / follow-ups | follow-up TTFT p50 | worker queue mean | max group / mean | requests per group | decisions | wall |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const pair of pairs) {
     for (const r of pair) {
@@ -272,12 +278,12 @@ function table(pairs: Array<[AgentRun, AgentRun]>): string {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");
       rows.push(
-        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.computedFirst} / ${r.computedFollowUps} | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
+        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.computedFirst} / ${r.computedFollowUps} | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${r.queueMeanMs.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
       );
     }
     const [base, cache] = pair;
     rows.push(
-      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | ${(cache.computedFollowUps / base.computedFollowUps).toFixed(3)}× follow-ups | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
+      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | ${(cache.computedFollowUps / base.computedFollowUps).toFixed(3)}× follow-ups | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
     );
   }
   return rows.join("\n");
