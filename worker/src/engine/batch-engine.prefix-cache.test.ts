@@ -108,6 +108,15 @@ describe("prefix caching", () => {
     expect(hit.tokens).toEqual(fresh.tokens);
   });
 
+  it("prompts arriving together share their common prefix: one computes it, the others wait for it", async () => {
+    const { client } = await worker();
+    const shared = seqOf(80, 400); // 25 blocks
+    const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => generate(client, `sib${i}`, [...shared, ...seqOf(81 + i, 20)], 2)));
+    expect(runs.map((r) => r.error)).toEqual(Array(6).fill(undefined));
+    // Whenever each arrived — before the first was admitted, during its prefill or after — one computed it.
+    expect(runs.map((r) => r.usage?.cachedPromptTokens).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual([0, 400, 400, 400, 400, 400]);
+  });
+
   it("evicts least-recently-used cached blocks when the pool fills, without errors or leaks", async () => {
     const { client, engine } = await worker({ WORKER_KV_NUM_BLOCKS: "40" });
     for (let i = 0; i < 12; i++) {

@@ -352,15 +352,18 @@ export class BatchEngine implements EnginePort {
   #admit(): void {
     let released = 0;
     for (;;) {
-      this.#admitOnce();
-      const blocked = this.#running.length < this.#opts.maxNumSeqs && this.#waiting.some((l) => l.opened);
+      const held = this.#admitOnce();
+      // Held back for a block in flight is not short of blocks: no pin has to go for it.
+      const blocked = this.#running.length < this.#opts.maxNumSeqs && this.#waiting.some((l) => l.opened && !held.has(l));
       if (!blocked || !this.#pins.releaseOldest()) break;
       released++;
     }
     this.#released("pressure", released);
   }
 
-  #admitOnce(): void {
+  /** One admission pass; returns the sequences held back for a block in flight. */
+  #admitOnce(): Set<Live> {
+    const held = new Set<Live>();
     admit(this.#waiting, this.#running.length, performance.now(), this.#policy, {
       takePrefix: (live) => {
         const hit = this.#kv.match(live.blocks, live.prompt);
@@ -369,7 +372,25 @@ export class BatchEngine implements EnginePort {
       },
       free: () => this.#kv.ledger().free,
       putBack: (live) => this.#kv.release(live.blocks),
+      inFlight: (live, hit) => {
+        const waits = this.#inFlight(live, hit);
+        if (waits) held.add(live);
+        return waits;
+      },
       start: (live, hit, blocks) => this.#start(live, hit, blocks),
+    });
+    return held;
+  }
+
+  /** Whether a running sequence still in its prompt is computing `live`'s block `hit` (it will be cached after that step). */
+  #inFlight(live: Live, hit: number): boolean {
+    const next = this.#kv.nextHash(live.blocks, live.prompt, hit);
+    if (next === undefined) return false;
+    const bs = this.#engine.blockSize;
+    return this.#running.some((r) => {
+      if (r.fed >= r.prompt.length) return false;
+      r.promptChain ??= this.#kv.chainOf(r.prompt);
+      return r.promptChain.indexOf(next, Math.floor(r.fed / bs)) >= 0;
     });
   }
 

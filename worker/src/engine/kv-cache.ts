@@ -7,7 +7,7 @@
  * a cached prefix starts past it). Which sequence gets blocks, and when, is the Scheduler's decision.
  */
 
-import { chainHash, prefixRoot } from "@expertmesh/common/prefix";
+import { blockHashes, chainHash, prefixRoot } from "@expertmesh/common/prefix";
 import { type Engine, trimSlidingWindow } from "@expertmesh/kernels";
 import { PrefixCache, type PrefixCacheOptions } from "./prefix-cache.ts";
 import type { KvLedger } from "./scheduler.ts";
@@ -80,6 +80,21 @@ export class KvCache {
       if (ok) break;
     }
     return k;
+  }
+
+  /**
+   * The hash of `prompt`'s block `hit`, the first one match did not find (tables.hashes holds the
+   * `hit` before it); undefined when no further block could be reused (match leaves the last token).
+   */
+  nextHash(tables: BlockTables, prompt: readonly number[], hit: number): string | undefined {
+    const bs = this.#geometry.blockSize;
+    if (hit >= Math.floor((prompt.length - 1) / bs)) return undefined;
+    return chainHash(hit === 0 ? this.root : (tables.hashes[hit - 1] as string), prompt, hit, bs);
+  }
+
+  /** The hashes of every complete block of `tokens`: what a sequence computing them will register. */
+  chainOf(tokens: readonly number[]): string[] {
+    return blockHashes(this.root, tokens, this.#geometry.blockSize);
   }
 
   /**

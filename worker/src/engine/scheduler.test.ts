@@ -107,6 +107,14 @@ describe("admission", () => {
     expect(admit(q, 4, 0, policy, port)).toEqual([]);
   });
 
+  it("holds back a sequence whose next block is being computed, letting the ones behind it start", () => {
+    const q = [waiting("a", 40, { waitingSince: 1 }), waiting("b", 40, { waitingSince: 2 }), waiting("c", 40, { waitingSince: 3 })];
+    const { port, log } = fakeKv(100, { b: 2 });
+    const inFlight: AdmissionPort<Seq>["inFlight"] = (s, hit) => s.id === "b" && hit === 2;
+    expect(ids(admit(q, 0, 0, policy, { ...port, inFlight }))).toEqual(["a", "c"]);
+    expect(log).toContain("putBack b");
+  });
+
   it("stops at the first sequence that does not fit, giving its prefix back: no overtaking", () => {
     const { port, log } = fakeKv(2);
     const q = [waiting("big", 40, { waitingSince: 1 }), waiting("small", 2, { waitingSince: 2 })];

@@ -6,7 +6,9 @@
  *
  * - Admission: ONLINE before BATCH, oldest first; a BATCH request that has waited starvationMs counts as
  *   ONLINE. A sequence starts after its longest cached prefix when its first chunk fits in free blocks;
- *   admission stops at the first that does not (no overtaking) and at maxNumSeqs running.
+ *   admission stops at the first that does not (no overtaking) and at maxNumSeqs running. One whose
+ *   next block a running sequence is computing now (siblings sharing instructions, arrived together)
+ *   waits for it to be cached instead of computing it too; those behind it may start meanwhile.
  * - A step packs, within maxTokensPerStep, one decode row per running sequence past its prompt (plus the
  *   tokens forced after its last sample), then prefill chunks of those still in their prompt. While an
  *   ONLINE sequence is in its prompt, BATCH sequences sit the step out (its first token should cost a
@@ -66,6 +68,8 @@ export interface AdmissionPort<S> {
   free(): Record<Pool, number>;
   /** Gives back what takePrefix took: the sequence does not start now. */
   putBack(seq: S): void;
+  /** Whether a running sequence is computing the block after the sequence's `hit` cached ones (absent: never). */
+  inFlight?(seq: S, hit: number): boolean;
   /** Starts the sequence after its `hit` cached blocks with `blocks` new ones in each pool. */
   start(seq: S, hit: number, blocks: number): void;
 }
@@ -101,6 +105,10 @@ export function admit<S extends ScheduledSequence>(
     if (running + started.length >= policy.maxNumSeqs) break;
     // Taken before the check: a cached block nobody references counts as free until it is taken.
     const hit = kv.takePrefix(seq);
+    if (kv.inFlight?.(seq, hit)) {
+      kv.putBack(seq);
+      continue;
+    }
     const blocks = admissionBlocks(seq, hit, policy);
     const free = kv.free();
     if (free.full < blocks || free.sliding < blocks) {

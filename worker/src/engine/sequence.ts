@@ -39,6 +39,7 @@ export interface Live extends ScheduledSequence {
   trace: SpanContext | undefined;
   cachedTokens: number; // prompt tokens served from the prefix cache at first admission
   queried: boolean; // prefix-cache metrics counted
+  promptChain?: string[] | undefined; // its prompt's block hashes, computed once another sequence waits on them
 }
 
 /** The native sampler's settings for a request: proto defaults (0 = off) mapped to the engine's. */
@@ -99,6 +100,7 @@ export function tokensOf(live: Live): number[] {
 /** Preemption by recompute: the sequence waits again with its output folded into its prompt, nothing in the KV cache. */
 export function foldForRecompute(live: Live, now: number): void {
   live.prompt = [...live.prompt.slice(0, live.promptLength), ...live.output];
+  live.promptChain = undefined;
   live.fed = 0;
   live.unfed = 0;
   live.waitingSince = now;
