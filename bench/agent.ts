@@ -10,7 +10,9 @@
  *
  * Reported per run: prefill tokens computed (the workers' prompt tokens minus prefix-cache hits; split
  * into first turns and follow-ups by the responses' usage.prompt_tokens_details.cached_tokens), the
- * follow-up turns' TTFT p50 (to the first streamed delta), the busiest group's requests over the mean,
+ * follow-up turns' TTFT p50 (to the first streamed token, reasoning included) and their first answer
+ * p50 (to the first content or tool-call delta, after the reasoning budget's tokens: the TTFT of the
+ * records before 2026-12-06 04:10), the busiest group's requests over the mean,
  * and the gateway's routing decisions by reason; then the ratios cache-aware / least-load.
  *
  *   node bench/agent.ts [--groups 2,4] [--quick] [--seed 1] [--json]
@@ -71,6 +73,8 @@ export interface AgentRun {
   prefillTokens: number;
   promptTokens: number;
   followUpTtftP50Ms: number;
+  /** Follow-ups' first content or tool-call delta, p50 (after the reasoning tokens). */
+  followUpAnswerP50Ms: number;
   /** Prompt tokens computed by first turns and by follow-ups (the responses' usage: prompt − cached). */
   computedFirst: number;
   computedFollowUps: number;
@@ -113,12 +117,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * One turn of an agent: a streamed chat completion that must call the tool (the grammar forces it, with
  * a 4-token reasoning budget); its call (undefined: it ended otherwise, see the caller), its finish
- * reason and content, its TTFT (ms to the first streamed delta) and the prompt tokens the worker computed
+ * reason and content, its TTFT (ms to the first streamed token, reasoning included), its first answer (ms to
+ * the first content or tool-call delta) and the prompt tokens the worker computed
  * (usage: prompt − cached).
  */
 export async function toolTurn(client: OpenAI, messages: ChatCompletionMessageParam[], seed: number) {
   const t0 = performance.now();
   let first = 0;
+  let firstToken = 0;
   const call = { id: "", name: "", arguments: "" };
   const stream = await client.chat.completions.create({
     model: AGENT_MODEL,
@@ -141,13 +147,16 @@ export async function toolTurn(client: OpenAI, messages: ChatCompletionMessagePa
     const d = chunk.choices[0]?.delta;
     content += d?.content ?? "";
     if (!first && (d?.tool_calls?.length || d?.content)) first = performance.now();
+    if (!firstToken && (d?.tool_calls?.length || d?.content || (d as { reasoning_content?: string } | undefined)?.reasoning_content))
+      firstToken = performance.now();
     for (const t of d?.tool_calls ?? []) {
       call.id ||= t.id ?? "";
       call.name += t.function?.name ?? "";
       call.arguments += t.function?.arguments ?? "";
     }
   }
-  return { call: call.id ? call : undefined, finish, content, computed, ttftMs: (first || performance.now()) - t0 };
+  const end = performance.now();
+  return { call: call.id ? call : undefined, finish, content, computed, ttftMs: (firstToken || end) - t0, answerMs: (first || end) - t0 };
 }
 
 /** One conversation's turns; returns the follow-up TTFTs (ms) and how many turns ended in a tool call. */
@@ -160,12 +169,14 @@ async function converse(client: OpenAI, w: AgentWorkload, family: number, index:
     { role: "user", content: `Task ${family}.${index}: ${words(rand, 30)}` },
   ];
   const ttfts: number[] = [];
+  const answers: number[] = [];
   const computed = { first: 0, followUps: 0 };
   let calls = 0;
   await sleep(Math.floor(rand() * w.staggerMs));
   for (let turn = 0; turn < w.turns; turn++) {
-    const { call, content, ttftMs, computed: n } = await toolTurn(client, messages, seed * 100 + turn);
+    const { call, content, ttftMs, answerMs, computed: n } = await toolTurn(client, messages, seed * 100 + turn);
     if (turn > 0) ttfts.push(ttftMs);
+    if (turn > 0) answers.push(answerMs);
     if (turn === 0) computed.first += n;
     else computed.followUps += n;
     await sleep(between(rand, w.thinkMs)); // the tool runs
@@ -182,7 +193,7 @@ async function converse(client: OpenAI, w: AgentWorkload, family: number, index:
       messages.push({ role: "assistant", content }, { role: "user", content: result });
     }
   }
-  return { ttfts, calls, computed };
+  return { ttfts, answers, calls, computed };
 }
 
 /** Sums a counter over a Prometheus text by one label's values. */
@@ -225,6 +236,7 @@ export async function runAgents(cluster: AgentCluster, w: AgentWorkload, seed: n
     promptTokens,
     prefillTokens: promptTokens - delta(hits1, hits0).reduce((a, b) => a + b, 0),
     followUpTtftP50Ms: median(results.flatMap((r) => r.ttfts)),
+    followUpAnswerP50Ms: median(results.flatMap((r) => r.answers)),
     computedFirst: results.reduce((n, r) => n + r.computed.first, 0),
     computedFollowUps: results.reduce((n, r) => n + r.computed.followUps, 0),
     queueMeanMs: (1000 * delta(queued1, queued0).reduce((a, b) => a + b, 0)) / perGroup.reduce((a, b) => a + b, 0),
@@ -269,8 +281,8 @@ export async function compare(
 
 function table(pairs: Array<[AgentRun, AgentRun]>): string {
   const rows = [
-    "| groups | routing | prefill tokens computed | of prompt tokens | first turns / follow-ups | follow-up TTFT p50 | worker queue mean | max group / mean | requests per group | decisions | wall |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| groups | routing | prefill tokens computed | of prompt tokens | first turns / follow-ups | follow-up TTFT p50 | first answer p50 | worker queue mean | max group / mean | requests per group | decisions | wall |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const pair of pairs) {
     for (const r of pair) {
@@ -278,12 +290,12 @@ function table(pairs: Array<[AgentRun, AgentRun]>): string {
         .map(([k, v]) => `${k} ${v}`)
         .join(", ");
       rows.push(
-        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.computedFirst} / ${r.computedFollowUps} | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${r.queueMeanMs.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
+        `| ${r.groups} | ${r.label} | ${r.prefillTokens} | ${((100 * r.prefillTokens) / r.promptTokens).toFixed(1)} % | ${r.computedFirst} / ${r.computedFollowUps} | ${r.followUpTtftP50Ms.toFixed(0)} ms | ${r.followUpAnswerP50Ms.toFixed(0)} ms | ${r.queueMeanMs.toFixed(0)} ms | ${imbalance(r.perGroup).toFixed(2)} | ${r.perGroup.join(" / ")} | ${decisions} | ${r.seconds.toFixed(0)} s |`,
       );
     }
     const [base, cache] = pair;
     rows.push(
-      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | ${(cache.computedFollowUps / base.computedFollowUps).toFixed(3)}× follow-ups | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
+      `| ${base.groups} | **ratio** | **${(cache.prefillTokens / base.prefillTokens).toFixed(3)}×** (target ≤ 0.25) | | ${(cache.computedFollowUps / base.computedFollowUps).toFixed(3)}× follow-ups | **${(cache.followUpTtftP50Ms / base.followUpTtftP50Ms).toFixed(2)}×** (≤ 0.5) | ${(cache.followUpAnswerP50Ms / base.followUpAnswerP50Ms).toFixed(2)}× | | ${imbalance(cache.perGroup).toFixed(2)} (≤ 1.5) | | | |`,
     );
   }
   return rows.join("\n");
