@@ -14,7 +14,9 @@ export class OrchestratorDirectory implements WorkerDirectory {
   #closed = false;
 
   constructor(address: string, refreshMs: number, log: Logger) {
-    this.#client = new MembershipClient(address, credentials.createInsecure());
+    // Each member's heartbeat carries a prefix summary of up to 64 KiB (MAX_SUMMARY_BITS): gRPC's default
+    // 4 MiB would refuse the roster of ~60 such members. 64 MiB lists ~1,000.
+    this.#client = new MembershipClient(address, credentials.createInsecure(), { "grpc.max_receive_message_length": 64 * 1024 * 1024 });
     this.#log = log.child({ component: "directory", orchestrator: address });
     const tick = () => {
       this.#client.listMembers({ model: "" }, new Metadata(), { deadline: Date.now() + refreshMs }, (err, res) => {
