@@ -1,7 +1,8 @@
 /**
  * GenerationBackend over the worker roster. A generation goes to one of the workers the directory lists
  * as ready for the model and whose grpc.health.v1 watch (worker-health.ts) does not say otherwise (R13):
- * the holder of the tool loop it continues (domain/routing/tool-loops.ts), else the group that is
+ * the holder of the tool loop it continues (domain/routing/tool-loops.ts; unless that holder carries
+ * more than 1.5× the mean load), else the group that is
  * cheapest by cached prefix against load (domain/routing/cache-routing.ts), else — no group holds any of
  * its prefix, or router.policy is least_load — the one with the fewest outstanding tokens. It runs on the worker's one GenerateStream
  * (generation-mux.ts: cancelled when the client goes away) and maps the worker's typed errors to the
@@ -319,8 +320,8 @@ export class WorkerPool implements GenerationBackend {
   }
 
   /**
-   * The tool loop's holder (unless another group is cheaper despite its pinned prefix), else the cheapest
-   * group by cached prefix, else the least-loaded worker.
+   * The tool loop's holder (unless it carries more than PIN_YIELD_LOAD × the mean load: staysWith), else
+   * the cheapest group by cached prefix, else the least-loaded worker.
    */
   #choose(candidates: readonly Candidate[], chains: PromptChains | undefined): Route {
     if (chains) {
