@@ -8,12 +8,13 @@
  * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
  *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16|fp8]
- *                        [--dense bf16|q8] [--resident] [--json]
+ *                        [--dense bf16|q8] [--mapped] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
  *                        [--roofline h100|h200] [--probe-gib G] [--probe-passes N] [--prepare]
  *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).
  *   --dense: how the engine reads the dense weights (default bf16; q8: 8-bit codes converted at load).
- *   --resident: the CPU engine copies its weights into huge-page memory at creation (Engine residentWeights).
+ *   --mapped: the CPU engine reads its weights from the checkpoint's mapping (the page cache) instead of
+ *     copying them into huge-page memory at creation (Engine residentWeights, the worker's default).
  *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
  *   --probe-gib: the CPU read-bandwidth probe's buffer (default 2); --probe-passes: its timed passes (default 9).
  *
@@ -66,7 +67,7 @@ const { values } = parseArgs({
     precision: { type: "string", default: "default" },
     kv: { type: "string" },
     dense: { type: "string", default: "bf16" },
-    resident: { type: "boolean", default: false },
+    mapped: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     device: { type: "string", default: "cpu" },
     batches: { type: "string", default: "1,4,16,64" },
@@ -181,7 +182,7 @@ const engine = new Engine(model, {
   backend: device,
   ...(kvDtype ? { kvDtype } : {}),
   denseWeights,
-  residentWeights: values.resident,
+  residentWeights: !values.mapped,
 });
 const full = new BlockPool(blocks);
 const ring = new BlockPool(blocks);
@@ -287,7 +288,7 @@ const rows: Array<[string, string]> = [
   ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
   ["KV cache", `${engine.kvDtype}, ${engine.kvCapacity().bytesPerToken} bytes per token`],
   ["dense weights", engine.denseWeights === "q8" ? "q8 (8-bit codes, a scale per 32; router bf16)" : "bf16"],
-  ["weights memory", values.resident ? "resident (copied into 2 MiB huge pages)" : "the checkpoint's mapping (page cache)"],
+  ["weights memory", values.mapped ? "the checkpoint's mapping (page cache)" : "resident (copied into 2 MiB huge pages)"],
   [
     `CPU read bandwidth (probe medians${onCpu ? ": start, before and after batch-1 decode" : ""})`,
     `${bandwidth.runs.map((g) => g.toFixed(1)).join(" / ")} GB/s`,

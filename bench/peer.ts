@@ -18,7 +18,7 @@
  * and the median over rounds of the paired ratio ExpertMesh / llama.cpp.
  *
  *   node bench/peer.ts --llama-bench PATH --gguf FILE [--batched-bench PATH] [--repeats 3] [--dir DIR]
- *                      [--shape 20b] [--precision default|exact] [--dense bf16|q8] [--resident] [--tg 32] [--prefill 64,1024]
+ *                      [--shape 20b] [--precision default|exact] [--dense bf16|q8] [--mapped] [--tg 32] [--prefill 64,1024]
  *                      [--batches 4,16] [--threads 2]
  *
  * Without --llama-bench and --gguf it prints that it skipped and exits 0. It neither builds llama.cpp
@@ -66,8 +66,8 @@ interface Options {
   precision: string;
   /** bench/engine's --dense: compare q8 dense weights with a --dense q8_0 GGUF, or bf16 with bf16. */
   dense: string;
-  /** bench/engine's --resident: its weights copied into huge pages at load. */
-  resident: boolean;
+  /** bench/engine's --mapped: its weights read from the checkpoint's mapping, not copied into huge pages. */
+  mapped: boolean;
   tg: number;
   prefill: number[];
   batches: number[];
@@ -109,7 +109,7 @@ const OPTIONS = {
   shape: { type: "string", default: "20b" },
   precision: { type: "string", default: "default" },
   dense: { type: "string", default: "bf16" },
-  resident: { type: "boolean", default: false },
+  mapped: { type: "boolean", default: false },
   tg: { type: "string", default: "32" },
   prefill: { type: "string", default: "64,1024" },
   batches: { type: "string", default: "4,16" },
@@ -148,7 +148,7 @@ function parseOptions(argv: string[]): Options | undefined {
     shape: values.shape,
     precision: values.precision,
     dense: values.dense,
-    resident: values.resident,
+    mapped: values.mapped,
     tg: positiveInt("tg", values.tg),
     prefill: positiveList("prefill", values.prefill),
     batches: positiveList("batches", values.batches),
@@ -235,7 +235,7 @@ function commands(o: Options): { llama: string[]; batched: string[] | undefined;
     o.dense,
     "--steps",
     String(o.tg),
-  ].concat(["--batches", engineBatches, "--prefill", o.prefill.join(","), "--json"], o.resident ? ["--resident"] : []);
+  ].concat(["--batches", engineBatches, "--prefill", o.prefill.join(","), "--json"], o.mapped ? ["--mapped"] : []);
   return { llama, batched, engine };
 }
 

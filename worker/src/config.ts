@@ -33,9 +33,10 @@ export const WorkerConfigSchema = z.object({
       dense_weights: z.enum(["bf16", "q8"]).default("bf16"),
       /**
        * CPU: copy the weights once at load into anonymous memory in 2 MiB huge pages instead of reading
-       * the checkpoint's page cache (faster decode, docs/PERFORMANCE.md; the weights' size in process memory).
+       * the checkpoint's page cache (faster decode, docs/PERFORMANCE.md; the weights' size in process
+       * memory). false keeps them in the page cache, shared with other processes mapping the same checkpoint.
        */
-      resident_weights: flag.default(false),
+      resident_weights: flag.default(true),
     })
     .prefault({}),
   rank: z.coerce.number().int().min(0).default(0),
