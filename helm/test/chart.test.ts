@@ -364,7 +364,13 @@ describe("configuration and secrets", () => {
       "--shape",
     ]);
     const cfg = loadWorkerConfig(configOf(objs, sts, "WORKER_CONFIG_FILE").env);
-    expect(cfg.model).toEqual({ path: "/models/tiny-synthetic", name: "gpt-oss-synthetic", precision: "default" });
+    expect(cfg.model).toEqual({
+      path: "/models/tiny-synthetic",
+      name: "gpt-oss-synthetic",
+      precision: "default",
+      dense_weights: "bf16",
+      resident_weights: true,
+    });
     expect(cfg.kv.num_blocks).toBe(512);
     expect(cfg.scheduler.max_num_seqs).toBe(8);
     expect(
