@@ -7,11 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define GPTOSS_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define GPTOSS_HOST_DEVICE inline
-#endif
+#include "host_device.h"
 
 namespace gptoss {
 

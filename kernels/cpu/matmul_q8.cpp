@@ -3,19 +3,24 @@
 //   out[t][n] = Σ_b s[n][b] · Σ_{k ∈ b} (code[n][k] − 128) · x[t][k] + bias[n].
 // Stream rows (decode, short chunks) take integer dot products with AVX512-VNNI, the activations written
 // as the expert products write them (cpu/moe_mxfp4_q8_matmul.cpp): two int8 digits of one scale per token,
-// x ≈ (q_hi + q_lo / 128) · d, error ≤ d / 256 per element. vpdpbusd multiplies the unsigned codes by the
-// signed digits; the +128 offset of the codes is taken out of each block's sum by −128 · (128 · Σq_hi + Σq_lo),
-// computed with the activations. A block's integer sum 128 · s_hi + s_lo fits int32 (|s| < 2^27), is
-// widened to fp32 once and scaled by its block's scale. Half the bytes of bf16 per weight, and per token
-// and 64 weights 2 integer dot products instead of 4 FMAs. Panel rows (long prefill chunks) widen 48-row
-// panels to fp32 (codes × scales) for the packed fp32 GEMM, with the exact activations. Hosts without
-// AVX512-VNNI take a plain fp32 loop over the dequantized weights for stream rows: more accurate, slower.
+// x ≈ (q_hi + q_lo / 128) · d, error ≤ d / 256 per element. The codes lie in runs of 16 blocks (core/tensor.h),
+// and the digits are laid out the same way, so each 64-byte load feeds four codes of each of 16 blocks to
+// `vpdpbusd` and a run's 16 block sums build up in the lanes of two registers (high and low digits), in
+// chains independent of each other: per token and 64 weights two integer dot products and the digit
+// loads, with the scaling (shift, add, convert, one FMA by the run's 16 scales) once per run. vpdpbusd
+// multiplies the unsigned codes by the signed digits; the +128 offset of the codes is taken out of each
+// block's sum by −128 · (128 · Σq_hi + Σq_lo), computed with the activations; a block's integer sum
+// 128 · s_hi + s_lo fits int32 (|s| < 2^27). Four rows go together, a quarter of the matrix apart, so that
+// one load of a token's digits serves four rows and four sequential streams per thread keep the bus busy
+// (the kernel lab measured 2, 4, 6 and 8 rows, and software prefetch, which did not help). Panel
+// rows (long prefill chunks) widen 48-row panels to fp32 (codes × scales) for the packed fp32 GEMM, with
+// the exact activations. Hosts without AVX512-VNNI take a plain fp32 loop over the dequantized weights for
+// stream rows: more accurate, slower.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
-#include <utility>
+#include <cstring>
 #include <vector>
 
 #include "cpu_features.h"
@@ -28,12 +33,9 @@ namespace gptoss::cpu {
 // kernels
 namespace {
 
-// One 512-bit step covers 64 weights: two 32-weight blocks (lanes 0–7 block 2j, lanes 8–15 block 2j + 1).
-constexpr int kStepWeights = 64;
-
-// One token's activations for the integer kernel: hi and lo digits [steps][64] (zero past K), and per step
-// 16 int32 lanes holding each block's offset correction in its first lane (0 elsewhere), the start of the
-// low digits' sum; d = the token's scale / 128, applied once to the finished dot product.
+// One token's activations for the integer kernel, in the weights' run order (zero past K, padded by one
+// load): hi and lo digits, and per run 16 int32 lanes holding each block's offset correction (the start of
+// its low digits' sum); d = the token's scale / 128, applied once to the finished dot product.
 struct Q8Act {
   const int8_t* hi;
   const int8_t* lo;
@@ -45,11 +47,8 @@ struct Q8Acts {
   std::vector<int8_t> hi, lo;
   std::vector<int32_t> corr;
   std::vector<float> d;
-  int64_t steps = 0;
-  Q8Act token(int t) const {
-    const int64_t o = t * steps * kStepWeights;
-    return {hi.data() + o, lo.data() + o, corr.data() + t * steps * 16, d[t]};
-  }
+  int64_t stride = 0, runs = 0;
+  Q8Act token(int t) const { return {hi.data() + t * stride, lo.data() + t * stride, corr.data() + t * runs * kQ8RunBlocks, d[t]}; }
 };
 
 __attribute__((target("avx512f"))) float row_amax(const float* x, int64_t K) {
@@ -62,13 +61,14 @@ __attribute__((target("avx512f"))) float row_amax(const float* x, int64_t K) {
 }
 
 // The digits of each element (cvtps rounds to nearest even; |x / d| ≤ 127 needs no clamp on hi, and the
-// low digit lies in [−64, 64]).
+// low digit lies in [−64, 64]), each block's eight 4-digit pieces put where its codes' pieces lie.
 __attribute__((target("avx512f,avx512bw"))) void quantize(const float* x, int T, int64_t K, Q8Acts& out) {
   const int64_t nb = K / 32;
-  out.steps = (K + kStepWeights - 1) / kStepWeights;
-  out.hi.assign(static_cast<size_t>(T * out.steps * kStepWeights), 0);
+  out.stride = K + 64;
+  out.runs = (nb + kQ8RunBlocks - 1) / kQ8RunBlocks;
+  out.hi.assign(static_cast<size_t>(T * out.stride), 0);
   out.lo.assign(out.hi.size(), 0);
-  out.corr.assign(static_cast<size_t>(T * out.steps * 16), 0);
+  out.corr.assign(static_cast<size_t>(T * out.runs * kQ8RunBlocks), 0);
   out.d.assign(static_cast<size_t>(T), 0.0f);
   const __m512 r128 = _mm512_set1_ps(128.0f);
   for (int t = 0; t < T; ++t) {
@@ -81,75 +81,68 @@ __attribute__((target("avx512f,avx512bw"))) void quantize(const float* x, int T,
       const __m512i h0 = _mm512_cvtps_epi32(v0), h1 = _mm512_cvtps_epi32(v1);
       const __m512i l0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v0, _mm512_cvtepi32_ps(h0)), r128));
       const __m512i l1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v1, _mm512_cvtepi32_ps(h1)), r128));
-      const int64_t o = t * out.steps * kStepWeights + b * 32;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi.data() + o), _mm512_cvtepi32_epi8(h0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.hi.data() + o + 16), _mm512_cvtepi32_epi8(h1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo.data() + o), _mm512_cvtepi32_epi8(l0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.lo.data() + o + 16), _mm512_cvtepi32_epi8(l1));
+      alignas(16) int8_t hb[32], lb[32];
+      _mm_store_si128(reinterpret_cast<__m128i*>(hb), _mm512_cvtepi32_epi8(h0));
+      _mm_store_si128(reinterpret_cast<__m128i*>(hb + 16), _mm512_cvtepi32_epi8(h1));
+      _mm_store_si128(reinterpret_cast<__m128i*>(lb), _mm512_cvtepi32_epi8(l0));
+      _mm_store_si128(reinterpret_cast<__m128i*>(lb + 16), _mm512_cvtepi32_epi8(l1));
+      for (int piece = 0; piece < 8; ++piece) {
+        const int64_t o = t * out.stride + q8_code_offset(K, b * 32 + piece * 4);
+        std::memcpy(out.hi.data() + o, hb + piece * 4, 4);
+        std::memcpy(out.lo.data() + o, lb + piece * 4, 4);
+      }
       const int32_t sum = 128 * _mm512_reduce_add_epi32(_mm512_add_epi32(h0, h1)) + _mm512_reduce_add_epi32(_mm512_add_epi32(l0, l1));
-      out.corr[t * out.steps * 16 + (b / 2) * 16 + (b % 2) * 8] = -128 * sum;
+      out.corr[t * out.runs * kQ8RunBlocks + b] = -128 * sum;
     }
   }
 }
 
-constexpr int kPrefetchBytes = 8192;
-
-// NR weight rows (`stride` rows apart) against NC tokens; one accumulator per (row, token), updated in the
-// same order whatever NR and NC are, so a token's result never depends on its neighbours. Block scales
-// are loaded 16 at a time (8 steps) and spread to their 8 lanes by one permute per step.
-template <int NR, int NC>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void rows_q8w(const MatrixQ8& w, int64_t r0, int64_t stride,
-                                                                             const Q8Act* act, float* out, int64_t ldo) {
-  const int64_t K = w.cols, nb = K / 32, steps = (K + kStepWeights - 1) / kStepWeights;
-  const __m512i lane_of[8] = {
-      _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-      _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4), _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
-      _mm512_set_epi32(9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8),
-      _mm512_set_epi32(11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10, 10, 10),
-      _mm512_set_epi32(13, 13, 13, 13, 13, 13, 13, 13, 12, 12, 12, 12, 12, 12, 12, 12),
-      _mm512_set_epi32(15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 14, 14, 14, 14, 14, 14)};
-  __m512 acc[NR][NC];
-  for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
-  __m512 s16[NR];
-  for (int64_t g = 0; g < steps; ++g) {
-    if ((g & 7) == 0) {
-      const int64_t n16 = std::min<int64_t>(16, nb - 2 * g);
-      for (int r = 0; r < NR; ++r)
-        s16[r] = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n16) - 1), w.scales + (r0 + r * stride) * nb + 2 * g);
-    }
-    const int64_t left = K - g * kStepWeights;
+// One run of NR rows against one token: `width` blocks (16, or fewer in a row's last run) from `o`, the
+// run's offset in each row (codes and digits alike). Each row's 16 block sums are two chains of 8
+// dot products; a row's result never depends on the other rows of the tile.
+template <int NR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) inline void run_q8w(const uint8_t* const* row, const float* const* scale,
+                                                                                                 int64_t o, int64_t width, const Q8Act& a, __m512* acc) {
+  const bool whole = width == kQ8RunBlocks;
+  const __mmask64 bytes = whole ? ~0ull : (1ull << (4 * width)) - 1;
+  const __mmask16 lanes = static_cast<__mmask16>((1u << width) - 1);
+  __m512i hs[NR], ls[NR];
+  for (int r = 0; r < NR; ++r) hs[r] = _mm512_setzero_si512(), ls[r] = _mm512_loadu_si512(a.corr + o / 32);
+  for (int piece = 0; piece < 8; ++piece) {
+    const int64_t p = o + piece * 4 * width;
+    const __m512i hi = _mm512_loadu_si512(a.hi + p), lo = _mm512_loadu_si512(a.lo + p);
     for (int r = 0; r < NR; ++r) {
-      const uint8_t* p = w.codes + (r0 + r * stride) * K + g * kStepWeights;
-      __m512i wv;
-      if (left >= kStepWeights) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T1);
-        wv = _mm512_loadu_si512(p);
-      } else {
-        wv = _mm512_maskz_loadu_epi8((1ull << left) - 1, p);
-      }
-      const __m512 sc = _mm512_permutexvar_ps(lane_of[g & 7], s16[r]);
-      for (int c = 0; c < NC; ++c) {
-        const int64_t o = g * kStepWeights;
-        const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_loadu_si512(act[c].hi + o));
-        __m512i sum = _mm512_dpbusd_epi32(_mm512_loadu_si512(act[c].corr + g * 16), wv, _mm512_loadu_si512(act[c].lo + o));
-        sum = _mm512_add_epi32(sum, _mm512_slli_epi32(hi, 7));
-        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sc, acc[r][c]);
-      }
+      const __m512i wv = whole ? _mm512_loadu_si512(row[r] + p) : _mm512_maskz_loadu_epi8(bytes, row[r] + p);
+      hs[r] = _mm512_dpbusd_epi32(hs[r], wv, hi);
+      ls[r] = _mm512_dpbusd_epi32(ls[r], wv, lo);
     }
   }
-  for (int r = 0; r < NR; ++r)
-    for (int c = 0; c < NC; ++c) out[c * ldo + r * stride] = _mm512_reduce_add_ps(acc[r][c]) * act[c].d;
+  for (int r = 0; r < NR; ++r) {
+    const __m512 s = _mm512_maskz_loadu_ps(lanes, scale[r] + o / 32);
+    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(ls[r], _mm512_slli_epi32(hs[r], 7))), s, acc[r]);
+  }
 }
 
-using RowsFn = void (*)(const MatrixQ8&, int64_t, int64_t, const Q8Act*, float*, int64_t);
-
-template <int... I>
-constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::integer_sequence<int, I...>) {
-  return {rows_q8w<I / 4 + 1, I % 4 + 1>...};
+// NR weight rows (`stride` rows apart) against one token.
+template <int NR>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void rows_q8w(const MatrixQ8& w, int64_t r0, int64_t stride, const Q8Act& a,
+                                                                             float* out) {
+  const int64_t K = w.cols, nb = K / 32, whole = nb / kQ8RunBlocks, last = nb % kQ8RunBlocks;
+  const uint8_t* row[NR];
+  const float* scale[NR];
+  __m512 acc[NR];
+  for (int r = 0; r < NR; ++r) {
+    row[r] = w.codes + (r0 + r * stride) * K;
+    scale[r] = w.scales + (r0 + r * stride) * nb;
+    acc[r] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < whole; ++g) run_q8w<NR>(row, scale, g * kQ8RunBlocks * 32, kQ8RunBlocks, a, acc);
+  if (last) run_q8w<NR>(row, scale, whole * kQ8RunBlocks * 32, last, a, acc);
+  for (int r = 0; r < NR; ++r) out[r * stride] = _mm512_reduce_add_ps(acc[r]) * a.d;
 }
-// rows_fn[(nr − 1) · 4 + (nc − 1)]
-constexpr auto rows_fn = rows_table(std::make_integer_sequence<int, 16>{});
+
+// Rows per tile of the stream kernel.
+constexpr int kTileRows = 4;
 
 // One row's dot product with exact activations (hosts without VNNI): per block, then scaled.
 float row_dot_plain(const MatrixQ8& w, int64_t r, const float* x) {
@@ -157,22 +150,27 @@ float row_dot_plain(const MatrixQ8& w, int64_t r, const float* x) {
   float acc = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     float s = 0.0f;
-    for (int k = 0; k < 32; ++k) s += static_cast<float>(static_cast<int>(w.codes[r * w.cols + b * 32 + k]) - 128) * x[b * 32 + k];
+    for (int k = 0; k < 32; ++k)
+      s += static_cast<float>(static_cast<int>(w.codes[r * w.cols + q8_code_offset(w.cols, b * 32 + k)]) - 128) * x[b * 32 + k];
     acc += s * w.scales[r * nb + b];
   }
   return acc;
 }
 
-// Widens rows [r0, r0 + rows) to fp32 for the packed GEMM.
-__attribute__((target("avx512f,avx512bw"))) void pack_q8_panel(const MatrixQ8& w, int64_t r0, int rows, float* panel) {
+// Widens rows [r0, r0 + rows) to fp32 for the packed GEMM: a block's eight 4-code pieces lie 4 · width
+// bytes apart in its run, gathered back into block order.
+__attribute__((target("avx512f,avx512bw,avx2"))) void pack_q8_panel(const MatrixQ8& w, int64_t r0, int rows, float* panel) {
   const int64_t K = w.cols, nb = K / 32;
   const __m512i offset = _mm512_set1_epi32(128);
   for (int r = 0; r < rows; ++r)
     for (int64_t b = 0; b < nb; ++b) {
+      const int64_t first = q8_code_offset(K, b * 32), step = q8_code_offset(K, b * 32 + 4) - first;
+      const __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(step)));
+      const __m256i codes = _mm256_i32gather_epi32(reinterpret_cast<const int*>(w.codes + (r0 + r) * K + first), at, 1);
       const __m512 s = _mm512_set1_ps(w.scales[(r0 + r) * nb + b]);
-      const uint8_t* p = w.codes + (r0 + r) * K + b * 32;
       for (int h = 0; h < 2; ++h) {
-        const __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * h))), offset);
+        const __m128i half = h ? _mm256_extracti128_si256(codes, 1) : _mm256_castsi256_si128(codes);
+        const __m512i c = _mm512_sub_epi32(_mm512_cvtepu8_epi32(half), offset);
         _mm512_storeu_ps(panel + r * K + b * 32 + 16 * h, _mm512_mul_ps(_mm512_cvtepi32_ps(c), s));
       }
     }
@@ -183,8 +181,8 @@ bool has_vnni() {
   return yes;
 }
 
-// Work items: a panel of kPanelRows rows, or 4 stream rows a quarter of the matrix apart (four sequential
-// streams per thread), then the rows past 4Q one at a time.
+// Work items: a panel of kPanelRows rows, or kTileRows stream rows a quarter of the matrix apart, then the
+// rows past 4Q one at a time.
 struct Item {
   int job;
   int nr;
@@ -200,30 +198,23 @@ std::vector<Item>& plan_items(const DenseQ8Matmul* jobs, int num_jobs, bool pane
       for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) items.push_back({j, static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0)), r0, 1});
       continue;
     }
-    const int64_t q = rows / 4;
-    for (int64_t g = 0; g < q; ++g) items.push_back({j, 4, g, q});
-    for (int64_t r = 4 * q; r < rows; ++r) items.push_back({j, 1, r, 1});
+    const int64_t q = rows / kTileRows;
+    for (int64_t g = 0; g < q; ++g) items.push_back({j, kTileRows, g, q});
+    for (int64_t r = kTileRows * q; r < rows; ++r) items.push_back({j, 1, r, 1});
   }
   return items;
 }
 
-// Stream rows of one item, token tiles of up to 4.
+// Stream rows of one item, token by token.
 void stream_item(const DenseQ8Matmul& m, const Item& it, const Q8Acts* acts, bool vnni) {
   const int64_t K = m.w.cols;
-  for (int t0 = 0; t0 < m.T; t0 += 4) {
-    const int nc = std::min(4, m.T - t0);
-    float* o = m.out + static_cast<int64_t>(t0) * m.ldo + it.r0;
-    if (vnni) {
-      Q8Act tok[4];
-      for (int c = 0; c < nc; ++c) tok[c] = acts->token(t0 + c);
-      rows_fn[(it.nr - 1) * 4 + (nc - 1)](m.w, it.r0, it.stride, tok, o, m.ldo);
-    } else {
-      for (int c = 0; c < nc; ++c)
-        for (int r = 0; r < it.nr; ++r) o[c * m.ldo + r * it.stride] = row_dot_plain(m.w, it.r0 + r * it.stride, m.x + (t0 + c) * K);
-    }
+  for (int t = 0; t < m.T; ++t) {
+    float* o = m.out + static_cast<int64_t>(t) * m.ldo + it.r0;
+    if (vnni) (it.nr == kTileRows ? rows_q8w<kTileRows> : rows_q8w<1>)(m.w, it.r0, it.stride, acts->token(t), o);
+    else
+      for (int r = 0; r < it.nr; ++r) o[r * it.stride] = row_dot_plain(m.w, it.r0 + r * it.stride, m.x + t * K);
     if (m.bias)
-      for (int c = 0; c < nc; ++c)
-        for (int r = 0; r < it.nr; ++r) o[c * m.ldo + r * it.stride] += m.bias[it.r0 + r * it.stride];
+      for (int r = 0; r < it.nr; ++r) o[r * it.stride] += m.bias[it.r0 + r * it.stride];
   }
 }
 

@@ -1,9 +1,9 @@
 // quantize_dense.cpp — the q8 dense-weight mode's conversion, once at engine creation: every attention
 // projection (q, k, v, o) and the unembedding become 8-bit codes with one fp32 scale per 32 weights
-// (scale = the block's largest magnitude / 127, code = round-to-nearest-even(w / scale) + 128), halving the
-// bytes a decode step reads from them. The router stays bf16: it is 0.2 % of the bytes, and a routing
-// flip moves a token's output far more than any dense rounding. The embedding stays bf16 (one row per token),
-// and so does a matrix whose rows are not whole 32-weight blocks.
+// (scale = the block's largest magnitude / 127, code = round-to-nearest-even(w / scale) + 128, stored in
+// core/tensor.h's run order), halving the bytes a decode step reads from them. The router stays bf16: it is
+// 0.2 % of the bytes, and a routing flip moves a token's output far more than any dense rounding. The
+// embedding stays bf16 (one row per token), and so does a matrix whose rows are not whole 32-weight blocks.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -27,7 +27,7 @@ void quantize_q8_rows(const MatrixBF16& w, uint8_t* codes, float* scales) {
       scales[r * nb + b] = scale;
       for (int k = 0; k < 32; ++k) {
         const float q = std::fmin(std::fmax(std::nearbyint(bf16_to_f32(src[k]) * inv), -127.0f), 127.0f);
-        codes[r * w.cols + b * 32 + k] = static_cast<uint8_t>(static_cast<int>(q) + 128);
+        codes[r * w.cols + q8_code_offset(w.cols, b * 32 + k)] = static_cast<uint8_t>(static_cast<int>(q) + 128);
       }
     }
 }

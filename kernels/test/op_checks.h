@@ -32,5 +32,6 @@ void test_kv_store_fp8_as_cpu(const OpSet& ops);
 // Dense products over q8 weights (test_ops_q8.cpp), and the load-time conversion to q8.
 void test_q8_dense(const OpSet& ops);
 void test_q8_conversion();
+void test_q8_layout();
 
 }  // namespace gptoss::test

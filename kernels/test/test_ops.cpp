@@ -525,6 +525,7 @@ int main(int argc, char** argv) {
   if (!cpu_only) backends.push_back(&cuda::emulated::cuda_ops());
   test::test_fp8_codes();
   test::test_q8_conversion();
+  test::test_q8_layout();
   for (const OpSet* ops : backends) {
     if (ready(*ops, "f32_rmsnorm")) test_rmsnorm(*ops);
     if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);

@@ -1,7 +1,8 @@
 // test_ops_q8.cpp — the q8 dense-weight products (q8_q8w_matmul) against the fp64 product of the
 // dequantized weights, on every backend: stream rows within the two-digit activation bound
 // Σ_k |w_k| · (max|x_token| / 127) / 256, panel rows (exact activations) within fp32 rounding; rows
-// independent of their neighbours on either path; and the load-time conversion (quantize_q8_rows).
+// independent of their neighbours on either path; the code layout (core/tensor.h's runs of 16 blocks); and
+// the load-time conversion (quantize_q8_rows).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -32,12 +33,13 @@ Q8 random_q8(int rows, int cols) {
   for (auto& c : m.codes) c = static_cast<uint8_t>(code(rng));
   for (auto& s : m.scales) s = scale(rng) / 127.0f / std::sqrt(static_cast<float>(cols));
   m.scales[0] = 0.0f;
-  if (m.scales.size() > 1) std::fill(m.codes.begin() + 32, m.codes.begin() + 64, uint8_t{128});
+  if (m.scales.size() > 1)
+    for (int k = 32; k < 64; ++k) m.codes[static_cast<size_t>(q8_code_offset(cols, k))] = 128;
   m.exact.resize(m.codes.size());
   for (int r = 0; r < rows; ++r)
     for (int k = 0; k < cols; ++k)
-      m.exact[static_cast<size_t>(r) * cols + k] =
-          (static_cast<int>(m.codes[static_cast<size_t>(r) * cols + k]) - 128) * static_cast<double>(m.scales[static_cast<size_t>(r) * nb + k / 32]);
+      m.exact[static_cast<size_t>(r) * cols + k] = (static_cast<int>(m.codes[static_cast<size_t>(r) * cols + q8_code_offset(cols, k)]) - 128) *
+                                                   static_cast<double>(m.scales[static_cast<size_t>(r) * nb + k / 32]);
   return m;
 }
 
@@ -53,8 +55,11 @@ void test_products(const OpSet& ops) {
   struct C { const char* name; int T, rows, cols; RowPath path; bool int_acts; };
   for (C c : {C{"q8_q8w_matmul/single_token_k2880", 1, 12, 2880, RowPath::Stream, false},
               C{"q8_q8w_matmul/three_blocks_half_step_tail", 2, 9, 96, RowPath::Stream, false},
-              C{"q8_q8w_matmul/token_tiles_4_and_3_rows_past_4q", 7, 10, 256, RowPath::Stream, false},
-              C{"q8_q8w_matmul/scales_span_17_steps", 3, 8, 1088, RowPath::Stream, false},
+              C{"q8_q8w_matmul/seven_tokens_rows_past_4q", 7, 10, 256, RowPath::Stream, false},
+              C{"q8_q8w_matmul/two_runs_and_a_2_block_run", 3, 8, 1088, RowPath::Stream, false},
+              C{"q8_q8w_matmul/one_whole_run", 2, 17, 512, RowPath::Stream, false},
+              C{"q8_q8w_matmul/run_and_1_block_run", 5, 21, 544, RowPath::Stream, false},
+              C{"q8_q8w_matmul/panel_path_run_and_tail", 26, 9, 544, RowPath::Panel, false},
               C{"q8_q8w_matmul/int8_exact_activations", 4, 8, 192, RowPath::Stream, true},
               C{"q8_q8w_matmul/panel_path_T30", 30, 50, 128, RowPath::Panel, false},
               C{"q8_q8w_matmul/panel_path_T5_k2880", 5, 20, 2880, RowPath::Panel, false}}) {
@@ -89,7 +94,8 @@ void test_products(const OpSet& ops) {
   }
 }
 
-// Batch invariance: a row's result is bit-identical alone, among many, at any offset, on either path.
+// Batch invariance: a row's result is bit-identical alone, among many, at any offset, on either path, and
+// whichever rows it is computed with.
 void test_row_independence(const OpSet& ops) {
   const int rows = 52, cols = 2880, T = 40;
   const Q8 w = random_q8(rows, cols);
@@ -103,6 +109,13 @@ void test_row_independence(const OpSet& ops) {
       const auto part = run(ops, part_x, count, w, rows, cols, b.data(), path);
       for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
     }
+    // Rows 3..19 as a matrix of their own: other row tiles (and rows past the tiled ones) compute them.
+    const int r0 = 3, nr = 17, nb = cols / 32;
+    std::vector<float> sub(static_cast<size_t>(T) * nr);
+    const DenseQ8Matmul job{x.data(), T, MatrixQ8{w.codes.data() + r0 * cols, w.scales.data() + r0 * nb, nr, cols}, b.data() + r0, sub.data(), nr, path};
+    ops.q8_q8w_matmul(&job, 1);
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < nr; ++r) differ += sub[static_cast<size_t>(t) * nr + r] != all[static_cast<size_t>(t) * rows + r0 + r];
     expect_true(std::string(ops.name) + (path == RowPath::Stream ? "/q8_q8w_matmul/rows_independent_stream" : "/q8_q8w_matmul/rows_independent_panel"),
                 differ == 0, std::to_string(differ) + " values differ");
   }
@@ -117,6 +130,25 @@ void test_q8_dense(const OpSet& ops) {
 
 // The conversion: each block's largest magnitude becomes ±127 exactly, every element is within half a
 // step of its bf16 value, an all-zero block has scale 0 and codes 128, and a strided view reads its own columns.
+// Every row width's offsets are a permutation of the row, each run holding its blocks' pieces in order.
+void test_q8_layout() {
+  bool permutation = true;
+  for (int cols : {32, 96, 512, 544, 1088, 2880}) {
+    std::vector<int> seen(static_cast<size_t>(cols), 0);
+    for (int c = 0; c < cols; ++c) {
+      const int64_t o = q8_code_offset(cols, c);
+      if (o < 0 || o >= cols) permutation = false;
+      else ++seen[static_cast<size_t>(o)];
+    }
+    permutation = permutation && std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; });
+  }
+  expect_true("layout/q8_offsets_permute_each_row", permutation);
+  // Run 0 of a 2880-wide row: piece 0 of blocks 0..15, then piece 1; the 10-block last run starts at 2560.
+  expect_true("layout/q8_run_order", q8_code_offset(2880, 32) == 4 && q8_code_offset(2880, 4) == 64 && q8_code_offset(2880, 2560 + 32 + 5) == 2560 + 40 + 4 + 1,
+              "offsets " + std::to_string(q8_code_offset(2880, 32)) + " " + std::to_string(q8_code_offset(2880, 4)) + " " +
+                  std::to_string(q8_code_offset(2880, 2560 + 32 + 5)));
+}
+
 void test_q8_conversion() {
   const int rows = 5, cols = 96, ld = 128;
   std::vector<bf16_t> w(static_cast<size_t>(rows) * ld);
@@ -133,7 +165,7 @@ void test_q8_conversion() {
       const float s = scales[static_cast<size_t>(r) * 3 + b];
       int peak = 0;
       for (int k = 0; k < 32; ++k) {
-        const int q = static_cast<int>(codes[static_cast<size_t>(r) * cols + b * 32 + k]) - 128;
+        const int q = static_cast<int>(codes[static_cast<size_t>(r) * cols + q8_code_offset(cols, b * 32 + k)]) - 128;
         peak = std::max(peak, std::abs(q));
         const double err = std::abs(q * static_cast<double>(s) - bf16_to_f32(w[static_cast<size_t>(r) * ld + b * 32 + k]));
         worst = std::max(worst, s > 0.0f ? err / (0.5 * s) : err);

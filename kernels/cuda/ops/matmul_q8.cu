@@ -26,7 +26,7 @@ __device__ __forceinline__ float q8w_row_dot_q8(const uint8_t* __restrict__ code
   for (int64_t g = lane; g < nb; g += 32) {
     int s_hi = 0, s_lo = 0;
     for (int j = 0; j < 32; ++j) {
-      const int w = static_cast<int>(codes[r * cols + g * 32 + j]) - 128;
+      const int w = static_cast<int>(codes[r * cols + q8_code_offset(cols, g * 32 + j)]) - 128;
       int hi, lo;
       q8_digits(x[g * 32 + j] * inv, hi, lo);
       s_hi += w * hi, s_lo += w * lo;
@@ -43,7 +43,8 @@ __device__ __forceinline__ float q8w_row_dot(const uint8_t* __restrict__ codes, 
   float acc = 0.0f;
   for (int64_t g = lane; g < nb; g += 32) {
     float s = 0.0f;
-    for (int j = 0; j < 32; ++j) s += static_cast<float>(static_cast<int>(codes[r * cols + g * 32 + j]) - 128) * x[g * 32 + j];
+    for (int j = 0; j < 32; ++j)
+      s += static_cast<float>(static_cast<int>(codes[r * cols + q8_code_offset(cols, g * 32 + j)]) - 128) * x[g * 32 + j];
     acc += s * scales[r * nb + g];
   }
   return warp_sum(acc);
