@@ -38,25 +38,25 @@ int main(int argc, char** argv) {
       std::printf("mxfp4 %s %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", q8 ? "q8 " : "f32", cpu::simd_name(cpu::simd_level()),
                   T, dt * 1e3, bytes / dt / 1e9, 2.0 * E * R1 * H * T / dt / 1e9);
     }
-  // bf16 dense: lm_head-like [201088/8, 2880] repeated 8 times.
-  const int V = 25136;
-  std::vector<uint16_t> wb(static_cast<size_t>(E) * V * H, 0x3c00);
+  // bf16 dense: lm_head-like [201088/8, 2880] repeated D times (third argument, default E).
+  const int V = 25136, D = argc > 3 ? std::atoi(argv[3]) : E;
+  std::vector<uint16_t> wb(static_cast<size_t>(D) * V * H, 0x3c00);
   std::vector<float> yb(static_cast<size_t>(T) * V);
   for (int rep = 0; rep < 2; ++rep) {
     const double t0 = now();
-    for (int e = 0; e < E; ++e) matmul(ops, x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V,
+    for (int e = 0; e < D; ++e) matmul(ops, x.data(), T, MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, nullptr, yb.data(), V,
                                        T >= 24 ? RowPath::Panel : RowPath::Stream);
     const double dt = now() - t0;
     std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
-                2.0 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);
+                2.0 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
   }
   // q8 dense (the q8 dense-weight mode) on the same shape: 1 byte per weight + a 4-byte scale per 32.
-  std::vector<uint8_t> wq(static_cast<size_t>(E) * V * H);
+  std::vector<uint8_t> wq(static_cast<size_t>(D) * V * H);
   for (auto& c : wq) c = static_cast<uint8_t>(1 + rng() % 255);
-  std::vector<float> sq(static_cast<size_t>(E) * V * H / 32, 1e-3f);
+  std::vector<float> sq(static_cast<size_t>(D) * V * H / 32, 1e-3f);
   for (int rep = 0; rep < 2; ++rep) {
     const double t0 = now();
-    for (int e = 0; e < E; ++e) {
+    for (int e = 0; e < D; ++e) {
       const DenseQ8Matmul job{x.data(), T,
                               MatrixQ8{wq.data() + static_cast<size_t>(e) * V * H, sq.data() + static_cast<size_t>(e) * V * H / 32, V, H},
                               nullptr, yb.data(), V, T >= 24 ? RowPath::Panel : RowPath::Stream};
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     }
     const double dt = now() - t0;
     std::printf("q8    %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
-                1.125 * E * V * H / dt / 1e9, 2.0 * E * V * H * T / dt / 1e9);
+                1.125 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
   }
   return 0;
 }

@@ -117,12 +117,13 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
 }
 
 // NR weight rows (`stride` rows apart) against NC tokens, the rows' byte streams interleaved step by step
-// (several hardware prefetch streams per thread) plus a software
-// prefetch kPrefetchBytes ahead into L2. One accumulator per (row, token), updated in the same order
-// whatever NR and NC are, so a token's result never depends on its neighbours. The block scale's exponent
-// byte becomes an fp32 exponent field (biased by kScaleBias).
+// (several hardware prefetch streams per thread) plus a software prefetch kPrefetchBytes ahead into L2.
+// Per step the rows' codes are decoded first, then each token's digits are loaded once and go to every
+// row (loading them per row and token, as before, ran at 0.5–0.7× the speed in the kernel lab). One
+// accumulator per (row, token), updated in the same order whatever NR and NC are, so a token's result
+// never depends on its neighbours. The block scale's exponent byte becomes an fp32 exponent field (biased
+// by kScaleBias).
 constexpr int kPrefetchBytes = 16384;
-
 
 template <int NR, int NC>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void rows_q8_vnni(const uint8_t* blocks,
@@ -156,6 +157,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
         sw16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23));
       }
     }
+    __m512i wl[NR], wh[NR];
+    __m512 sw[NR];
     for (int r = 0; r < NR; ++r) {
       const uint8_t* b = blocks + r * stride * row_bytes + g * 64;
       __m512i w;
@@ -165,17 +168,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
       } else {
         w = _mm512_maskz_loadu_epi8((1ull << (16 * left)) - 1, b);
       }
-      const __m512i wl = _mm512_permutexvar_epi8(w, lut);
-      const __m512i wh = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(high, w), lut);
-      const __m512 sw = _mm512_permutexvar_ps(lane_of[g & 3], sw16[r]);
-      for (int c = 0; c < NC; ++c) {
-        const int8_t* q = act[c].q + g * 256;
-        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_loadu_si512(q));
-        hi = _mm512_dpbusd_epi32(hi, wh, _mm512_loadu_si512(q + 64));
-        __m512i sum = _mm512_dpbusd_epi32(_mm512_loadu_si512(act[c].corr + g * 16), wl, _mm512_loadu_si512(q + 128));
-        sum = _mm512_dpbusd_epi32(sum, wh, _mm512_loadu_si512(q + 192));
+      wl[r] = _mm512_permutexvar_epi8(w, lut);
+      wh[r] = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(high, w), lut);
+      sw[r] = _mm512_permutexvar_ps(lane_of[g & 3], sw16[r]);
+    }
+    for (int c = 0; c < NC; ++c) {
+      const int8_t* q = act[c].q + g * 256;
+      const __m512i q0 = _mm512_loadu_si512(q), q1 = _mm512_loadu_si512(q + 64), q2 = _mm512_loadu_si512(q + 128), q3 = _mm512_loadu_si512(q + 192);
+      const __m512i corr = _mm512_loadu_si512(act[c].corr + g * 16);
+      for (int r = 0; r < NR; ++r) {
+        __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl[r], q0);
+        hi = _mm512_dpbusd_epi32(hi, wh[r], q1);
+        __m512i sum = _mm512_dpbusd_epi32(corr, wl[r], q2);
+        sum = _mm512_dpbusd_epi32(sum, wh[r], q3);
         sum = _mm512_add_epi32(sum, _mm512_slli_epi32(hi, 7));
-        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sw, acc[r][c]);
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sw[r], acc[r][c]);
       }
     }
   }
