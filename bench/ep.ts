@@ -139,7 +139,7 @@ async function measure(world: number): Promise<{ r: LeaderResult; stepS: number;
   rmSync(store, { recursive: true, force: true });
   if (lead.code !== 0 || ends.some((e) => e.code !== 0))
     throw new Error(`W=${world} failed:\n${lead.stderr}${ends.map((e) => e.stderr).join("")}`);
-  const profile = /\[profile\] \d+ steps, ([\d.]+) s\/step:.* comm:all-reduce ([\d.]+)%/.exec(lead.stderr);
+  const profile = /\[profile\] \d+ steps \(\d+–\d+\), ([\d.]+) s\/step:.* comm:all-reduce ([\d.]+)%/.exec(lead.stderr);
   if (!profile) throw new Error(`no profile line from the leader:\n${lead.stderr}`);
   return { r: JSON.parse(lead.stdout) as LeaderResult, stepS: Number(profile[1]), commShare: Number(profile[2]) / 100 };
 }

@@ -26,6 +26,7 @@
 #include "cpu_features.h"
 #include "gemm_f32.h"
 #include "ops.h"
+#include "q8_digits.h"
 #include "simd.h"
 
 namespace gptoss::cpu {
@@ -50,15 +51,6 @@ struct Q8Acts {
   int64_t stride = 0, runs = 0;
   Q8Act token(int t) const { return {hi.data() + t * stride, lo.data() + t * stride, corr.data() + t * runs * kQ8RunBlocks, d[t]}; }
 };
-
-__attribute__((target("avx512f"))) float row_amax(const float* x, int64_t K) {
-  __m512 m = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
-  float out = _mm512_reduce_max_ps(m);
-  for (; k < K; ++k) out = std::max(out, std::abs(x[k]));
-  return out;
-}
 
 // The digits of each element (cvtps rounds to nearest even; |x / d| ≤ 127 needs no clamp on hi, and the
 // low digit lies in [−64, 64]), each block's eight 4-digit pieces put where its codes' pieces lie.

@@ -30,6 +30,7 @@
 
 #include "cpu_features.h"
 #include "ops.h"
+#include "q8_digits.h"
 #include "simd.h"
 
 namespace gptoss::cpu {
@@ -65,16 +66,10 @@ struct Q8Buffer {
   Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * steps * 16, d[t]}; }
 };
 
-// The token's scale: max|x| / 127 over its whole row (one scale per token keeps the per-token work of
-// the dot product to integer sums, one conversion and one FMA per 4 blocks; with two digits, per-32-block
-// scales measured no more accurate on the golden checkpoints).
-__attribute__((target("avx512f"))) inline float row_amax(const float* x, int64_t K) {
-  __m512 m = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
-  return _mm512_reduce_max_ps(m);
-}
-
-// The two digits of one element, given v = x / d.
+// The two digits of one element, given v = x / d. The token's scale d is max|x| / 127 over its whole row
+// (row_amax): one scale per token keeps the per-token work of the dot product to integer sums, one
+// conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more accurate on
+// the golden checkpoints.
 struct Digits {
   int hi, lo;
 };

@@ -17,7 +17,8 @@
 
 namespace gptoss {
 
-// ---- profiling (EXPERTMESH_PROFILE=N): wall time per block, printed to stderr every N steps (default 8) --
+// ---- profiling (EXPERTMESH_PROFILE=N): wall time per block over the last N steps, printed to stderr every
+// N steps (default 8) --
 namespace {
 struct Profile {
   const bool on = std::getenv("EXPERTMESH_PROFILE") != nullptr;
@@ -32,9 +33,10 @@ struct Profile {
                                   "head", "moe:gather", "moe:combine", "comm:all-reduce"};
     double total = 0;
     for (double x : t) total += x;
-    std::fprintf(stderr, "[profile] %d steps, %.3f s/step:", steps, total / steps);
+    std::fprintf(stderr, "[profile] %d steps (%d–%d), %.3f s/step:", every, steps - every + 1, steps, total / every);
     for (int i = 0; i < 9; ++i) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * t[i] / total);
     std::fprintf(stderr, "\n");
+    for (double& x : t) x = 0;
   }
 };
 Profile g_profile;
