@@ -28,7 +28,7 @@ export interface FunctionTool {
   strict?: boolean | null;
 }
 
-export interface ResponsesBody extends SamplingFields {
+export interface ResponsesBody extends Pick<SamplingFields, "temperature" | "top_p" | "top_logprobs"> {
   model: string;
   input: string | InputItem[];
   instructions?: string | null;
@@ -195,7 +195,14 @@ export function generationOf(deps: ResponsesRouteDeps, p: PreparedResponse): Gen
     id: p.id,
     model: p.body.model,
     promptTokenIds: p.prompt.tokens,
-    sampling: samplingParams({ ...p.body, logprobs: wantsLogprobs(p.body) }),
+    // Only the sampling fields the Responses schema validates: others (seed, top_k, logit_bias…) are not
+    // part of this API and reach here unchecked, so they are ignored rather than read.
+    sampling: samplingParams({
+      temperature: p.body.temperature,
+      top_p: p.body.top_p,
+      top_logprobs: p.body.top_logprobs,
+      logprobs: wantsLogprobs(p.body),
+    }),
     maxTokens: p.body.max_output_tokens ?? null,
     defaultMaxTokens: deps.defaultMaxTokens,
     timeoutMs: deps.requestTimeoutMs,

@@ -63,6 +63,14 @@ describe("Responses API (scripted model output)", () => {
     await expect(client.responses.delete(r.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
+  it("ignores sampling fields outside the Responses API, whatever their type (found by the R6 fuzz: a 500)", async () => {
+    const { client } = await gateway([out("<|channel|>final<|message|>Hi.<|return|>")]);
+    const body = { model: "gpt-oss-20b", input: "Hi", seed: { toString: 0 }, top_k: "x", logit_bias: 5 };
+    const r = await client.responses.create(body as unknown as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    expect(r.status).toBe("completed");
+    expect(r.output_text).toBe("Hi.");
+  });
+
   it("streams OpenAI's event sequence, which the SDK's stream helper accumulates", async () => {
     const { client } = await gateway([
       out("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Streamed answer.<|return|>"),
