@@ -1,6 +1,8 @@
 // sdpa_sinks.cpp — causal (optionally sliding-window) attention with per-head sinks (spec §4.2, pitfall 4),
-// over the paged KV cache plus the step's own k/v rows. Online softmax whose running max starts at the
-// sink; the sink joins the denominator only. Also the KV store that writes a step's rows into the pages.
+// over the paged KV cache plus the step's own k/v rows; the sink joins the denominator only. Decode rows
+// take an online softmax whose running max starts at the sink, reading each key where it lies; chunks of
+// 16 rows or more gather their keys once and take a two-pass softmax on AVX-512 (attend_prefill_heads).
+// Also the KV store that writes a step's rows into the pages.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -99,40 +101,115 @@ static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, c
 }
 
 // Prefill fast path (AVX-512) for a chunk that starts at position 0, so every key is one of the chunk's
-// own rows: keys of each kv head are transposed once (Kt[d][j]) so 16 scores come from 64 FMAs with no
-// horizontal sums; softmax is two-pass with a vector exp; P·V accumulates rows of V.
-__attribute__((target("avx512f,fma"))) void attend_prefill_row(const float* q, const float* kt, int n_keys_total, const float* v,
-                                                               int64_t ldv, int D, int lo, int hi, float sink, float scale,
-                                                               float* scores, float* out) {
-  // scores[j - lo] for j in [lo, hi]
-  const int n = hi - lo + 1;
-  __m512 vmax = _mm512_set1_ps(sink);
-  for (int j0 = 0; j0 < n; j0 += 16) {
-    const __mmask16 m = n - j0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j0)) - 1);
-    __m512 acc = _mm512_setzero_ps();
-    for (int d = 0; d < D; ++d) acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(m, kt + static_cast<int64_t>(d) * n_keys_total + lo + j0), acc);
-    acc = _mm512_mul_ps(acc, _mm512_set1_ps(scale));
-    _mm512_mask_storeu_ps(scores + j0, m, acc);
-    vmax = _mm512_mask_max_ps(vmax, m, vmax, acc);
-  }
-  const float mx = _mm512_reduce_max_ps(vmax);
+// own rows: keys of each kv head are transposed once into tiles of 16 keys (Kt[j / 16][d][j % 16], 4 KiB
+// each, read front to back: a plain column layout put a tile's D loads 4 KiB apart, all in one L1 set)
+// so 16 scores come from D FMAs with no horizontal sums; softmax is two-pass with a vector exp; P·V
+// accumulates rows of V. H query heads of one kv group go together, so that each key and value load
+// serves H heads and the FMAs run in 2·H (scores) and H·D/16 (P·V) independent chains instead of one and
+// D/16 (a single chain of dependent FMAs waits on each one's latency). Each head's arithmetic is the same
+// in the same order whatever H is.
+constexpr int kKeyTile = 16;
+
+inline __mmask16 key_mask(int J, int lo, int hi) {  // keys J … J + 15 that lie in [lo, hi]
+  if (J + kKeyTile - 1 < lo || J > hi) return 0;
+  const int first = std::max(lo, J) - J, last = std::min(hi, J + kKeyTile - 1) - J;
+  return static_cast<__mmask16>(((2u << last) - 1) & ~((1u << first) - 1));
+}
+
+// Softmax numerators in place: scores[j] ← exp(scores[j] − mx) for j < n; returns 1 / (Σ + exp(sink − mx)).
+__attribute__((target("avx512f,fma"))) inline float exp_scores(float* scores, int n, float mx, float sink) {
   __m512 vsum = _mm512_setzero_ps();
   for (int j0 = 0; j0 < n; j0 += 16) {
-    const __mmask16 m = n - j0 >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j0)) - 1);
+    const __mmask16 m = n - j0 >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - j0)) - 1);
     const __m512 p = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(mx))));
     _mm512_mask_storeu_ps(scores + j0, m, p);
     vsum = _mm512_add_ps(vsum, p);
   }
-  const float z = _mm512_reduce_add_ps(vsum) + std::exp(sink - mx);
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  return 1.0f / (_mm512_reduce_add_ps(vsum) + std::exp(sink - mx));
+}
+
+template <int H>
+__attribute__((target("avx512f,fma"))) void attend_prefill_heads(const float* q, int64_t ldh, const float* kt, const float* v,
+                                                                 int64_t ldv, int D, int lo, int hi, const float* sinks, float scale,
+                                                                 float* scores, int64_t lds, float* out) {
+  // scores[h · lds + j − lo] for j in [lo, hi] (kKeyTile floats of room before each head's and 2 · kKeyTile
+  // after); head h's query at q + h · ldh, its output at out + h · ldh
+  const int n = hi - lo + 1;
+  __m512 vmax[H];
+  for (int h = 0; h < H; ++h) vmax[h] = _mm512_set1_ps(sinks[h]);
+  const int64_t tile = static_cast<int64_t>(D) * kKeyTile;
+  for (int J = lo - lo % kKeyTile; J <= hi; J += 2 * kKeyTile) {
+    const __mmask16 m0 = key_mask(J, lo, hi), m1 = key_mask(J + kKeyTile, lo, hi);
+    const float* t0 = kt + J / kKeyTile * tile;
+    const float* t1 = m1 ? t0 + tile : t0;
+    __m512 a0[H], a1[H];
+    for (int h = 0; h < H; ++h) a0[h] = _mm512_setzero_ps(), a1[h] = _mm512_setzero_ps();
+    for (int d = 0; d < D; ++d) {
+      const __m512 k0 = _mm512_maskz_loadu_ps(m0, t0 + d * kKeyTile), k1 = _mm512_maskz_loadu_ps(m1, t1 + d * kKeyTile);
+      for (int h = 0; h < H; ++h) {
+        const __m512 qd = _mm512_set1_ps(q[h * ldh + d]);
+        a0[h] = _mm512_fmadd_ps(qd, k0, a0[h]);
+        a1[h] = _mm512_fmadd_ps(qd, k1, a1[h]);
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      const __m512 s0 = _mm512_mul_ps(a0[h], _mm512_set1_ps(scale)), s1 = _mm512_mul_ps(a1[h], _mm512_set1_ps(scale));
+      _mm512_mask_storeu_ps(scores + h * lds + (J - lo), m0, s0);
+      _mm512_mask_storeu_ps(scores + h * lds + (J + kKeyTile - lo), m1, s1);
+      const __m512 first = _mm512_mask_max_ps(vmax[h], m0, vmax[h], s0);
+      vmax[h] = _mm512_mask_max_ps(first, m1, first, s1);
+    }
+  }
+  float inv_z[H];
+  for (int h = 0; h < H; ++h) inv_z[h] = exp_scores(scores + h * lds, n, _mm512_reduce_max_ps(vmax[h]), sinks[h]);
+  __m512 acc[H][4];
+  for (int h = 0; h < H; ++h)
+    for (int b = 0; b < 4; ++b) acc[h][b] = _mm512_setzero_ps();
   const int dv = D / 16;
   for (int j = 0; j < n; ++j) {
-    const __m512 p = _mm512_set1_ps(scores[j]);
     const float* vr = v + static_cast<int64_t>(lo + j) * ldv;
-    for (int b = 0; b < dv; ++b) acc[b] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vr + 16 * b), acc[b]);
+    __m512 vb[4];
+    for (int b = 0; b < dv; ++b) vb[b] = _mm512_loadu_ps(vr + 16 * b);
+    for (int h = 0; h < H; ++h) {
+      const __m512 p = _mm512_set1_ps(scores[h * lds + j]);
+      for (int b = 0; b < dv; ++b) acc[h][b] = _mm512_fmadd_ps(p, vb[b], acc[h][b]);
+    }
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / z);
-  for (int b = 0; b < dv; ++b) _mm512_storeu_ps(out + 16 * b, _mm512_mul_ps(acc[b], inv));
+  for (int h = 0; h < H; ++h)
+    for (int b = 0; b < dv; ++b) _mm512_storeu_ps(out + h * ldh + 16 * b, _mm512_mul_ps(acc[h][b], _mm512_set1_ps(inv_z[h])));
+}
+
+// The most fp32 key and value memory one sequence's chunk gathers (held by the calling thread between
+// calls); a chunk behind a longer context takes attend_one, which reads the keys where they lie.
+constexpr int64_t kMaxGatheredBytes = int64_t{64} << 20;
+
+// One sequence's keys and values for attend_prefill_heads, relative to its first needed position `first`
+// (the earliest key of its first row's window): cached rows widened from the pool, then the step's rows.
+struct ChunkKeys {
+  std::vector<float> kt, vt;  // [kv_head][key tile][d][kKeyTile] and [kv_head][key][d]
+  int first = 0, count = 0;   // count == 0: the sequence takes attend_one
+  int64_t tiles() const { return (count + kKeyTile - 1) / kKeyTile; }
+};
+
+void gather_keys(const AttnSeq& s, const float* k_new, const float* v_new, int64_t ldkv, const KvLayer& kv, int window, ChunkKeys& c) {
+  const int D = kv.head_dim;
+  c.first = window > 0 ? std::max(0, s.pos_begin - window + 1) : 0;
+  c.count = s.pos_begin + s.num_tokens - c.first;
+  const int64_t tiles = c.tiles(), tile = static_cast<int64_t>(D) * kKeyTile;
+  c.kt.assign(static_cast<size_t>(kv.kv_heads * tiles * tile), 0.0f);
+  c.vt.resize(static_cast<size_t>(kv.kv_heads) * c.count * D);
+  float kbuf[512], vbuf[512];
+  for (int h = 0; h < kv.kv_heads; ++h)
+    for (int j = 0; j < c.count; ++j) {
+      const int pos = c.first + j;
+      const bool cached = pos < s.pos_begin;
+      const int64_t row = s.token_begin + pos - s.pos_begin;
+      const float* k = cached ? cached_row(kv, s, pos, h, false, kbuf) : k_new + row * ldkv + h * D;
+      const float* v = cached ? cached_row(kv, s, pos, h, true, vbuf) : v_new + row * ldkv + h * D;
+      float* kt = c.kt.data() + (h * tiles + j / kKeyTile) * tile + j % kKeyTile;
+      for (int d = 0; d < D; ++d) kt[d * kKeyTile] = k[d];
+      std::copy_n(v, D, c.vt.data() + (static_cast<int64_t>(h) * c.count + j) * D);
+    }
 }
 
 // launchers
@@ -145,41 +222,44 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
   rows.clear();
   for (int i = 0; i < num_seqs; ++i)
     for (int t = 0; t < seqs[i].num_tokens; ++t) rows.emplace_back(i, t);
-  // Sequences that start at position 0 with head_dim a multiple of 16 (≤ 64) take the prefill path.
+  // Chunks of 16 rows or more (prefill, with or without a cached prefix) take the vector path when
+  // head_dim is a multiple of 16 (≤ 64) and their keys fit kMaxGatheredBytes; decode rows attend_one,
+  // whose keys are read where they lie.
   const bool vec = simd_level() == Simd::Avx512 && D % 16 == 0 && D <= 64;
-  thread_local std::vector<std::vector<float>> kt;  // per sequence: [kv_head][d][n_tokens], reused
-  if (static_cast<int>(kt.size()) < num_seqs) kt.resize(num_seqs);
-  for (auto& k : kt) k.clear();
-  for (int i = 0; vec && i < num_seqs; ++i) {
+  thread_local std::vector<ChunkKeys> chunks;  // per sequence, reused
+  if (static_cast<int>(chunks.size()) < num_seqs) chunks.resize(num_seqs);
+  for (int i = 0; i < num_seqs; ++i) {
     const AttnSeq& s = seqs[i];
-    if (s.pos_begin != 0 || s.num_tokens < 16) continue;
-    kt[i].resize(static_cast<size_t>(kv.kv_heads) * D * s.num_tokens);
-    for (int h = 0; h < kv.kv_heads; ++h)
-      for (int t = 0; t < s.num_tokens; ++t)
-        for (int d = 0; d < D; ++d)
-          kt[i][(static_cast<size_t>(h) * D + d) * s.num_tokens + t] = k_new[(s.token_begin + t) * ldkv + h * D + d];
+    const int64_t keys = s.pos_begin + s.num_tokens - (window > 0 ? std::max(0, s.pos_begin - window + 1) : 0);
+    chunks[i].count = 0;
+    if (vec && s.num_tokens >= 16 && keys * kv.kv_heads * D * 2 * sizeof(float) <= kMaxGatheredBytes)
+      gather_keys(s, k_new, v_new, ldkv, kv, window, chunks[i]);
   }
+  // Work items: (row, H heads of one kv group) on the vector path, where H query heads share each key
+  // load; (row, head) otherwise.
+  const int H = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
+  const auto heads = H == 4 ? attend_prefill_heads<4> : H == 2 ? attend_prefill_heads<2> : attend_prefill_heads<1>;
   const int64_t work = static_cast<int64_t>(rows.size()) * q_heads;
   const auto* rows_data = rows.data();
-  const auto* kt_data = kt.data();
+  const ChunkKeys* chunk = chunks.data();
 #pragma omp parallel for schedule(dynamic, 4)
   for (int64_t w = 0; w < work; ++w) {
     const auto [si, t] = rows_data[w / q_heads];
     const int h = static_cast<int>(w % q_heads);
     const AttnSeq& s = seqs[si];
-    const int row = s.token_begin + t;
-    if (!kt_data[si].empty()) {
-      thread_local std::vector<float> scores;
-      scores.resize(s.num_tokens);
-      const int kvh = h / group;
-      const int lo = window > 0 ? std::max(0, t - window + 1) : 0;
-      attend_prefill_row(q + row * ldq + h * D, kt_data[si].data() + static_cast<size_t>(kvh) * D * s.num_tokens, s.num_tokens,
-                         v_new + s.token_begin * ldkv + kvh * D, ldkv, D, lo, t, sinks[h], scale, scores.data(),
-                         out + row * ldo + h * D);
+    const int row = s.token_begin + t, pos = s.pos_begin + t;
+    const ChunkKeys& c = chunk[si];
+    if (c.count == 0) {
+      attend_one(q + row * ldq + h * D, s, pos, h / group, k_new, v_new, ldkv, kv, sinks[h], scale, window, out + row * ldo + h * D);
       continue;
     }
-    attend_one(q + row * ldq + h * D, s, s.pos_begin + t, h / group, k_new, v_new, ldkv, kv, sinks[h], scale, window,
-               out + row * ldo + h * D);
+    if (h % H != 0) continue;  // done with the first head of its H
+    thread_local std::vector<float> scores;
+    const int64_t lds = c.count + 3 * kKeyTile;
+    scores.resize(static_cast<size_t>(H * lds));
+    const int kvh = h / group, lo = (window > 0 ? std::max(0, pos - window + 1) : 0) - c.first;
+    heads(q + row * ldq + h * D, D, c.kt.data() + kvh * c.tiles() * D * kKeyTile, c.vt.data() + static_cast<int64_t>(kvh) * c.count * D, D, D,
+          lo, pos - c.first, sinks + h, scale, scores.data() + kKeyTile, lds, out + row * ldo + h * D);
   }
 }
 
