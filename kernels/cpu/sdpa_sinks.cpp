@@ -1,7 +1,8 @@
 // sdpa_sinks.cpp — causal (optionally sliding-window) attention with per-head sinks (spec §4.2, pitfall 4),
-// over the paged KV cache plus the step's own k/v rows; the sink joins the denominator only. Decode rows
-// take an online softmax whose running max starts at the sink, reading each key where it lies; chunks of
-// 16 rows or more gather their keys once and take a two-pass softmax on AVX-512 (attend_prefill_heads).
+// over the paged KV cache plus the step's own k/v rows; the sink joins the denominator only. Rows (prefill
+// chunks and decode alike) gather their kv head's keys once per work item and take a two-pass softmax on AVX-512
+// (attend_heads); hosts without it, and contexts too long to gather, take an online softmax whose
+// running max starts at the sink, reading each key where it lies (attend_one).
 // Also the KV store that writes a step's rows into the pages.
 #include <algorithm>
 #include <array>
@@ -100,14 +101,13 @@ static void attend_one(const float* q, const AttnSeq& s, int pos, int kv_head, c
   for (int d = 0; d < D; ++d) out[d] = acc[d] * inv;
 }
 
-// Prefill fast path (AVX-512) for a chunk that starts at position 0, so every key is one of the chunk's
-// own rows: keys of each kv head are transposed once into tiles of 16 keys (Kt[j / 16][d][j % 16], 4 KiB
-// each, read front to back: a plain column layout put a tile's D loads 4 KiB apart, all in one L1 set)
-// so 16 scores come from D FMAs with no horizontal sums; softmax is two-pass with a vector exp; P·V
-// accumulates rows of V. H query heads of one kv group go together, so that each key and value load
-// serves H heads and the FMAs run in 2·H (scores) and H·D/16 (P·V) independent chains instead of one and
-// D/16 (a single chain of dependent FMAs waits on each one's latency). Each head's arithmetic is the same
-// in the same order whatever H is.
+// The vector path (AVX-512): keys of a kv head are transposed once into tiles of 16 keys
+// (Kt[j / 16][d][j % 16], 4 KiB each, read front to back: a plain column layout put a tile's D loads 4 KiB
+// apart, all in one L1 set) so 16 scores come from D FMAs with no horizontal sums; softmax is two-pass
+// with a vector exp; P·V accumulates rows of V. H query heads of one kv group go together, so that each
+// key and value load serves H heads and the FMAs run in 2·H (scores) and H·D/16 (P·V) independent chains
+// instead of one and D/16 (a single chain of dependent FMAs waits on each one's latency). Each head's
+// arithmetic is the same in the same order whatever H is.
 constexpr int kKeyTile = 16;
 
 inline __mmask16 key_mask(int J, int lo, int hi) {  // keys J … J + 15 that lie in [lo, hi]
@@ -129,7 +129,7 @@ __attribute__((target("avx512f,fma"))) inline float exp_scores(float* scores, in
 }
 
 template <int H>
-__attribute__((target("avx512f,fma"))) void attend_prefill_heads(const float* q, int64_t ldh, const float* kt, const float* v,
+__attribute__((target("avx512f,fma"))) void attend_heads(const float* q, int64_t ldh, const float* kt, const float* v,
                                                                  int64_t ldv, int D, int lo, int hi, const float* sinks, float scale,
                                                                  float* scores, int64_t lds, float* out) {
   // scores[h · lds + j − lo] for j in [lo, hi] (kKeyTile floats of room before each head's and 2 · kKeyTile
@@ -179,37 +179,78 @@ __attribute__((target("avx512f,fma"))) void attend_prefill_heads(const float* q,
     for (int b = 0; b < dv; ++b) _mm512_storeu_ps(out + h * ldh + 16 * b, _mm512_mul_ps(acc[h][b], _mm512_set1_ps(inv_z[h])));
 }
 
-// The most fp32 key and value memory one sequence's chunk gathers (held by the calling thread between
-// calls); a chunk behind a longer context takes attend_one, which reads the keys where they lie.
-constexpr int64_t kMaxGatheredBytes = int64_t{64} << 20;
+// Keys and values one work item gathers, at most (per thread, kept between calls): beyond it rows take
+// attend_one, which reads each key where it lies.
+constexpr int64_t kMaxGatheredBytes = int64_t{16} << 20;
+constexpr int kRowBlock = 64;  // rows of one sequence per work item
 
-// One sequence's keys and values for attend_prefill_heads, relative to its first needed position `first`
-// (the earliest key of its first row's window): cached rows widened from the pool, then the step's rows.
-struct ChunkKeys {
-  std::vector<float> kt, vt;  // [kv_head][key tile][d][kKeyTile] and [kv_head][key][d]
-  int first = 0, count = 0;   // count == 0: the sequence takes attend_one
-  int64_t tiles() const { return (count + kKeyTile - 1) / kKeyTile; }
+// One work item: rows [row0, row0 + rows) of sequence `seq` (chunk-relative) against kv head `kvh`, i.e.
+// those rows for every query head of the kv group.
+struct AttnItem {
+  int seq, kvh, row0, rows;
 };
 
-void gather_keys(const AttnSeq& s, const float* k_new, const float* v_new, int64_t ldkv, const KvLayer& kv, int window, ChunkKeys& c) {
+// Positions [first, first + count) of kv head `kvh` for attend_heads: keys in tiles
+// [key tile][d][kKeyTile], values [key][d]; cached rows widened from the pool, then the step's rows.
+struct GatheredKeys {
+  std::vector<float> kt, vt;
+  int first = 0, count = 0;
+};
+
+void gather_keys(const AttnSeq& s, int kvh, const float* k_new, const float* v_new, int64_t ldkv, const KvLayer& kv, GatheredKeys& g) {
   const int D = kv.head_dim;
-  c.first = window > 0 ? std::max(0, s.pos_begin - window + 1) : 0;
-  c.count = s.pos_begin + s.num_tokens - c.first;
-  const int64_t tiles = c.tiles(), tile = static_cast<int64_t>(D) * kKeyTile;
-  c.kt.assign(static_cast<size_t>(kv.kv_heads * tiles * tile), 0.0f);
-  c.vt.resize(static_cast<size_t>(kv.kv_heads) * c.count * D);
+  const int64_t tile = static_cast<int64_t>(D) * kKeyTile;
+  g.kt.assign(static_cast<size_t>((g.count + kKeyTile - 1) / kKeyTile * tile), 0.0f);
+  g.vt.resize(static_cast<size_t>(g.count) * D);
   float kbuf[512], vbuf[512];
-  for (int h = 0; h < kv.kv_heads; ++h)
-    for (int j = 0; j < c.count; ++j) {
-      const int pos = c.first + j;
-      const bool cached = pos < s.pos_begin;
-      const int64_t row = s.token_begin + pos - s.pos_begin;
-      const float* k = cached ? cached_row(kv, s, pos, h, false, kbuf) : k_new + row * ldkv + h * D;
-      const float* v = cached ? cached_row(kv, s, pos, h, true, vbuf) : v_new + row * ldkv + h * D;
-      float* kt = c.kt.data() + (h * tiles + j / kKeyTile) * tile + j % kKeyTile;
-      for (int d = 0; d < D; ++d) kt[d * kKeyTile] = k[d];
-      std::copy_n(v, D, c.vt.data() + (static_cast<int64_t>(h) * c.count + j) * D);
-    }
+  for (int j = 0; j < g.count; ++j) {
+    const int pos = g.first + j;
+    const bool cached = pos < s.pos_begin;
+    const int64_t row = s.token_begin + pos - s.pos_begin;
+    const float* k = cached ? cached_row(kv, s, pos, kvh, false, kbuf) : k_new + row * ldkv + kvh * D;
+    const float* v = cached ? cached_row(kv, s, pos, kvh, true, vbuf) : v_new + row * ldkv + kvh * D;
+    float* kt = g.kt.data() + j / kKeyTile * tile + j % kKeyTile;
+    for (int d = 0; d < D; ++d) kt[d * kKeyTile] = k[d];
+    std::copy_n(v, D, g.vt.data() + static_cast<int64_t>(j) * D);
+  }
+}
+
+struct AttnArgs {
+  const float *q, *k_new, *v_new, *sinks;
+  int64_t ldq, ldkv, ldo;
+  const AttnSeq* seqs;
+  const KvLayer* kv;
+  int q_heads, window;
+  float scale;
+  float* out;
+};
+
+// One item on the vector path: its kv head's keys gathered once for all its rows and query heads, H
+// query heads per attend_heads call. Returns false (nothing written) when they exceed
+// kMaxGatheredBytes or the host lacks AVX-512.
+bool attend_gathered(const AttnArgs& a, const AttnItem& it) {
+  const KvLayer& kv = *a.kv;
+  const int D = kv.head_dim, group = a.q_heads / kv.kv_heads;
+  const AttnSeq& s = a.seqs[it.seq];
+  const int first_pos = s.pos_begin + it.row0, last_pos = first_pos + it.rows - 1;
+  const int first = a.window > 0 ? std::max(0, first_pos - a.window + 1) : 0, count = last_pos - first + 1;
+  if (simd_level() != Simd::Avx512 || D % 16 != 0 || D > 64 || int64_t{count} * D * 2 * sizeof(float) > kMaxGatheredBytes) return false;
+  thread_local GatheredKeys g;
+  thread_local std::vector<float> scores;
+  g.first = first, g.count = count;
+  gather_keys(s, it.kvh, a.k_new, a.v_new, a.ldkv, kv, g);
+  const int H = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
+  const auto heads = H == 4 ? attend_heads<4> : H == 2 ? attend_heads<2> : attend_heads<1>;
+  const int64_t lds = count + 3 * kKeyTile;
+  scores.resize(static_cast<size_t>(H * lds));
+  for (int t = it.row0; t < it.row0 + it.rows; ++t) {
+    const int pos = s.pos_begin + t, lo = (a.window > 0 ? std::max(0, pos - a.window + 1) : 0) - first;
+    const int64_t row = s.token_begin + t;
+    for (int h = it.kvh * group; h < (it.kvh + 1) * group; h += H)
+      heads(a.q + row * a.ldq + h * D, D, g.kt.data(), g.vt.data(), D, D, lo, pos - first, a.sinks + h, a.scale, scores.data() + kKeyTile, lds,
+            a.out + row * a.ldo + h * D);
+  }
+  return true;
 }
 
 // launchers
@@ -217,49 +258,24 @@ void f32_sdpa_sinks(const float* q, int64_t ldq, const float* k_new, const float
                     int num_seqs, const KvLayer& kv, int q_heads, const float* sinks, float scale, int window, float* out,
                     int64_t ldo, float*) {
   const int D = kv.head_dim, group = q_heads / kv.kv_heads;
-  // Flatten (sequence, token, head) into one parallel loop: prefill and decode rows share the cores.
-  thread_local std::vector<std::pair<int, int>> rows;  // (seq index, token index within seq), reused
-  rows.clear();
+  // Work items (sequence, kv head, up to kRowBlock rows): prefill and decode rows share one parallel loop.
+  thread_local std::vector<AttnItem> items;  // reused
+  items.clear();
   for (int i = 0; i < num_seqs; ++i)
-    for (int t = 0; t < seqs[i].num_tokens; ++t) rows.emplace_back(i, t);
-  // Chunks of 16 rows or more (prefill, with or without a cached prefix) take the vector path when
-  // head_dim is a multiple of 16 (≤ 64) and their keys fit kMaxGatheredBytes; decode rows attend_one,
-  // whose keys are read where they lie.
-  const bool vec = simd_level() == Simd::Avx512 && D % 16 == 0 && D <= 64;
-  thread_local std::vector<ChunkKeys> chunks;  // per sequence, reused
-  if (static_cast<int>(chunks.size()) < num_seqs) chunks.resize(num_seqs);
-  for (int i = 0; i < num_seqs; ++i) {
-    const AttnSeq& s = seqs[i];
-    const int64_t keys = s.pos_begin + s.num_tokens - (window > 0 ? std::max(0, s.pos_begin - window + 1) : 0);
-    chunks[i].count = 0;
-    if (vec && s.num_tokens >= 16 && keys * kv.kv_heads * D * 2 * sizeof(float) <= kMaxGatheredBytes)
-      gather_keys(s, k_new, v_new, ldkv, kv, window, chunks[i]);
-  }
-  // Work items: (row, H heads of one kv group) on the vector path, where H query heads share each key
-  // load; (row, head) otherwise.
-  const int H = group % 4 == 0 ? 4 : group % 2 == 0 ? 2 : 1;
-  const auto heads = H == 4 ? attend_prefill_heads<4> : H == 2 ? attend_prefill_heads<2> : attend_prefill_heads<1>;
-  const int64_t work = static_cast<int64_t>(rows.size()) * q_heads;
-  const auto* rows_data = rows.data();
-  const ChunkKeys* chunk = chunks.data();
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t w = 0; w < work; ++w) {
-    const auto [si, t] = rows_data[w / q_heads];
-    const int h = static_cast<int>(w % q_heads);
-    const AttnSeq& s = seqs[si];
-    const int row = s.token_begin + t, pos = s.pos_begin + t;
-    const ChunkKeys& c = chunk[si];
-    if (c.count == 0) {
-      attend_one(q + row * ldq + h * D, s, pos, h / group, k_new, v_new, ldkv, kv, sinks[h], scale, window, out + row * ldo + h * D);
-      continue;
-    }
-    if (h % H != 0) continue;  // done with the first head of its H
-    thread_local std::vector<float> scores;
-    const int64_t lds = c.count + 3 * kKeyTile;
-    scores.resize(static_cast<size_t>(H * lds));
-    const int kvh = h / group, lo = (window > 0 ? std::max(0, pos - window + 1) : 0) - c.first;
-    heads(q + row * ldq + h * D, D, c.kt.data() + kvh * c.tiles() * D * kKeyTile, c.vt.data() + static_cast<int64_t>(kvh) * c.count * D, D, D,
-          lo, pos - c.first, sinks + h, scale, scores.data() + kKeyTile, lds, out + row * ldo + h * D);
+    for (int h = 0; h < kv.kv_heads; ++h)
+      for (int r = 0; r < seqs[i].num_tokens; r += kRowBlock) items.push_back({i, h, r, std::min(kRowBlock, seqs[i].num_tokens - r)});
+  const AttnArgs args{q, k_new, v_new, sinks, ldq, ldkv, ldo, seqs, &kv, q_heads, window, scale, out};
+  const int64_t count = static_cast<int64_t>(items.size());
+  const AttnItem* list = items.data();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < count; ++i) {
+    const AttnItem& it = list[i];
+    if (attend_gathered(args, it)) continue;
+    const AttnSeq& s = seqs[it.seq];
+    for (int t = it.row0; t < it.row0 + it.rows; ++t)
+      for (int h = it.kvh * group; h < (it.kvh + 1) * group; ++h)
+        attend_one(q + (s.token_begin + t) * ldq + h * D, s, s.pos_begin + t, it.kvh, k_new, v_new, ldkv, kv, sinks[h], scale, window,
+                   out + (s.token_begin + t) * ldo + h * D);
   }
 }
 

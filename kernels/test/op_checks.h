@@ -25,6 +25,8 @@ void expect_true(const std::string& name, bool ok, const std::string& detail = "
 // pool's elements of `type`.
 void test_sdpa(const OpSet& ops, KvType type);
 void test_sdpa_steps(const OpSet& ops, KvType type);
+// The CPU op: rows behind a cached prefix come out as in one fresh prefill chunk (fp32 pool).
+void test_sdpa_resumes_as_fresh(const OpSet& ops);
 // The e4m3 codes of core/fp8.h: every code round-trips, ties round to even, saturation, NaN.
 void test_fp8_codes();
 // A device op set's fp8 KV store writes the CPU op's bytes: the same codes and scales.

@@ -536,6 +536,7 @@ int main(int argc, char** argv) {
         test_sdpa_steps(*ops, type);
       }
       if (ops != &cpu_ops()) test::test_kv_store_fp8_as_cpu(*ops);
+      if (ops == &cpu_ops()) test::test_sdpa_resumes_as_fresh(*ops);
     }
     if (ready(*ops, "f32_router_topk")) test_router(*ops);
     if (ready(*ops, "q8_q8w_matmul")) test::test_q8_dense(*ops);

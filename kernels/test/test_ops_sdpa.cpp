@@ -228,6 +228,27 @@ void test_sdpa_steps(const OpSet& ops, KvType type) {
   }
 }
 
+// With an fp32 pool, rows computed behind a cached prefix (a prefix-cache hit, or decode) are bit-identical
+// to the same rows of one fresh prefill chunk: the keys are the same floats wherever they lie, and the CPU
+// op gives a row the same arithmetic whichever chunk it is in (a CPU property: the CUDA decode splits keys).
+void test_sdpa_resumes_as_fresh(const OpSet& ops) {
+  for (const StepCase& resumed : {StepCase{"sdpa_resume/prefix_hit_50_of_90", {{90, 50}}, 8, 1, 64, 0, 16, 0.2f, false},
+                                  StepCase{"sdpa_resume/decode_row_90", {{90, 89}}, 8, 1, 64, 0, 16, 0.2f, false},
+                                  StepCase{"sdpa_resume/sliding_prefix_hit_130_of_200", {{200, 130}}, 8, 2, 64, 40, 16, -0.1f, false},
+                                  StepCase{"sdpa_resume/sliding_decode_row_200", {{200, 199}}, 8, 2, 64, 40, 16, -0.1f, false}}) {
+    StepInputs in = step_inputs(ops, resumed, KvType::F32);
+    const std::vector<float> got = run_step(ops, resumed, in, {0});
+    StepCase fresh = resumed;
+    fresh.seqs = {{resumed.seqs[0].T, 0}};
+    StepInputs all = step_inputs(ops, fresh, KvType::F32);
+    all.q = in.q, all.k = in.k, all.v = in.v;
+    const std::vector<float> want = run_step(ops, fresh, all, {0});
+    const size_t skip = static_cast<size_t>(resumed.seqs[0].cached) * resumed.Hq * resumed.D;
+    expect_true(std::string(ops.name) + "/" + resumed.name, got.size() + skip == want.size() &&
+                                                            std::memcmp(got.data(), want.data() + skip, got.size() * sizeof(float)) == 0);
+  }
+}
+
 void test_fp8_codes() {
   int bad_round_trip = 0, bad_ties = 0;
   for (int c = 0; c < 256; ++c) {
