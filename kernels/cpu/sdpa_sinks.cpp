@@ -1,7 +1,7 @@
 // sdpa_sinks.cpp — causal (optionally sliding-window) attention with per-head sinks (spec §4.2, pitfall 4),
 // over the paged KV cache plus the step's own k/v rows; the sink joins the denominator only. Rows (prefill
-// chunks and decode alike) gather their kv head's keys once per work item and take a two-pass softmax on AVX-512
-// (attend_heads); hosts without it, and contexts too long to gather, take an online softmax whose
+// chunks and decode alike) gather their kv head's keys once per work item and take a two-pass softmax on
+// AVX-512 (attend_heads); hosts without it, and contexts too long to gather, take an online softmax whose
 // running max starts at the sink, reading each key where it lies (attend_one).
 // Also the KV store that writes a step's rows into the pages.
 #include <algorithm>
@@ -129,11 +129,10 @@ __attribute__((target("avx512f,fma"))) inline float exp_scores(float* scores, in
 }
 
 template <int H>
-__attribute__((target("avx512f,fma"))) void attend_heads(const float* q, int64_t ldh, const float* kt, const float* v,
-                                                                 int64_t ldv, int D, int lo, int hi, const float* sinks, float scale,
-                                                                 float* scores, int64_t lds, float* out) {
+__attribute__((target("avx512f,fma"))) void attend_heads(const float* q, int64_t ldh, const float* kt, const float* v, int D, int lo,
+                                                         int hi, const float* sinks, float scale, float* scores, int64_t lds, float* out) {
   // scores[h · lds + j − lo] for j in [lo, hi] (kKeyTile floats of room before each head's and 2 · kKeyTile
-  // after); head h's query at q + h · ldh, its output at out + h · ldh
+  // after); head h's query at q + h · ldh, its output at out + h · ldh; value rows D floats apart
   const int n = hi - lo + 1;
   __m512 vmax[H];
   for (int h = 0; h < H; ++h) vmax[h] = _mm512_set1_ps(sinks[h]);
@@ -167,7 +166,7 @@ __attribute__((target("avx512f,fma"))) void attend_heads(const float* q, int64_t
     for (int b = 0; b < 4; ++b) acc[h][b] = _mm512_setzero_ps();
   const int dv = D / 16;
   for (int j = 0; j < n; ++j) {
-    const float* vr = v + static_cast<int64_t>(lo + j) * ldv;
+    const float* vr = v + static_cast<int64_t>(lo + j) * D;
     __m512 vb[4];
     for (int b = 0; b < dv; ++b) vb[b] = _mm512_loadu_ps(vr + 16 * b);
     for (int h = 0; h < H; ++h) {
@@ -247,7 +246,7 @@ bool attend_gathered(const AttnArgs& a, const AttnItem& it) {
     const int pos = s.pos_begin + t, lo = (a.window > 0 ? std::max(0, pos - a.window + 1) : 0) - first;
     const int64_t row = s.token_begin + t;
     for (int h = it.kvh * group; h < (it.kvh + 1) * group; h += H)
-      heads(a.q + row * a.ldq + h * D, D, g.kt.data(), g.vt.data(), D, D, lo, pos - first, a.sinks + h, a.scale, scores.data() + kKeyTile, lds,
+      heads(a.q + row * a.ldq + h * D, D, g.kt.data(), g.vt.data(), D, lo, pos - first, a.sinks + h, a.scale, scores.data() + kKeyTile, lds,
             a.out + row * a.ldo + h * D);
   }
   return true;
