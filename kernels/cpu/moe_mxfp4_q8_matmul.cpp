@@ -15,10 +15,11 @@
 //
 // vpdpbusd multiplies unsigned by signed bytes, so the codes map to w' = 2·value + 12 ∈ [0, 24] and each
 // block's sum is corrected by −12 · (128 · Σq_hi + Σq_lo) (precomputed with the activations), the ½ folded
-// into the scale. Panel products (rows of long prefill chunks) run the fp32 packed GEMM of
-// cpu/moe_mxfp4_matmul.cpp on the same rounded activations (integer dot products gain nothing there: two
-// digits cost as many instructions per weight as fp32 FMAs). Hosts without AVX512-VNNI take the exact fp32
-// path for every product: more accurate, never less.
+// into the scale. Panel products (rows of long prefill chunks) multiply the same rounded activations as
+// one int16 each (128 · q_hi + q_lo) by 48-row panels of the codes as int16 (2 · value) in the integer
+// GEMM of cpu/gemm_i16.cpp (`vpdpwssd`: 32 products per instruction, twice the fp32 FMA's, where two int8
+// digits would cost as many instructions per weight as fp32 FMAs). Hosts without AVX512-VNNI take the
+// exact fp32 path for every product: more accurate, never less.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -29,6 +30,8 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "gemm_f32.h"
+#include "gemm_i16.h"
 #include "ops.h"
 #include "q8_digits.h"
 #include "simd.h"
@@ -194,14 +197,59 @@ constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::integer_sequence<int,
 // rows_fn[(nr − 1) · 4 + (nc − 1)]
 constexpr auto rows_fn = rows_table(std::make_integer_sequence<int, 16>{});
 
-// x̂ = (q_hi + q_lo / 128) · d: the values the integer kernel multiplies (for the panel products' fp32 GEMM).
-void round_to_q8(const float* x, int n, int64_t K, float* out) {
-  for (int64_t t = 0; t < n; ++t) {
-    const float amax = row_amax(x + t * K, K);
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f / 128.0f;
-    for (int64_t k = t * K; k < (t + 1) * K; ++k) {
-      const Digits q = digits(x[k] * inv);
-      out[k] = static_cast<float>(128 * q.hi + q.lo) * d;
+// Block multipliers of the panel GEMM: 2^(e − 127 − kScaleBias), 0 where the stream kernel's saturating
+// exponent is 0 (the ½ of the doubled codes and 2^kScaleBias go into the token's d, as there).
+struct PanelScales {
+  float v[256];
+  PanelScales() {
+    for (int e = 0; e < 256; ++e) v[e] = e > kScaleBias ? std::ldexp(1.0f, e - 127 - kScaleBias) : 0.0f;
+  }
+};
+const PanelScales kPanelScale;
+
+// A panel of MXFP4 rows as int16 weights 2 · value ∈ [−12, 12] (exact), in natural element order: each
+// 32-bit lane holds the pair (element 2j, element 2j + 1) of byte j's low and high nibble.
+__attribute__((target("avx512f,avx512bw"))) void pack_i16_panel(const uint8_t* blocks, const uint8_t* scales, int rows,
+                                                                int64_t nb, int16_t* panel, float* sc) {
+  const __m512i lut = _mm512_setr_epi32(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  const __m512i low = _mm512_set1_epi32(0xFFFF);
+  for (int64_t g = 0; g < rows * nb; ++g) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + g * 16)));
+    const __m512i even = _mm512_permutexvar_epi32(b, lut), odd = _mm512_permutexvar_epi32(_mm512_srli_epi32(b, 4), lut);
+    _mm512_storeu_si512(panel + g * 32, _mm512_or_si512(_mm512_and_si512(even, low), _mm512_slli_epi32(odd, 16)));
+    sc[g] = kPanelScale.v[scales[g]];
+  }
+}
+
+// The panel jobs: each job's activations rounded once, then 48-row panels dealt to the threads.
+void panel_products(const ExpertMatmul* jobs, const std::vector<int>& which) {
+  thread_local std::vector<I16Activations> acts;
+  thread_local std::vector<std::pair<int, int64_t>> items;
+  if (acts.size() < which.size()) acts.resize(which.size());
+  items.clear();
+  for (size_t i = 0; i < which.size(); ++i) {
+    const ExpertMatmul& m = jobs[which[i]];
+    quantize_i16(m.x, m.n, m.w.cols, std::ldexp(0.5f, kScaleBias), acts[i]);
+    for (int64_t r0 = 0; r0 < m.w.rows; r0 += kPanelRows) items.emplace_back(static_cast<int>(i), r0);
+  }
+  // thread_local names another thread's copy inside the region: hand the threads pointers.
+  const int64_t count = static_cast<int64_t>(items.size());
+  const auto* list = items.data();
+  const I16Activations* rounded = acts.data();
+  const int* job = which.data();
+#pragma omp parallel
+  {
+    thread_local std::vector<int16_t> panel;
+    thread_local std::vector<float> sc;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) {
+      const auto [a, r0] = list[i];
+      const ExpertMatmul& m = jobs[job[a]];
+      const int64_t nb = m.w.cols / 32;
+      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, m.w.rows - r0));
+      panel.resize(static_cast<size_t>(kPanelRows) * m.w.cols), sc.resize(static_cast<size_t>(kPanelRows) * nb);
+      pack_i16_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data(), sc.data());
+      gemm_i16_panel(panel.data(), sc.data(), nr, rounded[a], m.out + r0, m.w.rows, m.bias ? m.bias + r0 : nullptr);
     }
   }
 }
@@ -219,25 +267,19 @@ bool has_vnni() {
 // launchers
 void q8_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   thread_local std::vector<ExpertMatmul> exact;
-  thread_local std::vector<int> quantized;
+  thread_local std::vector<int> quantized, panels;
   thread_local std::vector<Q8Buffer> acts;
-  thread_local std::vector<std::vector<float>> rounded;
-  exact.clear(), quantized.clear();
-  if (rounded.size() < static_cast<size_t>(num_jobs)) rounded.resize(num_jobs);
+  exact.clear(), quantized.clear(), panels.clear();
   for (int j = 0; j < num_jobs; ++j) {
     const ExpertMatmul& m = jobs[j];
     if (!has_vnni() || m.w.cols % 32 != 0) {
       exact.push_back(m);
-    } else if (m.path == RowPath::Stream) {
-      quantized.push_back(j);
     } else {
-      rounded[j].resize(static_cast<size_t>(m.n) * m.w.cols);
-      round_to_q8(m.x, m.n, m.w.cols, rounded[j].data());
-      exact.push_back(m);
-      exact.back().x = rounded[j].data();
+      (m.path == RowPath::Stream ? quantized : panels).push_back(j);
     }
   }
   if (!exact.empty()) f32_mxfp4w_matmul(exact.data(), static_cast<int>(exact.size()));
+  if (!panels.empty()) panel_products(jobs, panels);
   if (quantized.empty()) return;
   if (acts.size() < quantized.size()) acts.resize(quantized.size());
   // Work items: NR = 4 rows a quarter of the matrix apart (rows g, g + Q, g + 2Q, g + 3Q), so that each

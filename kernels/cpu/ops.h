@@ -102,8 +102,9 @@ struct SampleResult {
 // How a product computes its rows. Either way a token's result depends only on its own row, never on
 // how many other rows share the product (batch invariance): Stream (decode tokens and short prefill
 // chunks) reads the weights once per product for up to 4 rows at a time; Panel (rows of long prefill
-// chunks) widens 48-row panels to fp32 once and runs the fp32 GEMM on the CPU, and runs on the tensor
-// cores with the activations split into three bf16 planes on CUDA. The caller picks, per row.
+// chunks) widens 48-row panels to fp32 once and runs the fp32 GEMM on the CPU (the serving-precision
+// expert product: int16 panels, cpu/gemm_i16.cpp), and runs on the tensor cores with the activations
+// split into three bf16 planes on CUDA. The caller picks, per row.
 enum class RowPath : uint8_t { Stream, Panel };
 
 // One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo), with bf16

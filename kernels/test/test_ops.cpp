@@ -253,7 +253,10 @@ void test_mxfp4_q8(const OpSet& ops) {
               C{"q8_mxfp4_matmul/token_tiles_4_and_3", 7, 10, 256, 118, 124, false},
               C{"q8_mxfp4_matmul/scale_extremes_1_and_254", 2, 8, 128, 1, 254, false},
               C{"q8_mxfp4_matmul/int8_exact_activations", 4, 8, 192, 118, 124, true},
-              C{"q8_mxfp4_matmul/panel_path_n30", 30, 20, 128, 118, 124, false}}) {
+              C{"q8_mxfp4_matmul/panel_path_n30", 30, 20, 128, 118, 124, false},
+              C{"q8_mxfp4_matmul/panel_scale_extremes_1_and_254", 26, 8, 128, 1, 254, false},
+              C{"q8_mxfp4_matmul/panel_int8_exact_activations", 25, 8, 192, 118, 124, true},
+              C{"q8_mxfp4_matmul/panel_token_tiles_64_and_6_rows_51", 70, 51, 2880, 118, 124, false}}) {
     std::uniform_int_distribution<int> small(-127, 127);
     const auto [blocks, scales] = random_mxfp4(c.rows, c.cols, c.scale_lo, c.scale_hi);
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
