@@ -227,21 +227,25 @@ void panel_products(const ExpertMatmul* jobs, const std::vector<int>& which) {
   thread_local std::vector<std::pair<int, int64_t>> items;
   if (acts.size() < which.size()) acts.resize(which.size());
   items.clear();
-  for (size_t i = 0; i < which.size(); ++i) {
-    const ExpertMatmul& m = jobs[which[i]];
-    quantize_i16(m.x, m.n, m.w.cols, std::ldexp(0.5f, kScaleBias), acts[i]);
-    for (int64_t r0 = 0; r0 < m.w.rows; r0 += kPanelRows) items.emplace_back(static_cast<int>(i), r0);
-  }
+  for (size_t i = 0; i < which.size(); ++i)
+    for (int64_t r0 = 0; r0 < jobs[which[i]].w.rows; r0 += kPanelRows) items.emplace_back(static_cast<int>(i), r0);
   // thread_local names another thread's copy inside the region: hand the threads pointers.
-  const int64_t count = static_cast<int64_t>(items.size());
+  const int64_t count = static_cast<int64_t>(items.size()), num = static_cast<int64_t>(which.size());
   const auto* list = items.data();
-  const I16Activations* rounded = acts.data();
+  I16Activations* rounded = acts.data();
   const int* job = which.data();
 #pragma omp parallel
   {
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < num; ++i) {
+      const ExpertMatmul& m = jobs[job[i]];
+      quantize_i16(m.x, m.n, m.w.cols, std::ldexp(0.5f, kScaleBias), rounded[i]);
+    }
     thread_local std::vector<int16_t> panel;
     thread_local std::vector<float> sc;
-#pragma omp for schedule(static)
+    // Dealt one by one: items cost their job's token count (compute-bound, ≥ 0.1 ms each), and routing
+    // leaves some experts many more tokens than others.
+#pragma omp for schedule(dynamic)
     for (int64_t i = 0; i < count; ++i) {
       const auto [a, r0] = list[i];
       const ExpertMatmul& m = jobs[job[a]];
