@@ -126,7 +126,8 @@ struct Transformer::Scratch {
     int begin, count;
     RowPath path;
   };
-  std::vector<Run> runs;       // consecutive rows sharing a path: one dense product each
+  std::vector<Run> runs;       // consecutive rows sharing a dense path: one dense product each
+  int expert_panel_tokens = 0;  // rows of chunks whose expert products take RowPath::Panel
   std::vector<Run> head_runs;  // the same over the rows of `last` (the head's unembedding)
   std::vector<DenseMatmul> dense_jobs;
   std::vector<DenseQ8Matmul> dense_q8_jobs;
@@ -245,8 +246,7 @@ void Transformer::mlp_block(int l, Scratch& s) const {
   t0 = Profile::now();
   const auto experts = precision_ == Precision::Serving ? ops_.q8_mxfp4w_moe : ops_.f32_mxfp4w_moe;
   const int max_groups = std::min(E, T * K);
-  int panel_tokens = 0;
-  for (const auto& r : s.runs) panel_tokens += r.path == RowPath::Panel ? r.count : 0;
+  const int panel_tokens = s.expert_panel_tokens;
   MoeMatmul w1{s.xs.data(), s.groups.data(), s.totals.data(), max_groups, m.w1_table.data(), 2ll * I, H, s.z.data()};
   w1.swiglu = true;
   w1.limit = c.swiglu_limit;
@@ -275,6 +275,7 @@ void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& 
   std::vector<uint8_t> panel_row;
   std::vector<AttnSeq> attn;  // full, then sliding; blocks as offsets into `blocks` until uploaded
   s.runs.clear();
+  s.expert_panel_tokens = 0;
   int row = 0;
   s.out_rows = 0;
   for (const SeqChunk& q : seqs) {
@@ -297,8 +298,10 @@ void Transformer::plan(const std::vector<SeqChunk>& seqs, KvCache& kv, Scratch& 
             "step: sliding block " + std::to_string(i) + " (id " + std::to_string(b) + ") is missing or out of range");
     }
     for (int i = 0; i < q.num_tokens; ++i) positions.push_back(q.pos_begin + i);
-    const RowPath path = q.num_tokens >= kPanelChunkTokens ? RowPath::Panel : RowPath::Stream;
-    panel_row.insert(panel_row.end(), q.num_tokens, path == RowPath::Panel);
+    const bool expert_panel = q.num_tokens >= kPanelChunkTokens;
+    const RowPath path = q.num_tokens >= kDensePanelChunkTokens ? RowPath::Panel : RowPath::Stream;
+    panel_row.insert(panel_row.end(), q.num_tokens, expert_panel);
+    s.expert_panel_tokens += expert_panel ? q.num_tokens : 0;
     if (!s.runs.empty() && s.runs.back().path == path) s.runs.back().count += q.num_tokens;
     else s.runs.push_back({row, q.num_tokens, path});
     row += q.num_tokens;

@@ -69,15 +69,18 @@ struct SeqChunk {
 };
 
 // Numerics of the forward pass. Exact: fp32 activations everywhere (the golden tolerances' exact mode).
-// Serving: the MXFP4 expert products quantize their activations to int8 per 32-element block
+// Serving: the MXFP4 expert products round their activations to two int8 digits of one scale per token
 // (ops.q8_mxfp4w_matmul); everything else as in Exact. Weights converted to 8 bits (quantize_dense) are
 // read in 8 bits (ops.q8_q8w_matmul) in either precision: Exact is exact only over bf16 dense weights.
 enum class Precision { Exact, Serving };
 
-// Prefill chunks of at least this many tokens take the panel path in the expert products (the fp32 GEMM,
-// ~16 tokens per expert on average at the 20b shape); shorter chunks and decode tokens stream. The choice
+// Prefill chunks of at least this many tokens take the panel path (a GEMM over packed weight panels) in
+// the expert products (~16 tokens per expert on average at the 20b shape) and the unembedding of all
+// positions, and at least kDensePanelChunkTokens in the other dense products (the kernel lab: the packed
+// GEMM passes the streamed tiles from ~64 tokens on); shorter chunks and decode tokens stream. The choice
 // depends on a token's own chunk only, so a sequence's numbers do not depend on what it is batched with.
 constexpr int kPanelChunkTokens = 128;
+constexpr int kDensePanelChunkTokens = 64;
 
 struct Product;  // one dense product of a step (gpt_oss.cpp)
 
