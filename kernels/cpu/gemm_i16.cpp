@@ -11,8 +11,9 @@
 
 namespace gptoss::cpu {
 
-// v = round(fl(x · 127 / max|x|) · 128) to nearest even: equal to 128 · q_hi + q_lo of q8_digits.h's
-// digits (the product by 128 is exact and so is the digits' remainder), never past ±16,320.
+// v = round(fl(x · 127 / max|x|) · 128) to nearest even: equal to 128 · q_hi + q_lo of the streamed
+// products' two digits (quantize_q8 in cpu/moe_mxfp4_q8_matmul.cpp: the product by 128 is exact and so is
+// the digits' remainder), never past ±16,320.
 __attribute__((target("avx512f,avx512bw"))) void quantize_i16(const float* x, int T, int64_t K, float unit,
                                                               I16Activations& out) {
   const int tiles = (T + kI16TokenTile - 1) / kI16TokenTile;

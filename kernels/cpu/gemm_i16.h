@@ -1,6 +1,7 @@
 // gemm_i16.h — the integer panel GEMM of the serving precision's long prefill chunks:
 //   out[t][r] = d[t] · Σ_b scale[r][b] · Σ_{k in block b} w[r][k] · v[t][k]
-// over 32-element blocks, with small-integer weights (MXFP4 values × 2, or q8 codes) and activations as
+// over 32-element blocks, with small-integer weights (MXFP4 values × 2; any |w| ≤ 4,096 keeps a block's
+// 32 products within int32) and activations as
 // int16 v = round(x · 127 · 128 / max|x|) per token — the same numbers the streamed int8-digit products
 // multiply (128 · q_hi + q_lo), so long chunks and decode tokens round alike. AVX512-VNNI `vpdpwssd`
 // multiplies pairs of int16 into int32 (32 products per instruction, twice the fp32 FMA's), block sums

@@ -69,19 +69,11 @@ struct Q8Buffer {
   Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * steps * 16, d[t]}; }
 };
 
-// The two digits of one element, given v = x / d. The token's scale d is max|x| / 127 over its whole row
-// (row_amax): one scale per token keeps the per-token work of the dot product to integer sums, one
-// conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more accurate on
-// the golden checkpoints.
-struct Digits {
-  int hi, lo;
-};
-inline Digits digits(float v) {
-  const int hi = std::clamp(static_cast<int>(std::nearbyint(v)), -127, 127);
-  return {hi, std::clamp(static_cast<int>(std::nearbyint((v - static_cast<float>(hi)) * 128.0f)), -127, 127)};
-}
-
-// The same digits as digits() (cvtps rounds to nearest even, like nearbyint; |x / d| ≤ 127 needs no clamp).
+// The two digits of each element, given v = x / d: q_hi = v rounded to nearest even, q_lo = (v − q_hi) · 128
+// rounded the same way (cvtps; |v| ≤ 127 needs no clamp, |q_lo| ≤ 64). The token's scale d is max|x| / 127
+// over its whole row (row_amax): one scale per token keeps the per-token work of the dot product to integer
+// sums, one conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more
+// accurate on the golden checkpoints.
 __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
   const int64_t nb = K / 32;
   out.steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
