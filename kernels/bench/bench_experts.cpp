@@ -44,7 +44,8 @@ static uint8_t* huge_buffer(size_t n) {
 }
 
 int main(int argc, char** argv) {
-  const int B = argc > 1 ? std::atoi(argv[1]) : 1, L = argc > 2 ? std::atoi(argv[2]) : 16, reps = argc > 3 ? std::atoi(argv[3]) : 6;
+  const int B = argc > 1 ? std::atoi(argv[1]) : 1, L = argc > 2 ? std::atoi(argv[2]) : 16;
+  const int reps = argc > 3 ? std::atoi(argv[3]) : 6;
   const bool in_cache = argc > 4 && std::atoi(argv[4]) != 0;
   const int per_expert = argc > 5 ? std::atoi(argv[5]) : 0;
   constexpr int E = 32, K = 4, H = 2880, I2 = 5760, nb = H / 32;
@@ -86,8 +87,8 @@ int main(int argc, char** argv) {
           const size_t layer = in_cache ? 0 : size_t(l), expert = in_cache ? 0 : size_t(e);
           const uint8_t* bb = blocks + layer * layer_blocks + (proj ? E * b1 : 0) + expert * eb;
           const uint8_t* ss = scales + layer * layer_scales + (proj ? E * s1 : 0) + expert * es;
-          jobs.push_back({x.data() + size_t(row) * H, count[e], MxFp4Matrix{bb, ss, rows, H}, nullptr, y.data() + size_t(row) * rows,
-                          RowPath::Stream});
+          const MxFp4Matrix w{bb, ss, rows, H};
+          jobs.push_back({x.data() + size_t(row) * H, count[e], w, nullptr, y.data() + size_t(row) * rows, RowPath::Stream});
           bytes[v] += static_cast<double>(eb + es);
         }
         const double t0 = now();

@@ -14,10 +14,11 @@
 // token.
 //
 // vpdpbusd multiplies unsigned by signed bytes, so the codes map to w' = 2·value + 12 ∈ [0, 24] and each
-// block's sum is corrected by −12 · (128 · Σq_hi + Σq_lo) (precomputed with the activations as an exact
-// fp32 integer, and added once per 16 blocks as corrections × block scales by one FMA into the same
-// accumulator: as an int32 vector per 4 blocks it was a fifth of the per-token loads, and the kernel lab
-// measured 5–8 % more time at 2–16 tokens), the ½ folded into the scale. Panel products (rows of long prefill chunks) multiply the same rounded activations as
+// block's sum is corrected by −12 · (128 · Σq_hi + Σq_lo), precomputed with the activations as an exact
+// fp32 integer per block and added once per 16 blocks (corrections × block scales, one FMA into the same
+// accumulator) rather than as an int32 vector loaded per token and step, which was a fifth of the
+// kernel's per-token loads (PERFORMANCE, kernel lab "Decode-shaped expert products"); the ½ is folded
+// into the scale. Panel products (rows of long prefill chunks) multiply the same rounded activations as
 // one int16 each (128 · q_hi + q_lo) by 48-row panels of the codes as int16 (2 · value) in the integer
 // GEMM of cpu/gemm_i16.cpp (`vpdpwssd`: 32 products per instruction, twice the fp32 FMA's, where two int8
 // digits would cost as many instructions per weight as fp32 FMAs). Hosts without AVX512-VNNI take the
@@ -111,8 +112,8 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
 
 // NR weight rows (`stride` rows apart) against NC tokens, the rows' byte streams interleaved step by step
 // (several hardware prefetch streams per thread) plus a software prefetch kPrefetchBytes ahead into L2,
-// and as far ahead in rows for the rows' scale bytes (without it, a scale line missing every few rows
-// stalled the row; bench_experts A/B: 2–10 % less time at 1–4 tokens).
+// and as far ahead in rows for the rows' scale bytes (otherwise a scale line missing every few rows
+// stalls the row: PERFORMANCE, kernel lab "Decode-shaped expert products").
 // Per step the rows' codes are decoded first, then each token's digits are loaded once and go to every
 // row (loading them per row and token, as before, ran at 0.5–0.7× the speed in the kernel lab). One
 // accumulator per (row, token), updated in the same order whatever NR and NC are, so a token's result
@@ -146,10 +147,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
     if ((g & 3) == 0) {
       const int64_t n16 = std::min<int64_t>(16, nb - g * kBlocksPerStep);
       for (int r = 0; r < NR; ++r) {
-        _mm_prefetch(reinterpret_cast<const char*>(scales + r * stride * nb + g * kBlocksPerStep + kPrefetchBytes / 16), _MM_HINT_T1);
-        const __m128i e = _mm_subs_epu8(
-            _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), scales + r * stride * nb + g * kBlocksPerStep),
-            _mm_set1_epi8(kScaleBias));
+        const uint8_t* s = scales + r * stride * nb + g * kBlocksPerStep;
+        _mm_prefetch(reinterpret_cast<const char*>(s + kPrefetchBytes / 16), _MM_HINT_T1);
+        const __m128i e = _mm_subs_epu8(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), s), _mm_set1_epi8(kScaleBias));
         sw16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23));
       }
       // The 16 blocks' corrections (lanes past the last block: 0 · scale 0).
