@@ -78,12 +78,26 @@ tree_unchanged() {
 }
 step tree tree_unchanged
 
+# CI shows only the tail of the output: a failed step's failing tests and their first error lines are
+# repeated here, next to the summary, so the tail alone says what failed.
+failure_digest() { # step-name
+  local log="$out/$1.log"
+  [ -f "$log" ] || return 0
+  echo "── $1: what failed"
+  sed 's/\x1b\[[0-9;]*m//g' "$log" |
+    grep -E '(^|[ :])(FAIL|×) |(Assertion)?Error:|^[^ ]*\s*(Expected|Received|expected)|ERR!|error TS|failed with exit|\[  FAILED  \]|FAILED:' |
+    awk '!seen[$0]++' | head -n 60
+}
+
 elapsed=$(($(date +%s) - started))
 tests="unit/integration: $(count_tests "$out/unit.log"); e2e: $(count_tests "$out/e2e.log")"
 summary="$(IFS=';'; echo "${results[*]}" | sed 's/;/, /g')"
 if [ "$failed" = 0 ]; then
   echo "TEST PASS in ${elapsed}s — ${summary} — ${tests}"
 else
+  for r in "${results[@]}"; do
+    case "$r" in *" FAILED") failure_digest "${r%% FAILED}" ;; esac
+  done
   echo "TEST FAIL in ${elapsed}s — ${summary} — ${tests}"
   exit 1
 fi

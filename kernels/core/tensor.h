@@ -49,11 +49,32 @@ GPTOSS_HOST_DEVICE int64_t q8_code_offset(int64_t cols, int64_t c) {
   return run * kQ8RunBlocks * 32 + (k / 4) * 4 * width + lane * 4 + k % 4;
 }
 
-// One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block.
+// How an MXFP4 matrix's bytes lie.
+//  Rows: the checkpoint's — row r's block b (16 bytes, element 2j in the low nibble of byte j) at
+//    blocks[(r·nb + b)·16], its scale at scales[r·nb + b] (nb = cols / 32).
+//  Rows16: the CPU serving kernel's (cpu/moe_mxfp4_q8_rows16.cpp), made at load by place_weights — rows in
+//    groups of 16 (the last one padded with code 0 and scale 0), and within a group, block by block, the
+//    16 rows' 4-byte pieces side by side: piece i (bytes 4i..4i+3 of the block) of every row, then piece
+//    i + 1, so that one 64-byte load gives each row's 32-bit lane eight codes of the same elements and a
+//    dot product's partial sums build up row per lane, needing no horizontal sum. The group's 16 scales
+//    of a block lie side by side the same way. Same bytes as Rows (plus the padding), other order.
+enum class MxFp4Layout : uint8_t { Rows, Rows16 };
+
+// Where piece i of row r's block b lies in a Rows16 matrix of nb blocks per row, and that block's scale.
+GPTOSS_HOST_DEVICE int64_t rows16_piece_offset(int64_t nb, int64_t r, int64_t b, int i) {
+  return ((r / 16 * nb + b) * 4 + i) * 64 + r % 16 * 4;
+}
+GPTOSS_HOST_DEVICE int64_t rows16_scale_offset(int64_t nb, int64_t r, int64_t b) { return (r / 16 * nb + b) * 16 + r % 16; }
+// Rows a Rows16 matrix holds room for (rows rounded up to a whole group).
+GPTOSS_HOST_DEVICE int64_t rows16_padded_rows(int64_t rows) { return (rows + 15) / 16 * 16; }
+
+// One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block, laid out
+// as `layout` says.
 struct MxFp4Matrix {
   const uint8_t* blocks = nullptr;
   const uint8_t* scales = nullptr;
   int64_t rows = 0, cols = 0;
+  MxFp4Layout layout = MxFp4Layout::Rows;
 };
 
 // One expert projection with its bias, as the MoE ops find a local expert's by slot.

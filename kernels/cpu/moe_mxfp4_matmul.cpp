@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gemm_f32.h"
+#include "mxfp4_rows16.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -152,10 +153,12 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* blocks, const 
 }  // namespace
 
 // launchers
-// Work items of a group: (job, first row) of a 64-row panel (packed GEMM) or of a 4-row streaming tile.
+// Work items of a group: (job, first row) of a panel (packed GEMM) or of a 4-row streaming tile — 16 rows,
+// one group, where the weights lie as Rows16 (unpacked into a per-thread buffer first).
 void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   const Simd simd = simd_level();
-  constexpr int RR = 4, CC = 4;
+  constexpr int CC = 4;
+  const auto tile_rows = [](const ExpertMatmul& m) { return m.w.layout == MxFp4Layout::Rows16 ? 16 : 4; };
   thread_local std::vector<std::pair<int, int64_t>> items;
   thread_local std::vector<std::vector<float>> permuted;  // per job: activations re-ordered for streaming
   items.clear();
@@ -170,7 +173,7 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
       permuted[j].resize(static_cast<size_t>(m.n) * m.w.cols);
       (simd == Simd::Avx512 ? permute_avx512 : permute_avx2)(m.x, m.n, m.w.cols, permuted[j].data());
     }
-    for (int64_t r0 = 0; r0 < m.w.rows; r0 += packed ? kPanelRows : RR) items.emplace_back(j, r0);
+    for (int64_t r0 = 0; r0 < m.w.rows; r0 += packed ? kPanelRows : tile_rows(m)) items.emplace_back(j, r0);
   }
   const int64_t count = static_cast<int64_t>(items.size());
   const auto* list = items.data();
@@ -178,6 +181,7 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
 #pragma omp parallel
   {
     thread_local std::vector<float> panel;
+    thread_local std::vector<uint8_t> unpacked_blocks, unpacked_scales;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < count; ++i) {
       const auto [j, r0] = list[i];
@@ -187,19 +191,21 @@ void f32_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
       if (simd == Simd::Avx512 && m.path == RowPath::Panel) {
         const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
         panel.resize(static_cast<size_t>(kPanelRows) * K);
-        pack_mxfp4_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data());
+        const RowsView w = rows_of(m.w, r0, nr, unpacked_blocks, unpacked_scales);
+        pack_mxfp4_panel(w.blocks, w.scales, nr, nb, panel.data());
         gemm_panel_avx512(panel.data(), nr, K, perm[j].data(), m.n, m.out + r0, rows, bias);
         continue;
       }
       const float* xs = simd == Simd::Scalar ? m.x : perm[j].data();
-      const int nr = static_cast<int>(std::min<int64_t>(RR, rows - r0));
+      const int nr = static_cast<int>(std::min<int64_t>(tile_rows(m), rows - r0));
+      const RowsView w = rows_of(m.w, r0, nr, unpacked_blocks, unpacked_scales);
       for (int t0 = 0; t0 < m.n; t0 += CC) {
         const int nc = std::min(CC, m.n - t0);
         float* o = m.out + static_cast<int64_t>(t0) * rows + r0;
         const float* xt = xs + static_cast<int64_t>(t0) * K;
         for (int r = 0; r < nr; ++r) {
-          const uint8_t* b = m.w.blocks + (r0 + r) * nb * 16;
-          const uint8_t* s = m.w.scales + (r0 + r) * nb;
+          const uint8_t* b = w.blocks + r * nb * 16;
+          const uint8_t* s = w.scales + r * nb;
           if (simd == Simd::Avx512) {
             switch (nc) {
               case 1: row_avx512_stream<1>(b, s, nb, xt, K, o + r, rows); break;

@@ -29,12 +29,15 @@
 #include <array>
 #include <utility>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "cpu_features.h"
 #include "gemm_f32.h"
 #include "gemm_i16.h"
+#include "moe_mxfp4_q8.h"
+#include "mxfp4_rows16.h"
 #include "ops.h"
 #include "q8_digits.h"
 #include "simd.h"
@@ -48,11 +51,6 @@ namespace {
 
 // One 512-bit step covers 4 blocks (64 packed bytes, 128 codes): 128-bit lane i holds block i.
 constexpr int kBlocksPerStep = 4;
-
-// Block scales are applied as 2^(e − 127 − kScaleBias) and the finished sum multiplied back by
-// 2^kScaleBias (exact: powers of two), so that integer sums up to 2^31 times the largest scale (2^127)
-// stay finite in fp32; scales below 2^(kScaleBias − 126) (no real checkpoint has them) count as 0.
-constexpr int kScaleBias = 64;
 
 // One token's activations, quantized and laid out per step: q[step][4][64] (high digits of the 16 even
 // elements of each block, lane by lane, then of the odd ones, matching low/high nibbles; then the low
@@ -72,9 +70,7 @@ struct Q8Buffer {
   Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * corr_stride, d[t]}; }
 };
 
-// The two digits of each element, given v = x / d: q_hi = v rounded to nearest even, q_lo = (v − q_hi) · 128
-// rounded the same way (cvtps; |v| ≤ 127 needs no clamp, |q_lo| ≤ 64). The token's scale d is max|x| / 127
-// over its whole row (row_amax): one scale per token keeps the per-token work of the dot product to integer
+// The two digits of each element (two_digits). The token's scale d is max|x| / 127 over its whole row (row_amax): one scale per token keeps the per-token work of the dot product to integer
 // sums, one conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more
 // accurate on the golden checkpoints.
 __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
@@ -91,13 +87,8 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
     const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
     out.d[t] = std::ldexp(amax / 127.0f * 0.5f / 128.0f, kScaleBias);
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * K + b * 32;
-      const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
-      const __m512 v0 = _mm512_mul_ps(x0, inv), v1 = _mm512_mul_ps(x1, inv);
-      const __m512i h0 = _mm512_cvtps_epi32(v0), h1 = _mm512_cvtps_epi32(v1);
-      const __m512 r128 = _mm512_set1_ps(128.0f);
-      const __m512i l0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v0, _mm512_cvtepi32_ps(h0)), r128));
-      const __m512i l1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v1, _mm512_cvtepi32_ps(h1)), r128));
+      const auto [h0, l0] = two_digits(x + t * K + b * 32, inv);
+      const auto [h1, l1] = two_digits(x + t * K + b * 32 + 16, inv);
       const int64_t step = t * out.steps + b / kBlocksPerStep, lane = b % kBlocksPerStep;
       int8_t* q = out.q.data() + step * 256 + lane * 16;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(h0, even, h1)));
@@ -117,21 +108,14 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
 // Per step the rows' codes are decoded first, then each token's digits are loaded once and go to every
 // row (loading them per row and token, as before, ran at 0.5–0.7× the speed in the kernel lab). One
 // accumulator per (row, token), updated in the same order whatever NR and NC are, so a token's result
-// never depends on its neighbours. The block scale's exponent byte becomes an fp32 exponent field (biased
-// by kScaleBias).
-constexpr int kPrefetchBytes = 16384;
+// never depends on its neighbours.
 
 template <int NR, int NC>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void rows_q8_vnni(const uint8_t* blocks,
                                                                                             const uint8_t* scales, int64_t nb,
                                                                                             const Q8Token* act, float* out,
                                                                                             int64_t ldo, int64_t stride) {
-  // Codes → w' through vpermb, which reads the low 6 bits of each index byte: a 64-entry table repeating
-  // the 16 values ignores the bits above the nibble, so low nibbles need no mask and high nibbles only
-  // vpmultishiftqb (each byte ← bits 4..11 of its own and the next byte). Shuffle-port work, leaving the
-  // other vector port to the dot products.
-  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-  const __m512i high = _mm512_set1_epi64(0x3C342C241C140C04ll);  // bit offsets 4, 12, …, 60
+  const CodeDecoder decode;
   // Block scales: 16 exponent bytes widened once per 4 steps; step j's lane i takes block 4j + i.
   const __m512i lane_of[4] = {_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
                               _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4),
@@ -149,8 +133,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
       for (int r = 0; r < NR; ++r) {
         const uint8_t* s = scales + r * stride * nb + g * kBlocksPerStep;
         _mm_prefetch(reinterpret_cast<const char*>(s + kPrefetchBytes / 16), _MM_HINT_T1);
-        const __m128i e = _mm_subs_epu8(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), s), _mm_set1_epi8(kScaleBias));
-        sw16[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23));
+        sw16[r] = scale_multipliers(_mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n16) - 1), s));
       }
       // The 16 blocks' corrections (lanes past the last block: 0 · scale 0).
       for (int c = 0; c < NC; ++c) {
@@ -169,8 +152,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
       } else {
         w = _mm512_maskz_loadu_epi8((1ull << (16 * left)) - 1, b);
       }
-      wl[r] = _mm512_permutexvar_epi8(w, lut);
-      wh[r] = _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(high, w), lut);
+      wl[r] = decode.low_nibbles(w);
+      wh[r] = decode.high_nibbles(w);
       sw[r] = _mm512_permutexvar_ps(lane_of[g & 3], sw16[r]);
     }
     for (int c = 0; c < NC; ++c) {
@@ -245,6 +228,7 @@ void panel_products(const ExpertMatmul* jobs, const std::vector<int>& which) {
     }
     thread_local std::vector<int16_t> panel;
     thread_local std::vector<float> sc;
+    thread_local std::vector<uint8_t> unpacked_blocks, unpacked_scales;
     // Dealt one by one: items cost their job's token count (compute-bound, ≥ 0.1 ms each), and routing
     // leaves some experts many more tokens than others.
 #pragma omp for schedule(dynamic)
@@ -254,7 +238,8 @@ void panel_products(const ExpertMatmul* jobs, const std::vector<int>& which) {
       const int64_t nb = m.w.cols / 32;
       const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, m.w.rows - r0));
       panel.resize(static_cast<size_t>(kPanelRows) * m.w.cols), sc.resize(static_cast<size_t>(kPanelRows) * nb);
-      pack_i16_panel(m.w.blocks + r0 * nb * 16, m.w.scales + r0 * nb, nr, nb, panel.data(), sc.data());
+      const RowsView w = rows_of(m.w, r0, nr, unpacked_blocks, unpacked_scales);
+      pack_i16_panel(w.blocks, w.scales, nr, nb, panel.data(), sc.data());
       gemm_i16_panel(panel.data(), sc.data(), nr, rounded[a], m.out + r0, m.w.rows, m.bias ? m.bias + r0 : nullptr);
     }
   }
@@ -270,22 +255,31 @@ bool has_vnni() {
 
 }  // namespace
 
+MxFp4Layout resident_expert_layout() {
+  static const MxFp4Layout layout = [] {
+    const char* want = std::getenv("EXPERTMESH_EXPERT_LAYOUT");
+    return has_vnni() && !(want && std::strcmp(want, "rows") == 0) ? MxFp4Layout::Rows16 : MxFp4Layout::Rows;
+  }();
+  return layout;
+}
+
 // launchers
 void q8_mxfp4w_matmul(const ExpertMatmul* jobs, int num_jobs) {
   thread_local std::vector<ExpertMatmul> exact;
-  thread_local std::vector<int> quantized, panels;
+  thread_local std::vector<int> quantized, panels, rows16;
   thread_local std::vector<Q8Buffer> acts;
-  exact.clear(), quantized.clear(), panels.clear();
+  exact.clear(), quantized.clear(), panels.clear(), rows16.clear();
   for (int j = 0; j < num_jobs; ++j) {
     const ExpertMatmul& m = jobs[j];
     if (!has_vnni() || m.w.cols % 32 != 0) {
       exact.push_back(m);
     } else {
-      (m.path == RowPath::Stream ? quantized : panels).push_back(j);
+      (m.path == RowPath::Panel ? panels : m.w.layout == MxFp4Layout::Rows16 ? rows16 : quantized).push_back(j);
     }
   }
   if (!exact.empty()) f32_mxfp4w_matmul(exact.data(), static_cast<int>(exact.size()));
   if (!panels.empty()) panel_products(jobs, panels);
+  if (!rows16.empty()) q8_rows16_stream(jobs, rows16.data(), static_cast<int>(rows16.size()));
   if (quantized.empty()) return;
   if (acts.size() < quantized.size()) acts.resize(quantized.size());
   // Work items: NR = 4 rows a quarter of the matrix apart (rows g, g + Q, g + 2Q, g + 3Q), so that each

@@ -241,6 +241,9 @@ namespace cpu {
 // Host memory for weights copied out of the checkpoint's mapping into huge pages (cpu/memory.cpp).
 // host_is_device is false so that place_weights copies into it.
 const DeviceMemory& resident_memory();
+// The layout resident experts are placed in: Rows16 where the serving-precision kernel for it runs
+// (AVX512-VNNI and VBMI), unless EXPERTMESH_EXPERT_LAYOUT=rows asks for the checkpoint's; Rows otherwise.
+MxFp4Layout resident_expert_layout();
 }  // namespace cpu
 
 // Single-product conveniences over the grouped entries.

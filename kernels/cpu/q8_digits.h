@@ -20,4 +20,15 @@ __attribute__((target("avx512f"))) inline float row_amax(const float* x, int64_t
   return out;
 }
 
+// The two digits of 16 elements x[0..15] given inv = 1 / d: hi = x / d rounded to nearest even and
+// lo = (x / d − hi) · 128 rounded the same way (|x / d| ≤ 127 needs no clamp; |lo| ≤ 64).
+struct Digits16 {
+  __m512i hi, lo;
+};
+__attribute__((target("avx512f"))) inline Digits16 two_digits(const float* x, __m512 inv) {
+  const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x), inv);
+  const __m512i hi = _mm512_cvtps_epi32(v);
+  return {hi, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v, _mm512_cvtepi32_ps(hi)), _mm512_set1_ps(128.0f)))};
+}
+
 }  // namespace gptoss::cpu

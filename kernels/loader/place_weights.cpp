@@ -1,9 +1,9 @@
 // place_weights.cpp — copies one rank's weights into a backend's memory once, at engine creation: every
 // view of ModelWeights is re-pointed at a device copy. bf16 matrices are packed to ld = cols (a shard's
 // column slice of o_proj would otherwise drag the other ranks' columns along); MXFP4 experts are copied
-// packed, so a device holds 4.25 bits per expert weight as the checkpoint does; q8 matrices (the q8
-// dense-weight mode) as they are. A view shared by two
-// fields (tied embeddings) is copied once.
+// packed, so a device holds 4.25 bits per expert weight as the checkpoint does, in the layout the
+// caller asks for (Rows16 for the CPU engine's resident experts: core/tensor.h); q8 matrices (the q8
+// dense-weight mode) as they are. A view shared by two fields (tied embeddings) is copied once.
 #include <cstring>
 #include <deque>
 #include <map>
@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "../core/device.h"
+#include "../core/mxfp4_layout.h"
 #include "../model/weights.h"
 
 namespace gptoss {
@@ -21,7 +22,7 @@ namespace {
 // The device copies of one placement; released with the placed weights.
 class DeviceStore {
  public:
-  explicit DeviceStore(const DeviceMemory& mem) : mem_(mem) {}
+  DeviceStore(const DeviceMemory& mem, MxFp4Layout experts) : mem_(mem), experts_(experts) {}
   DeviceStore(const DeviceStore&) = delete;
   DeviceStore& operator=(const DeviceStore&) = delete;
   ~DeviceStore() {
@@ -34,8 +35,7 @@ class DeviceStore {
     const Key key{src, rows, row_bytes};
     if (auto it = copies_.find(key); it != copies_.end()) return it->second;
     const size_t bytes = static_cast<size_t>(rows) * row_bytes;
-    void* dst = mem_.alloc(bytes);
-    copies_.emplace(key, dst);
+    void* dst = alloc(key, bytes);
     if (stride_bytes == row_bytes) {
       mem_.upload(dst, src, bytes);
     } else {
@@ -53,8 +53,9 @@ class DeviceStore {
   }
   MxFp4Matrix place(const MxFp4Matrix& m) {
     const size_t blocks_per_row = static_cast<size_t>(m.cols / 32);
+    if (experts_ == MxFp4Layout::Rows16 && m.layout == MxFp4Layout::Rows && m.blocks != nullptr) return place_rows16(m);
     return MxFp4Matrix{static_cast<const uint8_t*>(copy(m.blocks, m.rows, blocks_per_row * 16, blocks_per_row * 16)),
-                       static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols};
+                       static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols, m.layout};
   }
   MatrixQ8 place(const MatrixQ8& m) {
     const size_t cols = static_cast<size_t>(m.cols), nb = cols / 32;
@@ -76,16 +77,39 @@ class DeviceStore {
 
  private:
   using Key = std::tuple<const void*, int64_t, size_t>;
+
+  void* alloc(const Key& key, size_t bytes) {
+    void* dst = mem_.alloc(bytes);
+    copies_.emplace(key, dst);
+    return dst;
+  }
+
+  // m rewritten as Rows16 on the host, then uploaded; keyed by m's own bytes (rows −1: not a plain copy).
+  MxFp4Matrix place_rows16(const MxFp4Matrix& m) {
+    const Key block_key{m.blocks, -1, 0}, scale_key{m.scales, -1, 0};
+    if (auto b = copies_.find(block_key), s = copies_.find(scale_key); b != copies_.end() && s != copies_.end())
+      return MxFp4Matrix{static_cast<const uint8_t*>(b->second), static_cast<const uint8_t*>(s->second), m.rows, m.cols, MxFp4Layout::Rows16};
+    std::vector<uint8_t> blocks(static_cast<size_t>(rows16_block_bytes(m))), scales(static_cast<size_t>(rows16_scale_bytes(m)));
+    pack_rows16(m, blocks.data(), scales.data());
+    void* db = alloc(block_key, blocks.size());
+    mem_.upload(db, blocks.data(), blocks.size());
+    void* ds = alloc(scale_key, scales.size());
+    mem_.upload(ds, scales.data(), scales.size());
+    return MxFp4Matrix{static_cast<const uint8_t*>(db), static_cast<const uint8_t*>(ds), m.rows, m.cols, MxFp4Layout::Rows16};
+  }
+
   const DeviceMemory& mem_;
+  MxFp4Layout experts_;
   std::map<Key, void*> copies_;
   std::deque<std::vector<ExpertProj>> tables_;
 };
 
 }  // namespace
 
-std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory) {
+std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory,
+                                                  MxFp4Layout experts) {
   if (memory.host_is_device) return host;
-  auto store = std::make_shared<DeviceStore>(memory);
+  auto store = std::make_shared<DeviceStore>(memory, experts);
   auto w = std::make_shared<ModelWeights>(*host);  // config, shard and the layer structure; views re-pointed below
   w->embed = store->place(host->embed);
   w->lm_head = store->place(host->lm_head, host->lm_head_q8);

@@ -113,8 +113,9 @@ void quantize_q8_rows(const MatrixBF16& w, uint8_t* codes, float* scales);
 
 struct DeviceMemory;
 // The weights in a backend's memory: the same views over copies made once (bf16 matrices packed to
-// ld = cols, MXFP4 experts still packed, small vectors), owned by the result. Where device memory is host
-// memory the host weights are returned as they are.
-std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory);
+// ld = cols, MXFP4 experts still packed — as `experts` says, core/tensor.h — and small vectors), owned by
+// the result. Where device memory is host memory the host weights are returned as they are.
+std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory,
+                                                  MxFp4Layout experts = MxFp4Layout::Rows);
 
 }  // namespace gptoss

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/bf16.h"
+#include "../core/mxfp4_layout.h"
 #include "../cpu/ops.h"
 #include "../cpu/simd.h"
 #include "../cuda/cuda_device.h"
@@ -203,13 +204,34 @@ std::pair<std::vector<uint8_t>, std::vector<uint8_t>> random_mxfp4(int rows, int
   return {std::move(blocks), std::move(scales)};
 }
 
+// The layouts an op set's expert products read: the CPU's also take Rows16 (core/tensor.h), the layout
+// its resident experts are placed in.
+std::vector<MxFp4Layout> expert_layouts(const OpSet& ops) {
+  if (std::string(ops.name) == "cpu") return {MxFp4Layout::Rows, MxFp4Layout::Rows16};
+  return {MxFp4Layout::Rows};
+}
+std::string layout_suffix(MxFp4Layout layout) { return layout == MxFp4Layout::Rows16 ? "/rows16" : ""; }
+
+// A Rows matrix as `layout` (Rows16: rewritten by pack_rows16 into storage the result points into).
+struct PlacedMxFp4 {
+  std::vector<uint8_t> blocks, scales;
+  MxFp4Matrix w;
+  PlacedMxFp4(const MxFp4Matrix& rows, MxFp4Layout layout) : w(rows) {
+    if (layout == MxFp4Layout::Rows) return;
+    blocks.resize(static_cast<size_t>(rows16_block_bytes(rows))), scales.resize(static_cast<size_t>(rows16_scale_bytes(rows)));
+    pack_rows16(rows, blocks.data(), scales.data());
+    w = MxFp4Matrix{blocks.data(), scales.data(), rows.rows, rows.cols, MxFp4Layout::Rows16};
+  }
+};
+
 // One expert product through `op` (the panel path from 24 tokens, as a long prefill chunk would take it).
 using ExpertOp = void (*)(const ExpertMatmul*, int);
 std::vector<float> run_expert(ExpertOp op, const std::vector<float>& x, int n, const std::vector<uint8_t>& blocks,
-                              const std::vector<uint8_t>& scales, int rows, int cols, const std::vector<float>& bias) {
+                              const std::vector<uint8_t>& scales, int rows, int cols, const std::vector<float>& bias,
+                              MxFp4Layout layout = MxFp4Layout::Rows) {
   std::vector<float> y(static_cast<size_t>(n) * rows);
-  const ExpertMatmul job{x.data(), n, MxFp4Matrix{blocks.data(), scales.data(), rows, cols}, bias.data(), y.data(),
-                         n >= 24 ? RowPath::Panel : RowPath::Stream};
+  const PlacedMxFp4 placed(MxFp4Matrix{blocks.data(), scales.data(), rows, cols}, layout);
+  const ExpertMatmul job{x.data(), n, placed.w, bias.data(), y.data(), n >= 24 ? RowPath::Panel : RowPath::Stream};
   op(&job, 1);
   return y;
 }
@@ -222,10 +244,16 @@ void test_mxfp4(const OpSet& ops) {
     const auto [blocks, scales] = random_mxfp4(c.rows, c.cols, c.scale_lo, c.scale_hi);
     auto x = randn(static_cast<size_t>(c.n) * c.cols, c.scale_hi > 200 ? 1e-30f : 1.0f);
     const auto b = randn(c.rows, 0.1f);
-    const auto y = run_expert(ops.f32_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b);
     const auto bd = widen(b);
     auto want = ref::matmul(widen(x), c.n, c.cols, ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols), c.rows, &bd);
-    expect_close(std::string(ops.name) + "/" + c.name, y.data(), want, 1e-5);
+    const auto rows = run_expert(ops.f32_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b);
+    for (const MxFp4Layout layout : expert_layouts(ops)) {
+      const auto y = run_expert(ops.f32_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b, layout);
+      expect_close(std::string(ops.name) + "/" + c.name + layout_suffix(layout), y.data(), want, 1e-5);
+      // Exact results do not depend on the layout the weights were placed in.
+      if (layout != MxFp4Layout::Rows)
+        expect_true(std::string(ops.name) + "/" + c.name + layout_suffix(layout) + "_same_bits_as_rows", y == rows);
+    }
   }
   {
     // The spec's worked example: byte 0x2F with scale 126 → element 0 = −3.0, element 1 = +0.5.
@@ -251,6 +279,7 @@ void test_mxfp4_q8(const OpSet& ops) {
               C{"q8_mxfp4_matmul/three_blocks_tail_only", 2, 9, 96, 118, 124, false},
               C{"q8_mxfp4_matmul/five_blocks_tokens_3", 3, 16, 160, 120, 122, false},
               C{"q8_mxfp4_matmul/token_tiles_4_and_3", 7, 10, 256, 118, 124, false},
+              C{"q8_mxfp4_matmul/rows_40_two_groups_and_a_part", 5, 40, 2880, 118, 124, false},
               C{"q8_mxfp4_matmul/scale_extremes_1_and_254", 2, 8, 128, 1, 254, false},
               C{"q8_mxfp4_matmul/int8_exact_activations", 4, 8, 192, 118, 124, true},
               C{"q8_mxfp4_matmul/panel_path_n30", 30, 20, 128, 118, 124, false},
@@ -265,25 +294,28 @@ void test_mxfp4_q8(const OpSet& ops) {
     for (int k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero block
     if (c.n > 1) std::fill(x.end() - c.cols, x.end(), 0.0f);  // an all-zero token (activation scale 0)
     const auto b = randn(c.rows, 0.1f);
-    const auto y = run_expert(ops.q8_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b);
     const auto bd = widen(b);
     const auto wd = ref::dequant_mxfp4(blocks.data(), scales.data(), c.rows, c.cols);
     const auto want = ref::matmul(widen(x), c.n, c.cols, wd, c.rows, &bd);
-    double worst = 0.0;  // |got − want| / allowed, over all outputs
-    for (int t = 0; t < c.n; ++t)
-      for (int r = 0; r < c.rows; ++r) {
-        double amax = 0.0, wsum = 0.0, magnitude = 0.0;
-        for (int k = 0; k < c.cols; ++k) {
-          amax = std::max(amax, std::abs(static_cast<double>(x[t * c.cols + k])));
-          wsum += std::abs(wd[static_cast<size_t>(r) * c.cols + k]);
-          magnitude += std::abs(wd[static_cast<size_t>(r) * c.cols + k] * x[t * c.cols + k]);
+    for (const MxFp4Layout layout : expert_layouts(ops)) {
+      const auto y = run_expert(ops.q8_mxfp4w_matmul, x, c.n, blocks, scales, c.rows, c.cols, b, layout);
+      double worst = 0.0;  // |got − want| / allowed, over all outputs
+      for (int t = 0; t < c.n; ++t)
+        for (int r = 0; r < c.rows; ++r) {
+          double amax = 0.0, wsum = 0.0, magnitude = 0.0;
+          for (int k = 0; k < c.cols; ++k) {
+            amax = std::max(amax, std::abs(static_cast<double>(x[t * c.cols + k])));
+            wsum += std::abs(wd[static_cast<size_t>(r) * c.cols + k]);
+            magnitude += std::abs(wd[static_cast<size_t>(r) * c.cols + k] * x[t * c.cols + k]);
+          }
+          const double bound = c.int_acts ? 0.0 : wsum * amax / 127.0 / 256.0;
+          const double allowed = bound * 1.001 + 1e-5 * (magnitude + std::abs(bd[r])) + 1e-30;
+          const double err = std::abs(y[static_cast<size_t>(t) * c.rows + r] - want[static_cast<size_t>(t) * c.rows + r]);
+          worst = std::max(worst, std::isfinite(y[static_cast<size_t>(t) * c.rows + r]) ? err / allowed : INFINITY);
         }
-        const double bound = c.int_acts ? 0.0 : wsum * amax / 127.0 / 256.0;
-        const double allowed = bound * 1.001 + 1e-5 * (magnitude + std::abs(bd[r])) + 1e-30;
-        const double err = std::abs(y[static_cast<size_t>(t) * c.rows + r] - want[static_cast<size_t>(t) * c.rows + r]);
-        worst = std::max(worst, std::isfinite(y[static_cast<size_t>(t) * c.rows + r]) ? err / allowed : INFINITY);
-      }
-    expect_true(std::string(ops.name) + "/" + c.name, worst <= 1.0, "max |Δ| / bound = " + std::to_string(worst));
+      expect_true(std::string(ops.name) + "/" + c.name + layout_suffix(layout), worst <= 1.0,
+                  "max |Δ| / bound = " + std::to_string(worst));
+    }
   }
 }
 
@@ -297,23 +329,26 @@ void test_mxfp4_row_independence(const OpSet& ops) {
   for (auto& s : scales) s = static_cast<uint8_t>(sc(rng));
   const auto x = randn(static_cast<size_t>(n) * cols, 1.0f);
   const auto b = randn(rows, 0.1f);
-  const MxFp4Matrix w{blocks.data(), scales.data(), rows, cols};
-  for (const auto op : {ops.f32_mxfp4w_matmul, ops.q8_mxfp4w_matmul})
-    for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
-      std::vector<float> all(static_cast<size_t>(n) * rows);
-      const ExpertMatmul whole{x.data(), n, w, b.data(), all.data(), path};
-      op(&whole, 1);
-      int differ = 0;
-      for (const auto [first, count] : {std::pair{0, 1}, std::pair{7, 1}, std::pair{3, 5}, std::pair{11, 29}}) {
-        std::vector<float> part(static_cast<size_t>(count) * rows);
-        const ExpertMatmul sub{x.data() + static_cast<size_t>(first) * cols, count, w, b.data(), part.data(), path};
-        op(&sub, 1);
-        for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+  for (const MxFp4Layout layout : expert_layouts(ops)) {
+    const PlacedMxFp4 placed(MxFp4Matrix{blocks.data(), scales.data(), rows, cols}, layout);
+    const MxFp4Matrix& w = placed.w;
+    for (const auto op : {ops.f32_mxfp4w_matmul, ops.q8_mxfp4w_matmul})
+      for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+        std::vector<float> all(static_cast<size_t>(n) * rows);
+        const ExpertMatmul whole{x.data(), n, w, b.data(), all.data(), path};
+        op(&whole, 1);
+        int differ = 0;
+        for (const auto [first, count] : {std::pair{0, 1}, std::pair{7, 1}, std::pair{3, 5}, std::pair{11, 29}}) {
+          std::vector<float> part(static_cast<size_t>(count) * rows);
+          const ExpertMatmul sub{x.data() + static_cast<size_t>(first) * cols, count, w, b.data(), part.data(), path};
+          op(&sub, 1);
+          for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+        }
+        expect_true(std::string(ops.name) + (op == ops.f32_mxfp4w_matmul ? "/moe_mxfp4_matmul" : "/q8_mxfp4_matmul") +
+                        (path == RowPath::Stream ? "/rows_independent_stream" : "/rows_independent_panel") + layout_suffix(layout),
+                    differ == 0, std::to_string(differ) + " values differ");
       }
-      expect_true(std::string(ops.name) + (op == ops.f32_mxfp4w_matmul ? "/moe_mxfp4_matmul" : "/q8_mxfp4_matmul") +
-                      (path == RowPath::Stream ? "/rows_independent_stream" : "/rows_independent_panel"),
-                  differ == 0, std::to_string(differ) + " values differ");
-    }
+  }
 }
 
 void test_swiglu(const OpSet& ops) {
