@@ -3,10 +3,9 @@
 // the same integer block sums as cpu/moe_mxfp4_q8_matmul.cpp, with 16 rows side by side in the lanes of
 // one register instead of one row's blocks. One 64-byte load gives 16 rows × 8 codes; vpdpbusd multiplies
 // each row's four codes by the same four activation digits, broadcast from memory inside the instruction,
-// so a row's block sum builds up in its own lane and nothing is summed across lanes. Per token that is
-// 16 dot products, one shift, one add, one conversion and one FMA per 16 rows × 32 elements, against 32
-// µops for the same work in the Rows kernel, whose per-token shift, add, conversion and FMA cover only 4
-// blocks of one row (PERFORMANCE, kernel lab "Decode-shaped expert products").
+// so a row's block sum builds up in its own lane and nothing is summed across lanes: per token, one shift,
+// add, conversion and FMA per block of 16 rows, where the Rows kernel spends them per 4 blocks of one row
+// (PERFORMANCE, kernel lab "The experts as Rows16").
 //
 // The block's correction for the unsigned codes (−12 · (128 · Σq_hi + Σq_lo), an integer, the same for
 // every row) starts the low digits' sum, so it costs no instruction; the block scales of 16 rows are one
