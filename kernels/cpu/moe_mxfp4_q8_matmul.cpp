@@ -70,9 +70,10 @@ struct Q8Buffer {
   Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * corr_stride, d[t]}; }
 };
 
-// The two digits of each element (two_digits). The token's scale d is max|x| / 127 over its whole row (row_amax): one scale per token keeps the per-token work of the dot product to integer
-// sums, one conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more
-// accurate on the golden checkpoints.
+// The two digits of each element (two_digits). The token's scale d is max|x| / 127 over its whole row
+// (row_amax): one scale per token keeps the per-token work of the dot product to integer sums, one
+// conversion and one FMA per 4 blocks; with two digits, per-32-block scales measured no more accurate on
+// the golden checkpoints.
 __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
   const int64_t nb = K / 32;
   out.steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
