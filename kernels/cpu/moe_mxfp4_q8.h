@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "ops.h"
 
@@ -40,6 +41,33 @@ struct CodeDecoder {
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 scale_multipliers(__m128i e) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_subs_epu8(e, _mm_set1_epi8(kScaleBias))), 23));
 }
+
+// One token's activations as the stream kernels read them: its digits q (laid out as each kernel says), one
+// correction per block for the unsigned codes (Corr: what the kernel adds it as), and d, the token's scale
+// times whatever the kernel leaves to the finished dot product.
+template <class Corr>
+struct DigitToken {
+  const int8_t* q;
+  const Corr* corr;
+  float d;
+};
+
+// The tokens of one job: token t's digits at q[t · q_stride], its corrections at corr[t · corr_stride].
+template <class Corr>
+struct DigitBuffer {
+  std::vector<int8_t> q;
+  std::vector<Corr> corr;
+  std::vector<float> d;  // per token
+  int64_t q_stride = 0, corr_stride = 0;
+  // Sized for n tokens, digits and corrections zeroed.
+  void reset(int n, int64_t q_bytes, int64_t corrections) {
+    q_stride = q_bytes, corr_stride = corrections;
+    q.assign(static_cast<size_t>(n * q_bytes), 0);
+    corr.assign(static_cast<size_t>(n * corrections), Corr{});
+    d.assign(static_cast<size_t>(n), 0.0f);
+  }
+  DigitToken<Corr> token(int t) const { return {q.data() + t * q_stride, corr.data() + t * corr_stride, d[t]}; }
+};
 
 // The stream products of the jobs jobs[which[0..count)], all laid out as Rows16, with AVX512-VNNI.
 void q8_rows16_stream(const ExpertMatmul* jobs, const int* which, int count);

@@ -54,21 +54,10 @@ constexpr int kBlocksPerStep = 4;
 
 // One token's activations, quantized and laid out per step: q[step][4][64] (high digits of the 16 even
 // elements of each block, lane by lane, then of the odd ones, matching low/high nibbles; then the low
-// digits the same way) and corr[block] (the block's correction, 0 past the last block up to a multiple of
-// 16); d = the token's scale · ½ / 128, applied once to each finished dot product.
-struct Q8Token {
-  const int8_t* q;
-  const float* corr;
-  float d;
-};
-
-struct Q8Buffer {
-  std::vector<int8_t> q;
-  std::vector<float> corr;
-  std::vector<float> d;  // per token
-  int64_t steps = 0, corr_stride = 0;
-  Q8Token token(int t) const { return {q.data() + t * steps * 256, corr.data() + t * corr_stride, d[t]}; }
-};
+// digits the same way) and corr[block] (the block's correction as an fp32 integer, 0 past the last block
+// up to a multiple of 16); d = the token's scale · ½ / 128, applied once to each finished dot product.
+using Q8Token = DigitToken<float>;
+using Q8Buffer = DigitBuffer<float>;
 
 // The two digits of each element (two_digits). The token's scale d is max|x| / 127 over its whole row
 // (row_amax): one scale per token keeps the per-token work of the dot product to integer sums, one
@@ -76,11 +65,8 @@ struct Q8Buffer {
 // the golden checkpoints.
 __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int n, int64_t K, Q8Buffer& out) {
   const int64_t nb = K / 32;
-  out.steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
-  out.corr_stride = (nb + 15) / 16 * 16;
-  out.q.assign(static_cast<size_t>(n * out.steps * 256), 0);
-  out.corr.assign(static_cast<size_t>(n * out.corr_stride), 0.0f);
-  out.d.assign(static_cast<size_t>(n), 0.0f);
+  const int64_t steps = (nb + kBlocksPerStep - 1) / kBlocksPerStep;
+  out.reset(n, steps * 256, (nb + 15) / 16 * 16);
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int t = 0; t < n; ++t) {
@@ -90,7 +76,7 @@ __attribute__((target("avx512f,avx512bw"))) void quantize_q8(const float* x, int
     for (int64_t b = 0; b < nb; ++b) {
       const auto [h0, l0] = two_digits(x + t * K + b * 32, inv);
       const auto [h1, l1] = two_digits(x + t * K + b * 32 + 16, inv);
-      const int64_t step = t * out.steps + b / kBlocksPerStep, lane = b % kBlocksPerStep;
+      const int64_t step = t * steps + b / kBlocksPerStep, lane = b % kBlocksPerStep;
       int8_t* q = out.q.data() + step * 256 + lane * 16;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(h0, even, h1)));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 64), _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(h0, odd, h1)));

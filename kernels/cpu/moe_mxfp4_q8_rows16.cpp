@@ -29,27 +29,14 @@ namespace {
 // One token's activations for Rows16 products: per block, 64 digit bytes in the order the pieces read
 // them (for piece i: the high digits of elements 8i, 8i + 2, 8i + 4, 8i + 6 — the low nibbles — then of
 // 8i + 1, …, 8i + 7, the high nibbles; after the 32 high digits, the low digits the same way), the
-// block's correction, and d = the token's scale · ½ / 128 · 2^kScaleBias.
-struct Rows16Token {
-  const int8_t* q;
-  const int32_t* corr;
-  float d;
-};
-
-struct Rows16Buffer {
-  std::vector<int8_t> q;
-  std::vector<int32_t> corr;
-  std::vector<float> d;
-  int64_t nb = 0;
-  Rows16Token token(int t) const { return {q.data() + t * nb * 64, corr.data() + t * nb, d[t]}; }
-};
+// block's correction (an int32, the low digits' chain starts at it), and d = the token's scale · ½ / 128 ·
+// 2^kScaleBias.
+using Rows16Token = DigitToken<int32_t>;
+using Rows16Buffer = DigitBuffer<int32_t>;
 
 __attribute__((target("avx512f,avx512bw"))) void quantize_rows16(const float* x, int n, int64_t K, Rows16Buffer& out) {
   const int64_t nb = K / 32;
-  out.nb = nb;
-  out.q.resize(static_cast<size_t>(n * nb * 64));
-  out.corr.resize(static_cast<size_t>(n * nb));
-  out.d.resize(static_cast<size_t>(n));
+  out.reset(n, nb * 64, nb);
   // Elements 0..15 of a block (and 16..31 the same way) in piece order.
   const __m512i order = _mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
   for (int t = 0; t < n; ++t) {
