@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "../core/bf16_layout.h"
 #include "../cpu/ops.h"
 #include "../cpu/simd.h"
 
@@ -49,6 +50,23 @@ int main(int argc, char** argv) {
     const double dt = now() - t0;
     std::printf("bf16  %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
                 2.0 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
+  }
+  // The same in serving precision over Rows16 (the resident layout): activations split into two bf16.
+  {
+    const MatrixBF16 one{wb.data(), V, H, H};
+    std::vector<bf16_t> wr(static_cast<size_t>(D) * bf16_rows16_elements(one));
+    for (int e = 0; e < D; ++e) pack_bf16_rows16(MatrixBF16{wb.data() + static_cast<size_t>(e) * V * H, V, H, H}, wr.data() + e * bf16_rows16_elements(one));
+    for (int rep = 0; rep < 2; ++rep) {
+      const double t0 = now();
+      for (int e = 0; e < D; ++e) {
+        const DenseMatmul job{x.data(), T, MatrixBF16{wr.data() + e * bf16_rows16_elements(one), V, H, H, BF16Layout::Rows16}, nullptr, yb.data(), V,
+                              std::getenv("LAB_STREAM") || T < 24 ? RowPath::Stream : RowPath::Panel};
+        ops.bf16x2_bf16w_matmul(&job, 1);
+      }
+      const double dt = now() - t0;
+      std::printf("bf16x2 rows16 %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
+                  2.0 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
+    }
   }
   // q8 dense (the q8 dense-weight mode) on the same shape: 1 byte per weight + a 4-byte scale per 32.
   std::vector<uint8_t> wq(static_cast<size_t>(D) * V * H);

@@ -11,11 +11,27 @@
 
 namespace gptoss {
 
-// Row-major bf16 matrix view: element (r, c) at data[r * ld + c].
+// How a bf16 matrix's elements lie.
+//  Rows: row-major — element (r, c) at data[r·ld + c].
+//  Rows16: the CPU serving kernels' (cpu/matmul_bf16x2.cpp), made at load by place_weights for resident
+//    dense weights — rows in groups of 16 (the last one padded with zeros), and within a group, column
+//    pair by column pair, the 16 rows' pairs (elements 2p and 2p + 1, 4 bytes) side by side, so that one
+//    64-byte load gives each row's 32-bit lane the same two elements (what one vdpbf16ps lane multiplies).
+//    An odd last column is paired with a zero. Same elements as Rows (plus the padding), other order.
+enum class BF16Layout : uint8_t { Rows, Rows16 };
+
+// A bf16 matrix view laid out as `layout` says (ld: Rows only; place_weights sets it to cols otherwise).
 struct MatrixBF16 {
   const bf16_t* data = nullptr;
   int64_t rows = 0, cols = 0, ld = 0;
+  BF16Layout layout = BF16Layout::Rows;
 };
+
+// Column pairs of a row, and where row r's pair p lies (in bf16 elements from data) in a Rows16 matrix.
+GPTOSS_HOST_DEVICE int64_t bf16_pairs(int64_t cols) { return (cols + 1) / 2; }
+GPTOSS_HOST_DEVICE int64_t bf16_rows16_offset(int64_t cols, int64_t r, int64_t p) {
+  return ((r / 16 * bf16_pairs(cols) + p) * 16 + r % 16) * 2;
+}
 
 // A contiguous array of T in some backend's memory (weights' small vectors: gains, biases, sinks).
 // A view: ModelWeights owns the storage. Named like std::vector's accessors so uses read the same.
@@ -65,7 +81,7 @@ GPTOSS_HOST_DEVICE int64_t rows16_piece_offset(int64_t nb, int64_t r, int64_t b,
   return ((r / 16 * nb + b) * 4 + i) * 64 + r % 16 * 4;
 }
 GPTOSS_HOST_DEVICE int64_t rows16_scale_offset(int64_t nb, int64_t r, int64_t b) { return (r / 16 * nb + b) * 16 + r % 16; }
-// Rows a Rows16 matrix holds room for (rows rounded up to a whole group).
+// Rows a Rows16 matrix (MXFP4 or bf16) holds room for (rows rounded up to a whole group).
 GPTOSS_HOST_DEVICE int64_t rows16_padded_rows(int64_t rows) { return (rows + 15) / 16 * 16; }
 
 // One expert projection in MXFP4: rows × (cols/32) blocks of 16 bytes + one E8M0 scale per block, laid out

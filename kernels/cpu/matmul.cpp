@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "bf16_rows16.h"
 #include "gemm_f32.h"
 #include "ops.h"
 #include "simd.h"
@@ -160,27 +161,54 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void pack_bf16_panel(co
 // launchers
 // Work items of a group: a panel of kPanelRows rows (packed), or R streamed rows a quarter of the matrix
 // apart (rows g, g + Q, g + 2Q, g + 3Q: each thread reads R separate sequential streams), then the rows past
-// R·Q one at a time.
+// R·Q one at a time; over a Rows16 matrix, a group of 16 rows, unpacked, then streamed R rows at a time.
 struct Item {
   int job;
   int nr;
   int64_t r0, stride;
 };
 
-void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
-  const Simd simd = simd_level();
-  thread_local std::vector<Item> items;
+namespace {
+
+void list_items(const DenseMatmul* jobs, int num_jobs, Simd simd, std::vector<Item>& items) {
   items.clear();
   for (int j = 0; j < num_jobs; ++j) {
     const int64_t rows = jobs[j].w.rows;
-    if (simd == Simd::Avx512 && jobs[j].path == RowPath::Panel) {
-      for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) items.push_back({j, static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0)), r0, 1});
+    const bool panel = simd == Simd::Avx512 && jobs[j].path == RowPath::Panel;
+    if (panel || jobs[j].w.layout == BF16Layout::Rows16) {
+      const int n = panel ? kPanelRows : 16;
+      for (int64_t r0 = 0; r0 < rows; r0 += n) items.push_back({j, static_cast<int>(std::min<int64_t>(n, rows - r0)), r0, 1});
       continue;
     }
     const int64_t q = rows / R;
     for (int64_t g = 0; g < q; ++g) items.push_back({j, R, g, q});
     for (int64_t r = R * q; r < rows; ++r) items.push_back({j, 1, r, 1});
   }
+}
+
+// Rows r0, r0 + stride, … (nr of them, R at a time) of w (row stride ld) for all of m's tokens.
+void stream_rows(TileFn tile, int tokens, const DenseMatmul& m, const bf16_t* w, int64_t ld, int64_t r0, int64_t stride, int nr) {
+  const int64_t K = m.w.cols;
+  for (int rr = 0; rr < nr; rr += R) {
+    const int n = std::min(R, nr - rr);
+    const int64_t first = r0 + rr * stride;
+    const float* bias = m.bias ? m.bias + first : nullptr;
+    for (int t0 = 0; t0 < m.T; t0 += tokens) {
+      const int nc = std::min(tokens, m.T - t0);
+      float acc[R * C];
+      tile(Tile{w + rr * stride * ld, stride * ld, K, ld, m.x + static_cast<int64_t>(t0) * K, K, n, nc, acc});
+      for (int r = 0; r < n; ++r)
+        for (int c = 0; c < nc; ++c) m.out[(t0 + c) * m.ldo + first + r * stride] = acc[r * C + c] + (bias ? bias[r * stride] : 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
+  const Simd simd = simd_level();
+  thread_local std::vector<Item> items;
+  list_items(jobs, num_jobs, simd, items);
   const TileFn tile = pick(simd);
   const int tokens = simd == Simd::Avx512 ? C : 4;  // per tile
   // Packed path: each job's activations transposed once (xT[k][t]) for the broadcast microkernel.
@@ -202,25 +230,22 @@ void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
 #pragma omp parallel
   {
     thread_local std::vector<float> panel;
+    thread_local std::vector<bf16_t> unpacked;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < count; ++i) {
       const auto [j, nr, r0, stride] = list[i];
       const DenseMatmul& m = jobs[j];
       const int64_t K = m.w.cols;
-      const float* bias = m.bias ? m.bias + r0 : nullptr;
       if (simd == Simd::Avx512 && m.path == RowPath::Panel) {
+        const BF16Rows w = bf16_rows_of(m.w, r0, nr, unpacked);
         panel.resize(static_cast<size_t>(kPanelRows) * K);
-        pack_bf16_panel(m.w.data + r0 * m.w.ld, m.w.ld, nr, K, panel.data());
-        gemm_panel_avx512(panel.data(), nr, K, xTs[j].data(), m.T, m.out + r0, m.ldo, bias);
-        continue;
-      }
-      for (int t0 = 0; t0 < m.T; t0 += tokens) {
-        const int nc = std::min(tokens, m.T - t0);
-        float acc[R * C];
-        tile(Tile{m.w.data + r0 * m.w.ld, stride * m.w.ld, K, m.w.ld, m.x + static_cast<int64_t>(t0) * K, K, nr, nc, acc});
-        for (int r = 0; r < nr; ++r)
-          for (int c = 0; c < nc; ++c)
-            m.out[(t0 + c) * m.ldo + r0 + r * stride] = acc[r * C + c] + (bias ? bias[r * stride] : 0.0f);
+        pack_bf16_panel(w.data, w.ld, nr, K, panel.data());
+        gemm_panel_avx512(panel.data(), nr, K, xTs[j].data(), m.T, m.out + r0, m.ldo, m.bias ? m.bias + r0 : nullptr);
+      } else if (m.w.layout == BF16Layout::Rows16) {
+        const BF16Rows w = bf16_rows_of(m.w, r0, nr, unpacked);
+        stream_rows(tile, tokens, m, w.data, w.ld, r0, 1, nr);
+      } else {
+        stream_rows(tile, tokens, m, m.w.data + r0 * m.w.ld, m.w.ld, r0, stride, nr);
       }
     }
   }

@@ -103,8 +103,9 @@ struct SampleResult {
 // how many other rows share the product (batch invariance): Stream (decode tokens and short prefill
 // chunks) reads the weights once per product for up to 4 rows at a time; Panel (rows of long prefill
 // chunks) widens 48-row panels to fp32 once and runs the fp32 GEMM on the CPU (the serving-precision
-// expert product: int16 panels, cpu/gemm_i16.cpp), and runs on the tensor cores with the activations
-// split into three bf16 planes on CUDA. The caller picks, per row.
+// expert product: int16 panels, cpu/gemm_i16.cpp; the serving-precision dense product over Rows16
+// weights runs both paths alike, cpu/matmul_bf16x2.cpp), and runs on the tensor cores with the
+// activations split into three bf16 planes on CUDA. The caller picks, per row.
 enum class RowPath : uint8_t { Stream, Panel };
 
 // One dense product in a group: out[T, w.rows] = x[T, w.cols] · wᵀ + bias (row stride ldo), with bf16
@@ -182,6 +183,9 @@ struct OpSet {
   void (*f32_rmsnorm)(const float* x, int T, int H, const float* gain, float eps, float* out);
   // A group of dense products run as one parallel region (QKV share it; so do the experts of a layer).
   void (*f32_bf16w_matmul)(const DenseMatmul* jobs, int num_jobs);
+  // The same products in serving precision: each activation may be split into two bf16 (hi + lo, error
+  // ≤ 2⁻¹⁶|x| per element) whose products with the weights are summed in fp32; may take the exact path.
+  void (*bf16x2_bf16w_matmul)(const DenseMatmul* jobs, int num_jobs);
   // In-place half-split RoPE on x[T, heads, head_dim] (row stride ldx), cos/sin scaled by concentration.
   void (*f32_rope)(float* x, int T, int heads, int head_dim, int64_t ldx, const int32_t* positions, const float* inv_freq,
                    float concentration);
@@ -244,6 +248,9 @@ const DeviceMemory& resident_memory();
 // The layout resident experts are placed in: Rows16 where the serving-precision kernel for it runs
 // (AVX512-VNNI and VBMI), unless EXPERTMESH_EXPERT_LAYOUT=rows asks for the checkpoint's; Rows otherwise.
 MxFp4Layout resident_expert_layout();
+// The layout resident dense weights are placed in: Rows16 where the serving-precision kernel for it runs
+// (AVX512-BF16), unless EXPERTMESH_DENSE_LAYOUT=rows asks for the checkpoint's; Rows otherwise.
+BF16Layout resident_dense_layout();
 }  // namespace cpu
 
 // Single-product conveniences over the grouped entries.

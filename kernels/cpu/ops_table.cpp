@@ -6,6 +6,7 @@ namespace cpu {
 void bf16w_embed(const MatrixBF16&, const int32_t*, int, float*);
 void f32_rmsnorm(const float*, int, int, const float*, float, float*);
 void f32_bf16w_matmul(const DenseMatmul*, int);
+void bf16x2_bf16w_matmul(const DenseMatmul*, int);
 void f32_rope(float*, int, int, int, int64_t, const int32_t*, const float*, float);
 void f32_sdpa_sinks(const float*, int64_t, const float*, const float*, int64_t, const AttnSeq*, int, const KvLayer&, int,
                     const float*, float, int, float*, int64_t, float*);
@@ -37,6 +38,7 @@ const OpSet& cpu_ops() {
       cpu::bf16w_embed,
       cpu::f32_rmsnorm,
       cpu::f32_bf16w_matmul,
+      cpu::bf16x2_bf16w_matmul,
       cpu::f32_rope,
       cpu::f32_sdpa_sinks,
       cpu::f32_kv_store,

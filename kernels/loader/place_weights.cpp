@@ -1,9 +1,10 @@
 // place_weights.cpp — copies one rank's weights into a backend's memory once, at engine creation: every
 // view of ModelWeights is re-pointed at a device copy. bf16 matrices are packed to ld = cols (a shard's
 // column slice of o_proj would otherwise drag the other ranks' columns along); MXFP4 experts are copied
-// packed, so a device holds 4.25 bits per expert weight as the checkpoint does, in the layout the
-// caller asks for (Rows16 for the CPU engine's resident experts: core/tensor.h); q8 matrices (the q8
-// dense-weight mode) as they are. A view shared by two fields (tied embeddings) is copied once.
+// packed, so a device holds 4.25 bits per expert weight as the checkpoint does; experts and the dense
+// products' matrices in the layouts the caller asks for (Rows16 for the CPU engine's resident weights:
+// core/tensor.h); q8 matrices (the q8 dense-weight mode) as they are. A view shared by two fields (tied
+// embeddings) is copied once per layout.
 #include <cstring>
 #include <deque>
 #include <map>
@@ -12,6 +13,7 @@
 #include <utility>
 
 #include "../core/device.h"
+#include "../core/bf16_layout.h"
 #include "../core/mxfp4_layout.h"
 #include "../model/weights.h"
 
@@ -22,7 +24,7 @@ namespace {
 // The device copies of one placement; released with the placed weights.
 class DeviceStore {
  public:
-  DeviceStore(const DeviceMemory& mem, MxFp4Layout experts) : mem_(mem), experts_(experts) {}
+  DeviceStore(const DeviceMemory& mem, WeightLayouts layouts) : mem_(mem), layouts_(layouts) {}
   DeviceStore(const DeviceStore&) = delete;
   DeviceStore& operator=(const DeviceStore&) = delete;
   ~DeviceStore() {
@@ -47,13 +49,19 @@ class DeviceStore {
     return dst;
   }
 
+  // The embedding table (read by row): always Rows.
   MatrixBF16 place(const MatrixBF16& m) {
     const auto* data = static_cast<const bf16_t*>(copy(m.data, m.rows, m.cols * sizeof(bf16_t), m.ld * sizeof(bf16_t)));
     return MatrixBF16{data, m.rows, m.cols, m.cols};
   }
+  // A dense product's matrix: in the layout asked for.
+  MatrixBF16 place_dense(const MatrixBF16& m) {
+    if (layouts_.dense == BF16Layout::Rows16 && m.layout == BF16Layout::Rows && m.data != nullptr) return place_rows16(m);
+    return place(m);
+  }
   MxFp4Matrix place(const MxFp4Matrix& m) {
     const size_t blocks_per_row = static_cast<size_t>(m.cols / 32);
-    if (experts_ == MxFp4Layout::Rows16 && m.layout == MxFp4Layout::Rows && m.blocks != nullptr) return place_rows16(m);
+    if (layouts_.experts == MxFp4Layout::Rows16 && m.layout == MxFp4Layout::Rows && m.blocks != nullptr) return place_rows16(m);
     return MxFp4Matrix{static_cast<const uint8_t*>(copy(m.blocks, m.rows, blocks_per_row * 16, blocks_per_row * 16)),
                        static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols, m.layout};
   }
@@ -67,7 +75,7 @@ class DeviceStore {
     return Span<T>{static_cast<const T*>(copy(v.ptr, 1, v.size() * sizeof(T), v.size() * sizeof(T))), v.count};
   }
   // A matrix read in 8 bits keeps only its shape in bf16: the device never reads those weights.
-  MatrixBF16 place(const MatrixBF16& m, const MatrixQ8& q8) { return q8.codes ? MatrixBF16{nullptr, m.rows, m.cols, m.cols} : place(m); }
+  MatrixBF16 place(const MatrixBF16& m, const MatrixQ8& q8) { return q8.codes ? MatrixBF16{nullptr, m.rows, m.cols, m.cols} : place_dense(m); }
   Linear place(const Linear& l) { return Linear{place(l.w, l.q8), place(l.bias), place(l.q8)}; }
   // A host table to upload (it holds device pointers already), kept until the upload.
   Span<ExpertProj> keep(std::vector<ExpertProj> table) {
@@ -98,8 +106,20 @@ class DeviceStore {
     return MxFp4Matrix{static_cast<const uint8_t*>(db), static_cast<const uint8_t*>(ds), m.rows, m.cols, MxFp4Layout::Rows16};
   }
 
+  // m rewritten as Rows16 on the host, then uploaded; keyed by m's own bytes (rows −2: not a plain copy).
+  MatrixBF16 place_rows16(const MatrixBF16& m) {
+    const Key key{m.data, -2, 0};
+    if (auto it = copies_.find(key); it != copies_.end())
+      return MatrixBF16{static_cast<const bf16_t*>(it->second), m.rows, m.cols, m.cols, BF16Layout::Rows16};
+    std::vector<bf16_t> packed(static_cast<size_t>(bf16_rows16_elements(m)));
+    pack_bf16_rows16(m, packed.data());
+    void* d = alloc(key, packed.size() * sizeof(bf16_t));
+    mem_.upload(d, packed.data(), packed.size() * sizeof(bf16_t));
+    return MatrixBF16{static_cast<const bf16_t*>(d), m.rows, m.cols, m.cols, BF16Layout::Rows16};
+  }
+
   const DeviceMemory& mem_;
-  MxFp4Layout experts_;
+  WeightLayouts layouts_;
   std::map<Key, void*> copies_;
   std::deque<std::vector<ExpertProj>> tables_;
 };
@@ -107,9 +127,9 @@ class DeviceStore {
 }  // namespace
 
 std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory,
-                                                  MxFp4Layout experts) {
+                                                  WeightLayouts layouts) {
   if (memory.host_is_device) return host;
-  auto store = std::make_shared<DeviceStore>(memory, experts);
+  auto store = std::make_shared<DeviceStore>(memory, layouts);
   auto w = std::make_shared<ModelWeights>(*host);  // config, shard and the layer structure; views re-pointed below
   w->embed = store->place(host->embed);
   w->lm_head = store->place(host->lm_head, host->lm_head_q8);

@@ -182,6 +182,7 @@ struct Product {
 };
 
 // Weights held in 8 bits (the q8 dense-weight mode) are read in 8 bits; a group's products share one form.
+// bf16 weights: fp32 activations in exact precision, split into two bf16 in serving precision.
 void Transformer::dense(Scratch& s, std::initializer_list<Product> products) const {
   s.dense_jobs.clear();
   s.dense_q8_jobs.clear();
@@ -193,7 +194,8 @@ void Transformer::dense(Scratch& s, std::initializer_list<Product> products) con
       if (p.l.q8.codes) s.dense_q8_jobs.push_back({x, r.count, p.l.q8, bias, out, p.ldo, r.path});
       else s.dense_jobs.push_back({x, r.count, p.l.w, bias, out, p.ldo, r.path});
     }
-  if (!s.dense_jobs.empty()) ops_.f32_bf16w_matmul(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
+  const auto bf16w = precision_ == Precision::Serving ? ops_.bf16x2_bf16w_matmul : ops_.f32_bf16w_matmul;
+  if (!s.dense_jobs.empty()) bf16w(s.dense_jobs.data(), static_cast<int>(s.dense_jobs.size()));
   if (!s.dense_q8_jobs.empty()) ops_.q8_q8w_matmul(s.dense_q8_jobs.data(), static_cast<int>(s.dense_q8_jobs.size()));
 }
 
@@ -366,6 +368,9 @@ void Transformer::head(Scratch& s) const {
     if (w_->lm_head_q8.codes) {
       const DenseQ8Matmul job{x, r.count, w_->lm_head_q8, nullptr, out, c.vocab, r.path};
       ops_.q8_q8w_matmul(&job, 1);
+    } else if (precision_ == Precision::Serving) {
+      const DenseMatmul job{x, r.count, w_->lm_head, nullptr, out, c.vocab, r.path};
+      ops_.bf16x2_bf16w_matmul(&job, 1);
     } else {
       ops_.f32_bf16w_unembed(x, r.count, w_->lm_head, out, r.path);
     }

@@ -70,7 +70,8 @@ struct SeqChunk {
 
 // Numerics of the forward pass. Exact: fp32 activations everywhere (the golden tolerances' exact mode).
 // Serving: the MXFP4 expert products round their activations to two int8 digits of one scale per token
-// (ops.q8_mxfp4w_matmul); everything else as in Exact. Weights converted to 8 bits (quantize_dense) are
+// (ops.q8_mxfp4w_matmul), the bf16 dense products may split theirs into two bf16
+// (ops.bf16x2_bf16w_matmul); everything else as in Exact. Weights converted to 8 bits (quantize_dense) are
 // read in 8 bits (ops.q8_q8w_matmul) in either precision: Exact is exact only over bf16 dense weights.
 enum class Precision { Exact, Serving };
 

@@ -112,10 +112,17 @@ std::shared_ptr<const ModelWeights> quantize_dense(std::shared_ptr<const ModelWe
 void quantize_q8_rows(const MatrixBF16& w, uint8_t* codes, float* scales);
 
 struct DeviceMemory;
+// The layouts (core/tensor.h) place_weights writes: of the MXFP4 experts, and of the dense products'
+// bf16 matrices (attention projections, router, unembedding; the embedding table stays Rows: it is read
+// by row).
+struct WeightLayouts {
+  MxFp4Layout experts = MxFp4Layout::Rows;
+  BF16Layout dense = BF16Layout::Rows;
+};
 // The weights in a backend's memory: the same views over copies made once (bf16 matrices packed to
-// ld = cols, MXFP4 experts still packed — as `experts` says, core/tensor.h — and small vectors), owned by
+// ld = cols, MXFP4 experts still packed, each in the layout `layouts` says, and small vectors), owned by
 // the result. Where device memory is host memory the host weights are returned as they are.
 std::shared_ptr<const ModelWeights> place_weights(std::shared_ptr<const ModelWeights> host, const DeviceMemory& memory,
-                                                  MxFp4Layout experts = MxFp4Layout::Rows);
+                                                  WeightLayouts layouts = {});
 
 }  // namespace gptoss

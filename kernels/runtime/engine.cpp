@@ -88,7 +88,9 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       device_(cuda_ordinal(options.backend)),
       weights_(place_weights(options.dense == DenseWeights::Q8 ? quantize_dense(std::move(weights)) : std::move(weights),
                              options.resident_weights && ops_.memory.host_is_device ? cpu::resident_memory() : ops_.memory,
-                             options.resident_weights && &ops_ == &cpu_ops() ? cpu::resident_expert_layout() : MxFp4Layout::Rows)),
+                             options.resident_weights && &ops_ == &cpu_ops()
+                                 ? WeightLayouts{cpu::resident_expert_layout(), cpu::resident_dense_layout()}
+                                 : WeightLayouts{})),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
       graphs_(ops_, (options.decode_graphs > 0 || (options.decode_graphs == 0 && device_ >= 0)) && !(comm_ && comm_->world() > 1)),

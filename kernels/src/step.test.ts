@@ -17,9 +17,9 @@ import { argmax, compareLogits, goldenCases } from "./testing/golden.ts";
 
 const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
 
-async function setup(blocks = 512, precision: Precision = "exact") {
+async function setup(blocks = 512, precision: Precision = "exact", residentWeights = false) {
   const model = await Model.load(g2.dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision });
+  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision, residentWeights });
   return { model, engine, full: new BlockPool(blocks), sliding: new BlockPool(blocks) };
 }
 
@@ -46,10 +46,17 @@ async function greedyAlone(engine: Engine, full: BlockPool, sliding: BlockPool, 
 }
 
 describe("batched steps", () => {
-  it.each(["exact", "default"] as const)(
-    "batch invariance (%s precision): 16 sequences stepped together produce the greedy tokens each produces alone",
-    async (precision) => {
-      const { model, engine, full, sliding } = await setup(512, precision);
+  // Resident weights are rewritten as Rows16 (kernels/core/tensor.h) on hosts with the CPU's serving
+  // kernels for it, whose dense product takes 16 tokens per tile and the rest row by row: a token's
+  // result must not depend on which it went through.
+  it.each([
+    ["exact", "mapped", false],
+    ["default", "mapped", false],
+    ["default", "resident", true],
+  ] as const)(
+    "batch invariance (%s precision, %s weights): 16 sequences stepped together produce the greedy tokens each produces alone",
+    async (precision, _weights, residentWeights) => {
+      const { model, engine, full, sliding } = await setup(512, precision, residentWeights);
       const ps = prompts(model.config.vocab);
       const N = 8;
       const alone = [];
@@ -295,11 +302,12 @@ describe("KV capacity on the CPU", () => {
     }
   });
 
-  // Resident placement also rewrites the experts into the layout the CPU's serving kernel reads (Rows16,
-  // kernels/core/tensor.h), whose integer block sums are added in another order than the checkpoint
-  // layout's kernel adds them: exact precision reads every weight byte the same way in either layout, so
-  // it proves the copy bit for bit; default precision is held to the serving tolerances, as golden's is.
-  it("resident weights (huge pages, experts as Rows16): exact logits bit-identical to the mapped checkpoint's, default within the serving tolerances, bf16 and q8", async () => {
+  // Resident placement also rewrites the experts and the dense matrices into the layouts the CPU's
+  // serving kernels read (Rows16, kernels/core/tensor.h), which add the same products in another order
+  // than the checkpoint layout's kernels (and split the dense products' activations into two bf16): exact
+  // precision reads every weight the same way in either layout, so it proves the copy bit for bit;
+  // default precision is held to the serving tolerances, as golden's is.
+  it("resident weights (huge pages, experts and dense matrices as Rows16): exact logits bit-identical to the mapped checkpoint's, default within the serving tolerances, bf16 and q8", async () => {
     const model = await Model.load(g2.dir);
     const tokens = g2.tokens.slice(0, 40);
     for (const denseWeights of DENSE_WEIGHTS)

@@ -88,6 +88,7 @@ const OpSet& synced_cuda_ops() {
     GPTOSS_SYNCED(bf16w_embed);
     GPTOSS_SYNCED(f32_rmsnorm);
     GPTOSS_SYNCED(f32_bf16w_matmul);
+    GPTOSS_SYNCED(bf16x2_bf16w_matmul);
     GPTOSS_SYNCED(f32_rope);
     GPTOSS_SYNCED(f32_sdpa_sinks);
     GPTOSS_SYNCED(f32_kv_store);

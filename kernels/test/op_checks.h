@@ -1,5 +1,5 @@
 // op_checks.h — what the op suites of test_ops share across its files: the seeded inputs, the checks
-// that count PASS / FAIL, and the suites that live in files of their own (test_ops_sdpa.cpp, test_ops_q8.cpp). Defined in
+// that count PASS / FAIL, and the suites that live in files of their own (test_ops_sdpa.cpp, test_ops_q8.cpp, test_ops_dense.cpp). Defined in
 // test_ops.cpp, whose main() runs every suite on every backend.
 #pragma once
 
@@ -35,5 +35,8 @@ void test_kv_store_fp8_as_cpu(const OpSet& ops);
 void test_q8_dense(const OpSet& ops);
 void test_q8_conversion();
 void test_q8_layout();
+// Dense bf16 products in both layouts and both precisions (test_ops_dense.cpp), and the Rows16 rewrite.
+void test_bf16_dense(const OpSet& ops);
+void test_bf16_rows16_layout();
 
 }  // namespace gptoss::test

@@ -564,9 +564,11 @@ int main(int argc, char** argv) {
   test::test_fp8_codes();
   test::test_q8_conversion();
   test::test_q8_layout();
+  test::test_bf16_rows16_layout();
   for (const OpSet* ops : backends) {
     if (ready(*ops, "f32_rmsnorm")) test_rmsnorm(*ops);
     if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "f32_bf16w_unembed")) test_matmul(*ops);
+    if (ready(*ops, "f32_bf16w_matmul") && ready(*ops, "bf16x2_bf16w_matmul")) test::test_bf16_dense(*ops);
     if (ready(*ops, "f32_rope")) test_rope(*ops);
     if (ready(*ops, "f32_kv_store") && ready(*ops, "f32_sdpa_sinks")) {
       for (KvType type : {KvType::F32, KvType::BF16, KvType::FP8}) {

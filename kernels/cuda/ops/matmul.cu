@@ -85,9 +85,15 @@ void launch_gemm_bf16_prefill(const float* x, int T, const MatrixBF16& w, const 
 void f32_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) {
   for (int j = 0; j < num_jobs; ++j) {
     const DenseMatmul& d = jobs[j];
+    check(d.w.layout == BF16Layout::Rows, gptoss_status_unsupported_argument,
+          "f32_bf16w_matmul: cuda reads row-major bf16 weights (Rows16 is the CPU engine's resident layout)");
     if (d.path == RowPath::Panel) launch_gemm_bf16_prefill(d.x, d.T, d.w, d.bias, d.out, d.ldo);
     else launch_gemv_bf16(d.x, d.T, d.w, d.bias, d.out, d.ldo);
   }
 }
+
+// Serving precision: the exact product above is within its bound (cpu/ops.h), and a GPU's GEMV is bound
+// by the weights' bytes, not by the multiplies.
+void bf16x2_bf16w_matmul(const DenseMatmul* jobs, int num_jobs) { f32_bf16w_matmul(jobs, num_jobs); }
 
 }  // namespace gptoss::cuda::GPTOSS_CUDA_NS

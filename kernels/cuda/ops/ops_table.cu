@@ -16,6 +16,7 @@ void f32_rope(float*, int, int, int, int64_t, const int32_t*, const float*, floa
 void f32_router_topk(const float*, int, int, int, int32_t*, float*);
 void f32_swiglu_oai(const float*, int, int, float, float, float*);
 void f32_bf16w_matmul(const DenseMatmul*, int);
+void bf16x2_bf16w_matmul(const DenseMatmul*, int);
 void q8_q8w_matmul(const DenseQ8Matmul*, int);
 void f32_mxfp4w_matmul(const ExpertMatmul*, int);
 void q8_mxfp4w_matmul(const ExpertMatmul*, int);
@@ -42,7 +43,7 @@ void f32_sample(const float*, int, const SamplingParams&, uint64_t, SampleResult
 
 namespace {
 const char* const kReady[] = {"bf16w_embed", "f32_rmsnorm", "f32_rope", "f32_router_topk", "f32_swiglu_oai",
-                              "f32_bf16w_matmul", "f32_bf16w_unembed", "q8_q8w_matmul", "f32_mxfp4w_matmul", "q8_mxfp4w_matmul",
+                              "f32_bf16w_matmul", "bf16x2_bf16w_matmul", "f32_bf16w_unembed", "q8_q8w_matmul", "f32_mxfp4w_matmul", "q8_mxfp4w_matmul",
                               "f32_kv_store", "f32_sdpa_sinks", "f32_add", "moe_route", "f32_scatter_rows",
                               "f32_moe_combine", "f32_mxfp4w_moe", "q8_mxfp4w_moe", "f32_sample"};
 }  // namespace
@@ -64,6 +65,7 @@ const OpSet& cuda_ops() {
       bf16w_embed,
       f32_rmsnorm,
       f32_bf16w_matmul,
+      bf16x2_bf16w_matmul,
       f32_rope,
       f32_sdpa_sinks,
       f32_kv_store,
