@@ -19,7 +19,7 @@ struct EngineBox {
 };
 
 // createEngine(modelHandle, blockSize, numFullBlocks, numSlidingBlocks, commObject?, backend?, decodeGraphs?, kvType?,
-// denseWeights?, residentWeights?) ->
+// denseWeights?, residentWeights?, precision?) ->
 // {handle, backend}; decodeGraphs: 1 on, -1 off, 0 or absent the backend's default.
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -34,6 +34,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   const int32_t kv_type = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : 0;
   const int32_t dense = info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : 0;
   const int32_t resident = info.Length() > 9 && info[9].IsBoolean() && info[9].As<Napi::Boolean>().Value() ? 1 : 0;
+  const int32_t precision = info.Length() > 10 && info[10].IsNumber() ? info[10].As<Napi::Number>().Int32Value() : 0;
   const gptoss_engine_options options{info[1].As<Napi::Number>().Int32Value(),
                                       info[2].As<Napi::Number>().Int32Value(),
                                       info[3].As<Napi::Number>().Int32Value(),
@@ -42,7 +43,8 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
                                       graphs,
                                       kv_type,
                                       dense,
-                                      resident};
+                                      resident,
+                                      precision};
   gptoss_engine_t e = nullptr;
   const gptoss_status st = gptoss_engine_create_with_options(model.get(), &options, &e);
   if (st != gptoss_status_success) throw_status(env, st);

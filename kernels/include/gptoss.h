@@ -239,6 +239,10 @@ typedef struct gptoss_engine_options {
    * 2 MiB of a weight stream instead of per 4 KiB page of the checkpoint's mapping); 0 reads them where
    * the checkpoint is mapped. Other backends copy into their own memory either way. */
   int32_t resident_weights;
+  /* The gptoss_precision the engine starts in (0: exact; gptoss_engine_set_precision changes it later). With
+   * resident weights on the cpu backend, serving also places the dense matrices in the layout its serving
+   * kernel reads (exact products read that layout too, unpacking it as they go). */
+  int32_t precision;
 } gptoss_engine_options;
 gptoss_status gptoss_engine_create_with_options(gptoss_model_t model, const gptoss_engine_options* options, gptoss_engine_t* out);
 /* The backend the engine's steps run on ("cpu"); valid while the engine lives. */

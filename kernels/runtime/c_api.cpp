@@ -123,6 +123,9 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
                   gptoss_status_invalid_argument, "engine_create: unknown dense weight type " + std::to_string(options->dense_weights));
     o.dense = options->dense_weights == gptoss_dense_q8 ? gptoss::DenseWeights::Q8 : gptoss::DenseWeights::BF16;
     o.resident_weights = options->resident_weights != 0;
+    gptoss::check(options->precision == gptoss_precision_exact || options->precision == gptoss_precision_serving,
+                  gptoss_status_invalid_argument, "engine_create: unknown precision " + std::to_string(options->precision));
+    o.precision = options->precision == gptoss_precision_serving ? gptoss::Precision::Serving : gptoss::Precision::Exact;
     if (options->comm != nullptr) {
       const auto& sh = model->weights->shard;
       const auto& c = *options->comm->comm;

@@ -89,7 +89,8 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       weights_(place_weights(options.dense == DenseWeights::Q8 ? quantize_dense(std::move(weights)) : std::move(weights),
                              options.resident_weights && ops_.memory.host_is_device ? cpu::resident_memory() : ops_.memory,
                              options.resident_weights && &ops_ == &cpu_ops()
-                                 ? WeightLayouts{cpu::resident_expert_layout(), cpu::resident_dense_layout()}
+                                 ? WeightLayouts{cpu::resident_expert_layout(),
+                                                 options.precision == Precision::Serving ? cpu::resident_dense_layout() : BF16Layout::Rows}
                                  : WeightLayouts{})),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),
@@ -97,6 +98,7 @@ Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions&
       kv_(weights_->config, weights_->shard, options.block_size, options.num_full_blocks, options.num_sliding_blocks, ops_.memory,
           graphs_.enabled(), options.kv_type),
       sampler_(ops_) {
+  transformer_.set_precision(options.precision);
   // The model all-reduces its activations where they are: on a GPU that needs a communicator that
   // takes device buffers. (cuda-emu's "device" memory is host memory, so Gloo serves it.)
   check(device_ < 0 || !comm_ || comm_->world() == 1 || comm_->device_buffers(), gptoss_status_unsupported_argument,

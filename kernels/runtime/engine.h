@@ -43,6 +43,9 @@ struct EngineOptions {
   // huge pages (cpu::resident_memory), instead of reading the page cache's 4 KiB pages. Device backends
   // copy into their own memory either way.
   bool resident_weights = false;
+  // The numerics the engine starts in (set_precision changes them). With resident weights on the cpu
+  // backend, Serving also places the dense matrices as Rows16 where cpu::resident_dense_layout() says so.
+  Precision precision = Precision::Exact;
 };
 
 // One sequence of a step as the engine runs it.

@@ -146,6 +146,8 @@ export interface Addon {
     denseWeights?: 0 | 1,
     /** cpu: copy the weights into huge-page memory once. */
     residentWeights?: boolean,
+    /** The gptoss_precision it starts in: 0 exact, 1 serving. */
+    precision?: 0 | 1,
   ): RawEngine;
   engineGraphStats(engine: RawEngine): { captures: number; replays: number };
   engineKvCapacity(engine: RawEngine): KvCapacity;

@@ -186,9 +186,9 @@ export class Engine {
       KV_TYPE[kvDtype],
       DENSE_TYPE[denseWeights],
       options.residentWeights ?? false,
+      precision === "exact" ? 0 : 1,
     );
     this.backend = this.#raw.backend;
-    addon().setEnginePrecision(this.#raw, precision === "exact" ? 0 : 1);
   }
 
   /** Decode graphs captured so far, and decode steps that replayed one. */
