@@ -70,6 +70,8 @@ void split_activations(const DenseMatmul& m, SplitActs& a) {
   a.num_blocks = m.T / kTokenBlock;
   a.blocks.resize(static_cast<size_t>(a.num_blocks) * pairs * 2 * kTokenBlock);
   a.rest.resize(static_cast<size_t>(m.T - a.num_blocks * kTokenBlock) * pairs * 2);
+  // Long prefill chunks: the split is a pass over the chunk's activations, shared out like the product.
+#pragma omp parallel for schedule(static) if (m.T >= 64)
   for (int t = 0; t < m.T; ++t) {
     const float* x = m.x + static_cast<int64_t>(t) * K;
     const int b = t / kTokenBlock, lane = t % kTokenBlock, r = t - a.num_blocks * kTokenBlock;

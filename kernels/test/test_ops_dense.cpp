@@ -2,9 +2,11 @@
 // every backend: exact products (f32_bf16w_matmul) within fp32 rounding of the fp64 reference and, over
 // Rows16, the same bits as over Rows; serving products (bf16x2_bf16w_matmul) within the split's bound
 // Σ_k |w_k·x_k| · (2⁻¹⁶ + K·2⁻²³); a token's serving result bit-identical alone, in a 16-token block or
-// among the rows after one; and the Rows16 rewrite (pack_bf16_rows16, unpack_bf16_rows16) round-trips.
+// among the rows after one; a device backend refuses Rows16; and the Rows16 rewrite (pack_bf16_rows16,
+// unpack_bf16_rows16) round-trips.
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -117,11 +119,26 @@ void test_rows_independent(const OpSet& ops) {
   }
 }
 
+// A device backend never gets Rows16 weights (place_weights rewrites only the CPU engine's resident ones):
+// its product refuses them instead of reading them as row-major.
+void test_refuses_rows16(const OpSet& ops) {
+  const Dense w = random_dense(16, 32);
+  const auto x = randn(32);
+  bool refused = false;
+  try {
+    run(ops.f32_bf16w_matmul, x.data(), 1, w.view(BF16Layout::Rows16), nullptr, RowPath::Stream);
+  } catch (const std::exception&) {
+    refused = true;
+  }
+  expect_true(std::string(ops.name) + "/dense/refuses_rows16", refused);
+}
+
 }  // namespace
 
 void test_bf16_dense(const OpSet& ops) {
   test_products(ops);
   test_rows_independent(ops);
+  if (dense_layouts(ops).size() == 1) test_refuses_rows16(ops);
 }
 
 void test_bf16_rows16_layout() {
