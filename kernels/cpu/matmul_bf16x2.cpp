@@ -1,8 +1,8 @@
 // matmul_bf16x2.cpp — the dense products in serving precision (QKV, attention out, router, lm_head):
 // out[t][n] = Σ_k x[t][k]·w[n][k] + b[n] with each activation split into two bf16, hi = bf16(x) and
 // lo = bf16(x − hi) (x = hi + lo + e, |e| ≤ 2⁻¹⁶|x|), so that AVX512-BF16's vdpbf16ps multiplies bf16
-// weight pairs by activation pairs exactly and sums them in fp32 — twice the multiplies per instruction
-// of fp32 FMAs on widened weights, and no widening.
+// weight pairs by activation pairs exactly and sums them in fp32: two instructions (hi, lo) per 32
+// weights and token, as many as fp32 FMAs take, but no widening of the weights and no sums across lanes.
 //
 // Over a Rows16 matrix (core/tensor.h) each (row, token) result is one chain in column-pair order:
 // acc = dp(acc, w pair, hi pair), then dp(acc, w pair, lo pair), pair after pair, then + bias. Two tiles
