@@ -8,11 +8,12 @@
  * (default 64 and 1024), weight bytes read per decoded token, and the rooflines.
  *
  *   node bench/engine.ts [--shape 20b|120b|tiny] [--steps N] [--dir DIR] [--precision default|exact] [--kv f32|bf16|fp8]
- *                        [--dense bf16|q8] [--mapped] [--json]
+ *                        [--dense bf16|q8|q8-attention] [--mapped] [--json]
  *                        [--device cpu|cuda-emu|cuda:N] [--batches 1,4,16,64] [--prefill 64,1024]
  *                        [--roofline h100|h200] [--probe-gib G] [--probe-passes N] [--prepare]
  *   --kv: the KV cache's element type (default: the engine's, f32 in exact precision, bf16 in default).
- *   --dense: how the engine reads the dense weights (default bf16; q8: 8-bit codes converted at load).
+ *   --dense: how the engine reads the dense weights (default bf16; q8: the unembedding as 8-bit codes
+ *            converted at load; q8-attention: the attention projections too).
  *   --mapped: the CPU engine reads its weights from the checkpoint's mapping (the page cache) instead of
  *     copying them into huge-page memory at creation (Engine residentWeights, the worker's default).
  *   --prepare: write the checkpoint (when missing) and exit; scripts/gpu-check.sh runs it during the build.
@@ -140,10 +141,11 @@ const H = shape.hidden;
 const q = shape.numQHeads * shape.headDim;
 const kv = shape.numKvHeads * shape.headDim;
 // bf16: 2 bytes per weight; q8: 1 byte + a 4-byte scale per 32 (the router stays bf16 either way)
-const denseBytes = denseWeights === "q8" ? 1 + 4 / 32 : 2;
-const attnBytes = denseBytes * (H * (q + 2 * kv) + q * H) + 2 * shape.numExperts * H; // qkv + o + router
+const q8Bytes = 1 + 4 / 32;
+const attnBytes = (denseWeights === "q8-attention" ? q8Bytes : 2) * (H * (q + 2 * kv) + q * H) + 2 * shape.numExperts * H; // qkv + o + router
 const expertBytes = (2 * shape.intermediate * H + H * shape.intermediate) * (17 / 32); // MXFP4: 0.5 B/weight + 1 B/32 scale
-const perToken = shape.numLayers * (attnBytes + shape.expertsPerToken * expertBytes) + denseBytes * shape.vocab * H + 2 * H;
+const perToken =
+  shape.numLayers * (attnBytes + shape.expertsPerToken * expertBytes) + (denseWeights === "bf16" ? 2 : q8Bytes) * shape.vocab * H + 2 * H;
 const activeParams =
   shape.numLayers * (H * (q + 2 * kv) + q * H + shape.numExperts * H + shape.expertsPerToken * 3 * shape.intermediate * H) +
   shape.vocab * H;
@@ -287,7 +289,14 @@ const rows: Array<[string, string]> = [
   ["model", `synthetic gpt-oss-${shapeName} (${dir})`],
   ["precision", precision === "default" ? "default (expert products: int8-digit activations)" : "exact (fp32 activations)"],
   ["KV cache", `${engine.kvDtype}, ${engine.kvCapacity().bytesPerToken} bytes per token`],
-  ["dense weights", engine.denseWeights === "q8" ? "q8 (8-bit codes, a scale per 32; router bf16)" : "bf16"],
+  [
+    "dense weights",
+    {
+      bf16: "bf16",
+      q8: "q8 unembedding (8-bit codes, a scale per 32)",
+      "q8-attention": "q8 unembedding and attention projections (8-bit codes, a scale per 32; router bf16)",
+    }[engine.denseWeights],
+  ],
   ["weights memory", values.mapped ? "the checkpoint's mapping (page cache)" : "resident (copied into 2 MiB huge pages)"],
   [
     `CPU read bandwidth (probe medians${onCpu ? ": start, before and after batch-1 decode" : ""})`,

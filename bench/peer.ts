@@ -18,7 +18,7 @@
  * and the median over rounds of the paired ratio ExpertMesh / llama.cpp.
  *
  *   node bench/peer.ts --llama-bench PATH --gguf FILE [--batched-bench PATH] [--repeats 3] [--dir DIR]
- *                      [--shape 20b] [--precision default|exact] [--dense bf16|q8] [--mapped] [--tg 32] [--prefill 64,1024]
+ *                      [--shape 20b] [--precision default|exact] [--dense bf16|q8|q8-attention] [--mapped] [--tg 32] [--prefill 64,1024]
  *                      [--batches 4,16] [--threads 2]
  *
  * Without --llama-bench and --gguf it prints that it skipped and exits 0. It neither builds llama.cpp
@@ -46,7 +46,7 @@ import {
 
 const SHAPES = ["20b", "120b"];
 const PRECISIONS = ["default", "exact"];
-const DENSE_WEIGHTS = ["bf16", "q8"];
+const DENSE_WEIGHTS = ["bf16", "q8", "q8-attention"];
 const PROMPT_FOR_BATCHED = 16;
 /**
  * A 1-minute load average above this before the run means another process holds a core for part of it.
@@ -64,7 +64,7 @@ interface Options {
   dir: string;
   shape: string;
   precision: string;
-  /** bench/engine's --dense: compare q8 dense weights with a --dense q8_0 GGUF, or bf16 with bf16. */
+  /** bench/engine's --dense: compare q8 or q8-attention dense weights with a --dense q8_0 GGUF, or bf16 with bf16. */
   dense: string;
   /** bench/engine's --mapped: its weights read from the checkpoint's mapping, not copied into huge pages. */
   mapped: boolean;

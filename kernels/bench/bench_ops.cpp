@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/bf16_layout.h"
+#include "../core/q8_layout.h"
 #include "../cpu/ops.h"
 #include "../cpu/simd.h"
 
@@ -83,6 +84,27 @@ int main(int argc, char** argv) {
     const double dt = now() - t0;
     std::printf("q8    %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
                 1.125 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
+  }
+  // The same q8 matrices as Rows16 (the resident layout, cpu/matmul_q8_rows16.cpp).
+  if (cpu::q8_rows16_supported()) {
+    const MatrixQ8 one{wq.data(), sq.data(), V, H};
+    std::vector<uint8_t> cr(static_cast<size_t>(D) * q8_rows16_code_bytes(one));
+    std::vector<float> sr(static_cast<size_t>(D) * q8_rows16_scale_count(one));
+    for (int e = 0; e < D; ++e)
+      pack_q8_rows16(MatrixQ8{wq.data() + static_cast<size_t>(e) * V * H, sq.data() + static_cast<size_t>(e) * V * H / 32, V, H},
+                     cr.data() + e * q8_rows16_code_bytes(one), sr.data() + e * q8_rows16_scale_count(one));
+    for (int rep = 0; rep < 2; ++rep) {
+      const double t0 = now();
+      for (int e = 0; e < D; ++e) {
+        const DenseQ8Matmul job{x.data(), T,
+                                MatrixQ8{cr.data() + e * q8_rows16_code_bytes(one), sr.data() + e * q8_rows16_scale_count(one), V, H, Q8Layout::Rows16},
+                                nullptr, yb.data(), V, RowPath::Stream};
+        ops.q8_q8w_matmul(&job, 1);
+      }
+      const double dt = now() - t0;
+      std::printf("q8 rows16 %s T=%d: %.2f ms, %.1f GB/s weights, %.1f GFLOP/s\n", cpu::simd_name(cpu::simd_level()), T, dt * 1e3,
+                  1.125 * D * V * H / dt / 1e9, 2.0 * D * V * H * T / dt / 1e9);
+    }
   }
   return 0;
 }

@@ -44,13 +44,25 @@ struct Span {
   bool empty() const { return count == 0; }
 };
 
+// How a q8 matrix's codes and scales lie.
+//  Runs: as converted — element (r, c)'s code at codes[r·cols + q8_code_offset(cols, c)], its block's scale
+//    at scales[r·(cols/32) + c/32].
+//  Rows16: the CPU serving kernel's (cpu/matmul_q8_rows16.cpp), made at load by place_weights for resident
+//    weights — rows in groups of 16 (the last one padded with code 128 and scale 0), and within a group,
+//    block by block, the 16 rows' 4-code pieces side by side: piece i (codes 4i..4i+3 of the block) of
+//    every row, then piece i + 1 (q8_rows16_piece_offset), so that one 64-byte load gives each row's 32-bit
+//    lane the same four elements (what one vpdpbusd lane multiplies); the group's 16 scales of a block side
+//    by side the same way (rows16_scale_offset). Same codes as Runs (plus the padding), other order.
+enum class Q8Layout : uint8_t { Runs, Rows16 };
+
 // 8-bit matrix with one fp32 scale per 32-element block (the opt-in q8 dense-weight mode, converted from
-// bf16 at load): element (r, c) = (codes[r·cols + q8_code_offset(cols, c)] − 128) · scales[r·(cols/32) + c/32].
-// Codes carry a +128 offset so that VNNI's unsigned operand takes them as they are; cols % 32 == 0.
+// bf16 at load): element (r, c) = (code − 128) · scale, laid out as `layout` says. Codes carry a +128
+// offset so that VNNI's unsigned operand takes them as they are; cols % 32 == 0.
 struct MatrixQ8 {
   const uint8_t* codes = nullptr;
   const float* scales = nullptr;
   int64_t rows = 0, cols = 0;
+  Q8Layout layout = Q8Layout::Runs;
 };
 
 // A q8 row's codes lie in runs of kQ8RunBlocks blocks: 4-byte piece j (0–7) of every block of the run, then
@@ -81,6 +93,10 @@ GPTOSS_HOST_DEVICE int64_t rows16_piece_offset(int64_t nb, int64_t r, int64_t b,
   return ((r / 16 * nb + b) * 4 + i) * 64 + r % 16 * 4;
 }
 GPTOSS_HOST_DEVICE int64_t rows16_scale_offset(int64_t nb, int64_t r, int64_t b) { return (r / 16 * nb + b) * 16 + r % 16; }
+// Where piece i (0–7) of row r's block b lies in a Rows16 q8 matrix of nb blocks per row.
+GPTOSS_HOST_DEVICE int64_t q8_rows16_piece_offset(int64_t nb, int64_t r, int64_t b, int i) {
+  return ((r / 16 * nb + b) * 8 + i) * 64 + r % 16 * 4;
+}
 // Rows a Rows16 matrix (MXFP4 or bf16) holds room for (rows rounded up to a whole group).
 GPTOSS_HOST_DEVICE int64_t rows16_padded_rows(int64_t rows) { return (rows + 15) / 16 * 16; }
 

@@ -15,7 +15,7 @@
 // (the kernel lab measured 2, 4, 6 and 8 rows, and software prefetch, which did not help). Panel
 // rows (long prefill chunks) widen 48-row panels to fp32 (codes × scales) for the packed fp32 GEMM, with
 // the exact activations. Hosts without AVX512-VNNI take a plain fp32 loop over the dequantized weights for
-// stream rows: more accurate, slower.
+// stream rows: more accurate, slower. Rows16 matrices (resident weights) go to cpu/matmul_q8_rows16.cpp.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -213,10 +213,9 @@ void stream_item(const DenseQ8Matmul& m, const Item& it, const Q8Acts* acts, boo
 }  // namespace
 
 // launchers
-void q8_q8w_matmul(const DenseQ8Matmul* jobs, int num_jobs) {
-  for (int j = 0; j < num_jobs; ++j)
-    check(jobs[j].w.cols % 32 == 0, gptoss_status_invalid_argument,
-          "q8_q8w_matmul: q8 weights need a multiple of 32 columns, got " + std::to_string(jobs[j].w.cols));
+void q8_rows16_matmul(const DenseQ8Matmul* jobs, int num_jobs);
+
+void q8_runs_matmul(const DenseQ8Matmul* jobs, int num_jobs) {
   const bool avx512 = simd_level() == Simd::Avx512, vnni = has_vnni();
   const std::vector<Item>& items = plan_items(jobs, num_jobs, avx512);
   // Per job: its activations quantized (stream rows with VNNI) or transposed (panel rows), once.
@@ -255,6 +254,19 @@ void q8_q8w_matmul(const DenseQ8Matmul* jobs, int num_jobs) {
       stream_item(m, it, qa + it.job, vnni);
     }
   }
+}
+
+// Runs and Rows16 matrices each to their kernel (cpu/matmul_q8_rows16.cpp for Rows16).
+void q8_q8w_matmul(const DenseQ8Matmul* jobs, int num_jobs) {
+  thread_local std::vector<DenseQ8Matmul> runs, rows16;
+  runs.clear(), rows16.clear();
+  for (int j = 0; j < num_jobs; ++j) {
+    check(jobs[j].w.cols % 32 == 0, gptoss_status_invalid_argument,
+          "q8_q8w_matmul: q8 weights need a multiple of 32 columns, got " + std::to_string(jobs[j].w.cols));
+    (jobs[j].w.layout == Q8Layout::Rows16 ? rows16 : runs).push_back(jobs[j]);
+  }
+  if (!runs.empty()) q8_runs_matmul(runs.data(), static_cast<int>(runs.size()));
+  if (!rows16.empty()) q8_rows16_matmul(rows16.data(), static_cast<int>(rows16.size()));
 }
 
 }  // namespace gptoss::cpu

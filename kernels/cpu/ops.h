@@ -251,6 +251,11 @@ MxFp4Layout resident_expert_layout();
 // The layout resident dense weights are placed in: Rows16 where the serving-precision kernel for it runs
 // (AVX512-BF16), unless EXPERTMESH_DENSE_LAYOUT=rows asks for the checkpoint's; Rows otherwise.
 BF16Layout resident_dense_layout();
+// The layout resident q8 dense weights are placed in: Rows16 where its kernel runs (AVX512-VNNI), unless
+// EXPERTMESH_DENSE_LAYOUT=rows asks for the converted one; Runs otherwise.
+Q8Layout resident_q8_layout();
+// Whether q8_q8w_matmul reads Rows16 q8 matrices here (AVX512-VNNI); elsewhere it refuses them.
+bool q8_rows16_supported();
 }  // namespace cpu
 
 // Single-product conveniences over the grouped entries.

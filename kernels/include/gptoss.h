@@ -160,11 +160,15 @@ gptoss_status gptoss_engine_set_precision(gptoss_engine_t engine, gptoss_precisi
 typedef enum gptoss_kv_type { gptoss_kv_f32 = 0, gptoss_kv_bf16 = 1, gptoss_kv_fp8 = 2 } gptoss_kv_type;
 
 /* How the engine reads the dense weights (gptoss_engine_options.dense_weights): bf16 as the checkpoint
- * holds them; or q8: the attention projections and the unembedding converted at engine creation to 8-bit
- * codes with one fp32 scale per 32 weights (half the bytes per decode step; the router and the embedding
- * stay bf16). Products over q8 weights quantize their activations as the serving precision does, in either
- * precision. */
-typedef enum gptoss_dense_weights { gptoss_dense_bf16 = 0, gptoss_dense_q8 = 1 } gptoss_dense_weights;
+ * holds them; q8: the unembedding converted at engine creation to 8-bit codes with one fp32 scale per 32
+ * weights (within the serving tolerances); q8_attention: the attention projections too (fewer bytes per
+ * decode step, a larger deviation: docs/PERFORMANCE.md). The router and the embedding stay bf16. Products
+ * over q8 weights quantize their activations as the serving precision does, in either precision. */
+typedef enum gptoss_dense_weights {
+  gptoss_dense_bf16 = 0,
+  gptoss_dense_q8 = 1,
+  gptoss_dense_q8_attention = 2
+} gptoss_dense_weights;
 
 /* ---- expert parallelism: a communicator joins the W ranks of a group ------------------------------
  * rendezvous: "file:///dir" (local ranks) or "redis://host:port/?prefix=..." (the cluster's Redis).

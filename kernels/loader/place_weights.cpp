@@ -3,7 +3,7 @@
 // column slice of o_proj would otherwise drag the other ranks' columns along); MXFP4 experts are copied
 // packed, so a device holds 4.25 bits per expert weight as the checkpoint does; experts and the dense
 // products' matrices in the layouts the caller asks for (Rows16 for the CPU engine's resident weights:
-// core/tensor.h); q8 matrices (the q8 dense-weight mode) as they are. A view shared by two fields (tied
+// core/tensor.h), q8 matrices (the q8 dense-weight mode) too. A view shared by two fields (tied
 // embeddings) is copied once per layout.
 #include <cstring>
 #include <deque>
@@ -15,6 +15,7 @@
 #include "../core/device.h"
 #include "../core/bf16_layout.h"
 #include "../core/mxfp4_layout.h"
+#include "../core/q8_layout.h"
 #include "../model/weights.h"
 
 namespace gptoss {
@@ -66,9 +67,10 @@ class DeviceStore {
                        static_cast<const uint8_t*>(copy(m.scales, m.rows, blocks_per_row, blocks_per_row)), m.rows, m.cols, m.layout};
   }
   MatrixQ8 place(const MatrixQ8& m) {
+    if (layouts_.q8 == Q8Layout::Rows16 && m.layout == Q8Layout::Runs && m.codes != nullptr) return place_rows16(m);
     const size_t cols = static_cast<size_t>(m.cols), nb = cols / 32;
     return MatrixQ8{static_cast<const uint8_t*>(copy(m.codes, m.rows, cols, cols)),
-                    static_cast<const float*>(copy(m.scales, m.rows, nb * sizeof(float), nb * sizeof(float))), m.rows, m.cols};
+                    static_cast<const float*>(copy(m.scales, m.rows, nb * sizeof(float), nb * sizeof(float))), m.rows, m.cols, m.layout};
   }
   template <class T>
   Span<T> place(const Span<T>& v) {
@@ -116,6 +118,21 @@ class DeviceStore {
     void* d = alloc(key, packed.size() * sizeof(bf16_t));
     mem_.upload(d, packed.data(), packed.size() * sizeof(bf16_t));
     return MatrixBF16{static_cast<const bf16_t*>(d), m.rows, m.cols, m.cols, BF16Layout::Rows16};
+  }
+
+  // m rewritten as Rows16 on the host, then uploaded; keyed by m's own bytes (rows −3: not a plain copy).
+  MatrixQ8 place_rows16(const MatrixQ8& m) {
+    const Key code_key{m.codes, -3, 0}, scale_key{m.scales, -3, 0};
+    if (auto c = copies_.find(code_key), s = copies_.find(scale_key); c != copies_.end() && s != copies_.end())
+      return MatrixQ8{static_cast<const uint8_t*>(c->second), static_cast<const float*>(s->second), m.rows, m.cols, Q8Layout::Rows16};
+    std::vector<uint8_t> codes(static_cast<size_t>(q8_rows16_code_bytes(m)));
+    std::vector<float> scales(static_cast<size_t>(q8_rows16_scale_count(m)));
+    pack_q8_rows16(m, codes.data(), scales.data());
+    void* dc = alloc(code_key, codes.size());
+    mem_.upload(dc, codes.data(), codes.size());
+    void* ds = alloc(scale_key, scales.size() * sizeof(float));
+    mem_.upload(ds, scales.data(), scales.size() * sizeof(float));
+    return MatrixQ8{static_cast<const uint8_t*>(dc), static_cast<const float*>(ds), m.rows, m.cols, Q8Layout::Rows16};
   }
 
   const DeviceMemory& mem_;

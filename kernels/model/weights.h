@@ -104,20 +104,22 @@ inline std::vector<ExpertProj> projections(const std::vector<Expert>& experts, M
 
 std::shared_ptr<const ModelWeights> load_weights(const std::string& dir, const ShardSpec& shard);
 
-// The q8 dense-weight mode: the same weights with the attention projections and the unembedding also
-// as 8-bit codes with one fp32 scale per 32 weights (loader/quantize_dense.cpp), which the forward pass
-// then reads instead of their bf16 form. The result owns the converted matrices and keeps `host` alive.
-std::shared_ptr<const ModelWeights> quantize_dense(std::shared_ptr<const ModelWeights> host);
+// The q8 dense-weight modes: the same weights with the unembedding (and, with `attention`, the attention
+// projections) also as 8-bit codes with one fp32 scale per 32 weights (loader/quantize_dense.cpp), which
+// the forward pass then reads instead of their bf16 form. The result owns the converted matrices and
+// keeps `host` alive.
+std::shared_ptr<const ModelWeights> quantize_dense(std::shared_ptr<const ModelWeights> host, bool attention);
 // One matrix's conversion: codes [rows, cols] (+128 offset), scales [rows, cols / 32].
 void quantize_q8_rows(const MatrixBF16& w, uint8_t* codes, float* scales);
 
 struct DeviceMemory;
-// The layouts (core/tensor.h) place_weights writes: of the MXFP4 experts, and of the dense products'
-// bf16 matrices (attention projections, router, unembedding; the embedding table stays Rows: it is read
-// by row).
+// The layouts (core/tensor.h) place_weights writes: of the MXFP4 experts, of the dense products' bf16
+// matrices (attention projections, router, unembedding; the embedding table stays Rows: it is read by
+// row), and of the q8 dense-weight mode's matrices.
 struct WeightLayouts {
   MxFp4Layout experts = MxFp4Layout::Rows;
   BF16Layout dense = BF16Layout::Rows;
+  Q8Layout q8 = Q8Layout::Runs;
 };
 // The weights in a backend's memory: the same views over copies made once (bf16 matrices packed to
 // ld = cols, MXFP4 experts still packed, each in the layout `layouts` says, and small vectors), owned by

@@ -119,9 +119,12 @@ extern "C" gptoss_status gptoss_engine_create_with_options(gptoss_model_t model,
     o.kv_type = options->kv_type == gptoss_kv_bf16  ? gptoss::KvType::BF16
                 : options->kv_type == gptoss_kv_fp8 ? gptoss::KvType::FP8
                                                     : gptoss::KvType::F32;
-    gptoss::check(options->dense_weights == gptoss_dense_bf16 || options->dense_weights == gptoss_dense_q8,
+    gptoss::check(options->dense_weights == gptoss_dense_bf16 || options->dense_weights == gptoss_dense_q8 ||
+                      options->dense_weights == gptoss_dense_q8_attention,
                   gptoss_status_invalid_argument, "engine_create: unknown dense weight type " + std::to_string(options->dense_weights));
-    o.dense = options->dense_weights == gptoss_dense_q8 ? gptoss::DenseWeights::Q8 : gptoss::DenseWeights::BF16;
+    o.dense = options->dense_weights == gptoss_dense_q8             ? gptoss::DenseWeights::Q8
+              : options->dense_weights == gptoss_dense_q8_attention ? gptoss::DenseWeights::Q8Attention
+                                                                    : gptoss::DenseWeights::BF16;
     o.resident_weights = options->resident_weights != 0;
     gptoss::check(options->precision == gptoss_precision_exact || options->precision == gptoss_precision_serving,
                   gptoss_status_invalid_argument, "engine_create: unknown precision " + std::to_string(options->precision));

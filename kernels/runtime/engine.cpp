@@ -86,11 +86,13 @@ const OpSet& select_backend(const std::string& backend) {
 Engine::Engine(std::shared_ptr<const ModelWeights> weights, const EngineOptions& options)
     : ops_(select_backend(options.backend)),
       device_(cuda_ordinal(options.backend)),
-      weights_(place_weights(options.dense == DenseWeights::Q8 ? quantize_dense(std::move(weights)) : std::move(weights),
+      weights_(place_weights(options.dense == DenseWeights::BF16 ? std::move(weights)
+                                                                 : quantize_dense(std::move(weights), options.dense == DenseWeights::Q8Attention),
                              options.resident_weights && ops_.memory.host_is_device ? cpu::resident_memory() : ops_.memory,
                              options.resident_weights && &ops_ == &cpu_ops()
                                  ? WeightLayouts{cpu::resident_expert_layout(),
-                                                 options.precision == Precision::Serving ? cpu::resident_dense_layout() : BF16Layout::Rows}
+                                                 options.precision == Precision::Serving ? cpu::resident_dense_layout() : BF16Layout::Rows,
+                                                 options.precision == Precision::Serving ? cpu::resident_q8_layout() : Q8Layout::Runs}
                                  : WeightLayouts{})),
       comm_(options.comm),
       transformer_(weights_, ops_, comm_ && comm_->world() > 1 ? comm_.get() : nullptr),

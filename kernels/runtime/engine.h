@@ -21,7 +21,7 @@
 
 namespace gptoss {
 
-enum class DenseWeights { BF16, Q8 };
+enum class DenseWeights { BF16, Q8, Q8Attention };
 
 struct EngineOptions {
   int block_size = 16;
@@ -36,15 +36,16 @@ struct EngineOptions {
   // several ranks runs eagerly either way.
   int decode_graphs = 0;
   KvType kv_type = KvType::F32;
-  // Q8: the attention projections and the unembedding converted to 8 bits at creation and read so
-  // (model/weights.h quantize_dense); BF16: as the checkpoint holds them.
+  // Q8: the unembedding converted to 8 bits at creation and read so (model/weights.h quantize_dense);
+  // Q8Attention: the attention projections too; BF16: as the checkpoint holds them.
   DenseWeights dense = DenseWeights::BF16;
   // CPU backend: copy the weights out of the checkpoint's mapping once, into anonymous memory in 2 MiB
   // huge pages (cpu::resident_memory), instead of reading the page cache's 4 KiB pages. Device backends
   // copy into their own memory either way.
   bool resident_weights = false;
   // The numerics the engine starts in (set_precision changes them). With resident weights on the cpu
-  // backend, Serving also places the dense matrices as Rows16 where cpu::resident_dense_layout() says so.
+  // backend, Serving also places the dense matrices as Rows16 where cpu::resident_dense_layout() and
+  // cpu::resident_q8_layout() say so.
   Precision precision = Precision::Exact;
 };
 

@@ -142,8 +142,8 @@ export interface Addon {
     decodeGraphs?: number,
     /** gptoss_kv_type: 0 f32, 1 bf16, 2 fp8. */
     kvType?: 0 | 1 | 2,
-    /** gptoss_dense_weights: 0 bf16, 1 q8. */
-    denseWeights?: 0 | 1,
+    /** gptoss_dense_weights: 0 bf16, 1 q8 (unembedding), 2 q8 attention projections too. */
+    denseWeights?: 0 | 1 | 2,
     /** cpu: copy the weights into huge-page memory once. */
     residentWeights?: boolean,
     /** The gptoss_precision it starts in: 0 exact, 1 serving. */

@@ -55,8 +55,9 @@ export interface EngineOptions {
   kvDtype?: KvDtype;
   /**
    * How the dense weights are read (default "bf16", as the checkpoint holds them): "q8" converts the
-   * attention projections and the unembedding to 8-bit codes with one fp32 scale per 32 weights when the
-   * engine is created (a few seconds at the 20b shape), so a decode step reads ~30 % fewer bytes; the
+   * unembedding to 8-bit codes with one fp32 scale per 32 weights when the engine is created (a few
+   * seconds at the 20b shape), so a decode step reads ~15 % fewer bytes, within the serving tolerances;
+   * "q8-attention" converts the attention projections too (~30 % fewer bytes, a larger deviation). The
    * router and the embedding stay bf16. Products over q8 weights quantize their activations as the
    * default precision does, even in exact precision. Accuracy: docs/PERFORMANCE.md.
    */
@@ -94,10 +95,10 @@ export function isBackend(s: unknown): s is Backend {
 export type Precision = "exact" | "default";
 export const PRECISIONS: readonly Precision[] = ["exact", "default"];
 
-export type DenseWeights = "bf16" | "q8";
-export const DENSE_WEIGHTS: readonly DenseWeights[] = ["bf16", "q8"];
+export type DenseWeights = "bf16" | "q8" | "q8-attention";
+export const DENSE_WEIGHTS: readonly DenseWeights[] = ["bf16", "q8", "q8-attention"];
 /** gptoss_dense_weights' values. */
-const DENSE_TYPE = { bf16: 0, q8: 1 } as const satisfies Record<DenseWeights, number>;
+const DENSE_TYPE = { bf16: 0, q8: 1, "q8-attention": 2 } as const satisfies Record<DenseWeights, number>;
 
 export interface StepSequence {
   /** This step's token ids of the sequence (a prefill chunk, or one decode token). */

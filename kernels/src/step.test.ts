@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   BlockPool,
   DENSE_WEIGHTS,
+  type DenseWeights,
   Engine,
   KV_DTYPES,
   LocalSequence,
@@ -17,9 +18,16 @@ import { argmax, compareLogits, goldenCases } from "./testing/golden.ts";
 
 const g2 = goldenCases().find((c) => c.name === "g2-small-window128") as ReturnType<typeof goldenCases>[number];
 
-async function setup(blocks = 512, precision: Precision = "exact", residentWeights = false) {
+async function setup(blocks = 512, precision: Precision = "exact", residentWeights = false, denseWeights: DenseWeights = "bf16") {
   const model = await Model.load(g2.dir);
-  const engine = new Engine(model, { blockSize: 16, numFullBlocks: blocks, numSlidingBlocks: blocks, precision, residentWeights });
+  const engine = new Engine(model, {
+    blockSize: 16,
+    numFullBlocks: blocks,
+    numSlidingBlocks: blocks,
+    precision,
+    residentWeights,
+    denseWeights,
+  });
   return { model, engine, full: new BlockPool(blocks), sliding: new BlockPool(blocks) };
 }
 
@@ -47,16 +55,17 @@ async function greedyAlone(engine: Engine, full: BlockPool, sliding: BlockPool, 
 
 describe("batched steps", () => {
   // Resident weights are rewritten as Rows16 (kernels/core/tensor.h) on hosts with the CPU's serving
-  // kernels for it, whose dense product takes 16 tokens per tile and the rest row by row: a token's
-  // result must not depend on which it went through.
+  // kernels for it, whose dense product takes 16 tokens per tile and the rest row by row, and whose q8
+  // product takes tiles of 1–4 tokens: a token's result must not depend on which it went through.
   it.each([
-    ["exact", "mapped", false],
-    ["default", "mapped", false],
-    ["default", "resident", true],
+    ["exact", "mapped bf16", false, "bf16"],
+    ["default", "mapped bf16", false, "bf16"],
+    ["default", "resident bf16", true, "bf16"],
+    ["default", "resident q8-attention", true, "q8-attention"],
   ] as const)(
     "batch invariance (%s precision, %s weights): 16 sequences stepped together produce the greedy tokens each produces alone",
-    async (precision, _weights, residentWeights) => {
-      const { model, engine, full, sliding } = await setup(512, precision, residentWeights);
+    async (precision, _weights, residentWeights, denseWeights) => {
+      const { model, engine, full, sliding } = await setup(512, precision, residentWeights, denseWeights);
       const ps = prompts(model.config.vocab);
       const N = 8;
       const alone = [];
@@ -307,7 +316,7 @@ describe("KV capacity on the CPU", () => {
   // than the checkpoint layout's kernels (and split the dense products' activations into two bf16): exact
   // precision reads every weight the same way in either layout, so it proves the copy bit for bit;
   // default precision is held to the serving tolerances, as golden's is.
-  it("resident weights (huge pages, experts and dense matrices as Rows16): exact logits bit-identical to the mapped checkpoint's, default within the serving tolerances, bf16 and q8", async () => {
+  it("resident weights (huge pages, experts and dense matrices as Rows16): exact logits bit-identical to the mapped checkpoint's, default within the serving tolerances, every dense weight type", async () => {
     const model = await Model.load(g2.dir);
     const tokens = g2.tokens.slice(0, 40);
     for (const denseWeights of DENSE_WEIGHTS)
@@ -322,8 +331,8 @@ describe("KV capacity on the CPU", () => {
           expect(logits[1], denseWeights).toEqual(logits[0]);
           continue;
         }
-        // The bounds golden.test.ts holds each mode to (q8 dense weights: its measured bound).
-        const [relL2, margin] = denseWeights === "q8" ? [0.2, 0.5] : [3e-2, 0.1];
+        // The bounds golden.test.ts holds each mode to (q8 attention projections: its measured bound).
+        const [relL2, margin] = denseWeights === "q8-attention" ? [0.2, 0.5] : [3e-2, 0.1];
         for (const got of logits) {
           const cmp = compareLogits(got, g2, margin, tokens.length);
           expect(cmp.relL2, denseWeights).toBeLessThanOrEqual(relL2);

@@ -1,14 +1,17 @@
 // test_ops_q8.cpp — the q8 dense-weight products (q8_q8w_matmul) against the fp64 product of the
 // dequantized weights, on every backend: stream rows within the two-digit activation bound
 // Σ_k |w_k| · (max|x_token| / 127) / 256, panel rows (exact activations) within fp32 rounding; rows
-// independent of their neighbours on either path; the code layout (core/tensor.h's runs of 16 blocks); and
-// the load-time conversion (quantize_q8_rows).
+// independent of their neighbours on either path; on the CPU with AVX512-VNNI the same over the Rows16
+// layout (every row within the digit bound), where device backends refuse it; the code layouts
+// (core/tensor.h's runs of 16 blocks, the Rows16 rewrite); and the load-time conversion (quantize_q8_rows).
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "../core/bf16.h"
+#include "../core/q8_layout.h"
+#include "../cpu/ops.h"
 #include "../model/weights.h"
 #include "op_checks.h"
 #include "reference/ops_ref.h"
@@ -21,8 +24,20 @@ struct Q8 {
   std::vector<uint8_t> codes;
   std::vector<float> scales;
   std::vector<double> exact;  // the dequantized weights
-  MatrixQ8 view(int rows, int cols) const { return MatrixQ8{codes.data(), scales.data(), rows, cols}; }
+  std::vector<uint8_t> codes16;  // the same as Rows16 (pack_q8_rows16)
+  std::vector<float> scales16;
+  MatrixQ8 view(int rows, int cols, Q8Layout layout = Q8Layout::Runs) const {
+    if (layout == Q8Layout::Rows16) return MatrixQ8{codes16.data(), scales16.data(), rows, cols, Q8Layout::Rows16};
+    return MatrixQ8{codes.data(), scales.data(), rows, cols};
+  }
 };
+
+// The layouts an op set's q8 products read: the CPU's also Rows16 where it has AVX512-VNNI.
+std::vector<Q8Layout> q8_layouts(const OpSet& ops) {
+  if (std::string(ops.name) == "cpu" && cpu::q8_rows16_supported()) return {Q8Layout::Runs, Q8Layout::Rows16};
+  return {Q8Layout::Runs};
+}
+std::string suffix(Q8Layout layout) { return layout == Q8Layout::Rows16 ? "/rows16" : ""; }
 
 // Random codes (one block with scale 0, one with every code at 128 = 0) and positive block scales.
 Q8 random_q8(int rows, int cols) {
@@ -40,13 +55,17 @@ Q8 random_q8(int rows, int cols) {
     for (int k = 0; k < cols; ++k)
       m.exact[static_cast<size_t>(r) * cols + k] = (static_cast<int>(m.codes[static_cast<size_t>(r) * cols + q8_code_offset(cols, k)]) - 128) *
                                                    static_cast<double>(m.scales[static_cast<size_t>(r) * nb + k / 32]);
+  const MatrixQ8 runs = m.view(rows, cols);
+  m.codes16.resize(static_cast<size_t>(q8_rows16_code_bytes(runs)));
+  m.scales16.resize(static_cast<size_t>(q8_rows16_scale_count(runs)));
+  pack_q8_rows16(runs, m.codes16.data(), m.scales16.data());
   return m;
 }
 
 std::vector<float> run(const OpSet& ops, const std::vector<float>& x, int T, const Q8& w, int rows, int cols, const float* bias,
-                       RowPath path) {
+                       RowPath path, Q8Layout layout = Q8Layout::Runs) {
   std::vector<float> y(static_cast<size_t>(T) * rows);
-  const DenseQ8Matmul job{x.data(), T, w.view(rows, cols), bias, y.data(), rows, path};
+  const DenseQ8Matmul job{x.data(), T, w.view(rows, cols, layout), bias, y.data(), rows, path};
   ops.q8_q8w_matmul(&job, 1);
   return y;
 }
@@ -71,10 +90,12 @@ void test_products(const OpSet& ops) {
     for (int k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
     if (c.T > 1) std::fill(x.end() - c.cols, x.end(), 0.0f);  // an all-zero token (activation scale 0)
     const auto b = randn(c.rows, 0.1f);
-    const auto y = run(ops, x, c.T, w, c.rows, c.cols, b.data(), c.path);
     const auto bd = widen(b);
     const auto want = ref::matmul(widen(x), c.T, c.cols, w.exact, c.rows, &bd);
-    const bool digits = c.path == RowPath::Stream && !c.int_acts;
+    for (const Q8Layout layout : q8_layouts(ops)) {
+    const auto y = run(ops, x, c.T, w, c.rows, c.cols, b.data(), c.path, layout);
+    // Rows16 takes the digits on every path.
+    const bool digits = (c.path == RowPath::Stream || layout == Q8Layout::Rows16) && !c.int_acts;
     double worst = 0.0;  // |got − want| / allowed, over all outputs
     for (int t = 0; t < c.T; ++t)
       for (int r = 0; r < c.rows; ++r) {
@@ -90,35 +111,64 @@ void test_products(const OpSet& ops) {
         const size_t i = static_cast<size_t>(t) * c.rows + r;
         worst = std::max(worst, std::isfinite(y[i]) ? std::abs(y[i] - want[i]) / allowed : INFINITY);
       }
-    expect_true(std::string(ops.name) + "/" + c.name, worst <= 1.0, "max |Δ| / bound = " + std::to_string(worst));
+    expect_true(std::string(ops.name) + "/" + c.name + suffix(layout), worst <= 1.0, "max |Δ| / bound = " + std::to_string(worst));
+    }
   }
 }
 
+// Rows [r0, r0 + nr) of w as a matrix of their own (Rows16: r0 starts a group).
+MatrixQ8 sub_matrix(const Q8& w, int cols, int r0, int nr, Q8Layout layout) {
+  const int nb = cols / 32;
+  if (layout == Q8Layout::Rows16)
+    return MatrixQ8{w.codes16.data() + q8_rows16_piece_offset(nb, r0, 0, 0), w.scales16.data() + rows16_scale_offset(nb, r0, 0), nr, cols, layout};
+  return MatrixQ8{w.codes.data() + r0 * cols, w.scales.data() + r0 * nb, nr, cols};
+}
+
 // Batch invariance: a row's result is bit-identical alone, among many, at any offset, on either path, and
-// whichever rows it is computed with.
+// whichever rows it is computed with; over Rows16 both paths give the same bits.
 void test_row_independence(const OpSet& ops) {
   const int rows = 52, cols = 2880, T = 40;
   const Q8 w = random_q8(rows, cols);
   const auto x = randn(static_cast<size_t>(T) * cols, 1.0f);
   const auto b = randn(rows, 0.1f);
-  for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
-    const auto all = run(ops, x, T, w, rows, cols, b.data(), path);
-    int differ = 0;
-    for (const auto [first, count] : {std::pair{0, 1}, std::pair{39, 1}, std::pair{3, 5}, std::pair{5, 35}}) {
-      const std::vector<float> part_x(x.begin() + static_cast<int64_t>(first) * cols, x.begin() + static_cast<int64_t>(first + count) * cols);
-      const auto part = run(ops, part_x, count, w, rows, cols, b.data(), path);
-      for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+  for (const Q8Layout layout : q8_layouts(ops)) {
+    std::vector<float> stream;
+    for (const RowPath path : {RowPath::Stream, RowPath::Panel}) {
+      const auto all = run(ops, x, T, w, rows, cols, b.data(), path, layout);
+      int differ = 0;
+      for (const auto [first, count] : {std::pair{0, 1}, std::pair{39, 1}, std::pair{3, 5}, std::pair{5, 35}, std::pair{2, 3}}) {
+        const std::vector<float> part_x(x.begin() + static_cast<int64_t>(first) * cols, x.begin() + static_cast<int64_t>(first + count) * cols);
+        const auto part = run(ops, part_x, count, w, rows, cols, b.data(), path, layout);
+        for (size_t i = 0; i < part.size(); ++i) differ += part[i] != all[static_cast<size_t>(first) * rows + i];
+      }
+      // Rows r0.. as a matrix of their own: other row tiles (and rows past the tiled ones) compute them.
+      const int r0 = layout == Q8Layout::Rows16 ? 16 : 3, nr = 17;
+      std::vector<float> sub(static_cast<size_t>(T) * nr);
+      const DenseQ8Matmul job{x.data(), T, sub_matrix(w, cols, r0, nr, layout), b.data() + r0, sub.data(), nr, path};
+      ops.q8_q8w_matmul(&job, 1);
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < nr; ++r) differ += sub[static_cast<size_t>(t) * nr + r] != all[static_cast<size_t>(t) * rows + r0 + r];
+      if (path == RowPath::Stream) stream = all;
+      else if (layout == Q8Layout::Rows16) differ += static_cast<int>(stream != all);
+      expect_true(std::string(ops.name) + (path == RowPath::Stream ? "/q8_q8w_matmul/rows_independent_stream" : "/q8_q8w_matmul/rows_independent_panel") +
+                      suffix(layout),
+                  differ == 0, std::to_string(differ) + " values differ");
     }
-    // Rows 3..19 as a matrix of their own: other row tiles (and rows past the tiled ones) compute them.
-    const int r0 = 3, nr = 17, nb = cols / 32;
-    std::vector<float> sub(static_cast<size_t>(T) * nr);
-    const DenseQ8Matmul job{x.data(), T, MatrixQ8{w.codes.data() + r0 * cols, w.scales.data() + r0 * nb, nr, cols}, b.data() + r0, sub.data(), nr, path};
-    ops.q8_q8w_matmul(&job, 1);
-    for (int t = 0; t < T; ++t)
-      for (int r = 0; r < nr; ++r) differ += sub[static_cast<size_t>(t) * nr + r] != all[static_cast<size_t>(t) * rows + r0 + r];
-    expect_true(std::string(ops.name) + (path == RowPath::Stream ? "/q8_q8w_matmul/rows_independent_stream" : "/q8_q8w_matmul/rows_independent_panel"),
-                differ == 0, std::to_string(differ) + " values differ");
   }
+}
+
+// A device backend (and a CPU without AVX512-VNNI) never gets Rows16 q8 weights: its product refuses them
+// instead of reading them as runs.
+void test_refuses_rows16(const OpSet& ops) {
+  const Q8 w = random_q8(16, 64);
+  const auto x = randn(64);
+  bool refused = false;
+  try {
+    run(ops, x, 1, w, 16, 64, nullptr, RowPath::Stream, Q8Layout::Rows16);
+  } catch (const std::exception&) {
+    refused = true;
+  }
+  expect_true(std::string(ops.name) + "/q8_q8w_matmul/refuses_rows16", refused);
 }
 
 }  // namespace
@@ -126,6 +176,7 @@ void test_row_independence(const OpSet& ops) {
 void test_q8_dense(const OpSet& ops) {
   test_products(ops);
   test_row_independence(ops);
+  if (q8_layouts(ops).size() == 1) test_refuses_rows16(ops);
 }
 
 // The conversion: each block's largest magnitude becomes ±127 exactly, every element is within half a
@@ -144,6 +195,20 @@ void test_q8_layout() {
   }
   expect_true("layout/q8_offsets_permute_each_row", permutation);
   // Run 0 of a 2880-wide row: piece 0 of blocks 0..15, then piece 1; the 10-block last run starts at 2560.
+  // Rows16: every element's code and scale where q8_rows16_piece_offset / rows16_scale_offset say, the
+  // padding rows code 128 and scale 0.
+  const Q8 w = random_q8(21, 544);
+  const int nb = 544 / 32;
+  bool same = true, padding = true;
+  for (int r = 0; r < 32; ++r)
+    for (int c = 0; c < 544; ++c) {
+      const uint8_t code = w.codes16[static_cast<size_t>(q8_rows16_piece_offset(nb, r, c / 32, c % 32 / 4) + c % 4)];
+      const float scale = w.scales16[static_cast<size_t>(rows16_scale_offset(nb, r, c / 32))];
+      if (r < 21) same = same && code == w.codes[static_cast<size_t>(r * 544 + q8_code_offset(544, c))] && scale == w.scales[static_cast<size_t>(r * nb + c / 32)];
+      else padding = padding && code == 128 && scale == 0.0f;
+    }
+  expect_true("layout/q8_rows16_same_codes", same && w.codes16.size() == 32u * 544u && w.scales16.size() == 32u * 17u);
+  expect_true("layout/q8_rows16_padding", padding);
   expect_true("layout/q8_run_order", q8_code_offset(2880, 32) == 4 && q8_code_offset(2880, 4) == 64 && q8_code_offset(2880, 2560 + 32 + 5) == 2560 + 40 + 4 + 1,
               "offsets " + std::to_string(q8_code_offset(2880, 32)) + " " + std::to_string(q8_code_offset(2880, 4)) + " " +
                   std::to_string(q8_code_offset(2880, 2560 + 32 + 5)));

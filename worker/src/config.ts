@@ -26,11 +26,12 @@ export const WorkerConfigSchema = z.object({
        */
       precision: z.enum(["default", "exact"]).default("default"),
       /**
-       * How the dense weights are read: bf16 as the checkpoint holds them; q8 converts the attention
-       * projections and the unembedding to 8 bits with a scale per 32 weights at load (fewer bytes per
-       * decode step, at the deviation docs/PERFORMANCE.md measures). Every rank of a group must agree.
+       * How the dense weights are read: bf16 as the checkpoint holds them; q8 converts the unembedding
+       * to 8 bits with a scale per 32 weights at load (fewer bytes per decode step, within the serving
+       * tolerances); q8-attention converts the attention projections too (fewer bytes still, at the
+       * deviation docs/PERFORMANCE.md measures). Every rank of a group must agree.
        */
-      dense_weights: z.enum(["bf16", "q8"]).default("bf16"),
+      dense_weights: z.enum(["bf16", "q8", "q8-attention"]).default("bf16"),
       /**
        * CPU: copy the weights once at load into anonymous memory in 2 MiB huge pages instead of reading
        * the checkpoint's page cache (faster decode, docs/PERFORMANCE.md; the weights' size in process

@@ -70,6 +70,8 @@ void q8_q8w_matmul(const DenseQ8Matmul* jobs, int num_jobs) {
     const DenseQ8Matmul& d = jobs[j];
     check(d.w.cols % 32 == 0, gptoss_status_invalid_argument,
           "q8_q8w_matmul: q8 weights need a multiple of 32 columns, got " + std::to_string(d.w.cols));
+    check(d.w.layout == Q8Layout::Runs, gptoss_status_unsupported_argument,
+          "q8_q8w_matmul: cuda reads q8 weights in runs (Rows16 is the CPU engine's resident layout)");
     if (d.T <= 0 || d.w.rows <= 0) continue;
     const unsigned grid = static_cast<unsigned>((d.w.rows + kQ8Warps - 1) / kQ8Warps);
     if (d.path == RowPath::Panel)

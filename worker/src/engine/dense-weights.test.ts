@@ -1,7 +1,8 @@
 /**
  * WORKER_DENSE_WEIGHTS: validated once with the rest of the config; q8 builds an engine that reads its
- * attention projections and unembedding in 8 bits, and names the mode in the prefix hashes' salt, so a q8
- * worker's cached blocks never pass for a bf16 worker's.
+ * unembedding in 8 bits (its cached blocks are a bf16 worker's: the same salt); q8-attention reads the
+ * attention projections in 8 bits too, and names the mode in the prefix hashes' salt, so its cached
+ * blocks never pass for a bf16 worker's.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,17 +29,18 @@ describe("WORKER_DENSE_WEIGHTS", () => {
     expect(load).toThrow(/\n {2}- model\.dense_weights \(WORKER_DENSE_WEIGHTS\): /);
   });
 
-  it("builds the engine it names (bf16 unset) and salts the prefix hashes with q8", () => {
+  it("builds the engine it names (bf16 unset) and salts the prefix hashes with q8-attention", () => {
     const salts: string[] = [];
     for (const [env, dense] of [
       [{}, "bf16"],
       [{ WORKER_DENSE_WEIGHTS: "q8" }, "q8"],
+      [{ WORKER_DENSE_WEIGHTS: "q8-attention" }, "q8-attention"],
     ] as const) {
       const config = loadWorkerConfig({ WORKER_MODEL_PATH: dir, WORKER_KV_NUM_BLOCKS: "8", WORKER_MAX_NUM_SEQS: "2", ...env });
       const engine = createNativeEngine(model, config);
       expect(engine.denseWeights).toBe(dense);
       salts.push(batchEngineOf(engine, config, {}).prefixSummary().salt);
     }
-    expect(salts).toEqual(["gpt-oss-20b|default|bf16", "gpt-oss-20b|default|bf16|q8"]);
+    expect(salts).toEqual(["gpt-oss-20b|default|bf16", "gpt-oss-20b|default|bf16", "gpt-oss-20b|default|bf16|q8-attention"]);
   });
 });

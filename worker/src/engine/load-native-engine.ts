@@ -116,9 +116,9 @@ export function batchEngineOf(
   const { metrics, tracer } = reporting;
   return new BatchEngine(engine.model, engine, {
     modelName: config.model.name,
-    // Hashes name the engine that computed the KV: blocks of another precision, KV dtype or dense weight
-    // type never match.
-    prefixSalt: `${config.model.name}|${config.model.precision}|${engine.kvCapacity().dtype}${engine.denseWeights === "q8" ? "|q8" : ""}`,
+    // Hashes name the engine that computed the KV: blocks of another precision, KV dtype or attention
+    // weight type never match (q8 converts only the unembedding, which no cached block depends on).
+    prefixSalt: `${config.model.name}|${config.model.precision}|${engine.kvCapacity().dtype}${engine.denseWeights === "q8-attention" ? "|q8-attention" : ""}`,
     synthetic: isSynthetic(config.model.path),
     maxNumSeqs: config.scheduler.max_num_seqs,
     maxTokensPerStep: config.scheduler.max_tokens_per_step,
