@@ -46,7 +46,7 @@ export const OrchestratorConfigSchema = z.object({
       files_dir: z.string().min(1).default(join(tmpdir(), "expertmesh-files")),
       /** Lines in flight per runner. */
       concurrency: positive.default(8),
-      /** Tries per line for retryable failures (429, 5xx, no answer). */
+      /** Tries per line for retryable failures (5xx, no answer); a 429/503 with retry-after waits without spending one, until the batch expires. */
       line_attempts: positive.default(5),
       line_timeout_ms: positive.default(600_000),
       /** A runner that dies mid-line has its line handed to another runner after about this long. */

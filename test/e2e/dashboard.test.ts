@@ -171,6 +171,10 @@ describe("the dashboard", () => {
     expect(seen[0]).toBeLessThan(LINES);
     expect(seen.at(-1)).toBe(LINES);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    // A failed line's answer (from the batch's error file) says why, should any fail.
+    const finished = await client.batches.retrieve(batch.id);
+    const errors = finished.error_file_id ? (await (await client.files.content(finished.error_file_id)).text()).slice(0, 2000) : "";
+    expect(finished.request_counts, errors).toMatchObject({ total: LINES, completed: LINES, failed: 0 });
     expect(await page.locator(card).textContent()).toMatch(/16 of 16 lines \(0 failed\) · [\d.]+ lines\/s/);
     expect(await page.getByTestId("batch-summary").textContent()).toContain("1 completed");
 

@@ -13,7 +13,7 @@ import { MembershipAgent } from "./adapters/membership-client.ts";
 import type { WorkerConfig } from "./config.ts";
 import { resolveDevice } from "./engine/device.ts";
 import type { EnginePort } from "./engine/engine-port.ts";
-import { loadNativeEngine } from "./engine/load-native-engine.ts";
+import { loadNativeEngine, prepareConstraints } from "./engine/load-native-engine.ts";
 import { NoModelEngine } from "./engine/no-model-engine.ts";
 import { GroupAgent, type GroupEngineFactory } from "./group/group-agent.ts";
 import { NativeGroupFactory } from "./group/native-group-factory.ts";
@@ -51,6 +51,8 @@ export async function startWorker(
   // A grouped worker loads its shard only once placed: check config.json now (it throws naming the
   // key and the value), so a broken checkpoint fails startup instead of every group it is put in.
   const checkpoint = grouped && config.model.path ? Model.readConfig(config.model.path) : undefined;
+  // Before the engine serves or the worker takes a lease: these tables hold the event loop a while.
+  if (!engine && config.model.path) await prepareConstraints(config, (checkpoint ?? Model.readConfig(config.model.path)).vocab, log);
   const waiting = (reason: string) => new NoModelEngine(config.model.name, capacity, reason, device);
   const eng: EnginePort = grouped
     ? new SwitchableEngine(waiting("waiting for the orchestrator to place this worker in a group"))

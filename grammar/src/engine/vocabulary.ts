@@ -69,11 +69,16 @@ export function harmonyVocabulary(): HarmonyVocabulary {
 
 let encoder: Tiktoken | undefined;
 
+/** The text encoder, built on first use — a long stretch of the thread that asks, so the compiler builds it up front. */
+export function textEncoder(): Tiktoken {
+  encoder ??= new Tiktoken(o200kBase);
+  return encoder;
+}
+
 /**
  * Ordinary text to o200k token ids (no specials): how the worker appends a continuation the grammar
  * forces as text (jump-forward). The same ranks as the gateway's tokenizer, so ids agree.
  */
 export function encodeText(text: string): number[] {
-  encoder ??= new Tiktoken(o200kBase);
-  return encoder.encode(text, [], []);
+  return textEncoder().encode(text, [], []);
 }

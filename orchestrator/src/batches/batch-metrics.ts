@@ -19,6 +19,8 @@ export interface BatchMetricSources {
 export interface BatchMetrics {
   /** Counts a line result written by this runner. */
   result(kind: "completed" | "failed"): void;
+  /** Counts a line put back because the gateway had no capacity for it yet (429/503 with retry-after). */
+  deferred(): void;
 }
 
 export function registerBatchMetrics(registry: Registry, s: BatchMetricSources): BatchMetrics {
@@ -65,5 +67,10 @@ export function registerBatchMetrics(registry: Registry, s: BatchMetricSources):
     labelNames: ["result"] as const,
     registers: [registry],
   });
-  return { result: (kind) => results.inc({ result: kind }) };
+  const deferrals = new Counter({
+    name: "expertmesh_batch_line_deferrals_total",
+    help: "Batch request lines this runner put back to wait because the gateway had no capacity for them yet",
+    registers: [registry],
+  });
+  return { result: (kind) => results.inc({ result: kind }), deferred: () => deferrals.inc() };
 }

@@ -22,6 +22,8 @@ export const LineJob = z.object({
   custom_id: z.string(),
   url: z.enum(BATCH_ENDPOINTS),
   body: z.record(z.string(), z.unknown()),
+  /** Times the gateway has put this line off for want of capacity (runner.ts: deferLine). */
+  deferrals: z.number().int().min(0).optional(),
 });
 export type ExpandJob = z.infer<typeof ExpandJob>;
 export type FinalizeJob = z.infer<typeof FinalizeJob>;

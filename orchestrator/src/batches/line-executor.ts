@@ -18,6 +18,16 @@ export interface LineAnswer {
   status: number;
   requestId: string;
   body: unknown;
+  /** When the answer says to come back (retry-after-ms, else retry-after in seconds); absent when it does not. */
+  retryAfterMs?: number;
+}
+
+/** The wait an answer's headers ask for, in ms; undefined when they ask none (or nothing readable). */
+export function retryAfterMs(headers: Headers): number | undefined {
+  const ms = Number(headers.get("retry-after-ms") ?? Number.NaN);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const seconds = Number(headers.get("retry-after") ?? Number.NaN);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
 /** Resolves with any HTTP answer (2xx or not); rejects only when none came (network, abort, timeout). */
@@ -53,6 +63,12 @@ export class HttpLineExecutor implements LineExecutor {
     } catch {
       // not JSON: keep the text (a proxy's error page, say)
     }
-    return { status: res.status, requestId: res.headers.get("x-request-id") ?? line.requestId, body };
+    const wait = retryAfterMs(res.headers);
+    return {
+      status: res.status,
+      requestId: res.headers.get("x-request-id") ?? line.requestId,
+      body,
+      ...(wait === undefined ? {} : { retryAfterMs: wait }),
+    };
   }
 }

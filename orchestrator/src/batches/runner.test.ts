@@ -26,6 +26,14 @@ class StubExecutor implements LineExecutor {
     this.calls.push(id);
     if (id === "flaky" && this.calls.filter((c) => c === "flaky").length < 3)
       return { status: 503, requestId: line.requestId, body: { error: { message: "busy", code: "overloaded" } } };
+    // Refused for want of capacity, with retry-after, more times than the runner's tries per line.
+    if (id === "unplaced" && this.calls.filter((c) => c === "unplaced").length <= 5)
+      return {
+        status: 503,
+        requestId: line.requestId,
+        body: { error: { message: "no ready worker", code: "service_unavailable" } },
+        retryAfterMs: 50,
+      };
     if (id === "bad") return { status: 400, requestId: line.requestId, body: { error: { message: "no", code: "invalid_request_error" } } };
     return { status: 200, requestId: line.requestId, body: { object: "chat.completion", echo: id } };
   }
@@ -148,6 +156,31 @@ describe("batch runner", () => {
     ]);
     expect(await metric("expertmesh_batch_requests_total")).toContain('result="completed",service="runner-test"} 5');
     expect(await service.fileContent("other-owner", done.output_file_id as string).catch((e) => e.http)).toBe(404);
+  }, 30_000);
+
+  it("puts a line the gateway had no capacity for back to wait, without spending its tries", async () => {
+    const file = await service.createFile("owner-1", "wait.jsonl", "batch", Buffer.from(["unplaced", "e"].map(line).join("\n")));
+    const batch = await service.createBatch("owner-1", {
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const done = await waitFor(async () => {
+      const b = await service.getBatch("owner-1", batch.id);
+      return b.status === "completed" ? b : undefined;
+    });
+    // Five refusals (the runner allows 4 tries per line), then an answer: completed, recorded once.
+    expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+    expect(executor.calls.filter((c) => c === "unplaced")).toHaveLength(6);
+    const out = (await fileText("owner-1", done.output_file_id as string))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(out.map((l) => [l.custom_id, l.response.status_code])).toEqual([
+      ["unplaced", 200],
+      ["e", 200],
+    ]);
+    expect(await metric("expertmesh_batch_line_deferrals_total")).toMatch(/ 5$/);
   }, 30_000);
 
   it("expires a batch past its window: lines not yet run get batch_expired, the counts reconcile", async () => {

@@ -10,7 +10,7 @@
  * the sweeper (same job id), and a line whose job failed outright is recorded failed — never missing.
  */
 import type { Logger, Registry } from "@expertmesh/common";
-import { type Job, Queue, Worker } from "bullmq";
+import { DelayedError, type Job, Queue, Worker } from "bullmq";
 import { BullMQOtel } from "bullmq-otel";
 import { Redis } from "ioredis";
 import { registerBatchMetrics } from "./batch-metrics.ts";
@@ -43,7 +43,10 @@ export interface BatchRunnerOptions {
   log: Logger;
   /** Lines in flight at this runner. */
   concurrency: number;
-  /** Tries per line for retryable failures (429, 5xx, no answer), with exponential backoff from 1 s. */
+  /**
+   * Tries per line for retryable failures (5xx, or 429, without retry-after; no answer), with exponential
+   * backoff from 1 s. A 429 or 503 with retry-after spends none: the line waits (deferLine).
+   */
   lineAttempts: number;
   lineTimeoutMs: number;
   /** A job whose runner stops renewing its lock for this long is handed to another runner. */
@@ -68,6 +71,20 @@ export interface BatchRunner {
 class RetryableLineError extends Error {
   override readonly name = "RetryableLineError";
 }
+
+/** The gateway refused a line for want of capacity and said when to come back (429/503 with retry-after). */
+class CapacityWait extends Error {
+  override readonly name = "CapacityWait";
+  readonly waitMs: number;
+  constructor(waitMs: number) {
+    super(`no capacity yet; come back in ${waitMs} ms`);
+    this.waitMs = waitMs;
+  }
+}
+
+/** Bounds of a deferred line's wait: the gateway's retry-after, doubled per deferral, jittered. */
+const DEFER_MIN_MS = 100;
+const DEFER_MAX_MS = 60_000;
 
 export async function startBatchRunner(o: BatchRunnerOptions): Promise<BatchRunner> {
   // null: commands wait out a Redis restart instead of failing the job that issued them.
@@ -151,10 +168,11 @@ export async function startBatchRunner(o: BatchRunnerOptions): Promise<BatchRunn
       const a = await o.executor.execute({ url: l.url, body: l.body, requestId: id, credential: b.token }, stop);
       const response = { status_code: a.status, request_id: a.requestId, body: a.body };
       if (a.status >= 200 && a.status < 300) return await record(l.batchId, "completed", { id, custom_id: cid, response, error: null });
+      if ((a.status === 429 || a.status === 503) && a.retryAfterMs !== undefined) throw new CapacityWait(a.retryAfterMs);
       if ((a.status === 429 || a.status >= 500) && !last) throw new RetryableLineError(`HTTP ${a.status}`);
       return await record(l.batchId, "failed", { id, custom_id: cid, response, error: null });
     } catch (err) {
-      if (err instanceof RetryableLineError) throw err;
+      if (err instanceof RetryableLineError || err instanceof CapacityWait) throw err;
       if (controller.signal.aborted)
         return record(
           l.batchId,
@@ -193,10 +211,32 @@ export async function startBatchRunner(o: BatchRunnerOptions): Promise<BatchRunn
     },
     { ...workerOptions, concurrency: 2 },
   );
-  const lineWorker = new Worker(LINES_QUEUE, (job: Job, _token?: string, signal?: AbortSignal) => runLine(job, signal), {
-    ...workerOptions,
-    concurrency: o.concurrency,
-  });
+  /**
+   * Puts a line back without spending one of its tries: the gateway had no capacity for it (its group
+   * re-forming, scaled to zero, overloaded) and did not run it. Such waits end with the batch's completion
+   * window (the finalizer records what never ran as expired), not after a few tries.
+   */
+  async function deferLine(job: Job, token: string, waitMs: number): Promise<never> {
+    const deferrals = (LineJob.parse(job.data).deferrals ?? 0) + 1;
+    const wait = Math.min(Math.max(waitMs, DEFER_MIN_MS) * 2 ** Math.min(deferrals - 1, 6), DEFER_MAX_MS);
+    await job.updateData({ ...job.data, deferrals });
+    await job.moveToDelayed(Date.now() + Math.round(wait * (0.8 + 0.4 * Math.random())), token);
+    metrics?.deferred();
+    throw new DelayedError();
+  }
+
+  const lineWorker = new Worker(
+    LINES_QUEUE,
+    async (job: Job, token?: string, signal?: AbortSignal) => {
+      try {
+        await runLine(job, signal);
+      } catch (err) {
+        if (err instanceof CapacityWait && token) await deferLine(job, token, err.waitMs);
+        throw err;
+      }
+    },
+    { ...workerOptions, concurrency: o.concurrency },
+  );
   for (const w of [controlWorker, lineWorker]) {
     w.on("error", (err) => o.log.debug({ err: err.message }, "batch worker error"));
     w.on("failed", (job, err) => o.log.debug({ jobId: job?.id, err: err.message }, "batch job attempt failed"));

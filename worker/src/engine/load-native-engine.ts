@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger, Registry } from "@expertmesh/common";
-import { ConstraintCompiler } from "@expertmesh/grammar";
+import { ConstraintCompiler, VOCAB_SIZE } from "@expertmesh/grammar";
 import { type Communicator, Engine, Model } from "@expertmesh/kernels";
 import type { WorkerConfig } from "../config.ts";
 import { BatchEngine } from "./batch-engine.ts";
@@ -79,15 +79,30 @@ function isSynthetic(dir: string): boolean {
 
 let compiler: Promise<ConstraintCompiler> | undefined;
 
-/** Constrained decoding for an engine: the grammar compiler is the process's, created on first use. */
+/** The process's grammar compiler, created on first use. */
+function compilerOf(config: WorkerConfig): Promise<ConstraintCompiler> {
+  compiler ??= ConstraintCompiler.create({ cacheEntries: config.grammar.cache_entries, compileLimitMs: config.grammar.compile_limit_ms });
+  return compiler;
+}
+
+/**
+ * Builds the grammar compiler's vocabulary tables now, for a model with the o200k_harmony vocabulary
+ * (the one constrained decoding needs). Created on the first constrained request instead, they held
+ * that request's step — and the worker's event loop, heartbeats included — long enough on a loaded
+ * machine for the orchestrator to expire the worker's lease and dissolve its group.
+ */
+export async function prepareConstraints(config: WorkerConfig, vocab: number, log: Logger): Promise<void> {
+  if (vocab < VOCAB_SIZE) return;
+  const started = performance.now();
+  await compilerOf(config);
+  log.info({ seconds: ((performance.now() - started) / 1000).toFixed(2) }, "grammar tables built");
+}
+
+/** Constrained decoding for an engine: the grammar compiler is the process's. */
 function constraintsOf(config: WorkerConfig, metrics: EngineMetrics | undefined): Constraints {
   const l = metrics?.labels ?? { model_name: config.model.name };
   return new Constraints({
-    compiler: () =>
-      (compiler ??= ConstraintCompiler.create({
-        cacheEntries: config.grammar.cache_entries,
-        compileLimitMs: config.grammar.compile_limit_ms,
-      })),
+    compiler: () => compilerOf(config),
     ...(metrics
       ? {
           observer: {

@@ -96,7 +96,7 @@ describe("orchestrated workers", () => {
     }
   }, 60_000);
 
-  it("a group worker's log lines carry one rank key, the group's (raw JSON text: JSON.parse hides a duplicate)", async () => {
+  it("a group worker's log lines carry one rank key, the group's (raw JSON text: JSON.parse hides a duplicate); grammar tables come before the lease", async () => {
     const o = await orchestrator("g-logs:", 1);
     const dir = join(mkdtempSync(join(tmpdir(), "group-model-")), "tiny");
     writeSyntheticCheckpoint({ shape: SHAPES.tiny, out: dir, seed: 5 });
@@ -125,6 +125,11 @@ describe("orchestrated workers", () => {
       expect(topLevel.match(/"rank":/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
     }
     for (const line of joined) expect(line.match(/"rank":/g)).toHaveLength(1);
+    // The grammar tables (o200k vocabulary) are built before the worker takes a lease: built by its first
+    // constrained request instead, they held the event loop, heartbeats included, past a loaded machine's lease.
+    const at = (msg: string) => lines.findIndex((l) => l.includes(`"msg":"${msg}"`));
+    expect(at("grammar tables built")).toBeGreaterThanOrEqual(0);
+    expect(at("grammar tables built")).toBeLessThan(at("registered with the orchestrator"));
   }, 60_000);
 
   it("groups of two: placed, dissolved when a rank leaves, re-formed with a newcomer", async () => {
