@@ -14,9 +14,9 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { Tiktoken } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
-import { HarmonyTokenizer } from "../gateway/src/domain/harmony/tokenizer.ts";
 
 const { values } = parseArgs({ options: { mb: { type: "string", default: "1" }, "reference-cap": { type: "string", default: "20000" } } });
 const SIZE = Math.round(Number(values.mb) * 1_000_000);

@@ -6,6 +6,7 @@
  */
 import cluster from "node:cluster";
 import { AggregatorRegistry, ConfigError, createLogger, createMetricsRegistry, type Logger, startTelemetry } from "@expertmesh/common";
+import { HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import closeWithGrace from "close-with-grace";
 import { ThreadJsonParser } from "./adapters/json-threads.ts";
 import { OrchestratorDirectory } from "./adapters/orchestrator-directory.ts";
@@ -20,7 +21,6 @@ import { type Port, PrimaryChannel } from "./cluster/primary-channel.ts";
 import { sharedStateHandlers } from "./cluster/shared-state.ts";
 import { type GatewayConfig, loadGatewayConfig } from "./config.ts";
 import { AnyApiKeys, ApiKeys } from "./domain/api-keys.ts";
-import { HarmonyTokenizer, Special } from "./domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter } from "./domain/rate-limiter.ts";
 import { MemoryResponseStore } from "./domain/responses/store.ts";
 import { createServer } from "./server.ts";

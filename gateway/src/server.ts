@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError, Counter, Gauge, Histogram, type Logger, type Registry } from "@expertmesh/common";
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import type { BatchApi } from "@expertmesh/orchestrator/batches";
 import { UI_DIST_DIR } from "@expertmesh/ui";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from "fastify";
@@ -15,7 +16,6 @@ import { BatchGate } from "./domain/batches/batch-gate.ts";
 import { BatchLineKeys } from "./domain/batches/batch-line-keys.ts";
 import { BatchPriorityBackend } from "./domain/batches/batch-priority-backend.ts";
 import type { GenerationBackend } from "./domain/generation-backend.ts";
-import type { HarmonyTokenizer } from "./domain/harmony/tokenizer.ts";
 import { ParkingBackend } from "./domain/parking.ts";
 import { InlinePromptPreparer, type PromptPreparer } from "./domain/prompt-preparer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "./domain/rate-limiter.ts";

@@ -1,7 +1,8 @@
 /**
  * @expertmesh/grammar — constrained decoding for Harmony, for the worker: compiles constraint specs to
  * xgrammar grammars over the o200k_harmony vocabulary and runs one matcher per sequence. The spec
- * itself (what the gateway builds) is in ./spec, importable without loading xgrammar.
+ * itself (what the gateway builds) is in ./spec and the o200k_harmony tokenizer (which both use) in
+ * ./tokenizer, each importable without loading xgrammar.
  */
 export {
   type CompiledConstraint,

@@ -6,9 +6,8 @@
  * cancels a job by setting its shared flag.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { threadCpuClock } from "../domain/harmony/budget.ts";
+import { HarmonyTokenizer, threadCpuClock } from "@expertmesh/grammar/tokenizer";
 import { renderConversation } from "../domain/harmony/render.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { putLargeString } from "./large-strings.ts";
 import type { ThreadData, ThreadJob, ThreadResult, ThreadSlice } from "./prompt-thread-protocol.ts";
 import { lowerThreadPriority } from "./thread-priority.ts";

@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { createMetricsRegistry } from "@expertmesh/common";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../domain/harmony/types.ts";
 import { InlinePromptPreparer } from "../domain/prompt-preparer.ts";
 import { promptThreadMetrics, ThreadPromptPreparer } from "./prompt-threads.ts";

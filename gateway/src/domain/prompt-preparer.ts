@@ -6,10 +6,10 @@
  * the caller's thread (tests of other layers, and GATEWAY_RENDER_THREADS=0). Both bound each job by its
  * budget and stop it when its signal fires (the client went away).
  */
+
+import { type Clock, deadlineBudget, type HarmonyTokenizer, type WorkBudget } from "@expertmesh/grammar/tokenizer";
 import { gatewayErrors } from "../errors.ts";
-import { type Clock, deadlineBudget, type WorkBudget } from "./harmony/budget.ts";
 import { renderConversation } from "./harmony/render.ts";
-import type { HarmonyTokenizer } from "./harmony/tokenizer.ts";
 import type { HarmonyMessage, RenderOptions } from "./harmony/types.ts";
 
 export interface PrepareJob {

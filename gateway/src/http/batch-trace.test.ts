@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, startTelemetry } from "@expertmesh/common";
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import {
   type BatchApi,
   type BatchRunner,
@@ -19,7 +20,6 @@ import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-tr
 import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway, type TestGateway } from "../testing/test-gateway.ts";
 

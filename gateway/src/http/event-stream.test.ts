@@ -6,8 +6,8 @@
  * one socket write per tick of events (Node's chunked writer made one per piece: 29 writes for 9 tokens).
  */
 import { connect } from "node:net";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway, type TestGateway } from "../testing/test-gateway.ts";
 

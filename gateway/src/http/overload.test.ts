@@ -6,10 +6,10 @@
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { Admission } from "../domain/admission.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway } from "../testing/test-gateway.ts";
 

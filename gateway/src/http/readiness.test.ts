@@ -6,6 +6,7 @@
  * (OrchestratorDirectory against a Membership server), a real worker pool and real HTTP.
  */
 import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import type { Server } from "@grpc/grpc-js";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
@@ -13,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OrchestratorDirectory } from "../adapters/orchestrator-directory.ts";
 import { WorkerPool } from "../adapters/worker-pool.ts";
 import { GatewayConfigSchema } from "../config.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { createServer } from "../server.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startStubMembership } from "../testing/stub-membership.ts";

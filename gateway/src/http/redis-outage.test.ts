@@ -11,11 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisPorts, type RedisPorts } from "../adapters/redis-ports.ts";
 import { GatewayConfigSchema } from "../config.ts";
 import { AnyApiKeys, ApiKeys, hashKey } from "../domain/api-keys.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway, type TestGateway } from "../testing/test-gateway.ts";
 

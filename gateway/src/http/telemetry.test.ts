@@ -5,11 +5,11 @@
  * served requests (not a 400 context_length_exceeded nor a 404 model_not_found).
  */
 import { startTelemetry } from "@expertmesh/common";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { ErrorKind } from "@expertmesh/proto/worker";
 import { status } from "@grpc/grpc-js";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { startScriptedWorker } from "../testing/scripted-worker.ts";
 import { startTestGateway } from "../testing/test-gateway.ts";
 

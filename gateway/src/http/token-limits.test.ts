@@ -5,6 +5,7 @@
  * OpenAI-shaped 429 with x-ratelimit-*-tokens headers (the official openai SDK as the client).
  */
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { GenerateRequest } from "@expertmesh/proto/worker";
 import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { Redis } from "ioredis";
@@ -16,7 +17,6 @@ import { sharedStateHandlers } from "../cluster/shared-state.ts";
 import { ApiKeys, hashKey } from "../domain/api-keys.ts";
 import { withCaller } from "../domain/caller.ts";
 import type { GenerationBackend } from "../domain/generation-backend.ts";
-import { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { MemoryRateLimiter, type RateLimiter } from "../domain/rate-limiter.ts";
 import { MemoryResponseStore } from "../domain/responses/store.ts";
 import { TokenLimitedBackend } from "../domain/token-limits.ts";

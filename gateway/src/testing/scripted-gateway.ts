@@ -2,8 +2,9 @@
  * For route tests: a real gateway in front of a scripted worker (exact model outputs), with the official
  * openai SDK as the client. Each test's gateways close after it (`closeScriptedGateways` in afterEach).
  */
+
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
-import type { HarmonyTokenizer } from "../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, type ScriptOptions, startScriptedWorker } from "./scripted-worker.ts";
 import { startTestGateway, type TestGatewayOptions } from "./test-gateway.ts";
 

@@ -3,12 +3,12 @@
  * pool): what the gateway's route tests and bench/gateway share.
  */
 import { createLogger, createMetricsRegistry } from "@expertmesh/common";
+import { HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import { Accelerator, type Member, MemberState } from "@expertmesh/proto/cluster";
 import type { FastifyInstance } from "fastify";
 import { WorkerPool, workerPoolOptions } from "../adapters/worker-pool.ts";
 import { perProcessConfig } from "../cluster/per-process.ts";
 import { GatewayConfigSchema } from "../config.ts";
-import { HarmonyTokenizer, Special } from "../domain/harmony/tokenizer.ts";
 import { StaticWorkerDirectory, type WorkerDirectory } from "../domain/worker-directory.ts";
 import { createServer, type GatewayDeps } from "../server.ts";
 

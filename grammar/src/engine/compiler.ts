@@ -10,7 +10,7 @@ import { grammarErrors } from "../errors.ts";
 import { type GrammarVariant, harmonyGrammar, type JsonGrammarSource } from "../harmony/grammar.ts";
 import { type ConstraintSpec, constraintKey, isUnconstrained, validateConstraintSpec } from "../spec/constraint-spec.ts";
 import { ConstraintMatcher } from "./matcher.ts";
-import { ENDOFTEXT, harmonyVocabulary, textEncoder, VOCAB_SIZE } from "./vocabulary.ts";
+import { ENDOFTEXT, harmonyVocabulary, VOCAB_SIZE } from "./vocabulary.ts";
 import { type CompiledGrammar, type GrammarCompiler, loadXGrammar, type XGrammar } from "./xgrammar.ts";
 
 export interface ConstraintCompilerOptions {
@@ -58,11 +58,10 @@ export class ConstraintCompiler {
   }
 
   /**
-   * Builds everything a constrained sequence needs, the text encoder its jump-forward uses included:
+   * Builds everything a constrained sequence needs, the tokenizer its jump-forward encodes with included:
    * a long stretch of one thread, which a caller can spend before it serves rather than in a request's step.
    */
   static async create(options: ConstraintCompilerOptions = DEFAULT_COMPILER_OPTIONS): Promise<ConstraintCompiler> {
-    textEncoder();
     const xg = await loadXGrammar();
     const info = await xg.TokenizerInfo.createTokenizerInfo(harmonyVocabulary().encoded as string[], "byte_level", false, VOCAB_SIZE, [
       ENDOFTEXT,

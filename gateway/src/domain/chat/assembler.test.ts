@@ -1,5 +1,5 @@
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../harmony/tokenizer.ts";
 import { ChatAssembler, type ChatDelta } from "./assembler.ts";
 
 const tok = new HarmonyTokenizer();

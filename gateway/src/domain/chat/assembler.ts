@@ -4,9 +4,10 @@
  * final or an un-addressed commentary preamble → content. Emits deltas for streaming and keeps totals
  * for the non-streaming response. Stop strings end the content (the rest is not sent).
  */
+
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { HarmonyStreamParser, type ParserEvent } from "../harmony/parser.ts";
 import { TextBuilder } from "../harmony/text-builder.ts";
-import type { HarmonyTokenizer } from "../harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../harmony/types.ts";
 
 export type ChatDelta =

@@ -1,10 +1,10 @@
 /** Every parsing case of test/fixtures/harmony (the repository's copy of the Harmony conformance cases), plus the tolerance the gateway relies on. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import { fixturesDir } from "@expertmesh/kernels/testing";
 import { describe, expect, it } from "vitest";
 import { HarmonyStreamParser, MAX_HEADER_TOKENS, parseCompletion } from "./parser.ts";
-import { HarmonyTokenizer, Special } from "./tokenizer.ts";
 import type { Role } from "./types.ts";
 
 interface ParseCase {

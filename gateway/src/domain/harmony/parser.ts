@@ -8,8 +8,9 @@
  * than any real header — is recovered as content at once, so text streams token by token whatever the
  * model emits and the header buffer stays bounded.
  */
+
+import { type HarmonyTokenizer, Special, StreamDecoder } from "@expertmesh/grammar/tokenizer";
 import { TextBuilder } from "./text-builder.ts";
-import { type HarmonyTokenizer, Special, StreamDecoder } from "./tokenizer.ts";
 import type { HarmonyMessage, Role } from "./types.ts";
 
 export type ParserEvent =

@@ -2,8 +2,7 @@
  * The Harmony renderer (spec §6.2–§6.9): messages → prompt text and token ids. Header pieces and content
  * are tokenized separately with specials disabled; the markers are single special tokens.
  */
-import type { WorkBudget } from "./budget.ts";
-import { type HarmonyTokenizer, Special } from "./tokenizer.ts";
+import { type HarmonyTokenizer, Special, type WorkBudget } from "@expertmesh/grammar/tokenizer";
 import { toolsSection } from "./tools-ts.ts";
 import type { DeveloperContent, HarmonyMessage, RenderOptions, SystemContent } from "./types.ts";
 

@@ -1,5 +1,5 @@
+import { HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import { describe, expect, it } from "vitest";
-import { HarmonyTokenizer, Special } from "../harmony/tokenizer.ts";
 import { type OutputBuilderOptions, type OutputToken, ResponseOutputBuilder } from "./output.ts";
 
 const tok = new HarmonyTokenizer();

@@ -6,8 +6,9 @@
  * sequence numbers (the transport numbers them). A reasoning item that a reasoning budget cut is
  * `incomplete` instead of `completed`.
  */
+
+import { type HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import { HarmonyStreamParser } from "../harmony/parser.ts";
-import { type HarmonyTokenizer, Special } from "../harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../harmony/types.ts";
 
 export interface ReasoningItem {

@@ -6,12 +6,12 @@
  * shapes OpenAI refuses are 400s. (A gateway killed mid-run: test/e2e/background-responses.test.ts.)
  */
 import { createLogger } from "@expertmesh/common";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
 import type { Response } from "openai/resources/responses/responses";
 import { afterEach, describe, expect, it } from "vitest";
 import { BullBackgroundQueue } from "../../adapters/bullmq-background-queue.ts";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { type BackgroundQueue, InProcessBackgroundQueue } from "../../domain/responses/background.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
 import { redisForFile } from "../../testing/redis-for-file.ts";

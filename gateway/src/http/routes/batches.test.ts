@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@expertmesh/common";
 import { type RedisServer, startRedisServer } from "@expertmesh/common/testing";
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import {
   type BatchApi,
   type BatchRunner,
@@ -24,7 +25,6 @@ import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";
 import { startTestGateway, type TestGateway } from "../../testing/test-gateway.ts";
 

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { FinishReason, type GeneratedToken, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ChatAssembler, type ChatDelta, type DeltaSink } from "../../domain/chat/assembler.ts";
@@ -22,7 +23,6 @@ import {
 } from "../../domain/chat/conversation.ts";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
 import { MAX_HEADER_TOKENS } from "../../domain/harmony/parser.ts";
-import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
 import type { PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";

@@ -1,6 +1,6 @@
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 import { startScriptedWorker } from "../../testing/scripted-worker.ts";
 import { startTestGateway } from "../../testing/test-gateway.ts";

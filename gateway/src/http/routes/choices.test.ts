@@ -2,9 +2,10 @@
  * n > 1, answer-token logprobs and response_format through the whole gateway, with a scripted token
  * source in place of the worker (exact model outputs; the official openai SDK as the client).
  */
+
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 
 const tok = new HarmonyTokenizer();

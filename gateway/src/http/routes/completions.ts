@@ -6,10 +6,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "@expertmesh/common";
+import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "@expertmesh/grammar/tokenizer";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import type { FastifyInstance } from "fastify";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
-import { type HarmonyTokenizer, StreamDecoder, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { checkPromptLength, type PrepareJob, type PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { MAX_CHOICES, startChoices } from "./choices.ts";

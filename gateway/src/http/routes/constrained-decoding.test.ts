@@ -6,10 +6,10 @@
  * when the worker says its budget cut the analysis. The worker's enforcement is tested with the worker.
  */
 import type { ConstraintSpec } from "@expertmesh/grammar/spec";
+import { HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import type { GenerateRequest } from "@expertmesh/proto/worker";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 import type { ScriptOptions } from "../../testing/scripted-worker.ts";
 

@@ -3,8 +3,9 @@
  * secret (and a CSP allowing only this origin); GET /dashboard/api/state needs a key like the API, and
  * its traffic is what the gateway's /metrics counted.
  */
+
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { afterEach, describe, expect, it } from "vitest";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { startScriptedWorker } from "../../testing/scripted-worker.ts";
 import { startTestGateway } from "../../testing/test-gateway.ts";
 

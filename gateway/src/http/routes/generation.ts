@@ -4,12 +4,12 @@
  * client goes away. The constraint and reasoning budget come in ready-made (output-controls.ts).
  */
 import type { Socket } from "node:net";
+import { Special, VOCAB_SIZE } from "@expertmesh/grammar/tokenizer";
 import { type Constraint, type GenerateResponse, Priority, type SamplingParams } from "@expertmesh/proto/worker";
 import { type Context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { withCaller } from "../../domain/caller.ts";
 import type { GenerationBackend, PipeableIterator } from "../../domain/generation-backend.ts";
-import { Special, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 import { setRateLimitHeaders } from "../rate-limit-headers.ts";
 

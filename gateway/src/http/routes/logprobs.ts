@@ -3,8 +3,9 @@
  * token, logprob, bytes and top_logprobs) and legacy completions (`tokens`, `token_logprobs`,
  * `top_logprobs` maps, `text_offset`).
  */
+
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import type { GeneratedToken } from "@expertmesh/proto/worker";
-import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { gatewayErrors } from "../../errors.ts";
 
 export interface TokenLogprob {

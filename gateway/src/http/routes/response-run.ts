@@ -5,10 +5,10 @@
  * run (background-responses.ts) stores it. Neither HTTP nor the store is touched here.
  */
 import { randomUUID } from "node:crypto";
+import type { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import { FinishReason, type GenerateResponse } from "@expertmesh/proto/worker";
 import { buildConversation, type ChatTool, type ResponseFormat, responseFormatDef } from "../../domain/chat/conversation.ts";
 import { consume, type GenerationBackend } from "../../domain/generation-backend.ts";
-import type { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import type { HarmonyMessage } from "../../domain/harmony/types.ts";
 import { checkJsonSchema, checkTools } from "../../domain/json-schema-check.ts";
 import type { PreparedPrompt, PromptPreparer } from "../../domain/prompt-preparer.ts";

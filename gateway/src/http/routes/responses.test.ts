@@ -1,8 +1,8 @@
+import { HarmonyTokenizer } from "@expertmesh/grammar/tokenizer";
 import OpenAI from "openai";
 import type { ResponseFunctionCallArgumentsDoneEvent, ResponseStreamEvent } from "openai/resources/responses/responses";
 import { afterEach, describe, expect, it } from "vitest";
 import { RedisResponseStore } from "../../adapters/redis-response-store.ts";
-import { HarmonyTokenizer } from "../../domain/harmony/tokenizer.ts";
 import { MemoryResponseStore, type ResponseStore } from "../../domain/responses/store.ts";
 import { redisForFile } from "../../testing/redis-for-file.ts";
 import { type ScriptedWorker, startScriptedWorker } from "../../testing/scripted-worker.ts";

@@ -8,11 +8,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { byteLevelBytes, HarmonyTokenizer, Special } from "@expertmesh/grammar/tokenizer";
 import { fixturesDir } from "@expertmesh/kernels/testing";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
-import { byteLevelBytes } from "../../domain/harmony/byte-level.ts";
-import { HarmonyTokenizer, Special } from "../../domain/harmony/tokenizer.ts";
 import { closeScriptedGateways, scriptedGateway } from "../../testing/scripted-gateway.ts";
 
 interface RenderCase {

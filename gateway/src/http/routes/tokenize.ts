@@ -10,9 +10,10 @@
  * `convert_ids_to_tokens`): specials by name, ordinary tokens in the byte-level alphabet (a space is `Ġ`),
  * which keeps the exact bytes of a token that holds only part of a character.
  */
+
+import { type HarmonyTokenizer, VOCAB_SIZE } from "@expertmesh/grammar/tokenizer";
 import type { FastifyInstance } from "fastify";
 import { buildConversation, type ChatMessage, type ChatTool, checkToolMessages } from "../../domain/chat/conversation.ts";
-import { type HarmonyTokenizer, VOCAB_SIZE } from "../../domain/harmony/tokenizer.ts";
 import { checkTools } from "../../domain/json-schema-check.ts";
 import type { PromptPreparer } from "../../domain/prompt-preparer.ts";
 import { gatewayErrors } from "../../errors.ts";

@@ -5,9 +5,10 @@
  * user typing "<|end|>" gets ordinary text tokens. StreamDecoder turns token ids into text as they arrive,
  * holding back incomplete UTF-8 sequences (a token may end mid-character).
  */
-import { HarmonySpecial } from "@expertmesh/grammar/spec";
+
 import type { TiktokenBPE } from "js-tiktoken/lite";
 import o200kBase from "js-tiktoken/ranks/o200k_base";
+import { HarmonySpecial } from "../spec/harmony-tokens.ts";
 import { BytePairEncoder } from "./bpe.ts";
 import type { WorkBudget } from "./budget.ts";
 import { byteLevelString } from "./byte-level.ts";
@@ -31,7 +32,7 @@ const NAMED: Record<number, string> = {
 const ENCODE_CACHE_CHARS = 1 << 20;
 
 /** Ordinary (BPE) tokens are ids 0..FIRST_SPECIAL-1; the rest are specials, reserved or named. */
-const FIRST_SPECIAL = 199998;
+export const FIRST_SPECIAL = 199998;
 
 /** A piece's UTF-8 bytes are written into a reused buffer up to this size; longer ones get their own. */
 const PIECE_BUFFER_BYTES = 1 << 16;
