@@ -4,7 +4,7 @@
  * generated token, for the Harmony structure guard alone and for each test JSON schema in the final
  * channel (grammar/src/testing/schemas.ts). Tokens come from the seeded random walk the tests use
  * (grammar/src/testing/driven-generation.ts), so every mask is one a real sequence could need. Also
- * prints each spec's compile time. Targets (issue #24, dev-2c): guard p99 ≤ 0.5 ms, JSON schema p99 ≤ 2 ms.
+ * prints each spec's compile time, and what creating the compiler costs. Targets (issue #24, dev-2c): guard p99 ≤ 0.5 ms, JSON schema p99 ≤ 2 ms.
  * With --decode, also decode tokens/s of a batch with and without constraints (grammar-decode.ts) on
  * bench/engine's synthetic checkpoint of --shape; target (issue #24): constrained ≥ 0.95× free.
  *
@@ -47,7 +47,12 @@ const cases: Array<[string, ConstraintSpec]> = [
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 
+// What a worker spends at startup (worker/src/engine/load-native-engine.ts: prepareConstraints).
+const heapBefore = process.memoryUsage().heapUsed;
+const createStarted = performance.now();
 const compiler = await ConstraintCompiler.create();
+const createMs = performance.now() - createStarted;
+const createHeapMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
 const rows: string[] = [];
 const all: Record<"guard" | "schema", number[]> = { guard: [], schema: [] };
 for (const [name, spec] of cases) {
@@ -67,6 +72,7 @@ for (const [name, spec] of cases) {
   );
 }
 for (const kind of ["guard", "schema"] as const) all[kind].sort((a, b) => a - b);
+console.log(`compiler created (tokenizer, vocabulary, TokenizerInfo) in ${createMs.toFixed(0)} ms, heap +${createHeapMb.toFixed(0)} MiB\n`);
 console.log(`grammar masks at the full vocabulary, ${SEEDS} seeds per case\n`);
 console.log("| case | compile ms | masks | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
