@@ -14,6 +14,14 @@ export const grammarErrors = defineErrorCatalogue({
     message: (p: { keyword: string; path: string; where: string }) =>
       `${p.where}: JSON schema keyword "${p.keyword}" at ${p.path} is not supported by constrained decoding`,
   },
+  schema_too_complex: {
+    http: 400,
+    grpc: GrpcCode.INVALID_ARGUMENT,
+    type: "invalid_request_error",
+    retryable: false,
+    message: (p: { where: string; path: string; detail: string }) =>
+      `${p.where}: the JSON schema at ${p.path} ${p.detail}, more than constrained decoding accepts`,
+  },
   invalid_constraint: {
     http: 400,
     grpc: GrpcCode.INVALID_ARGUMENT,

@@ -10,10 +10,10 @@
  * mode allows 5, we do not implement strict mode and allow more), and all tool definitions together at
  * most MAX_TOOLS_BYTES of JSON. The walk is iterative, so no nesting overflows the stack.
  */
+import { MAX_SCHEMA_DEPTH, resolvePointer } from "@expertmesh/grammar/spec";
 import { gatewayErrors } from "../errors.ts";
 
 export const MAX_TOOLS = 128;
-export const MAX_SCHEMA_DEPTH = 32;
 export const MAX_TOOLS_BYTES = 512 * 1024;
 
 const JSON_TYPES = new Set(["string", "number", "integer", "boolean", "object", "array", "null"]);
@@ -26,19 +26,6 @@ const isSchema = (v: unknown): boolean => isObject(v) || typeof v === "boolean";
 
 function bad(detail: string, param: string): never {
   throw gatewayErrors.create("invalid_request_error", { detail }, { param });
-}
-
-/** A local JSON Pointer ("#/…") resolved in `root`; undefined when it points nowhere. */
-function resolvePointer(root: unknown, ref: string): unknown {
-  if (ref === "#") return root;
-  if (!ref.startsWith("#/")) return undefined;
-  let node: unknown = root;
-  for (const raw of ref.slice(2).split("/")) {
-    const key = decodeURIComponent(raw).replaceAll("~1", "/").replaceAll("~0", "~");
-    if (!isObject(node) && !Array.isArray(node)) return undefined;
-    node = (node as Record<string, unknown>)[key];
-  }
-  return node;
 }
 
 /** The problem with one schema node, or null. */

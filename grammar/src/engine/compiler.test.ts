@@ -2,6 +2,7 @@
 import { AppError } from "@expertmesh/common";
 import { describe, expect, it } from "vitest";
 import type { ConstraintSpec } from "../spec/constraint-spec.ts";
+import type { JsonSchema } from "../spec/schema-support.ts";
 import { ConstraintCompiler } from "./compiler.ts";
 
 const spec = (name: string): ConstraintSpec => ({
@@ -28,6 +29,20 @@ describe("ConstraintCompiler", () => {
     expect(again?.cached).toBe(false);
     (await compiler.matcher(again as NonNullable<typeof again>)).dispose();
     expect(b?.key).not.toBe(a?.key);
+  });
+
+  it("refuses schemas nested past the engine's stack before compiling, and keeps compiling after", async () => {
+    // Each of these aborted the WebAssembly module before the limits (schema-limits.ts); every later
+    // compile in the process then failed, the plain guard's included.
+    const compiler = await ConstraintCompiler.create();
+    let deep: object = { type: "string" };
+    for (let i = 0; i < 60; i++) deep = { type: "object", properties: { a: deep }, required: ["a"], additionalProperties: false };
+    const groups = { type: "object", properties: { s: { type: "string", pattern: `${"(a|".repeat(300)}b${")".repeat(300)}` } } };
+    for (const parameters of [deep, groups]) {
+      const strict: ConstraintSpec = { ...spec("f"), tools: [{ name: "f", strict: true, parameters: parameters as JsonSchema }] };
+      await expect(compiler.compile(strict)).rejects.toMatchObject({ code: "schema_too_complex" });
+    }
+    expect(await compiler.compile(spec("after"))).not.toBeNull();
   });
 
   it("refuses a compile over the limit, and remembers the refusal", async () => {

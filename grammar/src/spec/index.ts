@@ -15,4 +15,6 @@ export {
   validateConstraintSpec,
 } from "./constraint-spec.ts";
 export { HarmonySpecial } from "./harmony-tokens.ts";
+export { pointer, resolvePointer } from "./json-pointer.ts";
+export { MAX_PATTERN_GROUP_DEPTH, MAX_SCHEMA_DEPTH } from "./schema-limits.ts";
 export { assertSchemaSupported, type JsonSchema, SUPPORTED_FORMATS } from "./schema-support.ts";

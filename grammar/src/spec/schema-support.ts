@@ -7,6 +7,8 @@
  * json-schema-check.ts already checked the schema is well formed.
  */
 import { grammarErrors } from "../errors.ts";
+import { pointer } from "./json-pointer.ts";
+import { assertSchemaWithinLimits } from "./schema-limits.ts";
 
 export type JsonSchema = boolean | { readonly [keyword: string]: unknown };
 
@@ -66,13 +68,17 @@ function patternWildcard(pattern: string): string | undefined {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-const pointer = (path: readonly string[]): string => `#/${path.map((p) => p.replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`;
-
 /**
  * Throws unsupported_schema_keyword for the first keyword (depth first) constrained decoding cannot
- * enforce. `where` names the schema for the message ("response_format", "tools[2].parameters").
+ * enforce, and schema_too_complex for a schema past the grammar engine's limits (schema-limits.ts).
+ * `where` names the schema for the message ("response_format", "tools[2].parameters").
  */
 export function assertSchemaSupported(schema: JsonSchema, where: string): void {
+  assertKeywordsSupported(schema, where);
+  assertSchemaWithinLimits(schema, where);
+}
+
+function assertKeywordsSupported(schema: JsonSchema, where: string): void {
   const stack: { node: unknown; path: string[] }[] = [{ node: schema, path: [] }];
   while (stack.length > 0) {
     const { node, path } = stack.pop() as { node: unknown; path: string[] };

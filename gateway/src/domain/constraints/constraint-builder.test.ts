@@ -118,6 +118,19 @@ describe("checkedConstraint refusals (400 with the request's param)", () => {
     expect(refusal(() => wire(request({ tools: [lookup, lookup] }))).message).toContain("declared twice");
   });
 
+  it("a schema nested past the grammar engine's limits names its field (400 invalid_request_error)", () => {
+    let deep: object = { type: "string" };
+    for (let i = 0; i < 40; i++) deep = { type: "object", properties: { a: deep } };
+    const err = refusal(() => wire(request({ tools: [{ name: "deep", strict: true, parameters: deep as DeclaredTool["parameters"] }] })));
+    expect(err.http).toBe(400);
+    expect(err.toOpenAi().error).toMatchObject({
+      type: "invalid_request_error",
+      code: "invalid_request_error",
+      param: "tools[0].function.parameters",
+    });
+    expect(err.message).toContain("nests deeper than 32 subschemas");
+  });
+
   it("a spec over the size bound is refused naming tools", () => {
     const big = { type: "object", description: "x".repeat(300 * 1024) };
     const err = refusal(() => wire(request({ tools: [{ name: "big", strict: false, parameters: big }] })));

@@ -144,6 +144,7 @@ function constraintError(err: unknown, param: string | null): unknown {
   if (!(err instanceof AppError)) return err;
   const extra = param === null ? { cause: err } : { cause: err, param };
   if (err.code === "unsupported_schema_keyword") return gatewayErrors.create("unsupported_schema_keyword", { detail: err.message }, extra);
-  if (err.code === "invalid_constraint") return gatewayErrors.create("invalid_request_error", { detail: err.message }, extra);
+  if (err.code === "invalid_constraint" || err.code === "schema_too_complex")
+    return gatewayErrors.create("invalid_request_error", { detail: err.message }, extra);
   return err;
 }
