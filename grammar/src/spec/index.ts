@@ -16,5 +16,5 @@ export {
 } from "./constraint-spec.ts";
 export { HarmonySpecial } from "./harmony-tokens.ts";
 export { pointer, resolvePointer } from "./json-pointer.ts";
-export { MAX_PATTERN_GROUP_DEPTH, MAX_SCHEMA_DEPTH } from "./schema-limits.ts";
+export { MAX_PATTERN_GROUP_DEPTH, MAX_PATTERN_REPEAT, MAX_SCHEMA_DEPTH, MAX_STRING_LENGTH } from "./schema-limits.ts";
 export { assertSchemaSupported, type JsonSchema, SUPPORTED_FORMATS } from "./schema-support.ts";

@@ -1,7 +1,7 @@
 /** The nesting limits a schema must keep for the grammar engine (schema-limits.ts). */
 import type { AppError } from "@expertmesh/common";
 import { describe, expect, it } from "vitest";
-import { MAX_PATTERN_GROUP_DEPTH, MAX_SCHEMA_DEPTH, patternGroupDepth } from "./schema-limits.ts";
+import { MAX_PATTERN_GROUP_DEPTH, MAX_PATTERN_REPEAT, MAX_SCHEMA_DEPTH, MAX_STRING_LENGTH, patternShape } from "./schema-limits.ts";
 import { assertSchemaSupported, type JsonSchema } from "./schema-support.ts";
 
 const str = { type: "string" };
@@ -56,7 +56,7 @@ describe("pattern groups", () => {
     ["\\(\\(\\(", 0],
     ["[(][(]", 0],
     ["(a|(b|(c)))", 3],
-  ])("%s nests %i deep", (p, depth) => expect(patternGroupDepth(p)).toBe(depth));
+  ])("%s nests %i deep", (p, depth) => expect(patternShape(p).groupDepth).toBe(depth));
 
   it(`accepts groups ${MAX_PATTERN_GROUP_DEPTH} deep and refuses one more`, () => {
     const pattern = (n: number) => ({ type: "string", pattern: `${"(".repeat(n)}a${")".repeat(n)}` });
@@ -64,5 +64,26 @@ describe("pattern groups", () => {
     const err = refusal(object(pattern(MAX_PATTERN_GROUP_DEPTH + 1)));
     expect(err?.code).toBe("schema_too_complex");
     expect(err?.message).toContain("#/properties/a/pattern nests groups deeper than 16");
+  });
+});
+
+describe("repetitions (their compile holds the worker's event loop)", () => {
+  it.each([
+    ["[a-z]{1,300}", 300],
+    ["^\\d{3}-\\d{4}$", 4],
+    ["x{7,}", 7],
+    ["\\{1000\\}", 0],
+    ["[{]1000}", 0],
+    ["a{,5}", 0],
+  ])("%s repeats at most %i times", (p, n) => expect(patternShape(p).largestRepeat).toBe(n));
+
+  it(`accepts maxLength ${MAX_STRING_LENGTH} and pattern counts up to ${MAX_PATTERN_REPEAT}, refuses more`, () => {
+    expect(refusal(object({ type: "string", maxLength: MAX_STRING_LENGTH }))).toBeUndefined();
+    expect(refusal(object({ type: "string", pattern: `^[a-z]{1,${MAX_PATTERN_REPEAT}}$` }))).toBeUndefined();
+    const long = refusal(object({ type: "string", maxLength: 500 }));
+    expect(long?.code).toBe("schema_too_complex");
+    expect(long?.message).toContain("#/properties/a/maxLength allows more than 16 characters");
+    const repeat = refusal(object({ type: "string", pattern: "^[a-z]{1,300}$" }));
+    expect(repeat?.message).toContain("#/properties/a/pattern repeats more than 64 times");
   });
 });

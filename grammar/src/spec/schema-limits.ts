@@ -1,10 +1,13 @@
 /**
- * How deep a schema constrained decoding accepts may nest. xgrammar's converters recurse on the
- * WebAssembly stack: a schema nested some fifty subschemas deep (fewer across $refs), or a pattern with
- * a few hundred nested groups, overflows it, and the module aborts — after which every compile in that
- * process fails, the Harmony guard of every later request included. So one request could disable a
- * worker's constrained decoding. Both limits sit well under where the module breaks (PERFORMANCE,
- * "Schemas that break the grammar engine") and far above what OpenAI's structured outputs accept.
+ * How deep a schema constrained decoding accepts may nest, and how long its repetitions may be.
+ * xgrammar's converters recurse on the WebAssembly stack: a schema nested some fifty subschemas deep
+ * (fewer across $refs), or a pattern with a few hundred nested groups, overflows it, and the module
+ * aborts — after which every compile in that process fails, the Harmony guard of every later request
+ * included, so one request could disable a worker's constrained decoding. And its compile time grows
+ * with maxLength and with a pattern's repetition counts (seconds for a maxLength of a few dozen), while
+ * the compile holds the worker's event loop. The nesting limits sit well under where the module breaks,
+ * the repetition limits where a compile stays under about a second on the development machine
+ * (PERFORMANCE, "Schemas that break the grammar engine, and schemas that stall it").
  */
 import { grammarErrors } from "../errors.ts";
 import { pointer, resolvePointer } from "./json-pointer.ts";
@@ -13,6 +16,10 @@ import { pointer, resolvePointer } from "./json-pointer.ts";
 export const MAX_SCHEMA_DEPTH = 32;
 /** Groups nested inside one another in a pattern. */
 export const MAX_PATTERN_GROUP_DEPTH = 16;
+/** The largest `maxLength` of a string. */
+export const MAX_STRING_LENGTH = 16;
+/** The largest count in a pattern's `{n}`, `{n,}` or `{n,m}`. */
+export const MAX_PATTERN_REPEAT = 64;
 
 /** Keywords whose value is one subschema, a list of them, or a name → subschema map (as schema-support.ts walks them). */
 const ONE = ["items", "additionalProperties"];
@@ -21,25 +28,34 @@ const MAPS = ["properties", "$defs", "definitions"];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** The deepest nesting of groups in a regex pattern (escapes and character classes skipped). */
-export function patternGroupDepth(pattern: string): number {
+/**
+ * What a regex pattern costs the grammar engine: the deepest nesting of its groups and the largest count
+ * in its bounded repetitions (`{n}`, `{n,}`, `{n,m}`), escapes and character classes skipped.
+ */
+export function patternShape(pattern: string): { groupDepth: number; largestRepeat: number } {
   let depth = 0;
-  let deepest = 0;
+  let groupDepth = 0;
+  let largestRepeat = 0;
   let inClass = false;
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
     if (c === "\\") i++;
     else if (inClass) inClass = c !== "]";
     else if (c === "[") inClass = true;
-    else if (c === "(") deepest = Math.max(deepest, ++depth);
+    else if (c === "(") groupDepth = Math.max(groupDepth, ++depth);
     else if (c === ")") depth = Math.max(0, depth - 1);
+    else if (c === "{") {
+      const m = /^\{(\d+)(?:,(\d*))?\}/.exec(pattern.slice(i, i + 64));
+      if (m) largestRepeat = Math.max(largestRepeat, Number(m[1]), Number(m[2] || 0));
+    }
   }
-  return deepest;
+  return { groupDepth, largestRepeat };
 }
 
 /**
- * Throws schema_too_complex when a subschema sits deeper than MAX_SCHEMA_DEPTH (following local $refs)
- * or a pattern nests groups deeper than MAX_PATTERN_GROUP_DEPTH. The walk stops at the limit, so it
+ * Throws schema_too_complex when a subschema sits deeper than MAX_SCHEMA_DEPTH (following local $refs),
+ * a pattern nests groups deeper than MAX_PATTERN_GROUP_DEPTH or repeats more than MAX_PATTERN_REPEAT
+ * times, or a maxLength exceeds MAX_STRING_LENGTH. The walk stops at the limit, so it
  * recurses at most MAX_SCHEMA_DEPTH + 1 frames; a $ref target is walked again only from a deeper point
  * than before (at most MAX_SCHEMA_DEPTH times), so shared definitions cost no more than that.
  */
@@ -54,11 +70,21 @@ export function assertSchemaWithinLimits(schema: unknown, where: string): void {
         path: pointer(path),
         detail: `nests deeper than ${MAX_SCHEMA_DEPTH} subschemas`,
       });
-    if (typeof node.pattern === "string" && patternGroupDepth(node.pattern) > MAX_PATTERN_GROUP_DEPTH)
+    if (typeof node.pattern === "string") {
+      const shape = patternShape(node.pattern);
+      const detail =
+        shape.groupDepth > MAX_PATTERN_GROUP_DEPTH
+          ? `nests groups deeper than ${MAX_PATTERN_GROUP_DEPTH}`
+          : shape.largestRepeat > MAX_PATTERN_REPEAT
+            ? `repeats more than ${MAX_PATTERN_REPEAT} times`
+            : undefined;
+      if (detail) throw grammarErrors.create("schema_too_complex", { where, path: pointer([...path, "pattern"]), detail });
+    }
+    if (typeof node.maxLength === "number" && node.maxLength > MAX_STRING_LENGTH)
       throw grammarErrors.create("schema_too_complex", {
         where,
-        path: pointer([...path, "pattern"]),
-        detail: `nests groups deeper than ${MAX_PATTERN_GROUP_DEPTH}`,
+        path: pointer([...path, "maxLength"]),
+        detail: `allows more than ${MAX_STRING_LENGTH} characters`,
       });
     for (const k of ONE) if (k in node) visit(node[k], depth + 1, [...path, k]);
     for (const k of LISTS)
